@@ -1,0 +1,35 @@
+# The two commands a user needs are `make demo` and `make test`; both set everything up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint venv tools clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# System tools the end-to-end tests and demo use (dig, kdig, nsd, knot, unbound, dnsperf).
+tools:
+	@bash scripts/ensure-tools.sh
+
+demo: $(STAMP) tools
+	$(BIN)/python -m enactor demo
+
+test: $(STAMP) tools
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check authd enactor resolver tests bench
+	$(BIN)/mypy authd/records.py authd/journal.py authd/zonefile.py
+
+bench: $(STAMP) tools
+	$(BIN)/python -m bench all
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,210 @@
+"""The record model every part shares: record sets keyed by (name, type, set identifier).
+
+Pure core: no I/O. A `RecordSet` is what Route 53 calls a resource record set: a plain RRset,
+one member of a weighted set (SetIdentifier + Weight), or an alias (AliasTarget instead of
+TTL and values). Names are stored canonically (absolute, lower-case, trailing dot) and rdata
+values in dnspython's canonical presentation form, so comparisons for DELETE-exact are exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+# Route 53 allows alias records of these types (AWS docs, "Choosing between alias and
+# non-alias records"). We follow aliases inside the server for all of them.
+ALIAS_TYPES = frozenset(
+    {"A", "AAAA", "CAA", "CNAME", "DS", "HTTPS", "MX", "NAPTR", "PTR", "SPF", "SRV", "SVCB", "TXT"}
+)
+MAX_WEIGHT = 255
+
+
+class RecordError(ValueError):
+    """A record set that cannot exist: bad name, type, value, weight or alias."""
+
+
+def canonical_name(text: str) -> str:
+    """Absolute, lower-case presentation form of a domain name (`\\052` becomes `*`)."""
+    try:
+        name = dns.name.from_text(text)
+    except dns.exception.DNSException as exc:
+        raise RecordError(f"invalid domain name {text!r}: {exc}") from exc
+    return name.canonicalize().to_text()
+
+
+def route53_name(name: str) -> str:
+    """The name as Route 53 prints it: `*` as `\\052` (ListResourceRecordSets does this)."""
+    return name.replace("*", "\\052")
+
+
+def canonical_type(text: str) -> str:
+    try:
+        return dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
+    except dns.exception.DNSException as exc:
+        raise RecordError(f"unknown record type {text!r}") from exc
+
+
+def canonical_value(rtype: str, text: str) -> str:
+    """One rdata value in canonical presentation form (absolute names, dnspython spelling)."""
+    try:
+        rd = dns.rdata.from_text(
+            dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root
+        )
+    except dns.exception.DNSException as exc:
+        raise RecordError(f"invalid {rtype} value {text!r}: {exc}") from exc
+    return rd.to_text()
+
+
+class RecordKey(NamedTuple):
+    """Identity of a record set in a zone: Route 53 keys on name, type and set identifier."""
+
+    name: str
+    rtype: str
+    set_identifier: str | None = None
+
+    def describe(self) -> str:
+        """Route 53's bracket form: `[name='x.api.aws.', type='A', set-identifier='lb-1']`."""
+        ident = f", set-identifier='{self.set_identifier}'" if self.set_identifier else ""
+        return f"[name='{self.name}', type='{self.rtype}'{ident}]"
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTarget:
+    """Route 53 AliasTarget: another name in the same hosted zone, followed like a symlink."""
+
+    dns_name: str
+    hosted_zone_id: str
+    evaluate_target_health: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dns_name", canonical_name(self.dns_name))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSet:
+    """A Route 53 resource record set. Frozen and hashable; equality is exact equality."""
+
+    name: str
+    rtype: str
+    ttl: int | None = None
+    values: tuple[str, ...] = ()
+    set_identifier: str | None = None
+    weight: int | None = None
+    alias: AliasTarget | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", canonical_name(self.name))
+        object.__setattr__(self, "rtype", canonical_type(self.rtype))
+        object.__setattr__(
+            self, "values", tuple(canonical_value(self.rtype, v) for v in self.values)
+        )
+
+    @property
+    def key(self) -> RecordKey:
+        return RecordKey(self.name, self.rtype, self.set_identifier)
+
+    @property
+    def is_alias(self) -> bool:
+        return self.alias is not None
+
+    @property
+    def is_weighted(self) -> bool:
+        return self.weight is not None
+
+    def problems(self) -> list[str]:
+        """What makes this record set invalid on its own (empty list when it is fine)."""
+        out: list[str] = []
+        if self.alias is not None:
+            if self.rtype not in ALIAS_TYPES:
+                out.append(f"Alias records of type {self.rtype} are not supported")
+            if self.ttl is not None or self.values:
+                out.append("An alias record set must not have a TTL or resource records")
+        else:
+            if self.ttl is None:
+                out.append("A record set must have a TTL unless it is an alias")
+            elif not 0 <= self.ttl <= 2**31 - 1:
+                out.append(f"TTL {self.ttl} is out of range 0..2147483647")
+            if not self.values:
+                out.append("A record set must have at least one resource record")
+            if len(set(self.values)) != len(self.values):
+                out.append("Duplicate Resource Record")
+        if (self.set_identifier is None) != (self.weight is None):
+            out.append("A weighted record set needs both SetIdentifier and Weight")
+        if self.weight is not None and not 0 <= self.weight <= MAX_WEIGHT:
+            out.append(f"Weight {self.weight} is out of range 0..{MAX_WEIGHT}")
+        if self.set_identifier is not None and not 1 <= len(self.set_identifier) <= 128:
+            out.append("SetIdentifier must be 1 to 128 characters")
+        return out
+
+    def same_as(self, other: RecordSet) -> bool:
+        """Route 53's DELETE-exact rule: TTL, values (as a set), weight, id and alias all match."""
+        return (
+            self.key == other.key
+            and self.ttl == other.ttl
+            and set(self.values) == set(other.values)
+            and self.weight == other.weight
+            and self.alias == other.alias
+        )
+
+    def replace(self, **changes: Any) -> RecordSet:
+        return dataclasses.replace(self, **changes)
+
+    # --- Route 53 JSON (the shape `aws route53 list-resource-record-sets` prints) ---------
+
+    @classmethod
+    def from_route53(cls, d: dict[str, Any]) -> RecordSet:
+        """Build from a ResourceRecordSet dict. Raises RecordError naming the field at fault."""
+        try:
+            alias = None
+            if "AliasTarget" in d:
+                at = d["AliasTarget"]
+                alias = AliasTarget(
+                    dns_name=str(at["DNSName"]),
+                    hosted_zone_id=str(at.get("HostedZoneId", "")),
+                    evaluate_target_health=bool(at.get("EvaluateTargetHealth", False)),
+                )
+            weight = d.get("Weight")
+            return cls(
+                name=str(d["Name"]),
+                rtype=str(d["Type"]),
+                ttl=int(d["TTL"]) if "TTL" in d else None,
+                values=tuple(str(rr["Value"]) for rr in d.get("ResourceRecords", [])),
+                set_identifier=str(d["SetIdentifier"]) if "SetIdentifier" in d else None,
+                weight=int(weight) if weight is not None else None,
+                alias=alias,
+            )
+        except KeyError as exc:
+            raise RecordError(f"missing field {exc.args[0]}") from exc
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, RecordError):
+                raise
+            raise RecordError(str(exc)) from exc
+
+    def to_route53(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"Name": route53_name(self.name), "Type": self.rtype}
+        if self.set_identifier is not None:
+            d["SetIdentifier"] = self.set_identifier
+        if self.weight is not None:
+            d["Weight"] = self.weight
+        if self.alias is not None:
+            d["AliasTarget"] = {
+                "HostedZoneId": self.alias.hosted_zone_id,
+                "DNSName": route53_name(self.alias.dns_name),
+                "EvaluateTargetHealth": self.alias.evaluate_target_health,
+            }
+        else:
+            d["TTL"] = self.ttl
+            d["ResourceRecords"] = [{"Value": v} for v in self.values]
+        return d
+
+
+def route53_sort_key(rs: RecordSet) -> tuple[tuple[str, ...], str, str]:
+    """Route 53 lists record sets by name with labels reversed, then type, then identifier."""
+    labels = tuple(reversed(rs.name.rstrip(".").split("."))) if rs.name != "." else ()
+    return (labels, rs.rtype, rs.set_identifier or "")

@@ -1,0 +1,11 @@
+"""The `enactor` command line (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="enactor")
+    parser.parse_args(argv)
+    return 0

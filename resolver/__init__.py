@@ -1,0 +1,1 @@
+"""resolver: a caching DNS resolver with RFC 2308 negative caching, and cache experiments."""

@@ -1,0 +1,11 @@
+"""The `resolver` command line (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="resolver")
+    parser.parse_args(argv)
+    return 0
