@@ -9,6 +9,7 @@ values in dnspython's canonical presentation form, so comparisons for DELETE-exa
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -30,7 +31,7 @@ class RecordError(ValueError):
 
 
 def canonical_name(text: str) -> str:
-    """Absolute, lower-case presentation form of a domain name (`\\052` becomes `*`)."""
+    """Absolute, lower-case presentation form of a domain name (RFC 1035 escapes)."""
     try:
         name = dns.name.from_text(text)
     except dns.exception.DNSException as exc:
@@ -38,9 +39,21 @@ def canonical_name(text: str) -> str:
     return name.canonicalize().to_text()
 
 
+_R53_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+_R53_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
 def route53_name(name: str) -> str:
-    """The name as Route 53 prints it: `*` as `\\052` (ListResourceRecordSets does this)."""
-    return name.replace("*", "\\052")
+    """The name as Route 53 prints it: characters other than a-z, 0-9, `-`, `_` as `\\ooo`.
+
+    Route 53 uses *octal* escapes (`*` is `\\052`), unlike RFC 1035's decimal `\\DDD`.
+    """
+    return "".join(c if c in _R53_PLAIN else f"\\{ord(c):03o}" for c in name)
+
+
+def from_route53_name(text: str) -> str:
+    """Decode Route 53's octal escapes, then canonicalise."""
+    return canonical_name(_R53_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text))
 
 
 def canonical_type(text: str) -> str:
@@ -165,13 +178,13 @@ class RecordSet:
             if "AliasTarget" in d:
                 at = d["AliasTarget"]
                 alias = AliasTarget(
-                    dns_name=str(at["DNSName"]),
+                    dns_name=from_route53_name(str(at["DNSName"])),
                     hosted_zone_id=str(at.get("HostedZoneId", "")),
                     evaluate_target_health=bool(at.get("EvaluateTargetHealth", False)),
                 )
             weight = d.get("Weight")
             return cls(
-                name=str(d["Name"]),
+                name=from_route53_name(str(d["Name"])),
                 rtype=str(d["Type"]),
                 ttl=int(d["TTL"]) if "TTL" in d else None,
                 values=tuple(str(rr["Value"]) for rr in d.get("ResourceRecords", [])),

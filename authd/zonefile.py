@@ -54,13 +54,8 @@ def parse_master(text: str, path: str, origin: str) -> LoadedZone:
         )
     except dns.exception.SyntaxError as exc:
         # dnspython formats these as "path:line: detail"
-        msg = str(exc)
-        prefix = f"{path}:"
-        if msg.startswith(prefix):
-            line_text, _, detail = msg[len(prefix):].partition(": ")
-            if line_text.isdigit():
-                raise ZoneLoadError(path, detail or msg, line=int(line_text)) from exc
-        raise ZoneLoadError(path, msg) from exc
+        line, detail = _syntax_error_line(text, path, origin, exc)
+        raise ZoneLoadError(path, detail, line=line) from exc
     except dns.zone.NoSOA as exc:
         raise ZoneLoadError(path, f"no SOA record at the zone apex {origin}") from exc
     except dns.zone.NoNS as exc:
@@ -80,7 +75,39 @@ def parse_master(text: str, path: str, origin: str) -> LoadedZone:
                     values=tuple(rd.to_text() for rd in rdataset),
                 )
             )
+    assert zone.origin is not None
     return LoadedZone(zone.origin.canonicalize().to_text(), tuple(sets), path)
+
+
+def _split_syntax_error(path: str, exc: Exception) -> tuple[int | None, str]:
+    msg = str(exc)
+    prefix = f"{path}:"
+    if msg.startswith(prefix):
+        line_text, _, detail = msg[len(prefix):].partition(": ")
+        if line_text.isdigit():
+            return int(line_text), detail or msg
+    return None, msg
+
+
+def _syntax_error_line(text: str, path: str, origin: str, exc: Exception) -> tuple[int | None, str]:
+    """The line at fault and a reason quoting it.
+
+    dnspython reports rdata errors after it has consumed the end of the line, so the line it
+    names can be one past the culprit. Re-parsing the text cut before that line tells which.
+    """
+    line, detail = _split_syntax_error(path, exc)
+    lines = text.splitlines()
+    if line is not None and line > 1:
+        head = "\n".join(lines[: line - 1]) + "\n"
+        try:
+            dns.zone.from_text(head, origin=origin, relativize=False, check_origin=False)
+        except dns.exception.SyntaxError:
+            line -= 1
+        except dns.exception.DNSException:
+            pass
+    if line is not None and 1 <= line <= len(lines):
+        detail = f"{detail.rstrip('.')} in {lines[line - 1].strip()!r}"
+    return line, detail
 
 
 def parse_route53_json(text: str, path: str, origin: str | None = None) -> LoadedZone:
