@@ -1,0 +1,219 @@
+"""In-process runs of real enactor machines against a Store, on virtual time.
+
+Pure core (no real clock, no sockets): a small discrete-event driver. Each actor is one
+enactor (`machine.step` over its own frozen state) whose actions go through the same
+`client.perform` as production, against an in-process Store (`authd.memstore.MemoryStore`).
+Time is virtual: an action costs `op_time` seconds, a `Sleep` wakes the actor later, and the
+driver always runs the actor that is ready first (ties by name), so every run is the same.
+
+Tests use it directly; `enactor.schedule` uses it to replay exact interleavings; the
+interleaving checker can use `Actor` and `perform` the same way.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from authd.records import RecordSet
+from enactor import machine as m
+from enactor.client import ChangeApi, perform
+from enactor.plan import Plan, lock_name, rollback_name, root_plan
+
+
+class PlanList:
+    """An in-memory plan store: `latest()` like PlanStore, plus `add`."""
+
+    def __init__(self, plans: list[Plan] | None = None):
+        self.plans: list[Plan] = list(plans or [])
+
+    def add(self, plan: Plan) -> None:
+        self.plans.append(plan)
+
+    def latest(self) -> Plan | None:
+        return max(self.plans, key=lambda p: p.number) if self.plans else None
+
+    def get(self, number: int) -> Plan | None:
+        return next((p for p in self.plans if p.number == number), None)
+
+
+class VirtualClock:
+    def __init__(self, t0: float):
+        self.t = t0
+
+    def now(self) -> float:
+        return self.t
+
+
+@dataclass
+class Actor:
+    cfg: m.Config
+    state: m.State
+    action: m.ActionT | None = None
+    ready_at: float = 0.0
+    crashed: str | None = None  # the traceback of the last crash
+    crashes: int = 0
+    steps: int = 0
+    log: list[str] = field(default_factory=list)
+    history: list[tuple[float, m.ActionT, m.ResultT]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+
+class Sim:
+    """Drive several enactors against one store on a virtual clock.
+
+    Args:
+        api: the store (in-process) every actor talks to.
+        plans: the plan source every actor reads.
+        t0: virtual epoch seconds at the start.
+        op_time: virtual seconds each non-sleep action takes.
+        restart_crashed: a crashed actor restarts from a fresh state on its next turn (as a
+            supervisor would restart the process), and may crash again.
+    """
+
+    def __init__(self, api: ChangeApi, plans: PlanList, t0: float = 1_760_940_000.0,
+                 op_time: float = 0.01, restart_crashed: bool = True,
+                 on_log: Callable[[float, str], None] | None = None):
+        self.api, self.plans = api, plans
+        self.clock = VirtualClock(t0)
+        self.op_time = op_time
+        self.restart_crashed = restart_crashed
+        self.actors: dict[str, Actor] = {}
+        self.on_log = on_log
+        self.timeline: list[tuple[float, str]] = []
+
+    def add(self, cfg: m.Config) -> Actor:
+        a = Actor(cfg, m.initial_state(), ready_at=self.clock.t)
+        self.actors[cfg.name] = a
+        self._advance(a, None)
+        return a
+
+    def _say(self, lines: tuple[str, ...] | list[str]) -> None:
+        for line in lines:
+            self.timeline.append((self.clock.t, line))
+            if self.on_log:
+                self.on_log(self.clock.t, line)
+
+    def _advance(self, a: Actor, result: m.ResultT | None) -> None:
+        try:
+            out = m.step(a.cfg, a.state, result)
+        except Exception as exc:  # noqa: BLE001 - a crash is an outcome we record
+            a.crashed = "".join(traceback.format_exception(exc))
+            a.crashes += 1
+            a.action = None
+            self._say([f"{a.name} CRASHED: {type(exc).__name__}: {exc}"])
+            return
+        a.state, a.action = out.state, out.action
+        a.log.extend(out.log)
+        self._say(out.log)
+        if isinstance(out.action, m.Sleep):
+            a.ready_at = self.clock.t + out.action.seconds
+        else:
+            a.ready_at = self.clock.t
+
+    def restart(self, name: str) -> None:
+        """The process restarts: all memory is lost, the machine starts from scratch."""
+        a = self.actors[name]
+        a.state, a.action, a.crashed = m.initial_state(), None, None
+        a.ready_at = self.clock.t
+        self._advance(a, None)
+
+    def step(self, name: str) -> tuple[m.ActionT, m.ResultT] | None:
+        """Run one action of actor `name` (restarting it first if it crashed)."""
+        a = self.actors[name]
+        if a.action is None:
+            if a.crashed is not None and self.restart_crashed:
+                self.restart(name)
+            if a.action is None:
+                return None
+        action = a.action
+        self.clock.t = max(self.clock.t, a.ready_at)
+        if isinstance(action, m.Sleep):
+            result: m.ResultT = m.Slept(self.clock.t)
+        else:
+            result = perform(self.api, self.plans, action, self.clock.now)
+            self.clock.t += self.op_time
+        a.steps += 1
+        a.history.append((self.clock.t, action, result))
+        self._advance(a, result)
+        return action, result
+
+    def next_actor(self) -> str | None:
+        ready = [(a.ready_at, n) for n, a in self.actors.items()
+                 if a.action is not None or (a.crashed is not None and self.restart_crashed)]
+        return min(ready)[1] if ready else None
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            n = self.next_actor()
+            if n is None:
+                return
+            self.step(n)
+
+    def run_until(self, pred: Callable[[], bool], max_steps: int = 10_000) -> bool:
+        for _ in range(max_steps):
+            if pred():
+                return True
+            n = self.next_actor()
+            if n is None:
+                return pred()
+            self.step(n)
+        return pred()
+
+    def run_for(self, seconds: float, max_steps: int = 100_000) -> None:
+        end = self.clock.t + seconds
+        for _ in range(max_steps):
+            n = self.next_actor()
+            if n is None or self.actors[n].ready_at > end:
+                self.clock.t = max(self.clock.t, end)
+                return
+            self.step(n)
+
+
+# --- observing the zone the way DNS would (for assertions and the timeline) ------------------
+
+
+def addresses(api: ChangeApi, zone_id: str, name: str, rtype: str, depth: int = 8) -> set[str]:
+    """Every address a query for (name, rtype) could return: aliases followed like symlinks,
+    weighted sets expanded over members with weight > 0 (all of them when every weight is 0,
+    as Route 53 does). Empty = the outage: NOERROR with zero answers."""
+    if depth == 0:
+        return set()
+    sets = api.get_record_sets(zone_id, name, rtype)
+    if not sets:
+        return set()
+    if any(rs.weight is not None for rs in sets):
+        live = [rs for rs in sets if rs.weight]
+        sets = live or list(sets)
+    out: set[str] = set()
+    for rs in sets:
+        if rs.alias is not None:
+            out |= addresses(api, zone_id, rs.alias.dns_name, rtype, depth - 1)
+        else:
+            out |= set(rs.values)
+    return out
+
+
+def active_plan(api: ChangeApi, zone_id: str, endpoint: str, rtype: str = "A") -> int | None:
+    return _alias_plan(api.get_record_sets(zone_id, endpoint, rtype), endpoint)
+
+
+def rollback_plan(api: ChangeApi, zone_id: str, endpoint: str, rtype: str = "A") -> int | None:
+    return _alias_plan(api.get_record_sets(zone_id, rollback_name(endpoint), rtype), endpoint)
+
+
+def _alias_plan(sets: list[RecordSet], endpoint: str) -> int | None:
+    if len(sets) != 1 or sets[0].alias is None:
+        return None
+    return root_plan(sets[0].alias.dns_name, endpoint)
+
+
+def lock_holder(api: ChangeApi, zone_id: str, endpoint: str) -> tuple[str, int] | None:
+    sets = api.get_record_sets(zone_id, lock_name(endpoint), "TXT")
+    if not sets or not sets[0].values:
+        return None
+    return m.parse_lock(sets[0].values[0])
