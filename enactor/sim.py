@@ -77,11 +77,13 @@ class Sim:
 
     def __init__(self, api: ChangeApi, plans: PlanList, t0: float = 1_760_940_000.0,
                  op_time: float = 0.01, restart_crashed: bool = True,
-                 on_log: Callable[[float, str], None] | None = None):
+                 on_log: Callable[[float, str], None] | None = None,
+                 restart_delay: float = 1.0):
         self.api, self.plans = api, plans
         self.clock = VirtualClock(t0)
         self.op_time = op_time
         self.restart_crashed = restart_crashed
+        self.restart_delay = restart_delay
         self.actors: dict[str, Actor] = {}
         self.on_log = on_log
         self.timeline: list[tuple[float, str]] = []
@@ -105,6 +107,7 @@ class Sim:
             a.crashed = "".join(traceback.format_exception(exc))
             a.crashes += 1
             a.action = None
+            a.ready_at = self.clock.t + self.restart_delay
             self._say([f"{a.name} CRASHED: {type(exc).__name__}: {exc}"])
             return
         a.state, a.action = out.state, out.action
@@ -120,13 +123,21 @@ class Sim:
         a = self.actors[name]
         a.state, a.action, a.crashed = m.initial_state(), None, None
         a.ready_at = self.clock.t
+        self._say([f"{name} (re)started"])
         self._advance(a, None)
+
+    def kill(self, name: str) -> None:
+        """The process dies (no traceback: SIGKILL); it stays down until `restart`."""
+        a = self.actors[name]
+        a.action, a.crashed = None, None
+        self._say([f"{name} KILLED"])
 
     def step(self, name: str) -> tuple[m.ActionT, m.ResultT] | None:
         """Run one action of actor `name` (restarting it first if it crashed)."""
         a = self.actors[name]
         if a.action is None:
             if a.crashed is not None and self.restart_crashed:
+                self.clock.t = max(self.clock.t, a.ready_at)
                 self.restart(name)
             if a.action is None:
                 return None
@@ -143,9 +154,11 @@ class Sim:
         return action, result
 
     def next_actor(self) -> str | None:
-        ready = [(a.ready_at, n) for n, a in self.actors.items()
-                 if a.action is not None or (a.crashed is not None and self.restart_crashed)]
+        ready = [(a.ready_at, n) for n, a in self.actors.items() if self.runnable(a)]
         return min(ready)[1] if ready else None
+
+    def runnable(self, a: Actor) -> bool:
+        return a.action is not None or (a.crashed is not None and self.restart_crashed)
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
@@ -217,3 +230,87 @@ def lock_holder(api: ChangeApi, zone_id: str, endpoint: str) -> tuple[str, int] 
     if not sets or not sets[0].values:
         return None
     return m.parse_lock(sets[0].values[0])
+
+
+# --- the schedule driver over a Sim -------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    t: float
+    answers: dict[str, int]  # "name TYPE" -> number of possible addresses (0 = the outage)
+    active: int | None
+    note: str = ""
+
+
+class SimDriver:
+    """`enactor.schedule.Driver` over an in-process Sim (the outage without processes)."""
+
+    def __init__(self, sim: Sim, capacity_fn: Callable[[int], Plan],
+                 watch: list[tuple[str, str, str]]):
+        """`capacity_fn(n)` makes plan n; `watch` lists (zone, name, rtype) to sample."""
+        self.sim, self.capacity_fn, self.watch = sim, capacity_fn, watch
+        self.samples: list[Sample] = []
+        self.events: list[tuple[float, str, str]] = []  # (t, actor, label) of batches
+
+    def pending(self, actor: str) -> m.ActionT | None:
+        a = self.sim.actors[actor]
+        if a.action is None and a.crashed is not None and self.sim.restart_crashed:
+            self.sim.clock.t = max(self.sim.clock.t, a.ready_at)
+            self.sim.restart(actor)
+        return a.action
+
+    def go(self, actor: str) -> tuple[m.ActionT, bool]:
+        out = self.sim.step(actor)
+        assert out is not None
+        return out[0], self.sim.actors[actor].crashed is not None
+
+    def emit_plan(self) -> int:
+        latest = self.sim.plans.latest()
+        n = latest.number + 1 if latest else 1
+        self.sim.plans.add(self.capacity_fn(n))
+        self.sim._say([f"planner wrote plan-{n:04d}"])
+        return n
+
+    def zone_id(self, zone: str) -> str:
+        return self.sim.api.find_zone_by_name(zone).id
+
+    def sample(self, note: str = "") -> Sample:
+        counts = {}
+        active = None
+        for zone, name, rtype in self.watch:
+            zid = self.zone_id(zone)
+            counts[f"{name} {rtype}"] = len(addresses(self.sim.api, zid, name, rtype))
+            if active is None:
+                active = active_plan(self.sim.api, zid, name, rtype)
+        s = Sample(self.sim.clock.t, counts, active, note)
+        self.samples.append(s)
+        return s
+
+    def delete_tree(self, plan: int) -> None:
+        from authd.store import Action, Change  # local: only the operator path needs it
+
+        for zone, name, _ in {(z, n, "") for z, n, _ in self.watch}:
+            zid = self.zone_id(zone)
+            recs = [rs for rs in self.sim.api.record_sets(zid)
+                    if rs.name.endswith(f"plan-{plan:04d}.{name}")]
+            recs.sort(key=lambda rs: rs.weight is None)
+            if recs:
+                self.sim.api.change_batch(zid, [Change(Action.DELETE, rs) for rs in recs],
+                                          "operator: delete a tree by hand")
+                self.sim._say([f"OPERATOR deleted the plan-{plan:04d} tree of {name} by hand"])
+
+    def kill(self, actor: str) -> None:
+        self.sim.kill(actor)
+
+    def restart(self, actor: str) -> None:
+        self.sim.restart(actor)
+
+    def advance(self, seconds: float) -> None:
+        self.sim.clock.t += seconds
+
+    def run_free(self, seconds: float) -> None:
+        self.sim.run_for(seconds)
+
+    def note(self, text: str) -> None:
+        self.sim._say([f"-- {text}"])
