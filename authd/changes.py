@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from authd.records import RecordKey, RecordSet
@@ -71,6 +71,9 @@ class Accepted:
 
     puts: tuple[RecordSet, ...]
     deletes: tuple[RecordKey, ...]
+    # record sets the zone gains (new keys put minus keys deleted), so a store can keep its
+    # count without counting the zone
+    net_new: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,13 +331,18 @@ def plan_batch(
 
     if problems:
         return Rejected(tuple(dict.fromkeys(problems)))  # one line per distinct problem
-    puts = tuple(rs for rs in overlay.written.values() if rs is not None)
-    deletes = tuple(
-        key
-        for key, rs in overlay.written.items()
-        if rs is None and overlay.base_at(key.name, key.rtype).get(key.set_identifier) is not None
-    )
-    return Accepted(puts, deletes)
+    puts: list[RecordSet] = []
+    deletes: list[RecordKey] = []
+    net_new = 0
+    for key, rs in overlay.written.items():
+        existed = key.set_identifier in overlay.base_at(key.name, key.rtype)
+        if rs is not None:
+            puts.append(rs)
+            net_new += 0 if existed else 1
+        elif existed:
+            deletes.append(key)
+            net_new -= 1
+    return Accepted(tuple(puts), tuple(deletes), net_new)
 
 
 # --- the SOA serial, bumped by every accepted batch ----------------------------------------
