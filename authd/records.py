@@ -9,6 +9,7 @@ values in dnspython's canonical presentation form, so comparisons for DELETE-exa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ class RecordError(ValueError):
     """A record set that cannot exist: bad name, type, value, weight or alias."""
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; the checker builds the same sets millions of times
 def canonical_name(text: str) -> str:
     """Absolute, lower-case presentation form of a domain name (RFC 1035 escapes)."""
     try:
@@ -56,6 +58,7 @@ def from_route53_name(text: str) -> str:
     return canonical_name(_R53_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; the checker builds the same sets millions of times
 def canonical_type(text: str) -> str:
     try:
         return dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
@@ -63,6 +66,7 @@ def canonical_type(text: str) -> str:
         raise RecordError(f"unknown record type {text!r}") from exc
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; the checker builds the same sets millions of times
 def canonical_value(rtype: str, text: str) -> str:
     """One rdata value in canonical presentation form (absolute names, dnspython spelling)."""
     try:
