@@ -202,6 +202,14 @@ class Explorer:
         self.snaps: list[Any] = []
         self.agent_ids: dict[Hashable, int] = {}
         self.cur = -1
+        self.facts_by_id: dict[int, StoreFacts] = {}
+        # (enactor, its state number, store number, ticks, planner) -> the transition's outcome.
+        # `machine.step` and the store are deterministic, so one run of a transition stands
+        # for every state that shares those parts (the other enactors' states do not enter
+        # it). Agent numbers leave out `draws` and `now`: the outcome's `draws` may then be
+        # another path's, which only changes sleep lengths (ignored here; the in-process
+        # replay recomputes them).
+        self.memo: dict[tuple[int, int, int, int, int], tuple[Agent, int, int, Move]] = {}
         self.transitions = 0
 
     # --- store snapshots ---
@@ -242,8 +250,7 @@ class Explorer:
     def can_tick(self, node: Node) -> bool:
         if node.ticks >= self.opts.bounds.ticks:
             return False
-        self._at(node.store)
-        return any(v is not None for _, v in self.checker.facts(self.store).locks)
+        return any(v is not None for _, v in self.facts(node).locks)
 
     def choices(self, node: Node) -> list[int]:
         n = len(self.names)
@@ -266,6 +273,13 @@ class Explorer:
             return Node(node.store, node.agents, node.ids, node.planner + 1, node.ticks, node.depth + 1), Move("planner")
         if choice == n + 1:
             return Node(node.store, node.agents, node.ids, node.planner, node.ticks + 1, node.depth + 1), Move("clock")
+        mk = (choice, node.ids[choice], node.store, node.ticks, node.planner)
+        hit = self.memo.get(mk)
+        if hit is not None:
+            agent, aid, key, mv = hit
+            return (Node(key, node.agents[:choice] + (agent,) + node.agents[choice + 1:],
+                         node.ids[:choice] + (aid,) + node.ids[choice + 1:],
+                         node.planner, node.ticks, node.depth + 1), mv)
         self._at(node.store)
         self.plans.n = node.planner
         now = self.now(node)
@@ -280,10 +294,12 @@ class Explorer:
                                   plans_done=node.planner >= self.opts.bounds.plans)
         wrote = isinstance(action, m.SubmitBatch) and isinstance(done[0][1], m.BatchAccepted)
         key = self._intern() if wrote else node.store
+        aid = self._aid(agent)
+        mv = Move(self.names[choice], tuple(done), tuple(log))
+        self.memo[mk] = (agent, aid, key, mv)
         agents = node.agents[:choice] + (agent,) + node.agents[choice + 1:]
-        ids = node.ids[:choice] + (self._aid(agent),) + node.ids[choice + 1:]
-        return (Node(key, agents, ids, node.planner, node.ticks, node.depth + 1),
-                Move(self.names[choice], tuple(done), tuple(log)))
+        ids = node.ids[:choice] + (aid,) + node.ids[choice + 1:]
+        return Node(key, agents, ids, node.planner, node.ticks, node.depth + 1), mv
 
     def _act(self, cfg: m.Config, st: m.State, action: m.ActionT, now: float, log: list[str],
              done: list[tuple[m.ActionT, m.ResultT | None]]) -> Agent:
@@ -327,19 +343,21 @@ class Explorer:
         return (node.store, node.ids, node.planner, node.ticks)
 
     def facts(self, node: Node) -> StoreFacts:
-        self._at(node.store)
-        return self.checker.facts(self.store)
+        f = self.facts_by_id.get(node.store)
+        if f is None:
+            self._at(node.store)
+            f = self.facts_by_id[node.store] = self.checker.facts(self.store)
+        return f
 
     def violations(self, before: Node | None, node: Node) -> list[Violation]:
         f = self.facts(node)
         vs = list(f.violations)
-        for name, (_, _, crashed) in zip(self.names, node.agents):
+        for name, (_, _, crashed) in zip(self.names, node.agents, strict=False):
             if crashed:
                 vs.append(Violation(Inv.NO_CRASH, f"{name} crashed"))
         vs += check_locks(f, self.names, [a[0] for a in node.agents], self.now(node))
         if before is not None and before.store != node.store:
             vs += check_monotonic(self.facts(before), f)
-            self._at(node.store)
         if self.quiescent(node):
             vs += check_newest(f, [e.name for e in self.eps], node.planner)
         return vs
@@ -361,7 +379,7 @@ class Explorer:
         return any(st.attempt > b.lock_losses for st, _, _ in node.agents)
 
     def frozen(self, node: Node) -> list[str]:
-        return [f"{n}: {st.last_error}" for n, (st, _, c) in zip(self.names, node.agents)
+        return [f"{n}: {st.last_error}" for n, (st, _, c) in zip(self.names, node.agents, strict=False)
                 if st.phase is m.Phase.FROZEN]
 
 
@@ -636,3 +654,255 @@ def to_schedule(trace: Iterable[Move], names: Sequence[str], description: str,
         for _ in range(3):
             steps += [{"do": "run", "seconds": 4}, {"do": "sample"}]
     return Schedule(list(names), steps, description, extra=dict(extra or {}))
+
+
+# --- in-process replay and the timeline ------------------------------------------------------
+
+
+def clock_text(t: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%H:%M:%S.%f")[:-4]
+
+
+def format_timeline(lines: Iterable[tuple[float, str]]) -> str:
+    """One line per decision: `HH:MM:SS.ss  who what`, as `enactor outage` prints it."""
+    return "\n".join(f"{clock_text(t)}  {text}" for t, text in lines)
+
+
+@dataclass
+class Replay:
+    timeline: list[tuple[float, str]]
+    violations: list[Violation]  # at the end of the counterexample (before the aftermath)
+    outage: bool  # some stable name answered NOERROR with 0 addresses at some sample
+
+
+def replay_in_process(sched: Any, defects: frozenset[m.Defect], endpoints: str = "dual") -> Replay:
+    """Run a schedule through `enactor.sim` (the enactor helper's in-process driver: same
+    machine, client and store, virtual time with real sleep lengths), sampling DNS through the
+    invariants' answer logic. The violation is taken where the aftermath begins."""
+    from enactor.schedule import Schedule, run_schedule
+    from enactor.sim import PlanList, Sim, SimDriver
+
+    store = seeded_store()
+    timeline: list[tuple[float, str]] = []
+    sim = Sim(store, PlanList([plan_n(1, endpoints)]), t0=T0,
+              on_log=lambda t, line: timeline.append((t, line)))
+    for n in sched.actors:
+        sim.add(m.Config(n, defects=defects))
+    names = watched(endpoints_for("both"))
+    checker = StoreChecker(names)
+    drv = SimDriver(sim, lambda k: plan_n(k, endpoints), [(w.zone, w.name, t) for w in names for t in w.rtypes])
+    outage = False
+    last = [""]
+
+    def sample(note: str = "") -> None:
+        nonlocal outage
+        parts = []
+        for name, t, lo, hi in checker.resolver.counts(store):
+            if lo == 0:
+                outage = True
+                parts.append(f"{name} {t}: NOERROR, ANSWER 0")
+            else:
+                parts.append(f"{name} {t}: {lo}" + (f"-{hi}" if hi != lo else "") + " address(es)")
+        act = dict(checker.facts(store).active)
+        actives = ", ".join(f"{e} -> {plan_label(n) if n is not None else 'nothing'}" for e, n in act.items())
+        line = f"DNS {' | '.join(parts)}  [alias {actives}]"
+        if line != last[0] or note:  # one line per change of what DNS answers
+            timeline.append((sim.clock.t, line + (f"  ({note})" if note else "")))
+            last[0] = line
+
+    drv.sample = sample  # type: ignore[method-assign]
+    body = [s for s in sched.steps if s.get("do") != "run"]
+    cut = len(body)
+    while cut and sched.steps[cut - 1].get("do") == "sample":
+        cut -= 1
+    main_part = Schedule(sched.actors, sched.steps[:cut] if cut < len(sched.steps) else sched.steps,
+                         sched.description)
+    rest = Schedule(sched.actors, sched.steps[len(main_part.steps):], sched.description)
+    run_schedule(main_part, drv)
+    vs = list(checker.facts(store).violations)
+    for a in sim.actors.values():
+        if a.crashed is not None:
+            vs.append(Violation(Inv.NO_CRASH, f"{a.name} crashed"))
+    run_schedule(rest, drv)
+    return Replay(timeline, vs, outage)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+HELP = """Explore the interleavings of the REAL enactor code (enactor.machine over the real
+MemoryStore and change-batch rules), check the invariants after every step, and print the
+shortest counterexample as a timeline plus a schedule file that `enactor outage --schedule`
+replays against real processes.
+
+Invariants: """ + "; ".join(f"{i.value}: {h}" for i, h in __import__(
+    "enactor.invariants", fromlist=["INV_HELP"]).INV_HELP.items())
+
+
+def build_parser(prog: str = "enactor check") -> Any:
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--defects", default="fixed", metavar="LIST",
+                   help="which 2025 behaviours to switch on: 'fixed' (default: the fixed design), "
+                        "'2025' (all three), or a comma list of stale-check-before-lock, "
+                        "cleaner-by-age, rollback-crash-on-missing")
+    p.add_argument("--each-defect", action="store_true",
+                   help="check each single defect switch alone and report, per invariant, the "
+                        "shortest violation or that none occurs within the bounds")
+    p.add_argument("--enactors", type=int, default=2, metavar="N",
+                   help="enactor instances (default 2, the Spin model's bound; a counterexample "
+                        "with 2 is also one with more)")
+    p.add_argument("--plans", type=int, default=4, metavar="P",
+                   help="the newest plan the planner may write; plan 1 is active at the start "
+                        "(default 4)")
+    p.add_argument("--lock-losses", type=int, default=2, metavar="L",
+                   help="most consecutive failures to get the lock per enactor; states beyond "
+                        "are not expanded (default 2)")
+    p.add_argument("--ticks", type=int, default=1, metavar="T",
+                   help="times virtual time may jump 31 s so every held lock expires "
+                        "(takeover paths; default 1)")
+    p.add_argument("--depth", type=int, default=0, metavar="D",
+                   help="most transitions per schedule (default 0: no bound)")
+    p.add_argument("--endpoints", choices=("dual", "legacy", "both"), default="dual",
+                   help="endpoints the plans carry: the dual-stack api.aws name (A+AAAA), the "
+                        "IPv4-only amazonaws.com name (A), or both (default dual)")
+    p.add_argument("--invariants", default="", metavar="LIST",
+                   help="invariants whose violation ends the search (comma list or 'all'); "
+                        "default: all for the fixed design, 'resolves' (the outage) with defects; "
+                        "others broken on the way are reported")
+    p.add_argument("--random", type=float, default=0.0, metavar="SECONDS",
+                   help="random mode: seeded random schedules for this many seconds, beyond the "
+                        "exhaustive bounds (lock losses unbounded)")
+    p.add_argument("--seed", type=int, default=1, help="first seed of random mode (run i uses seed+i)")
+    p.add_argument("--max-steps", type=int, default=400, metavar="K",
+                   help="transitions per random schedule before its fair finish (default 400)")
+    p.add_argument("--budget", type=float, default=0.0, metavar="SECONDS",
+                   help="stop exhaustive search after this long and say it was not exhausted "
+                        "(default 0: none)")
+    p.add_argument("--save", default="", metavar="FILE",
+                   help="where to write the counterexample schedule (default "
+                        "counterexample-<defects>.json when a violation is found; '-' for none)")
+    p.add_argument("--no-timeline", action="store_true",
+                   help="do not replay the counterexample in-process to print its timeline")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+    import sys
+
+    from enactor.invariants import parse_invariants
+
+    args = build_parser().parse_args(argv)
+    try:
+        defects = m.parse_defects(args.defects)
+        targets = (parse_invariants(args.invariants) if args.invariants
+                   else frozenset(Inv) if not defects else frozenset({Inv.RESOLVES}))
+    except ValueError as exc:
+        print(f"enactor check: {exc}", file=sys.stderr)
+        return 2
+    bounds = Bounds(args.enactors, args.plans, args.lock_losses, args.ticks, args.depth, args.endpoints)
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        if args.each_defect:
+            reports = []
+            for d in m.Defect:
+                if progress:
+                    progress(f"-- defect {d.value} alone")
+                reports.append(explore(Options(frozenset({d}), bounds, frozenset(Inv), collect=True,
+                                               time_budget=args.budget, progress=progress)))
+            if args.json:
+                print(json.dumps([r.to_json() for r in reports], indent=1))
+            else:
+                for r in reports:
+                    print(_defect_summary(r))
+            return 0
+        opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress)
+        rep = random_runs(opts, args.seed, args.max_steps) if args.random else explore(opts)
+    except ValueError as exc:
+        print(f"enactor check: {exc}", file=sys.stderr)
+        return 2
+    doc = rep.to_json()
+    text = [_summary(rep)]
+    if rep.found:
+        f = rep.found[0]
+        names = list(NAMES[: bounds.enactors])
+        desc = (f"enactor check --defects {rep.defects}: {f.violation.text()} "
+                f"after {f.depth} steps (shortest)" if rep.mode == "exhaustive" else
+                f"enactor check --random, seed {rep.failing_seed}: {f.violation.text()}")
+        sched = to_schedule(f.trace, names, desc, extra={
+            "checker": {"defects": rep.defects, "bounds": dataclasses.asdict(bounds),
+                        "invariant": f.violation.inv.value, "depth": f.depth}})
+        path = args.save or f"counterexample-{rep.defects.replace(',', '+')}.json"
+        if path != "-":
+            sched.dump(path)
+            doc["schedule_file"] = path
+            text.append(f"schedule saved to {path}; replay it against real processes with "
+                        f"`enactor outage --schedule {path}`")
+        text.append("")
+        text.append(f"shortest counterexample ({f.depth} steps):" if rep.mode == "exhaustive"
+                    else f"counterexample ({f.depth} steps):")
+        for i, mv in enumerate(f.trace, 1):
+            text.append(f"  {i:3d}. {mv.who:10s} {mv.text()}")
+        if not args.no_timeline:
+            rp = replay_in_process(sched, defects, bounds.endpoints)
+            doc["replay"] = {"violations": [v.text() for v in rp.violations], "outage": rp.outage,
+                             "timeline": [[round(t, 3), line] for t, line in rp.timeline]}
+            text += ["", "timeline (in-process replay of the schedule, then a free-running aftermath):",
+                     format_timeline(rp.timeline)]
+            same = any(v.inv is f.violation.inv for v in rp.violations)
+            text.append(f"replay: {'reproduces' if same else 'DOES NOT reproduce'} "
+                        f"{f.violation.inv.value}")
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print("\n".join(text))
+    return 1 if rep.found else 0
+
+
+def _summary(rep: Report) -> str:
+    b = rep.bounds
+    head = (f"enactor check ({rep.mode}, defects: {rep.defects}; {b.enactors} enactors, plans up to "
+            f"{b.plans}, <= {b.lock_losses} lock losses in a row, {b.ticks} lock expiry jump(s), "
+            f"endpoints {b.endpoints}; answers via {rep.answer_logic})")
+    rate = f"{rep.states / rep.seconds:,.0f} states/s" if rep.seconds else ""
+    if rep.mode == "random":
+        counts = f"{rep.runs} runs (seed {rep.seed}), {rep.states:,} steps, deepest {rep.depth}, {rep.seconds:.1f}s"
+    else:
+        counts = (f"{rep.states:,} states explored, {rep.distinct:,} distinct, depth {rep.depth}, "
+                  f"{rep.seconds:.1f}s, {rate}; {rep.cut:,} states at a bound")
+    if rep.found:
+        verdict = f"VIOLATION: {rep.found[0].violation.text()} (at depth {rep.found[0].depth})"
+    elif rep.mode == "random":
+        verdict = "no violation"
+    else:
+        verdict = "no violation" + ("" if rep.exhausted else " so far (NOT exhausted: budget ran out)")
+    lines = [head, counts, verdict]
+    if rep.also:
+        lines.append("also broken on the way (not search targets): " +
+                     ", ".join(f"{k} at depth {v}" for k, v in sorted(rep.also.items(), key=lambda kv: kv[1])))
+    for fr in rep.frozen:
+        lines.append(f"FROZEN (allowed): {fr}")
+    return "\n".join(lines)
+
+
+def _defect_summary(rep: Report) -> str:
+    found = {f.violation.inv: f for f in rep.found}
+    lines = [f"defect {rep.defects} alone: {rep.states:,} states, {rep.distinct:,} distinct, "
+             f"{rep.seconds:.1f}s, {'exhausted' if rep.exhausted or len(found) == len(Inv) else 'NOT exhausted'}"]
+    for inv in Inv:
+        f = found.get(inv)
+        if f is not None:
+            lines.append(f"  {inv.value:10s} BREAKS at depth {f.depth}: {f.violation.detail}")
+        else:
+            lines.append(f"  {inv.value:10s} holds within the bounds")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -246,7 +246,7 @@ class StoreChecker:
 def lock_believers(names: Sequence[str], states: Sequence[m.State], now: float) -> dict[str, list[tuple[str, str]]]:
     """endpoint -> [(enactor, lock value)] for every enactor that believes it holds a live lock."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for who, st in zip(names, states):
+    for who, st in zip(names, states, strict=False):
         if st.lock is None or st.plan is None or st.ep >= len(st.plan.endpoints):
             continue
         parsed = m.parse_lock(st.lock)
@@ -283,7 +283,10 @@ def check_monotonic(before: StoreFacts, after: StoreFacts) -> list[Violation]:
 
 def check_newest(facts: StoreFacts, endpoints: Iterable[str], newest: int) -> list[Violation]:
     act = dict(facts.active)
-    return [Violation(Inv.EVENTUALLY, f"{ep} is at "
-                      f"{'plan-%04d' % act[ep] if act.get(ep) is not None else 'nothing'}, "
-                      f"not the newest plan-{newest:04d}")
-            for ep in endpoints if act.get(ep) != newest]
+    out = []
+    for ep in endpoints:
+        n = act.get(ep)
+        if n != newest:
+            at = f"plan-{n:04d}" if n is not None else "nothing"
+            out.append(Violation(Inv.EVENTUALLY, f"{ep} is at {at}, not the newest plan-{newest:04d}"))
+    return out
