@@ -96,6 +96,7 @@ class Options:
     progress: Callable[[str], None] | None = None
     progress_every: float = 5.0
     use_index: bool | None = None  # None: the real answer logic when installed
+    reduce: bool = True  # partial-order reduction (fixed design only; see Explorer.reduced)
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -177,8 +178,35 @@ def _outcome(r: m.ResultT | None) -> str:
 TICK = 31.0  # lock TTL (30 s) + 1: a jump that expires every lock written before it
 
 
-_KEY_FIELDS = [f.name for f in dataclasses.fields(m.State) if f.name not in ("now", "draws")]
-_state_key = operator.attrgetter(*_KEY_FIELDS)  # State without `now` and `draws`
+# State fields no decision reads: `now` is overwritten by the next result before anything
+# reads it; `draws` only sets sleep lengths (ignored by the virtual clock); `worked`,
+# `installed`, `note`, `last_error` and `status` feed log lines and `enactor status` only
+# (machine.py: read solely to word or de-duplicate a log line). Two states that differ only
+# there make the same actions forever, so they are one state for the search.
+_UNREAD = ("now", "draws", "worked", "installed", "note", "last_error", "status")
+_KEY_FIELDS = [f.name for f in dataclasses.fields(m.State) if f.name not in _UNREAD]
+_getter = operator.attrgetter(*_KEY_FIELDS)
+# Dead values, per phase (a liveness reading of machine.py): `active` is read only by the
+# *_ROOT handlers and `flip`, and every path into them sets it first (`read_root`); `reads`
+# is read only while gathering a group (PEEK, CHECK, FLIP_READ) and by `flip` (FLIP_READ_ROOT);
+# every other path resets it (`read_group`) before reading it.
+_P = m.Phase
+_LIVE = {
+    "active": frozenset({_P.PEEK_ROOT, _P.CHECK_ROOT, _P.FLIP_READ_ROOT}),
+    "reads": frozenset({_P.PEEK, _P.CHECK, _P.FLIP_READ, _P.FLIP_READ_ROOT}),
+}
+_DEAD_AT = [(_KEY_FIELDS.index(f), live) for f, live in _LIVE.items()]
+
+
+def _state_key(st: m.State) -> tuple[Any, ...]:
+    k = _getter(st)
+    dead = [i for i, live in _DEAD_AT if st.phase not in live]
+    if not dead:
+        return k
+    out = list(k)
+    for i in dead:
+        out[i] = None
+    return tuple(out)
 
 
 class Explorer:
@@ -202,6 +230,7 @@ class Explorer:
         self.snaps: list[Any] = []
         self.agent_ids: dict[Hashable, int] = {}
         self.cur = -1
+        self.por = opts.reduce and not opts.defects
         self.facts_by_id: dict[int, StoreFacts] = {}
         # (enactor, its state number, store number, ticks, planner) -> the transition's outcome.
         # `machine.step` and the store are deterministic, so one run of a transition stands
@@ -261,6 +290,33 @@ class Explorer:
         if self.can_tick(node):
             out.append(n + 1)
         return out
+
+    def reduced(self, node: Node, cs: list[int]) -> list[int]:
+        """Partial-order reduction (persistent set of one), fixed design only: a point read or
+        listing by the enactor that holds its endpoint's live lock, when time can no longer
+        jump. Nobody else can write the zone until that enactor releases (every other batch
+        carries a preamble that DELETEs a lock value the store no longer has, and the lock
+        cannot expire), so the read commutes with everything the others can do meanwhile;
+        it changes no invariant's input, and a run of such reads always ends in a batch (no
+        cycle ignores the others). One order stands for all."""
+        if not self.por or len(self.names) + 1 in cs:
+            return cs
+        now = self.now(node)
+        locks = None
+        for i in cs:
+            if i >= len(self.names):
+                continue
+            st, act, _ = node.agents[i]
+            if not isinstance(act, m.ReadRecords | m.ListRecords) or st.lock is None or st.plan is None:
+                continue
+            parsed = m.parse_lock(st.lock)
+            if parsed is None or parsed[1] <= now:
+                continue
+            if locks is None:
+                locks = dict(self.facts(node).locks)
+            if locks.get(st.plan.endpoints[st.ep].name) == st.lock:
+                return [i]
+        return cs
 
     def who(self, choice: int) -> str:
         n = len(self.names)
@@ -471,7 +527,7 @@ def explore(opts: Options) -> Report:
         if ex.cut(node):
             rep.cut += 1
             continue
-        for choice in ex.choices(node):
+        for choice in ex.reduced(node, ex.choices(node)):
             nxt, mv = ex.succ(node, choice)
             nk = ex.key(nxt)
             if nk in parent:
