@@ -98,6 +98,7 @@ class Options:
     progress_every: float = 5.0
     use_index: bool | None = None  # None: the real answer logic when installed
     reduce: bool = True  # partial-order reduction (fixed design only; see Explorer.reduced)
+    liveness_every: int = 64  # a fair finish from every k-th state with all plans written
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -484,18 +485,21 @@ class Explorer:
         vs += check_locks(f, self.names, [a[0] for a in node.agents], self.now(node))
         if before is not None and before.store != node.store:
             vs += check_monotonic(self.facts(before), f)
-        if self.quiescent(node):
-            vs += check_newest(f, [e.name for e in self.eps], node.planner)
         return vs
 
-    def quiescent(self, node: Node) -> bool:
-        """Every plan written, and every live enactor idle with the newest plan read."""
+    def converged(self, node: Node) -> bool:
+        """Every plan written; the newest active on every endpoint; no lock in the zone; every
+        live enactor has read the newest plan and holds no lock and no task (its idle poll)."""
         if node.planner < self.opts.bounds.plans:
             return False
+        f = self.facts(node)
+        if check_newest(f, [e.name for e in self.eps], node.planner):
+            return False
+        if any(v is not None for _, v in f.locks):
+            return False
         live = [st for st, _, c in node.agents if not c and st.phase is not m.Phase.FROZEN]
-        return bool(live) and all(
-            st.phase is m.Phase.IDLE_SLEEP and st.plan is not None and st.plan.number == node.planner
-            for st in live)
+        return all(st.plan is not None and st.plan.number == node.planner and st.lock is None
+                   and st.task is None for st in live)
 
     def cut(self, node: Node) -> bool:
         """Beyond the bounds: not expanded."""
@@ -538,6 +542,7 @@ class Report:
     also: dict[str, int] = field(default_factory=dict)  # non-target invariant -> first depth
     frozen: list[str] = field(default_factory=list)  # FROZEN reasons seen (allowed)
     runs: int = 0  # random mode
+    fair_runs: int = 0  # fair finishes run to check EVENTUALLY
     seed: int | None = None
     failing_seed: int | None = None
 
@@ -561,7 +566,8 @@ class Report:
                  "trace": [{"who": mv.who, "did": mv.text(), "log": list(mv.log)} for mv in f.trace]}
                 for f in self.found],
             "other_invariants_broken": self.also, "frozen": self.frozen,
-            "runs": self.runs, "seed": self.seed, "failing_seed": self.failing_seed,
+            "runs": self.runs, "fair_runs": self.fair_runs, "seed": self.seed,
+            "failing_seed": self.failing_seed,
         }
 
 
@@ -582,6 +588,8 @@ def explore(opts: Options) -> Report:
     queue: deque[tuple[Node, Hashable]] = deque([(root, rk)])
     wanted = set(opts.targets)
     frozen: set[str] = set()
+    live_seen = 0
+    fair_steps = 0  # transitions taken by fair finishes (not counted as explored states)
 
     def trace_to(k: Hashable) -> list[Move]:
         out: list[Move] = []
@@ -632,6 +640,28 @@ def explore(opts: Options) -> Report:
                 continue  # do not expand a violating state
             if any(v.inv is Inv.NO_CRASH for v in vs):
                 continue
+            if (Inv.EVENTUALLY in wanted and opts.liveness_every
+                    and nxt.planner >= opts.bounds.plans):
+                live_seen += 1
+                if live_seen % opts.liveness_every == 1 or opts.liveness_every == 1:
+                    rep.fair_runs += 1
+                    before_fair = ex.transitions
+                    _, moves, lv = fair_finish(ex, nxt)
+                    fair_steps += ex.transitions - before_fair
+                    # The fair finish answers for EVENTUALLY only; the search itself finds the
+                    # shortest trace to anything else (beyond the bounds, noted as such).
+                    for v in lv:
+                        if v.inv is not Inv.EVENTUALLY:
+                            rep.also.setdefault(f"{v.inv.value} (in a fair finish beyond the bounds)",
+                                                nxt.depth + len(moves))
+                    bad = next((v for v in lv if v.inv is Inv.EVENTUALLY and v.inv in wanted), None)
+                    if bad is not None:
+                        rep.found.append(Found(bad, trace_to(nk) + moves, nxt.depth + len(moves),
+                                               ex.transitions, time.monotonic() - t0))
+                        wanted.discard(bad.inv)
+                        if not opts.collect or not wanted:
+                            stop = True
+                            break
             queue.append((nxt, nk))
         now = time.monotonic()
         if opts.progress and now - last >= opts.progress_every:
@@ -641,7 +671,7 @@ def explore(opts: Options) -> Report:
                           f"{ex.transitions / (now - t0):,.0f} states/s")
         if opts.time_budget and now - t0 > opts.time_budget:
             break
-    rep.states = ex.transitions
+    rep.states = ex.transitions - fair_steps
     rep.distinct = len(parent)
     rep.seconds = time.monotonic() - t0
     rep.exhausted = not queue and not stop
@@ -659,9 +689,9 @@ def fair_finish(ex: Explorer, node: Node, rounds: int = 300) -> tuple[Node, list
     plan never became active)."""
     moves: list[Move] = []
     n = len(ex.names)
-    for r in range(rounds):
-        if ex.quiescent(node):
-            return node, moves, ex.violations(None, node)
+    for _ in range(rounds):
+        if ex.converged(node):
+            return node, moves, []
         before = node.store
         for i in range(n):
             if i in ex.choices(node):
@@ -671,15 +701,22 @@ def fair_finish(ex: Explorer, node: Node, rounds: int = 300) -> tuple[Node, list
                 vs = ex.violations(prev, node)
                 if vs:
                     return node, moves, vs
-        if node.store == before and r % 5 == 4:
-            facts = ex.facts(node)
-            if any(v is not None for _, v in facts.locks):
+        if node.store == before:
+            # Fair time: operations take milliseconds, so time jumps past a lock's expiry only
+            # when nobody alive holds it (a dead or frozen holder's orphan lock), never under
+            # a live holder's feet (that is the exhaustive search's slow-holder case).
+            held = {st.lock for st, _, c in node.agents
+                    if not c and st.lock is not None and st.phase is not m.Phase.FROZEN}
+            orphans = [v for _, v in ex.facts(node).locks if v is not None and v not in held]
+            if orphans:
                 node = Node(node.store, node.agents, node.ids, node.planner, node.ticks + 1, node.depth + 1)
                 moves.append(Move("clock"))
     f = ex.facts(node)
     vs = check_newest(f, [e.name for e in ex.eps], node.planner)
     if not vs:
-        vs = [Violation(Inv.EVENTUALLY, f"enactors still busy after {rounds} fair rounds")]
+        busy = [f"{n} ({st.phase.value}{', FROZEN: ' + st.last_error if st.last_error else ''})"
+                for n, (st, _, _) in zip(ex.names, node.agents, strict=True)]
+        vs = [Violation(Inv.EVENTUALLY, f"not converged after {rounds} fair rounds: {', '.join(busy)}")]
     return node, moves, vs
 
 
@@ -899,6 +936,9 @@ def build_parser(prog: str = "enactor check") -> Any:
                    help="invariants whose violation ends the search (comma list or 'all'); "
                         "default: all for the fixed design, 'resolves' (the outage) with defects; "
                         "others broken on the way are reported")
+    p.add_argument("--liveness-every", type=int, default=64, metavar="K",
+                   help="check 'eventually' by running a fair schedule to the end from every K-th "
+                        "state that has all plans written (default 64; 1 = every state, 0 = never)")
     p.add_argument("--random", type=float, default=0.0, metavar="SECONDS",
                    help="random mode: seeded random schedules for this many seconds, beyond the "
                         "exhaustive bounds (lock losses unbounded)")
@@ -948,7 +988,8 @@ def main(argv: list[str] | None = None) -> int:
                 for r in reports:
                     print(_defect_summary(r))
             return 0
-        opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress)
+        opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress,
+                       liveness_every=args.liveness_every)
         rep = random_runs(opts, args.seed, args.max_steps) if args.random else explore(opts)
     except ValueError as exc:
         print(f"enactor check: {exc}", file=sys.stderr)
@@ -1001,7 +1042,8 @@ def _summary(rep: Report) -> str:
         counts = f"{rep.runs} runs (seed {rep.seed}), {rep.states:,} steps, deepest {rep.depth}, {rep.seconds:.1f}s"
     else:
         counts = (f"{rep.states:,} states explored, {rep.distinct:,} distinct, depth {rep.depth}, "
-                  f"{rep.seconds:.1f}s, {rate}; {rep.cut:,} states at a bound")
+                  f"{rep.seconds:.1f}s, {rate}; {rep.cut:,} states at a bound; "
+                  f"{rep.fair_runs:,} fair finishes checked 'eventually'")
     if rep.found:
         verdict = f"VIOLATION: {rep.found[0].violation.text()} (at depth {rep.found[0].depth})"
     elif rep.mode == "random":
