@@ -128,6 +128,8 @@ class RecordSet:
     set_identifier: str | None = None
     weight: int | None = None
     alias: AliasTarget | None = None
+    # (name, type, set identifier), computed once: batches look it up several times per change
+    key: RecordKey = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", canonical_name(self.name))
@@ -135,10 +137,7 @@ class RecordSet:
         object.__setattr__(
             self, "values", tuple(canonical_value(self.rtype, v) for v in self.values)
         )
-
-    @property
-    def key(self) -> RecordKey:
-        return RecordKey(self.name, self.rtype, self.set_identifier)
+        object.__setattr__(self, "key", RecordKey(self.name, self.rtype, self.set_identifier))
 
     @property
     def is_alias(self) -> bool:

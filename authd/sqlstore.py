@@ -101,6 +101,7 @@ def _decode(d: list[Any]) -> RecordSet:
         _set(at, "evaluate_target_health", alias[2])
         alias = at
     _set(rs, "alias", alias)
+    _set(rs, "key", RecordKey(name, rtype, set_id))
     return rs
 
 
