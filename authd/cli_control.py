@@ -257,3 +257,108 @@ def add_subcommands(sub: Any) -> None:
     _common(p)
     p.add_argument("--output", "-o", help="write to this file instead of stdout")
     p.set_defaults(func=_guarded(cmd_export))
+
+
+# --- serve: the store, the change API and replicas (authd.node) ----------------------------
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    """The control-plane flags of `authd serve`."""
+    g = p.add_argument_group(
+        "store, change API and replicas",
+        "With any of these, zones are served from a store fed through the change journal "
+        "(at startup and at runtime alike) instead of straight from the zone files.",
+    )
+    g.add_argument("--store", metavar="FILE",
+                   help="the SQLite store (created if missing; WAL, synchronous=FULL). Zone files "
+                   "seed it: a zone the store lacks is created; a zone whose file changed is "
+                   "re-imported as one journaled batch; an unchanged file leaves API changes alone. "
+                   "Without --store the store is in memory and changes die with the process")
+    g.add_argument("--control", type=_host_port, metavar="HOST:PORT",
+                   help="serve the Route 53 API (2013-04-01) here, e.g. 127.0.0.1:8053; boto3 and "
+                   "`aws --endpoint-url http://HOST:PORT route53 ...` work against it")
+    g.add_argument("--access-key", default=os.environ.get("AUTHD_ACCESS_KEY"),
+                   help="SigV4 access key the API accepts (default $AUTHD_ACCESS_KEY; on loopback "
+                   "test/test when unset; a non-loopback --control refuses to start without it)")
+    g.add_argument("--secret-key", default=os.environ.get("AUTHD_SECRET_KEY"),
+                   help="SigV4 secret for --access-key (default $AUTHD_SECRET_KEY)")
+    g.add_argument("--replicas", type=int, default=0, metavar="N",
+                   help="also serve DNS from N replica indexes in this process, on 127.0.0.2, "
+                   "127.0.0.3, ... (same port as --listen, or free ports with port 0), each "
+                   "following the journal; GetChange says INSYNC only when all have applied it")
+    g.add_argument("--replica-delay", type=float, action="append", default=[], metavar="SECONDS",
+                   help="propagation delay of the next replica (repeat once per replica, in order); "
+                   "replicas without one get --propagation-delay")
+    g.add_argument("--propagation-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="how late replicas apply each change (default 0): models eventual consistency")
+    g.add_argument("--replica", action="store_true",
+                   help="run as a replica process: follow --store read-only, serve DNS on --listen, "
+                   "report progress so the primary's GetChange waits for this replica; no seeding, no API")
+    g.add_argument("--replica-name", default=None,
+                   help="this replica's name in logs and progress files (default replica-<port>)")
+    g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
+                   help="how often a replica process looks for new journal entries (default 0.05)")
+
+
+def wants_node(args: argparse.Namespace) -> bool:
+    return bool(args.store or args.control or args.replicas or args.replica)
+
+
+def cmd_serve_node(args: argparse.Namespace) -> int:
+    import logging
+
+    import trio
+
+    from authd.control import ControlConfigError
+    from authd.node import NodeConfig, run_node
+    from authd.zonefile import ZoneLoadError
+
+    log = logging.getLogger("authd")
+    if args.workers > 1:
+        log.error("--workers > 1 is not supported with --store/--control/--replicas; start "
+                  "more `authd serve --replica --store FILE` processes instead")
+        return 2
+    if bool(args.access_key) != bool(args.secret_key):
+        log.error("give both --access-key and --secret-key, or neither")
+        return 2
+    host, port = args.listen
+    cfg = NodeConfig(
+        store_path=args.store,
+        zones_dir=None if args.replica else args.zones,
+        dns_host=host,
+        dns_port=port,
+        control=args.control,
+        credentials={args.access_key: args.secret_key} if args.access_key else None,
+        replicas=args.replicas,
+        replica_delays=args.replica_delay,
+        propagation_delay=args.propagation_delay,
+        replica_mode=args.replica,
+        replica_name=args.replica_name or f"replica-{host}-{port}",
+        poll_interval=args.poll_interval,
+        seed=args.seed,
+        cache=not args.no_answer_cache,
+        allow_axfr=args.allow_axfr,
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_node, cfg)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        log.info("authd stopped (interrupted)")
+    except (ZoneLoadError, ControlConfigError, ValueError) as exc:
+        log.error("not starting: %s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot serve: %s", exc)
+        return 1
+    return 0

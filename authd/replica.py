@@ -131,7 +131,7 @@ class Follower:
     async def bootstrap(self) -> None:
         snapshot = await self.call(self.source.snapshot)
         for entry in snapshot:
-            self.index.apply(entry)
+            self._apply(entry)
         self.line.observed_seq = max(self.line.observed_seq, self.index.seq)
         log.info("%s: loaded snapshot at seq %d (%d zones)", self.name, self.index.seq, len(snapshot))
         self._write_progress()
@@ -161,13 +161,21 @@ class Follower:
             return
         for entry in due:
             if entry.seq > self.index.seq:
-                self.index.apply(entry)
+                self._apply(entry)
         if self.line.delay:
             log.info("%s: applied up to seq %d (%.2fs behind the journal by design)",
                      self.name, self.index.seq, self.line.delay)
         self._write_progress()
         async with self.applied:
             self.applied.notify_all()
+
+    def _apply(self, entry: JournalEntry) -> None:
+        try:
+            self.index.apply(entry)
+        except Exception as exc:  # the index refuses what it cannot serve; keep following
+            log.error("%s: could not apply %s seq %d (%s, change %s): %s; answers for %s stay as they were",
+                      self.name, entry.kind.value, entry.seq, entry.zone_name, entry.change_id or "-",
+                      exc, entry.zone_name)
 
     async def wait_applied(self, seq: int) -> None:
         """Return once this follower's index has applied `seq`."""
