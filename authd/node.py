@@ -22,6 +22,7 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -96,6 +97,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
 
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)
+    status_dir: Path | None
     if cfg.replica_mode:
         if not cfg.store_path:
             raise ValueError("a replica follows a store file: give --store FILE")

@@ -190,7 +190,8 @@ def parse_create_zone_xml(body: bytes) -> dict[str, str]:
     doc = to_dict(root)
     if not isinstance(doc, dict) or not doc.get("Name") or not doc.get("CallerReference"):
         raise BadRequest("InvalidInput", ["Invalid XML ; Name and CallerReference are required"])
-    config = doc.get("HostedZoneConfig") if isinstance(doc.get("HostedZoneConfig"), dict) else {}
+    raw_config = doc.get("HostedZoneConfig")
+    config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
     if str(config.get("PrivateZone", "false")).lower() == "true" or "VPC" in doc:
         raise BadRequest("InvalidInput", ["Private hosted zones are not supported by authd"])
     return {
