@@ -513,7 +513,8 @@ def _copy_message(
 
 
 def _render(m: dns.message.Message) -> bytes:
-    return m.to_wire(max_size=TCP_LIMIT)
+    # RRs in zone order, as NSD and Knot send them (dnspython would shuffle by default)
+    return m.to_wire(max_size=TCP_LIMIT, want_shuffle=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,7 +577,7 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
         qclass=q.rdclass,
         edns=msg.edns,
         ednsflags=msg.ednsflags,
-        payload=msg.payload,
+        payload=int(msg.payload),
     )
     if msg.edns > 0:
         # RFC 6891 §6.1.3: BADVERS, with OPT at the highest version we implement (0)
