@@ -108,7 +108,7 @@ def test_table_answers_equal_full_pipeline_bytes(shipped_zones, edns, dnssec, tc
 
 def test_weighted_table_covers_every_outcome(index):
     seen = set()
-    for i in range(400):
+    for _ in range(400):
         reply = dns.message.from_wire(index.respond(q(STABLE), tcp=False))
         seen.add(reply.answer[0][0].address)
     assert seen == {"192.0.2.11", "192.0.2.12", "198.51.100.21", "203.0.113.31"}
