@@ -77,6 +77,10 @@ class CachePolicy:
     max_entries: int = 100_000
     max_bytes: int = 64 * 1024 * 1024
     max_failures: int = 10_000
+    # A host cache (stub) that ignores DNS TTLs, like the JVM's InetAddress cache: every
+    # positive answer lives `fixed_ttl` s, every negative one `fixed_negative_ttl` s, SOA or not.
+    fixed_ttl: int | None = None
+    fixed_negative_ttl: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_ttl <= self.max_ttl:
@@ -220,6 +224,8 @@ def prepare(
         kind = Kind.POSITIVE
         assert chain_ttl is not None
         ttl = min(max(chain_ttl, policy.min_ttl), policy.max_ttl)
+        if policy.fixed_ttl is not None:
+            ttl = policy.fixed_ttl
     else:
         kind = Kind.NXDOMAIN if rcode == dns.rcode.NXDOMAIN else Kind.NODATA
         # RFC 2308 §5: the SOA must be of the zone that holds the final name.
@@ -231,15 +237,20 @@ def prepare(
             ),
             None,
         )
-        if soa is None:
+        if policy.fixed_negative_ttl is not None:
+            ttl = policy.fixed_negative_ttl
+            authority = []
+            if soa is not None:
+                authority = [dns.rrset.from_rdata_list(soa.name, ttl, list(soa))]
+        elif soa is None:
             # RFC 2308 §5: "Negative responses without SOA records SHOULD NOT be cached".
             return NotCacheable(f"{kind.value} without SOA")
-        ttl = min(negative_ttl(soa), policy.max_negative_ttl)
-        if chain_ttl is not None:
-            ttl = min(ttl, chain_ttl)
-        # RFC 2308 §5: the SOA is served with the negative TTL, decremented like any answer.
-        soa = dns.rrset.from_rdata_list(soa.name, ttl, list(soa))
-        authority = [soa]
+        else:
+            ttl = min(negative_ttl(soa), policy.max_negative_ttl)
+            if chain_ttl is not None:
+                ttl = min(ttl, chain_ttl)
+            # RFC 2308 §5: the SOA is served with the negative TTL, decremented like any answer.
+            authority = [dns.rrset.from_rdata_list(soa.name, ttl, list(soa))]
     if ttl <= 0:
         return NotCacheable("TTL 0")  # RFC 1035 §3.2.1: zero TTL means use once, don't cache
     stored = dns.message.Message(id=0)
@@ -348,7 +359,7 @@ class Cache:
             self.stats.not_cacheable += 1
             return prepared
         self._insert(key, prepared)
-        if prepared.kind is Kind.NXDOMAIN and len(prepared.offsets) == 1:
+        if prepared.kind is Kind.NXDOMAIN and prepared.wire[6:8] == b"\x00\x00":
             # Only a plain NXDOMAIN (no CNAME chain in front) is about qname itself.
             self._insert(nxdomain_key(key), prepared)
         return prepared
