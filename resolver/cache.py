@@ -81,6 +81,10 @@ class CachePolicy:
     # positive answer lives `fixed_ttl` s, every negative one `fixed_negative_ttl` s, SOA or not.
     fixed_ttl: int | None = None
     fixed_negative_ttl: int | None = None
+    # Unbound keeps time in whole seconds and treats an entry as live while its absolute expiry
+    # second has not passed (TTL 0 is still served), so an entry lives between TTL and TTL+1 s.
+    # On: we do the same, to match Unbound in experiments (`--preset unbound`).
+    whole_second_clock: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_ttl <= self.max_ttl:
@@ -113,10 +117,7 @@ class Entry:
     ttl: int
     rcode: int
     size: int = 0
-
-    @property
-    def expires_at(self) -> float:
-        return self.stored_at + self.ttl
+    expires_at: float = 0.0
 
     def remaining(self, now: float) -> int:
         return max(0, int(self.stored_at + self.ttl - now))
@@ -263,7 +264,8 @@ def prepare(
     stored.authority = authority
     wire = stored.to_wire()
     offsets, ttls = ttl_offsets(wire)
-    return Entry(kind, wire, offsets, ttls, now, ttl, rcode, len(wire) + ENTRY_OVERHEAD)
+    expires = float(int(now) + ttl + 1) if policy.whole_second_clock else now + ttl
+    return Entry(kind, wire, offsets, ttls, now, ttl, rcode, len(wire) + ENTRY_OVERHEAD, expires)
 
 
 def render(

@@ -27,7 +27,9 @@ STUB_PRESETS: dict[str, dict[str, int]] = {
 SERVE_PRESETS: dict[str, dict[str, object]] = {
     # Unbound 1.17+: cache-max-negative-ttl 3600, cache-min-ttl 0, cache-max-ttl 86400,
     # serve-expired no. (Unbound also caps the SOA TTL by MINIMUM the same RFC 2308 way.)
-    "unbound": {"max_negative_ttl": 3600, "min_ttl": 0, "max_ttl": 86400},
+    # Its clock is in whole seconds, so entries live up to TTL+1 s (see cache.CachePolicy).
+    "unbound": {"max_negative_ttl": 3600, "min_ttl": 0, "max_ttl": 86400,
+                "whole_second_clock": True},
 }
 
 

@@ -28,6 +28,7 @@ class Layer(enum.Enum):
 
 class Impl(enum.Enum):
     OURS = "ours"
+    OURS_UNBOUND_PRESET = "ours-ub"  # ours with `--preset unbound` (whole-second clock)
     UNBOUND = "unbound"
 
 

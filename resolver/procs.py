@@ -180,6 +180,8 @@ def run_unbound(
             "  access-control: 127.0.0.0/8 allow", "  do-not-query-localhost: no",
             "  module-config: \"iterator\"", "  qname-minimisation: no",
             "  harden-referral-path: no", "  minimal-responses: yes",
+            # Unbound answers RFC 6761 special-use names itself; our test zones live there.
+            "  local-zone: \"test.\" nodefault", "  local-zone: \"invalid.\" nodefault",
             *[f"  {x}" for x in (extra or [])],
             "forward-zone:", "  name: \".\"",
             *[f"  forward-addr: {s.host}@{s.port}" for s in forward],

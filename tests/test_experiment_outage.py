@@ -26,6 +26,7 @@ def test_recovery_ordering() -> None:
         clients=6,
         resolvers_per_cell=6,
         outage_at=1.5,
+        record_ttl=1,
         outage_length=5.0,
         tail=1.0,
     )
