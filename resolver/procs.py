@@ -31,19 +31,28 @@ class DaemonError(RuntimeError):
     """A daemon did not start or did not answer in time; the message carries its stderr."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP right now (the caller binds it next)."""
+def free_port(host: str = "127.0.0.1", *others: str) -> int:
+    """A port free for UDP and TCP on `host` and on every address in `others`, right now."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
+            u.bind((host, 0))  # holding it proves UDP on `host` is free
             port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
+            if _can_bind(host, port, socket.SOCK_STREAM) and all(
+                _can_bind(h, port, kind)
+                for h in others
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
+            ):
+                return port
     raise DaemonError("no free port")
+
+
+def _can_bind(host: str, port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def query_once(server: Server, name: str, rdtype: str = "SOA", timeout: float = 0.2):
@@ -117,12 +126,14 @@ class Knot:
 
 
 @contextlib.contextmanager
-def run_knot(zones: dict[str, str], host: str = "127.0.0.1") -> Iterator[Knot]:
+def run_knot(
+    zones: dict[str, str], host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[Knot]:
     """Knot serving `zones` ({origin: zone file text}); files are rewritable for reloads."""
     knotd = require("knotd", "knot")
     with tempfile.TemporaryDirectory(prefix="knot-") as tmp:
         work = Path(tmp)
-        port = free_port(host)
+        port = port or free_port(host)
         conf = [
             "server:", f"    listen: {host}@{port}", f"    rundir: {work}", "    user: root:root",
             "log:", "  - target: stderr", "    any: error",
