@@ -46,7 +46,7 @@ from resolver.outage import (
     per_client,
     summarise,
 )
-from resolver.procs import Knot, run_knot, run_unbound
+from resolver.procs import Authd, Knot, run_authd, run_knot, run_unbound
 from resolver.resolution import Server
 from resolver.server import ResolverConfig, serve_resolver
 
@@ -71,6 +71,7 @@ class Settings:
     parallel: int = 24
     seed: int = 1
     probe_rate: float = 20.0
+    authority: str = "authd"
 
     def cells(self) -> list[Cell]:
         out = []
@@ -128,38 +129,41 @@ def zone_text(run: CellRun, settings: Settings, *, healthy: bool, serial: int) -
     return "\n".join(lines) + "\n"
 
 
-class KnotAuthority:
-    """The authority until authd's change API is on main: Knot, with zone-file swaps + reload."""
+class ZoneAuthority:
+    """The authority: authd (default) or Knot, every cell's zone on one server.
 
-    def __init__(self, knot: Knot, runs: list[CellRun], settings: Settings) -> None:
-        self.knot = knot
+    `set_healthy(False)` deletes the active tree from every cell's zone at once; authd swaps
+    to the new zones with a SO_REUSEPORT handover, Knot reloads them (procs.py). Until authd's
+    change API feeds its data plane, this is how the deletion reaches the wire.
+    """
+
+    def __init__(self, backend: Authd | Knot, runs: list[CellRun], settings: Settings) -> None:
+        self.backend = backend
         self.runs = runs
         self.settings = settings
         self.serial = 1
 
     @property
     def server(self) -> Server:
-        return self.knot.server
+        return self.backend.server
+
+    def zones(self, healthy: bool) -> dict[str, str]:
+        return {
+            r.zone: zone_text(r, self.settings, healthy=healthy, serial=self.serial)
+            for r in self.runs
+        }
 
     def set_healthy(self, healthy: bool) -> None:
         self.serial += 1
-        for run in self.runs:
-            fname = run.zone.strip(".") + ".zone"
-            text = zone_text(run, self.settings, healthy=healthy, serial=self.serial)
-            (self.knot.workdir / fname).write_text(text)
-        import subprocess
-
-        subprocess.run(
-            ["knotc", "-s", str(self.knot.workdir / "knot.sock"), "-b", "zone-reload"],
-            check=True, capture_output=True, timeout=30,
-        )
+        self.backend.replace_zones(self.zones(healthy))
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, runs: list[CellRun], settings: Settings) -> Iterator[KnotAuthority]:
+    def open(cls, kind: str, runs: list[CellRun], settings: Settings) -> Iterator[ZoneAuthority]:
         zones = {r.zone: zone_text(r, settings, healthy=True, serial=1) for r in runs}
-        with run_knot(zones) as knot:
-            yield cls(knot, runs, settings)
+        runner = run_authd if kind == "authd" else run_knot
+        with runner(zones) as backend:
+            yield cls(backend, runs, settings)
 
 
 def classify(wire: bytes) -> Outcome:
@@ -217,7 +221,7 @@ def _policy(cell: Cell) -> CachePolicy:
 
 
 async def run_batch(
-    runs: list[CellRun], authority: KnotAuthority, unbounds: dict[int, list[Server]],
+    runs: list[CellRun], authority: ZoneAuthority, unbounds: dict[int, list[Server]],
     settings: Settings, rng: random.Random, progress: Progress,
 ) -> BatchResult:
     length = settings.run_length([r.cell for r in runs])
@@ -337,7 +341,7 @@ def run_grid(settings: Settings, *, show_progress: bool = True) -> ExperimentRes
             CellRun(c, start + i, f"c{start + i:02d}.outage.test.") for i, c in enumerate(chunk)
         ]
         progress.batch = len(runs)
-        with KnotAuthority.open(runs, settings) as authority, contextlib.ExitStack() as stack:
+        with ZoneAuthority.open(settings.authority, runs, settings) as authority, contextlib.ExitStack() as stack:
             unbounds: dict[int, list[Server]] = {}
             for run in runs:
                 if run.cell.impl is Impl.UNBOUND and run.cell.layer is not Layer.NONE:
@@ -597,6 +601,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--tolerance", type=float, default=None,
                    help="validation tolerance in seconds (default: two client periods + 0.25 s)")
     o.add_argument("--seed", type=int, default=1)
+    o.add_argument("--authority", choices=("authd", "knot"), default="authd",
+                   help="authoritative server for the cells' zones (default authd)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
@@ -617,6 +623,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         clients=args.clients, resolvers_per_cell=args.resolvers, outage_at=args.outage_at,
         outage_length=args.outage_length, record_ttl=args.record_ttl,
         stub_negative_ttl=args.stub_negative_ttl, parallel=args.parallel, seed=args.seed,
+        authority=args.authority,
     )
 
 

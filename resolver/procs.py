@@ -124,6 +124,9 @@ class Knot:
             check=True, capture_output=True, timeout=10,
         )
 
+    def replace_zones(self, zones: dict[str, str]) -> None:
+        knot_replace_zones(self, zones)
+
 
 @contextlib.contextmanager
 def run_knot(
@@ -165,6 +168,16 @@ def write_zone(knot: Knot, origin: str, text: str) -> None:
     fname = origin.strip(".") or "root"
     (knot.workdir / f"{fname}.zone").write_text(text)
     knot.reload(origin)
+
+
+def knot_replace_zones(knot: Knot, zones: dict[str, str]) -> None:
+    """Rewrite every zone file and reload them all at once (the Authd.replace_zones twin)."""
+    for origin, text in zones.items():
+        (knot.workdir / f"{origin.strip('.') or 'root'}.zone").write_text(text)
+    subprocess.run(
+        [require("knotc", "knot"), "-s", str(knot.workdir / "knot.sock"), "-b", "zone-reload"],
+        check=True, capture_output=True, timeout=30,
+    )
 
 
 @dataclass
@@ -222,3 +235,61 @@ def run_resolver(
         yield server
     finally:
         stop(proc)
+
+
+class Authd:
+    """authd as a process serving a zone directory; `replace_zones` swaps the content.
+
+    The swap starts a second authd on the same port with SO_REUSEPORT, waits until it is
+    listening (its own log line), then stops the old one: no moment without a server, and the
+    moment the old one stops is when every query sees the new content. (Once authd's change
+    API is wired to its data plane, the experiment uses that instead: the real mechanism.)
+    """
+
+    def __init__(self, server: Server, workdir: Path, zones: dict[str, str]) -> None:
+        self.server = server
+        self.workdir = workdir
+        self.generation = 0
+        self.proc: subprocess.Popen | None = None
+        self._start(zones)
+
+    def _start(self, zones: dict[str, str]) -> subprocess.Popen:
+        self.generation += 1
+        zdir = self.workdir / f"zones-{self.generation}"
+        zdir.mkdir()
+        for origin, text in zones.items():
+            (zdir / f"{origin.strip('.') or 'root'}.zone").write_text(text)
+        log_path = self.workdir / f"authd-{self.generation}.log"
+        proc = spawn(
+            [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
+             f"{self.server.host}:{self.server.port}", "--reuse-port", "--log-level", "INFO"],
+            log_path,
+        )
+        deadline = time.monotonic() + 15
+        while "authd listening" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(proc)
+                raise DaemonError(f"authd did not start: {_stderr_text(proc)[-2000:]}")
+            time.sleep(0.01)
+        old, self.proc = self.proc, proc
+        if old is not None:
+            stop(old)
+        return proc
+
+    def replace_zones(self, zones: dict[str, str]) -> None:
+        self._start(zones)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+
+
+@contextlib.contextmanager
+def run_authd(zones: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> Iterator[Authd]:
+    """authd serving `zones` ({origin: RFC 1035 text}) on loopback."""
+    with tempfile.TemporaryDirectory(prefix="authd-") as tmp:
+        a = Authd(Server(host, port or free_port(host)), Path(tmp), zones)
+        try:
+            yield a
+        finally:
+            a.close()

@@ -1,4 +1,4 @@
-"""End-to-end: real sockets, a real authoritative server (Knot, later authd) and real `dig`.
+"""End-to-end: real sockets, a real authoritative server (authd, and Knot as a cross-check), real `dig`.
 
 The resolver runs in-process under trio's MockClock (rate 0): time moves only when the test
 jumps it, so "cached for exactly min(SOA TTL, MINIMUM)" is checked to the millisecond while
@@ -23,7 +23,7 @@ import trio
 import trio.testing
 
 from resolver.cache import CachePolicy, cache_key
-from resolver.procs import Knot, run_knot, write_zone
+from resolver.procs import Authd, Knot, run_authd, run_knot
 from resolver.resolution import Server
 from resolver.server import ResolverConfig, ResolverHandle, serve_resolver
 
@@ -47,10 +47,12 @@ alias IN CNAME www
 """
 
 
-@pytest.fixture
-def knot() -> Iterator[Knot]:
+@pytest.fixture(params=["authd", "knot"])
+def knot(request: pytest.FixtureRequest) -> Iterator[Authd | Knot]:
+    """The authority under the resolver: ours, and Knot so a difference would show."""
+    runner = run_authd if request.param == "authd" else run_knot
     try:
-        with run_knot({"neg.test.": zone_text()}) as k:
+        with runner({"neg.test.": zone_text()}) as k:
             yield k
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
@@ -99,7 +101,7 @@ async def start(nursery: trio.Nursery, upstream: Server, **policy: object) -> Re
     return await nursery.start(serve_resolver, config)
 
 
-async def test_positive_answer_and_ttl_countdown(knot: Knot, mock_clock: trio.testing.MockClock) -> None:
+async def test_positive_answer_and_ttl_countdown(knot: Authd | Knot, mock_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         h = await start(nursery, knot.server)
         first = await dig(h.udp, "www.neg.test", "A")
@@ -115,7 +117,7 @@ async def test_positive_answer_and_ttl_countdown(knot: Knot, mock_clock: trio.te
 
 
 async def test_nodata_cached_for_exactly_min_soa_ttl_minimum(
-    knot: Knot, mock_clock: trio.testing.MockClock
+    knot: Authd | Knot, mock_clock: trio.testing.MockClock
 ) -> None:
     neg_ttl = min(SOA_TTL, SOA_MINIMUM)
     async with trio.open_nursery() as nursery:
@@ -126,7 +128,7 @@ async def test_nodata_cached_for_exactly_min_soa_ttl_minimum(
         # The record appears at the authority; the resolver must keep saying NODATA until
         # the negative TTL is over, and not a millisecond longer.
         await trio.to_thread.run_sync(
-            lambda: write_zone(knot, "neg.test.", zone_text(with_aaaa=True, serial=2))
+            lambda: knot.replace_zones({"neg.test.": zone_text(with_aaaa=True, serial=2)})
         )
         mock_clock.jump(neg_ttl - 0.001)
         r = await dig(h.udp, "www.neg.test", "AAAA")
@@ -138,7 +140,7 @@ async def test_nodata_cached_for_exactly_min_soa_ttl_minimum(
         nursery.cancel_scope.cancel()
 
 
-async def test_max_negative_ttl_caps(knot: Knot, mock_clock: trio.testing.MockClock) -> None:
+async def test_max_negative_ttl_caps(knot: Authd | Knot, mock_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         h = await start(nursery, knot.server, max_negative_ttl=1)
         r = await dig(h.udp, "nope.neg.test", "A")
@@ -149,7 +151,7 @@ async def test_max_negative_ttl_caps(knot: Knot, mock_clock: trio.testing.MockCl
         nursery.cancel_scope.cancel()
 
 
-async def test_truncated_upstream_retried_over_tcp(knot: Knot, mock_clock: trio.testing.MockClock) -> None:
+async def test_truncated_upstream_retried_over_tcp(knot: Authd | Knot, mock_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         h = await start(nursery, knot.server)
         r = await dig(h.udp, "big.neg.test", "TXT")  # dig itself retries over TCP on our TC
@@ -162,7 +164,7 @@ async def test_truncated_upstream_retried_over_tcp(knot: Knot, mock_clock: trio.
 
 async def test_stale_served_when_upstream_dies(mock_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
-        with run_knot({"neg.test.": zone_text()}) as k:
+        with run_authd({"neg.test.": zone_text()}) as k:
             h = await start(nursery, k.server, serve_stale=True, max_stale=3600)
             r = await dig(h.udp, "www.neg.test", "A")
             assert r["answer"][0][1] == "60"
@@ -270,7 +272,7 @@ async def test_spoofed_responses_never_cached(mock_clock: trio.testing.MockClock
         nursery.cancel_scope.cancel()
 
 
-async def test_malformed_client_queries_never_crash(knot: Knot, mock_clock: trio.testing.MockClock) -> None:
+async def test_malformed_client_queries_never_crash(knot: Authd | Knot, mock_clock: trio.testing.MockClock) -> None:
     async with trio.open_nursery() as nursery:
         h = await start(nursery, knot.server)
         s = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
