@@ -246,19 +246,22 @@ class Authd:
     API is wired to its data plane, the experiment uses that instead: the real mechanism.)
     """
 
-    def __init__(self, server: Server, workdir: Path, zones: dict[str, str]) -> None:
+    def __init__(self, server: Server, workdir: Path, zones: dict[str, str] | Path) -> None:
         self.server = server
         self.workdir = workdir
         self.generation = 0
         self.proc: subprocess.Popen | None = None
         self._start(zones)
 
-    def _start(self, zones: dict[str, str]) -> subprocess.Popen:
+    def _start(self, zones: dict[str, str] | Path) -> subprocess.Popen:
         self.generation += 1
-        zdir = self.workdir / f"zones-{self.generation}"
-        zdir.mkdir()
-        for origin, text in zones.items():
-            (zdir / f"{origin.strip('.') or 'root'}.zone").write_text(text)
+        if isinstance(zones, Path):
+            zdir = zones  # a shipped zone directory, served as it is
+        else:
+            zdir = self.workdir / f"zones-{self.generation}"
+            zdir.mkdir()
+            for origin, text in zones.items():
+                (zdir / f"{origin.strip('.') or 'root'}.zone").write_text(text)
         log_path = self.workdir / f"authd-{self.generation}.log"
         proc = spawn(
             [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
@@ -285,11 +288,49 @@ class Authd:
 
 
 @contextlib.contextmanager
-def run_authd(zones: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> Iterator[Authd]:
-    """authd serving `zones` ({origin: RFC 1035 text}) on loopback."""
+def run_authd(
+    zones: dict[str, str] | Path, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[Authd]:
+    """authd serving `zones` ({origin: RFC 1035 text}, or a zone directory) on loopback."""
     with tempfile.TemporaryDirectory(prefix="authd-") as tmp:
         a = Authd(Server(host, port or free_port(host)), Path(tmp), zones)
         try:
             yield a
         finally:
             a.close()
+
+
+async def run_dig(server: Server, name: str, rdtype: str, *extra: str) -> dict:
+    """Run real dig (from trio); return status, ANSWER and AUTHORITY lines as dig printed them.
+
+    Raises FileNotFoundError naming the Debian package when dig is missing.
+    """
+    import re
+
+    import trio
+
+    proc = await trio.run_process(
+        [require("dig", "bind9-dnsutils"), f"@{server.host}", "-p", str(server.port),
+         "+tries=1", "+time=3", "+nocookie", name, rdtype, *extra],
+        capture_stdout=True, capture_stderr=True, check=False,
+    )
+    out = proc.stdout.decode()
+    status = re.search(r"status: (\w+)", out)
+    sections: dict[str, list[list[str]]] = {"ANSWER": [], "AUTHORITY": []}
+    current = None
+    for line in out.splitlines():
+        m = re.match(r";; (\w+) SECTION:", line)
+        if m:
+            current = m.group(1)
+            continue
+        if not line.strip():
+            current = None
+            continue
+        if current in sections and not line.startswith(";"):
+            sections[current].append(line.split())
+    return {
+        "status": status.group(1) if status else out,
+        "answer": sections["ANSWER"],
+        "authority": sections["AUTHORITY"],
+        "raw": out,
+    }

@@ -158,6 +158,23 @@ def scrub(
     return out, dropped
 
 
+def _chain_from(
+    answer: list[dns.rrset.RRset], name: dns.name.Name, rdtype: int
+) -> list[dns.rrset.RRset]:
+    """The answer RRsets on the CNAME chain that starts at `name` (RFC 1034 §4.3.2)."""
+    out: list[dns.rrset.RRset] = []
+    for _ in range(MAX_CNAME_RESTARTS):
+        here = [r for r in answer if r.name == name and r.rdtype in (rdtype, dns.rdatatype.CNAME)]
+        if not here:
+            break
+        out += here
+        cname = next((r for r in here if r.rdtype == dns.rdatatype.CNAME), None)
+        if cname is None or rdtype == dns.rdatatype.CNAME:
+            break
+        name = cname[0].target
+    return out
+
+
 @dataclass
 class _Base:
     qname: dns.name.Name
@@ -277,8 +294,11 @@ class ForwardResolution(_Base):
 
 @dataclass(frozen=True)
 class Delegation:
+    """Where to ask about `zone`: its servers (from glue or hints) and the NS TTL."""
+
     zone: dns.name.Name
     servers: tuple[Server, ...]
+    ttl: int = 0
 
 
 @dataclass
@@ -347,8 +367,13 @@ class IterativeResolution(_Base):
         self.dropped_out_of_bailiwick += dropped - len(checked.additional)
         if dropped - len(checked.additional):
             self.rejected[Rejection.OUT_OF_BAILIWICK.value] += dropped - len(checked.additional)
-        # Answer (possibly a CNAME chain) from an authority for this zone.
-        answer_here = [r for r in clean.answer]
+        # Answer (possibly a CNAME chain) from an authority for this zone. Answer records that
+        # are not on the chain from our name were not asked for: dropped (RFC 5452 §6).
+        answer_here = _chain_from(clean.answer, self.current, self.rdtype)
+        unrelated = len(clean.answer) - len(answer_here)
+        if unrelated:
+            self.dropped_out_of_bailiwick += unrelated
+            self.rejected[Rejection.OUT_OF_BAILIWICK.value] += unrelated
         if answer_here or checked.flags & dns.flags.AA or rcode == dns.rcode.NXDOMAIN:
             return self._on_authoritative(now, clean, answer_here, send.server)
         # A referral: NS for a zone strictly below the current one that contains our name.
@@ -377,7 +402,7 @@ class IterativeResolution(_Base):
         self.referrals += 1
         if self.referrals > MAX_REFERRALS:
             return self._finish(Failure("too many referrals"))
-        self.delegation = Delegation(child, tuple(sorted(set(glue))))
+        self.delegation = Delegation(child, tuple(sorted(set(glue))), ns[0].ttl)
         self.learned.append(self.delegation)
         self.log.append(f"referral {zone} -> {child} via {send.server}")
         self.server_index = 0

@@ -107,6 +107,9 @@ class Resolver:
         self.rng = rng or random.SystemRandom()
         self.counters: Counter[str] = Counter()
         self.inflight: dict[bytes, _Pending] = {}
+        # Iterative mode: zone cuts learned from referrals, so a miss starts at the closest
+        # known delegation instead of the root (RFC 1034 §5.3.3 step 2). Bounded like the cache.
+        self.delegations: dict[dns.name.Name, tuple[Delegation, float]] = {}
 
     # ---- answering clients -------------------------------------------------------------
 
@@ -292,7 +295,7 @@ class Resolver:
             res = IterativeResolution(
                 qname, rdtype, rdclass, self.rng, timeout=cfg.timeout, hints=cfg.root_hints
             )
-            sends = res.start(now)
+            sends = res.start(now, self.closest_delegation(qname, now))
         send_ch, recv_ch = trio.open_memory_channel[tuple[Send, bytes, Server]](64)
         async with trio.open_nursery() as nursery:
             for s in sends:
@@ -316,6 +319,8 @@ class Resolver:
             self.counters[f"rejected-{reason}"] += n
             log.warning("%s %s: dropped %d upstream response(s): %s", cfg.name, qname, n, reason)
         self.counters["dropped-out-of-bailiwick"] += res.dropped_out_of_bailiwick
+        if isinstance(res, IterativeResolution):
+            self.learn(res.learned, trio.current_time())
         for line in res.log:
             log.info("%s %s: %s", cfg.name, qname, line)
         if isinstance(res.done, Answer):
@@ -325,6 +330,27 @@ class Resolver:
                 if res.done.server != cfg.upstreams[0]:
                     self.counters["hedge-won"] += 1
         return res.done
+
+    def closest_delegation(self, qname: dns.name.Name, now: float) -> Delegation | None:
+        name = qname
+        while True:
+            known = self.delegations.get(name)
+            if known is not None:
+                if now < known[1]:
+                    return known[0]
+                del self.delegations[name]
+            if name == dns.name.root:
+                return None
+            name = name.parent()
+
+    def learn(self, delegations: list[Delegation], now: float) -> None:
+        policy = self.config.policy
+        for d in delegations:
+            ttl = min(max(d.ttl, policy.min_ttl), policy.max_ttl)
+            if ttl > 0:
+                self.delegations[d.zone] = (d, now + ttl)
+        while len(self.delegations) > policy.max_entries:
+            self.delegations.pop(next(iter(self.delegations)))
 
     async def _transmit(self, send: Send, out: trio.MemorySendChannel) -> None:
         try:
@@ -456,12 +482,21 @@ async def serve_resolver(
     """
     resolver = Resolver(config, rng)
     family = socket.AF_INET6 if ":" in config.listen.host else socket.AF_INET
-    udp = trio.socket.socket(family, socket.SOCK_DGRAM)
-    await udp.bind((config.listen.host, config.listen.port))
-    port = udp.getsockname()[1]
-    tcp_listeners = []
-    if config.tcp:
-        tcp_listeners = await trio.open_tcp_listeners(port, host=config.listen.host)
+    tcp_listeners: list[trio.SocketListener] = []
+    for attempt in range(50):
+        udp = trio.socket.socket(family, socket.SOCK_DGRAM)
+        await udp.bind((config.listen.host, config.listen.port))
+        port = udp.getsockname()[1]
+        if not config.tcp:
+            break
+        try:
+            tcp_listeners = await trio.open_tcp_listeners(port, host=config.listen.host)
+            break
+        except OSError:
+            udp.close()
+            # With port 0, another process may hold TCP on the UDP port we got: try another.
+            if config.listen.port != 0 or attempt == 49:
+                raise
     handle = ResolverHandle(
         Server(config.listen.host, port),
         Server(config.listen.host, port) if config.tcp else None,
@@ -470,7 +505,8 @@ async def serve_resolver(
     mode = (
         "forwarding to " + ", ".join(map(str, config.upstreams))
         if config.upstreams
-        else f"iterative from root hints {config.root_hints}"
+        else "iterative from root hints "
+        + ", ".join(str(s) for s in (config.root_hints.servers if config.root_hints else ()))
     )
     p = config.policy
     log.info(

@@ -8,8 +8,6 @@ every packet still crosses a real loopback socket.
 from __future__ import annotations
 
 import random
-import re
-import shutil
 import socket
 from collections.abc import Iterator
 
@@ -23,7 +21,7 @@ import trio
 import trio.testing
 
 from resolver.cache import CachePolicy, cache_key
-from resolver.procs import Authd, Knot, run_authd, run_knot
+from resolver.procs import Authd, Knot, run_authd, run_dig, run_knot
 from resolver.resolution import Server
 from resolver.server import ResolverConfig, ResolverHandle, serve_resolver
 
@@ -58,40 +56,11 @@ def knot(request: pytest.FixtureRequest) -> Iterator[Authd | Knot]:
         pytest.skip(str(exc))
 
 
-def dig_path() -> str:
-    path = shutil.which("dig")
-    if path is None:
-        pytest.skip("dig not installed (Debian package bind9-dnsutils)")
-    return path
-
-
 async def dig(server: Server, name: str, rdtype: str, *extra: str) -> dict:
-    """Run real dig; return status, answer and authority lines as dig printed them."""
-    proc = await trio.run_process(
-        [dig_path(), f"@{server.host}", "-p", str(server.port), "+tries=1", "+time=3",
-         "+nocookie", name, rdtype, *extra],
-        capture_stdout=True, capture_stderr=True, check=False,
-    )
-    out = proc.stdout.decode()
-    status = re.search(r"status: (\w+)", out)
-    sections: dict[str, list[list[str]]] = {"ANSWER": [], "AUTHORITY": []}
-    current = None
-    for line in out.splitlines():
-        m = re.match(r";; (\w+) SECTION:", line)
-        if m:
-            current = m.group(1)
-            continue
-        if not line.strip():
-            current = None
-            continue
-        if current in sections and not line.startswith(";"):
-            sections[current].append(line.split())
-    return {
-        "status": status.group(1) if status else out,
-        "answer": sections["ANSWER"],
-        "authority": sections["AUTHORITY"],
-        "raw": out,
-    }
+    try:
+        return await run_dig(server, name, rdtype, *extra)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
 
 
 async def start(nursery: trio.Nursery, upstream: Server, **policy: object) -> ResolverHandle:
