@@ -42,6 +42,7 @@ from resolver.cache import (
     Freshness,
     NotCacheable,
     render,
+    render_hit,
 )
 from resolver.resolution import (
     Answer,
@@ -404,12 +405,20 @@ async def _read_tcp_message(stream: trio.abc.ReceiveStream) -> bytes | None:
 
 
 async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
-    """Drain the socket after each wake-up; hits inline, misses in tasks (module docstring)."""
+    """Drain the socket after each wake-up; hits inline, misses in tasks (module docstring).
+
+    The hit path reads the question straight from the bytes: one question, no answer or
+    authority records, at most an EDNS(0) OPT; anything else, or a miss, goes to `answer()`,
+    which parses fully and answers FORMERR/NOTIMP/BADVERS where due. The cache key is the
+    question section as sent; if that misses, the same with the name lowercased.
+    """
     raw = sock._sock if hasattr(sock, "_sock") else sock  # the stdlib socket under trio's wrapper
     raw.setblocking(False)
     recvfrom = raw.recvfrom
     sendto = raw.sendto
-    cache_get = resolver.answer_from_cache
+    entries = resolver.cache.entries
+    cache = resolver.cache
+    plain_header = b"\x00\x01\x00\x00\x00\x00"
 
     async def slow(wire: bytes, addr: tuple) -> None:
         try:
@@ -428,7 +437,7 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
         while True:
             await trio.lowlevel.wait_readable(raw)
             now = trio.current_time()
-            for _ in range(256):
+            for _ in range(512):
                 try:
                     wire, addr = recvfrom(65535)
                 except BlockingIOError:
@@ -437,13 +446,43 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
                     if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                         continue
                     raise
-                try:
-                    view = view_query(wire)
-                    if view.flags & 0xF800:  # a response, or opcode not QUERY
-                        raise WireError("opcode")
-                    reply = cache_get(view, now, view.udp_size if view.edns else 512)
-                except WireError:
-                    reply = None
+                reply = None
+                n = len(wire)
+                # Hit path: a query (QR=0, opcode 0), QDCOUNT 1, AN/NS 0, AR 0 or 1.
+                if n >= 17 and not wire[2] & 0xF8 and wire[4:10] == plain_header and not wire[10]:
+                    z = wire.find(0, 12)
+                    qend = z + 5
+                    ar = wire[11]
+                    edns = False
+                    size = 512
+                    ok = True
+                    if ar == 0:
+                        ok = qend == n
+                    elif ar == 1:
+                        # RFC 6891 §6.1.2: root owner, type 41, CLASS = UDP size, version 0.
+                        ok = (
+                            qend + 11 <= n
+                            and wire[qend:qend + 3] == b"\x00\x00\x29"
+                            and not wire[qend + 6]
+                            and n == qend + 11 + ((wire[qend + 9] << 8) | wire[qend + 10])
+                        )
+                        if ok:
+                            edns = True
+                            size = max(512, (wire[qend + 3] << 8) | wire[qend + 4])
+                    else:
+                        ok = False
+                    if ok and z > 12:
+                        question = wire[12:qend]
+                        entry = entries.get(question)
+                        if entry is None:
+                            key = wire[12:z].lower() + wire[z:qend]
+                            entry = entries.get(key)
+                        else:
+                            key = question
+                        if entry is not None and now < entry.expires_at:
+                            entries.move_to_end(key)
+                            cache.stats.hits += 1
+                            reply = render_hit(entry, wire[:4], question, edns, now, size)
                 if reply is not None:
                     try:
                         sendto(reply, addr)
@@ -451,7 +490,7 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
                         resolver.counters["send-errors"] += 1
                 else:
                     nursery.start_soon(slow, wire, addr)
-            await trio.lowlevel.checkpoint()
+            # No extra checkpoint: wait_readable above yields to the scheduler every round.
 
 
 async def _serve_tcp_conn(resolver: Resolver, stream: trio.SocketStream) -> None:

@@ -252,6 +252,12 @@ async def test_malformed_client_queries_never_crash(knot: Authd | Knot, mock_clo
             if n % 3 == 0:
                 junk = b"\x12\x34\x01\x00\x00\x01" + junk  # header-ish, then junk
             await s.sendto(junk, (h.udp.host, h.udp.port))
+        # Crafted near-misses of the fast path: plain header, cut or odd OPT, no question end.
+        q = dns.message.make_query("www.neg.test.", "A", use_edns=0).to_wire()
+        for bad in (q[:-1], q[:-5], q[:-11], q[:20], q[:12] + b"\x03www", q + b"\x00",
+                    q[:-11] + b"\x00\x00\x29\x04", b"\x00\x00\x00\x00\x00\x01" + b"\x00" * 11):
+            for _ in range(2):
+                await s.sendto(bad, (h.udp.host, h.udp.port))
         # FORMERR for a header with a broken question; still answering real queries after.
         r = await dig(h.udp, "www.neg.test", "A")
         assert r["status"] == "NOERROR"
