@@ -20,6 +20,7 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
