@@ -67,7 +67,8 @@ def canonical_value(rtype: str, text: str) -> str:
     """One rdata value in canonical presentation form (absolute names, dnspython spelling)."""
     try:
         rd = dns.rdata.from_text(
-            dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root
+            dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root,
+            relativize=False,
         )
     except dns.exception.DNSException as exc:
         raise RecordError(f"invalid {rtype} value {text!r}: {exc}") from exc
