@@ -1,0 +1,684 @@
+"""The answer pipeline: one query in wire format and the zone data in, one response out.
+
+Pure core: no sockets, no clock, no module-level randomness (the weighted pick comes from an
+injected `rng` or `Picker`), no trio. Modelled on Knot's staged pipeline
+(`src/knot/nameserver/process_query.c`, `internet.c`):
+
+1. **classify** the packet: drop what is not a query, FORMERR what is malformed, NOTIMP unknown
+   opcodes, BADVERS EDNS versions above 0, REFUSED zone transfers and foreign classes;
+2. **prepare**: find the served zone that is the closest enclosing one, else REFUSED
+   (this is not an open resolver);
+3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`.
+   Following Route 53 aliases and picking a weighted member are steps of this stage, so they
+   compose with CNAME chains, wildcards and delegations instead of being special cases;
+4. **finish**: flags, EDNS(0) OPT, negative-answer SOA, and rendering to wire with truncation
+   to the client's limit (`Reply.to_wire`).
+
+A failure inside the answer stage that has no rcode of its own becomes SERVFAIL (as in Knot),
+with the reason in `Reply.problem` so the shell can log it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.rrset
+
+from authd.records import RecordSet
+
+# --------------------------------------------------------------------------------------------
+# Limits and constants
+
+MAX_CHAIN = 16  # CNAME and alias steps followed for one query before we call it a loop
+MAX_PATHS = 4096  # weighted outcomes enumerated for one question (precompute / resolve_all)
+OUR_PAYLOAD = 1232  # EDNS(0) UDP payload we advertise and cap at (DNS flag day 2020, as NSD)
+MIN_UDP = 512  # RFC 1035 §4.2.1, and the floor for EDNS payloads (RFC 6891 §6.2.3)
+TCP_LIMIT = 65535  # RFC 1035 §4.2.2 two-byte length prefix
+
+IN = dns.rdataclass.IN
+SOA = dns.rdatatype.SOA
+NS = dns.rdatatype.NS
+CNAME = dns.rdatatype.CNAME
+DS = dns.rdatatype.DS
+A = dns.rdatatype.A
+AAAA = dns.rdatatype.AAAA
+ANY = dns.rdatatype.ANY
+XFR_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
+# Types that only make sense as records, never as questions (RFC 6891 §6.1.1: OPT; RFC 8945
+# TSIG; RFC 2930 TKEY). A question for them is malformed.
+NOT_QUESTION_TYPES = frozenset({dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY})
+WILDCARD = b"*"
+
+
+class Outcome(enum.Enum):
+    """What the answer stage found, as Knot's solvers report it (`internet.c`)."""
+
+    HIT = "hit"  # the asked data (possibly after CNAMEs/aliases)
+    MISS = "miss"  # NXDOMAIN
+    NODATA = "nodata"  # the name exists, the type does not (includes a dangling alias)
+    DELEG = "deleg"  # a referral to a child zone
+    FOLLOW = "follow"  # a CNAME chain that leaves the zone: the answer is the chain so far
+    REFUSED = "refused"  # not ours to answer
+    FORMERR = "formerr"
+    NOTIMP = "notimp"
+    BADVERS = "badvers"
+    SERVFAIL = "servfail"  # alias loop or too deep a tree
+
+
+# --------------------------------------------------------------------------------------------
+# Weighted picking: the one source of randomness, injected
+
+
+class Picker(Protocol):
+    def pick(self, cumulative: Sequence[int]) -> int:
+        """Index of the chosen member, given cumulative weights (all-zero handled by caller)."""
+        ...
+
+
+class RandomPicker:
+    """Route 53 weighted routing: member i with probability weight_i / sum (O(log n) bisect)."""
+
+    __slots__ = ("_random",)
+
+    def __init__(self, rng: random.Random | Callable[[], float]):
+        self._random: Callable[[], float] = rng.random if isinstance(rng, random.Random) else rng
+
+    def pick(self, cumulative: Sequence[int]) -> int:
+        return bisect.bisect_right(cumulative, self._random() * cumulative[-1])
+
+
+Rng = random.Random | Callable[[], float] | Picker
+
+
+def as_picker(rng: Rng) -> Picker:
+    if hasattr(rng, "pick"):
+        return rng  # type: ignore[return-value]
+    return RandomPicker(rng)  # type: ignore[arg-type]
+
+
+class _Explorer:
+    """A picker that replays a script of choices and records every choice point it meets.
+
+    Used to enumerate all weighted outcomes with their probabilities (`enumerate_outcomes`),
+    so precomputed answers and the checker's `resolve_all` go through the same answer logic.
+    """
+
+    def __init__(self, script: tuple[int, ...]):
+        self.script = script
+        self.trace: list[tuple[int, int]] = []  # (chosen option, number of options)
+        self.probability = 1.0
+
+    def pick(self, cumulative: Sequence[int]) -> int:
+        options = [i for i in range(len(cumulative)) if _weight_at(cumulative, i) > 0]
+        depth = len(self.trace)
+        k = self.script[depth] if depth < len(self.script) else 0
+        self.trace.append((k, len(options)))
+        chosen = options[k]
+        self.probability *= _weight_at(cumulative, chosen) / cumulative[-1]
+        return chosen
+
+
+def _weight_at(cumulative: Sequence[int], i: int) -> int:
+    return cumulative[i] - (cumulative[i - 1] if i else 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Zone data as the answer stage reads it
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    rrset: dns.rrset.RRset
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTo:
+    target: dns.name.Name
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    set_identifier: str
+    weight: int
+    data: Plain | AliasTo
+
+
+@dataclass(frozen=True, slots=True)
+class Weighted:
+    """Members sorted by set identifier; `cumulative` has the weights summed, or 1 each when
+    every weight is 0 (Route 53: all-zero weights are picked with equal probability)."""
+
+    members: tuple[Member, ...]
+    cumulative: tuple[int, ...]
+
+
+Entry = Plain | AliasTo | Weighted
+
+
+@dataclass
+class Zone:
+    """One served zone: record data by owner name and type, plus what the lookup needs."""
+
+    origin: dns.name.Name
+    nodes: dict[dns.name.Name, dict[int, Entry]]
+    existing: set[dns.name.Name]  # every owner name and every empty non-terminal
+    cuts: set[dns.name.Name]  # delegation points (names below the apex that have NS)
+    soa: dns.rrset.RRset
+    negative_soa: dns.rrset.RRset  # TTL = min(SOA TTL, MINIMUM), RFC 2308 §3
+    record_sets: tuple[RecordSet, ...] = field(default=())
+
+    @classmethod
+    def build(cls, origin: str, record_sets: Iterable[RecordSet]) -> Zone:
+        """Compile record sets into the lookup structure. Raises ValueError without an SOA."""
+        sets = tuple(record_sets)
+        org = dns.name.from_text(origin)
+        grouped: dict[tuple[dns.name.Name, int], list[RecordSet]] = {}
+        for rs in sets:
+            name = dns.name.from_text(rs.name)
+            grouped.setdefault((name, dns.rdatatype.from_text(rs.rtype)), []).append(rs)
+        nodes: dict[dns.name.Name, dict[int, Entry]] = {}
+        for (name, rdtype), group in grouped.items():
+            nodes.setdefault(name, {})[rdtype] = _compile(name, rdtype, group)
+        existing: set[dns.name.Name] = set()
+        for name in nodes:
+            n = name
+            while n not in existing and n.is_subdomain(org):
+                existing.add(n)
+                if n == org:
+                    break
+                n = n.parent()
+        cuts = {n for n, node in nodes.items() if NS in node and n != org}
+        soa_entry = nodes.get(org, {}).get(SOA)
+        if not isinstance(soa_entry, Plain):
+            raise ValueError(f"zone {origin} has no SOA at its apex")
+        soa = soa_entry.rrset
+        neg = dns.rrset.RRset(org, IN, SOA)
+        neg.update(soa)
+        neg.ttl = min(soa.ttl, soa[0].minimum)  # RFC 2308 §3
+        return cls(org, nodes, existing, cuts, soa, neg, sets)
+
+
+def _plain(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain:
+    rrset = dns.rrset.RRset(name, IN, rdtype)
+    for value in rs.values:
+        rrset.add(
+            dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False), rs.ttl
+        )
+    rrset.ttl = rs.ttl or 0
+    return Plain(rrset)
+
+
+def _member_data(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain | AliasTo:
+    if rs.alias is not None:
+        return AliasTo(dns.name.from_text(rs.alias.dns_name))
+    return _plain(name, rdtype, rs)
+
+
+def _compile(name: dns.name.Name, rdtype: int, group: list[RecordSet]) -> Entry:
+    if len(group) == 1 and group[0].set_identifier is None:
+        return _member_data(name, rdtype, group[0])
+    group = sorted(group, key=lambda rs: rs.set_identifier or "")
+    members = tuple(
+        Member(rs.set_identifier or "", rs.weight or 0, _member_data(name, rdtype, rs))
+        for rs in group
+    )
+    all_zero = all(m.weight == 0 for m in members)
+    cumulative: list[int] = []
+    total = 0
+    for m in members:
+        total += 1 if all_zero else m.weight
+        cumulative.append(total)
+    return Weighted(members, tuple(cumulative))
+
+
+class ZoneTable:
+    """The served zones, found by closest enclosing origin."""
+
+    def __init__(self, zones: Iterable[Zone] = ()):
+        self.zones: dict[dns.name.Name, Zone] = {z.origin: z for z in zones}
+
+    def find(self, qname: dns.name.Name) -> Zone | None:
+        name = qname
+        while True:
+            zone = self.zones.get(name)
+            if zone is not None:
+                return zone
+            if name == dns.name.root or len(name) == 0:
+                return None
+            name = name.parent()
+
+
+# --------------------------------------------------------------------------------------------
+# The answer stage
+
+
+@dataclass
+class Solution:
+    outcome: Outcome
+    rcode: int = dns.rcode.NOERROR
+    aa: bool = True
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    additional: list[dns.rrset.RRset] = field(default_factory=list)
+    glue_required: bool = False  # RFC 9471: in-domain glue that must fit, else TC=1
+    problem: str | None = None  # why SERVFAIL, for the log
+
+
+class _Servfail(Exception):
+    pass
+
+
+def _owned(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
+    """The same data under another owner name (wildcard synthesis, alias answers)."""
+    if rrset.name == owner:
+        return rrset
+    out = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype)
+    out.update(rrset)
+    out.ttl = rrset.ttl
+    return out
+
+
+def _resolve_entry(
+    zone: Zone,
+    entry: Entry,
+    qtype: int,
+    owner: dns.name.Name,
+    picker: Picker,
+    seen: set[tuple[dns.name.Name, int]],
+) -> dns.rrset.RRset | None:
+    """Follow aliases and weighted picks down to a plain RRset, or None if the tree dangles.
+
+    Route 53 alias semantics: the owner is the query name, the TTL the target's, no CNAME is
+    shown. A target with no records of the type (or no records at all) dangles: None, which
+    the caller turns into NOERROR with an empty answer and the SOA (the October 2025 outage).
+    """
+    while True:
+        if isinstance(entry, Plain):
+            return _owned(entry.rrset, owner)
+        if isinstance(entry, Weighted):
+            entry = entry.members[picker.pick(entry.cumulative)].data
+            continue
+        # AliasTo: a symlink inside the zone, to the same type at the target name
+        key = (entry.target, qtype)
+        if key in seen:
+            raise _Servfail(f"alias loop at {entry.target} {dns.rdatatype.to_text(qtype)}")
+        if len(seen) >= MAX_CHAIN:
+            raise _Servfail(f"alias tree deeper than {MAX_CHAIN} at {entry.target}")
+        seen.add(key)
+        target_node = zone.nodes.get(entry.target)
+        if target_node is None or qtype not in target_node:
+            return None
+        entry = target_node[qtype]
+
+
+def _find_cut(zone: Zone, qname: dns.name.Name, qtype: int) -> dns.name.Name | None:
+    """The highest delegation point at or above qname (RFC 1034 §4.3.2 step 3b).
+
+    A DS question at the cut itself is answered by the parent side (RFC 4035 §3.1.4.1).
+    """
+    if not zone.cuts:
+        return None
+    labels = qname.relativize(zone.origin).labels
+    name = zone.origin
+    for i in range(len(labels) - 1, -1, -1):
+        name = dns.name.Name(labels[i:] + zone.origin.labels)
+        if name in zone.cuts:
+            if name == qname and qtype == DS:
+                return None
+            return name
+    return None
+
+
+def _closest_encloser(zone: Zone, qname: dns.name.Name) -> dns.name.Name:
+    name = qname
+    while name not in zone.existing and name != zone.origin:
+        name = name.parent()
+    return name
+
+
+def _referral(zone: Zone, cut: dns.name.Name, sol: Solution) -> Solution:
+    """RFC 1034 §4.3.2 step 3b: NS of the child in authority, addresses we hold as glue."""
+    entry = zone.nodes[cut][NS]
+    assert isinstance(entry, Plain)
+    sol.outcome = Outcome.DELEG
+    sol.aa = bool(sol.answer)  # AA only for the authoritative part of a chain before the cut
+    sol.authority.append(entry.rrset)
+    for rd in entry.rrset:
+        target = rd.target
+        node = zone.nodes.get(target)
+        if node is None or not target.is_subdomain(zone.origin):
+            continue
+        for t in (A, AAAA):
+            glue = node.get(t)
+            if isinstance(glue, Plain):
+                sol.additional.append(glue.rrset)
+                if target.is_subdomain(cut):
+                    sol.glue_required = True  # RFC 9471 §3: in-domain glue is not optional
+    return sol
+
+
+def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solution:
+    """RFC 1034 §4.3.2 lookup in one zone, with CNAME chains, wildcards (RFC 4592),
+    delegations, Route 53 aliases and weighted sets."""
+    sol = Solution(Outcome.HIT)
+    seen: set[tuple[dns.name.Name, int]] = set()
+    try:
+        for _step in range(MAX_CHAIN):
+            if not qname.is_subdomain(zone.origin):
+                # A CNAME left the zone: we answer with the chain so far (RFC 1034 §4.3.2
+                # step 3a; we do not chase into other zones, as NSD and Knot do not).
+                sol.outcome = Outcome.FOLLOW
+                return sol
+            cut = _find_cut(zone, qname, qtype)
+            if cut is not None:
+                return _referral(zone, cut, sol)
+            node = zone.nodes.get(qname)
+            owner = qname
+            if node is None:
+                if qname in zone.existing:
+                    return _nodata(zone, sol)  # empty non-terminal (RFC 4592 §2.2.2)
+                encloser = _closest_encloser(zone, qname)
+                source = dns.name.Name((WILDCARD,) + encloser.labels)
+                node = zone.nodes.get(source)
+                if node is None:
+                    sol.outcome, sol.rcode = Outcome.MISS, dns.rcode.NXDOMAIN
+                    sol.authority.append(zone.negative_soa)
+                    return sol
+                # RFC 4592 §3.3.1: synthesize from the source of synthesis, owner = qname
+            if qtype == ANY:
+                return _any(zone, node, owner, picker, seen, sol)
+            entry = node.get(qtype)
+            if entry is not None:
+                rrset = _resolve_entry(zone, entry, qtype, owner, picker, seen)
+                if rrset is None:
+                    return _nodata(zone, sol)  # the dangling alias: NOERROR, ANSWER 0, SOA
+                sol.answer.append(rrset)
+                sol.outcome = Outcome.HIT
+                return sol
+            cname = node.get(CNAME)
+            if cname is None:
+                return _nodata(zone, sol)
+            rrset = _resolve_entry(zone, cname, CNAME, owner, picker, seen)
+            if rrset is None:
+                return _nodata(zone, sol)
+            sol.answer.append(rrset)
+            qname = rrset[0].target  # RFC 1034 §3.6.2: restart the lookup at the target
+            if (qname, CNAME) in seen:
+                sol.outcome = Outcome.FOLLOW  # a CNAME loop: answer the chain once, as NSD
+                return sol
+            seen.add((owner, CNAME))
+        sol.outcome = Outcome.FOLLOW
+        return sol
+    except _Servfail as exc:
+        return Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=str(exc))
+
+
+def _nodata(zone: Zone, sol: Solution) -> Solution:
+    sol.outcome = Outcome.NODATA
+    sol.authority.append(zone.negative_soa)  # RFC 2308 §2.2
+    return sol
+
+
+def _any(
+    zone: Zone,
+    node: dict[int, Entry],
+    owner: dns.name.Name,
+    picker: Picker,
+    seen: set[tuple[dns.name.Name, int]],
+    sol: Solution,
+) -> Solution:
+    """RFC 8482 §4.1: answer ANY with one RRset (the lowest type present), never the lot."""
+    for rdtype in sorted(node):
+        rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, picker, seen)
+        if rrset is not None:
+            sol.answer.append(rrset)
+            sol.outcome = Outcome.HIT
+            return sol
+    return _nodata(zone, sol)
+
+
+# --------------------------------------------------------------------------------------------
+# Classify, finish, render
+
+
+@dataclass
+class Reply:
+    """A response ready to render; `to_wire(limit)` applies truncation (RFC 2181 §9)."""
+
+    outcome: Outcome
+    message: dns.message.Message
+    glue_required: bool = False
+    problem: str | None = None
+    udp_limit: int = MIN_UDP  # the client's limit over UDP (from its EDNS payload size)
+    _full: bytes | None = None
+
+    @property
+    def rcode(self) -> int:
+        return self.message.rcode()
+
+    def to_wire(self, limit: int) -> bytes:
+        if self._full is None:
+            self._full = _render(self.message)
+        if len(self._full) <= limit:
+            return self._full
+        return self.truncated(limit)
+
+    def truncated(self, limit: int) -> bytes:
+        """Over the limit: drop optional additional data first; if required data still does not
+        fit, send TC=1 with empty sections so the client retries over TCP (RFC 2181 §9,
+        RFC 9471 §3)."""
+        m = self.message
+        if m.additional and not self.glue_required:
+            trimmed = _copy_message(m, additional=False)
+            wire = _render(trimmed)
+            if len(wire) <= limit:
+                return wire
+        empty = _copy_message(m, answer=False, authority=False, additional=False)
+        empty.flags |= dns.flags.TC
+        return _render(empty)
+
+
+def _copy_message(
+    m: dns.message.Message, *, answer: bool = True, authority: bool = True, additional: bool = True
+) -> dns.message.Message:
+    out = dns.message.Message(id=m.id)
+    out.flags = m.flags
+    out.question = list(m.question)
+    if answer:
+        out.answer = list(m.answer)
+    if authority:
+        out.authority = list(m.authority)
+    if additional:
+        out.additional = list(m.additional)
+    if m.edns >= 0:
+        out.use_edns(m.edns, m.ednsflags, m.payload)
+    out.set_rcode(m.rcode())
+    return out
+
+
+def _render(m: dns.message.Message) -> bytes:
+    return m.to_wire(max_size=TCP_LIMIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A classified query: what the answer stage needs, with the client's limits."""
+
+    id: int
+    flags: int
+    qname: dns.name.Name
+    qtype: int
+    qclass: int
+    edns: int  # -1 without OPT, else the version
+    ednsflags: int
+    payload: int
+
+    def limit(self, tcp: bool) -> int:
+        """The largest response the client accepts (RFC 6891 §6.2.5, RFC 1035 §4.2.1)."""
+        if tcp:
+            return TCP_LIMIT
+        if self.edns < 0:
+            return MIN_UDP
+        return max(MIN_UDP, min(self.payload, OUR_PAYLOAD))
+
+
+def _header_reply(wire: bytes, rcode: int, outcome: Outcome) -> Reply:
+    """A reply to a packet we could not parse: ID, opcode and RD copied, no sections."""
+    qid = int.from_bytes(wire[0:2], "big")
+    flags = int.from_bytes(wire[2:4], "big")
+    m = dns.message.Message(id=qid)
+    m.flags = dns.flags.QR | (flags & (dns.flags.RD | 0x7800))  # 0x7800: the opcode bits
+    m.set_rcode(rcode)
+    return Reply(outcome, m)
+
+
+def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Reply | None:
+    """Stage 1: a Query to answer, an error Reply, or None to drop the packet.
+
+    Drops: shorter than a header (nothing to answer to) and responses (QR=1), which must never
+    be answered or two servers could ping-pong forever.
+    """
+    if len(wire) < 12 or wire[2] & 0x80:
+        return None
+    opcode = (wire[2] >> 3) & 0xF
+    if opcode != dns.opcode.QUERY:
+        return _header_reply(wire, dns.rcode.NOTIMP, Outcome.NOTIMP)  # RFC 1035 §4.1.1
+    try:
+        msg = dns.message.from_wire(wire, one_rr_per_rrset=True, ignore_trailing=False)
+    except dns.message.BadEDNS:
+        return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)
+    except (dns.exception.DNSException, ValueError, KeyError, IndexError, TypeError):
+        return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)
+    if len(msg.question) != 1 or msg.answer or msg.authority:
+        return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)  # RFC 1035 §4.1.2
+    q = msg.question[0]
+    query = Query(
+        id=msg.id,
+        flags=msg.flags,
+        qname=q.name,
+        qtype=q.rdtype,
+        qclass=q.rdclass,
+        edns=msg.edns,
+        ednsflags=msg.ednsflags,
+        payload=msg.payload,
+    )
+    if msg.edns > 0:
+        # RFC 6891 §6.1.3: BADVERS, with OPT at the highest version we implement (0)
+        return _finish(query, Solution(Outcome.BADVERS, rcode=dns.rcode.BADVERS, aa=False))
+    if q.rdtype in NOT_QUESTION_TYPES:
+        return _finish(query, Solution(Outcome.FORMERR, rcode=dns.rcode.FORMERR, aa=False))
+    if q.rdclass != IN or (q.rdtype in XFR_TYPES and not (allow_axfr and tcp)):
+        # Only class IN is served; zone transfers only when the operator allows them
+        return _finish(query, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    return query
+
+
+def _finish(query: Query, sol: Solution) -> Reply:
+    """Stage 4: header flags (RFC 1035 §4.1.1: RD and CD copied), EDNS, sections."""
+    m = dns.message.Message(id=query.id)
+    m.flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
+    if sol.aa:
+        m.flags |= dns.flags.AA
+    m.question = [dns.rrset.RRset(query.qname, query.qclass, query.qtype)]
+    m.answer = sol.answer
+    m.authority = sol.authority
+    m.additional = sol.additional
+    if query.edns >= 0:
+        # RFC 6891 §6.1.1: OPT in the response; RFC 3225 §3: the DO bit is echoed
+        m.use_edns(0, query.ednsflags & dns.flags.DO, OUR_PAYLOAD)
+    m.set_rcode(sol.rcode)
+    return Reply(sol.outcome, m, sol.glue_required, sol.problem, query.limit(tcp=False))
+
+
+def _axfr(zone: Zone, query: Query) -> Reply:
+    """RFC 5936 AXFR of the plain data in one message (aliases and weighted sets have no
+    RFC 1035 form, so they are left out)."""
+    sol = Solution(Outcome.HIT)
+    sol.answer.append(zone.soa)
+    for name in sorted(zone.nodes):
+        for rdtype, entry in sorted(zone.nodes[name].items()):
+            if isinstance(entry, Plain) and not (name == zone.origin and rdtype == SOA):
+                sol.answer.append(entry.rrset)
+    sol.answer.append(zone.soa)
+    return _finish(query, sol)
+
+
+def answer(
+    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
+) -> Reply | None:
+    """The whole pipeline for one packet. None means drop it. Never raises on bad input."""
+    picker = as_picker(rng)
+    c = classify(wire, tcp=tcp, allow_axfr=allow_axfr)
+    if not isinstance(c, Query):
+        return c
+    zone = zones.find(c.qname)  # stage 2: prepare
+    if zone is None:
+        return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    if c.qtype == dns.rdatatype.AXFR and c.qname == zone.origin:
+        return _axfr(zone, c)
+    if c.qtype in XFR_TYPES:
+        return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    try:
+        sol = solve(zone, c.qname, c.qtype, picker)  # stage 3
+    except Exception as exc:  # Knot: a failure with no rcode of its own becomes SERVFAIL
+        sol = Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=repr(exc))
+    return _finish(c, sol)
+
+
+def answer_wire(
+    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
+) -> bytes | None:
+    """`answer` rendered to wire at the client's limit (the uncached path end to end)."""
+    reply = answer(wire, zones, rng=rng, tcp=tcp, allow_axfr=allow_axfr)
+    if reply is None:
+        return None
+    return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
+
+
+def enumerate_outcomes(
+    run: Callable[[Picker], Reply | None], max_paths: int = MAX_PATHS
+) -> Iterator[tuple[float, Reply | None]]:
+    """Every reply `run` can give over all weighted choices, with its probability.
+
+    Depth-first over the choice points the explorer records; members of weight 0 are never
+    explored unless every weight in their set is 0 (then all are, uniformly). Raises
+    OverflowError past `max_paths` outcomes.
+    """
+    stack: list[tuple[int, ...]] = [()]
+    count = 0
+    while stack:
+        script = stack.pop()
+        explorer = _Explorer(script)
+        reply = run(explorer)
+        count += 1
+        if count > max_paths:
+            raise OverflowError(f"more than {max_paths} weighted outcomes")
+        for depth in range(len(script), len(explorer.trace)):
+            _, n = explorer.trace[depth]
+            prefix = tuple(k for k, _ in explorer.trace[:depth])
+            stack.extend(prefix + (alt,) for alt in range(n - 1, 0, -1))
+        yield explorer.probability, reply
+
+
+def make_query_wire(qname: str, qtype: str | int, *, edns: bool = False) -> bytes:
+    """A plain query in wire form (ID 0, RD clear), for resolve_all and tests."""
+    q = dns.message.make_query(qname, qtype, use_edns=0 if edns else None)
+    q.id = 0
+    q.flags = 0
+    return q.to_wire()
