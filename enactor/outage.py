@@ -86,6 +86,15 @@ def dig(port: int, name: str, rtype: str, timeout: float = 2.0) -> DigResult:
 # --- processes ------------------------------------------------------------------------------
 
 
+def authd_command() -> list[str]:
+    """`authd serve` when it has the control API flags, else the stopgap host."""
+    out = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], capture_output=True,
+                         text=True, cwd=REPO)
+    if "--control" in out.stdout and "--store" in out.stdout:
+        return [sys.executable, "-m", "authd", "serve"]
+    return [sys.executable, "-m", "enactor.authhost"]
+
+
 class EnactorProc:
     """One `enactor run --stepped` process and its JSON-lines conversation."""
 
@@ -196,7 +205,7 @@ class Cluster:
         py = sys.executable
         authd_log = open(self.work / "logs" / "authd.log", "w")  # noqa: SIM115
         self.authd = subprocess.Popen(
-            [py, "-m", "authd", "serve", "--zones", str(REPO / "zones"),
+            [*authd_command(), "--zones", str(REPO / "zones"),
              "--listen", f"127.0.0.1:{self.dns_port}", "--control", f"127.0.0.1:{self.api_port}",
              "--store", str(self.work / "authd.sqlite3")],
             stdout=authd_log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
@@ -397,14 +406,18 @@ class OutageResult:
     work: Path
 
 
+def state_word(down: bool, crashes: int, status: str) -> str:
+    if down:
+        return "CRASHED"
+    if crashes:
+        return f"CRASH-LOOPING (restarted after {crashes} crash{'es' if crashes > 1 else ''}, now {status})"
+    return status
+
+
 def actor_states_from_procs(c: Cluster) -> dict[str, dict[str, Any]]:
-    out = {}
-    for n, p in c.enactors.items():
-        st = "CRASHED (crash loop)" if p.crashes and p.status in ("CRASHED", "WORKING") and p.crashes > 0 and p.pending is None else p.status
-        if p.crashes and p.pending is not None:
-            st = f"{p.status} after {p.crashes} crash(es); crashes again on the next flip"
-        out[n] = {"state": st, "crashes": p.crashes, "last_error": p.crash_text or p.last_error}
-    return out
+    return {n: {"state": state_word(p.pending is None, p.crashes, p.status), "crashes": p.crashes,
+                "last_error": p.crash_text or p.last_error}
+            for n, p in c.enactors.items()}
 
 
 def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
@@ -416,8 +429,7 @@ def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png
         if verbose:
             sim.on_log = lambda t, line: print(f"  {t - T0:7.2f}  {line}", flush=True)
         run_schedule(schedule, drv)
-        actors = {n: {"state": ("CRASHED (crash loop)" if a.crashes and a.crashed else
-                                f"{a.state.status.value}" + (f" after {a.crashes} crash(es)" if a.crashes else "")),
+        actors = {n: {"state": state_word(a.action is None, a.crashes, a.state.status.value),
                       "crashes": a.crashes,
                       "last_error": (a.crashed or "").strip().splitlines()[-1] if a.crashed else a.state.last_error}
                   for n, a in sim.actors.items()}

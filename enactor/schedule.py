@@ -266,10 +266,10 @@ def schedule_2025(plans: int = 12, typo: bool = False) -> Schedule:
                 ]
     # Aftermath: everyone keeps trying, the planner keeps planning.
     for _ in range(3):
-        steps += [{"do": "run", "seconds": 4}, {"do": "sample"}]
+        steps += [{"do": "run", "seconds": 5}, {"do": "sample"}]
     steps += [{"do": "plan", "note": "the planner keeps planning"}]
-    for _ in range(3):
-        steps += [{"do": "run", "seconds": 4}, {"do": "sample"}]
+    for _ in range(5):
+        steps += [{"do": "run", "seconds": 5}, {"do": "sample"}]
     desc = ("operator typo: the active tree deleted by hand" if typo else
             f"October 2025, scaled: enactor-c loses the lock {plans - 1} times, flips to plan-0002 "
             f"after plan-{plans:04d}, the cleaner deletes it")
