@@ -171,9 +171,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from enactor.outage import run_outage
     from enactor.schedule import schedule_2025
 
-    def last_dig(res: Any, key: str) -> str:
+    drop = ("; <<>>", "; (1 server", ";; global", ";; Got answer", ";; Query time", ";; SERVER",
+            ";; WHEN", ";; MSG SIZE", ";; OPT", "; EDNS")
+
+    def dig_at(res: Any, key: str, index: int) -> str:
         texts = [t for _, k, t in res.digs if k == key]
-        return texts[-1].strip() if texts else "(no dig output)"
+        if not texts:
+            return "(no dig output: run without --inprocess to see real dig)"
+        name, rtype = key.split(" ")
+        port = str(res.summary.get("dns", ":")).rsplit(":", 1)[-1]
+        body = "\n".join(ln for ln in texts[index].splitlines() if ln.strip() and not ln.startswith(drop))
+        return f"$ dig @127.0.0.1 -p {port} +norecurse {name} {rtype}\n{body}"
 
     sched = schedule_2025(args.plans)
     print("=" * 100)
@@ -183,10 +191,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("=" * 100)
     bad = run_outage("2025", sched, inprocess=args.inprocess, png="outage-2025.png")
     print(bad.report)
-    for key in (f"{'dynamodb.us-east-1.api.aws.'} A", "dynamodb.us-east-1.api.aws. AAAA"):
-        print(f"\n$ dig @{bad.summary.get('dns', '127.0.0.1')} {key.replace(' ', ' ')}   # at the end of the run")
-        print(last_dig(bad, key))
-    print("\ntimeline PNG: outage-2025.png")
+    print("\nBefore the race, real dig gets an answer:")
+    print(dig_at(bad, "dynamodb.us-east-1.api.aws. A", 0))
+    print("\nAt the end of the run (every enactor crashed; nothing will repair it):")
+    for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
+        print(dig_at(bad, key, -1))
+        print()
+    print("timeline PNG: outage-2025.png")
     print()
     print("=" * 100)
     print("PART 2: the fixed design, the SAME schedule: fenced flip refuses to go backwards,")
@@ -194,10 +205,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("=" * 100)
     good = run_outage("fixed", sched, inprocess=args.inprocess, png="outage-fixed.png")
     print(good.report)
-    key = "dynamodb.us-east-1.api.aws. AAAA"
-    print(f"\n$ dig @{good.summary.get('dns', '127.0.0.1')} {key}   # at the end of the run")
-    print(last_dig(good, key))
-    print("\ntimeline PNG: outage-fixed.png")
+    print("\nAt the end of the run:")
+    for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
+        print(dig_at(good, key, -1))
+        print()
+    print("timeline PNG: outage-fixed.png")
     ok = bad.summary["empty_at_end"] and not good.summary["ever_empty"]
     print("\nRESULT: " + ("reproduced: the 2025 design ends with NOERROR / ANSWER: 0; the fixed design never went empty"
                           if ok else "UNEXPECTED: see the timelines above"))
