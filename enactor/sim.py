@@ -15,6 +15,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from authd.records import RecordSet
 from enactor import machine as m
@@ -197,18 +198,35 @@ class Sim:
 # --- observing the zone the way DNS would (for assertions and the timeline) ------------------
 
 
+class DnsView:
+    """What authd's DNS would answer: its real serving index (`authd.index.ServingIndex`), fed
+    from the store's journal like every authd server. `answers()` catches up first."""
+
+    def __init__(self, store: Any):
+        from authd.index import ServingIndex
+
+        self.store = store
+        self.index = ServingIndex()
+        for entry in store.snapshot():
+            self.index.apply(entry)
+
+    def answers(self, name: str, rtype: str) -> set[str]:
+        """Every address some query for (name, rtype) could get; empty = NOERROR, ANSWER: 0."""
+        for entry in self.store.journal_since(self.index.seq):
+            self.index.apply(entry)
+        return {v for rcode, values in self.index.resolve_all(name, rtype) if rcode == "NOERROR"
+                for v in values}
+
+
 def addresses(api: ChangeApi, zone_id: str, name: str, rtype: str, depth: int = 8) -> set[str]:
-    """Every address a query for (name, rtype) could return: aliases followed like symlinks,
-    weighted sets expanded over members with weight > 0 (all of them when every weight is 0,
-    as Route 53 does). Empty = the outage: NOERROR with zero answers."""
+    """The addresses reachable from (name, rtype) in the control plane's view: aliases
+    followed, every weighted member included. Empty = the name dangles. (For what DNS would
+    actually answer in-process, use `DnsView`; over HTTP, ask authd with dig.)"""
     if depth == 0:
         return set()
     sets = api.get_record_sets(zone_id, name, rtype)
     if not sets:
         return set()
-    if any(rs.weight is not None for rs in sets):
-        live = [rs for rs in sets if rs.weight]
-        sets = live or list(sets)
     out: set[str] = set()
     for rs in sets:
         if rs.alias is not None:
@@ -250,6 +268,7 @@ class SimDriver:
         """`capacity_fn(n)` makes plan n; `watch` lists (zone, name, rtype) to sample."""
         self.sim, self.capacity_fn, self.watch = sim, capacity_fn, watch
         self.rec = Recorder(sim.clock.t)
+        self.dns: DnsView | None = None
         sim.observers.append(self._observe)
 
     @property
@@ -285,9 +304,11 @@ class SimDriver:
     def sample(self, note: str = "") -> Sample:
         counts = {}
         active = None
+        if self.dns is None:
+            self.dns = DnsView(self.sim.api)
         for zone, name, rtype in self.watch:
             zid = self.zone_id(zone)
-            counts[f"{name} {rtype}"] = len(addresses(self.sim.api, zid, name, rtype))
+            counts[f"{name} {rtype}"] = len(self.dns.answers(name, rtype))
             if active is None:
                 active = active_plan(self.sim.api, zid, name, rtype)
         s = Sample(self.sim.clock.t, counts, {}, active, "api", note)

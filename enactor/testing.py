@@ -16,7 +16,7 @@ from authd.zonefile import load_zone_dir
 from enactor import machine as m
 from enactor.plan import Plan
 from enactor.planner import Capacity, churn, default_capacity
-from enactor.sim import PlanList, Sim, SimDriver, addresses
+from enactor.sim import DnsView, PlanList, Sim, SimDriver
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 T0 = 1_760_940_000.0  # 2025-10-20 06:00:00 UTC
@@ -58,8 +58,12 @@ def zone_id(sim: Sim, zone: str = "api.aws.") -> str:
 
 
 def answers(sim: Sim, name: str = DUAL, rtype: str = "A") -> set[str]:
-    zone = "api.aws." if name == DUAL else "amazonaws.com."
-    return addresses(sim.api, zone_id(sim, zone), name, rtype)
+    """What authd's DNS would answer now (its real serving index, fed from the journal)."""
+    view = getattr(sim, "_dns_view", None)
+    if view is None or view.store is not sim.api:
+        view = DnsView(sim.api)
+        sim._dns_view = view  # type: ignore[attr-defined]
+    return view.answers(name, rtype)
 
 
 def delete_tree(sim: Sim, plan: int, endpoint: str = DUAL) -> None:

@@ -67,3 +67,25 @@ def test_capacity_file_errors_name_the_path(tmp_path: Path) -> None:
     capfile.write_text('{"endpoints": [{"name": "x.api.aws.", "zone": "api.aws.", "dual_stack": false, "load_balancers": [{"name": "a", "ipv4": "1.2.3", "weight": 1}]}]}')
     with pytest.raises(ValueError, match=r"capacity.json: \$.endpoints\[0\].load_balancers\[0\].ipv4"):
         load_capacity(capfile)
+
+
+def test_planner_and_capacity_commands(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    cap, plans = tmp_path / "capacity.json", tmp_path / "plans"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "enactor", *args], capture_output=True, text=True, cwd=repo, timeout=60)
+
+    assert run("planner", "--plans", str(plans), "--capacity", str(cap), "--once").returncode == 0
+    assert PlanStore(plans).numbers() == [1]
+    out = run("capacity", "drain", "--capacity", str(cap), "--az", "az2")
+    assert out.returncode == 0 and "az2-lb1=0" in out.stdout
+    assert run("planner", "--plans", str(plans), "--capacity", str(cap), "--once").returncode == 0
+    latest = PlanStore(plans).latest()
+    assert latest is not None and latest.number == 2
+    assert all(lb.weight == 0 for e in latest.endpoints for lb in e.load_balancers if lb.az == "az2")
+    bad = run("capacity", "drain", "--capacity", str(cap), "--az", "az9")
+    assert bad.returncode == 1 and "no load balancers in az9" in bad.stderr
