@@ -73,6 +73,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -312,7 +313,6 @@ class State:
     batches: tuple[tuple[Change, ...], ...] = ()  # batches still to send (without preamble)
     want: tuple[Key, ...] = ()  # point reads still to do in this group
     reads: tuple[tuple[Key, tuple[RecordSet, ...]], ...] = ()
-    listing: tuple[RecordSet, ...] = ()
     active: int | None = None  # the plan the alias pointed at when last read
     worked: bool = False  # wrote something this round (to log idle rounds once)
     installed: tuple[tuple[str, int], ...] = ()  # endpoint -> the plan this enactor flipped to
@@ -370,6 +370,14 @@ def backoff_delay(cfg: Config, attempt: int, draw: int) -> float:
 
 def tree_records(plan: Plan, ep: Endpoint, zone_id: str) -> tuple[list[RecordSet], list[RecordSet]]:
     """The leaves and the weighted root members of `plan`'s tree for endpoint `ep`."""
+    leaves, members = _tree_records(plan.number, ep, zone_id)
+    return list(leaves), list(members)
+
+
+@functools.lru_cache(maxsize=256)
+def _tree_records(number: int, ep: Endpoint, zone_id: str) -> tuple[tuple[RecordSet, ...], tuple[RecordSet, ...]]:
+    # Pure and called on every peek; RecordSet canonicalises names, so cache the result.
+    plan = Plan(number, 0.0, (ep,))
     leaves: list[RecordSet] = []
     members: list[RecordSet] = []
     root = root_name(plan.number, ep.name)
@@ -384,7 +392,7 @@ def tree_records(plan: Plan, ep: Endpoint, zone_id: str) -> tuple[list[RecordSet
                 RecordSet(root, t, set_identifier=lb.name, weight=lb.weight,
                           alias=AliasTarget(leaf, zone_id))
             )
-    return leaves, members
+    return tuple(leaves), tuple(members)
 
 
 def alias_to(name: str, rtype: str, target: str, zone_id: str) -> RecordSet:
@@ -563,7 +571,7 @@ class _Machine:
 
     def next_endpoint(self) -> ActionT:
         self.set(ep=self.st.ep + 1, task=None, lock=None, attempt=0, batches=(), want=(),
-                 reads=(), listing=())
+                 reads=())
         return self.begin_endpoint()
 
     def on_await_zone(self, r: ResultT | None) -> ActionT:
