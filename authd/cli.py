@@ -12,6 +12,7 @@ import functools
 import logging
 import random
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -121,10 +122,20 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
     return argv
 
 
+async def _stop_on_signal(cancel_scope: trio.CancelScope) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM: log it and stop serving cleanly (workers stop with us)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("authd stopping on %s", signal.Signals(signum).name)
+            cancel_scope.cancel()
+            return
+
+
 async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
     host, port = args.listen
     workers = max(1, args.workers)
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         _, bound = await nursery.start(
             functools.partial(
                 serve_dns, index, host, port,

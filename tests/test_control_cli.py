@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from control_helpers import running
+from tests.control_helpers import running
 
 from authd.cli import main
 from authd.control import ControlAPI

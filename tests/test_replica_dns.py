@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from control_helpers import client
+from tests.control_helpers import client
 
 from authd.node import NodeConfig, run_node
 
