@@ -11,13 +11,13 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from tests.control_helpers import client, running
 
 from authd.control import ControlAPI, ControlConfigError, check_listen, serve_control
 from authd.r53xml import split_messages
 from authd.seed import seed_store
 from authd.sqlstore import SQLiteStore
 from authd.zonefile import load_zone_dir
+from tests.control_helpers import client, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 

@@ -142,7 +142,7 @@ def test_sigkill_the_server_while_it_applies_batches(tmp_path):
     """The same promise through the real server and its HTTP API: kill -9 mid-stream, restart."""
     import threading
 
-    from control_helpers import client
+    from tests.control_helpers import client
 
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from tests.control_helpers import client
 
 from authd.node import NodeConfig, run_node
+from tests.control_helpers import client
 
 ZONES = str(Path(__file__).resolve().parent.parent / "zones")
 DIG = shutil.which("dig")
