@@ -171,3 +171,29 @@ async def test_replica_process_follows_the_file_and_holds_getchange(tmp_path):
         assert await dig(far, "far.api.aws") == ("NOERROR", ["192.0.2.88"])
         proc.kill()
         nursery.cancel_scope.cancel()
+
+
+async def test_cli_change_on_the_store_file_waits_for_running_servers(tmp_path, capsys):
+    """`authd change --store FILE --wait` (no HTTP) still waits until every server following
+    FILE has applied the change: they report progress beside the file."""
+    import json
+    import time
+
+    from authd.cli import main
+
+    db = tmp_path / "authd.db"
+    cfg = NodeConfig(store_path=str(db), zones_dir=ZONES, dns_port=0, replicas=1, replica_delays=[1.0],
+                     poll_interval=0.02)
+    batch = tmp_path / "b.json"
+    batch.write_text(json.dumps({"Changes": [create("via-file.api.aws.", "192.0.2.66")]}))
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(run_node, cfg)
+        start = time.monotonic()
+        status = await trio.to_thread.run_sync(
+            main, ["change", "--zone", "api.aws", "--batch", str(batch), "--store", str(db), "--wait"]
+        )
+        assert status == 0
+        assert time.monotonic() - start >= 1.0, "waited for the delayed replica"
+        assert "INSYNC" in capsys.readouterr().err
+        assert await dig(node.replicas[0], "via-file.api.aws") == ("NOERROR", ["192.0.2.66"])
+        nursery.cancel_scope.cancel()
