@@ -113,7 +113,7 @@ class ServingIndex:
         if entry.kind is EntryKind.ZONE_DELETED:
             old = self._zones.pop(entry.zone_id, None)
             if old is not None:
-                self.table.zones.pop(dns.name.from_text(old[0]), None)
+                self.table.remove(dns.name.from_text(old[0]))
             log.info("zone %s (%s) deleted at seq %d", entry.zone_name, entry.zone_id, entry.seq)
         else:
             if entry.kind is EntryKind.SNAPSHOT:
@@ -126,7 +126,7 @@ class ServingIndex:
                 records[rs.key] = rs
             zone = Zone.build(entry.zone_name, records.values())  # raises before any change
             self._zones[entry.zone_id] = (entry.zone_name, records)
-            self.table.zones[zone.origin] = zone
+            self.table.add(zone)
             if entry.kind is EntryKind.SNAPSHOT:
                 log.info(
                     "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
@@ -232,14 +232,15 @@ class ServingIndex:
             lambda picker: answer(wire, self.table, rng=picker, tcp=True)
         ):
             assert reply is not None
-            values = tuple(rd.to_text() for rrset in reply.message.answer for rd in rrset)
+            values = tuple(rd.to_text() for rrset in reply.answer for rd in rrset)
             seen[(dns.rcode.to_text(reply.rcode), values)] = None
         return list(seen)
 
 
 def _qtext(reply: Reply) -> str:
-    q = reply.message.question
-    return f"{q[0].name} {dns.rdatatype.to_text(q[0].rdtype)}" if q else "(no question)"
+    if reply.qname is None:
+        return "(no question)"
+    return f"{reply.qname} {dns.rdatatype.to_text(reply.qtype)}"
 
 
 # --- startup from zone files ----------------------------------------------------------------
