@@ -98,6 +98,9 @@ class ServingIndex:
         self.table = ZoneTable()
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
+        # packet bytes after the ID -> response after the ID (or cumulative and choices)
+        self._exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
+        self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
 
     # --- feeding ---------------------------------------------------------------------------
@@ -140,6 +143,8 @@ class ServingIndex:
                 )
         self.seq = max(self.seq, entry.seq)
         self._cache.clear()
+        self._exact_udp.clear()
+        self._exact_tcp.clear()
         return True
 
     def zone_names(self) -> list[str]:
@@ -148,27 +153,51 @@ class ServingIndex:
     # --- answering -------------------------------------------------------------------------
 
     def respond(self, wire: bytes, *, tcp: bool) -> bytes | None:
-        """The response to one packet, or None to drop it. Never raises on bad input."""
+        """The response to one packet, or None to drop it. Never raises on bad input.
+
+        Two tables: `exact` is keyed by the packet's bytes after the ID (so a repeat of the same
+        question, case and EDNS costs one dict lookup and one concatenation); behind it, the
+        rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
+        new spellings of a known question.
+        """
+        exact = self._exact_tcp if tcp else self._exact_udp
+        key = wire[2:]
+        hit = exact.get(key)
+        if hit is not None:
+            self.stats["fast"] += 1
+            if type(hit) is bytes:
+                return wire[:2] + hit
+            return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
         fq = parse_fast(wire) if self.cache_enabled else None
         if fq is not None:
-            hit = self._cache.get(fq.key)
-            if hit is None:
-                hit = self._fill(wire, fq.key)
-            if hit is not None:
+            entry = self._cache.get(fq.key)
+            if entry is None:
+                entry = self._fill(wire, fq.key)
+            if entry is not None:
                 self.stats["fast"] += 1
-                if type(hit) is _Choice:
-                    rendered = hit.outcomes[bisect.bisect_right(hit.cumulative, self._random())]
-                else:
-                    rendered = hit  # type: ignore[assignment]
                 if tcp:
                     limit = TCP_LIMIT
                 elif fq.payload:
                     limit = OUR_PAYLOAD if fq.payload > OUR_PAYLOAD else max(fq.payload, MIN_UDP)
                 else:
                     limit = MIN_UDP
-                body = rendered.fit(limit)
                 qend = fq.qend
-                return wire[:2] + body[2:12] + wire[12:qend] + body[qend:]
+                question = wire[12:qend]
+
+                def tail(rendered: _Rendered) -> bytes:
+                    body = rendered.fit(limit)
+                    return body[2:12] + question + body[qend:]
+
+                if len(exact) >= self.cache_limit:
+                    exact.clear()
+                if type(entry) is _Choice:
+                    tails = [tail(r) for r in entry.outcomes]
+                    exact[key] = (entry.cumulative, tails)
+                    return wire[:2] + tails[bisect.bisect_right(entry.cumulative,
+                                                                self._random())]
+                one = tail(entry)  # type: ignore[arg-type]
+                exact[key] = one
+                return wire[:2] + one
         self.stats["slow"] += 1
         reply = self.answer(wire, tcp=tcp)
         if reply is None:

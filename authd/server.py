@@ -69,7 +69,7 @@ async def serve_udp(index: ServingIndex, sock: socket.socket) -> None:
         await trio.lowlevel.wait_readable(sock)
         for _ in range(UDP_BUDGET):
             try:
-                data, addr = recvfrom(65535)
+                data, addr = recvfrom(4096)  # queries are small; bigger is malformed
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. ICMP errors surfacing as ECONNREFUSED
