@@ -19,6 +19,7 @@ from pathlib import Path
 
 import trio
 
+from authd import cli_control
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
 from authd.zonefile import ZoneLoadError, load_zone_dir
@@ -89,6 +90,7 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log verbosity (default: INFO: one line per start, zone load, error)")
     p.add_argument("--worker-label", default=None, help=argparse.SUPPRESS)
+    cli_control.add_serve_options(p)  # --store, --control, --replicas, --replica, delays
     p.set_defaults(func=cmd_serve)
     return p
 
@@ -155,6 +157,8 @@ async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    if cli_control.wants_node(args):  # the store, the change API, replicas: authd.node
+        return cli_control.cmd_serve_node(args)
     log.info("authd starting: zones from %s, listen %s:%d, %d worker(s)",
              args.zones, args.listen[0], args.listen[1], args.workers)
     try:
@@ -259,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(sub)
     add_demo_command(sub)
+    cli_control.add_subcommands(sub)  # change, records, export
     return parser
 
 

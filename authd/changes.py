@@ -1,0 +1,438 @@
+"""Change-batch semantics: Route 53's ChangeResourceRecordSets rules, and nothing else.
+
+Pure core: no I/O, no clock, no store. `plan_batch` takes a zone, a batch and a read-only
+view of the zone's current contents, and returns either the mutations to apply (`Accepted`)
+or every problem in Route 53's own wording (`Rejected`). Every store backend applies batches
+through this one function inside its own transaction, so these rules exist exactly once.
+
+Theory of operation (Route 53 API reference, ChangeResourceRecordSets):
+
+1. Request limits first. At most 1,000 ResourceRecord elements and 32,000 value characters
+   per request, an UPSERT counting twice. Beyond them Route 53 answers with the limit error
+   alone and checks nothing else.
+2. Changes are walked in batch order against the zone *as the earlier changes left it*, so
+   "DELETE the lock with the value I believe it has, CREATE it with my value" works and is
+   the compare-and-swap the enactors' lock rests on. CREATE fails if the set exists; DELETE
+   fails unless the set exists and matches exactly (`RecordSet.same_as`: TTL, values,
+   weight, set identifier and alias target). UPSERT always succeeds.
+3. One record set may appear once per batch, except DELETE followed by CREATE (the
+   pre-UPSERT idiom that the lock uses). Anything else is "an invalid set of changes".
+4. Zone-level rules are checked on the state the whole batch leaves behind: names inside
+   the zone; one SOA and the NS set at the apex; no CNAME beside other data or at the apex;
+   weighted and non-weighted sets never share a name and type; every alias created or
+   upserted in the batch targets a name and type that exists afterwards (so a batch may
+   build a tree and point at it in one go).
+5. Deleting a record set that an alias still targets is ALLOWED. Route 53 checks alias
+   targets only when the alias is written; this is exactly how the 2025 cleaner could delete
+   the active plan's tree and leave `dynamodb.us-east-1.api.aws` dangling (the talk, DAT453).
+   The fix belongs in the cleaner (delete by reachability), not in the store.
+
+All problems are collected, in batch order, so one response names every one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from authd.records import RecordKey, RecordSet
+from authd.store import Action, Change
+
+MAX_RECORDS = 1000  # ResourceRecord elements per request, UPSERT counted twice
+MAX_VALUE_CHARS = 32000  # characters in all Value elements per request, UPSERT twice
+
+# Route 53's exact wording for the request limits (what boto3 and the Go SDK print).
+RECORDS_LIMIT_MESSAGE = f"Number of records limit of {MAX_RECORDS} exceeded."
+CHARS_LIMIT_MESSAGE = f"RDATA character limit of {MAX_VALUE_CHARS} exceeded."
+
+# Route 53's defaults for a new hosted zone (SOA TTL 900, NS TTL 172800, negative TTL 86400).
+DEFAULT_SOA_TTL = 900
+DEFAULT_NS_TTL = 172800
+DEFAULT_NAME_SERVERS = ("ns-1.authd.test.", "ns-2.authd.test.")
+
+
+class ZoneView(Protocol):
+    """Read-only access to one zone's current contents: two cheap point reads."""
+
+    def get(self, name: str, rtype: str) -> Sequence[RecordSet]:
+        """Every record set at (name, type): one plain set, or the weighted members."""
+        ...
+
+    def types_at(self, name: str) -> Collection[str]:
+        """The types that have at least one record set at `name`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The mutations a valid batch makes: whole new values to put, keys to remove."""
+
+    puts: tuple[RecordSet, ...]
+    deletes: tuple[RecordKey, ...]
+    # record sets the zone gains (new keys put minus keys deleted), so a store can keep its
+    # count without counting the zone
+    net_new: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Every problem found, in batch order, in Route 53's words. `code` is the error code."""
+
+    messages: tuple[str, ...]
+    code: str = "InvalidChangeBatch"
+
+
+# --- Route 53's messages -------------------------------------------------------------------
+
+
+def msg_exists(key: RecordKey) -> str:
+    return f"Tried to create resource record set {key.describe()} but it already exists"
+
+
+def msg_not_found(key: RecordKey) -> str:
+    return f"Tried to delete resource record set {key.describe()} but it was not found"
+
+
+def msg_mismatch(key: RecordKey) -> str:
+    return (
+        f"Tried to delete resource record set {key.describe()} "
+        "but the values provided do not match the current values"
+    )
+
+
+def msg_alias_missing(rs: RecordSet) -> str:
+    assert rs.alias is not None
+    return (
+        f"Tried to create an alias that targets {rs.alias.dns_name}, type {rs.rtype} in zone "
+        f"{rs.alias.hosted_zone_id}, but that target was not found"
+    )
+
+
+def msg_alias_outside(rs: RecordSet) -> str:
+    assert rs.alias is not None
+    return (
+        f"Tried to create an alias that targets {rs.alias.dns_name}, type {rs.rtype} in zone "
+        f"{rs.alias.hosted_zone_id}, but the alias target name does not lie within the target zone"
+    )
+
+
+def msg_twice(key: RecordKey) -> str:
+    return f"The request contains an invalid set of changes for a resource record set '{key.rtype} {key.name}'"
+
+
+def msg_outside_zone(name: str, origin: str) -> str:
+    return f"RRSet with DNS name {name} is not permitted in zone {origin}"
+
+
+def msg_plain_beside_weighted(rs: RecordSet) -> str:
+    return (
+        f"RRSet with DNS name {rs.name}, type {rs.rtype} cannot be created as other RRSets "
+        "exist with the same name and type."
+    )
+
+
+def msg_weighted_beside_plain(rs: RecordSet) -> str:
+    return (
+        f"RRSet with DNS name {rs.name}, type {rs.rtype}, SetIdentifier {rs.set_identifier} "
+        "cannot be created as a non-weighted set exists with the same name and type."
+    )
+
+
+def msg_cname_conflict(rs: RecordSet, origin: str) -> str:
+    if rs.rtype == "CNAME":
+        return (
+            f"RRSet of type CNAME with DNS name {rs.name} is not permitted as it conflicts "
+            f"with other records with the same DNS name in zone {origin}"
+        )
+    return (
+        f"RRSet of type {rs.rtype} with DNS name {rs.name} is not permitted because a "
+        f"conflicting RRSet of type CNAME with the same DNS name already exists in zone {origin}"
+    )
+
+
+def msg_cname_apex(name: str, origin: str) -> str:
+    return f"RRSet of type CNAME with DNS name {name} is not permitted at apex in zone {origin}"
+
+
+MSG_ONE_SOA = "A HostedZone must contain exactly one SOA record."
+MSG_APEX_NS = "A HostedZone must contain at least one NS record for the zone itself."
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+def is_in_zone(name: str, origin: str) -> bool:
+    """Canonical names: `name` equals `origin` or ends with `.origin` (label boundary)."""
+    return origin == "." or name == origin or name.endswith("." + origin)
+
+
+def batch_size(changes: Iterable[Change]) -> tuple[int, int]:
+    """(ResourceRecord elements, value characters), an UPSERT counting twice.
+
+    An alias set has no ResourceRecord elements; we count it as one record so a batch of
+    1,000 alias flips is bounded like any other.
+    """
+    records = chars = 0
+    for ch in changes:
+        weight = 2 if ch.action is Action.UPSERT else 1
+        records += weight * max(1, len(ch.rrset.values))
+        chars += weight * sum(len(v) for v in ch.rrset.values)
+    return records, chars
+
+
+_ALLOWED_SEQUENCES = {
+    (Action.CREATE,),
+    (Action.DELETE,),
+    (Action.UPSERT,),
+    (Action.DELETE, Action.CREATE),
+}
+
+
+class _Overlay:
+    """The zone as the batch so far leaves it: the base view plus this batch's writes.
+
+    Writes are indexed by (name, type) and by name so every read stays O(sets at that
+    name), whatever the batch or zone size.
+    """
+
+    def __init__(self, base: ZoneView):
+        self.base = base
+        self.written: dict[RecordKey, RecordSet | None] = {}
+        self._written_at: dict[tuple[str, str], dict[str | None, RecordSet | None]] = {}
+        self._types_written: dict[str, set[str]] = {}
+        self._base_sets: dict[tuple[str, str], dict[str | None, RecordSet]] = {}
+
+    def write(self, key: RecordKey, rs: RecordSet | None) -> None:
+        self.written[key] = rs
+        self._written_at.setdefault((key.name, key.rtype), {})[key.set_identifier] = rs
+        self._types_written.setdefault(key.name, set()).add(key.rtype)
+
+    def base_at(self, name: str, rtype: str) -> dict[str | None, RecordSet]:
+        got = self._base_sets.get((name, rtype))
+        if got is None:
+            got = {rs.set_identifier: rs for rs in self.base.get(name, rtype)}
+            self._base_sets[(name, rtype)] = got
+        return got
+
+    def current(self, key: RecordKey) -> RecordSet | None:
+        if key in self.written:
+            return self.written[key]
+        return self.base_at(key.name, key.rtype).get(key.set_identifier)
+
+    def sets(self, name: str, rtype: str) -> list[RecordSet]:
+        merged: dict[str | None, RecordSet | None] = dict(self.base_at(name, rtype))
+        merged.update(self._written_at.get((name, rtype), {}))
+        return [rs for rs in merged.values() if rs is not None]
+
+    def types_at(self, name: str) -> set[str]:
+        types = set(self.base.types_at(name))
+        for rtype in self._types_written.get(name, ()):
+            if self.sets(name, rtype):
+                types.add(rtype)
+            else:
+                types.discard(rtype)
+        return types
+
+
+def plan_batch(
+    zone_id: str,
+    origin: str,
+    changes: Sequence[Change],
+    view: ZoneView,
+    *,
+    limits: bool = True,
+) -> Accepted | Rejected:
+    """Validate `changes` against `view` (the zone `origin`, id `zone_id`) and plan them.
+
+    Returns Accepted with the record sets to put (their whole new value) and the keys to
+    delete, or Rejected with every problem, in batch order, in Route 53's words.
+    `limits=False` lifts the per-request size limits (importing a zone file is not a request).
+    """
+    if not changes:
+        # The XML schema requires at least one Change; Route 53 answers InvalidInput.
+        return Rejected(("The request must contain at least one change",), code="InvalidInput")
+    records, chars = batch_size(changes) if limits else (0, 0)
+    over = []
+    if records > MAX_RECORDS:
+        over.append(RECORDS_LIMIT_MESSAGE)
+    if chars > MAX_VALUE_CHARS:
+        over.append(CHARS_LIMIT_MESSAGE)
+    if over:
+        return Rejected(tuple(over))
+
+    problems: list[str] = []
+    seen: dict[RecordKey, list[Action]] = {}
+    overlay = _Overlay(view)
+    written_by_batch: list[RecordSet] = []
+
+    for ch in changes:
+        rs, key = ch.rrset, ch.rrset.key
+        actions = seen.setdefault(key, [])
+        actions.append(ch.action)
+        if len(actions) > 1 and tuple(actions) not in _ALLOWED_SEQUENCES:
+            if tuple(actions[:-1]) in _ALLOWED_SEQUENCES:
+                problems.append(msg_twice(key))  # once per record set, however often it repeats
+            continue
+        if not is_in_zone(rs.name, origin):
+            problems.append(msg_outside_zone(rs.name, origin))
+            continue
+        if ch.action is not Action.DELETE:
+            own = rs.problems()
+            if own:
+                problems.extend(own)
+                continue
+        existing = overlay.current(key)
+        if ch.action is Action.CREATE:
+            if existing is not None:
+                problems.append(msg_exists(key))
+                continue
+            overlay.write(key, rs)
+            written_by_batch.append(rs)
+        elif ch.action is Action.DELETE:
+            if existing is None:
+                problems.append(msg_not_found(key))
+            elif not existing.same_as(rs):
+                problems.append(msg_mismatch(key))
+            else:
+                overlay.write(key, None)
+        else:  # UPSERT
+            overlay.write(key, rs)
+            written_by_batch.append(rs)
+
+    # Zone-level rules on the state the whole batch leaves behind.
+    for rs in written_by_batch:
+        if overlay.written.get(rs.key) is not rs:
+            continue  # replaced later in the batch (DELETE then CREATE): checked as that one
+        group = overlay.sets(rs.name, rs.rtype)
+        if rs.set_identifier is None and len(group) > 1:
+            problems.append(msg_plain_beside_weighted(rs))
+        elif rs.set_identifier is not None and any(o.set_identifier is None for o in group):
+            problems.append(msg_weighted_beside_plain(rs))
+        if rs.rtype == "CNAME":
+            if rs.name == origin:
+                problems.append(msg_cname_apex(rs.name, origin))
+            if len(overlay.types_at(rs.name)) > 1:
+                problems.append(msg_cname_conflict(rs, origin))
+        elif overlay.sets(rs.name, "CNAME"):
+            problems.append(msg_cname_conflict(rs, origin))
+        if rs.rtype in ("SOA",) and rs.name != origin:
+            problems.append(MSG_ONE_SOA)
+        if rs.alias is not None:
+            target = rs.alias.dns_name
+            if not is_in_zone(target, origin):
+                problems.append(msg_alias_outside(rs))
+            elif rs.alias.hosted_zone_id != zone_id or not overlay.sets(target, rs.rtype):
+                problems.append(msg_alias_missing(rs))
+    for key, value in overlay.written.items():
+        if value is None and key.name == origin and key.rtype == "SOA":
+            problems.append(MSG_ONE_SOA)
+        if key.name == origin and key.rtype == "NS" and not overlay.sets(origin, "NS"):
+            problems.append(MSG_APEX_NS)
+
+    if problems:
+        return Rejected(tuple(dict.fromkeys(problems)))  # one line per distinct problem
+    puts: list[RecordSet] = []
+    deletes: list[RecordKey] = []
+    net_new = 0
+    for key, rs in overlay.written.items():
+        existed = key.set_identifier in overlay.base_at(key.name, key.rtype)
+        if rs is not None:
+            puts.append(rs)
+            net_new += 0 if existed else 1
+        elif existed:
+            deletes.append(key)
+            net_new -= 1
+    return Accepted(tuple(puts), tuple(deletes), net_new)
+
+
+# --- the SOA serial, bumped by every accepted batch ----------------------------------------
+
+
+def soa_serial(soa: RecordSet) -> int:
+    return int(soa.values[0].split()[2])
+
+
+def serial_after(old: int) -> int:
+    """The next serial in RFC 1982 sequence-space arithmetic (wraps at 2**32, skips 0)."""
+    nxt = (old + 1) % 2**32
+    return nxt or 1
+
+
+def serial_newer(a: int, b: int) -> bool:
+    """RFC 1982 section 3.2: is serial `a` greater than serial `b`?"""
+    return a != b and ((a > b and a - b < 2**31) or (a < b and b - a > 2**31))
+
+
+def with_serial(soa: RecordSet, serial: int) -> RecordSet:
+    fields = soa.values[0].split()
+    fields[2] = str(serial)
+    return soa.replace(values=(" ".join(fields),))
+
+
+def bump_soa(old_soa: RecordSet, puts: Sequence[RecordSet]) -> RecordSet:
+    """The zone's SOA after an accepted batch: the next serial after the old one.
+
+    If the batch itself UPSERTs the SOA with a newer serial, that serial is kept; other SOA
+    fields always come from the batch's SOA when it wrote one.
+    """
+    new_soa = next((rs for rs in puts if rs.rtype == "SOA"), old_soa)
+    bumped = serial_after(soa_serial(old_soa))
+    if new_soa is not old_soa and serial_newer(soa_serial(new_soa), bumped):
+        return new_soa
+    return with_serial(new_soa, bumped)
+
+
+def default_apex(origin: str, serial: int = 1) -> tuple[RecordSet, RecordSet]:
+    """The SOA and NS sets a new hosted zone starts with (Route 53's default timers)."""
+    soa = RecordSet(
+        name=origin,
+        rtype="SOA",
+        ttl=DEFAULT_SOA_TTL,
+        values=(f"{DEFAULT_NAME_SERVERS[0]} hostmaster.{origin} {serial} 7200 900 1209600 86400",),
+    )
+    ns = RecordSet(name=origin, rtype="NS", ttl=DEFAULT_NS_TTL, values=DEFAULT_NAME_SERVERS)
+    return soa, ns
+
+
+# --- hosted zone ids and change ids --------------------------------------------------------
+
+_NOT_ID = re.compile(r"[^A-Z0-9]+")
+
+
+def zone_id_for(origin: str) -> str:
+    """A readable, stable hosted zone id derived from the origin: `api.aws.` -> `Z0API0AWS`.
+
+    Route 53 ids are up to 32 upper-case alphanumerics; we keep the origin readable in it.
+    """
+    body = _NOT_ID.sub("0", origin.rstrip(".").upper()) or "ROOT"
+    return ("Z0" + body)[:32]
+
+
+def zone_id_from_aliases(origin: str, record_sets: Iterable[RecordSet]) -> str | None:
+    """The id a Route 53 export already calls itself: the HostedZoneId its in-zone aliases
+    all carry (`zones/amazonaws.com.json` says `Z0AMAZONAWS`). None if absent or mixed."""
+    ids = {
+        rs.alias.hosted_zone_id
+        for rs in record_sets
+        if rs.alias is not None and is_in_zone(rs.alias.dns_name, origin)
+    }
+    return ids.pop() if len(ids) == 1 else None
+
+
+def change_id_for(seq: int) -> str:
+    """Change ids are the journal position, readable: seq 17 -> `C000000000017`."""
+    return f"C{seq:012d}"
+
+
+def seq_of_change_id(change_id: str) -> int | None:
+    text = change_id.rsplit("/", 1)[-1]
+    if len(text) == 13 and text[0] == "C" and text[1:].isdigit():
+        return int(text[1:])
+    return None
+
+
+def clean_zone_id(zone_id: str) -> str:
+    """Accept `/hostedzone/Z...` as boto3 and the CLI sometimes pass it."""
+    return zone_id.rsplit("/", 1)[-1]

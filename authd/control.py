@@ -1,0 +1,408 @@
+"""The control API: Route 53's REST/XML API (2013-04-01) as an ASGI app, served by hypercorn's
+trio worker in the same trio process as DNS.
+
+Trio shell. It moves bytes: SigV4 check (`authd.sigv4`), XML in and out (`authd.r53xml`),
+store calls in one worker thread (`trio.to_thread`, capacity 1, so the DNS loop never waits
+on an fsync and the store sees one caller at a time). The rules live in `authd.changes`.
+
+Operations (what boto3 and `aws route53` call): CreateHostedZone, GetHostedZone,
+ListHostedZones, ListHostedZonesByName, UpdateHostedZoneComment, DeleteHostedZone,
+ChangeResourceRecordSets, GetChange, ListResourceRecordSets. GetChange says INSYNC only once
+every serving replica has applied the change's journal seq (`applied_seq`), else PENDING.
+
+Bad input never changes state and never crashes: unsigned or wrongly signed requests get
+403, bodies over `max_body` get 413 before they are read whole, malformed XML gets 400
+InvalidInput; unexpected failures get a 500 InternalFailure and a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import trio
+
+from authd import changes as rules
+from authd import r53xml as X
+from authd import sigv4
+from authd.records import (
+    RecordError,
+    canonical_name,
+    from_route53_name,
+    route53_name,
+    route53_sort_key,
+)
+from authd.store import ChangeInfo, ChangeStatus, Store, StoreError
+
+log = logging.getLogger("authd.control")
+
+API = "/2013-04-01"
+MAX_BODY = 2 * 1024 * 1024  # a full 1,000-record batch is well under 1 MiB of XML
+MAX_ITEMS_RRSETS = 300  # Route 53's page size cap for ListResourceRecordSets
+MAX_ITEMS_ZONES = 100
+
+STATUS = {
+    "NoSuchHostedZone": 404,
+    "NoSuchChange": 404,
+    "HostedZoneAlreadyExists": 409,
+    "HostedZoneNotEmpty": 400,
+    "InvalidChangeBatch": 400,
+    "InvalidInput": 400,
+    "InvalidDomainName": 400,
+    "MissingAuthenticationToken": 403,
+    "IncompleteSignature": 403,
+    "InvalidClientTokenId": 403,
+    "SignatureDoesNotMatch": 403,
+    "RequestEntityTooLarge": 413,
+    "UnknownOperation": 404,
+    "InternalFailure": 500,
+}
+
+
+class ControlConfigError(Exception):
+    """The control API refuses to start with this configuration."""
+
+
+def check_listen(host: str, credentials: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The credentials to use on `host`: the defaults on loopback only."""
+    if credentials:
+        return credentials
+    if not sigv4.is_loopback(host):
+        raise ControlConfigError(
+            f"refusing to serve the control API on non-loopback address {host} with the "
+            "default test/test credentials; configure credentials explicitly"
+        )
+    return sigv4.DEFAULT_CREDENTIALS
+
+
+class HttpError(Exception):
+    def __init__(self, code: str, messages: list[str] | tuple[str, ...]):
+        self.code, self.messages = code, list(messages)
+        super().__init__(f"{code}: {'; '.join(messages)}")
+
+
+Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+def _name_key(name: str) -> tuple[str, ...]:
+    return tuple(reversed(name.rstrip(".").split("."))) if name != "." else ()
+
+
+class ControlAPI:
+    """The ASGI application.
+
+    Args:
+        store: any Store (SQLiteStore in production, MemoryStore in tests).
+        credentials: access key id -> secret; None means the loopback defaults (test/test).
+        applied_seq: returns the lowest journal seq that every serving replica has applied
+            (None: nothing to wait for, every change is INSYNC at once).
+        max_body: request bodies larger than this get 413.
+        clock: epoch seconds, for SigV4 skew checks.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        credentials: Mapping[str, str] | None = None,
+        applied_seq: Callable[[], int] | None = None,
+        max_body: int = MAX_BODY,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.credentials = credentials or sigv4.DEFAULT_CREDENTIALS
+        self.applied_seq = applied_seq
+        self.max_body = max_body
+        self.clock = clock
+        self._limiter = trio.CapacityLimiter(1)
+        self.on_change: list[Callable[[ChangeInfo], None]] = []  # e.g. wake journal followers
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one store call in the store's worker thread."""
+        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+
+    def status_of(self, info: ChangeInfo) -> str:
+        if self.applied_seq is None or self.applied_seq() >= info.seq:
+            return ChangeStatus.INSYNC.value
+        return ChangeStatus.PENDING.value
+
+    # --- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        req_id = X.request_id()
+        try:
+            status, body, headers = await self._handle(scope, receive, req_id)
+        except HttpError as exc:
+            status, body, headers = STATUS.get(exc.code, 400), X.error_xml(exc.code, exc.messages, req_id), []
+        except StoreError as exc:
+            messages = list(getattr(exc, "messages", ())) or [str(exc)]
+            status, body, headers = STATUS.get(exc.code, 400), X.error_xml(exc.code, messages, req_id), []
+        except X.BadRequest as exc:
+            status, body, headers = 400, X.error_xml(exc.code, exc.messages, req_id), []
+        except Exception:
+            log.exception("control: internal failure on %s %s (request %s)", scope["method"], scope["path"], req_id)
+            status, body = 500, X.error_xml("InternalFailure", ["internal failure"], req_id, sender=False)
+            headers = []
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/xml"),
+                (b"x-amzn-requestid", req_id.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        })
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read_body(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise HttpError("InvalidInput", ["invalid Content-Length"]) from None
+                if declared > self.max_body:
+                    raise HttpError("RequestEntityTooLarge", [f"request body of {declared} bytes exceeds {self.max_body}"])
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise HttpError("InvalidInput", ["client disconnected"])
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise HttpError("RequestEntityTooLarge", [f"request body exceeds {self.max_body} bytes"])
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _handle(self, scope: dict[str, Any], receive: Any, req_id: str) -> Response:
+        body = await self._read_body(scope, receive)
+        method = scope["method"]
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        failure = sigv4.verify(method, raw_path, raw_query, headers, body, self.credentials, self.clock())
+        if failure is not None:
+            log.info("control: refused %s %s: %s", method, scope["path"], failure.code)
+            raise HttpError(failure.code, [failure.message])
+        query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        path = scope["path"].rstrip("/")
+        return await self._route(method, path, query, body)
+
+    # --- operations ---------------------------------------------------------------------
+
+    _ZONE = re.compile(API + r"/hostedzone/([^/]+)")
+    _RRSET = re.compile(API + r"/hostedzone/([^/]+)/rrset")
+    _CHANGE = re.compile(API + r"/change/([^/]+)")
+
+    async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+        if path == API + "/hostedzone":
+            if method == "POST":
+                return await self.create_zone(body)
+            if method == "GET":
+                return await self.list_zones(query)
+        elif path == API + "/hostedzonesbyname" and method == "GET":
+            return await self.list_zones_by_name(query)
+        elif m := self._RRSET.fullmatch(path):
+            if method == "POST":
+                return await self.change_batch(m.group(1), body)
+            if method == "GET":
+                return await self.list_record_sets(m.group(1), query)
+        elif m := self._ZONE.fullmatch(path):
+            if method == "GET":
+                return await self.get_zone(m.group(1))
+            if method == "DELETE":
+                return await self.delete_zone(m.group(1))
+            if method == "POST":
+                return await self.update_comment(m.group(1), body)
+        elif (m := self._CHANGE.fullmatch(path)) and method == "GET":
+            return await self.get_change(m.group(1))
+        raise HttpError("UnknownOperation", [f"no Route 53 operation {method} {path}"])
+
+    async def _delegation(self, zone_id: str, zone_name: str) -> str:
+        ns = await self.call(self.store.get_record_sets, zone_id, zone_name, "NS")
+        return X.delegation_set_xml(ns[0].values if ns else ())
+
+    async def create_zone(self, body: bytes) -> Response:
+        req = X.parse_create_zone_xml(body)
+        try:
+            canonical_name(req["name"])
+        except RecordError as exc:
+            raise HttpError("InvalidDomainName", [str(exc)]) from exc
+        zone, info = await self.call(self.store.create_zone, req["name"], req["caller_reference"], req["comment"])
+        self._changed(info)
+        log.info("control: created hosted zone %s (%s), change %s", zone.name, zone.id, info.id)
+        inner = X.hosted_zone_xml(zone) + X.change_info_xml(info, self.status_of(info))
+        inner += await self._delegation(zone.id, zone.name)
+        location = f"{API}/hostedzone/{zone.id}".encode()
+        return 201, X.document("CreateHostedZoneResponse", inner), [(b"location", location)]
+
+    async def get_zone(self, zone_id: str) -> Response:
+        zone = await self.call(self.store.find_zone, zone_id)
+        inner = X.hosted_zone_xml(zone) + await self._delegation(zone.id, zone.name)
+        return 200, X.document("GetHostedZoneResponse", inner), []
+
+    async def update_comment(self, zone_id: str, body: bytes) -> Response:
+        comment = X.parse_update_comment_xml(body)
+        zone = await self.call(self.store.update_zone_comment, zone_id, comment)  # type: ignore[attr-defined]
+        return 200, X.document("UpdateHostedZoneCommentResponse", X.hosted_zone_xml(zone)), []
+
+    async def delete_zone(self, zone_id: str) -> Response:
+        info = await self.call(self.store.delete_zone, zone_id)
+        self._changed(info)
+        log.info("control: deleted hosted zone %s, change %s", zone_id, info.id)
+        return 200, X.document("DeleteHostedZoneResponse", X.change_info_xml(info, self.status_of(info))), []
+
+    def _max_items(self, query: dict[str, str], cap: int) -> int:
+        raw = query.get("maxitems", str(cap))
+        try:
+            n = int(raw)
+        except ValueError:
+            raise HttpError("InvalidInput", [f"maxitems must be an integer, got {raw!r}"]) from None
+        if n < 1:
+            raise HttpError("InvalidInput", ["maxitems must be at least 1"])
+        return min(n, cap)
+
+    async def list_zones(self, query: dict[str, str]) -> Response:
+        zones = await self.call(self.store.list_zones)
+        max_items = self._max_items(query, MAX_ITEMS_ZONES)
+        marker = query.get("marker")
+        start = 0
+        if marker:
+            ids = [z.id for z in zones]
+            if marker not in ids:
+                raise HttpError("InvalidInput", [f"marker {marker} is not a hosted zone id"])
+            start = ids.index(marker)
+        page, rest = zones[start:start + max_items], zones[start + max_items:]
+        inner = "<HostedZones>" + "".join(X.hosted_zone_xml(z) for z in page) + "</HostedZones>"
+        if marker:
+            inner += X.element("Marker", marker)
+        inner += X.element("IsTruncated", bool(rest))
+        if rest:
+            inner += X.element("NextMarker", rest[0].id)
+        inner += X.element("MaxItems", max_items)
+        return 200, X.document("ListHostedZonesResponse", inner), []
+
+    async def list_zones_by_name(self, query: dict[str, str]) -> Response:
+        zones = sorted(await self.call(self.store.list_zones), key=lambda z: (_name_key(z.name), z.id))
+        max_items = self._max_items(query, MAX_ITEMS_ZONES)
+        dns_name, zone_id = query.get("dnsname"), query.get("hostedzoneid")
+        if zone_id and not dns_name:
+            raise HttpError("InvalidInput", ["hostedzoneid requires dnsname"])
+        if dns_name:
+            try:
+                start_key = (_name_key(canonical_name(dns_name)), zone_id or "")
+            except RecordError as exc:
+                raise HttpError("InvalidDomainName", [str(exc)]) from exc
+            zones = [z for z in zones if (_name_key(z.name), z.id) >= start_key]
+        page, rest = zones[:max_items], zones[max_items:]
+        inner = "<HostedZones>" + "".join(X.hosted_zone_xml(z) for z in page) + "</HostedZones>"
+        if dns_name:
+            inner += X.element("DNSName", dns_name)
+        if zone_id:
+            inner += X.element("HostedZoneId", zone_id)
+        inner += X.element("IsTruncated", bool(rest))
+        if rest:
+            inner += X.element("NextDNSName", rest[0].name) + X.element("NextHostedZoneId", rest[0].id)
+        inner += X.element("MaxItems", max_items)
+        return 200, X.document("ListHostedZonesByNameResponse", inner), []
+
+    async def change_batch(self, zone_id: str, body: bytes) -> Response:
+        comment, changes = X.parse_change_batch_xml(body)
+        try:
+            info = await self.call(self.store.change_batch, zone_id, changes, comment)
+        except StoreError as exc:
+            messages = getattr(exc, "messages", ())
+            log.info("control: rejected batch of %d changes for %s: %s", len(changes),
+                     rules.clean_zone_id(zone_id), "; ".join(messages) or exc)
+            raise
+        self._changed(info)
+        log.info("control: accepted change %s: %d changes to %s (seq %d)", info.id, len(changes),
+                 rules.clean_zone_id(zone_id), info.seq)
+        inner = X.change_info_xml(info, self.status_of(info))
+        return 200, X.document("ChangeResourceRecordSetsResponse", inner), []
+
+    async def get_change(self, change_id: str) -> Response:
+        info = await self.call(self.store.get_change, change_id)
+        return 200, X.document("GetChangeResponse", X.change_info_xml(info, self.status_of(info))), []
+
+    async def list_record_sets(self, zone_id: str, query: dict[str, str]) -> Response:
+        name, rtype, ident = query.get("name"), query.get("type"), query.get("identifier")
+        if rtype and not name:
+            raise HttpError("InvalidInput", ["The input is not valid: type requires name"])
+        if ident and not rtype:
+            raise HttpError("InvalidInput", ["The input is not valid: identifier requires type"])
+        max_items = self._max_items(query, MAX_ITEMS_RRSETS)
+        sets = await self.call(self.store.record_sets, zone_id)
+        if name:
+            try:
+                start = (_name_key(from_route53_name(name)), (rtype or "").upper(), ident or "")
+            except RecordError as exc:
+                raise HttpError("InvalidInput", [str(exc)]) from exc
+            sets = [rs for rs in sets if route53_sort_key(rs) >= start]
+        page, rest = sets[:max_items], sets[max_items:]
+        inner = "<ResourceRecordSets>" + "".join(X.record_set_xml(rs) for rs in page) + "</ResourceRecordSets>"
+        inner += X.element("IsTruncated", bool(rest))
+        if rest:
+            nxt = rest[0]
+            inner += X.element("NextRecordName", route53_name(nxt.name)) + X.element("NextRecordType", nxt.rtype)
+            if nxt.set_identifier is not None:
+                inner += X.element("NextRecordIdentifier", nxt.set_identifier)
+        inner += X.element("MaxItems", max_items)
+        return 200, X.document("ListResourceRecordSetsResponse", inner), []
+
+    def _changed(self, info: ChangeInfo) -> None:
+        for hook in self.on_change:
+            hook(info)
+
+
+async def serve_control(
+    app: ControlAPI,
+    host: str = "127.0.0.1",
+    port: int = 8053,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `app` with hypercorn's trio worker; `task_status.started(url)` once listening.
+
+    Never returns (until cancelled). Refuses a non-loopback host unless `app` was given
+    explicit credentials (see `check_listen`).
+    """
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    if app.credentials is sigv4.DEFAULT_CREDENTIALS:
+        check_listen(host, None)
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("authd.control.http")
+    config.keep_alive_timeout = 30
+    await serve(app, config, task_status=_Started(task_status))  # type: ignore[arg-type]
+
+
+class _Started:
+    """Adapts hypercorn's `started(list_of_urls)` to ours: `started(url)`."""
+
+    def __init__(self, inner: trio.TaskStatus[str]):
+        self.inner = inner
+
+    def started(self, binds: list[str] | None = None) -> None:
+        self.inner.started(binds[0] if binds else "")

@@ -1,0 +1,188 @@
+"""The Store contract, run against every backend (MemoryStore, SQLiteStore)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from authd.journal import EntryKind
+from authd.memstore import MemoryStore
+from authd.records import AliasTarget, RecordSet
+from authd.seed import seed_store
+from authd.store import (
+    Action,
+    Change,
+    HostedZoneAlreadyExists,
+    HostedZoneNotEmpty,
+    InvalidChangeBatch,
+    InvalidInput,
+    NoSuchChange,
+    NoSuchHostedZone,
+)
+from authd.zonefile import load_zone_dir, parse_route53_json
+
+ZONES = Path(__file__).resolve().parent.parent / "zones"
+
+
+def _memory(tmp_path):
+    return MemoryStore()
+
+
+def _sqlite(tmp_path):
+    sqlstore = pytest.importorskip("authd.sqlstore")
+    return sqlstore.SQLiteStore(tmp_path / "authd.db")
+
+
+@pytest.fixture(params=[_memory, _sqlite], ids=["memory", "sqlite"])
+def store(request, tmp_path):
+    s = request.param(tmp_path)
+    yield s
+    s.close()
+
+
+def A(name, *values, **kw):
+    return RecordSet(name, "A", 60, values or ("192.0.2.1",), **kw)
+
+
+def test_create_zone_has_soa_and_ns(store):
+    zone, info = store.create_zone("example.test", "ref-1", "hello")
+    assert zone.id == "Z0EXAMPLE0TEST" and zone.name == "example.test."
+    assert zone.record_set_count == 2 and zone.serial == 1 and zone.comment == "hello"
+    assert [rs.rtype for rs in store.record_sets(zone.id)] == ["NS", "SOA"]
+    assert info.id == "C000000000001" and store.get_change(info.id).seq == info.seq
+    assert store.find_zone_by_name("EXAMPLE.test.") == zone
+    assert store.find_zone("/hostedzone/Z0EXAMPLE0TEST") == zone
+    assert store.get_zone("Z0NOPE") is None
+    with pytest.raises(NoSuchHostedZone):
+        store.find_zone("Z0NOPE")
+    with pytest.raises(NoSuchHostedZone):
+        store.find_zone_by_name("nope.test.")
+    with pytest.raises(HostedZoneAlreadyExists):
+        store.create_zone("example.test.", "ref-2")
+    with pytest.raises(HostedZoneAlreadyExists):
+        store.create_zone("other.test.", "ref-1")
+    with pytest.raises(InvalidInput):
+        store.create_zone("bad..name", "ref-3")
+
+
+def test_batches_journal_and_bump_serial(store):
+    zone, _ = store.create_zone("example.test", "r")
+    info = store.change_batch(zone.id, [Change(Action.CREATE, A("www.example.test."))], "first")
+    assert info.comment == "first" and store.get_change(info.id) == info
+    assert store.find_zone(zone.id).serial == 2
+    assert store.find_zone(zone.id).record_set_count == 3
+    entries = store.journal_since(0)
+    assert [e.kind for e in entries] == [EntryKind.SNAPSHOT, EntryKind.CHANGE]
+    last = entries[-1]
+    assert last.seq == info.seq and last.change_id == info.id and last.serial == 2
+    assert A("www.example.test.") in last.puts
+    soa = [rs for rs in last.puts if rs.rtype == "SOA"]
+    assert len(soa) == 1 and soa[0].values[0].split()[2] == "2"
+    assert store.journal_since(info.seq) == []
+    info2 = store.change_batch(zone.id, [Change(Action.DELETE, A("www.example.test."))])
+    [e] = store.journal_since(info.seq)
+    assert e.deletes == (A("www.example.test.").key,) and e.seq == info2.seq
+    with pytest.raises(NoSuchChange):
+        store.get_change("C999999999999")
+
+
+def test_rejected_batch_leaves_everything_untouched(store):
+    zone, _ = store.create_zone("example.test", "r")
+    store.change_batch(zone.id, [Change(Action.CREATE, A("a.example.test."))])
+    before = (store.record_sets(zone.id), store.journal_since(0), store.find_zone(zone.id))
+    with pytest.raises(InvalidChangeBatch) as info:
+        store.change_batch(
+            zone.id,
+            [
+                Change(Action.CREATE, A("b.example.test.")),
+                Change(Action.CREATE, A("a.example.test.")),
+                Change(Action.DELETE, A("c.example.test.")),
+            ],
+        )
+    assert info.value.messages == (
+        "Tried to create resource record set [name='a.example.test.', type='A'] but it already exists",
+        "Tried to delete resource record set [name='c.example.test.', type='A'] but it was not found",
+    )
+    assert (store.record_sets(zone.id), store.journal_since(0), store.find_zone(zone.id)) == before
+
+
+def test_point_reads_and_listing_order(store):
+    zone, _ = store.create_zone("example.test", "r")
+    sets = [
+        A("b.example.test."),
+        A("a.b.example.test."),
+        A("w.example.test.", set_identifier="two", weight=2),
+        A("w.example.test.", set_identifier="one", weight=1),
+        RecordSet("a.example.test.", "TXT", 60, ('"t"',)),
+        RecordSet("a.example.test.", "A", alias=AliasTarget("b.example.test.", zone.id)),
+    ]
+    store.change_batch(zone.id, [Change(Action.CREATE, rs) for rs in sets])
+    names = [(rs.name, rs.rtype, rs.set_identifier) for rs in store.record_sets(zone.id)]
+    assert names == [
+        ("example.test.", "NS", None),
+        ("example.test.", "SOA", None),
+        ("a.example.test.", "A", None),
+        ("a.example.test.", "TXT", None),
+        ("b.example.test.", "A", None),
+        ("a.b.example.test.", "A", None),
+        ("w.example.test.", "A", "one"),
+        ("w.example.test.", "A", "two"),
+    ]
+    got = store.get_record_sets(zone.id, "W.example.test", "a")
+    assert sorted(rs.set_identifier for rs in got) == ["one", "two"]
+    assert store.get_record_sets(zone.id, "nothing.example.test.", "A") == []
+
+
+def test_delete_zone_only_when_empty(store):
+    zone, _ = store.create_zone("example.test", "r")
+    store.change_batch(zone.id, [Change(Action.CREATE, A("x.example.test."))])
+    with pytest.raises(HostedZoneNotEmpty):
+        store.delete_zone(zone.id)
+    store.change_batch(zone.id, [Change(Action.DELETE, A("x.example.test."))])
+    info = store.delete_zone(zone.id)
+    assert store.get_zone(zone.id) is None and store.list_zones() == []
+    assert store.journal_since(info.seq - 1)[0].kind is EntryKind.ZONE_DELETED
+    with pytest.raises(NoSuchHostedZone):
+        store.change_batch(zone.id, [Change(Action.CREATE, A("x.example.test."))])
+
+
+def test_snapshot_reflects_every_zone(store):
+    z1, _ = store.create_zone("one.test", "r1")
+    z2, _ = store.create_zone("two.test", "r2")
+    info = store.change_batch(z2.id, [Change(Action.CREATE, A("x.two.test."))])
+    snap = {e.zone_id: e for e in store.snapshot()}
+    assert set(snap) == {z1.id, z2.id}
+    assert all(e.kind is EntryKind.SNAPSHOT and e.seq == info.seq for e in snap.values())
+    assert set(snap[z2.id].puts) == set(store.record_sets(z2.id))
+    assert snap[z2.id].serial == store.find_zone(z2.id).serial
+
+
+def test_seed_from_zone_files_keeps_api_changes(store, tmp_path):
+    zones = load_zone_dir(ZONES)
+    log = seed_store(store, zones)
+    assert len(log) == 3 and all("created" in line for line in log)
+    ids = {z.name: z.id for z in store.list_zones()}
+    assert ids["api.aws."] == "Z0API0AWS" and ids["amazonaws.com."] == "Z0AMAZONAWS"
+    api = next(z for z in zones if z.origin == "api.aws.")
+    assert set(store.record_sets("Z0API0AWS")) - set(api.record_sets) == {
+        rs for rs in store.record_sets("Z0API0AWS") if rs.rtype == "SOA"
+    }
+    # an API change survives a restart with the same files
+    extra = A("extra.api.aws.")
+    store.change_batch("Z0API0AWS", [Change(Action.CREATE, extra)])
+    seq = store.journal_since(0)[-1].seq
+    log = seed_store(store, zones)
+    assert all("unchanged" in line for line in log)
+    assert extra in store.record_sets("Z0API0AWS") and store.journal_since(seq) == []
+    # a changed file is re-imported as one batch, making the zone equal to the file
+    text = (ZONES / "api.aws.json").read_text().replace('"Weight": 50', '"Weight": 51')
+    changed = parse_route53_json(text, "api.aws.json")
+    [line] = seed_store(store, [changed])
+    assert "re-imported" in line
+    [entry] = store.journal_since(seq)
+    assert extra not in store.record_sets("Z0API0AWS")
+    assert {rs for rs in store.record_sets("Z0API0AWS") if rs.rtype != "SOA"} == {
+        rs for rs in changed.record_sets if rs.rtype != "SOA"
+    }
+    assert entry.serial > 1
