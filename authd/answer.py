@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -156,14 +157,16 @@ def key_of(name: dns.name.Name) -> Key:
 class WireRRset(dns.rrset.RRset):
     """An RRset from zone data, with each rdata's wire form rendered once at load."""
 
-    __slots__ = ["wires"]
+    __slots__ = ["wires", "texts"]
 
     def __init__(self, name: dns.name.Name, rdclass: int, rdtype: int):
         super().__init__(name, rdclass, rdtype)
         self.wires: tuple[bytes, ...] = ()
+        self.texts: tuple[str, ...] = ()
 
     def seal(self) -> WireRRset:
         self.wires = tuple(rd.to_wire() for rd in self)
+        self.texts = tuple(rd.to_text() for rd in self)
         return self
 
 
@@ -216,13 +219,13 @@ class Zone:
         sets = tuple(record_sets)
         org = dns.name.from_text(origin)
         okey = key_of(org)
-        grouped: dict[tuple[dns.name.Name, int], list[RecordSet]] = {}
+        grouped: dict[tuple[str, str], list[RecordSet]] = {}
         for rs in sets:
-            name = dns.name.from_text(rs.name)
-            grouped.setdefault((name, dns.rdatatype.from_text(rs.rtype)), []).append(rs)
+            grouped.setdefault((rs.name, rs.rtype), []).append(rs)
         nodes: dict[Key, dict[int, Entry]] = {}
-        for (name, rdtype), group in grouped.items():
-            nodes.setdefault(key_of(name), {})[rdtype] = _compile(name, rdtype, group)
+        for (name_text, rtype_text), group in grouped.items():
+            name = _name(name_text)
+            nodes.setdefault(key_of(name), {})[_rdtype(rtype_text)] = _compile(group)
         existing: set[Key] = set()
         n_origin = len(okey)
         for k in nodes:
@@ -246,7 +249,27 @@ class Zone:
         return len(k) >= n and k[len(k) - n:] == self.okey
 
 
-def _plain(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain:
+# Compiling a record set (parsing names and rdata with dnspython) costs far more than the rest
+# of a zone build. Record sets are immutable values, so each is compiled once and shared by
+# every zone version that holds it: a change rebuilds its zone from mostly cached parts, which
+# the enactor's checker (one index per explored state) depends on.
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _name(text: str) -> dns.name.Name:
+    return dns.name.from_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _rdtype(text: str) -> int:
+    return dns.rdatatype.from_text(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _compiled(rs: RecordSet) -> Plain | AliasTo:
+    if rs.alias is not None:
+        return AliasTo(key_of(_name(rs.alias.dns_name)))
+    name, rdtype = _name(rs.name), _rdtype(rs.rtype)
     rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
         rrset.add(
@@ -256,20 +279,12 @@ def _plain(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain:
     return Plain(rrset.seal(), key_of(name))
 
 
-def _member_data(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain | AliasTo:
-    if rs.alias is not None:
-        return AliasTo(key_of(dns.name.from_text(rs.alias.dns_name)))
-    return _plain(name, rdtype, rs)
-
-
-def _compile(name: dns.name.Name, rdtype: int, group: list[RecordSet]) -> Entry:
+def _compile(group: list[RecordSet]) -> Entry:
     if len(group) == 1 and group[0].set_identifier is None:
-        return _member_data(name, rdtype, group[0])
+        return _compiled(group[0])
     group = sorted(group, key=lambda rs: rs.set_identifier or "")
-    members = tuple(
-        Member(rs.set_identifier or "", rs.weight or 0, _member_data(name, rdtype, rs))
-        for rs in group
-    )
+    members = tuple(Member(rs.set_identifier or "", rs.weight or 0, _compiled(rs))
+                    for rs in group)
     all_zero = all(m.weight == 0 for m in members)
     cumulative: list[int] = []
     total = 0
@@ -338,6 +353,7 @@ class Renamed:
     rdclass = property(lambda self: self.src.rdclass)
     ttl = property(lambda self: self.src.ttl)
     wires = property(lambda self: self.src.wires)
+    texts = property(lambda self: self.src.texts)
 
     def __iter__(self) -> Iterator[dns.rdata.Rdata]:
         return iter(self.src)
@@ -768,10 +784,15 @@ def answer(
     wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
 ) -> Reply | None:
     """The whole pipeline for one packet. None means drop it. Never raises on bad input."""
-    picker = as_picker(rng)
     c = classify(wire, tcp=tcp, allow_axfr=allow_axfr)
     if not isinstance(c, Query):
         return c
+    return answer_query(c, zones, rng=rng)
+
+
+def answer_query(c: Query, zones: ZoneTable, *, rng: Rng) -> Reply:
+    """Stages 2 to 4 for a classified query (lets callers classify once, answer many times)."""
+    picker = as_picker(rng)
     zone = zones.find(c.qname)  # stage 2: prepare
     if zone is None:
         return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
@@ -821,6 +842,7 @@ def enumerate_outcomes(
         yield explorer.probability, reply
 
 
+@functools.lru_cache(maxsize=4096)
 def make_query_wire(qname: str, qtype: str | int, *, edns: bool = False) -> bytes:
     """A plain query in wire form (ID 0, RD clear), for resolve_all and tests."""
     q = dns.message.make_query(qname, qtype, use_edns=0 if edns else None)

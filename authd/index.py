@@ -30,10 +30,13 @@ from authd.answer import (
     OUR_PAYLOAD,
     TCP_LIMIT,
     Outcome,
+    Query,
     Reply,
     Zone,
     ZoneTable,
     answer,
+    answer_query,
+    classify,
     enumerate_outcomes,
     make_query_wire,
 )
@@ -44,6 +47,7 @@ from authd.zonefile import LoadedZone
 
 log = logging.getLogger("authd")
 
+_RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
 
@@ -255,14 +259,16 @@ class ServingIndex:
 
         Each item is (rcode text, answer-section rdata values in order), without duplicates.
         """
-        wire = make_query_wire(qname, qtype)
+        query = classify(make_query_wire(qname, qtype), tcp=True)
+        if not isinstance(query, Query):  # e.g. AXFR: not a question with answers
+            return [(dns.rcode.to_text(query.rcode if query else dns.rcode.FORMERR), ())]
         seen: dict[tuple[str, tuple[str, ...]], None] = {}
         for _, reply in enumerate_outcomes(
-            lambda picker: answer(wire, self.table, rng=picker, tcp=True)
+            lambda picker: answer_query(query, self.table, rng=picker)
         ):
             assert reply is not None
-            values = tuple(rd.to_text() for rrset in reply.answer for rd in rrset)
-            seen[(dns.rcode.to_text(reply.rcode), values)] = None
+            values = tuple(t for rrset in reply.answer for t in rrset.texts)
+            seen[(_RCODE_TEXT.get(reply.rcode) or dns.rcode.to_text(reply.rcode), values)] = None
         return list(seen)
 
 
