@@ -95,6 +95,7 @@ class ServingIndex:
     ):
         r = rng if rng is not None else random.Random()
         self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
+        self.random = self._random  # for shells that pick from `exact_udp` themselves
         self.cache_enabled = cache
         self.cache_limit = cache_limit
         self.allow_axfr = allow_axfr
@@ -102,8 +103,10 @@ class ServingIndex:
         self.table = ZoneTable()
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
-        # packet bytes after the ID -> response after the ID (or cumulative and choices)
-        self._exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
+        # packet bytes after the ID -> response after the ID (or cumulative and choices).
+        # `exact_udp` is public so the UDP shell can look it up inline; it is only ever
+        # cleared in place, never replaced.
+        self.exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
 
@@ -147,7 +150,7 @@ class ServingIndex:
                 )
         self.seq = max(self.seq, entry.seq)
         self._cache.clear()
-        self._exact_udp.clear()
+        self.exact_udp.clear()
         self._exact_tcp.clear()
         return True
 
@@ -164,7 +167,7 @@ class ServingIndex:
         rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
         new spellings of a known question.
         """
-        exact = self._exact_tcp if tcp else self._exact_udp
+        exact = self._exact_tcp if tcp else self.exact_udp
         key = wire[2:]
         hit = exact.get(key)
         if hit is not None:

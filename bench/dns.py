@@ -136,12 +136,50 @@ class Result:
     mean_ms: float = 0.0
     p99_ms: float | None = None
     lost: str = ""
+    completed: int = 0
+    cpu_s: float = 0.0  # CPU seconds (user + system) the server's processes used in the run
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Queries answered per CPU-second of the server: its capacity per core, which does
+        not depend on how much of the core other work left it."""
+        return self.completed / self.cpu_s if self.cpu_s > 0 else 0.0
 
 
-def run_dnsperf(cmd: list[str], label: str, server: str, verbose: bool = False) -> Result:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and all its descendants (from /proc)."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICK
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu.get(p, 0.0)
+        todo.extend(c for c, pp in parent.items() if pp == p)
+    return total
+
+
+def run_dnsperf(cmd: list[str], label: str, server: str, server_pid: int,
+                verbose: bool = False) -> Result:
+    cpu0 = tree_cpu(server_pid)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    cpu1 = tree_cpu(server_pid)
     text = proc.stdout + proc.stderr
-    res = Result(label, server, " ".join(cmd))
+    res = Result(label, server, " ".join(cmd), cpu_s=cpu1 - cpu0)
+    m = re.search(r"Queries completed:\s+(\d+)", text)
+    res.completed = int(m.group(1)) if m else 0
     m = re.search(r"Queries per second:\s+([\d.]+)", text)
     res.qps = float(m.group(1)) if m else 0.0
     m = re.search(r"Average Latency \(s\):\s+([\d.]+)", text)
@@ -242,14 +280,14 @@ remote-control:
                 proc = start_nsd(port, workers, pin)
             try:
                 wait_answering(port, proc, server)
-                res = run_dnsperf(perf(port, pin, extra), label, server, verbose)
+                res = run_dnsperf(perf(port, pin, extra), label, server, proc.pid, verbose)
             finally:
                 stop(proc)
             res.command = res.command.replace(str(work), "$WORK").replace(str(ROOT) + "/", "")
             results.append(res)
             p99 = f", p99 {res.p99_ms:.2f} ms" if res.p99_ms is not None else ""
             print(f"{label:22s} {server:18s} {res.qps:10.0f} qps  mean {res.mean_ms:.2f} ms"
-                  f"{p99}  lost {res.lost}", flush=True)
+                  f"{p99}  lost {res.lost}  {res.per_cpu_second:8.0f} q/CPU-s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
@@ -257,18 +295,23 @@ remote-control:
     def get(label: str, server: str) -> Result:
         return next(r for r in results if r.label == label and r.server == server)
 
-    pinned_ratio = get("pinned, 1 core", "authd (cached)").qps / max(
-        1.0, get("pinned, 1 core", "NSD").qps)
-    two_ratio = get("unpinned, 2 workers", "authd (cached)").qps / max(
-        1.0, get("unpinned, 2 workers", "NSD").qps)
-    uncached = get("pinned, 1 core", "authd (uncached)").qps
+    a1, n1 = get("pinned, 1 core", "authd (cached)"), get("pinned, 1 core", "NSD")
+    a2, n2 = get("unpinned, 2 workers", "authd (cached)"), get("unpinned, 2 workers", "NSD")
+    un = get("pinned, 1 core", "authd (uncached)")
+    pinned_ratio = a1.qps / max(1.0, n1.qps)
+    cpu_ratio = a1.per_cpu_second / max(1.0, n1.per_cpu_second)
+    two_ratio = a2.qps / max(1.0, n2.qps)
     p99 = get("fixed 2,000 qps", "authd (cached)").p99_ms or 0.0
     goals = [
-        (f"authd ≥ 0.75× NSD per core (cached, weighted picks included): "
-         f"{pinned_ratio:.2f}×", pinned_ratio >= 0.75),
+        (f"authd ≥ 0.75× NSD per core (cached, weighted picks included): {pinned_ratio:.2f}× "
+         f"in qps on the shared pinned core, {cpu_ratio:.2f}× in queries per CPU-second "
+         f"({a1.per_cpu_second:,.0f} vs {n1.per_cpu_second:,.0f})",
+         min(pinned_ratio, cpu_ratio) >= 0.75),
         (f"two authd workers keep up with NSD's two (unpinned): {two_ratio:.2f}×",
          two_ratio >= 0.75),
-        (f"uncached (full parse) ≥ 10k qps per core: {uncached:,.0f} qps", uncached >= 10_000),
+        (f"uncached (full parse) ≥ 10k qps per core: {un.qps:,.0f} qps on the shared core, "
+         f"{un.per_cpu_second:,.0f} queries per CPU-second",
+         min(un.qps, un.per_cpu_second) >= 10_000),
         (f"p99 < 2 ms at 2,000 qps (cached): {p99:.2f} ms", p99 < 2.0),
     ]
     print()
@@ -299,13 +342,17 @@ def write_section(results: list[Result], goals: list[tuple[str, bool]],
         "a CNAME chain, a wildcard, a referral, NXDOMAIN and NODATA. NSD serves the same names "
         "with each alias rendered as one static answer.",
         "",
-        "| run | server | qps | mean latency | p99 latency | lost |",
-        "|---|---|---:|---:|---:|---|",
+        "Queries per CPU-second is the number of answered queries divided by the CPU time "
+        "(user + system, from /proc, all the server's processes) the server used during the "
+        "run: its capacity per core, whatever share of the core other work left it.",
+        "",
+        "| run | server | qps | queries per CPU-second | mean latency | p99 latency | lost |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in results:
         p99 = f"{r.p99_ms:.2f} ms" if r.p99_ms is not None else "—"
-        lines.append(f"| {r.label} | {r.server} | {r.qps:,.0f} | {r.mean_ms:.2f} ms | {p99} | "
-                     f"{r.lost} |")
+        lines.append(f"| {r.label} | {r.server} | {r.qps:,.0f} | {r.per_cpu_second:,.0f} | "
+                     f"{r.mean_ms:.2f} ms | {p99} | {r.lost} |")
     lines += ["", "Goals:", ""]
     lines += [f"- {'met' if ok else '**not met**'}: {text}" for text, ok in goals]
     lines += ["", "Exact commands (`$WORK` is a temporary directory; servers were started "
