@@ -42,7 +42,7 @@ import dns.rdatatype
 import dns.rrset
 
 from authd.records import RecordSet
-from authd.wire import Renderer, parse_fast
+from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
 # --------------------------------------------------------------------------------------------
 # Limits and constants
@@ -151,22 +151,28 @@ Key = tuple[bytes, ...]
 
 def key_of(name: dns.name.Name) -> Key:
     """Lower-cased labels, root label included (RFC 4343: names compare case-insensitively)."""
-    return tuple(label.lower() for label in name.labels)
+    return tuple(map(bytes.lower, name.labels))
 
 
 class WireRRset(dns.rrset.RRset):
     """An RRset from zone data, with each rdata's wire form rendered once at load."""
 
-    __slots__ = ["wires", "texts"]
+    __slots__ = ["wires", "texts", "tails"]
 
     def __init__(self, name: dns.name.Name, rdclass: int, rdtype: int):
         super().__init__(name, rdclass, rdtype)
         self.wires: tuple[bytes, ...] = ()
         self.texts: tuple[str, ...] = ()
+        self.tails: tuple[bytes, ...] = ()  # type..rdata per RR, when no name is compressible
 
     def seal(self) -> WireRRset:
+        """Render once what every answer reuses (call after the TTL is final)."""
         self.wires = tuple(rd.to_wire() for rd in self)
         self.texts = tuple(rd.to_text() for rd in self)
+        if self.rdtype not in COMPRESSIBLE:
+            head = (self.rdtype.to_bytes(2, "big") + self.rdclass.to_bytes(2, "big")
+                    + self.ttl.to_bytes(4, "big"))
+            self.tails = tuple(head + len(w).to_bytes(2, "big") + w for w in self.wires)
         return self
 
 
@@ -354,6 +360,7 @@ class Renamed:
     ttl = property(lambda self: self.src.ttl)
     wires = property(lambda self: self.src.wires)
     texts = property(lambda self: self.src.texts)
+    tails = property(lambda self: self.src.tails)
 
     def __iter__(self) -> Iterator[dns.rdata.Rdata]:
         return iter(self.src)

@@ -109,6 +109,7 @@ def parse_fast(wire: bytes) -> FastQuery | None:
 # (RFC 3597 §4: NS, CNAME, PTR, MX, SOA); other rdata is written as dnspython renders it.
 
 _NS, _CNAME, _SOA, _PTR, _MX = 2, 5, 6, 12, 15
+COMPRESSIBLE = frozenset({_NS, _CNAME, _SOA, _PTR, _MX})
 _OPT_HEAD = b"\x00\x00\x29"
 
 
@@ -122,17 +123,18 @@ class Renderer:
         self.comp: dict[tuple[bytes, ...], int] = {}
         if question:
             offset = 12
-            lowered = tuple(label.lower() for label in qname_labels)
+            lowered = tuple(map(bytes.lower, qname_labels))
             for i in range(len(lowered)):
                 self.comp[lowered[i:]] = offset
                 offset += len(qname_labels[i]) + 1
             self.out += question
 
-    def name(self, labels: tuple[bytes, ...]) -> None:
+    def name(self, labels: tuple[bytes, ...], lowered: tuple[bytes, ...] | None = None) -> None:
         """Write a name given its labels without the root label, compressing its suffixes."""
         out = self.out
         comp = self.comp
-        lowered = tuple(label.lower() for label in labels)
+        if lowered is None:
+            lowered = tuple(map(bytes.lower, labels))
         for i in range(len(labels)):
             ptr = comp.get(lowered[i:])
             if ptr is not None:
@@ -149,6 +151,23 @@ class Renderer:
     def rrset(self, rrset: object) -> int:
         out = self.out
         owner = rrset.name.labels[:-1]  # type: ignore[attr-defined]
+        tails = getattr(rrset, "tails", None)
+        if tails:
+            # rdata without compressible names, pre-rendered with its RR header: only the
+            # owner is written here, then a pointer back to it for each further RR
+            lowered = tuple(map(bytes.lower, owner))
+            self.name(owner, lowered)
+            out += tails[0]
+            if len(tails) > 1:
+                ptr = self.comp.get(lowered)
+                if ptr is None:  # beyond the reach of a pointer: spell it out each time
+                    for tail in tails[1:]:
+                        self.name(owner, lowered)
+                        out += tail
+                else:
+                    ptrb = (0xC000 | ptr).to_bytes(2, "big")
+                    out += b"".join([ptrb + tail for tail in tails[1:]])
+            return len(tails)
         rdtype = rrset.rdtype  # type: ignore[attr-defined]
         head = (rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")  # type: ignore[attr-defined]
                 + rrset.ttl.to_bytes(4, "big"))  # type: ignore[attr-defined]
