@@ -64,6 +64,8 @@ class Recorder:
         if any(line.endswith("CRASHED") for line in log):
             self.events.append(Event(t, actor, "crash", "crashed (RollbackTargetMissing)"))
         for line in log:
+            if "FLIPPED" in line:
+                continue  # already the flip event
             if "FROZEN" in line or "REFUSING" in line or "refusing to go backwards" in line or "GONE" in line:
                 self.events.append(Event(t, actor, "log", line.split(" ", 1)[-1]))
 
