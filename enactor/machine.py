@@ -112,7 +112,7 @@ def parse_defects(text: str | None) -> frozenset[Defect]:
         return frozenset()
     if text == "2025":
         return ALL_DEFECTS
-    out = set()
+    out: set[Defect] = set()
     known = {d.value: d for d in Defect}
     for part in text.split(","):
         part = part.strip()

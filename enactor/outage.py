@@ -446,8 +446,8 @@ def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png
     rec = Recorder(T0)
     try:
         cluster.start(list(schedule.actors), lock_ttl)
-        drv = ProcessDriver(cluster, rec, verbose=verbose)
-        run_schedule(schedule, drv)
+        pdrv = ProcessDriver(cluster, rec, verbose=verbose)
+        run_schedule(schedule, pdrv)
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
         summ["dns"] = f"127.0.0.1:{cluster.dns_port}"
@@ -455,7 +455,7 @@ def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png
         rep = report(rec, summ)
         if png:
             write_png(rec, summ, list(schedule.actors), png, title)
-        return OutageResult(summ, rep, png, drv.digs, work)
+        return OutageResult(summ, rep, png, pdrv.digs, work)
     finally:
         cluster.stop()
         if own and not os.environ.get("ENACTOR_KEEP_WORK"):
