@@ -255,6 +255,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if lock:
             parsed = m.parse_lock(lock[0].values[0])
             holder = f"{parsed[0]} until {m.clock_text(parsed[1])}" if parsed else f"?? {lock[0].values}"
+            if parsed and parsed[0].startswith(m.PAUSE_PREFIX):
+                holder = f"PAUSED ({parsed[0]})"
         counts = {t: len(addresses(api, zid, e.name, t)) for t in e.rtypes}
         rows.append({"endpoint": e.name, "active": plan_at(e.name), "rollback": plan_at(rollback_name(e.name)),
                      "lock": holder, "answers": counts})
