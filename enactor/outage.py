@@ -30,9 +30,8 @@ from typing import Any
 from enactor import machine as m
 from enactor.client import Route53Http
 from enactor.plan import Plan, PlanStore
-from enactor.planner import churn, default_capacity
+from enactor.planner import default_capacity
 from enactor.schedule import Schedule, run_schedule
-from enactor.sim import addresses
 from enactor.testing import DUAL, LEGACY, T0, WATCH, make_driver, make_sim
 from enactor.timeline import Recorder, Sample, report, summary, write_png
 
@@ -460,12 +459,3 @@ def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png
         cluster.stop()
         if own and not os.environ.get("ENACTOR_KEEP_WORK"):
             shutil.rmtree(work, ignore_errors=True)
-
-
-def plan_for(n: int, now: float) -> Plan:
-    return Plan(n, now, churn(default_capacity(), n))
-
-
-def inprocess_answers(store: Any, name: str, rtype: str) -> int:  # pragma: no cover - helper
-    zone = "api.aws." if name == DUAL else "amazonaws.com."
-    return len(addresses(store, store.find_zone_by_name(zone).id, name, rtype))
