@@ -162,7 +162,7 @@ def cmd_outage(args: argparse.Namespace) -> int:
         print(f"wrote {args.write_schedule}", file=sys.stderr)
         return 0
     png = args.png or str(RESULTS / ("outage-" + ("typo-" if args.typo else "")
-                                     + m.defects_text(m.parse_defects(args.defects)).replace(",", "+") + ".png"))
+                                     + m.defects_text(m.parse_defects(args.defects or "2025")).replace(",", "+") + ".png"))
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose)
     if args.json:
@@ -375,7 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("outage", help="reproduce the October 2025 outage with real processes and dig",
                        epilog=EPILOG_DEFECTS)
-    p.add_argument("--defects", default="2025", type=_defects, help="default 2025; 'fixed' for the fixed design")
+    p.add_argument("--defects", default=None, type=_defects,
+                   help="default: what the schedule file says (a checker counterexample names its "
+                        "defects), else 2025; 'fixed' for the fixed design")
     p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
     p.add_argument("--plans", type=int, default=12, help="plans in the race (default 12: c is stuck on plan 2)")
     p.add_argument("--schedule", help="replay this schedule file instead (e.g. from the checker)")
