@@ -512,19 +512,29 @@ def validation_table(result: ExperimentResult, tolerance: float) -> tuple[str, b
     resolver caches the NODATA once and every client behind it sees exactly one negative-cache
     lifetime of emptiness, whatever the phase, so the window measures the implementation and
     not the luck of cache-cycle phases. Pooled per negative TTL and serve-stale setting;
-    agreement means the median windows are within `tolerance`.
+    agreement means the median windows are within `tolerance`. Each cell also says how many
+    clients saw the outage at all (a resolver serving expired data may hide it).
     """
     pools: dict[tuple[Impl, int, bool], list[float]] = {}
+    seen: dict[tuple[Impl, int, bool], list[int]] = {}
     for cell, r, _t_fix in result.clients:
-        if cell.layer is Layer.NONE or r.window is None:
+        if cell.layer is Layer.NONE:
             continue
-        pools.setdefault((cell.impl, cell.negative_ttl, cell.serve_stale), []).append(r.window)
+        key = (cell.impl, cell.negative_ttl, cell.serve_stale)
+        counts = seen.setdefault(key, [0, 0])
+        counts[1] += 1
+        if r.first_empty is not None:
+            counts[0] += 1
+        if r.window is not None:
+            pools.setdefault(key, []).append(r.window)
 
     def stat(key: tuple[Impl, int, bool]) -> str:
         ds = pools.get(key)
+        saw, total = seen.get(key, [0, 0])
         if not ds:
-            return "-"
-        return f"{statistics.median(ds):.2f} [{min(ds):.2f}, {max(ds):.2f}]"
+            return f"- (saw outage {saw}/{total})"
+        extra = "" if saw == total else f", saw outage {saw}/{total}"
+        return f"{statistics.median(ds):.2f} [{min(ds):.2f}, {max(ds):.2f}]{extra}"
 
     rows = [
         "| negative TTL (s) | serve-stale | ours: median [min, max] window (s) | ours `--preset "
@@ -534,22 +544,23 @@ def validation_table(result: ExperimentResult, tolerance: float) -> tuple[str, b
     ]
     ok = True
     compared = 0
-    for neg, stale in sorted({(k[1], k[2]) for k in pools}):
+    for neg, stale in sorted({(k[1], k[2]) for k in seen}):
         o = pools.get((Impl.OURS, neg, stale))
         a = pools.get((Impl.OURS_UNBOUND_PRESET, neg, stale))
         b = pools.get((Impl.UNBOUND, neg, stale))
+        cells = (
+            f"| {neg} | {'on' if stale else 'off'} | {stat((Impl.OURS, neg, stale))} | "
+            f"{stat((Impl.OURS_UNBOUND_PRESET, neg, stale))} | {stat((Impl.UNBOUND, neg, stale))} "
+        )
         if not a or not b or not o:
+            rows.append(cells + "| - | - | not comparable |")
             continue
         d_ours = statistics.median(o) - statistics.median(b)
         d_pre = statistics.median(a) - statistics.median(b)
         good = abs(d_pre) <= tolerance
         ok &= good
         compared += 1
-        rows.append(
-            f"| {neg} | {'on' if stale else 'off'} | {stat((Impl.OURS, neg, stale))} | "
-            f"{stat((Impl.OURS_UNBOUND_PRESET, neg, stale))} | {stat((Impl.UNBOUND, neg, stale))} "
-            f"| {d_ours:+.2f} | {d_pre:+.2f} | {'yes' if good else 'NO'} |"
-        )
+        rows.append(cells + f"| {d_ours:+.2f} | {d_pre:+.2f} | {'yes' if good else 'NO'} |")
     return "\n".join(rows), ok and compared > 0
 
 
