@@ -220,7 +220,7 @@ def main(argv: list[str]) -> int:
             negatives=((10, 2), (10, 4), (10, 6), (4, 10)), serve_stale=(False, True),
             layers=(Layer.RESOLVER,), rates=(8.0,), impls=(Impl.OURS, Impl.OURS_UNBOUND_PRESET,
                                                          Impl.UNBOUND),
-            clients=8, resolvers_per_cell=4, outage_at=2.0, outage_length=1.5, record_ttl=1,
+            clients=6, resolvers_per_cell=3, outage_at=2.0, outage_length=1.5, record_ttl=1,
         )
         result = run_grid(settings, show_progress=False)
         tol = 0.5
@@ -274,7 +274,7 @@ answer wins, so the tail collapses to the good upstream's latency plus 10 ms.
 ### Outage recovery: client-observed windows, ours vs Unbound
 
 Command: `resolver experiment outage-recovery --impl both --layers resolver --serve-stale both
---rates 8 --clients 8 --resolvers 4 --negative 10:2,10:4,10:6,4:10 --outage-at 2
+--rates 8 --clients 6 --resolvers 3 --negative 10:2,10:4,10:6,4:10 --outage-at 2
 --outage-length 1.5 --record-ttl 1`. The outage (1.5 s) is shorter than every negative TTL, so
 each resolver caches the NODATA exactly once and each client's window is one negative-cache
 lifetime, whatever the phase. Window = first empty answer to first addresses again, per client.

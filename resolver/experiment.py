@@ -96,6 +96,8 @@ class CellRun:
     zone: str
     samples: list[Sample] = field(default_factory=list)
     probe: list[Sample] = field(default_factory=list)
+    t_gone: float = math.nan  # the authority's first empty answer (its probe)
+    t_back: float = math.nan  # the authority's first addresses again: "records back at T"
 
     @property
     def qname(self) -> str:
@@ -264,20 +266,24 @@ async def run_batch(
                     h = await nursery.start(serve_resolver, cfg)
                     target = h.udp
                 nursery.start_soon(
-                    client, i, target, run.qname, c.rate, t0, end, run.samples,
+                    client, i, target, run.qname, c.rate, t0, math.inf, run.samples,
                     random.Random(paired.random()), start,
                 )
             nursery.start_soon(
-                client, -1, authority.server, run.qname, settings.probe_rate, t0, end, run.probe,
+                client, -1, authority.server, run.qname, settings.probe_rate, t0, math.inf,
+                run.probe,
                 random.Random(rng.random()),
             )
         nursery.start_soon(progress.tick_until, end)
         await trio.sleep_until(t0 + settings.outage_at)
         await trio.to_thread.run_sync(authority.set_healthy, False)
         t_break = trio.current_time() - t0
-        await trio.sleep_until(t0 + settings.outage_at + settings.outage_length)
+        # The repair is timed from when the deletion really took effect, not from the plan:
+        # a slow swap must not eat into the outage.
+        await trio.sleep_until(t0 + t_break + settings.outage_length)
         await trio.to_thread.run_sync(authority.set_healthy, True)
         t_fix = trio.current_time() - t0
+        end = max(end, t0 + t_fix + length - settings.outage_at - settings.outage_length)
         await trio.sleep_until(end)
         nursery.cancel_scope.cancel()
     return BatchResult(runs, t_break, t_fix)
@@ -324,7 +330,7 @@ class Progress:
 @dataclass
 class ExperimentResult:
     summaries: list[CellSummary]
-    clients: list[tuple[Cell, ClientResult, float]]  # (cell, result, t_fix)
+    clients: list[tuple[Cell, ClientResult, float]]  # (cell, result, T: records back)
     batches: list[BatchResult]
 
 
@@ -358,9 +364,14 @@ def run_grid(settings: Settings, *, show_progress: bool = True) -> ExperimentRes
         for run in runs:
             a_empty, a_back = authority_window(run.probe)
             auth = (a_back - a_empty) if a_empty is not None and a_back is not None else math.nan
+            # "Records back at T": T is when the authority itself first answered with addresses
+            # again (its probe), which is what a client could at best have seen.
+            t_back = a_back if a_back is not None else batch.t_fix
+            run.t_back = t_back
+            run.t_gone = a_empty if a_empty is not None else batch.t_break
             results = per_client(run.samples)
-            summaries.append(summarise(run.cell, results, batch.t_fix, auth))
-            clients += [(run.cell, r, batch.t_fix) for r in results.values()]
+            summaries.append(summarise(run.cell, results, t_back, auth))
+            clients += [(run.cell, r, t_back) for r in results.values()]
     progress.finish()
     return ExperimentResult(summaries, clients, batches)
 
@@ -406,7 +417,7 @@ def write_csv(path: Path, result: ExperimentResult) -> None:
         w.writerow([
             "impl", "layer", "soa_ttl", "soa_minimum", "negative_ttl", "serve_stale", "rate_qps",
             "client", "first_empty_s", "first_back_s", "client_window_s", "recovery_delay_s",
-            "t_fix_s",
+            "records_back_at_s",
         ])
         for cell, r, t_fix in result.clients:
             w.writerow([
@@ -480,22 +491,21 @@ def plot(out: Path, result: ExperimentResult, settings: Settings) -> list[Path]:
             and not r.cell.serve_stale]
     want = want or [r for r in runs if r.cell.layer is Layer.RESOLVER] or runs
     pick = max(want, key=lambda r: (r.cell.negative_ttl, r.cell.rate))
-    batch = next(b for b in result.batches if pick in b.runs)
     fig, ax = plt.subplots(figsize=(9, 4))
     colours = {Outcome.ADDRESSES: "tab:green", Outcome.EMPTY: "tab:red", Outcome.ERROR: "black"}
     for s in pick.probe:
         ax.plot(s.t, -1, "|", color=colours[s.outcome], markersize=9)
     for s in pick.samples:
         ax.plot(s.t, s.client, "|", color=colours[s.outcome], markersize=9)
-    ax.axvline(batch.t_break, color="grey", linestyle="--")
-    ax.axvline(batch.t_fix, color="grey", linestyle="--")
-    ax.axvspan(batch.t_fix, batch.t_fix + pick.cell.negative_ttl, color="orange", alpha=0.15,
+    ax.axvline(pick.t_gone, color="grey", linestyle="--")
+    ax.axvline(pick.t_back, color="grey", linestyle="--")
+    ax.axvspan(pick.t_back, pick.t_back + pick.cell.negative_ttl, color="orange", alpha=0.15,
                label=f"one negative TTL ({pick.cell.negative_ttl}s) after the fix")
     ax.set_yticks([-1, *range(settings.clients)],
                   ["authority", *[f"client {i}" for i in range(settings.clients)]])
     ax.set_xlabel("time [s] (green: addresses, red: empty answer, black: error)")
-    ax.set_title(f"One run: {pick.cell.label}; tree deleted at {batch.t_break:.1f}s, "
-                 f"repaired at {batch.t_fix:.1f}s")
+    ax.set_title(f"One run: {pick.cell.label}; authority empty from {pick.t_gone:.1f}s, "
+                 f"records back at {pick.t_back:.1f}s")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     p = out / "timeline.png"
