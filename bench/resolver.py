@@ -160,7 +160,8 @@ def machine() -> str:
 
 def unbound_version() -> str:
     out = subprocess.run(["unbound", "-V"], capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0].strip() if out else "unbound"
+    first = out.splitlines()[0].strip() if out else ""
+    return "Unbound " + first.removeprefix("Version ").strip() if first else "Unbound"
 
 
 def write_section(text: str) -> None:
@@ -252,10 +253,12 @@ the noise from the shared machine).
 | Unbound (`num-threads: 1`) | {ub_qps:,.0f} | {', '.join(f'{x:,.0f}' for x in ub_runs)} |
 | **ratio ours / Unbound** | **{ratio:.2f}** (goal ≥ 0.6) | {', '.join(f'{r:.2f}' for r in ratios)} |
 
-The hit path: the UDP socket is drained non-blocking after `trio.lowlevel.wait_readable`; the
-question is read from the wire without a parse (`resolver/wire.py`), the cache key is the
-lowercased wire name plus type and class, and the answer is precomputed wire with only the ID,
-flags, question case and TTL fields patched (`resolver/cache.py: render`).
+The hit path (`resolver/server.py: _serve_udp`): the UDP socket is drained non-blocking after
+`trio.lowlevel.wait_readable`; the question is read from the bytes without a parse and is
+itself the cache key (lowercased only if the exact bytes miss); the answer body is rendered
+once per second of the entry's age (TTLs only change once a second) and each hit patches only
+the ID, the flags and, if the client's case differs, the question (`resolver/cache.py:
+render_hit`).
 
 ### Hedging: tail latency of cache misses with one bad upstream
 
