@@ -60,9 +60,6 @@ A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA
 ANY = dns.rdatatype.ANY
 XFR_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
-# Types that only make sense as records, never as questions (RFC 6891 §6.1.1: OPT; RFC 8945
-# TSIG; RFC 2930 TKEY). A question for them is malformed.
-NOT_QUESTION_TYPES = frozenset({dns.rdatatype.OPT, dns.rdatatype.TSIG, dns.rdatatype.TKEY})
 WILDCARD = b"*"
 
 
@@ -410,6 +407,8 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solut
                     return _nodata(zone, sol)  # the dangling alias: NOERROR, ANSWER 0, SOA
                 sol.answer.append(rrset)
                 sol.outcome = Outcome.HIT
+                if qtype == NS:
+                    _ns_addresses(zone, rrset, sol)
                 return sol
             cname = node.get(CNAME)
             if cname is None:
@@ -429,6 +428,20 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solut
         return Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=str(exc))
 
 
+def _ns_addresses(zone: Zone, ns: dns.rrset.RRset, sol: Solution) -> None:
+    """RFC 1035 §3.3.11 additional section processing for NS answers: the addresses of the
+    name servers that we hold. Optional data: dropped first when the response is too big
+    (minimal responses otherwise, as NSD with `minimal-responses: yes`)."""
+    for rd in ns:
+        node = zone.nodes.get(rd.target)
+        if node is None:
+            continue
+        for t in (A, AAAA):
+            entry = node.get(t)
+            if isinstance(entry, Plain):
+                sol.additional.append(entry.rrset)
+
+
 def _nodata(zone: Zone, sol: Solution) -> Solution:
     sol.outcome = Outcome.NODATA
     sol.authority.append(zone.negative_soa)  # RFC 2308 §2.2
@@ -443,8 +456,9 @@ def _any(
     seen: set[tuple[dns.name.Name, int]],
     sol: Solution,
 ) -> Solution:
-    """RFC 8482 §4.1: answer ANY with one RRset (the lowest type present), never the lot."""
-    for rdtype in sorted(node):
+    """RFC 8482 §4.1: answer ANY with one RRset, never the lot: the SOA at the apex, else the
+    lowest type present (the RRset NSD picks)."""
+    for rdtype in sorted(node, key=lambda t: (t != SOA, t)):
         rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, picker, seen)
         if rrset is not None:
             sol.answer.append(rrset)
@@ -513,7 +527,8 @@ def _copy_message(
 
 
 def _render(m: dns.message.Message) -> bytes:
-    return m.to_wire(max_size=TCP_LIMIT)
+    # RRs in zone order, as NSD and Knot send them (dnspython would shuffle by default)
+    return m.to_wire(max_size=TCP_LIMIT, want_shuffle=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,14 +591,17 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
         qclass=q.rdclass,
         edns=msg.edns,
         ednsflags=msg.ednsflags,
-        payload=msg.payload,
+        payload=int(msg.payload),
     )
     if msg.edns > 0:
         # RFC 6891 §6.1.3: BADVERS, with OPT at the highest version we implement (0)
         return _finish(query, Solution(Outcome.BADVERS, rcode=dns.rcode.BADVERS, aa=False))
-    if q.rdtype in NOT_QUESTION_TYPES:
-        return _finish(query, Solution(Outcome.FORMERR, rcode=dns.rcode.FORMERR, aa=False))
-    if q.rdclass != IN or (q.rdtype in XFR_TYPES and not (allow_axfr and tcp)):
+    if q.rdtype == dns.rdatatype.AXFR and not tcp:
+        # RFC 5936 §4.2: AXFR is a TCP affair (NSD and Knot say NOTIMP too)
+        return _finish(query, Solution(Outcome.NOTIMP, rcode=dns.rcode.NOTIMP, aa=False))
+    if q.rdclass not in (IN, dns.rdataclass.ANY) or (
+        q.rdtype in XFR_TYPES and not allow_axfr
+    ):
         # Only class IN is served; zone transfers only when the operator allows them
         return _finish(query, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
     return query
@@ -593,7 +611,8 @@ def _finish(query: Query, sol: Solution) -> Reply:
     """Stage 4: header flags (RFC 1035 §4.1.1: RD and CD copied), EDNS, sections."""
     m = dns.message.Message(id=query.id)
     m.flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
-    if sol.aa:
+    # RFC 6895 §3.2: an answer to QCLASS=ANY cannot claim to be authoritative (as NSD)
+    if sol.aa and query.qclass == IN:
         m.flags |= dns.flags.AA
     m.question = [dns.rrset.RRset(query.qname, query.qclass, query.qtype)]
     m.answer = sol.answer

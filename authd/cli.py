@@ -12,11 +12,13 @@ import functools
 import logging
 import random
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import trio
 
+from authd import cli_control
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
 from authd.zonefile import ZoneLoadError, load_zone_dir
@@ -87,6 +89,7 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log verbosity (default: INFO: one line per start, zone load, error)")
     p.add_argument("--worker-label", default=None, help=argparse.SUPPRESS)
+    cli_control.add_serve_options(p)  # --store, --control, --replicas, --replica, delays
     p.set_defaults(func=cmd_serve)
     return p
 
@@ -119,10 +122,20 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
     return argv
 
 
+async def _stop_on_signal(cancel_scope: trio.CancelScope) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM: log it and stop serving cleanly (workers stop with us)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("authd stopping on %s", signal.Signals(signum).name)
+            cancel_scope.cancel()
+            return
+
+
 async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
     host, port = args.listen
     workers = max(1, args.workers)
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         _, bound = await nursery.start(
             functools.partial(
                 serve_dns, index, host, port,
@@ -143,6 +156,8 @@ async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    if cli_control.wants_node(args):  # the store, the change API, replicas: authd.node
+        return cli_control.cmd_serve_node(args)
     log.info("authd starting: zones from %s, listen %s:%d, %d worker(s)",
              args.zones, args.listen[0], args.listen[1], args.workers)
     try:
@@ -243,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve_command(sub)
     add_demo_command(sub)
+    cli_control.add_subcommands(sub)  # change, records, export
     return parser
 
 

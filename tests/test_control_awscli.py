@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from control_helpers import AWS, aws_env, running
+from tests.control_helpers import AWS, aws_env, running
 
 from authd.control import ControlAPI
 from authd.seed import seed_store
