@@ -310,10 +310,12 @@ def plan_batch(
             problems.append(msg_plain_beside_weighted(rs))
         elif rs.set_identifier is not None and any(o.set_identifier is None for o in group):
             problems.append(msg_weighted_beside_plain(rs))
-        if rs.rtype == "CNAME" and rs.name == origin:
-            problems.append(msg_cname_apex(rs.name, origin))
-        types = overlay.types_at(rs.name)
-        if "CNAME" in types and len(types) > 1:
+        if rs.rtype == "CNAME":
+            if rs.name == origin:
+                problems.append(msg_cname_apex(rs.name, origin))
+            if len(overlay.types_at(rs.name)) > 1:
+                problems.append(msg_cname_conflict(rs, origin))
+        elif overlay.sets(rs.name, "CNAME"):
             problems.append(msg_cname_conflict(rs, origin))
         if rs.rtype in ("SOA",) and rs.name != origin:
             problems.append(MSG_ONE_SOA)
@@ -334,10 +336,10 @@ def plan_batch(
     puts: list[RecordSet] = []
     deletes: list[RecordKey] = []
     net_new = 0
-    for key, rs in overlay.written.items():
+    for key, value in overlay.written.items():
         existed = key.set_identifier in overlay.base_at(key.name, key.rtype)
-        if rs is not None:
-            puts.append(rs)
+        if value is not None:
+            puts.append(value)
             net_new += 0 if existed else 1
         elif existed:
             deletes.append(key)

@@ -31,9 +31,17 @@ class RecordError(ValueError):
     """A record set that cannot exist: bad name, type, value, weight or alias."""
 
 
-@functools.lru_cache(maxsize=1 << 16)  # pure; the checker builds the same sets millions of times
+# Names made only of letters, digits, '-' and '_' need no escapes: lower-casing and a trailing
+# dot is their whole canonical form (RFC 4343 case-insensitivity; 63-octet labels, 255 total,
+# RFC 1035 section 2.3.4). Everything else goes through dnspython.
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def canonical_name(text: str) -> str:
     """Absolute, lower-case presentation form of a domain name (RFC 1035 escapes)."""
+    if len(text) <= 253 and _PLAIN_NAME.fullmatch(text):
+        return text.lower() if text.endswith(".") else text.lower() + "."
     try:
         name = dns.name.from_text(text)
     except dns.exception.DNSException as exc:
@@ -58,7 +66,7 @@ def from_route53_name(text: str) -> str:
     return canonical_name(_R53_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text))
 
 
-@functools.lru_cache(maxsize=1 << 16)  # pure; the checker builds the same sets millions of times
+@functools.lru_cache(maxsize=256)
 def canonical_type(text: str) -> str:
     try:
         return dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
@@ -66,9 +74,14 @@ def canonical_type(text: str) -> str:
         raise RecordError(f"unknown record type {text!r}") from exc
 
 
-@functools.lru_cache(maxsize=1 << 16)  # pure; the checker builds the same sets millions of times
+_DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def canonical_value(rtype: str, text: str) -> str:
     """One rdata value in canonical presentation form (absolute names, dnspython spelling)."""
+    if rtype == "A" and _DOTTED_QUAD.fullmatch(text):
+        return text  # already canonical: four decimal octets, no leading zeros
     try:
         rd = dns.rdata.from_text(
             dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root,
@@ -115,6 +128,8 @@ class RecordSet:
     set_identifier: str | None = None
     weight: int | None = None
     alias: AliasTarget | None = None
+    # (name, type, set identifier), computed once: batches look it up several times per change
+    key: RecordKey = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", canonical_name(self.name))
@@ -122,10 +137,7 @@ class RecordSet:
         object.__setattr__(
             self, "values", tuple(canonical_value(self.rtype, v) for v in self.values)
         )
-
-    @property
-    def key(self) -> RecordKey:
-        return RecordKey(self.name, self.rtype, self.set_identifier)
+        object.__setattr__(self, "key", RecordKey(self.name, self.rtype, self.set_identifier))
 
     @property
     def is_alias(self) -> bool:

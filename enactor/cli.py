@@ -1,18 +1,437 @@
-"""The `enactor` command line (placeholder until its issue lands)."""
+"""The `enactor` command line: run, planner, capacity, outage, demo, status, pause, resume, recover.
+
+Shell. Argument parsing and wiring only; every decision lives in the pure modules.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from enactor import machine as m
+
+RESULTS = Path("results")  # PNGs land here (ignored by git)
+EPILOG_DEFECTS = (
+    "defects: comma-separated list of stale-check-before-lock, cleaner-by-age, "
+    "rollback-crash-on-missing; '2025' for all of them; 'fixed' (the default) for none."
+)
+
+
+def _defects(text: str) -> str:
+    try:
+        m.parse_defects(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _api_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api", default="http://127.0.0.1:8053", metavar="URL",
+                   help="the Route 53 control API of authd (default http://127.0.0.1:8053)")
+    p.add_argument("--access-key", default="test", help="SigV4 access key id (default test)")
+    p.add_argument("--secret-key", default="test", help="SigV4 secret key (default test)")
+
+
+def _api(args: argparse.Namespace) -> Any:
+    from enactor.client import Route53Http
+
+    return Route53Http(args.api, args.access_key, args.secret_key)
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from enactor.plan import PlanStore
+    from enactor.runner import CRASH_EXIT, run_enactor, run_stepped
+
+    cfg = m.Config(args.name, m.parse_defects(args.defects), lock_ttl=args.lock_ttl,
+                   poll_interval=args.poll, keep_plans=args.keep_plans, seed=args.seed,
+                   max_changes=args.max_changes)
+    plans = PlanStore(args.plans)
+    api = _api(args)
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {cfg.name} starting "
+          f"(defects: {m.defects_text(cfg.defects)}, plans: {args.plans}, api: {args.api})",
+          file=sys.stderr, flush=True)
+    if args.stepped:
+        return run_stepped(cfg, api, plans, inp=sys.stdin, out=sys.stdout, status_dir=args.status_dir)
+    import traceback
+
+    import trio
+
+    try:
+        trio.run(lambda: run_enactor(cfg, api, plans, status_dir=args.status_dir))
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        traceback.print_exc()
+        return CRASH_EXIT
+    return 0
+
+
+# --- planner and capacity -----------------------------------------------------------------
+
+
+def cmd_planner(args: argparse.Namespace) -> int:
+    from enactor.plan import PlanStore
+    from enactor.planner import churn, default_capacity, emit, load_capacity, save_capacity
+
+    store = PlanStore(args.plans)
+    if args.stepped:
+        # One plan per line on stdin (a controller decides when capacity "changes").
+        for _line in sys.stdin:
+            latest = store.latest()
+            n = latest.number + 1 if latest else 1
+            plan = emit(store, churn(latest.endpoints if latest else default_capacity(), n),
+                        time.time(), force=True)
+            assert plan is not None
+            print(json.dumps({"plan": plan.number, "file": str(store.path(plan.number))}), flush=True)
+        return 0
+    cap_path = Path(args.capacity) if args.capacity else None
+    if cap_path is not None and not cap_path.exists():
+        save_capacity(cap_path, default_capacity())
+        print(f"planner: wrote the default capacity to {cap_path}", file=sys.stderr)
+    last_mtime = -1.0
+    last_emit = 0.0
+    while True:
+        cap = load_capacity(cap_path) if cap_path else default_capacity()
+        mtime = cap_path.stat().st_mtime if cap_path else 0.0
+        due = args.every is not None and time.time() - last_emit >= args.every
+        if mtime != last_mtime or due:
+            latest = store.latest()
+            if due and latest is not None and latest.endpoints == cap:
+                cap = churn(cap, latest.number + 1)
+            plan = emit(store, cap, time.time(), force=due)
+            if plan is not None:
+                print(f"{time.strftime('%H:%M:%S')} planner wrote {plan.label} "
+                      f"({store.path(plan.number)})", file=sys.stderr, flush=True)
+                last_emit = time.time()
+            last_mtime = mtime
+        if args.once:
+            return 0
+        time.sleep(0.5)
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from enactor.plan import LoadBalancer
+    from enactor.planner import (
+        add_capacity,
+        default_capacity,
+        drain_az,
+        load_capacity,
+        save_capacity,
+        shift_weight,
+    )
+
+    path = Path(args.capacity)
+    cap = load_capacity(path) if path.exists() and args.op != "init" else default_capacity()
+    try:
+        if args.op == "add":
+            cap = add_capacity(cap, args.endpoint, LoadBalancer(args.lb, args.ipv4, args.ipv6, args.weight))
+        elif args.op == "shift":
+            cap = shift_weight(cap, args.lb, args.weight, args.endpoint)
+        elif args.op == "drain":
+            cap = drain_az(cap, args.az, args.endpoint)
+    except ValueError as exc:
+        print(f"capacity: {exc}", file=sys.stderr)
+        return 1
+    save_capacity(path, cap)
+    for e in cap:
+        lbs = ", ".join(f"{lb.name}={lb.weight}" for lb in e.load_balancers)
+        print(f"{e.name}: {lbs}")
+    return 0
+
+
+# --- outage and demo ---------------------------------------------------------------------------
+
+
+def cmd_outage(args: argparse.Namespace) -> int:
+    from enactor.outage import run_outage
+    from enactor.schedule import load_schedule, schedule_2025
+
+    if args.plans < 3:
+        print("enactor outage: --plans must be at least 3 (plan 1 active, c stuck on plan 2)", file=sys.stderr)
+        return 2
+    sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
+    if args.write_schedule:
+        sched.dump(args.write_schedule)
+        print(f"wrote {args.write_schedule}", file=sys.stderr)
+        return 0
+    png = args.png or str(RESULTS / ("outage-" + ("typo-" if args.typo else "")
+                                     + m.defects_text(m.parse_defects(args.defects or "2025")).replace(",", "+") + ".png"))
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose)
+    if args.json:
+        print(json.dumps(res.summary, indent=2))
+    else:
+        print(res.report)
+        print(f"timeline PNG: {png}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from enactor.outage import run_outage
+    from enactor.schedule import schedule_2025
+
+    drop = ("; <<>>", "; (1 server", ";; global", ";; Got answer", ";; Query time", ";; SERVER",
+            ";; WHEN", ";; MSG SIZE", ";; OPT", "; EDNS")
+
+    def dig_at(res: Any, key: str, index: int) -> str:
+        texts = [t for _, k, t in res.digs if k == key]
+        if not texts:
+            return "(no dig output: run without --inprocess to see real dig)"
+        name, rtype = key.split(" ")
+        port = str(res.summary.get("dns", ":")).rsplit(":", 1)[-1]
+        body = "\n".join(ln for ln in texts[index].splitlines() if ln.strip() and not ln.startswith(drop))
+        return f"$ dig @127.0.0.1 -p {port} +norecurse {name} {rtype}\n{body}"
+
+    sched = schedule_2025(args.plans)
+    print("=" * 100)
+    print("PART 1: the 2025 design (--defects 2025). enactor-c loses the lock again and again,")
+    print("then flips to its ancient plan; enactor-a's cleaner deletes that tree; every enactor")
+    print("then crashes on the rollback update. Real processes, real dig, virtual schedule time.")
+    print("=" * 100)
+    RESULTS.mkdir(exist_ok=True)
+    bad = run_outage("2025", sched, inprocess=args.inprocess, png=str(RESULTS / "outage-2025.png"))
+    print(bad.report)
+    print("\nBefore the race, real dig gets an answer:")
+    print(dig_at(bad, "dynamodb.us-east-1.api.aws. A", 0))
+    print("\nAt the end of the run (every enactor crashed; nothing will repair it):")
+    for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
+        print(dig_at(bad, key, -1))
+        print()
+    print(f"timeline PNG: {RESULTS / 'outage-2025.png'}")
+    print()
+    print("=" * 100)
+    print("PART 2: the fixed design, the SAME schedule: fenced flip refuses to go backwards,")
+    print("the cleaner deletes by reachability, nothing flows as nothing.")
+    print("=" * 100)
+    good = run_outage("fixed", sched, inprocess=args.inprocess, png=str(RESULTS / "outage-fixed.png"))
+    print(good.report)
+    print("\nAt the end of the run:")
+    for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
+        print(dig_at(good, key, -1))
+        print()
+    print(f"timeline PNG: {RESULTS / 'outage-fixed.png'}")
+    ok = bad.summary["empty_at_end"] and not good.summary["ever_empty"]
+    how = "zero possible answers (in-process)" if args.inprocess else "NOERROR / ANSWER: 0 from real dig"
+    print("\nRESULT: " + (f"reproduced: the 2025 design ends with {how}; the fixed design never went empty"
+                          if ok else "UNEXPECTED: see the timelines above"))
+    return 0 if ok else 1
+
+
+# --- operator tools: status, pause, resume, recover ------------------------------------------
+
+
+def _endpoints(args: argparse.Namespace) -> list[Any]:
+    from enactor.plan import PlanStore
+    from enactor.planner import default_capacity
+
+    latest = PlanStore(args.plans).latest() if args.plans else None
+    return list(latest.endpoints if latest else default_capacity())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from enactor.plan import lock_name, plan_label, rollback_name, root_plan
+    from enactor.sim import addresses
+
+    api = _api(args)
+    rows = []
+    for e in _endpoints(args):
+        zid = api.find_zone_by_name(e.zone).id
+
+        def plan_at(name: str, zid: str = zid, e: Any = e) -> str:
+            sets = api.get_record_sets(zid, name, "A")
+            if not sets:
+                return "none"
+            n = root_plan(sets[0].alias.dns_name, e.name) if sets[0].alias else None
+            return plan_label(n) if n is not None else f"?? {sets[0].alias.dns_name if sets[0].alias else sets[0].values}"
+        lock = api.get_record_sets(zid, lock_name(e.name), "TXT")
+        holder = "free"
+        if lock:
+            parsed = m.parse_lock(lock[0].values[0])
+            holder = f"{parsed[0]} until {m.clock_text(parsed[1])}" if parsed else f"?? {lock[0].values}"
+            if parsed and parsed[0].startswith(m.PAUSE_PREFIX):
+                holder = f"PAUSED ({parsed[0]})"
+        counts = {t: len(addresses(api, zid, e.name, t)) for t in e.rtypes}
+        rows.append({"endpoint": e.name, "active": plan_at(e.name), "rollback": plan_at(rollback_name(e.name)),
+                     "lock": holder, "answers": counts})
+    enactors = []
+    if args.status_dir and Path(args.status_dir).is_dir():
+        for p in sorted(Path(args.status_dir).glob("*.json")):
+            enactors.append(json.loads(p.read_text()))
+    if args.json:
+        print(json.dumps({"endpoints": rows, "enactors": enactors}, indent=2))
+        return 0
+    for r in rows:
+        ans = ", ".join(f"{t}: {n}{' EMPTY' if n == 0 else ''}" for t, n in r["answers"].items())
+        print(f"{r['endpoint']}\n  active {r['active']}   rollback {r['rollback']}   lock {r['lock']}   answers {ans}")
+    for d in enactors:
+        err = f"   last error: {d['last_error']}" if d.get("last_error") else ""
+        print(f"{d['name']:<10} {d['status']:<12} defects={d['defects']:<6} plan={d.get('plan')} "
+              f"phase={d.get('phase')}{err}")
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from authd.store import Action, Change, InvalidChangeBatch
+    from enactor.plan import lock_name
+
+    api = _api(args)
+    for e in _endpoints(args):
+        zid = api.find_zone_by_name(e.zone).id
+        cur = api.get_record_sets(zid, lock_name(e.name), "TXT")
+        if args.resume:
+            if cur and (p := m.parse_lock(cur[0].values[0])) and p[0].startswith(m.PAUSE_PREFIX):
+                api.change_batch(zid, [Change(Action.DELETE, cur[0])], "resume enactors")
+                print(f"{e.name}: resumed (was {p[0]})")
+            else:
+                print(f"{e.name}: not paused")
+            continue
+        value = m.lock_value(f"{m.PAUSE_PREFIX}{args.by}", 4102444800)  # 2100-01-01
+        # Taking the lock from whoever holds it fences them: their next batch fails.
+        changes = ([Change(Action.DELETE, cur[0])] if cur else []) + [Change(Action.CREATE, m.lock_record(e.name, value))]
+        try:
+            api.change_batch(zid, changes, f"pause enactors ({args.by})")
+        except InvalidChangeBatch as exc:
+            print(f"{e.name}: could not pause, the lock changed meanwhile ({exc}); run it again", file=sys.stderr)
+            return 1
+        print(f"{e.name}: PAUSED by {args.by}; DNS stays as it is until `enactor resume`")
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Install plan N's tree and flip to it through the API, without any enactor."""
+    from authd.store import Action, Change
+    from enactor.machine import alias_to, chunk, tree_records
+    from enactor.plan import PlanStore, rollback_name, root_name, root_plan
+
+    plan = PlanStore(args.plans).find(args.plan)
+    api = _api(args)
+    for e in plan.endpoints:
+        zid = api.find_zone_by_name(e.zone).id
+        leaves, members = tree_records(plan, e, zid)
+        for b in chunk([Change(Action.UPSERT, rs) for rs in leaves + members], 900):
+            api.change_batch(zid, b, f"recover: install {plan.label}")
+        cur = api.get_record_sets(zid, e.name, "A")
+        prev = root_plan(cur[0].alias.dns_name, e.name) if cur and cur[0].alias else None
+        changes = [Change(Action.UPSERT, alias_to(e.name, t, root_name(plan.number, e.name), zid)) for t in e.rtypes]
+        if prev is not None and prev != plan.number and api.get_record_sets(zid, root_name(prev, e.name), e.rtypes[0]):
+            changes += [Change(Action.UPSERT, alias_to(rollback_name(e.name), t, root_name(prev, e.name), zid)) for t in e.rtypes]
+        api.change_batch(zid, changes, f"recover: flip to {plan.label}")
+        print(f"{e.name}: installed {plan.label} and flipped to it")
+    return 0
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="enactor",
+        description="The DynamoDB DNS planner and enactors (TXT-record lock, tree build, fenced "
+                    "flip, rollback, cleaner), and the October 2025 outage, reproduced.",
+        epilog=EPILOG_DEFECTS)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("run", help="run one enactor", epilog=EPILOG_DEFECTS,
+                       description="Loop: read the newest plan, lock each endpoint, build its tree, flip, clean.")
+    p.add_argument("--name", required=True, help="this enactor's name, the lock holder (e.g. enactor-a)")
+    p.add_argument("--plans", default="plans", help="the plan store directory (default plans/)")
+    _api_args(p)
+    p.add_argument("--defects", default="fixed", type=_defects, help="2025 defects to restore (default: fixed)")
+    p.add_argument("--lock-ttl", type=float, default=30.0, help="seconds a lock lives after each batch (default 30)")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between looks at the plan store (default 1)")
+    p.add_argument("--keep-plans", type=int, default=2, help="the cleaner keeps this many newest trees (default 2)")
+    p.add_argument("--max-changes", type=int, default=100, help="changes per batch, UPSERT counting twice (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="backoff jitter seed (default 0)")
+    p.add_argument("--status-dir", help="write <name>.json status here for `enactor status`")
+    p.add_argument("--stepped", action="store_true",
+                   help="one action per 'go' line on stdin, events as JSON lines on stdout (see enactor/runner.py)")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("planner", help="write plan N+1 whenever the capacity input changes")
+    p.add_argument("--plans", default="plans", help="the plan store directory (default plans/)")
+    p.add_argument("--capacity", help="capacity JSON file to watch (created with the defaults if missing)")
+    p.add_argument("--every", type=float, help="also write a plan every this many seconds (steady rate)")
+    p.add_argument("--once", action="store_true", help="write at most one plan and exit")
+    p.add_argument("--stepped", action="store_true", help="write one plan per line on stdin (for controllers)")
+    p.set_defaults(fn=cmd_planner)
+
+    p = sub.add_parser("capacity", help="edit the capacity input: init, add, shift, drain")
+    p.add_argument("op", choices=["init", "show", "add", "shift", "drain"])
+    p.add_argument("--capacity", default="capacity.json", help="the capacity file (default capacity.json)")
+    p.add_argument("--endpoint", help="the endpoint (default: all, for shift and drain)")
+    p.add_argument("--lb", help="load balancer name, e.g. az2-lb2")
+    p.add_argument("--ipv4")
+    p.add_argument("--ipv6")
+    p.add_argument("--weight", type=int, default=100)
+    p.add_argument("--az", help="availability zone to drain, e.g. az1")
+    p.set_defaults(fn=cmd_capacity)
+
+    p = sub.add_parser("outage", help="reproduce the October 2025 outage with real processes and dig",
+                       epilog=EPILOG_DEFECTS)
+    p.add_argument("--defects", default=None, type=_defects,
+                   help="default: what the schedule file says (a checker counterexample names its "
+                        "defects), else 2025; 'fixed' for the fixed design")
+    p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
+    p.add_argument("--plans", type=int, default=12, help="plans in the race (default 12: c is stuck on plan 2)")
+    p.add_argument("--schedule", help="replay this schedule file instead (e.g. from the checker)")
+    p.add_argument("--write-schedule", metavar="FILE", help="write the schedule as JSON and exit")
+    p.add_argument("--json", action="store_true", help="print the JSON summary instead of the timeline")
+    p.add_argument("--png", help="timeline PNG path (default results/outage-<defects>.png)")
+    p.add_argument("--inprocess", action="store_true",
+                   help="run the schedule in-process over MemoryStore (no processes, no dig)")
+    p.add_argument("--verbose", action="store_true", help="print every enactor log line as it happens")
+    p.set_defaults(fn=cmd_outage)
+
+    p = sub.add_parser("demo", help="the 2025 run then the fixed run, with dig output (make demo)")
+    p.add_argument("--plans", type=int, default=12)
+    p.add_argument("--inprocess", action="store_true", help="no processes, no dig")
+    p.set_defaults(fn=cmd_demo)
+
+    for name, fn, helptext in (("status", cmd_status, "per endpoint: active plan, rollback, lock, answers; each enactor's state"),
+                               ("pause", cmd_pause, "pause every enactor: DNS stays as it is"),
+                               ("resume", cmd_pause, "resume the enactors after `enactor pause`")):
+        p = sub.add_parser(name, help=helptext)
+        _api_args(p)
+        p.add_argument("--plans", default="plans", help="plan store, for the endpoint list (default plans/)")
+        if name == "status":
+            p.add_argument("--status-dir", default="status", help="where enactors write their status (default status/)")
+            p.add_argument("--json", action="store_true")
+        if name == "pause":
+            p.add_argument("--by", default="operator", help="who pauses (shown to everyone)")
+        p.set_defaults(fn=fn, resume=name == "resume")
+
+    sub.add_parser(
+        "check",
+        help="explore interleavings of the real enactor code for violations (enactor check --help)",
+        add_help=False,
+    )
+    p = sub.add_parser("recover", help="install plan N's tree and flip to it directly through the API")
+    _api_args(p)
+    p.add_argument("--plan", type=int, required=True, help="the known-good plan number")
+    p.add_argument("--plans", default="plans", help="the plan store directory (default plans/)")
+    p.set_defaults(fn=cmd_recover)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["check"]:  # the interleaving checker (issue 6); its own --help
+    if argv[:1] == ["check"]:  # the interleaving checker (issue 6) parses its own flags
         from enactor.check import main as check_main
 
         return check_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="enactor")
-    parser.parse_args(argv)
-    return 0
+    args = build_parser().parse_args(argv)
+    from enactor.plan import PlanError
+    from enactor.schedule import ScheduleError
+
+    try:
+        return int(args.fn(args))
+    except (PlanError, ScheduleError) as exc:
+        print(f"enactor: {exc}", file=sys.stderr)
+        return 1

@@ -149,3 +149,107 @@ def result_to_json(result: ResultT) -> dict[str, Any]:
     elif isinstance(result, ZoneFound):
         d["zone_id"] = result.zone_id
     return d
+
+
+# --- over HTTP: the Route 53 REST/XML API of `authd serve --control` -------------------------
+
+
+class Route53Http:
+    """`ChangeApi` over the Route 53 REST/XML API, through botocore (SigV4, XML), blocking.
+
+    The runner calls it from a worker thread (`trio.to_thread.run_sync`). Errors other than a
+    rejected batch (connection refused, 5xx) raise `ApiUnavailable`; the runner retries them
+    after a pause and never turns them into writes.
+    """
+
+    def __init__(self, endpoint: str, access_key: str = "test", secret_key: str = "test"):
+        import botocore.session
+        from botocore.config import Config as BotoConfig
+
+        session = botocore.session.get_session()
+        self.endpoint = endpoint
+        self.client = session.create_client(
+            "route53", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            config=BotoConfig(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=10),
+        )
+
+    def _call(self, op: str, **kw: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, op)(**kw)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            code, msg = str(err.get("Code", "")), str(err.get("Message", ""))
+            if code == "InvalidChangeBatch":
+                from authd.r53xml import split_messages
+
+                raise InvalidChangeBatch(split_messages(msg)) from None
+            if code == "NoSuchHostedZone":
+                raise NoSuchHostedZone(msg) from None
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+                raise ApiUnavailable(f"{self.endpoint}: {code}: {msg}") from None
+            err_cls = type(code or "StoreError", (StoreError,), {"code": code})
+            raise err_cls(msg) from None
+        except BotoCoreError as exc:
+            raise ApiUnavailable(f"{self.endpoint}: {exc}") from None
+
+    def find_zone_by_name(self, name: str) -> HostedZone:
+        from authd.records import canonical_name
+
+        want = canonical_name(name)
+        out = self._call("list_hosted_zones_by_name", DNSName=want, MaxItems="1")
+        for z in out.get("HostedZones", []):
+            if canonical_name(z["Name"]) == want:
+                zid = z["Id"].rsplit("/", 1)[-1]
+                return HostedZone(zid, want, z.get("CallerReference", ""),
+                                  z.get("Config", {}).get("Comment", ""), 0,
+                                  int(z.get("ResourceRecordSetCount", 0)))
+        raise NoSuchHostedZone(f"No hosted zone found with name: {want}")
+
+    def _pages(self, zone_id: str, **start: str) -> Any:
+        kw: dict[str, Any] = {"HostedZoneId": zone_id, "MaxItems": "300", **start}
+        while True:
+            out = self._call("list_resource_record_sets", **kw)
+            yield [RecordSet.from_route53(d) for d in out.get("ResourceRecordSets", [])]
+            if not out.get("IsTruncated"):
+                return
+            kw["StartRecordName"] = out["NextRecordName"]
+            kw["StartRecordType"] = out["NextRecordType"]
+            if "NextRecordIdentifier" in out:
+                kw["StartRecordIdentifier"] = out["NextRecordIdentifier"]
+            else:
+                kw.pop("StartRecordIdentifier", None)
+
+    def get_record_sets(self, zone_id: str, name: str, rtype: str) -> list[RecordSet]:
+        """A point read: ListResourceRecordSets from (name, type), kept while it matches."""
+        from authd.records import canonical_name
+
+        name = canonical_name(name)
+        out: list[RecordSet] = []
+        for page in self._pages(zone_id, StartRecordName=name, StartRecordType=rtype):
+            for rs in page:
+                if rs.name != name or rs.rtype != rtype:
+                    return out
+                out.append(rs)
+        return out
+
+    def record_sets(self, zone_id: str) -> list[RecordSet]:
+        return [rs for page in self._pages(zone_id) for rs in page]
+
+    def change_batch(self, zone_id: str, changes: Sequence[Change], comment: str = "") -> ChangeInfo:
+        from authd.store import ChangeStatus
+
+        batch: dict[str, Any] = {"Changes": [
+            {"Action": c.action.value, "ResourceRecordSet": c.rrset.to_route53()} for c in changes]}
+        if comment:
+            batch["Comment"] = comment
+        out = self._call("change_resource_record_sets", HostedZoneId=zone_id, ChangeBatch=batch)
+        info = out["ChangeInfo"]
+        return ChangeInfo(info["Id"].rsplit("/", 1)[-1], ChangeStatus(info["Status"]),
+                          info["SubmittedAt"].timestamp(), comment, 0)
+
+
+class ApiUnavailable(Exception):
+    """The change API could not be reached or failed (5xx): nothing was decided."""

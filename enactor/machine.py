@@ -73,6 +73,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -111,7 +112,7 @@ def parse_defects(text: str | None) -> frozenset[Defect]:
         return frozenset()
     if text == "2025":
         return ALL_DEFECTS
-    out = set()
+    out: set[Defect] = set()
     known = {d.value: d for d in Defect}
     for part in text.split(","):
         part = part.strip()
@@ -312,7 +313,6 @@ class State:
     batches: tuple[tuple[Change, ...], ...] = ()  # batches still to send (without preamble)
     want: tuple[Key, ...] = ()  # point reads still to do in this group
     reads: tuple[tuple[Key, tuple[RecordSet, ...]], ...] = ()
-    listing: tuple[RecordSet, ...] = ()
     active: int | None = None  # the plan the alias pointed at when last read
     worked: bool = False  # wrote something this round (to log idle rounds once)
     installed: tuple[tuple[str, int], ...] = ()  # endpoint -> the plan this enactor flipped to
@@ -370,6 +370,14 @@ def backoff_delay(cfg: Config, attempt: int, draw: int) -> float:
 
 def tree_records(plan: Plan, ep: Endpoint, zone_id: str) -> tuple[list[RecordSet], list[RecordSet]]:
     """The leaves and the weighted root members of `plan`'s tree for endpoint `ep`."""
+    leaves, members = _tree_records(plan.number, ep, zone_id)
+    return list(leaves), list(members)
+
+
+@functools.lru_cache(maxsize=256)
+def _tree_records(number: int, ep: Endpoint, zone_id: str) -> tuple[tuple[RecordSet, ...], tuple[RecordSet, ...]]:
+    # Pure and called on every peek; RecordSet canonicalises names, so cache the result.
+    plan = Plan(number, 0.0, (ep,))
     leaves: list[RecordSet] = []
     members: list[RecordSet] = []
     root = root_name(plan.number, ep.name)
@@ -384,7 +392,7 @@ def tree_records(plan: Plan, ep: Endpoint, zone_id: str) -> tuple[list[RecordSet
                 RecordSet(root, t, set_identifier=lb.name, weight=lb.weight,
                           alias=AliasTarget(leaf, zone_id))
             )
-    return leaves, members
+    return tuple(leaves), tuple(members)
 
 
 def alias_to(name: str, rtype: str, target: str, zone_id: str) -> RecordSet:
@@ -554,23 +562,32 @@ class _Machine:
             self.set(phase=Phase.IDLE_SLEEP, status=Status.IDLE, task=None, lock=None,
                      attempt=0, worked=False)
             return Sleep(self.cfg.poll_interval, "poll")
-        if self.endpoint.zone not in dict(self.st.zone_ids):
+        missing = self.missing_zones()
+        if missing:
+            # Every endpoint's zone is found before anything is written, so a plan naming a
+            # zone that does not exist freezes the enactor instead of being half enacted.
             self.set(phase=Phase.AWAIT_ZONE)
-            return FindZone(self.endpoint.zone)
+            return FindZone(missing[0])
         # Step 1 of the talk: is my plan newer than the active one? A lock-free peek. Under
         # STALE_CHECK_BEFORE_LOCK this is the *only* check (the 2025 defect).
         return self.read_group(Phase.PEEK, [(self.e, t) for t in self.endpoint.rtypes])
 
     def next_endpoint(self) -> ActionT:
         self.set(ep=self.st.ep + 1, task=None, lock=None, attempt=0, batches=(), want=(),
-                 reads=(), listing=())
+                 reads=())
         return self.begin_endpoint()
+
+    def missing_zones(self) -> list[str]:
+        known = dict(self.st.zone_ids)
+        return [e.zone for e in self.plan.endpoints if e.zone not in known]
 
     def on_await_zone(self, r: ResultT | None) -> ActionT:
         assert isinstance(r, ZoneFound)
+        zone = self.missing_zones()[0]
         if r.zone_id is None:
-            raise _Freeze(f"hosted zone {self.endpoint.zone} for {self.e} does not exist")
-        self.set(zone_ids=self.st.zone_ids + ((self.endpoint.zone, r.zone_id),))
+            raise _Freeze(f"hosted zone {zone} of {self.plan.label} does not exist; "
+                          f"enacting none of the plan")
+        self.set(zone_ids=self.st.zone_ids + ((zone, r.zone_id),))
         return self.begin_endpoint()
 
     def gather(self, r: ResultT | None) -> bool:

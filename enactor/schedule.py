@@ -70,17 +70,17 @@ class ScheduleError(ValueError):
 class Driver(Protocol):
     """What a schedule needs from the world it drives."""
 
-    def pending(self, actor: str) -> m.ActionT | None:
-        """The actor's next action (None when it has crashed and is not restarted)."""
+    def pending_label(self, actor: str) -> str | None:
+        """The label of the actor's next action (None when it is down: crashed or killed)."""
         ...
 
-    def go(self, actor: str) -> tuple[m.ActionT, bool]:
-        """Perform the actor's next action; returns it and whether the actor then crashed."""
+    def go(self, actor: str) -> tuple[str, bool]:
+        """Perform the actor's next action; returns its label and whether the actor crashed."""
         ...
 
     def emit_plan(self) -> int: ...
 
-    def sample(self, note: str) -> None: ...
+    def sample(self, note: str = "") -> object: ...
 
     def delete_tree(self, plan: int) -> None: ...
 
@@ -184,7 +184,7 @@ def _run_step(i: int, s: dict[str, Any], drv: Driver) -> None:
     limit = int(s.get("max", 500))
     if "count" in s:
         for _ in range(int(s["count"])):
-            if drv.pending(actor) is None:
+            if drv.pending_label(actor) is None:
                 return
             drv.go(actor)
         return
@@ -192,16 +192,16 @@ def _run_step(i: int, s: dict[str, Any], drv: Driver) -> None:
     times = int(s.get("times", 1))
     seen = 0
     for i_action in range(limit):
-        nxt = drv.pending(actor)
-        if want_next is not None and i_action > 0 and nxt is not None and label(nxt) == want_next:
+        nxt = drv.pending_label(actor)
+        if want_next is not None and i_action > 0 and nxt == want_next:
             return
         if nxt is None:
             if want_done == "crash":
                 return
             raise ScheduleError(f"schedule step {i}: {actor} has crashed; it cannot reach "
                                 f"{want_done or want_next!r}")
-        action, crashed = drv.go(actor)
-        if want_done is not None and (label(action) == want_done or (crashed and want_done == "crash")):
+        done, crashed = drv.go(actor)
+        if want_done is not None and (done == want_done or (crashed and want_done == "crash")):
             seen += 1
             if seen >= times:
                 return
@@ -255,22 +255,24 @@ def schedule_2025(plans: int = 12, typo: bool = False) -> Schedule:
             else:
                 steps += [
                     {"do": "step", "actor": who, "until": "release",
-                     "note": f"{who} flipped to plan-{k:04d} and released the lock"},
+                     "note": f"{who} installs plan-{k:04d}, flips to it, releases the lock"},
                     {"do": "sample"},
                     {"do": "step", "actor": c, "until": "release",
-                     "note": "enactor-c finally gets the lock, with its ancient plan-0002"},
+                     "note": "enactor-c finally gets the lock, still holding its ancient plan-0002"},
                     {"do": "sample"},
                     {"do": "step", "actor": who, "until": "release",
-                     "note": f"{who}'s record cleaner runs, right after its flip to plan-{k:04d}"},
+                     "note": f"{who} runs its record cleaner, right after its flip to plan-{k:04d}"},
                     {"do": "sample", "note": "after the cleaner"},
                 ]
     # Aftermath: everyone keeps trying, the planner keeps planning.
     for _ in range(3):
-        steps += [{"do": "run", "seconds": 4}, {"do": "sample"}]
+        steps += [{"do": "run", "seconds": 5}, {"do": "sample"}]
     steps += [{"do": "plan", "note": "the planner keeps planning"}]
-    for _ in range(3):
-        steps += [{"do": "run", "seconds": 4}, {"do": "sample"}]
+    for _ in range(5):
+        steps += [{"do": "run", "seconds": 5}, {"do": "sample"}]
     desc = ("operator typo: the active tree deleted by hand" if typo else
             f"October 2025, scaled: enactor-c loses the lock {plans - 1} times, flips to plan-0002 "
             f"after plan-{plans:04d}, the cleaner deletes it")
-    return Schedule([a, b, c], steps, desc, extra={"plans": plans, "typo": typo})
+    # Short locks so that after the crash the others take over within the run.
+    return Schedule([a, b, c], steps, desc,
+                    extra={"plans": plans, "typo": typo, "lock_ttl": 10, "endpoints": "both"})

@@ -15,11 +15,14 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from authd.records import RecordSet
 from enactor import machine as m
 from enactor.client import ChangeApi, perform
 from enactor.plan import Plan, lock_name, rollback_name, root_plan
+from enactor.schedule import label
+from enactor.timeline import Recorder, Sample
 
 
 class PlanList:
@@ -87,6 +90,8 @@ class Sim:
         self.actors: dict[str, Actor] = {}
         self.on_log = on_log
         self.timeline: list[tuple[float, str]] = []
+        # called after every performed action: (t, actor, action, result, log lines)
+        self.observers: list[Callable[[float, str, m.ActionT, m.ResultT, list[str]], None]] = []
 
     def add(self, cfg: m.Config) -> Actor:
         a = Actor(cfg, m.initial_state(), ready_at=self.clock.t)
@@ -150,7 +155,10 @@ class Sim:
             self.clock.t += self.op_time
         a.steps += 1
         a.history.append((self.clock.t, action, result))
+        n_log = len(a.log)
         self._advance(a, result)
+        for obs in self.observers:
+            obs(self.clock.t, name, action, result, a.log[n_log:] + ([f"{name} CRASHED"] if a.crashed and a.action is None else []))
         return action, result
 
     def next_actor(self) -> str | None:
@@ -190,18 +198,35 @@ class Sim:
 # --- observing the zone the way DNS would (for assertions and the timeline) ------------------
 
 
+class DnsView:
+    """What authd's DNS would answer: its real serving index (`authd.index.ServingIndex`), fed
+    from the store's journal like every authd server. `answers()` catches up first."""
+
+    def __init__(self, store: Any):
+        from authd.index import ServingIndex
+
+        self.store = store
+        self.index = ServingIndex()
+        for entry in store.snapshot():
+            self.index.apply(entry)
+
+    def answers(self, name: str, rtype: str) -> set[str]:
+        """Every address some query for (name, rtype) could get; empty = NOERROR, ANSWER: 0."""
+        for entry in self.store.journal_since(self.index.seq):
+            self.index.apply(entry)
+        return {v for rcode, values in self.index.resolve_all(name, rtype) if rcode == "NOERROR"
+                for v in values}
+
+
 def addresses(api: ChangeApi, zone_id: str, name: str, rtype: str, depth: int = 8) -> set[str]:
-    """Every address a query for (name, rtype) could return: aliases followed like symlinks,
-    weighted sets expanded over members with weight > 0 (all of them when every weight is 0,
-    as Route 53 does). Empty = the outage: NOERROR with zero answers."""
+    """The addresses reachable from (name, rtype) in the control plane's view: aliases
+    followed, every weighted member included. Empty = the name dangles. (For what DNS would
+    actually answer in-process, use `DnsView`; over HTTP, ask authd with dig.)"""
     if depth == 0:
         return set()
     sets = api.get_record_sets(zone_id, name, rtype)
     if not sets:
         return set()
-    if any(rs.weight is not None for rs in sets):
-        live = [rs for rs in sets if rs.weight]
-        sets = live or list(sets)
     out: set[str] = set()
     for rs in sets:
         if rs.alias is not None:
@@ -235,14 +260,6 @@ def lock_holder(api: ChangeApi, zone_id: str, endpoint: str) -> tuple[str, int] 
 # --- the schedule driver over a Sim -------------------------------------------------------
 
 
-@dataclass
-class Sample:
-    t: float
-    answers: dict[str, int]  # "name TYPE" -> number of possible addresses (0 = the outage)
-    active: int | None
-    note: str = ""
-
-
 class SimDriver:
     """`enactor.schedule.Driver` over an in-process Sim (the outage without processes)."""
 
@@ -250,26 +267,35 @@ class SimDriver:
                  watch: list[tuple[str, str, str]]):
         """`capacity_fn(n)` makes plan n; `watch` lists (zone, name, rtype) to sample."""
         self.sim, self.capacity_fn, self.watch = sim, capacity_fn, watch
-        self.samples: list[Sample] = []
-        self.events: list[tuple[float, str, str]] = []  # (t, actor, label) of batches
+        self.rec = Recorder(sim.clock.t)
+        self.dns: DnsView | None = None
+        sim.observers.append(self._observe)
 
-    def pending(self, actor: str) -> m.ActionT | None:
+    @property
+    def samples(self) -> list[Sample]:
+        return self.rec.samples
+
+    def _observe(self, t: float, actor: str, action: m.ActionT, result: m.ResultT, log: list[str]) -> None:
+        self.rec.step(t, actor, label(action), type(result).__name__, log)
+
+    def pending_label(self, actor: str) -> str | None:
         a = self.sim.actors[actor]
         if a.action is None and a.crashed is not None and self.sim.restart_crashed:
             self.sim.clock.t = max(self.sim.clock.t, a.ready_at)
             self.sim.restart(actor)
-        return a.action
+        return label(a.action) if a.action is not None else None
 
-    def go(self, actor: str) -> tuple[m.ActionT, bool]:
+    def go(self, actor: str) -> tuple[str, bool]:
         out = self.sim.step(actor)
         assert out is not None
-        return out[0], self.sim.actors[actor].crashed is not None
+        return label(out[0]), self.sim.actors[actor].crashed is not None
 
     def emit_plan(self) -> int:
         latest = self.sim.plans.latest()
         n = latest.number + 1 if latest else 1
         self.sim.plans.add(self.capacity_fn(n))
         self.sim._say([f"planner wrote plan-{n:04d}"])
+        self.rec.add(self.sim.clock.t, "planner", "plan", f"wrote plan-{n:04d}")
         return n
 
     def zone_id(self, zone: str) -> str:
@@ -278,13 +304,15 @@ class SimDriver:
     def sample(self, note: str = "") -> Sample:
         counts = {}
         active = None
+        if self.dns is None:
+            self.dns = DnsView(self.sim.api)
         for zone, name, rtype in self.watch:
             zid = self.zone_id(zone)
-            counts[f"{name} {rtype}"] = len(addresses(self.sim.api, zid, name, rtype))
+            counts[f"{name} {rtype}"] = len(self.dns.answers(name, rtype))
             if active is None:
                 active = active_plan(self.sim.api, zid, name, rtype)
-        s = Sample(self.sim.clock.t, counts, active, note)
-        self.samples.append(s)
+        s = Sample(self.sim.clock.t, counts, {}, active, "index", note)
+        self.rec.sample(s)
         return s
 
     def delete_tree(self, plan: int) -> None:
@@ -299,6 +327,7 @@ class SimDriver:
                 self.sim.api.change_batch(zid, [Change(Action.DELETE, rs) for rs in recs],
                                           "operator: delete a tree by hand")
                 self.sim._say([f"OPERATOR deleted the plan-{plan:04d} tree of {name} by hand"])
+                self.rec.add(self.sim.clock.t, "operator", "typo", f"deleted the plan-{plan:04d} tree of {name} by hand")
 
     def kill(self, actor: str) -> None:
         self.sim.kill(actor)
@@ -314,3 +343,4 @@ class SimDriver:
 
     def note(self, text: str) -> None:
         self.sim._say([f"-- {text}"])
+        self.rec.add(self.sim.clock.t, "", "note", text)

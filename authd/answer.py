@@ -1,0 +1,858 @@
+"""The answer pipeline: one query in wire format and the zone data in, one response out.
+
+Pure core: no sockets, no clock, no module-level randomness (the weighted pick comes from an
+injected `rng` or `Picker`), no trio. Modelled on Knot's staged pipeline
+(`src/knot/nameserver/process_query.c`, `internet.c`):
+
+1. **classify** the packet: drop what is not a query, FORMERR what is malformed, NOTIMP unknown
+   opcodes, BADVERS EDNS versions above 0, REFUSED zone transfers and foreign classes;
+2. **prepare**: find the served zone that is the closest enclosing one, else REFUSED
+   (this is not an open resolver);
+3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`.
+   Following Route 53 aliases and picking a weighted member are steps of this stage, so they
+   compose with CNAME chains, wildcards and delegations instead of being special cases;
+4. **finish**: flags, EDNS(0) OPT, negative-answer SOA, and rendering to wire with truncation
+   to the client's limit (`Reply.to_wire`).
+
+A failure inside the answer stage that has no rcode of its own becomes SERVFAIL (as in Knot),
+with the reason in `Reply.problem` so the shell can log it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import functools
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.rrset
+
+from authd.records import RecordSet
+from authd.wire import COMPRESSIBLE, Renderer, parse_fast
+
+# --------------------------------------------------------------------------------------------
+# Limits and constants
+
+MAX_CHAIN = 16  # CNAME and alias steps followed for one query before we call it a loop
+MAX_PATHS = 4096  # weighted outcomes enumerated for one question (precompute / resolve_all)
+OUR_PAYLOAD = 1232  # EDNS(0) UDP payload we advertise and cap at (DNS flag day 2020, as NSD)
+MIN_UDP = 512  # RFC 1035 §4.2.1, and the floor for EDNS payloads (RFC 6891 §6.2.3)
+TCP_LIMIT = 65535  # RFC 1035 §4.2.2 two-byte length prefix
+
+IN = dns.rdataclass.IN
+SOA = dns.rdatatype.SOA
+NS = dns.rdatatype.NS
+CNAME = dns.rdatatype.CNAME
+DS = dns.rdatatype.DS
+A = dns.rdatatype.A
+AAAA = dns.rdatatype.AAAA
+ANY = dns.rdatatype.ANY
+XFR_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
+WILDCARD = b"*"
+# Header and EDNS flag bits as plain ints (enum arithmetic is slow on the per-query path)
+QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
+DO = 0x8000  # in the OPT TTL's flags
+
+
+class Outcome(enum.Enum):
+    """What the answer stage found, as Knot's solvers report it (`internet.c`)."""
+
+    HIT = "hit"  # the asked data (possibly after CNAMEs/aliases)
+    MISS = "miss"  # NXDOMAIN
+    NODATA = "nodata"  # the name exists, the type does not (includes a dangling alias)
+    DELEG = "deleg"  # a referral to a child zone
+    FOLLOW = "follow"  # a CNAME chain that leaves the zone: the answer is the chain so far
+    REFUSED = "refused"  # not ours to answer
+    FORMERR = "formerr"
+    NOTIMP = "notimp"
+    BADVERS = "badvers"
+    SERVFAIL = "servfail"  # alias loop or too deep a tree
+
+
+# --------------------------------------------------------------------------------------------
+# Weighted picking: the one source of randomness, injected
+
+
+class Picker(Protocol):
+    def pick(self, cumulative: Sequence[int]) -> int:
+        """Index of the chosen member, given cumulative weights (all-zero handled by caller)."""
+        ...
+
+
+class RandomPicker:
+    """Route 53 weighted routing: member i with probability weight_i / sum (O(log n) bisect)."""
+
+    __slots__ = ("_random",)
+
+    def __init__(self, rng: random.Random | Callable[[], float]):
+        self._random: Callable[[], float] = rng.random if isinstance(rng, random.Random) else rng
+
+    def pick(self, cumulative: Sequence[int]) -> int:
+        return bisect.bisect_right(cumulative, self._random() * cumulative[-1])
+
+
+Rng = random.Random | Callable[[], float] | Picker
+
+
+def as_picker(rng: Rng) -> Picker:
+    if hasattr(rng, "pick"):
+        return rng  # type: ignore[return-value]
+    return RandomPicker(rng)  # type: ignore[arg-type]
+
+
+class _Explorer:
+    """A picker that replays a script of choices and records every choice point it meets.
+
+    Used to enumerate all weighted outcomes with their probabilities (`enumerate_outcomes`),
+    so precomputed answers and the checker's `resolve_all` go through the same answer logic.
+    """
+
+    def __init__(self, script: tuple[int, ...]):
+        self.script = script
+        self.trace: list[tuple[int, int]] = []  # (chosen option, number of options)
+        self.probability = 1.0
+
+    def pick(self, cumulative: Sequence[int]) -> int:
+        options = [i for i in range(len(cumulative)) if _weight_at(cumulative, i) > 0]
+        depth = len(self.trace)
+        k = self.script[depth] if depth < len(self.script) else 0
+        self.trace.append((k, len(options)))
+        chosen = options[k]
+        self.probability *= _weight_at(cumulative, chosen) / cumulative[-1]
+        return chosen
+
+
+def _weight_at(cumulative: Sequence[int], i: int) -> int:
+    return cumulative[i] - (cumulative[i - 1] if i else 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Zone data as the answer stage reads it
+#
+# Names are keyed by their lower-cased label tuples (`Key`), which hash and compare in C; a
+# dnspython Name hashes and compares label by label in Python, which dominated the full path.
+
+Key = tuple[bytes, ...]
+
+
+def key_of(name: dns.name.Name) -> Key:
+    """Lower-cased labels, root label included (RFC 4343: names compare case-insensitively)."""
+    return tuple(map(bytes.lower, name.labels))
+
+
+class WireRRset(dns.rrset.RRset):
+    """An RRset from zone data, with each rdata's wire form rendered once at load."""
+
+    __slots__ = ["wires", "texts", "tails"]
+
+    def __init__(self, name: dns.name.Name, rdclass: int, rdtype: int):
+        super().__init__(name, rdclass, rdtype)
+        self.wires: tuple[bytes, ...] = ()
+        self.texts: tuple[str, ...] = ()
+        self.tails: tuple[bytes, ...] = ()  # type..rdata per RR, when no name is compressible
+
+    def seal(self) -> WireRRset:
+        """Render once what every answer reuses (call after the TTL is final)."""
+        self.wires = tuple(rd.to_wire() for rd in self)
+        self.texts = tuple(rd.to_text() for rd in self)
+        if self.rdtype not in COMPRESSIBLE:
+            head = (self.rdtype.to_bytes(2, "big") + self.rdclass.to_bytes(2, "big")
+                    + self.ttl.to_bytes(4, "big"))
+            self.tails = tuple(head + len(w).to_bytes(2, "big") + w for w in self.wires)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Plain:
+    rrset: WireRRset
+    key: Key  # the owner's key
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTo:
+    target: Key
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    set_identifier: str
+    weight: int
+    data: Plain | AliasTo
+
+
+@dataclass(frozen=True, slots=True)
+class Weighted:
+    """Members sorted by set identifier; `cumulative` has the weights summed, or 1 each when
+    every weight is 0 (Route 53: all-zero weights are picked with equal probability)."""
+
+    members: tuple[Member, ...]
+    cumulative: tuple[int, ...]
+
+
+Entry = Plain | AliasTo | Weighted
+
+
+@dataclass
+class Zone:
+    """One served zone: record data by owner key and type, plus what the lookup needs."""
+
+    origin: dns.name.Name
+    okey: Key  # the origin's key
+    nodes: dict[Key, dict[int, Entry]]
+    existing: set[Key]  # every owner name and every empty non-terminal
+    cuts: set[Key]  # delegation points (names below the apex that have NS)
+    soa: WireRRset
+    negative_soa: WireRRset  # TTL = min(SOA TTL, MINIMUM), RFC 2308 §3
+    record_sets: tuple[RecordSet, ...] = field(default=())
+
+    @classmethod
+    def build(cls, origin: str, record_sets: Iterable[RecordSet]) -> Zone:
+        """Compile record sets into the lookup structure. Raises ValueError without an SOA."""
+        sets = tuple(record_sets)
+        org = dns.name.from_text(origin)
+        okey = key_of(org)
+        grouped: dict[tuple[str, str], list[RecordSet]] = {}
+        for rs in sets:
+            grouped.setdefault((rs.name, rs.rtype), []).append(rs)
+        nodes: dict[Key, dict[int, Entry]] = {}
+        for (name_text, rtype_text), group in grouped.items():
+            name = _name(name_text)
+            nodes.setdefault(key_of(name), {})[_rdtype(rtype_text)] = _compile(group)
+        existing: set[Key] = set()
+        n_origin = len(okey)
+        for k in nodes:
+            while k not in existing and len(k) >= n_origin and k[len(k) - n_origin:] == okey:
+                existing.add(k)
+                if len(k) == n_origin:
+                    break
+                k = k[1:]
+        cuts = {k for k, node in nodes.items() if NS in node and k != okey}
+        soa_entry = nodes.get(okey, {}).get(SOA)
+        if not isinstance(soa_entry, Plain):
+            raise ValueError(f"zone {origin} has no SOA at its apex")
+        soa = soa_entry.rrset
+        neg = WireRRset(org, IN, SOA)
+        neg.update(soa)
+        neg.ttl = min(soa.ttl, soa[0].minimum)  # RFC 2308 §3
+        return cls(org, okey, nodes, existing, cuts, soa, neg.seal(), sets)
+
+    def contains(self, k: Key) -> bool:
+        n = len(self.okey)
+        return len(k) >= n and k[len(k) - n:] == self.okey
+
+
+# Compiling a record set (parsing names and rdata with dnspython) costs far more than the rest
+# of a zone build. Record sets are immutable values, so each is compiled once and shared by
+# every zone version that holds it: a change rebuilds its zone from mostly cached parts, which
+# the enactor's checker (one index per explored state) depends on.
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _name(text: str) -> dns.name.Name:
+    return dns.name.from_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _rdtype(text: str) -> int:
+    return dns.rdatatype.from_text(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _compiled(rs: RecordSet) -> Plain | AliasTo:
+    if rs.alias is not None:
+        return AliasTo(key_of(_name(rs.alias.dns_name)))
+    name, rdtype = _name(rs.name), _rdtype(rs.rtype)
+    rrset = WireRRset(name, IN, rdtype)
+    for value in rs.values:
+        rrset.add(
+            dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False), rs.ttl
+        )
+    rrset.ttl = rs.ttl or 0
+    return Plain(rrset.seal(), key_of(name))
+
+
+def _compile(group: list[RecordSet]) -> Entry:
+    if len(group) == 1 and group[0].set_identifier is None:
+        return _compiled(group[0])
+    group = sorted(group, key=lambda rs: rs.set_identifier or "")
+    members = tuple(Member(rs.set_identifier or "", rs.weight or 0, _compiled(rs))
+                    for rs in group)
+    all_zero = all(m.weight == 0 for m in members)
+    cumulative: list[int] = []
+    total = 0
+    for m in members:
+        total += 1 if all_zero else m.weight
+        cumulative.append(total)
+    return Weighted(members, tuple(cumulative))
+
+
+class ZoneTable:
+    """The served zones, found by closest enclosing origin."""
+
+    def __init__(self, zones: Iterable[Zone] = ()):
+        self.zones: dict[Key, Zone] = {z.okey: z for z in zones}
+
+    def add(self, zone: Zone) -> None:
+        self.zones[zone.okey] = zone
+
+    def remove(self, origin: dns.name.Name) -> None:
+        self.zones.pop(key_of(origin), None)
+
+    def find(self, qname: dns.name.Name | Key) -> Zone | None:
+        k = qname if isinstance(qname, tuple) else key_of(qname)
+        zones = self.zones
+        for i in range(len(k)):
+            zone = zones.get(k[i:])
+            if zone is not None:
+                return zone
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# The answer stage
+
+
+@dataclass
+class Solution:
+    outcome: Outcome
+    rcode: int = dns.rcode.NOERROR
+    aa: bool = True
+    answer: list[AnswerRRset] = field(default_factory=list)
+    authority: list[WireRRset] = field(default_factory=list)
+    additional: list[WireRRset] = field(default_factory=list)
+    glue_required: bool = False  # RFC 9471: in-domain glue that must fit, else TC=1
+    problem: str | None = None  # why SERVFAIL, for the log
+
+
+class _Servfail(Exception):
+    pass
+
+
+class Renamed:
+    """Zone data answered under another owner (wildcard synthesis, alias answers).
+
+    A view, not a copy: building a new dnspython RRset hashes every rdata, which cost more
+    than the rest of the answer. `to_rrset()` gives a real RRset when one is needed.
+    """
+
+    __slots__ = ("name", "src")
+
+    def __init__(self, name: dns.name.Name, src: WireRRset):
+        self.name = name
+        self.src = src
+
+    rdtype = property(lambda self: self.src.rdtype)
+    rdclass = property(lambda self: self.src.rdclass)
+    ttl = property(lambda self: self.src.ttl)
+    wires = property(lambda self: self.src.wires)
+    texts = property(lambda self: self.src.texts)
+    tails = property(lambda self: self.src.tails)
+
+    def __iter__(self) -> Iterator[dns.rdata.Rdata]:
+        return iter(self.src)
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> dns.rdata.Rdata:
+        return self.src[i]
+
+    def to_rrset(self) -> dns.rrset.RRset:
+        out = dns.rrset.RRset(self.name, self.src.rdclass, self.src.rdtype)
+        out.update(self.src)
+        out.ttl = self.src.ttl
+        return out
+
+
+AnswerRRset = WireRRset | Renamed
+
+
+def _owned(plain: Plain, owner: dns.name.Name, okey: Key) -> AnswerRRset:
+    if plain.key == okey:
+        return plain.rrset
+    return Renamed(owner, plain.rrset)
+
+
+def _resolve_entry(
+    zone: Zone,
+    entry: Entry,
+    qtype: int,
+    owner: dns.name.Name,
+    okey: Key,
+    picker: Picker,
+    seen: set[tuple[Key, int]],
+) -> AnswerRRset | None:
+    """Follow aliases and weighted picks down to a plain RRset, or None if the tree dangles.
+
+    Route 53 alias semantics: the owner is the query name, the TTL the target's, no CNAME is
+    shown. A target with no records of the type (or no records at all) dangles: None, which
+    the caller turns into NOERROR with an empty answer and the SOA (the October 2025 outage).
+    """
+    while True:
+        if type(entry) is Plain:
+            return _owned(entry, owner, okey)
+        if type(entry) is Weighted:
+            entry = entry.members[picker.pick(entry.cumulative)].data
+            continue
+        # AliasTo: a symlink inside the zone, to the same type at the target name
+        target = entry.target  # type: ignore[union-attr]
+        mark = (target, qtype)
+        if mark in seen:
+            raise _Servfail(f"alias loop at {_text(target)} {dns.rdatatype.to_text(qtype)}")
+        if len(seen) >= MAX_CHAIN:
+            raise _Servfail(f"alias tree deeper than {MAX_CHAIN} at {_text(target)}")
+        seen.add(mark)
+        target_node = zone.nodes.get(target)
+        if target_node is None or qtype not in target_node:
+            return None
+        entry = target_node[qtype]
+
+
+def _text(k: Key) -> str:
+    return dns.name.Name(k).to_text()
+
+
+def _find_cut(zone: Zone, k: Key, qtype: int) -> Key | None:
+    """The highest delegation point at or above the name (RFC 1034 §4.3.2 step 3b).
+
+    A DS question at the cut itself is answered by the parent side (RFC 4035 §3.1.4.1).
+    """
+    cuts = zone.cuts
+    if not cuts:
+        return None
+    for i in range(len(k) - len(zone.okey) - 1, -1, -1):
+        name = k[i:]
+        if name in cuts:
+            if i == 0 and qtype == DS:
+                return None
+            return name
+    return None
+
+
+def _closest_encloser(zone: Zone, k: Key) -> Key:
+    n = len(zone.okey)
+    while k not in zone.existing and len(k) > n:
+        k = k[1:]
+    return k
+
+
+def _referral(zone: Zone, cut: Key, sol: Solution) -> Solution:
+    """RFC 1034 §4.3.2 step 3b: NS of the child in authority, addresses we hold as glue."""
+    entry = zone.nodes[cut][NS]
+    assert isinstance(entry, Plain)
+    sol.outcome = Outcome.DELEG
+    sol.aa = bool(sol.answer)  # AA only for the authoritative part of a chain before the cut
+    sol.authority.append(entry.rrset)
+    for rd in entry.rrset:
+        target = key_of(rd.target)
+        node = zone.nodes.get(target)
+        if node is None:
+            continue
+        for t in (A, AAAA):
+            glue = node.get(t)
+            if type(glue) is Plain:
+                sol.additional.append(glue.rrset)
+                if target[len(target) - len(cut):] == cut:
+                    sol.glue_required = True  # RFC 9471 §3: in-domain glue is not optional
+    return sol
+
+
+def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solution:
+    """RFC 1034 §4.3.2 lookup in one zone, with CNAME chains, wildcards (RFC 4592),
+    delegations, Route 53 aliases and weighted sets."""
+    sol = Solution(Outcome.HIT)
+    seen: set[tuple[Key, int]] = set()
+    k = key_of(qname)
+    nodes = zone.nodes
+    try:
+        for _step in range(MAX_CHAIN):
+            if not zone.contains(k):
+                # A CNAME left the zone: we answer with the chain so far (RFC 1034 §4.3.2
+                # step 3a; we do not chase into other zones, as NSD and Knot do not).
+                sol.outcome = Outcome.FOLLOW
+                return sol
+            cut = _find_cut(zone, k, qtype)
+            if cut is not None:
+                return _referral(zone, cut, sol)
+            node = nodes.get(k)
+            if node is None:
+                if k in zone.existing:
+                    return _nodata(zone, sol)  # empty non-terminal (RFC 4592 §2.2.2)
+                source = (WILDCARD,) + _closest_encloser(zone, k)
+                node = nodes.get(source)
+                if node is None:
+                    sol.outcome, sol.rcode = Outcome.MISS, dns.rcode.NXDOMAIN
+                    sol.authority.append(zone.negative_soa)
+                    return sol
+                # RFC 4592 §3.3.1: synthesize from the source of synthesis, owner = qname
+            if qtype == ANY:
+                return _any(zone, node, qname, k, picker, seen, sol)
+            entry = node.get(qtype)
+            if entry is not None:
+                rrset = _resolve_entry(zone, entry, qtype, qname, k, picker, seen)
+                if rrset is None:
+                    return _nodata(zone, sol)  # the dangling alias: NOERROR, ANSWER 0, SOA
+                sol.answer.append(rrset)
+                sol.outcome = Outcome.HIT
+                if qtype == NS:
+                    _ns_addresses(zone, rrset, sol)
+                return sol
+            cname = node.get(CNAME)
+            if cname is None:
+                return _nodata(zone, sol)
+            rrset = _resolve_entry(zone, cname, CNAME, qname, k, picker, seen)
+            if rrset is None:
+                return _nodata(zone, sol)
+            sol.answer.append(rrset)
+            seen.add((k, CNAME))
+            qname = rrset[0].target  # RFC 1034 §3.6.2: restart the lookup at the target
+            k = key_of(qname)
+            if (k, CNAME) in seen:
+                sol.outcome = Outcome.FOLLOW  # a CNAME loop: answer the chain once, as NSD
+                return sol
+        sol.outcome = Outcome.FOLLOW
+        return sol
+    except _Servfail as exc:
+        return Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=str(exc))
+
+
+def _ns_addresses(zone: Zone, ns: AnswerRRset, sol: Solution) -> None:
+    """RFC 1035 §3.3.11 additional section processing for NS answers: the addresses of the
+    name servers that we hold. Optional data: dropped first when the response is too big
+    (minimal responses otherwise, as NSD with `minimal-responses: yes`)."""
+    for rd in ns:
+        node = zone.nodes.get(key_of(rd.target))
+        if node is None:
+            continue
+        for t in (A, AAAA):
+            entry = node.get(t)
+            if type(entry) is Plain:
+                sol.additional.append(entry.rrset)
+
+
+def _nodata(zone: Zone, sol: Solution) -> Solution:
+    sol.outcome = Outcome.NODATA
+    sol.authority.append(zone.negative_soa)  # RFC 2308 §2.2
+    return sol
+
+
+def _any(
+    zone: Zone,
+    node: dict[int, Entry],
+    owner: dns.name.Name,
+    okey: Key,
+    picker: Picker,
+    seen: set[tuple[Key, int]],
+    sol: Solution,
+) -> Solution:
+    """RFC 8482 §4.1: answer ANY with one RRset, never the lot: the SOA at the apex, else the
+    lowest type present (the RRset NSD picks)."""
+    for rdtype in sorted(node, key=lambda t: (t != SOA, t)):
+        rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, okey, picker, seen)
+        if rrset is not None:
+            sol.answer.append(rrset)
+            sol.outcome = Outcome.HIT
+            return sol
+    return _nodata(zone, sol)
+
+
+# --------------------------------------------------------------------------------------------
+# Classify, finish, render
+
+
+@dataclass
+class Reply:
+    """A response ready to render; `to_wire(limit)` applies truncation (RFC 2181 §9).
+
+    Rendering uses `authd.wire.Renderer`; `message` gives the same response as a dnspython
+    Message for tools and tests.
+    """
+
+    outcome: Outcome
+    id: int
+    flags: int  # header flags and opcode, without the RCODE bits
+    rcode: int  # the full RCODE (values above 15 travel in the OPT record, RFC 6891 §6.1.3)
+    qname: dns.name.Name | None = None
+    qtype: int = 0
+    qclass: int = IN
+    answer: list[AnswerRRset] = field(default_factory=list)
+    authority: list[WireRRset] = field(default_factory=list)
+    additional: list[WireRRset] = field(default_factory=list)
+    edns: int = -1  # -1: no OPT in the response; else its version (0)
+    ednsflags: int = 0
+    glue_required: bool = False
+    problem: str | None = None
+    udp_limit: int = MIN_UDP  # the client's limit over UDP (from its EDNS payload size)
+    qwire: bytes | None = None  # the question exactly as the client sent it, when we have it
+    _full: bytes | None = None
+
+    def render(self, *, answer: bool = True, authority: bool = True, additional: bool = True,
+               tc: bool = False) -> bytes:
+        flags = self.flags | (TC if tc else 0) | (self.rcode & 0xF)
+        if self.qname is not None:
+            question = self.qwire or (self.qname.to_wire() + self.qtype.to_bytes(2, "big")
+                                      + self.qclass.to_bytes(2, "big"))
+            labels = self.qname.labels[:-1]
+        else:
+            question, labels = b"", ()
+        r = Renderer(self.id.to_bytes(2, "big") + flags.to_bytes(2, "big") + bytes(8),
+                     question, labels)
+        an = sum(r.rrset(x) for x in self.answer) if answer else 0
+        ns = sum(r.rrset(x) for x in self.authority) if authority else 0
+        ar = sum(r.rrset(x) for x in self.additional) if additional else 0
+        if self.edns >= 0:
+            # RFC 6891 §6.1.1: OPT in the response; RFC 3225 §3: the DO bit is echoed
+            r.opt(OUR_PAYLOAD, self.rcode >> 4, self.ednsflags)
+            ar += 1
+        r.out[4:12] = b"".join(n.to_bytes(2, "big") for n in (1 if question else 0, an, ns, ar))
+        return bytes(r.out)
+
+    def to_wire(self, limit: int) -> bytes:
+        if self._full is None:
+            self._full = self.render()
+        if len(self._full) <= limit:
+            return self._full
+        return self.truncated(limit)
+
+    def truncated(self, limit: int) -> bytes:
+        """Over the limit: drop optional additional data first; if required data still does not
+        fit, send TC=1 with empty sections so the client retries over TCP (RFC 2181 §9,
+        RFC 9471 §3)."""
+        if self.additional and not self.glue_required:
+            wire = self.render(additional=False)
+            if len(wire) <= limit:
+                return wire
+        return self.render(answer=False, authority=False, additional=False, tc=True)
+
+    @property
+    def message(self) -> dns.message.Message:
+        """The full response as a dnspython Message (not truncated)."""
+        m = dns.message.Message(id=self.id)
+        m.flags = self.flags
+        if self.qname is not None:
+            m.question = [dns.rrset.RRset(self.qname, self.qclass, self.qtype)]
+        m.answer = [r.to_rrset() if isinstance(r, Renamed) else r for r in self.answer]
+        m.authority = list(self.authority)
+        m.additional = list(self.additional)
+        if self.edns >= 0:
+            m.use_edns(0, self.ednsflags, OUR_PAYLOAD)
+        m.set_rcode(self.rcode)
+        return m
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A classified query: what the answer stage needs, with the client's limits."""
+
+    id: int
+    flags: int
+    qname: dns.name.Name
+    qtype: int
+    qclass: int
+    edns: int  # -1 without OPT, else the version
+    ednsflags: int
+    payload: int
+    qwire: bytes | None = None  # the question section as received (fast parser only)
+
+    def limit(self, tcp: bool) -> int:
+        """The largest response the client accepts (RFC 6891 §6.2.5, RFC 1035 §4.2.1)."""
+        if tcp:
+            return TCP_LIMIT
+        if self.edns < 0:
+            return MIN_UDP
+        return max(MIN_UDP, min(self.payload, OUR_PAYLOAD))
+
+
+def _header_reply(wire: bytes, rcode: int, outcome: Outcome) -> Reply:
+    """A reply to a packet we could not parse: ID, opcode and RD copied, no sections."""
+    qid = int.from_bytes(wire[0:2], "big")
+    flags = int.from_bytes(wire[2:4], "big")
+    return Reply(outcome, qid, QR | (flags & (RD | 0x7800)), rcode)
+
+
+def _fast_query(wire: bytes) -> Query | None:
+    """The common query shape, read by the hand-written parser (no dnspython Message)."""
+    fq = parse_fast(wire)
+    if fq is None:
+        return None
+    labels = []
+    i = 12
+    while wire[i]:
+        end = i + 1 + wire[i]
+        labels.append(wire[i + 1:end])
+        i = end
+    labels.append(b"")
+    variant = fq.key[2]
+    qend = fq.qend
+    return Query(
+        id=wire[0] << 8 | wire[1],
+        flags=wire[2] << 8 | wire[3],
+        qname=dns.name.Name(labels),
+        qtype=wire[qend - 4] << 8 | wire[qend - 3],
+        qclass=IN,
+        edns=-1 if variant == 0 else 0,
+        ednsflags=DO if variant == 2 else 0,
+        payload=fq.payload,
+        qwire=wire[12:qend],
+    )
+
+
+def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Reply | None:
+    """Stage 1: a Query to answer, an error Reply, or None to drop the packet.
+
+    Drops: shorter than a header (nothing to answer to) and responses (QR=1), which must never
+    be answered or two servers could ping-pong forever.
+    """
+    if len(wire) < 12 or wire[2] & 0x80:
+        return None
+    opcode = (wire[2] >> 3) & 0xF
+    if opcode != dns.opcode.QUERY:
+        return _header_reply(wire, dns.rcode.NOTIMP, Outcome.NOTIMP)  # RFC 1035 §4.1.1
+    fast = _fast_query(wire)
+    if fast is not None:
+        return fast  # class IN, no zone transfer, EDNS version 0 or none: nothing to refuse
+    try:
+        msg = dns.message.from_wire(wire, one_rr_per_rrset=True, ignore_trailing=False)
+    except dns.message.BadEDNS:
+        return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)
+    except (dns.exception.DNSException, ValueError, KeyError, IndexError, TypeError):
+        return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)
+    if len(msg.question) != 1 or msg.answer or msg.authority:
+        return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)  # RFC 1035 §4.1.2
+    q = msg.question[0]
+    query = Query(
+        id=msg.id,
+        flags=msg.flags,
+        qname=q.name,
+        qtype=q.rdtype,
+        qclass=q.rdclass,
+        edns=msg.edns,
+        ednsflags=msg.ednsflags,
+        payload=int(msg.payload),
+    )
+    if msg.edns > 0:
+        # RFC 6891 §6.1.3: BADVERS, with OPT at the highest version we implement (0)
+        return _finish(query, Solution(Outcome.BADVERS, rcode=dns.rcode.BADVERS, aa=False))
+    if q.rdtype == dns.rdatatype.AXFR and not tcp:
+        # RFC 5936 §4.2: AXFR is a TCP affair (NSD and Knot say NOTIMP too)
+        return _finish(query, Solution(Outcome.NOTIMP, rcode=dns.rcode.NOTIMP, aa=False))
+    if q.rdclass not in (IN, dns.rdataclass.ANY) or (
+        q.rdtype in XFR_TYPES and not allow_axfr
+    ):
+        # Only class IN is served; zone transfers only when the operator allows them
+        return _finish(query, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    return query
+
+
+def _finish(query: Query, sol: Solution) -> Reply:
+    """Stage 4: header flags (RFC 1035 §4.1.1: RD and CD copied), EDNS, sections."""
+    flags = QR | (query.flags & (RD | CD))
+    # RFC 6895 §3.2: an answer to QCLASS=ANY cannot claim to be authoritative (as NSD)
+    if sol.aa and query.qclass == IN:
+        flags |= AA
+    return Reply(
+        sol.outcome, query.id, flags, sol.rcode, query.qname, query.qtype, query.qclass,
+        sol.answer, sol.authority, sol.additional,
+        edns=0 if query.edns >= 0 else -1,
+        ednsflags=query.ednsflags & DO,
+        glue_required=sol.glue_required, problem=sol.problem, udp_limit=query.limit(tcp=False),
+        qwire=query.qwire,
+    )
+
+
+def _axfr(zone: Zone, query: Query) -> Reply:
+    """RFC 5936 AXFR of the plain data in one message (aliases and weighted sets have no
+    RFC 1035 form, so they are left out)."""
+    sol = Solution(Outcome.HIT)
+    sol.answer.append(zone.soa)
+    for k in sorted(zone.nodes, key=lambda k: tuple(reversed(k))):
+        for rdtype, entry in sorted(zone.nodes[k].items()):
+            if type(entry) is Plain and not (k == zone.okey and rdtype == SOA):
+                sol.answer.append(entry.rrset)
+    sol.answer.append(zone.soa)
+    return _finish(query, sol)
+
+
+def answer(
+    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
+) -> Reply | None:
+    """The whole pipeline for one packet. None means drop it. Never raises on bad input."""
+    c = classify(wire, tcp=tcp, allow_axfr=allow_axfr)
+    if not isinstance(c, Query):
+        return c
+    return answer_query(c, zones, rng=rng)
+
+
+def answer_query(c: Query, zones: ZoneTable, *, rng: Rng) -> Reply:
+    """Stages 2 to 4 for a classified query (lets callers classify once, answer many times)."""
+    picker = as_picker(rng)
+    zone = zones.find(c.qname)  # stage 2: prepare
+    if zone is None:
+        return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    if c.qtype == dns.rdatatype.AXFR and key_of(c.qname) == zone.okey:
+        return _axfr(zone, c)
+    if c.qtype in XFR_TYPES:
+        return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    try:
+        sol = solve(zone, c.qname, c.qtype, picker)  # stage 3
+    except Exception as exc:  # Knot: a failure with no rcode of its own becomes SERVFAIL
+        sol = Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=repr(exc))
+    return _finish(c, sol)
+
+
+def answer_wire(
+    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
+) -> bytes | None:
+    """`answer` rendered to wire at the client's limit (the uncached path end to end)."""
+    reply = answer(wire, zones, rng=rng, tcp=tcp, allow_axfr=allow_axfr)
+    if reply is None:
+        return None
+    return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
+
+
+def enumerate_outcomes(
+    run: Callable[[Picker], Reply | None], max_paths: int = MAX_PATHS
+) -> Iterator[tuple[float, Reply | None]]:
+    """Every reply `run` can give over all weighted choices, with its probability.
+
+    Depth-first over the choice points the explorer records; members of weight 0 are never
+    explored unless every weight in their set is 0 (then all are, uniformly). Raises
+    OverflowError past `max_paths` outcomes.
+    """
+    stack: list[tuple[int, ...]] = [()]
+    count = 0
+    while stack:
+        script = stack.pop()
+        explorer = _Explorer(script)
+        reply = run(explorer)
+        count += 1
+        if count > max_paths:
+            raise OverflowError(f"more than {max_paths} weighted outcomes")
+        for depth in range(len(script), len(explorer.trace)):
+            _, n = explorer.trace[depth]
+            prefix = tuple(k for k, _ in explorer.trace[:depth])
+            stack.extend(prefix + (alt,) for alt in range(n - 1, 0, -1))
+        yield explorer.probability, reply
+
+
+@functools.lru_cache(maxsize=4096)
+def make_query_wire(qname: str, qtype: str | int, *, edns: bool = False) -> bytes:
+    """A plain query in wire form (ID 0, RD clear), for resolve_all and tests."""
+    q = dns.message.make_query(qname, qtype, use_edns=0 if edns else None)
+    q.id = 0
+    q.flags = 0
+    return q.to_wire()

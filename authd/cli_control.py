@@ -1,0 +1,364 @@
+"""`authd change`, `authd records`, `authd export`: the control plane from the command line.
+
+Shell. Each command talks to a `Control` backend: `HttpControl` (the Route 53 API of a
+running authd, through botocore, SigV4-signed) or, with `--store FILE`, `StoreControl`
+(the SQLite file directly, the same Store and the same change-batch rules). The commands do
+not know which one they talk to: one code path either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from authd import r53xml
+from authd.records import RecordSet
+from authd.replica import Propagation, progress_dir
+from authd.store import Change, HostedZone, StoreError
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:8053"
+
+
+class CommandError(Exception):
+    """A failure to report on stderr, one line per message, exit status 1."""
+
+    def __init__(self, messages: list[str]):
+        self.messages = messages
+        super().__init__("\n".join(messages))
+
+
+class Control(Protocol):
+    def find_zone(self, zone: str) -> HostedZone: ...
+
+    def change(self, zone_id: str, comment: str, changes: list[Change], raw: dict[str, Any]) -> str: ...
+
+    def status(self, change_id: str) -> str: ...
+
+    def record_sets(self, zone_id: str) -> list[RecordSet]: ...
+
+
+class HttpControl:
+    """The Route 53 API of a running authd, via botocore (what boto3 uses)."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str):
+        import botocore.session
+        from botocore.config import Config
+
+        session = botocore.session.get_session()
+        self.client = session.create_client(
+            "route53", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+    def _call(self, op: Callable[..., Any], **kw: Any) -> Any:
+        import botocore.exceptions
+
+        try:
+            return op(**kw)
+        except botocore.exceptions.ClientError as exc:
+            err = exc.response.get("Error", {})
+            code, message = err.get("Code", "Error"), err.get("Message", str(exc))
+            lines = r53xml.split_messages(message) if code == "InvalidChangeBatch" else [message]
+            raise CommandError([f"{code}: {m}" for m in lines]) from exc
+        except botocore.exceptions.EndpointConnectionError as exc:
+            raise CommandError([f"cannot reach the control API: {exc}"]) from exc
+
+    def find_zone(self, zone: str) -> HostedZone:
+        if zone.upper().startswith("Z") and "." not in zone:
+            got = self._call(self.client.get_hosted_zone, Id=zone)["HostedZone"]
+        else:
+            name = zone if zone.endswith(".") else zone + "."
+            zones = self._call(self.client.list_hosted_zones_by_name, DNSName=name, MaxItems="1")["HostedZones"]
+            if not zones or zones[0]["Name"] != name.lower():
+                raise CommandError([f"NoSuchHostedZone: No hosted zone found with name: {name}"])
+            got = zones[0]
+        return HostedZone(got["Id"].rsplit("/", 1)[-1], got["Name"], got["CallerReference"],
+                          got.get("Config", {}).get("Comment", ""), 0, got.get("ResourceRecordSetCount", 0))
+
+    def change(self, zone_id: str, comment: str, changes: list[Change], raw: dict[str, Any]) -> str:
+        out = self._call(self.client.change_resource_record_sets, HostedZoneId=zone_id, ChangeBatch=raw)
+        return str(out["ChangeInfo"]["Id"]).rsplit("/", 1)[-1]
+
+    def status(self, change_id: str) -> str:
+        return str(self._call(self.client.get_change, Id=change_id)["ChangeInfo"]["Status"])
+
+    def record_sets(self, zone_id: str) -> list[RecordSet]:
+        def every_page() -> list[RecordSet]:
+            pages = self.client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
+            return [RecordSet.from_route53(d) for p in pages for d in p["ResourceRecordSets"]]
+
+        return self._call(every_page)
+
+
+class StoreControl:
+    """The SQLite store file directly (no server needed; a running server picks changes up
+    from the journal). INSYNC means every live server following the file applied it."""
+
+    def __init__(self, path: str):
+        from authd.sqlstore import SQLiteStore
+
+        if not Path(path).exists():
+            raise CommandError([f"no store at {path}"])
+        self.path = path
+        self.store = SQLiteStore(path)
+        self.propagation = Propagation(status_dir=progress_dir(path))
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except StoreError as exc:
+            lines = list(getattr(exc, "messages", ())) or [str(exc)]
+            raise CommandError([f"{exc.code}: {m}" for m in lines]) from exc
+
+    def find_zone(self, zone: str) -> HostedZone:
+        if zone.upper().startswith("Z") and "." not in zone:
+            return self._call(self.store.find_zone, zone)
+        return self._call(self.store.find_zone_by_name, zone)
+
+    def change(self, zone_id: str, comment: str, changes: list[Change], raw: dict[str, Any]) -> str:
+        return self._call(self.store.change_batch, zone_id, changes, comment).id
+
+    def status(self, change_id: str) -> str:
+        info = self._call(self.store.get_change, change_id)
+        return "INSYNC" if self.propagation.applied_seq() >= info.seq else "PENDING"
+
+    def record_sets(self, zone_id: str) -> list[RecordSet]:
+        return self._call(self.store.record_sets, zone_id)
+
+
+def open_control(args: argparse.Namespace) -> Control:
+    if args.store:
+        return StoreControl(args.store)
+    return HttpControl(args.endpoint, args.access_key, args.secret_key)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def cmd_change(args: argparse.Namespace) -> int:
+    try:
+        raw = json.loads(Path(args.batch).read_text() if args.batch != "-" else sys.stdin.read())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CommandError([f"cannot read the change batch {args.batch}: {exc}"]) from exc
+    if isinstance(raw, dict) and "ChangeBatch" in raw:  # the --cli-input-json shape
+        raw = raw["ChangeBatch"]
+    try:
+        comment, changes = r53xml.changes_from_route53(raw)
+    except r53xml.BadRequest as exc:
+        raise CommandError([f"{exc.code}: {m}" for m in exc.messages]) from exc
+    control = open_control(args)
+    zone = control.find_zone(args.zone)
+    change_id = control.change(zone.id, comment, changes, raw)
+    print(change_id, flush=True)
+    if args.wait:
+        start = time.monotonic()
+        while True:
+            status = control.status(change_id)
+            if status == "INSYNC":
+                print(f"{change_id} INSYNC after {time.monotonic() - start:.2f}s", file=sys.stderr)
+                break
+            if time.monotonic() - start > args.timeout:
+                raise CommandError([f"{change_id} still {status} after {args.timeout:.0f}s"])
+            time.sleep(0.05)
+    return 0
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    control = open_control(args)
+    zone = control.find_zone(args.zone)
+    rows = [("NAME", "TYPE", "SET-ID", "WEIGHT", "TTL", "VALUE")]
+    for rs in control.record_sets(zone.id):
+        ident = rs.set_identifier or "-"
+        weight = "-" if rs.weight is None else str(rs.weight)
+        if rs.alias is not None:
+            rows.append((rs.name, rs.rtype, ident, weight, "alias", f"-> {rs.alias.dns_name}"))
+        else:
+            for i, v in enumerate(rs.values):
+                rows.append((rs.name if i == 0 else "", rs.rtype if i == 0 else "", ident if i == 0 else "",
+                             weight if i == 0 else "", str(rs.ttl) if i == 0 else "", v))
+    widths = [max(len(r[c]) for r in rows) for c in range(5)]
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in range(5)) + "  " + r[5])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    control = open_control(args)
+    zone = control.find_zone(args.zone)
+    doc = {"ResourceRecordSets": [rs.to_route53() for rs in control.record_sets(zone.id)]}
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--zone", required=True,
+                   help="the hosted zone, by name (api.aws) or id (Z0API0AWS)")
+    p.add_argument("--endpoint", default=os.environ.get("AUTHD_ENDPOINT", DEFAULT_ENDPOINT),
+                   help=f"the control API of a running authd (default {DEFAULT_ENDPOINT}, or $AUTHD_ENDPOINT)")
+    p.add_argument("--store", metavar="FILE",
+                   help="use this SQLite store file directly instead of the HTTP API")
+    p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+                   help="SigV4 access key id (default $AWS_ACCESS_KEY_ID, else test)")
+    p.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+                   help="SigV4 secret (default $AWS_SECRET_ACCESS_KEY, else test)")
+
+
+def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except CommandError as exc:
+            for line in exc.messages:
+                print(f"authd {args.command}: {line}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def add_subcommands(sub: Any) -> None:
+    """Register `change`, `records` and `export` on the `authd` parser's subparsers.
+
+    Each sets `func(args) -> int` (the exit status)."""
+    p = sub.add_parser(
+        "change", help="apply a Route 53 change batch (all or nothing) and print its change id",
+        description="Apply one change batch, the JSON `aws route53 change-resource-record-sets "
+        "--change-batch` takes ({\"Comment\": ..., \"Changes\": [{\"Action\": CREATE|DELETE|UPSERT, "
+        "\"ResourceRecordSet\": {...}}]}). Prints the change id. On rejection prints every "
+        "problem in Route 53's words and exits 1; nothing is changed.",
+    )
+    _common(p)
+    p.add_argument("--batch", required=True, help="the change batch JSON file (- for stdin)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until the change is INSYNC: applied by every serving replica")
+    p.add_argument("--timeout", type=float, default=60.0, help="give up waiting after this many seconds (default 60)")
+    p.set_defaults(func=_guarded(cmd_change))
+
+    p = sub.add_parser("records", help="list a zone's record sets as a table",
+                       description="List every record set of a hosted zone, in Route 53's order.")
+    _common(p)
+    p.set_defaults(func=_guarded(cmd_records))
+
+    p = sub.add_parser(
+        "export", help="print a zone as ListResourceRecordSets JSON (loadable from zones/)",
+        description="Print the zone as {\"ResourceRecordSets\": [...]}, the shape `aws route53 "
+        "list-resource-record-sets` prints; save it as zones/<origin>.json to serve it.",
+    )
+    _common(p)
+    p.add_argument("--output", "-o", help="write to this file instead of stdout")
+    p.set_defaults(func=_guarded(cmd_export))
+
+
+# --- serve: the store, the change API and replicas (authd.node) ----------------------------
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def add_serve_options(p: argparse.ArgumentParser) -> None:
+    """The control-plane flags of `authd serve`."""
+    g = p.add_argument_group(
+        "store, change API and replicas",
+        "With any of these, zones are served from a store fed through the change journal "
+        "(at startup and at runtime alike) instead of straight from the zone files.",
+    )
+    g.add_argument("--store", metavar="FILE",
+                   help="the SQLite store (created if missing; WAL, synchronous=FULL). Zone files "
+                   "seed it: a zone the store lacks is created; a zone whose file changed is "
+                   "re-imported as one journaled batch; an unchanged file leaves API changes alone. "
+                   "Without --store the store is in memory and changes die with the process")
+    g.add_argument("--control", type=_host_port, metavar="HOST:PORT",
+                   help="serve the Route 53 API (2013-04-01) here, e.g. 127.0.0.1:8053; boto3 and "
+                   "`aws --endpoint-url http://HOST:PORT route53 ...` work against it")
+    g.add_argument("--access-key", default=os.environ.get("AUTHD_ACCESS_KEY"),
+                   help="SigV4 access key the API accepts (default $AUTHD_ACCESS_KEY; on loopback "
+                   "test/test when unset; a non-loopback --control refuses to start without it)")
+    g.add_argument("--secret-key", default=os.environ.get("AUTHD_SECRET_KEY"),
+                   help="SigV4 secret for --access-key (default $AUTHD_SECRET_KEY)")
+    g.add_argument("--replicas", type=int, default=0, metavar="N",
+                   help="also serve DNS from N replica indexes in this process, on 127.0.0.2, "
+                   "127.0.0.3, ... (same port as --listen, or free ports with port 0), each "
+                   "following the journal; GetChange says INSYNC only when all have applied it")
+    g.add_argument("--replica-delay", type=float, action="append", default=[], metavar="SECONDS",
+                   help="propagation delay of the next replica (repeat once per replica, in order); "
+                   "replicas without one get --propagation-delay")
+    g.add_argument("--propagation-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="how late replicas apply each change (default 0): models eventual consistency")
+    g.add_argument("--replica", action="store_true",
+                   help="run as a replica process: follow --store read-only, serve DNS on --listen, "
+                   "report progress so the primary's GetChange waits for this replica; no seeding, no API")
+    g.add_argument("--replica-name", default=None,
+                   help="this replica's name in logs and progress files (default replica-<port>)")
+    g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
+                   help="how often a replica process looks for new journal entries (default 0.05)")
+
+
+def wants_node(args: argparse.Namespace) -> bool:
+    return bool(args.store or args.control or args.replicas or args.replica)
+
+
+def cmd_serve_node(args: argparse.Namespace) -> int:
+    import logging
+
+    import trio
+
+    from authd.control import ControlConfigError
+    from authd.node import NodeConfig, run_node
+    from authd.zonefile import ZoneLoadError
+
+    log = logging.getLogger("authd")
+    if args.workers > 1:
+        log.error("--workers > 1 is not supported with --store/--control/--replicas; start "
+                  "more `authd serve --replica --store FILE` processes instead")
+        return 2
+    if bool(args.access_key) != bool(args.secret_key):
+        log.error("give both --access-key and --secret-key, or neither")
+        return 2
+    host, port = args.listen
+    cfg = NodeConfig(
+        store_path=args.store,
+        zones_dir=None if args.replica else args.zones,
+        dns_host=host,
+        dns_port=port,
+        control=args.control,
+        credentials={args.access_key: args.secret_key} if args.access_key else None,
+        replicas=args.replicas,
+        replica_delays=args.replica_delay,
+        propagation_delay=args.propagation_delay,
+        replica_mode=args.replica,
+        replica_name=args.replica_name or f"replica-{host}-{port}",
+        poll_interval=args.poll_interval,
+        seed=args.seed,
+        cache=not args.no_answer_cache,
+        allow_axfr=args.allow_axfr,
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_node, cfg)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        log.info("authd stopped (interrupted)")
+    except (ZoneLoadError, ControlConfigError, ValueError) as exc:
+        log.error("not starting: %s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot serve: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,328 @@
+"""The serving index: what DNS answers, fed only by journal entries, built for speed.
+
+Pure core (no sockets, no clock; randomness injected). `ServingIndex.apply(entry)` is the one
+path from the store to DNS, at startup (one SNAPSHOT entry per zone) and at runtime (CHANGE and
+ZONE_DELETED entries in `seq` order). `respond(wire, tcp=...)` is the per-packet entry point.
+
+Speed: a query in the common shape (`authd.wire.parse_fast`) is looked up by (RD/CD bits,
+lowercased question, EDNS variant) in a table of answers rendered by the full pipeline the first
+time that question is asked. A weighted question stores every possible outcome (enumerated
+through the same answer logic) with cumulative probabilities, so a pick is one bisect, O(log n).
+Per packet only the 2-byte ID and the question bytes (for their case) are copied in. Any change
+clears the table; anything unusual takes the full path in `authd.answer`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import random
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from authd.answer import (
+    MIN_UDP,
+    OUR_PAYLOAD,
+    TCP_LIMIT,
+    Outcome,
+    Query,
+    Reply,
+    Zone,
+    ZoneTable,
+    answer,
+    answer_query,
+    classify,
+    enumerate_outcomes,
+    make_query_wire,
+)
+from authd.journal import EntryKind, JournalEntry
+from authd.records import RecordKey, RecordSet
+from authd.wire import parse_fast
+from authd.zonefile import LoadedZone
+
+log = logging.getLogger("authd")
+
+_RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
+CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
+
+
+@dataclass
+class _Rendered:
+    """One outcome rendered: the full wire and, lazily, its truncations per client limit."""
+
+    reply: Reply
+    full: bytes
+    cut: dict[int, bytes] = field(default_factory=dict)
+
+    def fit(self, limit: int) -> bytes:
+        if len(self.full) <= limit:
+            return self.full
+        wire = self.cut.get(limit)
+        if wire is None:
+            wire = self.cut[limit] = self.reply.truncated(limit)
+        return wire
+
+
+@dataclass
+class _Choice:
+    """Every outcome of a weighted question with cumulative probabilities (last is 1.0)."""
+
+    cumulative: list[float]
+    outcomes: list[_Rendered]
+
+
+class ServingIndex:
+    """Zones as DNS serves them, plus the rendered-answer table.
+
+    Args:
+        rng: the source of weighted picks (`random.Random` or a callable giving [0, 1)).
+        cache: keep rendered answers (False forces the full parse on every packet).
+        allow_axfr: answer AXFR over TCP (RFC 5936); refused otherwise.
+    """
+
+    def __init__(
+        self,
+        *,
+        rng: random.Random | Callable[[], float] | None = None,
+        cache: bool = True,
+        cache_limit: int = CACHE_LIMIT,
+        allow_axfr: bool = False,
+    ):
+        r = rng if rng is not None else random.Random()
+        self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
+        self.random = self._random  # for shells that pick from `exact_udp` themselves
+        self.cache_enabled = cache
+        self.cache_limit = cache_limit
+        self.allow_axfr = allow_axfr
+        self.seq = 0
+        self.table = ZoneTable()
+        self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
+        self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
+        # packet bytes after the ID -> response after the ID (or cumulative and choices).
+        # `exact_udp` is public so the UDP shell can look it up inline; it is only ever
+        # cleared in place, never replaced.
+        self.exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
+        self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
+        self.stats = {"fast": 0, "fill": 0, "slow": 0}
+
+    # --- feeding ---------------------------------------------------------------------------
+
+    def apply(self, entry: JournalEntry) -> bool:
+        """Apply one journal entry. Returns False for a CHANGE already applied (seq ≤ ours).
+
+        Raises ValueError (and changes nothing) if the result could not be served, e.g. a zone
+        left without its SOA.
+        """
+        if entry.kind is not EntryKind.SNAPSHOT and entry.seq <= self.seq:
+            return False
+        if entry.kind is EntryKind.ZONE_DELETED:
+            old = self._zones.pop(entry.zone_id, None)
+            if old is not None:
+                self.table.remove(dns.name.from_text(old[0]))
+            log.info("zone %s (%s) deleted at seq %d", entry.zone_name, entry.zone_id, entry.seq)
+        else:
+            if entry.kind is EntryKind.SNAPSHOT:
+                records: dict[RecordKey, RecordSet] = {}
+            else:
+                records = dict(self._zones.get(entry.zone_id, (entry.zone_name, {}))[1])
+            for key in entry.deletes:
+                records.pop(key, None)
+            for rs in entry.puts:
+                records[rs.key] = rs
+            zone = Zone.build(entry.zone_name, records.values())  # raises before any change
+            self._zones[entry.zone_id] = (entry.zone_name, records)
+            self.table.add(zone)
+            if entry.kind is EntryKind.SNAPSHOT:
+                log.info(
+                    "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
+                    entry.zone_name, entry.zone_id, len(records), entry.serial, entry.seq,
+                )
+            else:
+                log.info(
+                    "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
+                    entry.zone_name, entry.change_id, len(entry.puts), len(entry.deletes),
+                    entry.serial, entry.seq,
+                )
+        self.seq = max(self.seq, entry.seq)
+        self._cache.clear()
+        self.exact_udp.clear()
+        self._exact_tcp.clear()
+        return True
+
+    def zone_names(self) -> list[str]:
+        return sorted(name for name, _ in self._zones.values())
+
+    # --- answering -------------------------------------------------------------------------
+
+    def respond(self, wire: bytes, *, tcp: bool) -> bytes | None:
+        """The response to one packet, or None to drop it. Never raises on bad input.
+
+        Two tables: `exact` is keyed by the packet's bytes after the ID (so a repeat of the same
+        question, case and EDNS costs one dict lookup and one concatenation); behind it, the
+        rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
+        new spellings of a known question.
+        """
+        exact = self._exact_tcp if tcp else self.exact_udp
+        key = wire[2:]
+        hit = exact.get(key)
+        if hit is not None:
+            self.stats["fast"] += 1
+            if type(hit) is bytes:
+                return wire[:2] + hit
+            return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
+        fq = parse_fast(wire) if self.cache_enabled else None
+        if fq is not None:
+            entry = self._cache.get(fq.key)
+            if entry is None:
+                entry = self._fill(wire, fq.key)
+            if entry is not None:
+                self.stats["fast"] += 1
+                if tcp:
+                    limit = TCP_LIMIT
+                elif fq.payload:
+                    limit = OUR_PAYLOAD if fq.payload > OUR_PAYLOAD else max(fq.payload, MIN_UDP)
+                else:
+                    limit = MIN_UDP
+                qend = fq.qend
+                question = wire[12:qend]
+
+                def tail(rendered: _Rendered) -> bytes:
+                    body = rendered.fit(limit)
+                    return body[2:12] + question + body[qend:]
+
+                if len(exact) >= self.cache_limit:
+                    exact.clear()
+                if type(entry) is _Choice:
+                    tails = [tail(r) for r in entry.outcomes]
+                    exact[key] = (entry.cumulative, tails)
+                    return wire[:2] + tails[bisect.bisect_right(entry.cumulative,
+                                                                self._random())]
+                one = tail(entry)  # type: ignore[arg-type]
+                exact[key] = one
+                return wire[:2] + one
+        self.stats["slow"] += 1
+        reply = self.answer(wire, tcp=tcp)
+        if reply is None:
+            return None
+        return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
+
+    def answer(self, wire: bytes, *, tcp: bool, rng: object = None) -> Reply | None:
+        """The full pipeline (no table), logging any SERVFAIL reason."""
+        reply = answer(
+            wire, self.table, rng=rng or self._random, tcp=tcp, allow_axfr=self.allow_axfr  # type: ignore[arg-type]
+        )
+        if reply is not None and reply.problem:
+            log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
+        return reply
+
+    def _fill(self, wire: bytes, key: tuple[int, bytes, int]) -> _Rendered | _Choice | None:
+        """Render every outcome of this question once, through the full pipeline."""
+        self.stats["fill"] += 1
+        try:
+            outcomes = list(
+                enumerate_outcomes(
+                    lambda picker: answer(wire, self.table, rng=picker, tcp=False)
+                )
+            )
+        except OverflowError:
+            return None  # too many weighted combinations to precompute: the full path picks
+        renders: list[tuple[float, _Rendered]] = []
+        for probability, reply in outcomes:
+            if reply is None or reply.outcome in (Outcome.FORMERR, Outcome.BADVERS):
+                return None  # parse_fast and the full parser disagree: never cache that
+            if reply.problem:
+                log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
+            renders.append((probability, _Rendered(reply, reply.to_wire(TCP_LIMIT))))
+        if len(self._cache) >= self.cache_limit:
+            self._cache.clear()
+        result: _Rendered | _Choice
+        if len(renders) == 1:
+            result = renders[0][1]
+        else:
+            cumulative: list[float] = []
+            total = 0.0
+            for p, _ in renders:
+                total += p
+                cumulative.append(total)
+            cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
+            result = _Choice(cumulative, [r for _, r in renders])
+        self._cache[key] = result
+        return result
+
+    # --- for the enactor's interleaving checker ------------------------------------------
+
+    def resolve_all(self, qname: str, qtype: str) -> list[tuple[str, tuple[str, ...]]]:
+        """Every answer a client could get for (qname, qtype), over all weighted picks that can
+        happen (weight > 0, or every member when all are 0), via the same answer logic.
+
+        Each item is (rcode text, answer-section rdata values in order), without duplicates.
+        """
+        query = classify(make_query_wire(qname, qtype), tcp=True)
+        if not isinstance(query, Query):  # e.g. AXFR: not a question with answers
+            return [(dns.rcode.to_text(query.rcode if query else dns.rcode.FORMERR), ())]
+        seen: dict[tuple[str, tuple[str, ...]], None] = {}
+        for _, reply in enumerate_outcomes(
+            lambda picker: answer_query(query, self.table, rng=picker)
+        ):
+            assert reply is not None
+            values = tuple(t for rrset in reply.answer for t in rrset.texts)
+            seen[(_RCODE_TEXT.get(reply.rcode) or dns.rcode.to_text(reply.rcode), values)] = None
+        return list(seen)
+
+
+def _qtext(reply: Reply) -> str:
+    if reply.qname is None:
+        return "(no question)"
+    return f"{reply.qname} {dns.rdatatype.to_text(reply.qtype)}"
+
+
+# --- startup from zone files ----------------------------------------------------------------
+
+_ZONE_ID_JUNK = re.compile(r"[^A-Z0-9]")
+
+
+def zone_id_for(zone: LoadedZone) -> str:
+    """The hosted zone id: the one alias records already name, else derived from the origin
+    (`example.test.` -> `Z0EXAMPLE0TEST`), readable and stable across restarts."""
+    named = {rs.alias.hosted_zone_id for rs in zone.record_sets if rs.alias is not None}
+    named.discard("")
+    if len(named) == 1:
+        return named.pop()
+    labels = zone.origin.rstrip(".").upper().split(".") if zone.origin != "." else ["ROOT"]
+    return "Z0" + "0".join(_ZONE_ID_JUNK.sub("", label) for label in labels)
+
+
+def _serial(zone: LoadedZone) -> int:
+    for rs in zone.record_sets:
+        if rs.rtype == "SOA" and rs.name == zone.origin and rs.values:
+            return int(rs.values[0].split()[2])
+    return 0
+
+
+def snapshot_entries(zones: Iterable[LoadedZone], seq: int = 0) -> list[JournalEntry]:
+    """One SNAPSHOT journal entry per loaded zone: how zone files reach the serving index."""
+    return [
+        JournalEntry(
+            seq=seq,
+            kind=EntryKind.SNAPSHOT,
+            zone_id=zone_id_for(z),
+            zone_name=z.origin,
+            serial=_serial(z),
+            change_id="",
+            puts=z.record_sets,
+        )
+        for z in zones
+    ]
+
+
+def index_from_zones(zones: Iterable[LoadedZone], **options: object) -> ServingIndex:
+    """A serving index holding these zones (startup from `zones/`)."""
+    index = ServingIndex(**options)  # type: ignore[arg-type]
+    for entry in snapshot_entries(zones):
+        index.apply(entry)
+    return index

@@ -1,0 +1,161 @@
+"""One authd node with its control plane: store, zone seeding, the primary serving index fed
+from the journal, DNS, the Route 53 API, and in-process replicas on their own addresses.
+
+Trio shell: it wires parts together and starts tasks; every decision lives elsewhere
+(`authd.changes`, `authd.seed`, `authd.replica`, `authd.index`). `run_node` is what
+`authd serve --store/--control/--replicas` runs, and what tests and the enactor's demo start
+in a nursery: `node = await nursery.start(run_node, NodeConfig(...))`.
+
+Two shapes:
+- a primary (`replica_mode=False`): opens the store read-write, seeds it from `zones/`
+  (see `authd.seed` for the rule), serves DNS from a primary index, the control API if
+  asked, and `replicas` more indexes each on 127.0.0.(2+i), each behind its own
+  propagation delay. GetChange is INSYNC once the primary index and every replica applied it.
+- a replica process (`replica_mode=True`): opens the SQLite file read-only, follows its
+  journal, serves DNS, and reports its progress in `<db>.replicas/<name>.seq` so the
+  primary's GetChange waits for it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from authd.control import ControlAPI, check_listen, serve_control
+from authd.index import ServingIndex
+from authd.memstore import MemoryStore
+from authd.replica import Follower, Propagation, progress_dir
+from authd.seed import seed_store
+from authd.server import serve_dns
+from authd.sqlstore import SQLiteStore
+from authd.zonefile import load_zone_dir
+
+log = logging.getLogger("authd.node")
+
+
+@dataclass
+class NodeConfig:
+    store_path: str | None = None  # SQLite file; None = in memory (nothing survives exit)
+    zones_dir: str | None = "zones/"  # seed from here (primary only); None = no seeding
+    dns_host: str = "127.0.0.1"
+    dns_port: int = 5353  # 0 = ephemeral (each replica then picks its own too)
+    control: tuple[str, int] | None = None  # Route 53 API address; None = no API
+    credentials: Mapping[str, str] | None = None  # None = test/test, loopback only
+    replicas: int = 0
+    replica_delays: list[float] = field(default_factory=list)  # per replica; missing = default
+    propagation_delay: float = 0.0  # default delay for replicas (and for a replica process)
+    replica_mode: bool = False
+    replica_name: str = "replica"
+    poll_interval: float = 0.05  # how often file followers look for new journal entries
+    seed: int | None = None
+    cache: bool = True
+    allow_axfr: bool = False
+
+
+@dataclass
+class ServingReplica:
+    name: str
+    host: str
+    port: int
+    index: Any
+    follower: Follower
+
+
+@dataclass
+class Node:
+    """Handles on a running node, for tests and demos."""
+
+    store: Any
+    propagation: Propagation
+    primary: ServingReplica
+    replicas: list[ServingReplica]
+    app: ControlAPI | None = None
+    control_url: str | None = None
+
+    @property
+    def servers(self) -> list[ServingReplica]:
+        return [self.primary, *self.replicas]
+
+
+def replica_address(i: int) -> str:
+    """Replica i (1-based) listens on 127.0.0.(1+i): 127.0.0.2, 127.0.0.3, ..."""
+    return f"127.0.0.{1 + i}"
+
+
+async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+    """Start everything, `task_status.started(node)`, then serve until cancelled."""
+    rng = random.Random(cfg.seed)
+
+    def new_index() -> ServingIndex:
+        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr)
+
+    if cfg.control is not None:
+        check_listen(cfg.control[0], cfg.credentials)
+    status_dir: Path | None
+    if cfg.replica_mode:
+        if not cfg.store_path:
+            raise ValueError("a replica follows a store file: give --store FILE")
+        store: Any = SQLiteStore(cfg.store_path, readonly=True)
+        status_dir = progress_dir(cfg.store_path)
+        status_dir.mkdir(exist_ok=True)
+    else:
+        store = SQLiteStore(cfg.store_path) if cfg.store_path else MemoryStore(instant_insync=False)
+        if cfg.zones_dir:
+            for line in seed_store(store, load_zone_dir(cfg.zones_dir)):
+                log.info("seed: %s", line)
+        status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
+        if status_dir is not None:
+            status_dir.mkdir(exist_ok=True)
+    propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None)
+    app = ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq) if not cfg.replica_mode else None
+    call = app.call if app is not None else _inline
+
+    try:
+        async with trio.open_nursery() as nursery:
+            name = cfg.replica_name if cfg.replica_mode else "primary"
+            index = new_index()
+            follower = Follower(
+                name, store, index, call=call, poll_interval=cfg.poll_interval,
+                delay=cfg.propagation_delay if cfg.replica_mode else 0.0,
+                # every index serving a store file reports its progress there, so that
+                # `authd change --store FILE --wait` waits for the running servers too
+                progress_path=(status_dir / f"{name}.seq") if status_dir else None,
+            )
+            propagation.add(follower)
+            await nursery.start(follower.run)
+            host, port = await nursery.start(serve_dns, index, cfg.dns_host, cfg.dns_port)
+            primary = ServingReplica(name, host, port, index, follower)
+            log.info("%s: DNS on %s port %d, store %s", name, host, port, cfg.store_path or "in memory")
+
+            replicas: list[ServingReplica] = []
+            for i in range(1, cfg.replicas + 1):
+                delay = cfg.replica_delays[i - 1] if i - 1 < len(cfg.replica_delays) else cfg.propagation_delay
+                r_index = new_index()
+                r_follower = Follower(f"replica-{i}", store, r_index, call=call, delay=delay,
+                                      poll_interval=cfg.poll_interval,
+                                      progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
+                propagation.add(r_follower)
+                await nursery.start(r_follower.run)
+                r_host, r_port = await nursery.start(serve_dns, r_index, replica_address(i), cfg.dns_port)
+                replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
+                log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
+
+            node = Node(store, propagation, primary, replicas, app)
+            if app is not None:
+                app.on_change.append(propagation.wake_all)
+                if cfg.control is not None:
+                    node.control_url = await nursery.start(serve_control, app, cfg.control[0], cfg.control[1])
+                    log.info("control API (Route 53 2013-04-01) on %s", node.control_url)
+            task_status.started(node)
+    finally:
+        store.close()
+
+
+async def _inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)

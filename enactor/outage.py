@@ -1,0 +1,474 @@
+"""`enactor outage`: the October 2025 outage, reproduced with real processes and real `dig`.
+
+Shell (subprocesses, sockets, files). It starts `authd serve` (DNS + the Route 53 control
+API over a SQLite store, loopback ports), the planner and three enactors as real processes in
+`--stepped` mode, and drives a schedule (`enactor.schedule`) over them: the same schedule
+format the interleaving checker writes its counterexamples in. Time is virtual and handed
+to each enactor with its `go` line, so every run is the same; DNS is sampled with real `dig`
+between steps. Afterwards: a readable timeline, a JSON summary and a PNG.
+
+`--inprocess` runs the very same schedule over `enactor.sim` (MemoryStore, no processes,
+answers counted by walking the records through the store API): seconds instead of tens of
+seconds, for tests and machines without dig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enactor import machine as m
+from enactor.client import Route53Http
+from enactor.plan import Plan, PlanStore
+from enactor.schedule import Schedule, run_schedule
+from enactor.testing import DUAL, LEGACY, T0, WATCH, capacity_for, make_driver, make_sim
+from enactor.timeline import Recorder, Sample, report, summary, write_png
+
+REPO = Path(__file__).resolve().parent.parent
+ACTORS = ("enactor-a", "enactor-b", "enactor-c")
+OP_TIME = 0.01  # virtual seconds per action (as in enactor.sim, so replays line up)
+RESTART_DELAY = 15.0  # a supervisor restarts a crashed enactor after this long (virtual)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A port free for both UDP and TCP (DNS listens on both)."""
+    for _ in range(50):
+        p = free_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free loopback port for DNS")
+
+
+# --- dig ----------------------------------------------------------------------------------
+
+_STATUS = re.compile(r"status: (\w+)")
+_ANSWER = re.compile(r"ANSWER: (\d+)")
+
+
+@dataclass(frozen=True)
+class DigResult:
+    rcode: str
+    answers: int
+    text: str
+
+
+def dig(port: int, name: str, rtype: str, timeout: float = 2.0) -> DigResult:
+    out = subprocess.run(
+        ["dig", "@127.0.0.1", "-p", str(port), name, rtype, "+norecurse", "+time=1", "+tries=2"],
+        capture_output=True, text=True, timeout=timeout + 3,
+    ).stdout
+    st, an = _STATUS.search(out), _ANSWER.search(out)
+    return DigResult(st.group(1) if st else "NO-RESPONSE", int(an.group(1)) if an else 0, out)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def authd_command() -> list[str]:
+    """`authd serve` when it has the control API flags, else the stopgap host."""
+    out = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], capture_output=True,
+                         text=True, cwd=REPO)
+    if "--control" in out.stdout and "--store" in out.stdout:
+        return [sys.executable, "-m", "authd", "serve"]
+    return [sys.executable, "-m", "enactor.authhost"]
+
+
+class EnactorProc:
+    """One `enactor run --stepped` process and its JSON-lines conversation."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.proc: subprocess.Popen[str] | None = None
+        self.pending: dict[str, Any] | None = None
+        self.status = "STARTING"
+        self.last_error = ""
+        self.crashes = 0
+        self.crash_text = ""
+
+    def start(self) -> None:
+        logf = open(self.log_path, "a")  # noqa: SIM115 - the child owns it for its life
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=logf, text=True, bufsize=1, cwd=REPO)
+        logf.close()
+        self._read_next()
+
+    def _line(self) -> dict[str, Any] | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else None
+
+    def _read_next(self) -> list[str]:
+        ev = self._line()
+        if ev is None or ev["event"] == "crash":
+            self.pending = None
+            self.crashes += 1
+            self.status = "CRASHED"
+            self.crash_text = ev["error"] if ev else f"exited ({self.proc.wait() if self.proc else '?'})"
+            self.last_error = self.crash_text
+            if self.proc:
+                self.proc.wait(timeout=10)
+            return [f"{self.name} CRASHED"]
+        self.pending = ev["action"]
+        self.status = ev.get("status", "")
+        self.last_error = ev.get("last_error", "")
+        return list(ev.get("log", []))
+
+    def go(self, now: float) -> tuple[dict[str, Any], str, list[str]]:
+        assert self.proc is not None and self.proc.stdin is not None and self.pending is not None
+        action = self.pending
+        self.proc.stdin.write(json.dumps({"go": True, "now": now}) + "\n")
+        self.proc.stdin.flush()
+        res = self._line()
+        outcome = res["result"]["result"] if res else "lost"
+        log = self._read_next() if res else [f"{self.name} CRASHED"]
+        return action, outcome, log
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.pending = None
+        self.status = "KILLED"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5)
+            except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def json_label(action: dict[str, Any]) -> str:
+    kind = action["kind"]
+    if kind == "batch":
+        return str(action["purpose"])
+    if kind == "sleep":
+        return str(action["why"])
+    if kind == "read":
+        return "read-lock" if str(action.get("name", "")).startswith("_lock.") else "read"
+    return str(kind)
+
+
+@dataclass
+class Cluster:
+    """authd + planner + enactors on loopback, in a work directory."""
+
+    defects: str
+    work: Path
+    keep: bool = False
+    dns_port: int = 0
+    api_port: int = 0
+    authd: subprocess.Popen[str] | None = None
+    planner: subprocess.Popen[str] | None = None
+    enactors: dict[str, EnactorProc] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def plans_dir(self) -> Path:
+        return self.work / "plans"
+
+    def start(self, actors: list[str], lock_ttl: float, endpoints: str = "both") -> None:
+        self.plans_dir.mkdir(parents=True, exist_ok=True)
+        (self.work / "logs").mkdir(exist_ok=True)
+        PlanStore(self.plans_dir).put(Plan(1, T0 - 3600 + 1, capacity_for(endpoints)))
+        self.dns_port, self.api_port = free_port_pair(), free_port()
+        py = sys.executable
+        authd_log = open(self.work / "logs" / "authd.log", "w")  # noqa: SIM115
+        self.authd = subprocess.Popen(
+            [*authd_command(), "--zones", str(REPO / "zones"),
+             "--listen", f"127.0.0.1:{self.dns_port}", "--control", f"127.0.0.1:{self.api_port}",
+             "--store", str(self.work / "authd.sqlite3")],
+            stdout=authd_log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        authd_log.close()
+        self._wait_ready()
+        self.planner = subprocess.Popen(
+            [py, "-m", "enactor", "planner", "--plans", str(self.plans_dir), "--stepped"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            bufsize=1, cwd=REPO)
+        for name in actors:
+            argv = [py, "-m", "enactor", "run", "--name", name, "--plans", str(self.plans_dir),
+                    "--api", self.api_url, "--defects", self.defects, "--stepped",
+                    "--lock-ttl", str(lock_ttl), "--status-dir", str(self.work / "status")]
+            p = EnactorProc(name, argv, self.work / "logs" / f"{name}.log")
+            p.start()
+            self.enactors[name] = p
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        api = Route53Http(self.api_url)
+        last = ""
+        while time.monotonic() < deadline:
+            if self.authd is not None and self.authd.poll() is not None:
+                text = (self.work / "logs" / "authd.log").read_text()[-2000:]
+                raise RuntimeError(f"authd exited with status {self.authd.returncode}:\n{text}")
+            try:
+                api.find_zone_by_name("api.aws.")
+                if dig(self.dns_port, DUAL, "A", timeout=1).rcode != "NO-RESPONSE":
+                    return
+                last = "DNS not answering yet"
+            except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"authd did not come up in {timeout}s: {last}")
+
+    def emit_plan(self) -> int:
+        assert self.planner is not None and self.planner.stdin and self.planner.stdout
+        self.planner.stdin.write("go\n")
+        self.planner.stdin.flush()
+        doc = json.loads(self.planner.stdout.readline())
+        return int(doc["plan"])
+
+    def stop(self) -> None:
+        for p in self.enactors.values():
+            p.stop()
+        for proc in (self.planner, self.authd):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+
+
+class ProcessDriver:
+    """`enactor.schedule.Driver` over real processes, on a virtual clock."""
+
+    def __init__(self, cluster: Cluster, rec: Recorder, verbose: bool = False):
+        self.c = cluster
+        self.rec = rec
+        self.t = rec.t0
+        self.ready_at: dict[str, float] = {n: self.t for n in cluster.enactors}
+        self.api = Route53Http(cluster.api_url)
+        self.verbose = verbose
+        self.digs: list[tuple[float, str, str]] = []  # (t, "name TYPE", dig text) of samples
+
+    def _say(self, text: str) -> None:
+        if self.verbose:
+            print(text, flush=True)
+
+    def _restart_if_due(self, actor: str) -> None:
+        p = self.c.enactors[actor]
+        if p.pending is None and p.status == "CRASHED":
+            self.t = max(self.t, self.ready_at[actor])
+            p.start()
+            self.rec.add(self.t, actor, "restart", "restarted by its supervisor")
+            self._set_ready(actor)
+
+    def _set_ready(self, actor: str) -> None:
+        p = self.c.enactors[actor]
+        if p.pending is not None and p.pending["kind"] == "sleep":
+            self.ready_at[actor] = self.t + float(p.pending["seconds"])
+        elif p.pending is None:
+            self.ready_at[actor] = self.t + RESTART_DELAY
+        else:
+            self.ready_at[actor] = self.t
+
+    def pending_label(self, actor: str) -> str | None:
+        self._restart_if_due(actor)
+        p = self.c.enactors[actor]
+        return json_label(p.pending) if p.pending is not None else None
+
+    def go(self, actor: str) -> tuple[str, bool]:
+        p = self.c.enactors[actor]
+        self.t = max(self.t, self.ready_at[actor])
+        action, outcome, log = p.go(self.t)
+        lbl = json_label(action)
+        if action["kind"] != "sleep":
+            self.t += OP_TIME
+        self.rec.step(self.t, actor, lbl, outcome, log)
+        for line in log:
+            self._say(f"  {self.t - self.rec.t0:7.2f}  {line}")
+        self._set_ready(actor)
+        return lbl, p.pending is None
+
+    def emit_plan(self) -> int:
+        n = self.c.emit_plan()
+        self.rec.add(self.t, "planner", "plan", f"wrote plan-{n:04d}")
+        return n
+
+    def sample(self, note: str = "") -> Sample:
+        answers: dict[str, int] = {}
+        rcodes: dict[str, str] = {}
+        for _, name, rtype in WATCH:
+            r = dig(self.c.dns_port, name, rtype)
+            answers[f"{name} {rtype}"] = r.answers
+            rcodes[f"{name} {rtype}"] = r.rcode
+            self.digs.append((self.t, f"{name} {rtype}", r.text))
+        zid = self.api.find_zone_by_name("api.aws.").id
+        sets = self.api.get_record_sets(zid, DUAL, "A")
+        from enactor.plan import root_plan
+
+        active = root_plan(sets[0].alias.dns_name, DUAL) if sets and sets[0].alias else None
+        s = Sample(self.t, answers, rcodes, active, "dig", note)
+        self.rec.sample(s)
+        return s
+
+    def delete_tree(self, plan: int) -> None:
+        """The operator typo, done the way an operator would: `authd change` with a batch."""
+        label_ = f"plan-{plan:04d}"
+        for zone, name in (("api.aws.", DUAL), ("amazonaws.com.", LEGACY)):
+            zid = self.api.find_zone_by_name(zone).id
+            recs = [rs for rs in self.api.record_sets(zid) if rs.name.endswith(f"{label_}.{name}")]
+            recs.sort(key=lambda rs: rs.weight is None)
+            if not recs:
+                continue
+            batch = {"Comment": "operator: clean up by hand",
+                     "Changes": [{"Action": "DELETE", "ResourceRecordSet": rs.to_route53()} for rs in recs]}
+            bf = self.c.work / f"typo-{zone}json"
+            bf.write_text(json.dumps(batch))
+            cmd = [sys.executable, "-m", "authd", "change", "--zone", zone, "--endpoint", self.c.api_url,
+                   "--batch", str(bf)]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=30)
+            how = "authd change"
+            if out.returncode != 0:
+                # Older authd without the `change` command: same batch, same API.
+                from authd.store import Action, Change
+
+                self.api.change_batch(zid, [Change(Action.DELETE, rs) for rs in recs], "operator typo")
+                how = "the change API"
+            self.rec.add(self.t, "operator", "typo", f"deleted the {label_} tree of {name} by hand ({how})")
+
+    def kill(self, actor: str) -> None:
+        self.c.enactors[actor].kill()
+        self.rec.add(self.t, actor, "kill", "killed (SIGKILL)")
+
+    def restart(self, actor: str) -> None:
+        self.c.enactors[actor].start()
+        self.rec.add(self.t, actor, "restart", "restarted")
+        self._set_ready(actor)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    def run_free(self, seconds: float) -> None:
+        end = self.t + seconds
+        for _ in range(20000):
+            for a in self.c.enactors:
+                self._restart_if_due(a) if self.ready_at[a] <= end else None
+            ready = [(self.ready_at[a], a) for a, p in self.c.enactors.items()
+                     if p.pending is not None or p.status == "CRASHED"]
+            if not ready:
+                break
+            t, a = min(ready)
+            if t > end:
+                break
+            if self.c.enactors[a].pending is None:
+                self._restart_if_due(a)
+                continue
+            self.go(a)
+        self.t = max(self.t, end)
+
+    def note(self, text: str) -> None:
+        self.rec.add(self.t, "", "note", text)
+        self._say(f"  -- {text}")
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+@dataclass
+class OutageResult:
+    summary: dict[str, Any]
+    report: str
+    png: str | None
+    digs: list[tuple[float, str, str]]
+    work: Path
+
+
+def state_word(down: bool, crashes: int, status: str) -> str:
+    if down:
+        return "CRASHED"
+    if crashes:
+        return f"CRASH-LOOPING (restarted after {crashes} crash{'es' if crashes > 1 else ''}, now {status})"
+    return status
+
+
+def actor_states_from_procs(c: Cluster) -> dict[str, dict[str, Any]]:
+    return {n: {"state": state_word(p.pending is None, p.crashes, p.status), "crashes": p.crashes,
+                "last_error": p.crash_text or p.last_error}
+            for n, p in c.enactors.items()}
+
+
+def schedule_settings(schedule: Schedule) -> tuple[str | None, str, float]:
+    """(defects, endpoints, lock TTL) a schedule asks for: its own keys, or the checker's
+    section of a counterexample (`checker.defects`, `checker.bounds.endpoints`)."""
+    chk = schedule.extra.get("checker") or {}
+    defects = schedule.extra.get("defects") or chk.get("defects")
+    endpoints = schedule.extra.get("endpoints") or (chk.get("bounds") or {}).get("endpoints") or "both"
+    lock_ttl = float(schedule.extra.get("lock_ttl", m.Config("x").lock_ttl))
+    return defects, str(endpoints), lock_ttl
+
+
+def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
+               work: Path | None = None, verbose: bool = False) -> OutageResult:
+    """Run `schedule` with `defects` (None: what the schedule says, else the 2025 defects)."""
+    want, endpoints, lock_ttl = schedule_settings(schedule)
+    defects = defects or want or "2025"
+    title = f"enactor outage --defects {defects}: {schedule.description}"
+    if inprocess:
+        sim = make_sim(m.parse_defects(defects), names=tuple(schedule.actors), endpoints=endpoints,
+                       lock_ttl=lock_ttl)
+        drv = make_driver(sim, endpoints)
+        if verbose:
+            sim.on_log = lambda t, line: print(f"  {t - T0:7.2f}  {line}", flush=True)
+        run_schedule(schedule, drv)
+        actors = {n: {"state": state_word(a.action is None, a.crashes, a.state.status.value),
+                      "crashes": a.crashes,
+                      "last_error": (a.crashed or "").strip().splitlines()[-1] if a.crashed else a.state.last_error}
+                  for n, a in sim.actors.items()}
+        summ = summary(drv.rec, actors, defects, schedule.description)
+        rep = report(drv.rec, summ)
+        if png:
+            write_png(drv.rec, summ, list(schedule.actors), png, title)
+        return OutageResult(summ, rep, png, [], Path("."))
+    if shutil.which("dig") is None:
+        raise RuntimeError("dig is not installed (Debian package bind9-dnsutils); try --inprocess")
+    own = work is None
+    work = work or Path(tempfile.mkdtemp(prefix="enactor-outage-"))
+    cluster = Cluster(defects, work)
+    rec = Recorder(T0)
+    try:
+        cluster.start(list(schedule.actors), lock_ttl, endpoints)
+        pdrv = ProcessDriver(cluster, rec, verbose=verbose)
+        run_schedule(schedule, pdrv)
+        actors = actor_states_from_procs(cluster)
+        summ = summary(rec, actors, defects, schedule.description)
+        summ["dns"] = f"127.0.0.1:{cluster.dns_port}"
+        summ["work"] = str(work)
+        rep = report(rec, summ)
+        if png:
+            write_png(rec, summ, list(schedule.actors), png, title)
+        return OutageResult(summ, rep, png, pdrv.digs, work)
+    finally:
+        cluster.stop()
+        if own and not os.environ.get("ENACTOR_KEEP_WORK"):
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,230 @@
+"""The outage timeline: events and DNS samples in, a readable report, a JSON summary and a PNG out.
+
+Pure core apart from `write_png` (matplotlib, Agg backend, writes one file). Both schedule
+drivers (in-process `sim.SimDriver`, real-process `outage.ProcessDriver`) record into a
+`Recorder` the same way, so the report reads the same whichever ran.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+T_LABEL = "%H:%M:%S"
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float
+    actor: str
+    kind: str  # lock, release, flip, clean, crash, restart, kill, plan, typo, note, log
+    text: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float
+    answers: dict[str, int]  # "name TYPE" -> answer count (real dig, or the API walk)
+    rcodes: dict[str, str]  # "name TYPE" -> NOERROR / SERVFAIL / ...
+    active: int | None  # the plan the stable alias points at (control API)
+    source: str = "dig"  # "dig" (real queries) or "index" (authd's serving index, in-process)
+    note: str = ""
+
+
+@dataclass
+class Recorder:
+    t0: float
+    events: list[Event] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    _clean_note: dict[str, str] = field(default_factory=dict)
+
+    def step(self, t: float, actor: str, label: str, outcome: str, log: list[str] | tuple[str, ...]) -> None:
+        """One performed action: its label (schedule labels), outcome (`BatchAccepted`, ...),
+        and the log lines the machine emitted right after it."""
+        for line in log:
+            if " cleaner " in line and "deleting" in line:
+                where, what = line.split(" cleaner ", 1)[-1].split(": deleting ", 1)
+                self._clean_note[actor] = f"{what} of {where}"
+        accepted = outcome == "BatchAccepted"
+        if label in ("lock", "takeover") and accepted:
+            self.events.append(Event(t, actor, "lock", "took the lock" + (" (expired holder)" if label == "takeover" else "")))
+        elif label == "release":
+            self.events.append(Event(t, actor, "release", "released the lock"))
+        elif label == "flip" and accepted:
+            flipped = next((ln for ln in log if "FLIPPED" in ln), "flipped")
+            self.events.append(Event(t, actor, "flip", flipped.split("FLIPPED ", 1)[-1]))
+        elif label == "clean" and accepted:
+            self.events.append(Event(t, actor, "clean", "deleted " + self._clean_note.get(actor, "old trees")))
+        elif label == "backoff":
+            self.events.append(Event(t, actor, "backoff", "woke from a lock backoff"))
+        elif label in ("lock", "takeover", "build", "flip", "clean") and outcome == "BatchRejected":
+            self.events.append(Event(t, actor, "rejected", f"{label} batch rejected"))
+        if any(line.endswith("CRASHED") for line in log):
+            self.events.append(Event(t, actor, "crash", "crashed (RollbackTargetMissing)"))
+        for line in log:
+            if "FLIPPED" in line:
+                continue  # already the flip event
+            if "FROZEN" in line or "REFUSING" in line or "refusing to go backwards" in line or "GONE" in line:
+                self.events.append(Event(t, actor, "log", line.split(" ", 1)[-1]))
+
+    def add(self, t: float, actor: str, kind: str, text: str) -> None:
+        self.events.append(Event(t, actor, kind, text))
+
+    def sample(self, s: Sample) -> None:
+        self.samples.append(s)
+
+
+def clock(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime(T_LABEL)
+
+
+def empty_windows(samples: list[Sample]) -> list[tuple[float, float | None]]:
+    """(start, end) of every run of samples where some watched name had zero answers;
+    end None = still empty at the last sample."""
+    out: list[tuple[float, float | None]] = []
+    start: float | None = None
+    for s in samples:
+        empty = any(n == 0 for n in s.answers.values())
+        if empty and start is None:
+            start = s.t
+        elif not empty and start is not None:
+            out.append((start, s.t))
+            start = None
+    if start is not None:
+        out.append((start, None))
+    return out
+
+
+def summary(rec: Recorder, actors: dict[str, dict[str, Any]], defects: str, schedule: str) -> dict[str, Any]:
+    wins = empty_windows(rec.samples)
+    last = rec.samples[-1] if rec.samples else None
+    installed: dict[str, list[str]] = {}
+    for e in rec.events:
+        if e.kind == "flip":
+            installed.setdefault(e.actor, []).append(e.text)
+    return {
+        "defects": defects,
+        "schedule": schedule,
+        "samples": len(rec.samples),
+        "empty_answer_windows": [
+            {"start": clock(a), "end": clock(b) if b is not None else None,
+             "seconds": round((b if b is not None else rec.samples[-1].t) - a, 2)}
+            for a, b in wins
+        ],
+        "ever_empty": bool(wins),
+        "empty_at_end": bool(wins) and wins[-1][1] is None,
+        "final_answers": last.answers if last else {},
+        "final_rcodes": last.rcodes if last else {},
+        "final_active_plan": last.active if last else None,
+        "enactors": actors,
+        "flips": installed,
+        "deletions": [{"t": clock(e.t), "actor": e.actor, "what": e.text} for e in rec.events if e.kind == "clean"],
+        "crashes": sum(1 for e in rec.events if e.kind == "crash"),
+    }
+
+
+def report(rec: Recorder, summ: dict[str, Any]) -> str:
+    """The timeline an SRE reads: one line per event, DNS samples inline."""
+    items: list[tuple[float, int, str]] = []
+    for i, e in enumerate(rec.events):
+        if e.kind in ("release", "backoff"):
+            continue
+        mark = {"lock": "LOCK ", "flip": "FLIP ", "clean": "CLEAN", "crash": "CRASH", "plan": "PLAN ",
+                "typo": "TYPO ", "kill": "KILL ", "restart": "START", "note": "  -- ", "log": "     ",
+                "rejected": "REJ  "}.get(e.kind, "     ")
+        who = f"{e.actor:<10}" if e.actor else " " * 10
+        items.append((e.t, i, f"{clock(e.t)}  {mark} {who} {e.text}"))
+    for j, s in enumerate(rec.samples):
+        parts = []
+        for k, n in s.answers.items():
+            name, t = k.rsplit(" ", 1)
+            short = name.replace(".us-east-1", "").rstrip(".")
+            rc = s.rcodes.get(k, "")
+            parts.append(f"{short} {t}: {rc + ' ' if rc else ''}ANSWER {n}{'  <-- EMPTY' if n == 0 else ''}")
+        act = f"active plan-{s.active:04d}" if s.active is not None else "active: none"
+        items.append((s.t, 10**6 + j, f"{clock(s.t)}  {s.source.upper():<5} {act:<18} " + " | ".join(parts)))
+    items.sort()
+    lines = [line for _, _, line in items]
+    lines.append("")
+    lines.append(f"defects: {summ['defects']}   schedule: {summ['schedule']}")
+    if summ["ever_empty"]:
+        for w in summ["empty_answer_windows"]:
+            end = w["end"] or "still empty at the end of the run"
+            lines.append(f"EMPTY ANSWERS from {w['start']} to {end} ({w['seconds']}s of schedule time)")
+    else:
+        lines.append("answers never went empty")
+    for name, st in summ["enactors"].items():
+        err = f" - {st.get('last_error')}" if st.get("last_error") else ""
+        lines.append(f"{name}: {st.get('state')} (crashes: {st.get('crashes', 0)}){err}")
+    return "\n".join(lines)
+
+
+def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str, title: str,
+              focus: str = "dynamodb.us-east-1.api.aws.") -> None:
+    """A lane per enactor (lock holds, flips and deletions on `focus`, backoffs, crashes) over
+    the answer count of every watched name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = rec.t0
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(13, 6.5), sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 2]})
+    lanes = {a: i for i, a in enumerate(actors)}
+    end_t = max([s.t for s in rec.samples] + [e.t for e in rec.events] + [t0 + 1]) - t0
+    for a, y in lanes.items():
+        start = None
+        for e in rec.events:
+            if e.actor != a:
+                continue
+            x = e.t - t0
+            if e.kind == "lock":
+                start = x
+            elif e.kind in ("release", "crash", "kill") and start is not None:
+                ax.barh(y, max(x - start, end_t / 400), left=start, height=0.35, color="#9ecae1")
+                start = None
+            main = e.text.startswith(focus) or f"of {focus}" in e.text
+            if e.kind == "flip" and main:
+                ax.plot(x, y + 0.3, marker="v", color="#31a354", markersize=9)
+                mm = re.search(r"-> plan-0*(\d+)", e.text)
+                ax.annotate(mm.group(1) if mm else "?", (x, y + 0.4), fontsize=8, ha="center", color="#31a354")
+            elif e.kind == "clean" and main:
+                ax.plot(x, y - 0.3, marker="x", color="#e6550d", markersize=9, mew=2)
+            elif e.kind == "backoff":
+                ax.plot(x, y - 0.12, marker="|", color="#777777", markersize=8)
+            elif e.kind == "crash":
+                ax.plot(x, y, marker="X", color="#de2d26", markersize=11)
+            elif e.kind == "typo":
+                ax.axvline(x, color="#de2d26", linestyle="--")
+        if start is not None:
+            ax.barh(y, end_t - start, left=start, height=0.35, color="#9ecae1")
+    ax.set_yticks(list(lanes.values()), list(lanes))
+    ax.set_ylim(-0.8, len(lanes) - 0.2)
+    ax.set_title(title)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="#9ecae1", label="holds a lock"),
+                       Line2D([], [], marker="|", color="#777777", ls="", label="lost the lock, backed off"),
+                       Line2D([], [], marker="v", color="#31a354", ls="", label=f"flip of {focus.split('.')[0]} (plan)"),
+                       Line2D([], [], marker="x", color="#e6550d", ls="", mew=2, label="cleaner deleted trees"),
+                       Line2D([], [], marker="X", color="#de2d26", ls="", label="crash")],
+              loc="upper left", fontsize=8, ncol=5)
+    keys = list(rec.samples[0].answers) if rec.samples else []
+    for i, k in enumerate(keys):
+        xs = [s.t - t0 for s in rec.samples]
+        ys = [s.answers.get(k, 0) + 0.06 * (i - 1) for s in rec.samples]
+        ax2.step(xs, ys, where="post", label=k.replace(".us-east-1", ""), linewidth=2)
+    for w0, w1 in empty_windows(rec.samples):
+        ax2.axvspan(w0 - t0, (w1 if w1 is not None else rec.samples[-1].t) - t0, color="#fcbba1", alpha=0.6)
+    src = rec.samples[-1].source if rec.samples else "dig"
+    ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (authd serving index, in-process)")
+    ax2.set_xlabel("schedule time (s)")
+    ax2.legend(fontsize=8, loc="upper left")
+    ax2.set_ylim(-0.2, max([max(s.answers.values()) for s in rec.samples if s.answers] + [1]) + 0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,569 @@
+"""The resolver's trio shell: moves bytes between clients, the cache and upstream servers.
+
+All decisions live in pure modules: `cache.py` (what to keep and for how long) and
+`resolution.py` (what to send next, what to accept). This module only does sockets and time:
+
+- UDP: one socket, woken by `trio.lowlevel.wait_readable`, then drained non-blocking. A cache
+  hit is answered inline from precomputed wire (ID, flags, question and TTLs patched); a miss
+  starts a task. Identical questions in flight share one upstream resolution.
+- TCP: RFC 7766 length-prefixed messages, several per connection.
+- Upstream: each query goes out from a fresh socket bound to port 0, so the kernel picks a
+  random source port (RFC 5452 §9.2); the ID is random (resolution.py).
+
+`serve_resolver(...)` never returns; it calls `task_status.started(ResolverHandle)` once
+listening, with the bound addresses (port 0 picks a free port).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import random
+import socket
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+import trio
+
+from resolver.cache import (
+    OUR_UDP_SIZE,
+    Cache,
+    CachePolicy,
+    Freshness,
+    NotCacheable,
+    render,
+    render_hit,
+)
+from resolver.resolution import (
+    Answer,
+    Delegation,
+    Failure,
+    ForwardResolution,
+    IterativeResolution,
+    Send,
+    Server,
+    Transport,
+)
+from resolver.wire import QueryView, WireError, view_query
+
+log = logging.getLogger("resolver")
+
+# RFC 8914 §4: EDE 22 "No Reachable Authority" on SERVFAIL after timeouts.
+EDE_NO_REACHABLE_AUTHORITY = 22
+MAX_TCP_IDLE = 10.0
+
+
+@dataclass
+class ResolverConfig:
+    """Everything `resolver serve` and `resolver stub` take from the command line."""
+
+    listen: Server
+    upstreams: list[Server] = field(default_factory=list)
+    root_hints: Delegation | None = None
+    policy: CachePolicy = field(default_factory=CachePolicy)
+    hedge_after: float | None = None
+    timeout: float = 1.5
+    name: str = "resolver"
+    tcp: bool = True
+
+    def __post_init__(self) -> None:
+        if bool(self.upstreams) == (self.root_hints is not None):
+            raise ValueError("give either upstreams (--forward) or root hints (--root-hints)")
+
+
+@dataclass
+class ResolverHandle:
+    """What `task_status.started` hands back: where it listens, and its live state."""
+
+    udp: Server
+    tcp: Server | None
+    resolver: Resolver
+
+
+@dataclass
+class _Pending:
+    """One upstream resolution that identical concurrent questions wait on."""
+
+    event: trio.Event = field(default_factory=trio.Event)
+    result: Answer | Failure = field(default_factory=lambda: Failure("not finished"))
+
+
+class Resolver:
+    """The cache plus resolution driver; shared by the UDP and TCP front ends."""
+
+    def __init__(self, config: ResolverConfig, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.cache = Cache(config.policy)
+        # RFC 5452 §9.2: IDs must be unpredictable; SystemRandom unless a test injects a seed.
+        self.rng = rng or random.SystemRandom()
+        self.counters: Counter[str] = Counter()
+        self.inflight: dict[bytes, _Pending] = {}
+        # Iterative mode: zone cuts learned from referrals, so a miss starts at the closest
+        # known delegation instead of the root (RFC 1034 §5.3.3 step 2). Bounded like the cache.
+        self.delegations: dict[dns.name.Name, tuple[Delegation, float]] = {}
+
+    # ---- answering clients -------------------------------------------------------------
+
+    def answer_from_cache(self, view: QueryView, now: float, max_size: int | None) -> bytes | None:
+        """The fast path: a fresh hit rendered from precomputed wire, else None."""
+        hit = self.cache.get(view.key, now)
+        if hit is None or hit.freshness is not Freshness.FRESH:
+            return None
+        return render(hit.entry, view, now, max_size=max_size)
+
+    async def answer(self, wire: bytes, max_size_hint: bool) -> bytes | None:
+        """The slow path for one client message. Never raises for bad input."""
+        try:
+            view = view_query(wire)
+        except WireError:
+            return self._odd_query(wire)
+        if view.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.ANY):
+            # RFC 8482: we do not answer ANY; transfers are not a resolver's job.
+            return self._reply_rcode(wire, dns.rcode.NOTIMP if view.qtype != 255 else dns.rcode.REFUSED)
+        if view.flags & 0x8000:
+            return None  # a response sent to us: never answer (no reflection loops)
+        if (view.flags >> 11) & 0xF != dns.opcode.QUERY:
+            return self._reply_rcode(wire, dns.rcode.NOTIMP)
+        max_size = (view.udp_size if view.edns else 512) if max_size_hint else None
+        now = trio.current_time()
+        fast = self.answer_from_cache(view, now, max_size)
+        if fast is not None:
+            return fast
+        key = view.key
+        failure = self.cache.get_failure(key, now)
+        if failure is not None:
+            self.counters["failure-cache-hits"] += 1
+            return self._failed(view, now, max_size, "resolution failure cached (RFC 9520)")
+        started = now
+        result = await self._resolve_shared(key, view)
+        now = trio.current_time()
+        if isinstance(result, Failure):
+            return self._failed(view, now, max_size, result.reason)
+        hit = self.cache.get(key, now)
+        if hit is not None and hit.freshness is Freshness.FRESH:
+            # Just fetched for this query: serve the full TTL, as it came from upstream.
+            at = hit.entry.stored_at if hit.entry.stored_at >= started else now
+            return render(hit.entry, view, at, max_size=max_size)
+        # Not cacheable (TTL 0, negative without SOA): answer once from the response itself.
+        return self._render_uncached(view, result, max_size)
+
+    async def _resolve_shared(self, key: bytes, view: QueryView) -> Answer | Failure:
+        pending = self.inflight.get(key)
+        if pending is not None:
+            self.counters["coalesced"] += 1
+            await pending.event.wait()
+            return pending.result
+        pending = self.inflight[key] = _Pending()
+        result: Answer | Failure = Failure("resolution cancelled")
+        try:
+            q = dns.message.from_wire(b"\x00" * 4 + b"\x00\x01" + b"\x00" * 6 + view.question)
+            question = q.question[0]
+            result = await self.resolve(question.name, question.rdtype, question.rdclass)
+            now = trio.current_time()
+            if isinstance(result, Answer):
+                stored = self.cache.put(key, result.response, now)
+                what = (
+                    f"not cached: {stored.reason}"
+                    if isinstance(stored, NotCacheable)
+                    else f"cached {stored.kind.value} ttl={stored.ttl}"
+                )
+                log.info(
+                    "%s %s %s: %s from %s in %.1f ms, %s",
+                    self.config.name, question.name, dns.rdatatype.to_text(question.rdtype),
+                    dns.rcode.to_text(result.response.rcode()), result.server,
+                    result.elapsed * 1000, what,
+                )
+            else:
+                hold = self.cache.note_failure(key, now)
+                log.warning(
+                    "%s %s %s: failed (%s); failure remembered %.1f s",
+                    self.config.name, question.name, dns.rdatatype.to_text(question.rdtype),
+                    result.reason, hold,
+                )
+            return result
+        except (dns.exception.DNSException, ValueError) as exc:
+            result = Failure(f"bad question: {exc}", dns.rcode.FORMERR)
+            return result
+        finally:
+            del self.inflight[key]
+            pending.result = result
+            pending.event.set()
+
+    def _failed(self, view: QueryView, now: float, max_size: int | None, why: str) -> bytes:
+        policy = self.config.policy
+        if policy.serve_stale:
+            hit = self.cache.get(view.key, now)
+            if hit is not None:
+                # RFC 8767 §4: upstream failed, so an expired answer beats none; TTL 30, EDE 3.
+                self.counters["stale-served"] += 1
+                self.cache.stats.stale_hits += 1
+                return render(hit.entry, view, now, stale_ttl=policy.stale_ttl, max_size=max_size)
+        self.counters["servfail"] += 1
+        return self._servfail(view, why)
+
+    def _servfail(self, view: QueryView, why: str) -> bytes:
+        msg = dns.message.Message(id=view.qid)
+        msg.flags = dns.flags.QR | dns.flags.RA | (view.flags & dns.flags.RD)
+        msg.set_rcode(dns.rcode.SERVFAIL)
+        q = dns.message.from_wire(b"\x00" * 4 + b"\x00\x01" + b"\x00" * 6 + view.question)
+        msg.question = q.question
+        if view.edns:
+            msg.use_edns(0, payload=OUR_UDP_SIZE, options=[
+                dns.edns.EDEOption(EDE_NO_REACHABLE_AUTHORITY, why[:100])
+            ])
+        return msg.to_wire()
+
+    def _render_uncached(self, view: QueryView, result: Answer, max_size: int | None) -> bytes:
+        resp = result.response
+        msg = dns.message.Message(id=view.qid)
+        msg.flags = dns.flags.QR | dns.flags.RA | (view.flags & (dns.flags.RD | dns.flags.CD))
+        msg.set_rcode(resp.rcode())
+        q = dns.message.from_wire(b"\x00" * 4 + b"\x00\x01" + b"\x00" * 6 + view.question)
+        msg.question = q.question
+        msg.answer = list(resp.answer)
+        msg.authority = [r for r in resp.authority if r.rdtype == dns.rdatatype.SOA]
+        if view.edns:
+            msg.use_edns(0, payload=OUR_UDP_SIZE)
+        try:
+            return msg.to_wire(max_size=max_size or 65535)
+        except dns.exception.TooBig:
+            msg.answer, msg.authority = [], []
+            msg.flags |= dns.flags.TC
+            return msg.to_wire()
+
+    def _reply_rcode(self, wire: bytes, rcode: int) -> bytes | None:
+        try:
+            q = dns.message.from_wire(wire)
+        except dns.message.BadEDNS:
+            # RFC 6891 §6.1.3: unknown EDNS version gets BADVERS.
+            q = dns.message.from_wire(wire, ignore_trailing=True, one_rr_per_rrset=True)
+            r = dns.message.make_response(q)
+            r.use_edns(0)
+            r.set_rcode(dns.rcode.BADVERS)
+            return r.to_wire()
+        except dns.exception.DNSException:
+            return None
+        r = dns.message.make_response(q)
+        r.flags |= dns.flags.RA
+        r.set_rcode(rcode)
+        return r.to_wire()
+
+    def _odd_query(self, wire: bytes) -> bytes | None:
+        """Anything the fast parser refused: answer FORMERR/NOTIMP/BADVERS, or drop."""
+        self.counters["odd-queries"] += 1
+        if len(wire) < 12 or wire[2] & 0x80:
+            return None  # no header, or a response: never answer (avoids reflection loops)
+        try:
+            q = dns.message.from_wire(wire)
+        except dns.message.BadEDNS:
+            return self._reply_rcode(wire, dns.rcode.BADVERS)
+        except dns.exception.DNSException:
+            # RFC 1035 §4.1.1: FORMERR, echoing only the header we could read.
+            qid, flags = struct.unpack_from("!HH", wire)
+            return struct.pack("!HHHHHH", qid, 0x8000 | (flags & 0x7900) | 0x80 | 1, 0, 0, 0, 0)
+        if q.edns > 0:
+            r = dns.message.make_response(q)
+            r.use_edns(0)
+            r.set_rcode(dns.rcode.BADVERS)
+            return r.to_wire()
+        if q.opcode() != dns.opcode.QUERY:
+            return self._reply_rcode(wire, dns.rcode.NOTIMP)
+        return self._reply_rcode(wire, dns.rcode.FORMERR)
+
+    # ---- talking to upstreams ----------------------------------------------------------
+
+    async def resolve(
+        self, qname: dns.name.Name, rdtype: int, rdclass: int = 1
+    ) -> Answer | Failure:
+        """Drive one pure resolution object to completion over real sockets."""
+        now = trio.current_time()
+        cfg = self.config
+        res: ForwardResolution | IterativeResolution
+        if cfg.upstreams:
+            res = ForwardResolution(
+                qname, rdtype, rdclass, self.rng, timeout=cfg.timeout,
+                upstreams=list(cfg.upstreams), hedge_after=cfg.hedge_after,
+            )
+            sends = res.start(now)
+        else:
+            res = IterativeResolution(
+                qname, rdtype, rdclass, self.rng, timeout=cfg.timeout, hints=cfg.root_hints
+            )
+            sends = res.start(now, self.closest_delegation(qname, now))
+        send_ch, recv_ch = trio.open_memory_channel[tuple[Send, bytes, Server]](64)
+        async with trio.open_nursery() as nursery:
+            for s in sends:
+                nursery.start_soon(self._transmit, s, send_ch)
+            while res.done is None:
+                deadline = res.deadline()
+                if deadline is None:
+                    res.done = Failure("nothing left to ask")
+                    break
+                new: list[Send] = []
+                with trio.move_on_at(deadline):
+                    s, data, src = await recv_ch.receive()
+                    new = res.on_response(trio.current_time(), s, data, src)
+                    for s2 in new:
+                        nursery.start_soon(self._transmit, s2, send_ch)
+                    continue
+                for s2 in res.on_timer(trio.current_time()):
+                    nursery.start_soon(self._transmit, s2, send_ch)
+            nursery.cancel_scope.cancel()
+        for reason, n in res.rejected.items():
+            self.counters[f"rejected-{reason}"] += n
+            log.warning("%s %s: dropped %d upstream response(s): %s", cfg.name, qname, n, reason)
+        self.counters["dropped-out-of-bailiwick"] += res.dropped_out_of_bailiwick
+        if isinstance(res, IterativeResolution):
+            self.learn(res.learned, trio.current_time())
+        for line in res.log:
+            log.info("%s %s: %s", cfg.name, qname, line)
+        if isinstance(res.done, Answer):
+            self.counters["upstream-answers"] += 1
+            if isinstance(res, ForwardResolution) and res.hedged:
+                self.counters["hedged"] += 1
+                if res.done.server != cfg.upstreams[0]:
+                    self.counters["hedge-won"] += 1
+        return res.done
+
+    def closest_delegation(self, qname: dns.name.Name, now: float) -> Delegation | None:
+        name = qname
+        while True:
+            known = self.delegations.get(name)
+            if known is not None:
+                if now < known[1]:
+                    return known[0]
+                del self.delegations[name]
+            if name == dns.name.root:
+                return None
+            name = name.parent()
+
+    def learn(self, delegations: list[Delegation], now: float) -> None:
+        policy = self.config.policy
+        for d in delegations:
+            ttl = min(max(d.ttl, policy.min_ttl), policy.max_ttl)
+            if ttl > 0:
+                self.delegations[d.zone] = (d, now + ttl)
+        while len(self.delegations) > policy.max_entries:
+            self.delegations.pop(next(iter(self.delegations)))
+
+    async def _transmit(self, send: Send, out: trio.MemorySendChannel) -> None:
+        try:
+            if send.transport is Transport.UDP:
+                await self._transmit_udp(send, out)
+            else:
+                await self._transmit_tcp(send, out)
+        except OSError as exc:
+            # An unreachable upstream is a timeout to the resolution, not a crash.
+            self.counters["upstream-socket-errors"] += 1
+            log.debug("%s upstream %s: %s", self.config.name, send.server, exc)
+        except trio.BrokenResourceError:
+            pass
+
+    async def _transmit_udp(self, send: Send, out: trio.MemorySendChannel) -> None:
+        family = socket.AF_INET6 if ":" in send.server.host else socket.AF_INET
+        with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+            await sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            await sock.sendto(send.wire, (send.server.host, send.server.port))
+            while True:
+                try:
+                    data, addr = await sock.recvfrom(65535)
+                except ConnectionRefusedError:
+                    return  # ICMP port unreachable: the resolution times this server out
+                await out.send((send, data, Server(addr[0], addr[1])))
+
+    async def _transmit_tcp(self, send: Send, out: trio.MemorySendChannel) -> None:
+        stream = await trio.open_tcp_stream(send.server.host, send.server.port)
+        async with stream:
+            await stream.send_all(struct.pack("!H", len(send.wire)) + send.wire)
+            data = await _read_tcp_message(stream)
+            if data is not None:
+                await out.send((send, data, send.server))
+
+
+async def _read_exact(stream: trio.abc.ReceiveStream, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.receive_some(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+async def _read_tcp_message(stream: trio.abc.ReceiveStream) -> bytes | None:
+    head = await _read_exact(stream, 2)
+    if head is None:
+        return None
+    return await _read_exact(stream, struct.unpack("!H", head)[0])
+
+
+async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
+    """Drain the socket after each wake-up; hits inline, misses in tasks (module docstring).
+
+    The hit path reads the question straight from the bytes: one question, no answer or
+    authority records, at most an EDNS(0) OPT; anything else, or a miss, goes to `answer()`,
+    which parses fully and answers FORMERR/NOTIMP/BADVERS where due. The cache key is the
+    question section as sent; if that misses, the same with the name lowercased.
+    """
+    raw = sock._sock if hasattr(sock, "_sock") else sock  # the stdlib socket under trio's wrapper
+    raw.setblocking(False)
+    recvfrom = raw.recvfrom
+    sendto = raw.sendto
+    entries = resolver.cache.entries
+    cache = resolver.cache
+    plain_header = b"\x00\x01\x00\x00\x00\x00"
+
+    async def slow(wire: bytes, addr: tuple) -> None:
+        try:
+            reply = await resolver.answer(wire, max_size_hint=True)
+        except Exception:  # noqa: BLE001 - a bad query must never take the server down
+            log.exception("%s: error answering %r", resolver.config.name, wire[:64])
+            resolver.counters["internal-errors"] += 1
+            return
+        if reply is not None:
+            try:
+                sendto(reply, addr)
+            except OSError:
+                resolver.counters["send-errors"] += 1
+
+    async with trio.open_nursery() as nursery:
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            now = trio.current_time()
+            for _ in range(512):
+                try:
+                    wire, addr = recvfrom(65535)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+                        continue
+                    raise
+                reply = None
+                n = len(wire)
+                # Hit path: a query (QR=0, opcode 0), QDCOUNT 1, AN/NS 0, AR 0 or 1.
+                if n >= 17 and not wire[2] & 0xF8 and wire[4:10] == plain_header and not wire[10]:
+                    z = wire.find(0, 12)
+                    qend = z + 5
+                    ar = wire[11]
+                    edns = False
+                    size = 512
+                    ok = True
+                    if ar == 0:
+                        ok = qend == n
+                    elif ar == 1:
+                        # RFC 6891 §6.1.2: root owner, type 41, CLASS = UDP size, version 0.
+                        ok = (
+                            qend + 11 <= n
+                            and wire[qend:qend + 3] == b"\x00\x00\x29"
+                            and not wire[qend + 6]
+                            and n == qend + 11 + ((wire[qend + 9] << 8) | wire[qend + 10])
+                        )
+                        if ok:
+                            edns = True
+                            size = max(512, (wire[qend + 3] << 8) | wire[qend + 4])
+                    else:
+                        ok = False
+                    if ok and z > 12:
+                        question = wire[12:qend]
+                        entry = entries.get(question)
+                        if entry is None:
+                            key = wire[12:z].lower() + wire[z:qend]
+                            entry = entries.get(key)
+                        else:
+                            key = question
+                        if entry is not None and now < entry.expires_at:
+                            entries.move_to_end(key)
+                            cache.stats.hits += 1
+                            reply = render_hit(entry, wire[:4], question, edns, now, size)
+                if reply is not None:
+                    try:
+                        sendto(reply, addr)
+                    except OSError:
+                        resolver.counters["send-errors"] += 1
+                else:
+                    nursery.start_soon(slow, wire, addr)
+            # No extra checkpoint: wait_readable above yields to the scheduler every round.
+
+
+async def _serve_tcp_conn(resolver: Resolver, stream: trio.SocketStream) -> None:
+    async with stream:
+        try:
+            while True:
+                with trio.move_on_after(MAX_TCP_IDLE) as idle:
+                    wire = await _read_tcp_message(stream)
+                if idle.cancelled_caught or wire is None:
+                    return
+                reply = await resolver.answer(wire, max_size_hint=False)
+                if reply is not None:
+                    await stream.send_all(struct.pack("!H", len(reply)) + reply)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+
+
+async def serve_resolver(
+    config: ResolverConfig,
+    *,
+    rng: random.Random | None = None,
+    task_status: trio.TaskStatus[ResolverHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on UDP (and TCP) at `config.listen` and answer forever.
+
+    UDP and TCP share the port; with port 0 the UDP port is picked first and TCP binds the same
+    number.
+    """
+    resolver = Resolver(config, rng)
+    family = socket.AF_INET6 if ":" in config.listen.host else socket.AF_INET
+    tcp_listeners: list[trio.SocketListener] = []
+    for attempt in range(50):
+        udp = trio.socket.socket(family, socket.SOCK_DGRAM)
+        await udp.bind((config.listen.host, config.listen.port))
+        port = udp.getsockname()[1]
+        if not config.tcp:
+            break
+        try:
+            tcp_listeners = await trio.open_tcp_listeners(port, host=config.listen.host)
+            break
+        except OSError:
+            udp.close()
+            # With port 0, another process may hold TCP on the UDP port we got: try another.
+            if config.listen.port != 0 or attempt == 49:
+                raise
+    handle = ResolverHandle(
+        Server(config.listen.host, port),
+        Server(config.listen.host, port) if config.tcp else None,
+        resolver,
+    )
+    mode = (
+        "forwarding to " + ", ".join(map(str, config.upstreams))
+        if config.upstreams
+        else "iterative from root hints "
+        + ", ".join(str(s) for s in (config.root_hints.servers if config.root_hints else ()))
+    )
+    p = config.policy
+    log.info(
+        "%s listening on %s (udp%s), %s; max-negative-ttl=%s min-ttl=%s max-ttl=%s serve-stale=%s "
+        "hedge-after=%s",
+        config.name, handle.udp, "+tcp" if config.tcp else "", mode,
+        p.fixed_negative_ttl if p.fixed_negative_ttl is not None else p.max_negative_ttl,
+        p.min_ttl, p.max_ttl, p.serve_stale, config.hedge_after,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_serve_udp, resolver, udp)
+        for listener in tcp_listeners:
+            nursery.start_soon(
+                trio.serve_listeners, lambda s: _serve_tcp_conn(resolver, s), [listener]
+            )
+        task_status.started(handle)
+        await trio.sleep(math.inf)
+

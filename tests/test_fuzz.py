@@ -1,0 +1,190 @@
+"""Property and fuzz tests: random and mutated packets get FORMERR or are dropped, never a crash;
+the hand-written fast parser never accepts what dnspython reads differently; the server keeps
+answering correctly after a storm of garbage."""
+
+from __future__ import annotations
+
+import random
+
+import dns.asyncquery
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from authd.answer import Outcome, answer
+from authd.index import ServingIndex, snapshot_entries
+from authd.wire import RD_CD, parse_fast
+
+NAMES = ["host.example.test.", "HoSt.ExAmPlE.tEsT.", "dynamodb.us-east-1.api.aws.", "a.b.c.d.e.",
+         "nosuch.example.test.", "big.example.test.", "x.wild.example.test.", ".",
+         "sub.example.test.", "xn--bcher-kva.example.test.", "a" * 63 + ".example.test."]
+TYPES = ["A", "AAAA", "TXT", "MX", "ANY", "NS", "SOA", "TYPE65280", "DS", "CNAME"]
+
+
+def valid_query(draw_or_rng, name: str, qtype: str, edns: int | None, do: bool, payload: int,
+                cookie: bool, flags: int, qid: int) -> bytes:
+    options = [dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"\x01" * 8)] if cookie else []
+    q = dns.message.make_query(name, qtype, use_edns=edns, want_dnssec=do,
+                               payload=payload if edns is not None else None,
+                               options=options if edns is not None else None)
+    q.flags = flags
+    q.id = qid
+    return q.to_wire()
+
+
+queries = st.builds(
+    lambda name, qtype, edns, do, payload, cookie, flags, qid: valid_query(
+        None, name, qtype, edns if (edns is not None or not do) else 0, do, payload, cookie,
+        flags, qid),
+    st.sampled_from(NAMES), st.sampled_from(TYPES), st.sampled_from([None, 0]), st.booleans(),
+    st.integers(0, 65535), st.booleans(),
+    st.sampled_from([0, dns.flags.RD, dns.flags.CD, dns.flags.RD | dns.flags.CD, dns.flags.AD]),
+    st.integers(0, 65535),
+)
+
+
+@st.composite
+def mutated(draw) -> bytes:
+    wire = bytearray(draw(queries))
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        if not wire:
+            break
+        i = draw(st.integers(0, len(wire) - 1))
+        if kind == "flip":
+            wire[i] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set":
+            wire[i] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del wire[i:]
+        elif kind == "insert":
+            wire[i:i] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del wire[i:i + draw(st.integers(1, 8))]
+    return bytes(wire)
+
+
+packets = st.one_of(st.binary(max_size=600), mutated(), queries)
+
+
+@pytest.fixture(scope="module")
+def fuzz_index(shipped_zones) -> ServingIndex:
+    idx = ServingIndex(rng=lambda: 0.5)
+    for e in snapshot_entries(shipped_zones):
+        idx.apply(e)
+    return idx
+
+
+@pytest.fixture(scope="module")
+def slow_index(shipped_zones) -> ServingIndex:
+    idx = ServingIndex(rng=lambda: 0.5, cache=False)
+    for e in snapshot_entries(shipped_zones):
+        idx.apply(e)
+    return idx
+
+
+FUZZ = settings(max_examples=600, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+@FUZZ
+@given(packets)
+def test_fast_parser_never_accepts_what_dnspython_reads_differently(wire):
+    fq = parse_fast(wire)
+    if fq is None:
+        return
+    msg = dns.message.from_wire(wire)  # must not raise: the fast path only takes clean packets
+    assert msg.opcode() == dns.opcode.QUERY and not msg.flags & dns.flags.QR
+    assert len(msg.question) == 1 and not msg.answer and not msg.authority
+    q = msg.question[0]
+    flags, question, variant = fq.key
+    assert flags == msg.flags & RD_CD
+    assert question == (q.name.to_wire() + q.rdtype.to_bytes(2, "big")
+                        + q.rdclass.to_bytes(2, "big")).lower()
+    assert fq.qend == 12 + len(q.name.to_wire()) + 4
+    if variant == 0:
+        assert msg.edns == -1
+    else:
+        assert msg.edns == 0 and fq.payload == msg.payload
+        assert (variant == 2) == bool(msg.ednsflags & dns.flags.DO)
+
+
+@FUZZ
+@given(packets)
+def test_any_packet_gets_a_sound_reply_or_is_dropped(fuzz_index, slow_index, wire):
+    for tcp in (False, True):
+        fast = fuzz_index.respond(wire, tcp=tcp)
+        slow = slow_index.respond(wire, tcp=tcp)
+        assert fast == slow  # the table never changes what the full pipeline would say
+        if fast is None:
+            # only runts and responses are dropped
+            assert len(wire) < 12 or wire[2] & 0x80
+            continue
+        assert fast[:2] == wire[:2]  # the ID is always echoed
+        reply = dns.message.from_wire(fast)  # and what we send always parses
+        assert reply.flags & dns.flags.QR
+        if reply.rcode() == dns.rcode.FORMERR:
+            with pytest.raises((dns.exception.DNSException, AssertionError, ValueError)):
+                m = dns.message.from_wire(wire)
+                assert len(m.question) == 1 and not m.answer and not m.authority
+                assert m.opcode() == dns.opcode.QUERY and m.rcode() & 0xF == m.rcode()
+
+
+@FUZZ
+@given(packets)
+def test_pure_answer_never_raises(fuzz_index, wire):
+    reply = answer(wire, fuzz_index.table, rng=lambda: 0.25)
+    if reply is not None:
+        assert reply.outcome in Outcome
+        assert len(reply.to_wire(512)) <= max(512, len(reply.to_wire(65535)))
+
+
+def _storm(n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    base = [valid_query(None, name, t, e, False, 1232, c, 0, rng.randrange(65536))
+            for name in NAMES[:6] for t in TYPES[:5] for e in (None, 0) for c in (False, True)
+            if not (c and e is None)]
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3:
+            out.append(rng.randbytes(rng.randrange(0, 400)))
+        else:
+            w = bytearray(rng.choice(base))
+            for _ in range(rng.randrange(1, 5)):
+                i = rng.randrange(len(w))
+                w[i] = rng.randrange(256) if rng.random() < 0.7 else w[i] ^ 0xFF
+            if rng.random() < 0.2:
+                del w[rng.randrange(len(w)):]
+            out.append(bytes(w))
+    return out
+
+
+@pytest.mark.realtime
+async def test_server_keeps_answering_after_a_storm_of_garbage(authd):
+    udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+    await udp.connect((authd.host, authd.port))
+    storm = _storm(3000, seed=1)
+    for i, wire in enumerate(storm):
+        await udp.send(wire)
+        if i % 100 == 0:
+            await trio.sleep(0)  # let the server drain its socket
+    tcp = await trio.open_tcp_stream(authd.host, authd.port)
+    for wire in storm[:300]:  # garbage over TCP too, framed
+        await tcp.send_all(len(wire).to_bytes(2, "big") + wire)
+    await tcp.aclose()
+    udp.close()  # its receive buffer is full of replies to the storm
+    # now a correct query gets a correct answer, over UDP and TCP
+    good = dns.message.make_query("host.example.test.", "A")
+    for query_fn in (dns.asyncquery.udp, dns.asyncquery.tcp):
+        r = await query_fn(good, authd.host, port=authd.port, timeout=5)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer[0][0].address == "192.0.2.80"
+    assert authd.index.stats["slow"] > 1000  # the garbage really went through the full parse
