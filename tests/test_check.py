@@ -215,12 +215,20 @@ def test_cli_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> Non
 # --- the counterexample as a real outage ------------------------------------------------------
 
 
+@pytest.mark.realtime
+@pytest.mark.slow
 def test_replayed_counterexample_is_a_real_dig_outage(outage: c.Report, tmp_path: Path) -> None:
+    """The shortest counterexample, saved as a schedule, replayed by `enactor outage
+    --schedule` against real processes (authd, planner, enactors) and queried with real dig."""
     if shutil.which("dig") is None:
         pytest.skip("dig not installed (Debian package bind9-dnsutils)")
-    try:
-        from enactor import outage as real  # noqa: F401  (the enactor issue's real-process replay)
-    except ImportError:
-        pytest.skip("enactor.outage (`enactor outage --schedule FILE`, the enactor issue's "
-                    "real-process replay) is not on this branch yet")
-    pytest.skip("enactor.outage landed: wire its schedule replay here (see issue 6)")
+    from enactor.outage import run_outage
+
+    sched = c.to_schedule(outage.found[0].trace, ["enactor-a", "enactor-b"], "2025 shortest",
+                          extra={"checker": {"defects": "2025", "bounds": {"endpoints": "dual"}}})
+    path = tmp_path / "ce.json"
+    sched.dump(path)
+    real = run_outage(None, load_schedule(path))
+    assert real.summary["ever_empty"], real.report
+    digs = [text for _, k, text in real.digs if k == f"{DUAL} A"]
+    assert any("status: NOERROR" in t and "ANSWER: 0" in t for t in digs), digs[-1:]
