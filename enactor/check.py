@@ -99,6 +99,7 @@ class Options:
     use_index: bool | None = None  # None: the real answer logic when installed
     reduce: bool = True  # partial-order reduction (fixed design only; see Explorer.reduced)
     liveness_every: int = 64  # a fair finish from every k-th state with all plans written
+    verify_memo: bool = False  # recompute every memoized transition (tests the abstraction)
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -342,6 +343,18 @@ class Explorer:
             return Node(node.store, node.agents, node.ids, node.planner, node.ticks + 1, node.depth + 1), Move("clock")
         mk = (choice, node.ids[choice], node.store, node.ticks, node.planner)
         hit = self.memo.get(mk)
+        if hit is not None and self.opts.verify_memo:
+            # Recompute from this path's own concrete state: the abstraction (dead and
+            # log-only fields left out of agent numbers) must give the same numbered outcome.
+            del self.memo[mk]
+            fresh, mv = self.succ(Node(node.store, node.agents, node.ids, node.planner,
+                                       node.ticks, node.depth), choice)
+            self.transitions -= 1
+            if (fresh.ids[choice], fresh.store) != (hit[1], hit[2]):
+                raise AssertionError(
+                    f"state abstraction unsound at {node.agents[choice][0].phase}: "
+                    f"{self.agent_list[hit[1]]} vs {self.agent_list[fresh.ids[choice]]}")
+            self.memo[mk] = hit
         if hit is not None:
             agent, aid, key, mv = hit
             return (Node(key, node.agents[:choice] + (agent,) + node.agents[choice + 1:],

@@ -232,3 +232,14 @@ def test_replayed_counterexample_is_a_real_dig_outage(outage: c.Report, tmp_path
     assert real.summary["ever_empty"], real.report
     digs = [text for _, k, text in real.digs if k == f"{DUAL} A"]
     assert any("status: NOERROR" in t and "ANSWER: 0" in t for t in digs), digs[-1:]
+
+
+@pytest.mark.parametrize("defects", [frozenset(), Y2025])
+def test_state_abstraction_agrees_with_the_real_machine(defects: frozenset[m.Defect]) -> None:
+    """Every memoized transition recomputed from its own path's concrete enactor state gives
+    the same outcome: the fields left out of a state (now, draws, log-only fields, values dead
+    in the current phase) really decide nothing. Guards the abstraction against machine changes."""
+    rep = c.explore(c.Options(defects, c.Bounds(enactors=2, plans=3, ticks=1),
+                              frozenset() if defects else frozenset(Inv), verify_memo=True,
+                              time_budget=120))
+    assert rep.exhausted
