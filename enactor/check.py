@@ -1033,8 +1033,14 @@ def main(argv: list[str] | None = None) -> int:
             rp = replay_in_process(sched, defects, bounds.endpoints)
             doc["replay"] = {"violations": [v.text() for v in rp.violations], "outage": rp.outage,
                              "timeline": [[round(t, 3), line] for t, line in rp.timeline]}
-            text += ["", "timeline (in-process replay of the schedule, then a free-running aftermath):",
-                     format_timeline(rp.timeline)]
+            try:  # the enactor's own outage report: the same timeline `enactor outage` prints
+                from enactor.outage import run_outage
+
+                shown = run_outage(None, sched, inprocess=True).report
+            except ImportError:
+                shown = format_timeline(rp.timeline)
+            text += ["", "timeline (`enactor outage --schedule FILE --inprocess`: the schedule, "
+                     "then a free-running aftermath):", shown]
             same = any(v.inv is f.violation.inv for v in rp.violations)
             text.append(f"replay: {'reproduces' if same else 'DOES NOT reproduce'} "
                         f"{f.violation.inv.value}")
