@@ -78,6 +78,9 @@ def main(argv: list[str]) -> int:
                      f"enactors (invisible steps fused), there Promela statements of a model; "
                      f"the shorter trace is breadth-first's shortest, Spin's is depth-first's first.")
     show("fixed design", _run("fixed", args.budget, enactors=2, plans=3, lock_losses=2, ticks=1))
+    if not args.quick:
+        show("fixed design at the Spin model's bounds", _run("fixed", args.budget, enactors=2, plans=5,
+                                                             lock_losses=2, ticks=1))
     show("fixed design (tests' bound)", _run("fixed", args.budget, enactors=3, plans=4, lock_losses=2,
                                              ticks=0, endpoints="legacy"))
     if not args.quick:

@@ -18,14 +18,22 @@ The world
   any actor at any point, which covers every timing of the backoffs (a superset of what
   real clocks allow). Lock expiry and takeover follow the virtual clock.
 
-Reductions (each sound for the invariants checked, see `_fuse`):
+Reductions (each argued where it is made):
 - state hashing: a state is (store contents, each enactor's State and pending action,
-  planner position, ticks). The enactor's `now` and jitter `draws` are left out: `now` is
-  overwritten by the next result before it is read, and `draws` only sets sleep durations,
-  which the virtual clock ignores.
+  planner position, ticks), numbered so a key is a few small integers. Fields no decision
+  reads are left out of an enactor's state: `now` (overwritten by the next result before it
+  is read), jitter `draws` (sleep lengths only), log-only fields, and values dead in the
+  current phase (`_state_key`); `Options.verify_memo` recomputes every memoized transition
+  to test that claim against the real machine.
+- memoized transitions: (enactor, its state, store contents, ticks, planner) decides the
+  outcome, so each is run once; store snapshots are interned and restored only on a miss.
 - invisible steps are fused into the step before them: a Sleep (no store access, time does
-  not move) and FindZone (zones are never created or deleted here) commute with every other
-  transition and change no invariant, so one order of them stands for all.
+  not move), FindZone (zones are never created or deleted here), and a plan read once the
+  planner has written its last plan (`_fuse`).
+- symmetry: the enactors differ only by name, so a state and its renamings are one (`_canon`).
+- partial order (fixed design only): a read by the live lock holder is taken alone, since
+  nobody else can write until it releases (`reduced`). With defects on it is off, so a
+  counterexample is a shortest one in the full interleaving graph.
 
 Bounds: enactors, plans, depth (transitions), lock losses in a row (`State.attempt`: a state
 where an enactor failed to get the lock more often than that is not expanded), and time
