@@ -896,7 +896,7 @@ def replay_in_process(sched: Any, defects: frozenset[m.Defect], endpoints: str =
             timeline.append((sim.clock.t, line + (f"  ({note})" if note else "")))
             last[0] = line
 
-    drv.sample = sample  # type: ignore[method-assign]
+    drv.sample = sample  # type: ignore[method-assign,assignment]
     body = [s for s in sched.steps if s.get("do") != "run"]
     cut = len(body)
     while cut and sched.steps[cut - 1].get("do") == "sample":
