@@ -118,12 +118,14 @@ def _write(rows: list[str], notes: list[str], args: argparse.Namespace) -> None:
         "",
         *[f"- {n}" for n in notes],
         "- Goals (issue 6): 2025 counterexample in < 10 s; fixed design exhausted at 3 enactors "
-        "and 5 plans in < 10 minutes (see the 'goal bound' row: legacy IPv4 endpoint, no lock "
-        "expiry jump; the dual-stack row with expiry shows where the space outgrows the budget).",
+        "and 5 plans in < 10 minutes (the 'goal bound' row: IPv4-only endpoint, no lock-expiry "
+        "jump; with both the dual-stack endpoint and a lock-expiry jump, 3 enactors are "
+        "exhausted at 4 plans, last row).",
         "",
     ])
     pat = re.compile(r"## enactor check: interleaving checker \(issue 6\)\n.*?(?=\n## |\Z)", re.S)
-    text = pat.sub(body.rstrip("\n"), text) if pat.search(text) else text.rstrip("\n") + "\n\n" + body
+    body = body.rstrip("\n") + "\n"
+    text = pat.sub(lambda _: body, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + body
     path.write_text(text)
     print(f"wrote {path.name}")
 
