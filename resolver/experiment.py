@@ -660,7 +660,7 @@ def plot(out: Path, result: ExperimentResult, settings: Settings) -> list[Path]:
     for s in pick.probe:
         ax.plot(s.t, -1, "|", color=colours[s.outcome], markersize=9)
     for s in pick.samples:
-        ax.plot(s.t, s.client, "|", color=colours[s.outcome], markersize=9)
+        ax.plot(s.t, s.client, "|", color=colours[s.outcome], markersize=7, markeredgewidth=0.8)
     ax.axvline(pick.t_gone, color="grey", linestyle="--")
     ax.axvline(pick.t_back, color="grey", linestyle="--")
     ax.axvspan(pick.t_back, pick.t_back + pick.cell.negative_ttl, color="orange", alpha=0.15,

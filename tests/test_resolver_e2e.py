@@ -319,3 +319,37 @@ async def test_cli_serve_and_stub_processes(knot: Authd | Knot) -> None:
             assert len(r["answer"]) == 10
         text = (log / "serve.log").read_text()
         assert "cached nxdomain ttl=2" in text  # one log line per decision
+
+
+@pytest.mark.parametrize("hedge", [None, 0.010])
+async def test_hedging_beats_a_silent_first_upstream(knot: Authd | Knot, hedge: float | None) -> None:
+    """Real time: the first upstream swallows queries; hedging asks the second after 10 ms."""
+    silent = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    swallowed: list[bytes] = []
+
+    async def swallow() -> None:
+        while True:
+            data, _ = await silent.recvfrom(4096)
+            swallowed.append(data)
+
+    config = ResolverConfig(
+        listen=Server("127.0.0.1", 0),
+        upstreams=[Server("127.0.0.1", silent.getsockname()[1]), knot.server],
+        hedge_after=hedge, timeout=1.0,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(swallow)
+        h = await nursery.start(serve_resolver, config)
+        started = trio.current_time()
+        r = await dig(h.udp, "www.neg.test", "A")
+        took = trio.current_time() - started
+        assert r["answer"][0][4] == "192.0.2.1"
+        assert len(swallowed) == 1  # the first upstream was asked either way
+        if hedge is None:
+            assert took >= 1.0  # waited out the timeout before the second upstream
+            assert h.resolver.counters["hedged"] == 0
+        else:
+            assert took < 0.9
+            assert h.resolver.counters["hedged"] == 1 and h.resolver.counters["hedge-won"] == 1
+        nursery.cancel_scope.cancel()
