@@ -75,6 +75,9 @@ class ResolverConfig:
     timeout: float = 1.5
     name: str = "resolver"
     tcp: bool = True
+    # Like Unbound's num-queries-per-thread (1024): misses being resolved at once. Beyond it a
+    # new question is dropped (and counted), so a random-name flood cannot grow memory.
+    max_inflight: int = 1024
 
     def __post_init__(self) -> None:
         if bool(self.upstreams) == (self.root_hints is not None):
@@ -140,6 +143,9 @@ class Resolver:
         if fast is not None:
             return fast
         key = view.key
+        if key not in self.inflight and len(self.inflight) >= self.config.max_inflight:
+            self.counters["dropped-overload"] += 1
+            return None
         failure = self.cache.get_failure(key, now)
         if failure is not None:
             self.counters["failure-cache-hits"] += 1

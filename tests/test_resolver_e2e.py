@@ -353,3 +353,37 @@ async def test_hedging_beats_a_silent_first_upstream(knot: Authd | Knot, hedge: 
             assert took < 0.9
             assert h.resolver.counters["hedged"] == 1 and h.resolver.counters["hedge-won"] == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_random_name_flood_stays_bounded() -> None:
+    """A flood of never-repeated names: cache and in-flight work stay within their bounds."""
+    with run_authd({"neg.test.": zone_text()}) as authority:
+        await _flood(authority.server)
+
+
+async def _flood(upstream: Server) -> None:
+    config = ResolverConfig(
+        listen=Server("127.0.0.1", 0), upstreams=[upstream],
+        policy=CachePolicy(max_entries=200, max_bytes=100_000), max_inflight=50,
+    )
+    peak = 0
+    async with trio.open_nursery() as nursery:
+        h = await nursery.start(serve_resolver, config)
+        s = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await s.bind(("127.0.0.1", 0))
+        rng = random.Random(9)
+        for i in range(1200):
+            name = f"r{rng.getrandbits(48):x}.neg.test."
+            await s.sendto(dns.message.make_query(name, "A").to_wire(), (h.udp.host, h.udp.port))
+            peak = max(peak, len(h.resolver.inflight))
+            if i % 50 == 0:
+                await trio.sleep(0.005)  # let answers flow, as a real flood would
+        with trio.move_on_after(5):
+            while h.resolver.inflight:
+                await trio.sleep(0.05)
+        cache = h.resolver.cache
+        assert len(cache.entries) <= 200 and cache.bytes_used <= 100_000
+        assert peak <= 50
+        assert cache.stats.evictions > 0  # the LRU did its job
+        assert h.resolver.counters["upstream-answers"] > 200
+        nursery.cancel_scope.cancel()
