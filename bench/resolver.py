@@ -280,8 +280,8 @@ Outage and repair go through authd's Route 53 change API, as the enactor's would
 batch per endpoint zone DELETEs the active plan tree (weighted root and leaves), leaving the
 stable alias dangling (authd answers NOERROR, no addresses, SOA), and a later batch CREATEs it
 again; each waits for INSYNC. The full grid (negative TTL x serve-stale x cache layers x client
-rate) is `resolver experiment outage-recovery --out results/resolver` (about 100 s here); its
-table, CSV and plots from one run are committed in `results/resolver/`.
+rate) is `resolver experiment outage-recovery --out results/resolver` (about 100 s here); it
+writes the table, CSVs and plots there (`results/` is not committed).
 
 Command: `resolver experiment outage-recovery --impl both --layers resolver --serve-stale both
 --rates 8 --clients 6 --resolvers 3 --negative 10:2,10:4,10:6,4:10 --outage-at 2
