@@ -387,3 +387,51 @@ async def _flood(upstream: Server) -> None:
         assert cache.stats.evictions > 0  # the LRU did its job
         assert h.resolver.counters["upstream-answers"] > 200
         nursery.cancel_scope.cancel()
+
+
+async def test_stale_answer_at_the_client_timer_while_resolution_goes_on(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """RFC 8767 §5: after 1.8 s without fresh data the client gets stale; resolving goes on."""
+    fake = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await fake.bind(("127.0.0.1", 0))
+    silent = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    answering = [True]
+
+    async def upstream() -> None:
+        while True:
+            data, addr = await fake.recvfrom(4096)
+            if answering[0]:
+                q = dns.message.from_wire(data)
+                r = dns.message.make_response(q)
+                r.answer.append(dns.rrset.from_text(q.question[0].name, 10, "IN", "A", "192.0.2.50"))
+                await fake.sendto(r.to_wire(), addr)
+
+    config = ResolverConfig(
+        listen=Server("127.0.0.1", 0),
+        upstreams=[Server("127.0.0.1", fake.getsockname()[1]),
+                   Server("127.0.0.1", silent.getsockname()[1])],
+        policy=CachePolicy(serve_stale=True, max_stale=3600), timeout=1.5,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upstream)
+        h = await nursery.start(serve_resolver, config)
+        assert (await dig(h.udp, "api.example.test", "A"))["answer"][0][1] == "10"
+        answering[0] = False
+        mock_clock.jump(11)
+        result: dict = {}
+
+        async def ask() -> None:
+            result.update(await dig(h.udp, "api.example.test", "A"))
+
+        nursery.start_soon(ask)
+        while not h.resolver.inflight:
+            await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.8)  # both upstreams together would take 3 s to give up
+        while not result:
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0)
+        assert result["answer"][0][1] == "30" and "EDE: 3 (Stale Answer)" in result["raw"]
+        assert h.resolver.inflight  # the resolution is still going, in the background
+        nursery.cancel_scope.cancel()
