@@ -301,21 +301,6 @@ lifetime, whatever the phase. Window = first empty answer to first addresses aga
 
 {validation}
 
-And the grid's shape on a smaller grid (`resolver experiment outage-recovery --negative
-10:1,10:3,10:6 --serve-stale off --rates 8`; 6 clients per cell, 3 resolvers, stub negative
-TTL 2 s, record TTL 5 s, outage 8 s; "auth win" is the authority's own empty window, delays
-are from when the authority answered again, T):
-
-```
-{shape}
-```
-
-With no cache, clients see the repair within one query gap. Behind a resolver they recover
-over the following negative-TTL window (each delay is at most min(SOA TTL, MINIMUM) plus one
-query gap, spread by when each resolver last cached the NODATA), and a stub cache with its own
-negative TTL adds to it: the talk's 09:25 (records back) to
-09:40 (clients recovered), scaled.
-
 Tolerance: ±0.5 s between ours with `--preset unbound` and Unbound (medians). Differences,
 explained:
 - **Unbound holds a negative answer about one second longer** than min(SOA TTL, MINIMUM):
@@ -333,6 +318,23 @@ explained:
   resolution fails and RFC 8767 never applies. Stale data protects against an unreachable
   authority, not against one that says "nothing". (Unbound's `serve-expired` is configured
   RFC 8767-style with `serve-expired-client-timeout: 1800`.)
+
+### Outage recovery: the talk's shape
+
+A smaller grid (`resolver experiment outage-recovery --negative
+10:1,10:3,10:6 --serve-stale off --rates 8`; 6 clients per cell, 3 resolvers, stub negative
+TTL 2 s, record TTL 5 s, outage 8 s; "auth win" is the authority's own empty window, delays
+are from when the authority answered again, T):
+
+```
+{shape}
+```
+
+With no cache, clients see the repair within one query gap. Behind a resolver they recover
+over the following negative-TTL window (each delay is at most min(SOA TTL, MINIMUM) plus one
+query gap, spread by when each resolver last cached the NODATA), and a stub cache with its own
+negative TTL adds to it: the talk's 09:25 (records back) to
+09:40 (clients recovered), scaled.
 """
     write_section(text)
     print("  wrote the resolver section of BENCHMARKS.md")
