@@ -380,8 +380,6 @@ class ProcessDriver:
     def run_free(self, seconds: float) -> None:
         end = self.t + seconds
         for _ in range(20000):
-            for a in self.c.enactors:
-                self._restart_if_due(a) if self.ready_at[a] <= end else None
             ready = [(self.ready_at[a], a) for a, p in self.c.enactors.items()
                      if p.pending is not None or p.status == "CRASHED"]
             if not ready:
