@@ -336,10 +336,10 @@ def plan_batch(
     puts: list[RecordSet] = []
     deletes: list[RecordKey] = []
     net_new = 0
-    for key, rs in overlay.written.items():
+    for key, value in overlay.written.items():
         existed = key.set_identifier in overlay.base_at(key.name, key.rtype)
-        if rs is not None:
-            puts.append(rs)
+        if value is not None:
+            puts.append(value)
             net_new += 0 if existed else 1
         elif existed:
             deletes.append(key)

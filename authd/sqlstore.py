@@ -105,6 +105,9 @@ def _decode(d: list[Any]) -> RecordSet:
     return rs
 
 
+RECENT_ENTRIES = 64  # committed journal entries kept in memory for in-process followers
+
+
 class _View:
     """authd.changes.ZoneView over the rrsets table, inside the batch's transaction.
 
@@ -158,6 +161,8 @@ class SQLiteStore:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.RLock()
+        self._pending: list[JournalEntry] = []
+        self._recent: dict[int, JournalEntry] = {}  # the newest committed entries, by seq
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -174,13 +179,20 @@ class SQLiteStore:
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
+            self._pending = []
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(self._conn)
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._pending = []
                 raise
             self._conn.execute("COMMIT")
+            for entry in self._pending:  # committed: in-process followers may skip the decode
+                self._recent[entry.seq] = entry
+            while len(self._recent) > RECENT_ENTRIES:
+                del self._recent[next(iter(self._recent))]
+            self._pending = []
             return result
 
     def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -339,26 +351,27 @@ class SQLiteStore:
                 "DELETE FROM rrsets WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
                 [(zone.id, k.name, k.rtype, k.set_identifier or "") for k in plan.deletes],
             )
-            self._put(conn, zone.id, puts)
+            encoded = self._put(conn, zone.id, puts)
             conn.execute(
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+? WHERE id=?",
                 (serial, plan.net_new, zone.id),
             )
             return self._journal(
-                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, plan.deletes
+                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, plan.deletes,
+                encoded,
             )
 
         return self._write(txn)
 
     @staticmethod
-    def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> None:
+    def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
+        """Write the sets; returns their encodings, which the journal row reuses."""
+        encoded = [json.dumps(_encode(rs)) for rs in sets]
         conn.executemany(
             "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?)",
-            [
-                (zone_id, rs.name, rs.rtype, rs.set_identifier or "", json.dumps(_encode(rs)))
-                for rs in sets
-            ],
+            [(zone_id, rs.name, rs.rtype, rs.set_identifier or "", e) for rs, e in zip(sets, encoded, strict=True)],
         )
+        return encoded
 
     # --- changes and the journal -------------------------------------------------------
 
@@ -372,18 +385,25 @@ class SQLiteStore:
         comment: str,
         puts: Sequence[RecordSet],
         deletes: Sequence[RecordKey],
+        encoded_puts: Sequence[str] | None = None,
     ) -> ChangeInfo:
         row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
         seq = row[0] + 1
         change_id = rules.change_id_for(seq)
         now = self._clock()
+        if encoded_puts is None:
+            encoded_puts = [json.dumps(_encode(rs)) for rs in puts]
         conn.execute(
             "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 seq, kind.value, zone_id, zone_name, serial, change_id, now, comment,
-                json.dumps([_encode(rs) for rs in puts]),
+                "[" + ",".join(encoded_puts) + "]",
                 json.dumps([list(k) for k in deletes]),
             ),
+        )
+        # kept for in-process followers once the transaction commits (see _write)
+        self._pending.append(
+            JournalEntry(seq, kind, zone_id, zone_name, serial, change_id, tuple(puts), tuple(deletes))
         )
         return ChangeInfo(change_id, ChangeStatus.PENDING, now, comment, seq)
 
@@ -409,14 +429,23 @@ class SQLiteStore:
         )
 
     def journal_since(self, seq: int, limit: int | None = None) -> list[JournalEntry]:
-        """Entries with seq > `seq`, in order (at most `limit` of them when given)."""
+        """Entries with seq > `seq`, in order (at most `limit` of them when given).
+
+        Entries this process committed recently come from memory; the file is still asked
+        which seqs exist, so entries other processes wrote are never missed."""
         with self._lock:
+            seqs = [r[0] for r in self._conn.execute(
+                "SELECT seq FROM journal WHERE seq>? ORDER BY seq LIMIT ?",
+                (seq, -1 if limit is None else limit),
+            )]
+            if all(s in self._recent for s in seqs):
+                return [self._recent[s] for s in seqs]
             rows = self._conn.execute(
                 "SELECT seq, kind, zone_id, zone_name, serial, change_id, puts, deletes "
                 "FROM journal WHERE seq>? ORDER BY seq LIMIT ?",
                 (seq, -1 if limit is None else limit),
             ).fetchall()
-        return [self._entry(r) for r in rows]
+        return [self._recent.get(r[0]) or self._entry(r) for r in rows]
 
     @property
     def seq(self) -> int:
