@@ -379,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: what the schedule file says (a checker counterexample names its "
                         "defects), else 2025; 'fixed' for the fixed design")
     p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
-    p.add_argument("--plans", type=int, default=12, help="plans in the race (default 12: c is stuck on plan 2)")
+    p.add_argument("--plans", type=int, default=12,
+                   help="the fault injection: enactor-c, stuck on plan 2, loses the lock N-1 times "
+                        "while a and b install plans 3..N (default 12)")
     p.add_argument("--schedule", help="replay this schedule file instead (e.g. from the checker)")
     p.add_argument("--write-schedule", metavar="FILE", help="write the schedule as JSON and exit")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the timeline")
