@@ -153,8 +153,8 @@ def cmd_outage(args: argparse.Namespace) -> int:
     from enactor.outage import run_outage
     from enactor.schedule import load_schedule, schedule_2025
 
-    if args.plans < 3:
-        print("enactor outage: --plans must be at least 3 (plan 1 active, c stuck on plan 2)", file=sys.stderr)
+    if args.plans < 4:
+        print("enactor outage: --plans must be at least 4 (c is stuck on plan 2; the cleaner keeps the newest 2)", file=sys.stderr)
         return 2
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
