@@ -93,12 +93,8 @@ def dig(port: int, name: str, rtype: str, timeout: float = 2.0) -> DigResult:
 
 
 def authd_command() -> list[str]:
-    """`authd serve` when it has the control API flags, else the stopgap host."""
-    out = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], capture_output=True,
-                         text=True, cwd=REPO)
-    if "--control" in out.stdout and "--store" in out.stdout:
-        return [sys.executable, "-m", "authd", "serve"]
-    return [sys.executable, "-m", "enactor.authhost"]
+    """The real `authd serve` (DNS, control API and store in one process)."""
+    return [sys.executable, "-m", "authd", "serve"]
 
 
 class EnactorProc:
