@@ -213,7 +213,6 @@ def bench_api(batches: int, tmp: Path, real_index: bool) -> dict[str, Any]:
                 accepted.append((t1 - t0) * 1e3)
                 insync.append((t2 - t0) * 1e3)
                 visible.append((t3 - t0) * 1e3)
-    stop()
     if dns_addr is not None:
         import shutil
         import subprocess
@@ -222,6 +221,8 @@ def bench_api(batches: int, tmp: Path, real_index: bool) -> dict[str, Any]:
             out = subprocess.run(["dig", f"@{dns_addr[0]}", "-p", str(dns_addr[1]), "+short", probe, "A"],
                                  capture_output=True, text=True, timeout=10).stdout.strip()
             print(f"dig confirms {probe}: {out or '(no answer: deleted)'}", flush=True)
+    stop()
+    if dns_addr is not None:
         store = SQLiteStore(db)
 
     # peers, same batch, same machine, same run
