@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import dns.rdatatype
 import dns.rrset
 
 from authd.records import RecordSet
+from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
 # --------------------------------------------------------------------------------------------
 # Limits and constants
@@ -61,6 +63,9 @@ AAAA = dns.rdatatype.AAAA
 ANY = dns.rdatatype.ANY
 XFR_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 WILDCARD = b"*"
+# Header and EDNS flag bits as plain ints (enum arithmetic is slow on the per-query path)
+QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
+DO = 0x8000  # in the OPT TTL's flags
 
 
 class Outcome(enum.Enum):
@@ -137,16 +142,49 @@ def _weight_at(cumulative: Sequence[int], i: int) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Zone data as the answer stage reads it
+#
+# Names are keyed by their lower-cased label tuples (`Key`), which hash and compare in C; a
+# dnspython Name hashes and compares label by label in Python, which dominated the full path.
+
+Key = tuple[bytes, ...]
+
+
+def key_of(name: dns.name.Name) -> Key:
+    """Lower-cased labels, root label included (RFC 4343: names compare case-insensitively)."""
+    return tuple(map(bytes.lower, name.labels))
+
+
+class WireRRset(dns.rrset.RRset):
+    """An RRset from zone data, with each rdata's wire form rendered once at load."""
+
+    __slots__ = ["wires", "texts", "tails"]
+
+    def __init__(self, name: dns.name.Name, rdclass: int, rdtype: int):
+        super().__init__(name, rdclass, rdtype)
+        self.wires: tuple[bytes, ...] = ()
+        self.texts: tuple[str, ...] = ()
+        self.tails: tuple[bytes, ...] = ()  # type..rdata per RR, when no name is compressible
+
+    def seal(self) -> WireRRset:
+        """Render once what every answer reuses (call after the TTL is final)."""
+        self.wires = tuple(rd.to_wire() for rd in self)
+        self.texts = tuple(rd.to_text() for rd in self)
+        if self.rdtype not in COMPRESSIBLE:
+            head = (self.rdtype.to_bytes(2, "big") + self.rdclass.to_bytes(2, "big")
+                    + self.ttl.to_bytes(4, "big"))
+            self.tails = tuple(head + len(w).to_bytes(2, "big") + w for w in self.wires)
+        return self
 
 
 @dataclass(frozen=True, slots=True)
 class Plain:
-    rrset: dns.rrset.RRset
+    rrset: WireRRset
+    key: Key  # the owner's key
 
 
 @dataclass(frozen=True, slots=True)
 class AliasTo:
-    target: dns.name.Name
+    target: Key
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +208,15 @@ Entry = Plain | AliasTo | Weighted
 
 @dataclass
 class Zone:
-    """One served zone: record data by owner name and type, plus what the lookup needs."""
+    """One served zone: record data by owner key and type, plus what the lookup needs."""
 
     origin: dns.name.Name
-    nodes: dict[dns.name.Name, dict[int, Entry]]
-    existing: set[dns.name.Name]  # every owner name and every empty non-terminal
-    cuts: set[dns.name.Name]  # delegation points (names below the apex that have NS)
-    soa: dns.rrset.RRset
-    negative_soa: dns.rrset.RRset  # TTL = min(SOA TTL, MINIMUM), RFC 2308 §3
+    okey: Key  # the origin's key
+    nodes: dict[Key, dict[int, Entry]]
+    existing: set[Key]  # every owner name and every empty non-terminal
+    cuts: set[Key]  # delegation points (names below the apex that have NS)
+    soa: WireRRset
+    negative_soa: WireRRset  # TTL = min(SOA TTL, MINIMUM), RFC 2308 §3
     record_sets: tuple[RecordSet, ...] = field(default=())
 
     @classmethod
@@ -185,56 +224,73 @@ class Zone:
         """Compile record sets into the lookup structure. Raises ValueError without an SOA."""
         sets = tuple(record_sets)
         org = dns.name.from_text(origin)
-        grouped: dict[tuple[dns.name.Name, int], list[RecordSet]] = {}
+        okey = key_of(org)
+        grouped: dict[tuple[str, str], list[RecordSet]] = {}
         for rs in sets:
-            name = dns.name.from_text(rs.name)
-            grouped.setdefault((name, dns.rdatatype.from_text(rs.rtype)), []).append(rs)
-        nodes: dict[dns.name.Name, dict[int, Entry]] = {}
-        for (name, rdtype), group in grouped.items():
-            nodes.setdefault(name, {})[rdtype] = _compile(name, rdtype, group)
-        existing: set[dns.name.Name] = set()
-        for name in nodes:
-            n = name
-            while n not in existing and n.is_subdomain(org):
-                existing.add(n)
-                if n == org:
+            grouped.setdefault((rs.name, rs.rtype), []).append(rs)
+        nodes: dict[Key, dict[int, Entry]] = {}
+        for (name_text, rtype_text), group in grouped.items():
+            name = _name(name_text)
+            nodes.setdefault(key_of(name), {})[_rdtype(rtype_text)] = _compile(group)
+        existing: set[Key] = set()
+        n_origin = len(okey)
+        for k in nodes:
+            while k not in existing and len(k) >= n_origin and k[len(k) - n_origin:] == okey:
+                existing.add(k)
+                if len(k) == n_origin:
                     break
-                n = n.parent()
-        cuts = {n for n, node in nodes.items() if NS in node and n != org}
-        soa_entry = nodes.get(org, {}).get(SOA)
+                k = k[1:]
+        cuts = {k for k, node in nodes.items() if NS in node and k != okey}
+        soa_entry = nodes.get(okey, {}).get(SOA)
         if not isinstance(soa_entry, Plain):
             raise ValueError(f"zone {origin} has no SOA at its apex")
         soa = soa_entry.rrset
-        neg = dns.rrset.RRset(org, IN, SOA)
+        neg = WireRRset(org, IN, SOA)
         neg.update(soa)
         neg.ttl = min(soa.ttl, soa[0].minimum)  # RFC 2308 §3
-        return cls(org, nodes, existing, cuts, soa, neg, sets)
+        return cls(org, okey, nodes, existing, cuts, soa, neg.seal(), sets)
+
+    def contains(self, k: Key) -> bool:
+        n = len(self.okey)
+        return len(k) >= n and k[len(k) - n:] == self.okey
 
 
-def _plain(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain:
-    rrset = dns.rrset.RRset(name, IN, rdtype)
+# Compiling a record set (parsing names and rdata with dnspython) costs far more than the rest
+# of a zone build. Record sets are immutable values, so each is compiled once and shared by
+# every zone version that holds it: a change rebuilds its zone from mostly cached parts, which
+# the enactor's checker (one index per explored state) depends on.
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _name(text: str) -> dns.name.Name:
+    return dns.name.from_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _rdtype(text: str) -> int:
+    return dns.rdatatype.from_text(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _compiled(rs: RecordSet) -> Plain | AliasTo:
+    if rs.alias is not None:
+        return AliasTo(key_of(_name(rs.alias.dns_name)))
+    name, rdtype = _name(rs.name), _rdtype(rs.rtype)
+    rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
         rrset.add(
             dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False), rs.ttl
         )
     rrset.ttl = rs.ttl or 0
-    return Plain(rrset)
+    return Plain(rrset.seal(), key_of(name))
 
 
-def _member_data(name: dns.name.Name, rdtype: int, rs: RecordSet) -> Plain | AliasTo:
-    if rs.alias is not None:
-        return AliasTo(dns.name.from_text(rs.alias.dns_name))
-    return _plain(name, rdtype, rs)
-
-
-def _compile(name: dns.name.Name, rdtype: int, group: list[RecordSet]) -> Entry:
+def _compile(group: list[RecordSet]) -> Entry:
     if len(group) == 1 and group[0].set_identifier is None:
-        return _member_data(name, rdtype, group[0])
+        return _compiled(group[0])
     group = sorted(group, key=lambda rs: rs.set_identifier or "")
-    members = tuple(
-        Member(rs.set_identifier or "", rs.weight or 0, _member_data(name, rdtype, rs))
-        for rs in group
-    )
+    members = tuple(Member(rs.set_identifier or "", rs.weight or 0, _compiled(rs))
+                    for rs in group)
     all_zero = all(m.weight == 0 for m in members)
     cumulative: list[int] = []
     total = 0
@@ -248,17 +304,22 @@ class ZoneTable:
     """The served zones, found by closest enclosing origin."""
 
     def __init__(self, zones: Iterable[Zone] = ()):
-        self.zones: dict[dns.name.Name, Zone] = {z.origin: z for z in zones}
+        self.zones: dict[Key, Zone] = {z.okey: z for z in zones}
 
-    def find(self, qname: dns.name.Name) -> Zone | None:
-        name = qname
-        while True:
-            zone = self.zones.get(name)
+    def add(self, zone: Zone) -> None:
+        self.zones[zone.okey] = zone
+
+    def remove(self, origin: dns.name.Name) -> None:
+        self.zones.pop(key_of(origin), None)
+
+    def find(self, qname: dns.name.Name | Key) -> Zone | None:
+        k = qname if isinstance(qname, tuple) else key_of(qname)
+        zones = self.zones
+        for i in range(len(k)):
+            zone = zones.get(k[i:])
             if zone is not None:
                 return zone
-            if name == dns.name.root or len(name) == 0:
-                return None
-            name = name.parent()
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,9 +331,9 @@ class Solution:
     outcome: Outcome
     rcode: int = dns.rcode.NOERROR
     aa: bool = True
-    answer: list[dns.rrset.RRset] = field(default_factory=list)
-    authority: list[dns.rrset.RRset] = field(default_factory=list)
-    additional: list[dns.rrset.RRset] = field(default_factory=list)
+    answer: list[AnswerRRset] = field(default_factory=list)
+    authority: list[WireRRset] = field(default_factory=list)
+    additional: list[WireRRset] = field(default_factory=list)
     glue_required: bool = False  # RFC 9471: in-domain glue that must fit, else TC=1
     problem: str | None = None  # why SERVFAIL, for the log
 
@@ -281,14 +342,49 @@ class _Servfail(Exception):
     pass
 
 
-def _owned(rrset: dns.rrset.RRset, owner: dns.name.Name) -> dns.rrset.RRset:
-    """The same data under another owner name (wildcard synthesis, alias answers)."""
-    if rrset.name == owner:
-        return rrset
-    out = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype)
-    out.update(rrset)
-    out.ttl = rrset.ttl
-    return out
+class Renamed:
+    """Zone data answered under another owner (wildcard synthesis, alias answers).
+
+    A view, not a copy: building a new dnspython RRset hashes every rdata, which cost more
+    than the rest of the answer. `to_rrset()` gives a real RRset when one is needed.
+    """
+
+    __slots__ = ("name", "src")
+
+    def __init__(self, name: dns.name.Name, src: WireRRset):
+        self.name = name
+        self.src = src
+
+    rdtype = property(lambda self: self.src.rdtype)
+    rdclass = property(lambda self: self.src.rdclass)
+    ttl = property(lambda self: self.src.ttl)
+    wires = property(lambda self: self.src.wires)
+    texts = property(lambda self: self.src.texts)
+    tails = property(lambda self: self.src.tails)
+
+    def __iter__(self) -> Iterator[dns.rdata.Rdata]:
+        return iter(self.src)
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def __getitem__(self, i: int) -> dns.rdata.Rdata:
+        return self.src[i]
+
+    def to_rrset(self) -> dns.rrset.RRset:
+        out = dns.rrset.RRset(self.name, self.src.rdclass, self.src.rdtype)
+        out.update(self.src)
+        out.ttl = self.src.ttl
+        return out
+
+
+AnswerRRset = WireRRset | Renamed
+
+
+def _owned(plain: Plain, owner: dns.name.Name, okey: Key) -> AnswerRRset:
+    if plain.key == okey:
+        return plain.rrset
+    return Renamed(owner, plain.rrset)
 
 
 def _resolve_entry(
@@ -296,9 +392,10 @@ def _resolve_entry(
     entry: Entry,
     qtype: int,
     owner: dns.name.Name,
+    okey: Key,
     picker: Picker,
-    seen: set[tuple[dns.name.Name, int]],
-) -> dns.rrset.RRset | None:
+    seen: set[tuple[Key, int]],
+) -> AnswerRRset | None:
     """Follow aliases and weighted picks down to a plain RRset, or None if the tree dangles.
 
     Route 53 alias semantics: the owner is the query name, the TTL the target's, no CNAME is
@@ -306,50 +403,54 @@ def _resolve_entry(
     the caller turns into NOERROR with an empty answer and the SOA (the October 2025 outage).
     """
     while True:
-        if isinstance(entry, Plain):
-            return _owned(entry.rrset, owner)
-        if isinstance(entry, Weighted):
+        if type(entry) is Plain:
+            return _owned(entry, owner, okey)
+        if type(entry) is Weighted:
             entry = entry.members[picker.pick(entry.cumulative)].data
             continue
         # AliasTo: a symlink inside the zone, to the same type at the target name
-        key = (entry.target, qtype)
-        if key in seen:
-            raise _Servfail(f"alias loop at {entry.target} {dns.rdatatype.to_text(qtype)}")
+        target = entry.target  # type: ignore[union-attr]
+        mark = (target, qtype)
+        if mark in seen:
+            raise _Servfail(f"alias loop at {_text(target)} {dns.rdatatype.to_text(qtype)}")
         if len(seen) >= MAX_CHAIN:
-            raise _Servfail(f"alias tree deeper than {MAX_CHAIN} at {entry.target}")
-        seen.add(key)
-        target_node = zone.nodes.get(entry.target)
+            raise _Servfail(f"alias tree deeper than {MAX_CHAIN} at {_text(target)}")
+        seen.add(mark)
+        target_node = zone.nodes.get(target)
         if target_node is None or qtype not in target_node:
             return None
         entry = target_node[qtype]
 
 
-def _find_cut(zone: Zone, qname: dns.name.Name, qtype: int) -> dns.name.Name | None:
-    """The highest delegation point at or above qname (RFC 1034 §4.3.2 step 3b).
+def _text(k: Key) -> str:
+    return dns.name.Name(k).to_text()
+
+
+def _find_cut(zone: Zone, k: Key, qtype: int) -> Key | None:
+    """The highest delegation point at or above the name (RFC 1034 §4.3.2 step 3b).
 
     A DS question at the cut itself is answered by the parent side (RFC 4035 §3.1.4.1).
     """
-    if not zone.cuts:
+    cuts = zone.cuts
+    if not cuts:
         return None
-    labels = qname.relativize(zone.origin).labels
-    name = zone.origin
-    for i in range(len(labels) - 1, -1, -1):
-        name = dns.name.Name(labels[i:] + zone.origin.labels)
-        if name in zone.cuts:
-            if name == qname and qtype == DS:
+    for i in range(len(k) - len(zone.okey) - 1, -1, -1):
+        name = k[i:]
+        if name in cuts:
+            if i == 0 and qtype == DS:
                 return None
             return name
     return None
 
 
-def _closest_encloser(zone: Zone, qname: dns.name.Name) -> dns.name.Name:
-    name = qname
-    while name not in zone.existing and name != zone.origin:
-        name = name.parent()
-    return name
+def _closest_encloser(zone: Zone, k: Key) -> Key:
+    n = len(zone.okey)
+    while k not in zone.existing and len(k) > n:
+        k = k[1:]
+    return k
 
 
-def _referral(zone: Zone, cut: dns.name.Name, sol: Solution) -> Solution:
+def _referral(zone: Zone, cut: Key, sol: Solution) -> Solution:
     """RFC 1034 §4.3.2 step 3b: NS of the child in authority, addresses we hold as glue."""
     entry = zone.nodes[cut][NS]
     assert isinstance(entry, Plain)
@@ -357,15 +458,15 @@ def _referral(zone: Zone, cut: dns.name.Name, sol: Solution) -> Solution:
     sol.aa = bool(sol.answer)  # AA only for the authoritative part of a chain before the cut
     sol.authority.append(entry.rrset)
     for rd in entry.rrset:
-        target = rd.target
+        target = key_of(rd.target)
         node = zone.nodes.get(target)
-        if node is None or not target.is_subdomain(zone.origin):
+        if node is None:
             continue
         for t in (A, AAAA):
             glue = node.get(t)
-            if isinstance(glue, Plain):
+            if type(glue) is Plain:
                 sol.additional.append(glue.rrset)
-                if target.is_subdomain(cut):
+                if target[len(target) - len(cut):] == cut:
                     sol.glue_required = True  # RFC 9471 §3: in-domain glue is not optional
     return sol
 
@@ -374,35 +475,35 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solut
     """RFC 1034 §4.3.2 lookup in one zone, with CNAME chains, wildcards (RFC 4592),
     delegations, Route 53 aliases and weighted sets."""
     sol = Solution(Outcome.HIT)
-    seen: set[tuple[dns.name.Name, int]] = set()
+    seen: set[tuple[Key, int]] = set()
+    k = key_of(qname)
+    nodes = zone.nodes
     try:
         for _step in range(MAX_CHAIN):
-            if not qname.is_subdomain(zone.origin):
+            if not zone.contains(k):
                 # A CNAME left the zone: we answer with the chain so far (RFC 1034 §4.3.2
                 # step 3a; we do not chase into other zones, as NSD and Knot do not).
                 sol.outcome = Outcome.FOLLOW
                 return sol
-            cut = _find_cut(zone, qname, qtype)
+            cut = _find_cut(zone, k, qtype)
             if cut is not None:
                 return _referral(zone, cut, sol)
-            node = zone.nodes.get(qname)
-            owner = qname
+            node = nodes.get(k)
             if node is None:
-                if qname in zone.existing:
+                if k in zone.existing:
                     return _nodata(zone, sol)  # empty non-terminal (RFC 4592 §2.2.2)
-                encloser = _closest_encloser(zone, qname)
-                source = dns.name.Name((WILDCARD,) + encloser.labels)
-                node = zone.nodes.get(source)
+                source = (WILDCARD,) + _closest_encloser(zone, k)
+                node = nodes.get(source)
                 if node is None:
                     sol.outcome, sol.rcode = Outcome.MISS, dns.rcode.NXDOMAIN
                     sol.authority.append(zone.negative_soa)
                     return sol
                 # RFC 4592 §3.3.1: synthesize from the source of synthesis, owner = qname
             if qtype == ANY:
-                return _any(zone, node, owner, picker, seen, sol)
+                return _any(zone, node, qname, k, picker, seen, sol)
             entry = node.get(qtype)
             if entry is not None:
-                rrset = _resolve_entry(zone, entry, qtype, owner, picker, seen)
+                rrset = _resolve_entry(zone, entry, qtype, qname, k, picker, seen)
                 if rrset is None:
                     return _nodata(zone, sol)  # the dangling alias: NOERROR, ANSWER 0, SOA
                 sol.answer.append(rrset)
@@ -413,32 +514,33 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solut
             cname = node.get(CNAME)
             if cname is None:
                 return _nodata(zone, sol)
-            rrset = _resolve_entry(zone, cname, CNAME, owner, picker, seen)
+            rrset = _resolve_entry(zone, cname, CNAME, qname, k, picker, seen)
             if rrset is None:
                 return _nodata(zone, sol)
             sol.answer.append(rrset)
+            seen.add((k, CNAME))
             qname = rrset[0].target  # RFC 1034 §3.6.2: restart the lookup at the target
-            if (qname, CNAME) in seen:
+            k = key_of(qname)
+            if (k, CNAME) in seen:
                 sol.outcome = Outcome.FOLLOW  # a CNAME loop: answer the chain once, as NSD
                 return sol
-            seen.add((owner, CNAME))
         sol.outcome = Outcome.FOLLOW
         return sol
     except _Servfail as exc:
         return Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=str(exc))
 
 
-def _ns_addresses(zone: Zone, ns: dns.rrset.RRset, sol: Solution) -> None:
+def _ns_addresses(zone: Zone, ns: AnswerRRset, sol: Solution) -> None:
     """RFC 1035 §3.3.11 additional section processing for NS answers: the addresses of the
     name servers that we hold. Optional data: dropped first when the response is too big
     (minimal responses otherwise, as NSD with `minimal-responses: yes`)."""
     for rd in ns:
-        node = zone.nodes.get(rd.target)
+        node = zone.nodes.get(key_of(rd.target))
         if node is None:
             continue
         for t in (A, AAAA):
             entry = node.get(t)
-            if isinstance(entry, Plain):
+            if type(entry) is Plain:
                 sol.additional.append(entry.rrset)
 
 
@@ -452,14 +554,15 @@ def _any(
     zone: Zone,
     node: dict[int, Entry],
     owner: dns.name.Name,
+    okey: Key,
     picker: Picker,
-    seen: set[tuple[dns.name.Name, int]],
+    seen: set[tuple[Key, int]],
     sol: Solution,
 ) -> Solution:
     """RFC 8482 §4.1: answer ANY with one RRset, never the lot: the SOA at the apex, else the
     lowest type present (the RRset NSD picks)."""
     for rdtype in sorted(node, key=lambda t: (t != SOA, t)):
-        rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, picker, seen)
+        rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, okey, picker, seen)
         if rrset is not None:
             sol.answer.append(rrset)
             sol.outcome = Outcome.HIT
@@ -473,22 +576,54 @@ def _any(
 
 @dataclass
 class Reply:
-    """A response ready to render; `to_wire(limit)` applies truncation (RFC 2181 §9)."""
+    """A response ready to render; `to_wire(limit)` applies truncation (RFC 2181 §9).
+
+    Rendering uses `authd.wire.Renderer`; `message` gives the same response as a dnspython
+    Message for tools and tests.
+    """
 
     outcome: Outcome
-    message: dns.message.Message
+    id: int
+    flags: int  # header flags and opcode, without the RCODE bits
+    rcode: int  # the full RCODE (values above 15 travel in the OPT record, RFC 6891 §6.1.3)
+    qname: dns.name.Name | None = None
+    qtype: int = 0
+    qclass: int = IN
+    answer: list[AnswerRRset] = field(default_factory=list)
+    authority: list[WireRRset] = field(default_factory=list)
+    additional: list[WireRRset] = field(default_factory=list)
+    edns: int = -1  # -1: no OPT in the response; else its version (0)
+    ednsflags: int = 0
     glue_required: bool = False
     problem: str | None = None
     udp_limit: int = MIN_UDP  # the client's limit over UDP (from its EDNS payload size)
+    qwire: bytes | None = None  # the question exactly as the client sent it, when we have it
     _full: bytes | None = None
 
-    @property
-    def rcode(self) -> int:
-        return self.message.rcode()
+    def render(self, *, answer: bool = True, authority: bool = True, additional: bool = True,
+               tc: bool = False) -> bytes:
+        flags = self.flags | (TC if tc else 0) | (self.rcode & 0xF)
+        if self.qname is not None:
+            question = self.qwire or (self.qname.to_wire() + self.qtype.to_bytes(2, "big")
+                                      + self.qclass.to_bytes(2, "big"))
+            labels = self.qname.labels[:-1]
+        else:
+            question, labels = b"", ()
+        r = Renderer(self.id.to_bytes(2, "big") + flags.to_bytes(2, "big") + bytes(8),
+                     question, labels)
+        an = sum(r.rrset(x) for x in self.answer) if answer else 0
+        ns = sum(r.rrset(x) for x in self.authority) if authority else 0
+        ar = sum(r.rrset(x) for x in self.additional) if additional else 0
+        if self.edns >= 0:
+            # RFC 6891 §6.1.1: OPT in the response; RFC 3225 §3: the DO bit is echoed
+            r.opt(OUR_PAYLOAD, self.rcode >> 4, self.ednsflags)
+            ar += 1
+        r.out[4:12] = b"".join(n.to_bytes(2, "big") for n in (1 if question else 0, an, ns, ar))
+        return bytes(r.out)
 
     def to_wire(self, limit: int) -> bytes:
         if self._full is None:
-            self._full = _render(self.message)
+            self._full = self.render()
         if len(self._full) <= limit:
             return self._full
         return self.truncated(limit)
@@ -497,38 +632,26 @@ class Reply:
         """Over the limit: drop optional additional data first; if required data still does not
         fit, send TC=1 with empty sections so the client retries over TCP (RFC 2181 §9,
         RFC 9471 §3)."""
-        m = self.message
-        if m.additional and not self.glue_required:
-            trimmed = _copy_message(m, additional=False)
-            wire = _render(trimmed)
+        if self.additional and not self.glue_required:
+            wire = self.render(additional=False)
             if len(wire) <= limit:
                 return wire
-        empty = _copy_message(m, answer=False, authority=False, additional=False)
-        empty.flags |= dns.flags.TC
-        return _render(empty)
+        return self.render(answer=False, authority=False, additional=False, tc=True)
 
-
-def _copy_message(
-    m: dns.message.Message, *, answer: bool = True, authority: bool = True, additional: bool = True
-) -> dns.message.Message:
-    out = dns.message.Message(id=m.id)
-    out.flags = m.flags
-    out.question = list(m.question)
-    if answer:
-        out.answer = list(m.answer)
-    if authority:
-        out.authority = list(m.authority)
-    if additional:
-        out.additional = list(m.additional)
-    if m.edns >= 0:
-        out.use_edns(m.edns, m.ednsflags, m.payload)
-    out.set_rcode(m.rcode())
-    return out
-
-
-def _render(m: dns.message.Message) -> bytes:
-    # RRs in zone order, as NSD and Knot send them (dnspython would shuffle by default)
-    return m.to_wire(max_size=TCP_LIMIT, want_shuffle=False)
+    @property
+    def message(self) -> dns.message.Message:
+        """The full response as a dnspython Message (not truncated)."""
+        m = dns.message.Message(id=self.id)
+        m.flags = self.flags
+        if self.qname is not None:
+            m.question = [dns.rrset.RRset(self.qname, self.qclass, self.qtype)]
+        m.answer = [r.to_rrset() if isinstance(r, Renamed) else r for r in self.answer]
+        m.authority = list(self.authority)
+        m.additional = list(self.additional)
+        if self.edns >= 0:
+            m.use_edns(0, self.ednsflags, OUR_PAYLOAD)
+        m.set_rcode(self.rcode)
+        return m
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,6 +666,7 @@ class Query:
     edns: int  # -1 without OPT, else the version
     ednsflags: int
     payload: int
+    qwire: bytes | None = None  # the question section as received (fast parser only)
 
     def limit(self, tcp: bool) -> int:
         """The largest response the client accepts (RFC 6891 §6.2.5, RFC 1035 §4.2.1)."""
@@ -557,10 +681,34 @@ def _header_reply(wire: bytes, rcode: int, outcome: Outcome) -> Reply:
     """A reply to a packet we could not parse: ID, opcode and RD copied, no sections."""
     qid = int.from_bytes(wire[0:2], "big")
     flags = int.from_bytes(wire[2:4], "big")
-    m = dns.message.Message(id=qid)
-    m.flags = dns.flags.QR | (flags & (dns.flags.RD | 0x7800))  # 0x7800: the opcode bits
-    m.set_rcode(rcode)
-    return Reply(outcome, m)
+    return Reply(outcome, qid, QR | (flags & (RD | 0x7800)), rcode)
+
+
+def _fast_query(wire: bytes) -> Query | None:
+    """The common query shape, read by the hand-written parser (no dnspython Message)."""
+    fq = parse_fast(wire)
+    if fq is None:
+        return None
+    labels = []
+    i = 12
+    while wire[i]:
+        end = i + 1 + wire[i]
+        labels.append(wire[i + 1:end])
+        i = end
+    labels.append(b"")
+    variant = fq.key[2]
+    qend = fq.qend
+    return Query(
+        id=wire[0] << 8 | wire[1],
+        flags=wire[2] << 8 | wire[3],
+        qname=dns.name.Name(labels),
+        qtype=wire[qend - 4] << 8 | wire[qend - 3],
+        qclass=IN,
+        edns=-1 if variant == 0 else 0,
+        ednsflags=DO if variant == 2 else 0,
+        payload=fq.payload,
+        qwire=wire[12:qend],
+    )
 
 
 def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Reply | None:
@@ -574,6 +722,9 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
     opcode = (wire[2] >> 3) & 0xF
     if opcode != dns.opcode.QUERY:
         return _header_reply(wire, dns.rcode.NOTIMP, Outcome.NOTIMP)  # RFC 1035 §4.1.1
+    fast = _fast_query(wire)
+    if fast is not None:
+        return fast  # class IN, no zone transfer, EDNS version 0 or none: nothing to refuse
     try:
         msg = dns.message.from_wire(wire, one_rr_per_rrset=True, ignore_trailing=False)
     except dns.message.BadEDNS:
@@ -609,20 +760,18 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
 
 def _finish(query: Query, sol: Solution) -> Reply:
     """Stage 4: header flags (RFC 1035 §4.1.1: RD and CD copied), EDNS, sections."""
-    m = dns.message.Message(id=query.id)
-    m.flags = dns.flags.QR | (query.flags & (dns.flags.RD | dns.flags.CD))
+    flags = QR | (query.flags & (RD | CD))
     # RFC 6895 §3.2: an answer to QCLASS=ANY cannot claim to be authoritative (as NSD)
     if sol.aa and query.qclass == IN:
-        m.flags |= dns.flags.AA
-    m.question = [dns.rrset.RRset(query.qname, query.qclass, query.qtype)]
-    m.answer = sol.answer
-    m.authority = sol.authority
-    m.additional = sol.additional
-    if query.edns >= 0:
-        # RFC 6891 §6.1.1: OPT in the response; RFC 3225 §3: the DO bit is echoed
-        m.use_edns(0, query.ednsflags & dns.flags.DO, OUR_PAYLOAD)
-    m.set_rcode(sol.rcode)
-    return Reply(sol.outcome, m, sol.glue_required, sol.problem, query.limit(tcp=False))
+        flags |= AA
+    return Reply(
+        sol.outcome, query.id, flags, sol.rcode, query.qname, query.qtype, query.qclass,
+        sol.answer, sol.authority, sol.additional,
+        edns=0 if query.edns >= 0 else -1,
+        ednsflags=query.ednsflags & DO,
+        glue_required=sol.glue_required, problem=sol.problem, udp_limit=query.limit(tcp=False),
+        qwire=query.qwire,
+    )
 
 
 def _axfr(zone: Zone, query: Query) -> Reply:
@@ -630,9 +779,9 @@ def _axfr(zone: Zone, query: Query) -> Reply:
     RFC 1035 form, so they are left out)."""
     sol = Solution(Outcome.HIT)
     sol.answer.append(zone.soa)
-    for name in sorted(zone.nodes):
-        for rdtype, entry in sorted(zone.nodes[name].items()):
-            if isinstance(entry, Plain) and not (name == zone.origin and rdtype == SOA):
+    for k in sorted(zone.nodes, key=lambda k: tuple(reversed(k))):
+        for rdtype, entry in sorted(zone.nodes[k].items()):
+            if type(entry) is Plain and not (k == zone.okey and rdtype == SOA):
                 sol.answer.append(entry.rrset)
     sol.answer.append(zone.soa)
     return _finish(query, sol)
@@ -642,14 +791,19 @@ def answer(
     wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
 ) -> Reply | None:
     """The whole pipeline for one packet. None means drop it. Never raises on bad input."""
-    picker = as_picker(rng)
     c = classify(wire, tcp=tcp, allow_axfr=allow_axfr)
     if not isinstance(c, Query):
         return c
+    return answer_query(c, zones, rng=rng)
+
+
+def answer_query(c: Query, zones: ZoneTable, *, rng: Rng) -> Reply:
+    """Stages 2 to 4 for a classified query (lets callers classify once, answer many times)."""
+    picker = as_picker(rng)
     zone = zones.find(c.qname)  # stage 2: prepare
     if zone is None:
         return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
-    if c.qtype == dns.rdatatype.AXFR and c.qname == zone.origin:
+    if c.qtype == dns.rdatatype.AXFR and key_of(c.qname) == zone.okey:
         return _axfr(zone, c)
     if c.qtype in XFR_TYPES:
         return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
@@ -695,6 +849,7 @@ def enumerate_outcomes(
         yield explorer.probability, reply
 
 
+@functools.lru_cache(maxsize=4096)
 def make_query_wire(qname: str, qtype: str | int, *, edns: bool = False) -> bytes:
     """A plain query in wire form (ID 0, RD clear), for resolve_all and tests."""
     q = dns.message.make_query(qname, qtype, use_edns=0 if edns else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import logging
 import random
 import shutil
@@ -165,6 +166,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ZoneLoadError as exc:
         log.error("zone load failed, not starting: %s", exc)
         return 2
+    # Zone data lives as long as the server: keep the cyclic GC from walking it on every
+    # collection (those pauses showed up as p99 latency).
+    gc.collect()
+    gc.freeze()
     try:
         trio.run(run_serve, args, index)
     except KeyboardInterrupt:

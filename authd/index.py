@@ -30,10 +30,13 @@ from authd.answer import (
     OUR_PAYLOAD,
     TCP_LIMIT,
     Outcome,
+    Query,
     Reply,
     Zone,
     ZoneTable,
     answer,
+    answer_query,
+    classify,
     enumerate_outcomes,
     make_query_wire,
 )
@@ -44,6 +47,7 @@ from authd.zonefile import LoadedZone
 
 log = logging.getLogger("authd")
 
+_RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
 
@@ -91,6 +95,7 @@ class ServingIndex:
     ):
         r = rng if rng is not None else random.Random()
         self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
+        self.random = self._random  # for shells that pick from `exact_udp` themselves
         self.cache_enabled = cache
         self.cache_limit = cache_limit
         self.allow_axfr = allow_axfr
@@ -98,6 +103,11 @@ class ServingIndex:
         self.table = ZoneTable()
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
+        # packet bytes after the ID -> response after the ID (or cumulative and choices).
+        # `exact_udp` is public so the UDP shell can look it up inline; it is only ever
+        # cleared in place, never replaced.
+        self.exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
+        self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
 
     # --- feeding ---------------------------------------------------------------------------
@@ -113,7 +123,7 @@ class ServingIndex:
         if entry.kind is EntryKind.ZONE_DELETED:
             old = self._zones.pop(entry.zone_id, None)
             if old is not None:
-                self.table.zones.pop(dns.name.from_text(old[0]), None)
+                self.table.remove(dns.name.from_text(old[0]))
             log.info("zone %s (%s) deleted at seq %d", entry.zone_name, entry.zone_id, entry.seq)
         else:
             if entry.kind is EntryKind.SNAPSHOT:
@@ -126,7 +136,7 @@ class ServingIndex:
                 records[rs.key] = rs
             zone = Zone.build(entry.zone_name, records.values())  # raises before any change
             self._zones[entry.zone_id] = (entry.zone_name, records)
-            self.table.zones[zone.origin] = zone
+            self.table.add(zone)
             if entry.kind is EntryKind.SNAPSHOT:
                 log.info(
                     "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
@@ -140,6 +150,8 @@ class ServingIndex:
                 )
         self.seq = max(self.seq, entry.seq)
         self._cache.clear()
+        self.exact_udp.clear()
+        self._exact_tcp.clear()
         return True
 
     def zone_names(self) -> list[str]:
@@ -148,27 +160,51 @@ class ServingIndex:
     # --- answering -------------------------------------------------------------------------
 
     def respond(self, wire: bytes, *, tcp: bool) -> bytes | None:
-        """The response to one packet, or None to drop it. Never raises on bad input."""
+        """The response to one packet, or None to drop it. Never raises on bad input.
+
+        Two tables: `exact` is keyed by the packet's bytes after the ID (so a repeat of the same
+        question, case and EDNS costs one dict lookup and one concatenation); behind it, the
+        rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
+        new spellings of a known question.
+        """
+        exact = self._exact_tcp if tcp else self.exact_udp
+        key = wire[2:]
+        hit = exact.get(key)
+        if hit is not None:
+            self.stats["fast"] += 1
+            if type(hit) is bytes:
+                return wire[:2] + hit
+            return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
         fq = parse_fast(wire) if self.cache_enabled else None
         if fq is not None:
-            hit = self._cache.get(fq.key)
-            if hit is None:
-                hit = self._fill(wire, fq.key)
-            if hit is not None:
+            entry = self._cache.get(fq.key)
+            if entry is None:
+                entry = self._fill(wire, fq.key)
+            if entry is not None:
                 self.stats["fast"] += 1
-                if type(hit) is _Choice:
-                    rendered = hit.outcomes[bisect.bisect_right(hit.cumulative, self._random())]
-                else:
-                    rendered = hit  # type: ignore[assignment]
                 if tcp:
                     limit = TCP_LIMIT
                 elif fq.payload:
                     limit = OUR_PAYLOAD if fq.payload > OUR_PAYLOAD else max(fq.payload, MIN_UDP)
                 else:
                     limit = MIN_UDP
-                body = rendered.fit(limit)
                 qend = fq.qend
-                return wire[:2] + body[2:12] + wire[12:qend] + body[qend:]
+                question = wire[12:qend]
+
+                def tail(rendered: _Rendered) -> bytes:
+                    body = rendered.fit(limit)
+                    return body[2:12] + question + body[qend:]
+
+                if len(exact) >= self.cache_limit:
+                    exact.clear()
+                if type(entry) is _Choice:
+                    tails = [tail(r) for r in entry.outcomes]
+                    exact[key] = (entry.cumulative, tails)
+                    return wire[:2] + tails[bisect.bisect_right(entry.cumulative,
+                                                                self._random())]
+                one = tail(entry)  # type: ignore[arg-type]
+                exact[key] = one
+                return wire[:2] + one
         self.stats["slow"] += 1
         reply = self.answer(wire, tcp=tcp)
         if reply is None:
@@ -226,20 +262,23 @@ class ServingIndex:
 
         Each item is (rcode text, answer-section rdata values in order), without duplicates.
         """
-        wire = make_query_wire(qname, qtype)
+        query = classify(make_query_wire(qname, qtype), tcp=True)
+        if not isinstance(query, Query):  # e.g. AXFR: not a question with answers
+            return [(dns.rcode.to_text(query.rcode if query else dns.rcode.FORMERR), ())]
         seen: dict[tuple[str, tuple[str, ...]], None] = {}
         for _, reply in enumerate_outcomes(
-            lambda picker: answer(wire, self.table, rng=picker, tcp=True)
+            lambda picker: answer_query(query, self.table, rng=picker)
         ):
             assert reply is not None
-            values = tuple(rd.to_text() for rrset in reply.message.answer for rd in rrset)
-            seen[(dns.rcode.to_text(reply.rcode), values)] = None
+            values = tuple(t for rrset in reply.answer for t in rrset.texts)
+            seen[(_RCODE_TEXT.get(reply.rcode) or dns.rcode.to_text(reply.rcode), values)] = None
         return list(seen)
 
 
 def _qtext(reply: Reply) -> str:
-    q = reply.message.question
-    return f"{q[0].name} {dns.rdatatype.to_text(q[0].rdtype)}" if q else "(no question)"
+    if reply.qname is None:
+        return "(no question)"
+    return f"{reply.qname} {dns.rdatatype.to_text(reply.qtype)}"
 
 
 # --- startup from zone files ----------------------------------------------------------------

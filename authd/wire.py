@@ -98,3 +98,106 @@ def parse_fast(wire: bytes) -> FastQuery | None:
     payload = wire[o + 3] << 8 | wire[o + 4]
     variant = 2 if wire[o + 7] & 0x80 else 1
     return FastQuery((flags, question, variant), qend, payload)
+
+
+# --- rendering ------------------------------------------------------------------------------
+#
+# A small renderer for responses, much cheaper than building a dnspython Message. Names are
+# compressed (RFC 1035 §4.1.4) against every name already written, the question's included,
+# so answer owners show the question's case exactly as NSD and dnspython do. Names inside
+# rdata are compressed only for the RFC 1035 types whose rdata may be compressed
+# (RFC 3597 §4: NS, CNAME, PTR, MX, SOA); other rdata is written as dnspython renders it.
+
+_NS, _CNAME, _SOA, _PTR, _MX = 2, 5, 6, 12, 15
+COMPRESSIBLE = frozenset({_NS, _CNAME, _SOA, _PTR, _MX})
+_OPT_HEAD = b"\x00\x00\x29"
+
+
+class Renderer:
+    """Accumulates one message. `rrset(...)` appends a dnspython RRset, returning its RR count."""
+
+    __slots__ = ("out", "comp")
+
+    def __init__(self, header12: bytes, question: bytes, qname_labels: tuple[bytes, ...]):
+        self.out = bytearray(header12)
+        self.comp: dict[tuple[bytes, ...], int] = {}
+        if question:
+            offset = 12
+            lowered = tuple(map(bytes.lower, qname_labels))
+            for i in range(len(lowered)):
+                self.comp[lowered[i:]] = offset
+                offset += len(qname_labels[i]) + 1
+            self.out += question
+
+    def name(self, labels: tuple[bytes, ...], lowered: tuple[bytes, ...] | None = None) -> None:
+        """Write a name given its labels without the root label, compressing its suffixes."""
+        out = self.out
+        comp = self.comp
+        if lowered is None:
+            lowered = tuple(map(bytes.lower, labels))
+        for i in range(len(labels)):
+            ptr = comp.get(lowered[i:])
+            if ptr is not None:
+                out += (0xC000 | ptr).to_bytes(2, "big")
+                return
+            pos = len(out)
+            if pos < 0x3FFF:
+                comp[lowered[i:]] = pos
+            label = labels[i]
+            out.append(len(label))
+            out += label
+        out.append(0)
+
+    def rrset(self, rrset: object) -> int:
+        out = self.out
+        owner = rrset.name.labels[:-1]  # type: ignore[attr-defined]
+        tails = getattr(rrset, "tails", None)
+        if tails:
+            # rdata without compressible names, pre-rendered with its RR header: only the
+            # owner is written here, then a pointer back to it for each further RR
+            lowered = tuple(map(bytes.lower, owner))
+            self.name(owner, lowered)
+            out += tails[0]
+            if len(tails) > 1:
+                ptr = self.comp.get(lowered)
+                if ptr is None:  # beyond the reach of a pointer: spell it out each time
+                    for tail in tails[1:]:
+                        self.name(owner, lowered)
+                        out += tail
+                else:
+                    ptrb = (0xC000 | ptr).to_bytes(2, "big")
+                    out += b"".join([ptrb + tail for tail in tails[1:]])
+            return len(tails)
+        rdtype = rrset.rdtype  # type: ignore[attr-defined]
+        head = (rdtype.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")  # type: ignore[attr-defined]
+                + rrset.ttl.to_bytes(4, "big"))  # type: ignore[attr-defined]
+        n = 0
+        wires = getattr(rrset, "wires", None)  # zone data carries its rdata pre-rendered
+        for rd in rrset:  # type: ignore[attr-defined]
+            self.name(owner)
+            out += head
+            at = len(out)
+            out += b"\x00\x00"
+            if rdtype in (_CNAME, _NS, _PTR):
+                self.name(rd.target.labels[:-1])
+            elif rdtype == _MX:
+                out += rd.preference.to_bytes(2, "big")
+                self.name(rd.exchange.labels[:-1])
+            elif rdtype == _SOA:
+                self.name(rd.mname.labels[:-1])
+                self.name(rd.rname.labels[:-1])
+                out += b"".join(v.to_bytes(4, "big") for v in
+                                (rd.serial, rd.refresh, rd.retry, rd.expire, rd.minimum))
+            elif wires:
+                out += wires[n]
+            else:
+                out += rd.to_wire()
+            out[at:at + 2] = (len(out) - at - 2).to_bytes(2, "big")
+            n += 1
+        return n
+
+    def opt(self, payload: int, ext_rcode: int, flags: int) -> None:
+        """RFC 6891 §6.1.2 OPT pseudo-RR: root owner, CLASS = payload, TTL = ext-rcode,
+        version 0 and flags, no options."""
+        self.out += (_OPT_HEAD + payload.to_bytes(2, "big") + bytes([ext_rcode, 0])
+                     + flags.to_bytes(2, "big") + b"\x00\x00")

@@ -160,7 +160,8 @@ def machine() -> str:
 
 def unbound_version() -> str:
     out = subprocess.run(["unbound", "-V"], capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0].strip() if out else "unbound"
+    first = out.splitlines()[0].strip() if out else ""
+    return "Unbound " + first.removeprefix("Version ").strip() if first else "Unbound"
 
 
 def write_section(text: str) -> None:
@@ -220,7 +221,7 @@ def main(argv: list[str]) -> int:
             negatives=((10, 2), (10, 4), (10, 6), (4, 10)), serve_stale=(False, True),
             layers=(Layer.RESOLVER,), rates=(8.0,), impls=(Impl.OURS, Impl.OURS_UNBOUND_PRESET,
                                                          Impl.UNBOUND),
-            clients=8, resolvers_per_cell=4, outage_at=2.0, outage_length=1.5, record_ttl=1,
+            clients=6, resolvers_per_cell=3, outage_at=2.0, outage_length=1.5, record_ttl=1,
         )
         result = run_grid(settings, show_progress=False)
         tol = 0.5
@@ -252,10 +253,12 @@ the noise from the shared machine).
 | Unbound (`num-threads: 1`) | {ub_qps:,.0f} | {', '.join(f'{x:,.0f}' for x in ub_runs)} |
 | **ratio ours / Unbound** | **{ratio:.2f}** (goal ≥ 0.6) | {', '.join(f'{r:.2f}' for r in ratios)} |
 
-The hit path: the UDP socket is drained non-blocking after `trio.lowlevel.wait_readable`; the
-question is read from the wire without a parse (`resolver/wire.py`), the cache key is the
-lowercased wire name plus type and class, and the answer is precomputed wire with only the ID,
-flags, question case and TTL fields patched (`resolver/cache.py: render`).
+The hit path (`resolver/server.py: _serve_udp`): the UDP socket is drained non-blocking after
+`trio.lowlevel.wait_readable`; the question is read from the bytes without a parse and is
+itself the cache key (lowercased only if the exact bytes miss); the answer body is rendered
+once per second of the entry's age (TTLs only change once a second) and each hit patches only
+the ID, the flags and, if the client's case differs, the question (`resolver/cache.py:
+render_hit`).
 
 ### Hedging: tail latency of cache misses with one bad upstream
 
@@ -274,7 +277,7 @@ answer wins, so the tail collapses to the good upstream's latency plus 10 ms.
 ### Outage recovery: client-observed windows, ours vs Unbound
 
 Command: `resolver experiment outage-recovery --impl both --layers resolver --serve-stale both
---rates 8 --clients 8 --resolvers 4 --negative 10:2,10:4,10:6,4:10 --outage-at 2
+--rates 8 --clients 6 --resolvers 3 --negative 10:2,10:4,10:6,4:10 --outage-at 2
 --outage-length 1.5 --record-ttl 1`. The outage (1.5 s) is shorter than every negative TTL, so
 each resolver caches the NODATA exactly once and each client's window is one negative-cache
 lifetime, whatever the phase. Window = first empty answer to first addresses again, per client.

@@ -43,6 +43,7 @@ timeline.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 import random
 import time
@@ -231,6 +232,14 @@ class Explorer:
         self.agent_ids: dict[Hashable, int] = {}
         self.cur = -1
         self.por = opts.reduce and not opts.defects
+        self.symmetry = opts.reduce and len(self.names) > 1
+        self.perms = list(itertools.permutations(range(len(self.names))))
+        self.perm_index = {pi: k for k, pi in enumerate(self.perms)}
+        # inv[k][j]: the agent that permutation k moves to position j
+        self.inv = [[pi.index(j) for j in range(len(pi))] for pi in self.perms]
+        self.sym_ids: dict[tuple[str, int], list[int]] = {}
+        self.sym_space: dict[str, int] = {}
+        self.agent_list: list[Hashable] = []
         self.facts_by_id: dict[int, StoreFacts] = {}
         # (enactor, its state number, store number, ticks, planner) -> the transition's outcome.
         # `machine.step` and the store are deterministic, so one run of a transition stands
@@ -262,6 +271,7 @@ class Explorer:
         aid = self.agent_ids.get(k)
         if aid is None:
             aid = self.agent_ids[k] = len(self.agent_ids)
+            self.agent_list.append(k)
         return aid
 
     def root(self) -> Node:
@@ -396,7 +406,67 @@ class Explorer:
     # --- keys and invariants ---
 
     def key(self, node: Node) -> Hashable:
-        return (node.store, node.ids, node.planner, node.ticks)
+        if not self.symmetry:
+            return (node.store, node.ids, node.planner, node.ticks)
+        return (self._canon(node.store, node.ids), node.planner, node.ticks)
+
+    # --- symmetry: the enactors are identical up to their names ---
+
+    def _canon(self, sid: int, ids: tuple[int, ...]) -> Hashable:
+        """The least of the state's images under the renamings of the enactors that list them
+        in order of a name-blind signature (all renamings when signatures tie).
+
+        Sound because an enactor's name enters its behaviour only as a string in lock values
+        (its own, and the holder it reads) and batch comments: no decision orders or compares
+        names except `holder == my name` (machine.py), and jitter, which depends on the name,
+        only sets sleep lengths. Every invariant treats the enactors alike. The signature is
+        the same for every image of a state, so the least image is a function of the orbit."""
+        n = len(ids)
+        rel = [self._vec(("a", aid))[0] for aid in ids]
+        order = sorted(range(n), key=rel.__getitem__)
+        if all(rel[order[j]] != rel[order[j + 1]] for j in range(n - 1)):
+            pi = [0] * n
+            for j, i in enumerate(order):
+                pi[i] = j
+            perms = [self.perm_index[tuple(pi)]]
+        else:
+            perms = [k for k, pi in enumerate(self.perms)
+                     if all(rel[self.inv[k][j]] <= rel[self.inv[k][j + 1]] for j in range(n - 1))]
+        best = None
+        for k in perms:
+            inv = self.inv[k]
+            cand = (self._vec(("s", sid))[k + 1], tuple(self._vec(("a", ids[i]))[k + 1] for i in inv))
+            if best is None or cand < best:
+                best = cand
+        return best
+
+    def _vec(self, what: tuple[str, int]) -> list[int]:
+        """[name-blind id, id under each renaming] for a store or agent number."""
+        out = self.sym_ids.get(what)
+        if out is None:
+            parts = self._parts(what)
+            subs = [[(name, "\x00N\x00") for name in self.names]]
+            subs += [[(name, f"\x00{pi[i]}\x00") for i, name in enumerate(self.names)] for pi in self.perms]
+            out = []
+            for sub in subs:
+                renamed = []
+                for t in parts:
+                    for a, b in sub:
+                        t = t.replace(a, b)
+                    renamed.append(t)
+                # record sets are a set: sort after renaming, so order never depends on names
+                text = "\n".join(sorted(renamed)) if what[0] == "s" else renamed[0]
+                out.append(self.sym_space.setdefault(text, len(self.sym_space)))
+            self.sym_ids[what] = out
+        return out
+
+    def _parts(self, what: tuple[str, int]) -> list[str]:
+        kind, n = what
+        if kind == "s":
+            self._at(n)
+            return [f"{z.id} {rs!r}" for z in self.store.list_zones()
+                    for rs in self.store.record_sets(z.id) if rs.rtype != "SOA"]
+        return [repr(self.agent_list[n])]
 
     def facts(self, node: Node) -> StoreFacts:
         f = self.facts_by_id.get(node.store)

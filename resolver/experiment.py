@@ -96,6 +96,8 @@ class CellRun:
     zone: str
     samples: list[Sample] = field(default_factory=list)
     probe: list[Sample] = field(default_factory=list)
+    t_gone: float = math.nan  # the authority's first empty answer (its probe)
+    t_back: float = math.nan  # the authority's first addresses again: "records back at T"
 
     @property
     def qname(self) -> str:
@@ -264,20 +266,24 @@ async def run_batch(
                     h = await nursery.start(serve_resolver, cfg)
                     target = h.udp
                 nursery.start_soon(
-                    client, i, target, run.qname, c.rate, t0, end, run.samples,
+                    client, i, target, run.qname, c.rate, t0, math.inf, run.samples,
                     random.Random(paired.random()), start,
                 )
             nursery.start_soon(
-                client, -1, authority.server, run.qname, settings.probe_rate, t0, end, run.probe,
+                client, -1, authority.server, run.qname, settings.probe_rate, t0, math.inf,
+                run.probe,
                 random.Random(rng.random()),
             )
         nursery.start_soon(progress.tick_until, end)
         await trio.sleep_until(t0 + settings.outage_at)
         await trio.to_thread.run_sync(authority.set_healthy, False)
         t_break = trio.current_time() - t0
-        await trio.sleep_until(t0 + settings.outage_at + settings.outage_length)
+        # The repair is timed from when the deletion really took effect, not from the plan:
+        # a slow swap must not eat into the outage.
+        await trio.sleep_until(t0 + t_break + settings.outage_length)
         await trio.to_thread.run_sync(authority.set_healthy, True)
         t_fix = trio.current_time() - t0
+        end = max(end, t0 + t_fix + length - settings.outage_at - settings.outage_length)
         await trio.sleep_until(end)
         nursery.cancel_scope.cancel()
     return BatchResult(runs, t_break, t_fix)
@@ -324,7 +330,7 @@ class Progress:
 @dataclass
 class ExperimentResult:
     summaries: list[CellSummary]
-    clients: list[tuple[Cell, ClientResult, float]]  # (cell, result, t_fix)
+    clients: list[tuple[Cell, ClientResult, float]]  # (cell, result, T: records back)
     batches: list[BatchResult]
 
 
@@ -358,9 +364,14 @@ def run_grid(settings: Settings, *, show_progress: bool = True) -> ExperimentRes
         for run in runs:
             a_empty, a_back = authority_window(run.probe)
             auth = (a_back - a_empty) if a_empty is not None and a_back is not None else math.nan
+            # "Records back at T": T is when the authority itself first answered with addresses
+            # again (its probe), which is what a client could at best have seen.
+            t_back = a_back if a_back is not None else batch.t_fix
+            run.t_back = t_back
+            run.t_gone = a_empty if a_empty is not None else batch.t_break
             results = per_client(run.samples)
-            summaries.append(summarise(run.cell, results, batch.t_fix, auth))
-            clients += [(run.cell, r, batch.t_fix) for r in results.values()]
+            summaries.append(summarise(run.cell, results, t_back, auth))
+            clients += [(run.cell, r, t_back) for r in results.values()]
     progress.finish()
     return ExperimentResult(summaries, clients, batches)
 
@@ -406,7 +417,7 @@ def write_csv(path: Path, result: ExperimentResult) -> None:
         w.writerow([
             "impl", "layer", "soa_ttl", "soa_minimum", "negative_ttl", "serve_stale", "rate_qps",
             "client", "first_empty_s", "first_back_s", "client_window_s", "recovery_delay_s",
-            "t_fix_s",
+            "records_back_at_s",
         ])
         for cell, r, t_fix in result.clients:
             w.writerow([
@@ -480,22 +491,21 @@ def plot(out: Path, result: ExperimentResult, settings: Settings) -> list[Path]:
             and not r.cell.serve_stale]
     want = want or [r for r in runs if r.cell.layer is Layer.RESOLVER] or runs
     pick = max(want, key=lambda r: (r.cell.negative_ttl, r.cell.rate))
-    batch = next(b for b in result.batches if pick in b.runs)
     fig, ax = plt.subplots(figsize=(9, 4))
     colours = {Outcome.ADDRESSES: "tab:green", Outcome.EMPTY: "tab:red", Outcome.ERROR: "black"}
     for s in pick.probe:
         ax.plot(s.t, -1, "|", color=colours[s.outcome], markersize=9)
     for s in pick.samples:
         ax.plot(s.t, s.client, "|", color=colours[s.outcome], markersize=9)
-    ax.axvline(batch.t_break, color="grey", linestyle="--")
-    ax.axvline(batch.t_fix, color="grey", linestyle="--")
-    ax.axvspan(batch.t_fix, batch.t_fix + pick.cell.negative_ttl, color="orange", alpha=0.15,
+    ax.axvline(pick.t_gone, color="grey", linestyle="--")
+    ax.axvline(pick.t_back, color="grey", linestyle="--")
+    ax.axvspan(pick.t_back, pick.t_back + pick.cell.negative_ttl, color="orange", alpha=0.15,
                label=f"one negative TTL ({pick.cell.negative_ttl}s) after the fix")
     ax.set_yticks([-1, *range(settings.clients)],
                   ["authority", *[f"client {i}" for i in range(settings.clients)]])
     ax.set_xlabel("time [s] (green: addresses, red: empty answer, black: error)")
-    ax.set_title(f"One run: {pick.cell.label}; tree deleted at {batch.t_break:.1f}s, "
-                 f"repaired at {batch.t_fix:.1f}s")
+    ax.set_title(f"One run: {pick.cell.label}; authority empty from {pick.t_gone:.1f}s, "
+                 f"records back at {pick.t_back:.1f}s")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     p = out / "timeline.png"
@@ -512,19 +522,29 @@ def validation_table(result: ExperimentResult, tolerance: float) -> tuple[str, b
     resolver caches the NODATA once and every client behind it sees exactly one negative-cache
     lifetime of emptiness, whatever the phase, so the window measures the implementation and
     not the luck of cache-cycle phases. Pooled per negative TTL and serve-stale setting;
-    agreement means the median windows are within `tolerance`.
+    agreement means the median windows are within `tolerance`. Each cell also says how many
+    clients saw the outage at all (a resolver serving expired data may hide it).
     """
     pools: dict[tuple[Impl, int, bool], list[float]] = {}
+    seen: dict[tuple[Impl, int, bool], list[int]] = {}
     for cell, r, _t_fix in result.clients:
-        if cell.layer is Layer.NONE or r.window is None:
+        if cell.layer is Layer.NONE:
             continue
-        pools.setdefault((cell.impl, cell.negative_ttl, cell.serve_stale), []).append(r.window)
+        key = (cell.impl, cell.negative_ttl, cell.serve_stale)
+        counts = seen.setdefault(key, [0, 0])
+        counts[1] += 1
+        if r.first_empty is not None:
+            counts[0] += 1
+        if r.window is not None:
+            pools.setdefault(key, []).append(r.window)
 
     def stat(key: tuple[Impl, int, bool]) -> str:
         ds = pools.get(key)
+        saw, total = seen.get(key, [0, 0])
         if not ds:
-            return "-"
-        return f"{statistics.median(ds):.2f} [{min(ds):.2f}, {max(ds):.2f}]"
+            return f"- (saw outage {saw}/{total})"
+        extra = "" if saw == total else f", saw outage {saw}/{total}"
+        return f"{statistics.median(ds):.2f} [{min(ds):.2f}, {max(ds):.2f}]{extra}"
 
     rows = [
         "| negative TTL (s) | serve-stale | ours: median [min, max] window (s) | ours `--preset "
@@ -534,22 +554,23 @@ def validation_table(result: ExperimentResult, tolerance: float) -> tuple[str, b
     ]
     ok = True
     compared = 0
-    for neg, stale in sorted({(k[1], k[2]) for k in pools}):
+    for neg, stale in sorted({(k[1], k[2]) for k in seen}):
         o = pools.get((Impl.OURS, neg, stale))
         a = pools.get((Impl.OURS_UNBOUND_PRESET, neg, stale))
         b = pools.get((Impl.UNBOUND, neg, stale))
+        cells = (
+            f"| {neg} | {'on' if stale else 'off'} | {stat((Impl.OURS, neg, stale))} | "
+            f"{stat((Impl.OURS_UNBOUND_PRESET, neg, stale))} | {stat((Impl.UNBOUND, neg, stale))} "
+        )
         if not a or not b or not o:
+            rows.append(cells + "| - | - | not comparable |")
             continue
         d_ours = statistics.median(o) - statistics.median(b)
         d_pre = statistics.median(a) - statistics.median(b)
         good = abs(d_pre) <= tolerance
         ok &= good
         compared += 1
-        rows.append(
-            f"| {neg} | {'on' if stale else 'off'} | {stat((Impl.OURS, neg, stale))} | "
-            f"{stat((Impl.OURS_UNBOUND_PRESET, neg, stale))} | {stat((Impl.UNBOUND, neg, stale))} "
-            f"| {d_ours:+.2f} | {d_pre:+.2f} | {'yes' if good else 'NO'} |"
-        )
+        rows.append(cells + f"| {d_ours:+.2f} | {d_pre:+.2f} | {'yes' if good else 'NO'} |")
     return "\n".join(rows), ok and compared > 0
 
 

@@ -144,13 +144,16 @@ class Resolver:
         if failure is not None:
             self.counters["failure-cache-hits"] += 1
             return self._failed(view, now, max_size, "resolution failure cached (RFC 9520)")
+        started = now
         result = await self._resolve_shared(key, view)
         now = trio.current_time()
         if isinstance(result, Failure):
             return self._failed(view, now, max_size, result.reason)
         hit = self.cache.get(key, now)
         if hit is not None and hit.freshness is Freshness.FRESH:
-            return render(hit.entry, view, now, max_size=max_size)
+            # Just fetched for this query: serve the full TTL, as it came from upstream.
+            at = hit.entry.stored_at if hit.entry.stored_at >= started else now
+            return render(hit.entry, view, at, max_size=max_size)
         # Not cacheable (TTL 0, negative without SOA): answer once from the response itself.
         return self._render_uncached(view, result, max_size)
 

@@ -94,3 +94,21 @@ def test_bad_schedule_is_refused_with_its_path(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 1
     assert "bad.json: $.steps[0].actor: 'enactor-z' is not in $.actors" in out.stderr
+
+
+@pytest.mark.slow
+def test_checker_counterexample_replays_in_process_and_against_real_processes(tmp_path: Path) -> None:
+    """`enactor check` writes its shortest counterexample as a schedule; `enactor outage
+    --schedule` replays it (defects and endpoints taken from the file) and shows the outage."""
+    cx = tmp_path / "cx.json"
+    out = subprocess.run([sys.executable, "-m", "enactor", "check", "--defects", "2025", "--quiet",
+                          "--no-timeline", "--save", str(cx)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert cx.exists(), out.stdout + out.stderr
+    sched = load_schedule(cx)
+    res = run_outage(None, sched, inprocess=True)
+    assert res.summary["defects"] == "2025" and res.summary["ever_empty"]
+    if shutil.which("dig") is None:
+        pytest.skip("dig not installed (Debian package bind9-dnsutils)")
+    real = run_outage(None, sched)
+    assert real.summary["ever_empty"], real.report
+    assert any("ANSWER: 0" in text for _, k, text in real.digs if k == f"{DUAL} A")

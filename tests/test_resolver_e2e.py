@@ -263,3 +263,59 @@ async def test_malformed_client_queries_never_crash(knot: Authd | Knot, mock_clo
         assert r["status"] == "NOERROR"
         assert h.resolver.counters["internal-errors"] == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_jvm_stub_keeps_negative_10s_whatever_the_soa(
+    knot: Authd | Knot, mock_clock: trio.testing.MockClock
+) -> None:
+    """Layered caches: a JVM-like stub in front of the resolver, both in-process."""
+    from resolver.cli import STUB_PRESETS
+
+    async with trio.open_nursery() as nursery:
+        resolver = await start(nursery, knot.server)
+        stub_cfg = ResolverConfig(
+            listen=Server("127.0.0.1", 0), upstreams=[resolver.udp],
+            policy=CachePolicy(**STUB_PRESETS["jvm"]), name="stub",
+        )
+        stub = await nursery.start(serve_resolver, stub_cfg)
+        r = await dig(stub.udp, "www.neg.test", "AAAA")
+        assert r["status"] == "NOERROR" and r["answer"] == []
+        await trio.to_thread.run_sync(
+            lambda: knot.replace_zones({"neg.test.": zone_text(with_aaaa=True, serial=2)})
+        )
+        # The resolver forgets after min(SOA TTL, MINIMUM) = 4 s; the stub holds on for 10 s.
+        mock_clock.jump(min(SOA_TTL, SOA_MINIMUM))
+        assert (await dig(resolver.udp, "www.neg.test", "AAAA"))["answer"]
+        mock_clock.jump(9.999 - min(SOA_TTL, SOA_MINIMUM))
+        assert (await dig(stub.udp, "www.neg.test", "AAAA"))["answer"] == []
+        mock_clock.jump(0.001)
+        assert (await dig(stub.udp, "www.neg.test", "AAAA"))["answer"]
+        # Positive answers live 30 s in the JVM whatever their TTL (60 here).
+        first = await dig(stub.udp, "www.neg.test", "A")
+        assert first["answer"][0][1] == "30"
+        nursery.cancel_scope.cancel()
+
+
+async def test_cli_serve_and_stub_processes(knot: Authd | Knot) -> None:
+    """The commands as a user runs them: `resolver serve` and `resolver stub`, then dig."""
+    import tempfile
+    from pathlib import Path
+
+    from resolver.procs import run_resolver
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp)
+        with (
+            run_resolver(["serve", "--forward", str(knot.server), "--max-negative-ttl", "2"],
+                         log / "serve.log", probe="neg.test.") as res,
+            run_resolver(["stub", "--upstream", str(res), "--preset", "jvm"],
+                         log / "stub.log", probe="neg.test.") as stub,
+        ):
+            r = await dig(stub, "www.neg.test", "A")
+            assert r["status"] == "NOERROR" and r["answer"][0][4] == "192.0.2.1"
+            r = await dig(res, "nope.neg.test", "A")
+            assert r["status"] == "NXDOMAIN" and r["authority"][0][1] == "2"
+            r = await dig(res, "big.neg.test", "TXT", "+tcp")
+            assert len(r["answer"]) == 10
+        text = (log / "serve.log").read_text()
+        assert "cached nxdomain ttl=2" in text  # one log line per decision
