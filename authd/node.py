@@ -150,6 +150,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             # The zones just loaded live as long as the process: move them out of the cyclic
             # GC's reach, so a full collection does not rescan a million record sets.
             gc.freeze()
+            # A 1,000-change batch allocates ~50k short-lived objects (XML elements, record
+            # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
+            gc.set_threshold(50_000, 20, 20)
             node = Node(store, propagation, primary, replicas, app)
             if app is not None:
                 app.on_change.append(propagation.wake_all)
