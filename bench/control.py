@@ -421,7 +421,9 @@ def main(argv: list[str]) -> int:
         "The difference between the columns is the data plane's `ServingIndex.apply`, which "
         "runs on the trio thread (so it also delays the HTTP response) and rebuilds the whole "
         "zone it changes (`Zone.build`). Here the zone holds about 1,000 record sets, so that is "
-        "cheap; it grows with the zone, not the batch (see the startup rate below).",
+        "cheap; it grows with the zone, not the batch (see the startup rate below). The left "
+        "column's client runs in the server's process (sharing its GIL); the right column's "
+        "server is a separate `authd serve` process.",
         "",
         f"Peers, same batch, same run: `SQLiteStore.change_batch` direct (no HTTP, no XML) "
         f"{api['direct_p50']:.1f} ms p50; bare sqlite3 `executemany` of 1,000 rows, FULL sync, "
