@@ -31,7 +31,7 @@ from pathlib import Path
 import dns.message
 import trio
 
-from resolver.experiment import Settings, run_grid, validation_table
+from resolver.experiment import Settings, run_grid, table, validation_table
 from resolver.outage import Impl, Layer
 from resolver.procs import run_authd, run_resolver, run_unbound
 from resolver.resolution import Server
@@ -228,6 +228,16 @@ def main(argv: list[str]) -> int:
         validation, ok = validation_table(result, tol)
         print(validation)
         print(f"  preset within ±{tol} s of Unbound: {'yes' if ok else 'NO'}")
+    shape = ""
+    if not args.skip_validation:
+        print("  outage recovery, the talk's shape (records back at T; clients after):")
+        grid = run_grid(
+            Settings(negatives=((10, 1), (10, 3), (10, 6)), serve_stale=(False,),
+                     rates=(8.0,)),
+            show_progress=False,
+        )
+        shape = table(grid.summaries)
+        print(shape)
     if args.no_write:
         return 0
     hedge_table = "\n".join(
@@ -276,6 +286,13 @@ answer wins, so the tail collapses to the good upstream's latency plus 10 ms.
 
 ### Outage recovery: client-observed windows, ours vs Unbound
 
+Outage and repair go through authd's Route 53 change API, as the enactor's would: one change
+batch per endpoint zone DELETEs the active plan tree (weighted root and leaves), leaving the
+stable alias dangling (authd answers NOERROR, no addresses, SOA), and a later batch CREATEs it
+again; each waits for INSYNC. The full grid (negative TTL x serve-stale x cache layers x client
+rate) is `resolver experiment outage-recovery --out results/resolver` (about 100 s here); it
+writes the table, CSVs and plots there (`results/` is not committed).
+
 Command: `resolver experiment outage-recovery --impl both --layers resolver --serve-stale both
 --rates 8 --clients 6 --resolvers 3 --negative 10:2,10:4,10:6,4:10 --outage-at 2
 --outage-length 1.5 --record-ttl 1`. The outage (1.5 s) is shorter than every negative TTL, so
@@ -301,6 +318,23 @@ explained:
   resolution fails and RFC 8767 never applies. Stale data protects against an unreachable
   authority, not against one that says "nothing". (Unbound's `serve-expired` is configured
   RFC 8767-style with `serve-expired-client-timeout: 1800`.)
+
+### Outage recovery: the talk's shape
+
+A smaller grid (`resolver experiment outage-recovery --negative
+10:1,10:3,10:6 --serve-stale off --rates 8`; 6 clients per cell, 3 resolvers, stub negative
+TTL 2 s, record TTL 5 s, outage 8 s; "auth win" is the authority's own empty window, delays
+are from when the authority answered again, T):
+
+```
+{shape}
+```
+
+With no cache, clients see the repair within one query gap. Behind a resolver they recover
+over the following negative-TTL window (each delay is at most min(SOA TTL, MINIMUM) plus one
+query gap, spread by when each resolver last cached the NODATA), and a stub cache with its own
+negative TTL adds to it: the talk's 09:25 (records back) to
+09:40 (clients recovered), scaled.
 """
     write_section(text)
     print("  wrote the resolver section of BENCHMARKS.md")

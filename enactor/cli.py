@@ -153,8 +153,8 @@ def cmd_outage(args: argparse.Namespace) -> int:
     from enactor.outage import run_outage
     from enactor.schedule import load_schedule, schedule_2025
 
-    if args.plans < 3:
-        print("enactor outage: --plans must be at least 3 (plan 1 active, c stuck on plan 2)", file=sys.stderr)
+    if args.plans < 4:
+        print("enactor outage: --plans must be at least 4 (c is stuck on plan 2; the cleaner keeps the newest 2)", file=sys.stderr)
         return 2
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
@@ -379,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: what the schedule file says (a checker counterexample names its "
                         "defects), else 2025; 'fixed' for the fixed design")
     p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
-    p.add_argument("--plans", type=int, default=12, help="plans in the race (default 12: c is stuck on plan 2)")
+    p.add_argument("--plans", type=int, default=12,
+                   help="the fault injection: enactor-c, stuck on plan 2, loses the lock N-1 times "
+                        "while a and b install plans 3..N (default 12)")
     p.add_argument("--schedule", help="replay this schedule file instead (e.g. from the checker)")
     p.add_argument("--write-schedule", metavar="FILE", help="write the schedule as JSON and exit")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the timeline")

@@ -31,13 +31,21 @@ from enactor import machine as m
 from enactor.client import Route53Http
 from enactor.plan import Plan, PlanStore
 from enactor.schedule import Schedule, run_schedule
-from enactor.testing import DUAL, LEGACY, T0, WATCH, capacity_for, make_driver, make_sim
+from enactor.testing import (
+    DUAL,
+    LEGACY,
+    RESTART_DELAY,
+    T0,
+    WATCH,
+    capacity_for,
+    make_driver,
+    make_sim,
+)
 from enactor.timeline import Recorder, Sample, report, summary, write_png
 
 REPO = Path(__file__).resolve().parent.parent
 ACTORS = ("enactor-a", "enactor-b", "enactor-c")
 OP_TIME = 0.01  # virtual seconds per action (as in enactor.sim, so replays line up)
-RESTART_DELAY = 15.0  # a supervisor restarts a crashed enactor after this long (virtual)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -85,12 +93,8 @@ def dig(port: int, name: str, rtype: str, timeout: float = 2.0) -> DigResult:
 
 
 def authd_command() -> list[str]:
-    """`authd serve` when it has the control API flags, else the stopgap host."""
-    out = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], capture_output=True,
-                         text=True, cwd=REPO)
-    if "--control" in out.stdout and "--store" in out.stdout:
-        return [sys.executable, "-m", "authd", "serve"]
-    return [sys.executable, "-m", "enactor.authhost"]
+    """The real `authd serve` (DNS, control API and store in one process)."""
+    return [sys.executable, "-m", "authd", "serve"]
 
 
 class EnactorProc:
@@ -372,8 +376,6 @@ class ProcessDriver:
     def run_free(self, seconds: float) -> None:
         end = self.t + seconds
         for _ in range(20000):
-            for a in self.c.enactors:
-                self._restart_if_due(a) if self.ready_at[a] <= end else None
             ready = [(self.ready_at[a], a) for a, p in self.c.enactors.items()
                      if p.pending is not None or p.status == "CRASHED"]
             if not ready:

@@ -24,6 +24,9 @@ DUAL = "dynamodb.us-east-1.api.aws."
 LEGACY = "dynamodb.us-east-1.amazonaws.com."
 WATCH = [("api.aws.", DUAL, "A"), ("api.aws.", DUAL, "AAAA"), ("amazonaws.com.", LEGACY, "A")]
 NAMES = ("enactor-a", "enactor-b", "enactor-c")
+# A supervisor restarts a crashed enactor after this long (virtual): longer than two lock TTLs
+# of the outage schedules, so while one crashed enactor is down the others get their turn.
+RESTART_DELAY = 25.0
 
 
 def seeded_store() -> MemoryStore:
@@ -50,7 +53,7 @@ def make_sim(defects: frozenset[m.Defect] = frozenset(), names: tuple[str, ...] 
              **cfg: object) -> Sim:
     store = store or seeded_store()
     pl = PlanList([plan_n(i, capacity_for(endpoints)) for i in range(1, plans + 1)])
-    sim = Sim(store, pl, t0=T0, restart_delay=15.0)
+    sim = Sim(store, pl, t0=T0, restart_delay=RESTART_DELAY)
     for n in names:
         sim.add(m.Config(n, defects=defects, **cfg))  # type: ignore[arg-type]
     return sim

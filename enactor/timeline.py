@@ -223,6 +223,9 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
     src = rec.samples[-1].source if rec.samples else "dig"
     ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (authd serving index, in-process)")
     ax2.set_xlabel("schedule time (s)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.legend(fontsize=8, loc="upper left")
     ax2.set_ylim(-0.2, max([max(s.answers.values()) for s in rec.samples if s.answers] + [1]) + 0.5)
     fig.tight_layout()
