@@ -471,12 +471,13 @@ def _referral(zone: Zone, cut: Key, sol: Solution) -> Solution:
     return sol
 
 
-def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker) -> Solution:
+def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
+          qkey: Key | None = None) -> Solution:
     """RFC 1034 §4.3.2 lookup in one zone, with CNAME chains, wildcards (RFC 4592),
     delegations, Route 53 aliases and weighted sets."""
     sol = Solution(Outcome.HIT)
     seen: set[tuple[Key, int]] = set()
-    k = key_of(qname)
+    k = qkey or key_of(qname)
     nodes = zone.nodes
     try:
         for _step in range(MAX_CHAIN):
@@ -667,6 +668,7 @@ class Query:
     ednsflags: int
     payload: int
     qwire: bytes | None = None  # the question section as received (fast parser only)
+    qkey: Key | None = None  # key_of(qname), when the parser had the labels at hand
 
     def limit(self, tcp: bool) -> int:
         """The largest response the client accepts (RFC 6891 §6.2.5, RFC 1035 §4.2.1)."""
@@ -708,6 +710,7 @@ def _fast_query(wire: bytes) -> Query | None:
         ednsflags=DO if variant == 2 else 0,
         payload=fq.payload,
         qwire=wire[12:qend],
+        qkey=tuple(map(bytes.lower, labels)),
     )
 
 
@@ -800,15 +803,16 @@ def answer(
 def answer_query(c: Query, zones: ZoneTable, *, rng: Rng) -> Reply:
     """Stages 2 to 4 for a classified query (lets callers classify once, answer many times)."""
     picker = as_picker(rng)
-    zone = zones.find(c.qname)  # stage 2: prepare
+    qkey = c.qkey or key_of(c.qname)
+    zone = zones.find(qkey)  # stage 2: prepare
     if zone is None:
         return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
-    if c.qtype == dns.rdatatype.AXFR and key_of(c.qname) == zone.okey:
+    if c.qtype == dns.rdatatype.AXFR and qkey == zone.okey:
         return _axfr(zone, c)
     if c.qtype in XFR_TYPES:
         return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
     try:
-        sol = solve(zone, c.qname, c.qtype, picker)  # stage 3
+        sol = solve(zone, c.qname, c.qtype, picker, qkey)  # stage 3
     except Exception as exc:  # Knot: a failure with no rcode of its own becomes SERVFAIL
         sol = Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=repr(exc))
     return _finish(c, sol)

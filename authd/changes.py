@@ -436,3 +436,17 @@ def seq_of_change_id(change_id: str) -> int | None:
 def clean_zone_id(zone_id: str) -> str:
     """Accept `/hostedzone/Z...` as boto3 and the CLI sometimes pass it."""
     return zone_id.rsplit("/", 1)[-1]
+
+
+# --- listing order --------------------------------------------------------------------------
+
+
+def listing_key(name: str, rtype: str, set_identifier: str | None = None) -> str:
+    """`records.route53_sort_key` as one string, so a database index can keep Route 53's
+    ListResourceRecordSets order (labels reversed, then type, then set identifier).
+
+    Labels are joined by \\x01 and the type and identifier follow \\x00: both sort below
+    every character a canonical name holds, so string order equals the tuple order (a name
+    before its children, a shorter label before a longer one it prefixes)."""
+    labels = "\x01".join(reversed(name.rstrip(".").split("."))) if name != "." else ""
+    return f"{labels}\x00{rtype}\x00{set_identifier or ''}"

@@ -26,7 +26,7 @@ from typing import Any
 
 from authd import changes as rules
 from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name, route53_sort_key
+from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name
 from authd.store import (
     Change,
     ChangeInfo,
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS rrsets (
     rtype TEXT NOT NULL,
     set_id TEXT NOT NULL,          -- '' for a plain set (real identifiers are 1..128 chars)
     data TEXT NOT NULL,            -- the record set, compact JSON (see _encode)
+    sort_key TEXT NOT NULL DEFAULT '',  -- changes.listing_key: Route 53's listing order
     PRIMARY KEY (zone_id, name, rtype, set_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
@@ -174,6 +175,22 @@ class SQLiteStore:
             # FULL: the COMMIT that acknowledges a batch reaches the disk before we answer.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Files written before `sort_key` existed get it filled in once."""
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(rrsets)")}
+        if "sort_key" not in cols:
+            self._conn.execute("ALTER TABLE rrsets ADD COLUMN sort_key TEXT NOT NULL DEFAULT ''")
+        stale = self._conn.execute("SELECT zone_id, name, rtype, set_id FROM rrsets WHERE sort_key=''").fetchall()
+        if stale:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(
+                "UPDATE rrsets SET sort_key=? WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
+                [(rules.listing_key(n, t, i or None), z, n, t, i) for z, n, t, i in stale],
+            )
+            self._conn.execute("COMMIT")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS rrsets_order ON rrsets(zone_id, sort_key)")
 
     # --- transactions ------------------------------------------------------------------
 
@@ -313,8 +330,25 @@ class SQLiteStore:
     def record_sets(self, zone_id: str) -> list[RecordSet]:
         def txn(conn: sqlite3.Connection) -> list[RecordSet]:
             zone = self._find(conn, zone_id)
-            rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (zone.id,))
-            return sorted((_decode(json.loads(r[0])) for r in rows), key=route53_sort_key)
+            rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=? ORDER BY sort_key", (zone.id,))
+            return [_decode(json.loads(r[0])) for r in rows]
+
+        return self._read(txn)
+
+    def record_sets_page(
+        self, zone_id: str, start: tuple[str, str, str | None] | None, limit: int
+    ) -> list[RecordSet]:
+        """Up to `limit` record sets in listing order from (name, type, identifier) on: one
+        index range scan, whatever the zone's size (ListResourceRecordSets paging)."""
+
+        def txn(conn: sqlite3.Connection) -> list[RecordSet]:
+            zone = self._find(conn, zone_id)
+            key = rules.listing_key(*start) if start else ""
+            rows = conn.execute(
+                "SELECT data FROM rrsets WHERE zone_id=? AND sort_key>=? ORDER BY sort_key LIMIT ?",
+                (zone.id, key, limit),
+            )
+            return [_decode(json.loads(r[0])) for r in rows]
 
         return self._read(txn)
 
@@ -368,8 +402,12 @@ class SQLiteStore:
         """Write the sets; returns their encodings, which the journal row reuses."""
         encoded = [json.dumps(_encode(rs)) for rs in sets]
         conn.executemany(
-            "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?)",
-            [(zone_id, rs.name, rs.rtype, rs.set_identifier or "", e) for rs, e in zip(sets, encoded, strict=True)],
+            "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (zone_id, rs.name, rs.rtype, rs.set_identifier or "", e,
+                 rules.listing_key(rs.name, rs.rtype, rs.set_identifier))
+                for rs, e in zip(sets, encoded, strict=True)
+            ],
         )
         return encoded
 
