@@ -336,10 +336,10 @@ def plan_batch(
     puts: list[RecordSet] = []
     deletes: list[RecordKey] = []
     net_new = 0
-    for key, rs in overlay.written.items():
+    for key, value in overlay.written.items():
         existed = key.set_identifier in overlay.base_at(key.name, key.rtype)
-        if rs is not None:
-            puts.append(rs)
+        if value is not None:
+            puts.append(value)
             net_new += 0 if existed else 1
         elif existed:
             deletes.append(key)
@@ -436,3 +436,17 @@ def seq_of_change_id(change_id: str) -> int | None:
 def clean_zone_id(zone_id: str) -> str:
     """Accept `/hostedzone/Z...` as boto3 and the CLI sometimes pass it."""
     return zone_id.rsplit("/", 1)[-1]
+
+
+# --- listing order --------------------------------------------------------------------------
+
+
+def listing_key(name: str, rtype: str, set_identifier: str | None = None) -> str:
+    """`records.route53_sort_key` as one string, so a database index can keep Route 53's
+    ListResourceRecordSets order (labels reversed, then type, then set identifier).
+
+    Labels are joined by \\x01 and the type and identifier follow \\x00: both sort below
+    every character a canonical name holds, so string order equals the tuple order (a name
+    before its children, a shorter label before a longer one it prefixes)."""
+    labels = "\x01".join(reversed(name.rstrip(".").split("."))) if name != "." else ""
+    return f"{labels}\x00{rtype}\x00{set_identifier or ''}"

@@ -13,6 +13,7 @@ same record sets (SOA serials excluded, so two orders of the same writes meet), 
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ Sets = dict[str, dict[str, dict[str | None, RecordSet]]]
 
 
 class _Zone:
-    __slots__ = ("id", "name", "caller_reference", "comment", "serial", "sets", "count")
+    __slots__ = ("id", "name", "caller_reference", "comment", "serial", "sets", "count", "listing", "listing_keys")
 
     def __init__(self, zone_id: str, name: str, caller_reference: str, comment: str):
         self.id, self.name = zone_id, name
@@ -47,6 +48,8 @@ class _Zone:
         self.serial = 0
         self.sets: Sets = {}
         self.count = 0
+        self.listing: list[RecordSet] | None = None  # sorted for paging; None after a change
+        self.listing_keys: list[str] = []
 
     # ZoneView, for authd.changes
     def get(self, name: str, rtype: str) -> list[RecordSet]:
@@ -56,12 +59,14 @@ class _Zone:
         return list(self.sets.get(name, {}))
 
     def put(self, rs: RecordSet) -> None:
+        self.listing = None
         at = self.sets.setdefault(rs.name, {}).setdefault(rs.rtype, {})
         if rs.set_identifier not in at:
             self.count += 1
         at[rs.set_identifier] = rs
 
     def delete(self, key: RecordKey) -> None:
+        self.listing = None
         by_type = self.sets.get(key.name)
         if by_type is None or key.rtype not in by_type:
             return
@@ -202,6 +207,17 @@ class MemoryStore:
 
     def record_sets(self, zone_id: str) -> list[RecordSet]:
         return sorted(self._find(zone_id).all_sets(), key=route53_sort_key)
+
+    def record_sets_page(
+        self, zone_id: str, start: tuple[str, str, str | None] | None, limit: int
+    ) -> list[RecordSet]:
+        """Up to `limit` record sets in listing order from (name, type, identifier) on."""
+        z = self._find(zone_id)
+        if z.listing is None:
+            z.listing = sorted(z.all_sets(), key=lambda rs: rules.listing_key(rs.name, rs.rtype, rs.set_identifier))
+            z.listing_keys = [rules.listing_key(rs.name, rs.rtype, rs.set_identifier) for rs in z.listing]
+        i = bisect.bisect_left(z.listing_keys, rules.listing_key(*start)) if start else 0
+        return z.listing[i:i + limit]
 
     def get_record_sets(self, zone_id: str, name: str, rtype: str) -> list[RecordSet]:
         return self._find(zone_id).get(canonical_name(name), rtype.upper())

@@ -18,10 +18,12 @@ Two shapes:
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -96,6 +98,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
 
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)
+    status_dir: Path | None
     if cfg.replica_mode:
         if not cfg.store_path:
             raise ValueError("a replica follows a store file: give --store FILE")
@@ -108,6 +111,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             for line in seed_store(store, load_zone_dir(cfg.zones_dir)):
                 log.info("seed: %s", line)
         status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
+        if status_dir is not None:
+            status_dir.mkdir(exist_ok=True)
     propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None)
     app = ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq) if not cfg.replica_mode else None
     call = app.call if app is not None else _inline
@@ -119,7 +124,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
                 delay=cfg.propagation_delay if cfg.replica_mode else 0.0,
-                progress_path=(status_dir / f"{name}.seq") if cfg.replica_mode and status_dir else None,
+                # every index serving a store file reports its progress there, so that
+                # `authd change --store FILE --wait` waits for the running servers too
+                progress_path=(status_dir / f"{name}.seq") if status_dir else None,
             )
             propagation.add(follower)
             await nursery.start(follower.run)
@@ -132,13 +139,20 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 delay = cfg.replica_delays[i - 1] if i - 1 < len(cfg.replica_delays) else cfg.propagation_delay
                 r_index = new_index()
                 r_follower = Follower(f"replica-{i}", store, r_index, call=call, delay=delay,
-                                      poll_interval=cfg.poll_interval)
+                                      poll_interval=cfg.poll_interval,
+                                      progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
                 propagation.add(r_follower)
                 await nursery.start(r_follower.run)
                 r_host, r_port = await nursery.start(serve_dns, r_index, replica_address(i), cfg.dns_port)
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
 
+            # The zones just loaded live as long as the process: move them out of the cyclic
+            # GC's reach, so a full collection does not rescan a million record sets.
+            gc.freeze()
+            # A 1,000-change batch allocates ~50k short-lived objects (XML elements, record
+            # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
+            gc.set_threshold(50_000, 20, 20)
             node = Node(store, propagation, primary, replicas, app)
             if app is not None:
                 app.on_change.append(propagation.wake_all)

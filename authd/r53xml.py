@@ -109,15 +109,20 @@ def parse_xml(body: bytes) -> Element:
 _LISTS = {"Changes": "Change", "ResourceRecords": "ResourceRecord"}
 
 
-def to_dict(elem: Element) -> Any:
+def to_dict(elem: Element, name: str | None = None) -> Any:
     """XML element to the JSON shape: text for leaves, dicts, lists for the known lists."""
-    children = list(elem)
-    name = _local(elem.tag)
-    if name in _LISTS:
-        return [to_dict(c) for c in children if _local(c.tag) == _LISTS[name]]
-    if not children:
-        return (elem.text or "").strip()
-    return {_local(c.tag): to_dict(c) for c in children}
+    if name is None:
+        name = _local(elem.tag)
+    if len(elem) == 0:
+        return [] if name in _LISTS else (elem.text or "").strip()
+    item = _LISTS.get(name)
+    if item is not None:
+        return [to_dict(c, item) for c in elem if _local(c.tag) == item]
+    out: dict[str, Any] = {}
+    for c in elem:
+        n = _local(c.tag)
+        out[n] = to_dict(c, n)
+    return out
 
 
 def parse_change_batch_xml(body: bytes) -> tuple[str, list[Change]]:
@@ -190,7 +195,8 @@ def parse_create_zone_xml(body: bytes) -> dict[str, str]:
     doc = to_dict(root)
     if not isinstance(doc, dict) or not doc.get("Name") or not doc.get("CallerReference"):
         raise BadRequest("InvalidInput", ["Invalid XML ; Name and CallerReference are required"])
-    config = doc.get("HostedZoneConfig") if isinstance(doc.get("HostedZoneConfig"), dict) else {}
+    raw_config = doc.get("HostedZoneConfig")
+    config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
     if str(config.get("PrivateZone", "false")).lower() == "true" or "VPC" in doc:
         raise BadRequest("InvalidInput", ["Private hosted zones are not supported by authd"])
     return {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -39,7 +40,7 @@ class ServingIndexLike(Protocol):
     @property
     def seq(self) -> int: ...
 
-    def apply(self, entry: JournalEntry) -> None: ...
+    def apply(self, entry: JournalEntry) -> object: ...
 
 
 class JournalSource(Protocol):
@@ -220,9 +221,7 @@ class Propagation:
         out: dict[str, int] = {}
         if self.status_dir is None or not self.status_dir.is_dir():
             return out
-        import time as _time  # shell-level clock: progress files carry wall-clock mtimes
-
-        now = self._wall() if self._wall else _time.time()
+        now = self._wall() if self._wall else time.time()  # progress files carry wall-clock mtimes
         for path in self.status_dir.glob("*.seq"):
             try:
                 age = now - path.stat().st_mtime

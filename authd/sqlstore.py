@@ -26,7 +26,7 @@ from typing import Any
 
 from authd import changes as rules
 from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name, route53_sort_key
+from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name
 from authd.store import (
     Change,
     ChangeInfo,
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS rrsets (
     rtype TEXT NOT NULL,
     set_id TEXT NOT NULL,          -- '' for a plain set (real identifiers are 1..128 chars)
     data TEXT NOT NULL,            -- the record set, compact JSON (see _encode)
+    sort_key TEXT NOT NULL DEFAULT '',  -- changes.listing_key: Route 53's listing order
     PRIMARY KEY (zone_id, name, rtype, set_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (
@@ -103,6 +104,9 @@ def _decode(d: list[Any]) -> RecordSet:
     _set(rs, "alias", alias)
     _set(rs, "key", RecordKey(name, rtype, set_id))
     return rs
+
+
+RECENT_ENTRIES = 64  # committed journal entries kept in memory for in-process followers
 
 
 class _View:
@@ -158,6 +162,8 @@ class SQLiteStore:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.RLock()
+        self._pending: list[JournalEntry] = []
+        self._recent: dict[int, JournalEntry] = {}  # the newest committed entries, by seq
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -169,18 +175,41 @@ class SQLiteStore:
             # FULL: the COMMIT that acknowledges a batch reaches the disk before we answer.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Files written before `sort_key` existed get it filled in once."""
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(rrsets)")}
+        if "sort_key" not in cols:
+            self._conn.execute("ALTER TABLE rrsets ADD COLUMN sort_key TEXT NOT NULL DEFAULT ''")
+        stale = self._conn.execute("SELECT zone_id, name, rtype, set_id FROM rrsets WHERE sort_key=''").fetchall()
+        if stale:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(
+                "UPDATE rrsets SET sort_key=? WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
+                [(rules.listing_key(n, t, i or None), z, n, t, i) for z, n, t, i in stale],
+            )
+            self._conn.execute("COMMIT")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS rrsets_order ON rrsets(zone_id, sort_key)")
 
     # --- transactions ------------------------------------------------------------------
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
+            self._pending = []
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(self._conn)
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._pending = []
                 raise
             self._conn.execute("COMMIT")
+            for entry in self._pending:  # committed: in-process followers may skip the decode
+                self._recent[entry.seq] = entry
+            while len(self._recent) > RECENT_ENTRIES:
+                del self._recent[next(iter(self._recent))]
+            self._pending = []
             return result
 
     def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -301,8 +330,25 @@ class SQLiteStore:
     def record_sets(self, zone_id: str) -> list[RecordSet]:
         def txn(conn: sqlite3.Connection) -> list[RecordSet]:
             zone = self._find(conn, zone_id)
-            rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (zone.id,))
-            return sorted((_decode(json.loads(r[0])) for r in rows), key=route53_sort_key)
+            rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=? ORDER BY sort_key", (zone.id,))
+            return [_decode(json.loads(r[0])) for r in rows]
+
+        return self._read(txn)
+
+    def record_sets_page(
+        self, zone_id: str, start: tuple[str, str, str | None] | None, limit: int
+    ) -> list[RecordSet]:
+        """Up to `limit` record sets in listing order from (name, type, identifier) on: one
+        index range scan, whatever the zone's size (ListResourceRecordSets paging)."""
+
+        def txn(conn: sqlite3.Connection) -> list[RecordSet]:
+            zone = self._find(conn, zone_id)
+            key = rules.listing_key(*start) if start else ""
+            rows = conn.execute(
+                "SELECT data FROM rrsets WHERE zone_id=? AND sort_key>=? ORDER BY sort_key LIMIT ?",
+                (zone.id, key, limit),
+            )
+            return [_decode(json.loads(r[0])) for r in rows]
 
         return self._read(txn)
 
@@ -339,26 +385,31 @@ class SQLiteStore:
                 "DELETE FROM rrsets WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
                 [(zone.id, k.name, k.rtype, k.set_identifier or "") for k in plan.deletes],
             )
-            self._put(conn, zone.id, puts)
+            encoded = self._put(conn, zone.id, puts)
             conn.execute(
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+? WHERE id=?",
                 (serial, plan.net_new, zone.id),
             )
             return self._journal(
-                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, plan.deletes
+                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, plan.deletes,
+                encoded,
             )
 
         return self._write(txn)
 
     @staticmethod
-    def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> None:
+    def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
+        """Write the sets; returns their encodings, which the journal row reuses."""
+        encoded = [json.dumps(_encode(rs)) for rs in sets]
         conn.executemany(
-            "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (zone_id, rs.name, rs.rtype, rs.set_identifier or "", json.dumps(_encode(rs)))
-                for rs in sets
+                (zone_id, rs.name, rs.rtype, rs.set_identifier or "", e,
+                 rules.listing_key(rs.name, rs.rtype, rs.set_identifier))
+                for rs, e in zip(sets, encoded, strict=True)
             ],
         )
+        return encoded
 
     # --- changes and the journal -------------------------------------------------------
 
@@ -372,18 +423,25 @@ class SQLiteStore:
         comment: str,
         puts: Sequence[RecordSet],
         deletes: Sequence[RecordKey],
+        encoded_puts: Sequence[str] | None = None,
     ) -> ChangeInfo:
         row = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()
         seq = row[0] + 1
         change_id = rules.change_id_for(seq)
         now = self._clock()
+        if encoded_puts is None:
+            encoded_puts = [json.dumps(_encode(rs)) for rs in puts]
         conn.execute(
             "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 seq, kind.value, zone_id, zone_name, serial, change_id, now, comment,
-                json.dumps([_encode(rs) for rs in puts]),
+                "[" + ",".join(encoded_puts) + "]",
                 json.dumps([list(k) for k in deletes]),
             ),
+        )
+        # kept for in-process followers once the transaction commits (see _write)
+        self._pending.append(
+            JournalEntry(seq, kind, zone_id, zone_name, serial, change_id, tuple(puts), tuple(deletes))
         )
         return ChangeInfo(change_id, ChangeStatus.PENDING, now, comment, seq)
 
@@ -409,14 +467,23 @@ class SQLiteStore:
         )
 
     def journal_since(self, seq: int, limit: int | None = None) -> list[JournalEntry]:
-        """Entries with seq > `seq`, in order (at most `limit` of them when given)."""
+        """Entries with seq > `seq`, in order (at most `limit` of them when given).
+
+        Entries this process committed recently come from memory; the file is still asked
+        which seqs exist, so entries other processes wrote are never missed."""
         with self._lock:
+            seqs = [r[0] for r in self._conn.execute(
+                "SELECT seq FROM journal WHERE seq>? ORDER BY seq LIMIT ?",
+                (seq, -1 if limit is None else limit),
+            )]
+            if all(s in self._recent for s in seqs):
+                return [self._recent[s] for s in seqs]
             rows = self._conn.execute(
                 "SELECT seq, kind, zone_id, zone_name, serial, change_id, puts, deletes "
                 "FROM journal WHERE seq>? ORDER BY seq LIMIT ?",
                 (seq, -1 if limit is None else limit),
             ).fetchall()
-        return [self._entry(r) for r in rows]
+        return [self._recent.get(r[0]) or self._entry(r) for r in rows]
 
     @property
     def seq(self) -> int:

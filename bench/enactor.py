@@ -15,14 +15,13 @@ import os
 import platform
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from enactor import machine as m
 from enactor.client import Route53Http, perform
-from enactor.outage import free_port, free_port_pair, run_outage
+from enactor.outage import authd_command, free_port, free_port_pair, run_outage
 from enactor.schedule import schedule_2025
 from enactor.sim import PlanList
 from enactor.testing import T0, plan_n, seeded_store
@@ -64,7 +63,7 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-enactor-"))
     api_port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "enactor.authhost", "--zones", str(ROOT / "zones"),
+        [*authd_command(), "--zones", str(ROOT / "zones"),
          "--listen", f"127.0.0.1:{free_port_pair()}", "--control", f"127.0.0.1:{api_port}",
          "--store", str(work / "s.sqlite3")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

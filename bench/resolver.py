@@ -31,7 +31,7 @@ from pathlib import Path
 import dns.message
 import trio
 
-from resolver.experiment import Settings, run_grid, validation_table
+from resolver.experiment import Settings, run_grid, table, validation_table
 from resolver.outage import Impl, Layer
 from resolver.procs import run_authd, run_resolver, run_unbound
 from resolver.resolution import Server
@@ -160,7 +160,8 @@ def machine() -> str:
 
 def unbound_version() -> str:
     out = subprocess.run(["unbound", "-V"], capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0].strip() if out else "unbound"
+    first = out.splitlines()[0].strip() if out else ""
+    return "Unbound " + first.removeprefix("Version ").strip() if first else "Unbound"
 
 
 def write_section(text: str) -> None:
@@ -220,13 +221,23 @@ def main(argv: list[str]) -> int:
             negatives=((10, 2), (10, 4), (10, 6), (4, 10)), serve_stale=(False, True),
             layers=(Layer.RESOLVER,), rates=(8.0,), impls=(Impl.OURS, Impl.OURS_UNBOUND_PRESET,
                                                          Impl.UNBOUND),
-            clients=8, resolvers_per_cell=4, outage_at=2.0, outage_length=1.5, record_ttl=1,
+            clients=6, resolvers_per_cell=3, outage_at=2.0, outage_length=1.5, record_ttl=1,
         )
         result = run_grid(settings, show_progress=False)
         tol = 0.5
         validation, ok = validation_table(result, tol)
         print(validation)
         print(f"  preset within ±{tol} s of Unbound: {'yes' if ok else 'NO'}")
+    shape = ""
+    if not args.skip_validation:
+        print("  outage recovery, the talk's shape (records back at T; clients after):")
+        grid = run_grid(
+            Settings(negatives=((10, 1), (10, 3), (10, 6)), serve_stale=(False,),
+                     rates=(8.0,)),
+            show_progress=False,
+        )
+        shape = table(grid.summaries)
+        print(shape)
     if args.no_write:
         return 0
     hedge_table = "\n".join(
@@ -252,10 +263,12 @@ the noise from the shared machine).
 | Unbound (`num-threads: 1`) | {ub_qps:,.0f} | {', '.join(f'{x:,.0f}' for x in ub_runs)} |
 | **ratio ours / Unbound** | **{ratio:.2f}** (goal ≥ 0.6) | {', '.join(f'{r:.2f}' for r in ratios)} |
 
-The hit path: the UDP socket is drained non-blocking after `trio.lowlevel.wait_readable`; the
-question is read from the wire without a parse (`resolver/wire.py`), the cache key is the
-lowercased wire name plus type and class, and the answer is precomputed wire with only the ID,
-flags, question case and TTL fields patched (`resolver/cache.py: render`).
+The hit path (`resolver/server.py: _serve_udp`): the UDP socket is drained non-blocking after
+`trio.lowlevel.wait_readable`; the question is read from the bytes without a parse and is
+itself the cache key (lowercased only if the exact bytes miss); the answer body is rendered
+once per second of the entry's age (TTLs only change once a second) and each hit patches only
+the ID, the flags and, if the client's case differs, the question (`resolver/cache.py:
+render_hit`).
 
 ### Hedging: tail latency of cache misses with one bad upstream
 
@@ -273,8 +286,15 @@ answer wins, so the tail collapses to the good upstream's latency plus 10 ms.
 
 ### Outage recovery: client-observed windows, ours vs Unbound
 
+Outage and repair go through authd's Route 53 change API, as the enactor's would: one change
+batch per endpoint zone DELETEs the active plan tree (weighted root and leaves), leaving the
+stable alias dangling (authd answers NOERROR, no addresses, SOA), and a later batch CREATEs it
+again; each waits for INSYNC. The full grid (negative TTL x serve-stale x cache layers x client
+rate) is `resolver experiment outage-recovery --out results/resolver` (about 100 s here); it
+writes the table, CSVs and plots there (`results/` is not committed).
+
 Command: `resolver experiment outage-recovery --impl both --layers resolver --serve-stale both
---rates 8 --clients 8 --resolvers 4 --negative 10:2,10:4,10:6,4:10 --outage-at 2
+--rates 8 --clients 6 --resolvers 3 --negative 10:2,10:4,10:6,4:10 --outage-at 2
 --outage-length 1.5 --record-ttl 1`. The outage (1.5 s) is shorter than every negative TTL, so
 each resolver caches the NODATA exactly once and each client's window is one negative-cache
 lifetime, whatever the phase. Window = first empty answer to first addresses again, per client.
@@ -298,6 +318,23 @@ explained:
   resolution fails and RFC 8767 never applies. Stale data protects against an unreachable
   authority, not against one that says "nothing". (Unbound's `serve-expired` is configured
   RFC 8767-style with `serve-expired-client-timeout: 1800`.)
+
+### Outage recovery: the talk's shape
+
+A smaller grid (`resolver experiment outage-recovery --negative
+10:1,10:3,10:6 --serve-stale off --rates 8`; 6 clients per cell, 3 resolvers, stub negative
+TTL 2 s, record TTL 5 s, outage 8 s; "auth win" is the authority's own empty window, delays
+are from when the authority answered again, T):
+
+```
+{shape}
+```
+
+With no cache, clients see the repair within one query gap. Behind a resolver they recover
+over the following negative-TTL window (each delay is at most min(SOA TTL, MINIMUM) plus one
+query gap, spread by when each resolver last cached the NODATA), and a stub cache with its own
+negative TTL adds to it: the talk's 09:25 (records back) to
+09:40 (clients recovered), scaled.
 """
     write_section(text)
     print("  wrote the resolver section of BENCHMARKS.md")

@@ -18,14 +18,22 @@ The world
   any actor at any point, which covers every timing of the backoffs (a superset of what
   real clocks allow). Lock expiry and takeover follow the virtual clock.
 
-Reductions (each sound for the invariants checked, see `_fuse`):
+Reductions (each argued where it is made):
 - state hashing: a state is (store contents, each enactor's State and pending action,
-  planner position, ticks). The enactor's `now` and jitter `draws` are left out: `now` is
-  overwritten by the next result before it is read, and `draws` only sets sleep durations,
-  which the virtual clock ignores.
+  planner position, ticks), numbered so a key is a few small integers. Fields no decision
+  reads are left out of an enactor's state: `now` (overwritten by the next result before it
+  is read), jitter `draws` (sleep lengths only), log-only fields, and values dead in the
+  current phase (`_state_key`); `Options.verify_memo` recomputes every memoized transition
+  to test that claim against the real machine.
+- memoized transitions: (enactor, its state, store contents, ticks, planner) decides the
+  outcome, so each is run once; store snapshots are interned and restored only on a miss.
 - invisible steps are fused into the step before them: a Sleep (no store access, time does
-  not move) and FindZone (zones are never created or deleted here) commute with every other
-  transition and change no invariant, so one order of them stands for all.
+  not move), FindZone (zones are never created or deleted here), and a plan read once the
+  planner has written its last plan (`_fuse`).
+- symmetry: the enactors differ only by name, so a state and its renamings are one (`_canon`).
+- partial order (fixed design only): a read by the live lock holder is taken alone, since
+  nobody else can write until it releases (`reduced`). With defects on it is off, so a
+  counterexample is a shortest one in the full interleaving graph.
 
 Bounds: enactors, plans, depth (transitions), lock losses in a row (`State.attempt`: a state
 where an enactor failed to get the lock more often than that is not expanded), and time
@@ -43,6 +51,7 @@ timeline.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 import random
 import time
@@ -97,6 +106,8 @@ class Options:
     progress_every: float = 5.0
     use_index: bool | None = None  # None: the real answer logic when installed
     reduce: bool = True  # partial-order reduction (fixed design only; see Explorer.reduced)
+    liveness_every: int = 64  # a fair finish from every k-th state with all plans written
+    verify_memo: bool = False  # recompute every memoized transition (tests the abstraction)
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -231,6 +242,14 @@ class Explorer:
         self.agent_ids: dict[Hashable, int] = {}
         self.cur = -1
         self.por = opts.reduce and not opts.defects
+        self.symmetry = opts.reduce and len(self.names) > 1
+        self.perms = list(itertools.permutations(range(len(self.names))))
+        self.perm_index = {pi: k for k, pi in enumerate(self.perms)}
+        # inv[k][j]: the agent that permutation k moves to position j
+        self.inv = [[pi.index(j) for j in range(len(pi))] for pi in self.perms]
+        self.sym_ids: dict[tuple[str, int], list[int]] = {}
+        self.sym_space: dict[str, int] = {}
+        self.agent_list: list[Hashable] = []
         self.facts_by_id: dict[int, StoreFacts] = {}
         # (enactor, its state number, store number, ticks, planner) -> the transition's outcome.
         # `machine.step` and the store are deterministic, so one run of a transition stands
@@ -262,6 +281,7 @@ class Explorer:
         aid = self.agent_ids.get(k)
         if aid is None:
             aid = self.agent_ids[k] = len(self.agent_ids)
+            self.agent_list.append(k)
         return aid
 
     def root(self) -> Node:
@@ -331,6 +351,18 @@ class Explorer:
             return Node(node.store, node.agents, node.ids, node.planner, node.ticks + 1, node.depth + 1), Move("clock")
         mk = (choice, node.ids[choice], node.store, node.ticks, node.planner)
         hit = self.memo.get(mk)
+        if hit is not None and self.opts.verify_memo:
+            # Recompute from this path's own concrete state: the abstraction (dead and
+            # log-only fields left out of agent numbers) must give the same numbered outcome.
+            del self.memo[mk]
+            fresh, mv = self.succ(Node(node.store, node.agents, node.ids, node.planner,
+                                       node.ticks, node.depth), choice)
+            self.transitions -= 1
+            if (fresh.ids[choice], fresh.store) != (hit[1], hit[2]):
+                raise AssertionError(
+                    f"state abstraction unsound at {node.agents[choice][0].phase}: "
+                    f"{self.agent_list[hit[1]]} vs {self.agent_list[fresh.ids[choice]]}")
+            self.memo[mk] = hit
         if hit is not None:
             agent, aid, key, mv = hit
             return (Node(key, node.agents[:choice] + (agent,) + node.agents[choice + 1:],
@@ -396,7 +428,67 @@ class Explorer:
     # --- keys and invariants ---
 
     def key(self, node: Node) -> Hashable:
-        return (node.store, node.ids, node.planner, node.ticks)
+        if not self.symmetry:
+            return (node.store, node.ids, node.planner, node.ticks)
+        return (self._canon(node.store, node.ids), node.planner, node.ticks)
+
+    # --- symmetry: the enactors are identical up to their names ---
+
+    def _canon(self, sid: int, ids: tuple[int, ...]) -> Hashable:
+        """The least of the state's images under the renamings of the enactors that list them
+        in order of a name-blind signature (all renamings when signatures tie).
+
+        Sound because an enactor's name enters its behaviour only as a string in lock values
+        (its own, and the holder it reads) and batch comments: no decision orders or compares
+        names except `holder == my name` (machine.py), and jitter, which depends on the name,
+        only sets sleep lengths. Every invariant treats the enactors alike. The signature is
+        the same for every image of a state, so the least image is a function of the orbit."""
+        n = len(ids)
+        rel = [self._vec(("a", aid))[0] for aid in ids]
+        order = sorted(range(n), key=rel.__getitem__)
+        if all(rel[order[j]] != rel[order[j + 1]] for j in range(n - 1)):
+            pi = [0] * n
+            for j, i in enumerate(order):
+                pi[i] = j
+            perms = [self.perm_index[tuple(pi)]]
+        else:
+            perms = [k for k, pi in enumerate(self.perms)
+                     if all(rel[self.inv[k][j]] <= rel[self.inv[k][j + 1]] for j in range(n - 1))]
+        best = None
+        for k in perms:
+            inv = self.inv[k]
+            cand = (self._vec(("s", sid))[k + 1], tuple(self._vec(("a", ids[i]))[k + 1] for i in inv))
+            if best is None or cand < best:
+                best = cand
+        return best
+
+    def _vec(self, what: tuple[str, int]) -> list[int]:
+        """[name-blind id, id under each renaming] for a store or agent number."""
+        out = self.sym_ids.get(what)
+        if out is None:
+            parts = self._parts(what)
+            subs = [[(name, "\x00N\x00") for name in self.names]]
+            subs += [[(name, f"\x00{pi[i]}\x00") for i, name in enumerate(self.names)] for pi in self.perms]
+            out = []
+            for sub in subs:
+                renamed = []
+                for t in parts:
+                    for a, b in sub:
+                        t = t.replace(a, b)
+                    renamed.append(t)
+                # record sets are a set: sort after renaming, so order never depends on names
+                text = "\n".join(sorted(renamed)) if what[0] == "s" else renamed[0]
+                out.append(self.sym_space.setdefault(text, len(self.sym_space)))
+            self.sym_ids[what] = out
+        return out
+
+    def _parts(self, what: tuple[str, int]) -> list[str]:
+        kind, n = what
+        if kind == "s":
+            self._at(n)
+            return [f"{z.id} {rs!r}" for z in self.store.list_zones()
+                    for rs in self.store.record_sets(z.id) if rs.rtype != "SOA"]
+        return [repr(self.agent_list[n])]
 
     def facts(self, node: Node) -> StoreFacts:
         f = self.facts_by_id.get(node.store)
@@ -414,18 +506,21 @@ class Explorer:
         vs += check_locks(f, self.names, [a[0] for a in node.agents], self.now(node))
         if before is not None and before.store != node.store:
             vs += check_monotonic(self.facts(before), f)
-        if self.quiescent(node):
-            vs += check_newest(f, [e.name for e in self.eps], node.planner)
         return vs
 
-    def quiescent(self, node: Node) -> bool:
-        """Every plan written, and every live enactor idle with the newest plan read."""
+    def converged(self, node: Node) -> bool:
+        """Every plan written; the newest active on every endpoint; no lock in the zone; every
+        live enactor has read the newest plan and holds no lock and no task (its idle poll)."""
         if node.planner < self.opts.bounds.plans:
             return False
+        f = self.facts(node)
+        if check_newest(f, [e.name for e in self.eps], node.planner):
+            return False
+        if any(v is not None for _, v in f.locks):
+            return False
         live = [st for st, _, c in node.agents if not c and st.phase is not m.Phase.FROZEN]
-        return bool(live) and all(
-            st.phase is m.Phase.IDLE_SLEEP and st.plan is not None and st.plan.number == node.planner
-            for st in live)
+        return all(st.plan is not None and st.plan.number == node.planner and st.lock is None
+                   and st.task is None for st in live)
 
     def cut(self, node: Node) -> bool:
         """Beyond the bounds: not expanded."""
@@ -468,6 +563,7 @@ class Report:
     also: dict[str, int] = field(default_factory=dict)  # non-target invariant -> first depth
     frozen: list[str] = field(default_factory=list)  # FROZEN reasons seen (allowed)
     runs: int = 0  # random mode
+    fair_runs: int = 0  # fair finishes run to check EVENTUALLY
     seed: int | None = None
     failing_seed: int | None = None
 
@@ -491,7 +587,8 @@ class Report:
                  "trace": [{"who": mv.who, "did": mv.text(), "log": list(mv.log)} for mv in f.trace]}
                 for f in self.found],
             "other_invariants_broken": self.also, "frozen": self.frozen,
-            "runs": self.runs, "seed": self.seed, "failing_seed": self.failing_seed,
+            "runs": self.runs, "fair_runs": self.fair_runs, "seed": self.seed,
+            "failing_seed": self.failing_seed,
         }
 
 
@@ -512,6 +609,8 @@ def explore(opts: Options) -> Report:
     queue: deque[tuple[Node, Hashable]] = deque([(root, rk)])
     wanted = set(opts.targets)
     frozen: set[str] = set()
+    live_seen = 0
+    fair_steps = 0  # transitions taken by fair finishes (not counted as explored states)
 
     def trace_to(k: Hashable) -> list[Move]:
         out: list[Move] = []
@@ -562,6 +661,28 @@ def explore(opts: Options) -> Report:
                 continue  # do not expand a violating state
             if any(v.inv is Inv.NO_CRASH for v in vs):
                 continue
+            if (Inv.EVENTUALLY in wanted and opts.liveness_every
+                    and nxt.planner >= opts.bounds.plans):
+                live_seen += 1
+                if live_seen % opts.liveness_every == 1 or opts.liveness_every == 1:
+                    rep.fair_runs += 1
+                    before_fair = ex.transitions
+                    _, moves, lv = fair_finish(ex, nxt)
+                    fair_steps += ex.transitions - before_fair
+                    # The fair finish answers for EVENTUALLY only; the search itself finds the
+                    # shortest trace to anything else (beyond the bounds, noted as such).
+                    for v in lv:
+                        if v.inv is not Inv.EVENTUALLY:
+                            rep.also.setdefault(f"{v.inv.value} (in a fair finish beyond the bounds)",
+                                                nxt.depth + len(moves))
+                    bad = next((v for v in lv if v.inv is Inv.EVENTUALLY and v.inv in wanted), None)
+                    if bad is not None:
+                        rep.found.append(Found(bad, trace_to(nk) + moves, nxt.depth + len(moves),
+                                               ex.transitions, time.monotonic() - t0))
+                        wanted.discard(bad.inv)
+                        if not opts.collect or not wanted:
+                            stop = True
+                            break
             queue.append((nxt, nk))
         now = time.monotonic()
         if opts.progress and now - last >= opts.progress_every:
@@ -571,7 +692,7 @@ def explore(opts: Options) -> Report:
                           f"{ex.transitions / (now - t0):,.0f} states/s")
         if opts.time_budget and now - t0 > opts.time_budget:
             break
-    rep.states = ex.transitions
+    rep.states = ex.transitions - fair_steps
     rep.distinct = len(parent)
     rep.seconds = time.monotonic() - t0
     rep.exhausted = not queue and not stop
@@ -589,9 +710,9 @@ def fair_finish(ex: Explorer, node: Node, rounds: int = 300) -> tuple[Node, list
     plan never became active)."""
     moves: list[Move] = []
     n = len(ex.names)
-    for r in range(rounds):
-        if ex.quiescent(node):
-            return node, moves, ex.violations(None, node)
+    for _ in range(rounds):
+        if ex.converged(node):
+            return node, moves, []
         before = node.store
         for i in range(n):
             if i in ex.choices(node):
@@ -601,15 +722,22 @@ def fair_finish(ex: Explorer, node: Node, rounds: int = 300) -> tuple[Node, list
                 vs = ex.violations(prev, node)
                 if vs:
                     return node, moves, vs
-        if node.store == before and r % 5 == 4:
-            facts = ex.facts(node)
-            if any(v is not None for _, v in facts.locks):
+        if node.store == before:
+            # Fair time: operations take milliseconds, so time jumps past a lock's expiry only
+            # when nobody alive holds it (a dead or frozen holder's orphan lock), never under
+            # a live holder's feet (that is the exhaustive search's slow-holder case).
+            held = {st.lock for st, _, c in node.agents
+                    if not c and st.lock is not None and st.phase is not m.Phase.FROZEN}
+            orphans = [v for _, v in ex.facts(node).locks if v is not None and v not in held]
+            if orphans:
                 node = Node(node.store, node.agents, node.ids, node.planner, node.ticks + 1, node.depth + 1)
                 moves.append(Move("clock"))
     f = ex.facts(node)
     vs = check_newest(f, [e.name for e in ex.eps], node.planner)
     if not vs:
-        vs = [Violation(Inv.EVENTUALLY, f"enactors still busy after {rounds} fair rounds")]
+        busy = [f"{n} ({st.phase.value}{', FROZEN: ' + st.last_error if st.last_error else ''})"
+                for n, (st, _, _) in zip(ex.names, node.agents, strict=True)]
+        vs = [Violation(Inv.EVENTUALLY, f"not converged after {rounds} fair rounds: {', '.join(busy)}")]
     return node, moves, vs
 
 
@@ -768,7 +896,7 @@ def replay_in_process(sched: Any, defects: frozenset[m.Defect], endpoints: str =
             timeline.append((sim.clock.t, line + (f"  ({note})" if note else "")))
             last[0] = line
 
-    drv.sample = sample  # type: ignore[method-assign]
+    drv.sample = sample  # type: ignore[method-assign,assignment]
     body = [s for s in sched.steps if s.get("do") != "run"]
     cut = len(body)
     while cut and sched.steps[cut - 1].get("do") == "sample":
@@ -829,6 +957,9 @@ def build_parser(prog: str = "enactor check") -> Any:
                    help="invariants whose violation ends the search (comma list or 'all'); "
                         "default: all for the fixed design, 'resolves' (the outage) with defects; "
                         "others broken on the way are reported")
+    p.add_argument("--liveness-every", type=int, default=64, metavar="K",
+                   help="check 'eventually' by running a fair schedule to the end from every K-th "
+                        "state that has all plans written (default 64; 1 = every state, 0 = never)")
     p.add_argument("--random", type=float, default=0.0, metavar="SECONDS",
                    help="random mode: seeded random schedules for this many seconds, beyond the "
                         "exhaustive bounds (lock losses unbounded)")
@@ -878,7 +1009,8 @@ def main(argv: list[str] | None = None) -> int:
                 for r in reports:
                     print(_defect_summary(r))
             return 0
-        opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress)
+        opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress,
+                       liveness_every=args.liveness_every)
         rep = random_runs(opts, args.seed, args.max_steps) if args.random else explore(opts)
     except ValueError as exc:
         print(f"enactor check: {exc}", file=sys.stderr)
@@ -909,8 +1041,14 @@ def main(argv: list[str] | None = None) -> int:
             rp = replay_in_process(sched, defects, bounds.endpoints)
             doc["replay"] = {"violations": [v.text() for v in rp.violations], "outage": rp.outage,
                              "timeline": [[round(t, 3), line] for t, line in rp.timeline]}
-            text += ["", "timeline (in-process replay of the schedule, then a free-running aftermath):",
-                     format_timeline(rp.timeline)]
+            try:  # the enactor's own outage report: the same timeline `enactor outage` prints
+                from enactor.outage import run_outage
+
+                shown = run_outage(None, sched, inprocess=True).report
+            except ImportError:
+                shown = format_timeline(rp.timeline)
+            text += ["", "timeline (`enactor outage --schedule FILE --inprocess`: the schedule, "
+                     "then a free-running aftermath):", shown]
             same = any(v.inv is f.violation.inv for v in rp.violations)
             text.append(f"replay: {'reproduces' if same else 'DOES NOT reproduce'} "
                         f"{f.violation.inv.value}")
@@ -931,7 +1069,8 @@ def _summary(rep: Report) -> str:
         counts = f"{rep.runs} runs (seed {rep.seed}), {rep.states:,} steps, deepest {rep.depth}, {rep.seconds:.1f}s"
     else:
         counts = (f"{rep.states:,} states explored, {rep.distinct:,} distinct, depth {rep.depth}, "
-                  f"{rep.seconds:.1f}s, {rate}; {rep.cut:,} states at a bound")
+                  f"{rep.seconds:.1f}s, {rate}; {rep.cut:,} states at a bound; "
+                  f"{rep.fair_runs:,} fair finishes checked 'eventually'")
     if rep.found:
         verdict = f"VIOLATION: {rep.found[0].violation.text()} (at depth {rep.found[0].depth})"
     elif rep.mode == "random":

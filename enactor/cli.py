@@ -14,6 +14,7 @@ from typing import Any
 
 from enactor import machine as m
 
+RESULTS = Path("results")  # PNGs land here (ignored by git)
 EPILOG_DEFECTS = (
     "defects: comma-separated list of stale-check-before-lock, cleaner-by-age, "
     "rollback-crash-on-missing; '2025' for all of them; 'fixed' (the default) for none."
@@ -152,12 +153,17 @@ def cmd_outage(args: argparse.Namespace) -> int:
     from enactor.outage import run_outage
     from enactor.schedule import load_schedule, schedule_2025
 
+    if args.plans < 4:
+        print("enactor outage: --plans must be at least 4 (c is stuck on plan 2; the cleaner keeps the newest 2)", file=sys.stderr)
+        return 2
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
         sched.dump(args.write_schedule)
         print(f"wrote {args.write_schedule}", file=sys.stderr)
         return 0
-    png = args.png or ("outage-" + ("typo-" if args.typo else "") + m.defects_text(m.parse_defects(args.defects)).replace(",", "+") + ".png")
+    png = args.png or str(RESULTS / ("outage-" + ("typo-" if args.typo else "")
+                                     + m.defects_text(m.parse_defects(args.defects or "2025")).replace(",", "+") + ".png"))
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
     res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose)
     if args.json:
         print(json.dumps(res.summary, indent=2))
@@ -189,7 +195,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("then flips to its ancient plan; enactor-a's cleaner deletes that tree; every enactor")
     print("then crashes on the rollback update. Real processes, real dig, virtual schedule time.")
     print("=" * 100)
-    bad = run_outage("2025", sched, inprocess=args.inprocess, png="outage-2025.png")
+    RESULTS.mkdir(exist_ok=True)
+    bad = run_outage("2025", sched, inprocess=args.inprocess, png=str(RESULTS / "outage-2025.png"))
     print(bad.report)
     print("\nBefore the race, real dig gets an answer:")
     print(dig_at(bad, "dynamodb.us-east-1.api.aws. A", 0))
@@ -197,21 +204,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
         print(dig_at(bad, key, -1))
         print()
-    print("timeline PNG: outage-2025.png")
+    print(f"timeline PNG: {RESULTS / 'outage-2025.png'}")
     print()
     print("=" * 100)
     print("PART 2: the fixed design, the SAME schedule: fenced flip refuses to go backwards,")
     print("the cleaner deletes by reachability, nothing flows as nothing.")
     print("=" * 100)
-    good = run_outage("fixed", sched, inprocess=args.inprocess, png="outage-fixed.png")
+    good = run_outage("fixed", sched, inprocess=args.inprocess, png=str(RESULTS / "outage-fixed.png"))
     print(good.report)
     print("\nAt the end of the run:")
     for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
         print(dig_at(good, key, -1))
         print()
-    print("timeline PNG: outage-fixed.png")
+    print(f"timeline PNG: {RESULTS / 'outage-fixed.png'}")
     ok = bad.summary["empty_at_end"] and not good.summary["ever_empty"]
-    print("\nRESULT: " + ("reproduced: the 2025 design ends with NOERROR / ANSWER: 0; the fixed design never went empty"
+    how = "zero possible answers (in-process)" if args.inprocess else "NOERROR / ANSWER: 0 from real dig"
+    print("\nRESULT: " + (f"reproduced: the 2025 design ends with {how}; the fixed design never went empty"
                           if ok else "UNEXPECTED: see the timelines above"))
     return 0 if ok else 1
 
@@ -247,6 +255,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if lock:
             parsed = m.parse_lock(lock[0].values[0])
             holder = f"{parsed[0]} until {m.clock_text(parsed[1])}" if parsed else f"?? {lock[0].values}"
+            if parsed and parsed[0].startswith(m.PAUSE_PREFIX):
+                holder = f"PAUSED ({parsed[0]})"
         counts = {t: len(addresses(api, zid, e.name, t)) for t in e.rtypes}
         rows.append({"endpoint": e.name, "active": plan_at(e.name), "rollback": plan_at(rollback_name(e.name)),
                      "lock": holder, "answers": counts})
@@ -365,13 +375,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("outage", help="reproduce the October 2025 outage with real processes and dig",
                        epilog=EPILOG_DEFECTS)
-    p.add_argument("--defects", default="2025", type=_defects, help="default 2025; 'fixed' for the fixed design")
+    p.add_argument("--defects", default=None, type=_defects,
+                   help="default: what the schedule file says (a checker counterexample names its "
+                        "defects), else 2025; 'fixed' for the fixed design")
     p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
-    p.add_argument("--plans", type=int, default=12, help="plans in the race (default 12: c is stuck on plan 2)")
+    p.add_argument("--plans", type=int, default=12,
+                   help="the fault injection: enactor-c, stuck on plan 2, loses the lock N-1 times "
+                        "while a and b install plans 3..N (default 12)")
     p.add_argument("--schedule", help="replay this schedule file instead (e.g. from the checker)")
     p.add_argument("--write-schedule", metavar="FILE", help="write the schedule as JSON and exit")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the timeline")
-    p.add_argument("--png", help="timeline PNG path (default outage-<defects>.png)")
+    p.add_argument("--png", help="timeline PNG path (default results/outage-<defects>.png)")
     p.add_argument("--inprocess", action="store_true",
                    help="run the schedule in-process over MemoryStore (no processes, no dig)")
     p.add_argument("--verbose", action="store_true", help="print every enactor log line as it happens")

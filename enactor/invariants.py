@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from authd.records import RecordSet
 from enactor import machine as m
@@ -91,7 +91,7 @@ def watched(endpoints: Iterable[Endpoint]) -> tuple[Watched, ...]:
 # --- resolution ----------------------------------------------------------------------------
 
 
-class StoreLike:
+class StoreLike(Protocol):
     """What the invariants read: the Store protocol's point reads plus `state_key`/`snapshot`."""
 
     def find_zone_by_name(self, name: str) -> Any: ...

@@ -112,7 +112,7 @@ def parse_defects(text: str | None) -> frozenset[Defect]:
         return frozenset()
     if text == "2025":
         return ALL_DEFECTS
-    out = set()
+    out: set[Defect] = set()
     known = {d.value: d for d in Defect}
     for part in text.split(","):
         part = part.strip()
@@ -562,9 +562,12 @@ class _Machine:
             self.set(phase=Phase.IDLE_SLEEP, status=Status.IDLE, task=None, lock=None,
                      attempt=0, worked=False)
             return Sleep(self.cfg.poll_interval, "poll")
-        if self.endpoint.zone not in dict(self.st.zone_ids):
+        missing = self.missing_zones()
+        if missing:
+            # Every endpoint's zone is found before anything is written, so a plan naming a
+            # zone that does not exist freezes the enactor instead of being half enacted.
             self.set(phase=Phase.AWAIT_ZONE)
-            return FindZone(self.endpoint.zone)
+            return FindZone(missing[0])
         # Step 1 of the talk: is my plan newer than the active one? A lock-free peek. Under
         # STALE_CHECK_BEFORE_LOCK this is the *only* check (the 2025 defect).
         return self.read_group(Phase.PEEK, [(self.e, t) for t in self.endpoint.rtypes])
@@ -574,11 +577,17 @@ class _Machine:
                  reads=())
         return self.begin_endpoint()
 
+    def missing_zones(self) -> list[str]:
+        known = dict(self.st.zone_ids)
+        return [e.zone for e in self.plan.endpoints if e.zone not in known]
+
     def on_await_zone(self, r: ResultT | None) -> ActionT:
         assert isinstance(r, ZoneFound)
+        zone = self.missing_zones()[0]
         if r.zone_id is None:
-            raise _Freeze(f"hosted zone {self.endpoint.zone} for {self.e} does not exist")
-        self.set(zone_ids=self.st.zone_ids + ((self.endpoint.zone, r.zone_id),))
+            raise _Freeze(f"hosted zone {zone} of {self.plan.label} does not exist; "
+                          f"enacting none of the plan")
+        self.set(zone_ids=self.st.zone_ids + ((zone, r.zone_id),))
         return self.begin_endpoint()
 
     def gather(self, r: ResultT | None) -> bool:

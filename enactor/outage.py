@@ -30,16 +30,22 @@ from typing import Any
 from enactor import machine as m
 from enactor.client import Route53Http
 from enactor.plan import Plan, PlanStore
-from enactor.planner import churn, default_capacity
 from enactor.schedule import Schedule, run_schedule
-from enactor.sim import addresses
-from enactor.testing import DUAL, LEGACY, T0, WATCH, make_driver, make_sim
+from enactor.testing import (
+    DUAL,
+    LEGACY,
+    RESTART_DELAY,
+    T0,
+    WATCH,
+    capacity_for,
+    make_driver,
+    make_sim,
+)
 from enactor.timeline import Recorder, Sample, report, summary, write_png
 
 REPO = Path(__file__).resolve().parent.parent
 ACTORS = ("enactor-a", "enactor-b", "enactor-c")
-OP_TIME = 0.05  # virtual seconds per action
-RESTART_DELAY = 15.0  # a supervisor restarts a crashed enactor after this long (virtual)
+OP_TIME = 0.01  # virtual seconds per action (as in enactor.sim, so replays line up)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -87,12 +93,8 @@ def dig(port: int, name: str, rtype: str, timeout: float = 2.0) -> DigResult:
 
 
 def authd_command() -> list[str]:
-    """`authd serve` when it has the control API flags, else the stopgap host."""
-    out = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], capture_output=True,
-                         text=True, cwd=REPO)
-    if "--control" in out.stdout and "--store" in out.stdout:
-        return [sys.executable, "-m", "authd", "serve"]
-    return [sys.executable, "-m", "enactor.authhost"]
+    """The real `authd serve` (DNS, control API and store in one process)."""
+    return [sys.executable, "-m", "authd", "serve"]
 
 
 class EnactorProc:
@@ -197,10 +199,10 @@ class Cluster:
     def plans_dir(self) -> Path:
         return self.work / "plans"
 
-    def start(self, actors: list[str], lock_ttl: float) -> None:
+    def start(self, actors: list[str], lock_ttl: float, endpoints: str = "both") -> None:
         self.plans_dir.mkdir(parents=True, exist_ok=True)
         (self.work / "logs").mkdir(exist_ok=True)
-        PlanStore(self.plans_dir).put(Plan(1, T0 - 3600, default_capacity()))
+        PlanStore(self.plans_dir).put(Plan(1, T0 - 3600 + 1, capacity_for(endpoints)))
         self.dns_port, self.api_port = free_port_pair(), free_port()
         py = sys.executable
         authd_log = open(self.work / "logs" / "authd.log", "w")  # noqa: SIM115
@@ -374,8 +376,6 @@ class ProcessDriver:
     def run_free(self, seconds: float) -> None:
         end = self.t + seconds
         for _ in range(20000):
-            for a in self.c.enactors:
-                self._restart_if_due(a) if self.ready_at[a] <= end else None
             ready = [(self.ready_at[a], a) for a, p in self.c.enactors.items()
                      if p.pending is not None or p.status == "CRASHED"]
             if not ready:
@@ -420,12 +420,26 @@ def actor_states_from_procs(c: Cluster) -> dict[str, dict[str, Any]]:
             for n, p in c.enactors.items()}
 
 
-def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
-               work: Path | None = None, verbose: bool = False, lock_ttl: float = 10.0) -> OutageResult:
+def schedule_settings(schedule: Schedule) -> tuple[str | None, str, float]:
+    """(defects, endpoints, lock TTL) a schedule asks for: its own keys, or the checker's
+    section of a counterexample (`checker.defects`, `checker.bounds.endpoints`)."""
+    chk = schedule.extra.get("checker") or {}
+    defects = schedule.extra.get("defects") or chk.get("defects")
+    endpoints = schedule.extra.get("endpoints") or (chk.get("bounds") or {}).get("endpoints") or "both"
+    lock_ttl = float(schedule.extra.get("lock_ttl", m.Config("x").lock_ttl))
+    return defects, str(endpoints), lock_ttl
+
+
+def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
+               work: Path | None = None, verbose: bool = False) -> OutageResult:
+    """Run `schedule` with `defects` (None: what the schedule says, else the 2025 defects)."""
+    want, endpoints, lock_ttl = schedule_settings(schedule)
+    defects = defects or want or "2025"
     title = f"enactor outage --defects {defects}: {schedule.description}"
     if inprocess:
-        sim = make_sim(m.parse_defects(defects), lock_ttl=lock_ttl)
-        drv = make_driver(sim)
+        sim = make_sim(m.parse_defects(defects), names=tuple(schedule.actors), endpoints=endpoints,
+                       lock_ttl=lock_ttl)
+        drv = make_driver(sim, endpoints)
         if verbose:
             sim.on_log = lambda t, line: print(f"  {t - T0:7.2f}  {line}", flush=True)
         run_schedule(schedule, drv)
@@ -445,9 +459,9 @@ def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png
     cluster = Cluster(defects, work)
     rec = Recorder(T0)
     try:
-        cluster.start(list(schedule.actors), lock_ttl)
-        drv = ProcessDriver(cluster, rec, verbose=verbose)
-        run_schedule(schedule, drv)
+        cluster.start(list(schedule.actors), lock_ttl, endpoints)
+        pdrv = ProcessDriver(cluster, rec, verbose=verbose)
+        run_schedule(schedule, pdrv)
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
         summ["dns"] = f"127.0.0.1:{cluster.dns_port}"
@@ -455,17 +469,8 @@ def run_outage(defects: str, schedule: Schedule, *, inprocess: bool = False, png
         rep = report(rec, summ)
         if png:
             write_png(rec, summ, list(schedule.actors), png, title)
-        return OutageResult(summ, rep, png, drv.digs, work)
+        return OutageResult(summ, rep, png, pdrv.digs, work)
     finally:
         cluster.stop()
         if own and not os.environ.get("ENACTOR_KEEP_WORK"):
             shutil.rmtree(work, ignore_errors=True)
-
-
-def plan_for(n: int, now: float) -> Plan:
-    return Plan(n, now, churn(default_capacity(), n))
-
-
-def inprocess_answers(store: Any, name: str, rtype: str) -> int:  # pragma: no cover - helper
-    zone = "api.aws." if name == DUAL else "amazonaws.com."
-    return len(addresses(store, store.find_zone_by_name(zone).id, name, rtype))

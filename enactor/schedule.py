@@ -80,7 +80,7 @@ class Driver(Protocol):
 
     def emit_plan(self) -> int: ...
 
-    def sample(self, note: str) -> None: ...
+    def sample(self, note: str = "") -> object: ...
 
     def delete_tree(self, plan: int) -> None: ...
 
@@ -273,4 +273,6 @@ def schedule_2025(plans: int = 12, typo: bool = False) -> Schedule:
     desc = ("operator typo: the active tree deleted by hand" if typo else
             f"October 2025, scaled: enactor-c loses the lock {plans - 1} times, flips to plan-0002 "
             f"after plan-{plans:04d}, the cleaner deletes it")
-    return Schedule([a, b, c], steps, desc, extra={"plans": plans, "typo": typo})
+    # Short locks so that after the crash the others take over within the run.
+    return Schedule([a, b, c], steps, desc,
+                    extra={"plans": plans, "typo": typo, "lock_ttl": 10, "endpoints": "both"})

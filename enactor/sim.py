@@ -311,7 +311,7 @@ class SimDriver:
             counts[f"{name} {rtype}"] = len(self.dns.answers(name, rtype))
             if active is None:
                 active = active_plan(self.sim.api, zid, name, rtype)
-        s = Sample(self.sim.clock.t, counts, {}, active, "api", note)
+        s = Sample(self.sim.clock.t, counts, {}, active, "index", note)
         self.rec.sample(s)
         return s
 

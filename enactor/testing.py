@@ -24,6 +24,9 @@ DUAL = "dynamodb.us-east-1.api.aws."
 LEGACY = "dynamodb.us-east-1.amazonaws.com."
 WATCH = [("api.aws.", DUAL, "A"), ("api.aws.", DUAL, "AAAA"), ("amazonaws.com.", LEGACY, "A")]
 NAMES = ("enactor-a", "enactor-b", "enactor-c")
+# A supervisor restarts a crashed enactor after this long (virtual): longer than two lock TTLs
+# of the outage schedules, so while one crashed enactor is down the others get their turn.
+RESTART_DELAY = 25.0
 
 
 def seeded_store() -> MemoryStore:
@@ -39,18 +42,26 @@ def plan_n(n: int, capacity: Capacity | None = None) -> Plan:
     return Plan(n, T0 - 3600 + n, cap if n == 1 else churn(cap, n))
 
 
+def capacity_for(endpoints: str = "both") -> Capacity:
+    """The default capacity restricted to `dual`, `legacy` or `both` endpoints."""
+    dual, legacy = default_capacity()
+    return {"dual": (dual,), "legacy": (legacy,), "both": (dual, legacy)}[endpoints]
+
+
 def make_sim(defects: frozenset[m.Defect] = frozenset(), names: tuple[str, ...] = NAMES,
-             store: MemoryStore | None = None, plans: int = 1, **cfg: object) -> Sim:
+             store: MemoryStore | None = None, plans: int = 1, endpoints: str = "both",
+             **cfg: object) -> Sim:
     store = store or seeded_store()
-    pl = PlanList([plan_n(i) for i in range(1, plans + 1)])
-    sim = Sim(store, pl, t0=T0, restart_delay=15.0)
+    pl = PlanList([plan_n(i, capacity_for(endpoints)) for i in range(1, plans + 1)])
+    sim = Sim(store, pl, t0=T0, restart_delay=RESTART_DELAY)
     for n in names:
         sim.add(m.Config(n, defects=defects, **cfg))  # type: ignore[arg-type]
     return sim
 
 
-def make_driver(sim: Sim) -> SimDriver:
-    return SimDriver(sim, lambda n: Plan(n, sim.clock.t, churn(default_capacity(), n)), WATCH)
+def make_driver(sim: Sim, endpoints: str = "both") -> SimDriver:
+    cap = capacity_for(endpoints)
+    return SimDriver(sim, lambda n: Plan(n, sim.clock.t, churn(cap, n)), WATCH)
 
 
 def zone_id(sim: Sim, zone: str = "api.aws.") -> str:

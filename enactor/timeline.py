@@ -29,7 +29,7 @@ class Sample:
     answers: dict[str, int]  # "name TYPE" -> answer count (real dig, or the API walk)
     rcodes: dict[str, str]  # "name TYPE" -> NOERROR / SERVFAIL / ...
     active: int | None  # the plan the stable alias points at (control API)
-    source: str = "dig"  # "dig" or "api" (no DNS server to ask)
+    source: str = "dig"  # "dig" (real queries) or "index" (authd's serving index, in-process)
     note: str = ""
 
 
@@ -64,6 +64,8 @@ class Recorder:
         if any(line.endswith("CRASHED") for line in log):
             self.events.append(Event(t, actor, "crash", "crashed (RollbackTargetMissing)"))
         for line in log:
+            if "FLIPPED" in line:
+                continue  # already the flip event
             if "FROZEN" in line or "REFUSING" in line or "refusing to go backwards" in line or "GONE" in line:
                 self.events.append(Event(t, actor, "log", line.split(" ", 1)[-1]))
 
@@ -216,11 +218,14 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
         xs = [s.t - t0 for s in rec.samples]
         ys = [s.answers.get(k, 0) + 0.06 * (i - 1) for s in rec.samples]
         ax2.step(xs, ys, where="post", label=k.replace(".us-east-1", ""), linewidth=2)
-    for a, b in empty_windows(rec.samples):
-        ax2.axvspan(a - t0, (b if b is not None else rec.samples[-1].t) - t0, color="#fcbba1", alpha=0.6)
+    for w0, w1 in empty_windows(rec.samples):
+        ax2.axvspan(w0 - t0, (w1 if w1 is not None else rec.samples[-1].t) - t0, color="#fcbba1", alpha=0.6)
     src = rec.samples[-1].source if rec.samples else "dig"
-    ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (API walk)")
+    ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (authd serving index, in-process)")
     ax2.set_xlabel("schedule time (s)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.legend(fontsize=8, loc="upper left")
     ax2.set_ylim(-0.2, max([max(s.answers.values()) for s in rec.samples if s.answers] + [1]) + 0.5)
     fig.tight_layout()

@@ -72,6 +72,8 @@ class CachePolicy:
     serve_stale: bool = False
     max_stale: int = 86400
     stale_ttl: int = 30
+    # RFC 8767 §5 suggests 1.8 s: how long a client waits for fresh data before stale is served.
+    stale_client_timeout: float = 1.8
     failure_ttl: float = 1.0
     max_failure_ttl: float = 30.0
     max_entries: int = 100_000

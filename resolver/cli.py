@@ -88,6 +88,9 @@ def _add_cache_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--max-stale", type=duration, default=86400.0,
                    help="how long past expiry stale data may be served (default 1 day)")
+    g.add_argument("--stale-client-timeout", type=duration, default=1.8,
+                   help="with --serve-stale: answer stale data if fresh data takes longer than "
+                   "this (RFC 8767 §5, default 1.8s); resolution continues and refreshes the cache")
     g.add_argument("--max-entries", type=int, default=100_000, help="cache entry bound (LRU)")
     g.add_argument("--max-bytes", type=int, default=64 * 1024 * 1024, help="cache byte bound (LRU)")
     g.add_argument("--failure-ttl", type=duration, default=1.0,
@@ -98,6 +101,7 @@ def _policy(args: argparse.Namespace, **extra: object) -> CachePolicy:
     return CachePolicy(
         min_ttl=args.min_ttl, max_ttl=args.max_ttl, max_negative_ttl=args.max_negative_ttl,
         serve_stale=args.serve_stale, max_stale=int(args.max_stale),
+        stale_client_timeout=args.stale_client_timeout,
         max_entries=args.max_entries, max_bytes=args.max_bytes,
         failure_ttl=args.failure_ttl, max_failure_ttl=max(args.failure_ttl, 30.0),
         **extra,  # type: ignore[arg-type]

@@ -87,6 +87,7 @@ class CellSummary:
     median_window: float | None
     median_delay: float | None
     max_delay: float | None
+    error_fraction: float = 0.0  # samples that got SERVFAIL or no answer in time
 
 
 def per_client(samples: Iterable[Sample]) -> dict[int, ClientResult]:
@@ -116,7 +117,14 @@ def authority_window(probe: Sequence[Sample]) -> tuple[float | None, float | Non
     return only.first_empty, only.first_back
 
 
-def summarise(cell: Cell, results: dict[int, ClientResult], t_fix: float, auth_window: float) -> CellSummary:
+def error_fraction(samples: Sequence[Sample]) -> float:
+    return sum(1 for s in samples if s.outcome is Outcome.ERROR) / len(samples) if samples else 0.0
+
+
+def summarise(
+    cell: Cell, results: dict[int, ClientResult], t_fix: float, auth_window: float,
+    errors: float = 0.0,
+) -> CellSummary:
     windows = [r.window for r in results.values() if r.window is not None]
     delays = [r.first_back - t_fix for r in results.values() if r.first_back is not None]
     return CellSummary(
@@ -128,4 +136,5 @@ def summarise(cell: Cell, results: dict[int, ClientResult], t_fix: float, auth_w
         median_window=statistics.median(windows) if windows else None,
         median_delay=statistics.median(delays) if delays else None,
         max_delay=max(delays) if delays else None,
+        error_fraction=errors,
     )

@@ -75,6 +75,9 @@ class ResolverConfig:
     timeout: float = 1.5
     name: str = "resolver"
     tcp: bool = True
+    # Like Unbound's num-queries-per-thread (1024): misses being resolved at once. Beyond it a
+    # new question is dropped (and counted), so a random-name flood cannot grow memory.
+    max_inflight: int = 1024
 
     def __post_init__(self) -> None:
         if bool(self.upstreams) == (self.root_hints is not None):
@@ -108,6 +111,8 @@ class Resolver:
         self.rng = rng or random.SystemRandom()
         self.counters: Counter[str] = Counter()
         self.inflight: dict[bytes, _Pending] = {}
+        # Where resolutions run when a server is up (serve_resolver sets it); None: inline.
+        self.background: trio.Nursery | None = None
         # Iterative mode: zone cuts learned from referrals, so a miss starts at the closest
         # known delegation instead of the root (RFC 1034 §5.3.3 step 2). Bounded like the cache.
         self.delegations: dict[dns.name.Name, tuple[Delegation, float]] = {}
@@ -140,30 +145,63 @@ class Resolver:
         if fast is not None:
             return fast
         key = view.key
+        if key not in self.inflight and len(self.inflight) >= self.config.max_inflight:
+            self.counters["dropped-overload"] += 1
+            return None
         failure = self.cache.get_failure(key, now)
         if failure is not None:
             self.counters["failure-cache-hits"] += 1
             return self._failed(view, now, max_size, "resolution failure cached (RFC 9520)")
-        result = await self._resolve_shared(key, view)
+        started = now
+        policy = self.config.policy
+        stale = self.cache.get(key, now) if policy.serve_stale else None
+        if stale is not None and self.background is not None:
+            # RFC 8767 §5 client-response timer: if resolving takes longer than this, answer
+            # the stale data now; the resolution goes on and refreshes the cache.
+            result = None
+            with trio.move_on_after(policy.stale_client_timeout):
+                result = await self._resolve_shared(key, view)
+            if result is None:
+                self.counters["stale-served"] += 1
+                self.cache.stats.stale_hits += 1
+                return render(stale.entry, view, trio.current_time(),
+                              stale_ttl=policy.stale_ttl, max_size=max_size)
+        else:
+            result = await self._resolve_shared(key, view)
         now = trio.current_time()
         if isinstance(result, Failure):
             return self._failed(view, now, max_size, result.reason)
         hit = self.cache.get(key, now)
         if hit is not None and hit.freshness is Freshness.FRESH:
-            return render(hit.entry, view, now, max_size=max_size)
+            # Just fetched for this query: serve the full TTL, as it came from upstream.
+            at = hit.entry.stored_at if hit.entry.stored_at >= started else now
+            return render(hit.entry, view, at, max_size=max_size)
         # Not cacheable (TTL 0, negative without SOA): answer once from the response itself.
         return self._render_uncached(view, result, max_size)
 
     async def _resolve_shared(self, key: bytes, view: QueryView) -> Answer | Failure:
+        """Resolve `view`'s question once for every concurrent asker.
+
+        With a background nursery (set by `serve_resolver`) the resolution runs there, so a
+        caller that stops waiting (serve-stale's client timer) does not cancel it: the answer
+        still lands in the cache for the next client (RFC 8767 §5).
+        """
         pending = self.inflight.get(key)
         if pending is not None:
             self.counters["coalesced"] += 1
-            await pending.event.wait()
-            return pending.result
-        pending = self.inflight[key] = _Pending()
+        else:
+            pending = self.inflight[key] = _Pending()
+            if self.background is not None:
+                self.background.start_soon(self._run_pending, key, view.question, pending)
+            else:
+                await self._run_pending(key, view.question, pending)
+        await pending.event.wait()
+        return pending.result
+
+    async def _run_pending(self, key: bytes, question_wire: bytes, pending: _Pending) -> None:
         result: Answer | Failure = Failure("resolution cancelled")
         try:
-            q = dns.message.from_wire(b"\x00" * 4 + b"\x00\x01" + b"\x00" * 6 + view.question)
+            q = dns.message.from_wire(b"\x00" * 4 + b"\x00\x01" + b"\x00" * 6 + question_wire)
             question = q.question[0]
             result = await self.resolve(question.name, question.rdtype, question.rdclass)
             now = trio.current_time()
@@ -187,10 +225,12 @@ class Resolver:
                     self.config.name, question.name, dns.rdatatype.to_text(question.rdtype),
                     result.reason, hold,
                 )
-            return result
         except (dns.exception.DNSException, ValueError) as exc:
             result = Failure(f"bad question: {exc}", dns.rcode.FORMERR)
-            return result
+        except Exception:  # noqa: BLE001 - runs in the server's nursery: never take it down
+            log.exception("%s: internal error resolving %r", self.config.name, question_wire)
+            self.counters["internal-errors"] += 1
+            result = Failure("internal error")
         finally:
             del self.inflight[key]
             pending.result = result
@@ -556,6 +596,7 @@ async def serve_resolver(
         p.min_ttl, p.max_ttl, p.serve_stale, config.hedge_after,
     )
     async with trio.open_nursery() as nursery:
+        resolver.background = nursery
         nursery.start_soon(_serve_udp, resolver, udp)
         for listener in tcp_listeners:
             nursery.start_soon(

@@ -86,7 +86,7 @@ def test_a_rejected_batch_changes_nothing(history, batch):
         assert store.journal_since(before_seq)[0].serial == store.find_zone(ZID).serial
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(changes, max_size=5), changes)
 def test_apply_then_inverse_restores(history, batch):
     store = fresh()

@@ -11,13 +11,13 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from tests.control_helpers import client, running
 
 from authd.control import ControlAPI, ControlConfigError, check_listen, serve_control
 from authd.r53xml import split_messages
 from authd.seed import seed_store
 from authd.sqlstore import SQLiteStore
 from authd.zonefile import load_zone_dir
+from tests.control_helpers import client, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 
@@ -278,6 +278,15 @@ def test_oversized_and_malformed_bodies(api):
         b"<ChangeResourceRecordSetsRequest><ChangeBatch>&b;</ChangeBatch></ChangeResourceRecordSetsRequest>"
     )
     assert signed(url, "POST", "/2013-04-01/hostedzone/Z0API0AWS/rrset/", bomb).status_code == 400
+    # the same bomb in UTF-16 cannot slip past the "no markup declarations" fast path
+    utf16 = bomb.decode().replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>').encode("utf-16")
+    assert signed(url, "POST", "/2013-04-01/hostedzone/Z0API0AWS/rrset/", utf16).status_code == 400
+    external = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        b"<ChangeResourceRecordSetsRequest><ChangeBatch>&e;</ChangeBatch></ChangeResourceRecordSetsRequest>"
+    )
+    refused = signed(url, "POST", "/2013-04-01/hostedzone/Z0API0AWS/rrset/", external)
+    assert refused.status_code == 400 and b"root:" not in refused.content
     wrong_root = signed(url, "POST", "/2013-04-01/hostedzone/Z0API0AWS/rrset/", b"<Nope/>")
     assert wrong_root.status_code == 400
     no_action = (

@@ -7,12 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.control_helpers import AWS, aws_env, running
 
 from authd.control import ControlAPI
 from authd.seed import seed_store
 from authd.sqlstore import SQLiteStore
 from authd.zonefile import load_zone_dir
+from tests.control_helpers import AWS, aws_env, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 

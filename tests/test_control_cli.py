@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.control_helpers import running
 
 from authd.cli import main
 from authd.control import ControlAPI
 from authd.seed import seed_store
 from authd.sqlstore import SQLiteStore
 from authd.zonefile import load_zone_dir, load_zone_file
+from tests.control_helpers import running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 

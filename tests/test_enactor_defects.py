@@ -86,8 +86,11 @@ def test_rollback_crash_on_missing_alone_turns_a_typo_into_a_permanent_outage() 
         sim = make_sim(defects, plans=3, lock_ttl=10)
         sim.run_for(20)
         assert active_plan(sim.api, zone_id(sim), DUAL) == 3
-        delete_tree(sim, 3)  # the operator typo: the active tree, by hand
+        # Between polls (nobody is mid-cycle on plan 3), the planner writes plan 4 and an
+        # operator deletes the active plan-0003 tree by hand.
+        assert sim.run_until(lambda s=sim: all(isinstance(a.action, m.Sleep) for a in s.actors.values()))
         sim.plans.add(plan_n(4))
+        delete_tree(sim, 3)
         sim.run_for(120)
         zid = zone_id(sim)
         empty = not addresses(sim.api, zid, DUAL, "A")

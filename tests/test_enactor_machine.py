@@ -293,3 +293,19 @@ def test_states_are_hashable_and_runs_are_deterministic() -> None:
         sim.run(1)
         seen.add(sim.actors["enactor-a"].state)
     assert len(seen) > 20
+
+
+def test_a_plan_naming_a_missing_zone_is_not_half_enacted() -> None:
+    import dataclasses
+
+    from enactor.plan import Endpoint
+
+    sim = make_sim(names=("enactor-a",))
+    p2 = plan_n(2)
+    ghost = Endpoint("dynamodb.us-east-1.nowhere.test.", "nowhere.test.", False, p2.endpoints[1].load_balancers)
+    sim.plans.add(dataclasses.replace(p2, endpoints=p2.endpoints + (ghost,)))
+    before = zone_contents(sim), zone_contents(sim, "amazonaws.com.")
+    sim.run_for(10)
+    assert (zone_contents(sim), zone_contents(sim, "amazonaws.com.")) == before
+    a = sim.actors["enactor-a"]
+    assert a.state.status is m.Status.FROZEN and "nowhere.test." in a.state.last_error

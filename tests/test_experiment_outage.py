@@ -36,17 +36,20 @@ def test_recovery_ordering() -> None:
         pytest.skip(str(exc))
     print(table(result.summaries))
     (batch,) = result.batches
-    assert 4.5 < batch.t_fix - batch.t_break < 6.0
+    # The deletion and the repair are swaps of a live authd (a new process each), so the
+    # authority's own window can run a little longer than planned on a busy machine.
+    assert 5.0 <= batch.t_fix - batch.t_break < 7.0
     delays: dict[tuple[Layer, int], list[float]] = {}
     for cell, r, t_fix in result.clients:
         assert r.first_empty is not None, f"{cell.label} client {r.client} never saw the outage"
         assert r.first_back is not None, f"{cell.label} client {r.client} never recovered"
-        # Nothing comes back before the authority has it (0.2 s: knotc returns after Knot swaps).
-        assert r.first_back >= t_fix - 0.2
+        # Nothing comes back before the authority has it (T is the authority probe's first
+        # addresses; 0.3 s covers the probe's own query gaps and the swap's overlap).
+        assert r.first_back >= t_fix - 0.3
         delays.setdefault((cell.layer, cell.negative_ttl), []).append(r.first_back - t_fix)
     for s in result.summaries:
         # The authority's own outage window is the one we caused.
-        assert 4.5 < s.auth_window < 6.0, s
+        assert 4.5 < s.auth_window < 7.0, s
     # No cache: clients see the repair within a couple of query gaps.
     assert max(delays[(Layer.NONE, 1)] + delays[(Layer.NONE, 4)]) < 1.0
     # Behind a resolver: within one negative TTL (+1 s for the client's next query).

@@ -94,3 +94,50 @@ def test_bad_schedule_is_refused_with_its_path(tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 1
     assert "bad.json: $.steps[0].actor: 'enactor-z' is not in $.actors" in out.stderr
+
+
+@pytest.mark.slow
+def test_checker_counterexample_replays_in_process_and_against_real_processes(tmp_path: Path) -> None:
+    """`enactor check` writes its shortest counterexample as a schedule; `enactor outage
+    --schedule` replays it (defects and endpoints taken from the file) and shows the outage."""
+    cx = tmp_path / "cx.json"
+    out = subprocess.run([sys.executable, "-m", "enactor", "check", "--defects", "2025", "--quiet",
+                          "--no-timeline", "--save", str(cx)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert cx.exists(), out.stdout + out.stderr
+    sched = load_schedule(cx)
+    res = run_outage(None, sched, inprocess=True)
+    assert res.summary["defects"] == "2025" and res.summary["ever_empty"]
+    if shutil.which("dig") is None:
+        pytest.skip("dig not installed (Debian package bind9-dnsutils)")
+    real = run_outage(None, sched)
+    assert real.summary["ever_empty"], real.report
+    assert any("ANSWER: 0" in text for _, k, text in real.digs if k == f"{DUAL} A")
+
+
+@pytest.mark.realtime
+@pytest.mark.slow
+def test_real_enactor_killed_while_holding_the_lock_others_converge(tmp_path: Path) -> None:
+    """SIGKILL enactor-a right after its build batch (it holds the lock, the tree is half
+    done, nothing flipped); the lock expires, b and c take over and finish; a restarts with
+    no memory, adopts nothing stale, and agrees. Real dig never comes back empty."""
+    need_dig()
+    from enactor.schedule import Schedule
+
+    steps = [
+        {"do": "sample"}, {"do": "plan"},
+        {"do": "step", "actor": "enactor-a", "until": "build"},
+        {"do": "kill", "actor": "enactor-a"}, {"do": "sample"},
+        {"do": "plan"},
+        {"do": "run", "seconds": 45}, {"do": "sample"},
+        {"do": "restart", "actor": "enactor-a"},
+        {"do": "run", "seconds": 10}, {"do": "sample"},
+    ]
+    sched = Schedule(["enactor-a", "enactor-b", "enactor-c"], steps, "kill a holder mid-build",
+                     extra={"lock_ttl": 10})
+    res = run_outage("fixed", sched, png=str(tmp_path / "k.png"))
+    s = res.summary
+    assert not s["ever_empty"], res.report
+    assert s["final_active_plan"] == 3
+    assert all(text.count("ANSWER: 1") == 1 for _, _, text in res.digs)
+    assert "KILL" in res.report and "took the lock (expired holder)" in res.report
+    assert all(a["crashes"] == 0 for a in s["enactors"].values())

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from tests.control_helpers import client
 
 from authd.node import NodeConfig, run_node
+from tests.control_helpers import client
 
 ZONES = str(Path(__file__).resolve().parent.parent / "zones")
 DIG = shutil.which("dig")
@@ -119,4 +119,81 @@ async def test_atomicity_seen_through_dig_and_the_dangling_alias(tmp_path):
         out = await boto(node.control_url, "change_resource_record_sets", HostedZoneId="Z0API0AWS", ChangeBatch=delete)
         await primary.follower.wait_applied(node.store.get_change(out["ChangeInfo"]["Id"]).seq)
         assert await dig(primary, name) == ("NOERROR", [])
+        nursery.cancel_scope.cancel()
+
+
+async def test_replica_process_follows_the_file_and_holds_getchange(tmp_path):
+    """`authd serve --replica` in its own process: follows the SQLite journal read-only,
+    serves DNS, and the primary's GetChange waits for it."""
+    import os
+    import subprocess
+    import sys
+    import types
+
+    need_dig()
+    db = tmp_path / "authd.db"
+    cfg = NodeConfig(store_path=str(db), zones_dir=ZONES, dns_port=0, control=("127.0.0.1", 0))
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(run_node, cfg)
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        proc = await nursery.start(functools.partial(
+            trio.run_process,
+            [sys.executable, "-m", "authd", "serve", "--replica", "--store", str(db), "--listen", "127.0.0.1:0",
+             "--propagation-delay", "1.0", "--replica-name", "far-away", "--poll-interval", "0.02"],
+            stderr=subprocess.PIPE, env=env, check=False,
+        ))
+        port = None
+        buf = b""
+        with trio.fail_after(30):
+            while port is None:
+                buf += await proc.stderr.receive_some(4096)
+                for line in buf.decode(errors="replace").splitlines():
+                    if "far-away: DNS on " in line:
+                        port = int(line.rsplit(" port ", 1)[1].split(",")[0])
+
+        far = types.SimpleNamespace(host="127.0.0.1", port=port)
+        progress = Path(str(db) + ".replicas") / "far-away.seq"
+        with trio.fail_after(10):
+            while not progress.exists():
+                await trio.sleep(0.02)
+        assert node.propagation.describe()["far-away"] == node.store.seq
+
+        out = await boto(node.control_url, "change_resource_record_sets", HostedZoneId="Z0API0AWS",
+                         ChangeBatch={"Changes": [create("far.api.aws.", "192.0.2.88")]})
+        change_id = out["ChangeInfo"]["Id"]
+        await node.primary.follower.wait_applied(node.store.get_change(change_id).seq)
+        assert await dig(node.primary, "far.api.aws") == ("NOERROR", ["192.0.2.88"])
+        assert (await dig(far, "far.api.aws"))[0] == "NXDOMAIN"
+        assert (await boto(node.control_url, "get_change", Id=change_id))["ChangeInfo"]["Status"] == "PENDING"
+        with trio.fail_after(15):
+            while (await boto(node.control_url, "get_change", Id=change_id))["ChangeInfo"]["Status"] != "INSYNC":
+                await trio.sleep(0.05)
+        assert await dig(far, "far.api.aws") == ("NOERROR", ["192.0.2.88"])
+        proc.kill()
+        nursery.cancel_scope.cancel()
+
+
+async def test_cli_change_on_the_store_file_waits_for_running_servers(tmp_path, capsys):
+    """`authd change --store FILE --wait` (no HTTP) still waits until every server following
+    FILE has applied the change: they report progress beside the file."""
+    import json
+    import time
+
+    from authd.cli import main
+
+    db = tmp_path / "authd.db"
+    cfg = NodeConfig(store_path=str(db), zones_dir=ZONES, dns_port=0, replicas=1, replica_delays=[1.0],
+                     poll_interval=0.02)
+    batch = tmp_path / "b.json"
+    batch.write_text(json.dumps({"Changes": [create("via-file.api.aws.", "192.0.2.66")]}))
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(run_node, cfg)
+        start = time.monotonic()
+        status = await trio.to_thread.run_sync(
+            main, ["change", "--zone", "api.aws", "--batch", str(batch), "--store", str(db), "--wait"]
+        )
+        assert status == 0
+        assert time.monotonic() - start >= 1.0, "waited for the delayed replica"
+        assert "INSYNC" in capsys.readouterr().err
+        assert await dig(node.replicas[0], "via-file.api.aws") == ("NOERROR", ["192.0.2.66"])
         nursery.cancel_scope.cancel()

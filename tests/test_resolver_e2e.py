@@ -263,3 +263,175 @@ async def test_malformed_client_queries_never_crash(knot: Authd | Knot, mock_clo
         assert r["status"] == "NOERROR"
         assert h.resolver.counters["internal-errors"] == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_jvm_stub_keeps_negative_10s_whatever_the_soa(
+    knot: Authd | Knot, mock_clock: trio.testing.MockClock
+) -> None:
+    """Layered caches: a JVM-like stub in front of the resolver, both in-process."""
+    from resolver.cli import STUB_PRESETS
+
+    async with trio.open_nursery() as nursery:
+        resolver = await start(nursery, knot.server)
+        stub_cfg = ResolverConfig(
+            listen=Server("127.0.0.1", 0), upstreams=[resolver.udp],
+            policy=CachePolicy(**STUB_PRESETS["jvm"]), name="stub",
+        )
+        stub = await nursery.start(serve_resolver, stub_cfg)
+        r = await dig(stub.udp, "www.neg.test", "AAAA")
+        assert r["status"] == "NOERROR" and r["answer"] == []
+        await trio.to_thread.run_sync(
+            lambda: knot.replace_zones({"neg.test.": zone_text(with_aaaa=True, serial=2)})
+        )
+        # The resolver forgets after min(SOA TTL, MINIMUM) = 4 s; the stub holds on for 10 s.
+        mock_clock.jump(min(SOA_TTL, SOA_MINIMUM))
+        assert (await dig(resolver.udp, "www.neg.test", "AAAA"))["answer"]
+        mock_clock.jump(9.999 - min(SOA_TTL, SOA_MINIMUM))
+        assert (await dig(stub.udp, "www.neg.test", "AAAA"))["answer"] == []
+        mock_clock.jump(0.001)
+        assert (await dig(stub.udp, "www.neg.test", "AAAA"))["answer"]
+        # Positive answers live 30 s in the JVM whatever their TTL (60 here).
+        first = await dig(stub.udp, "www.neg.test", "A")
+        assert first["answer"][0][1] == "30"
+        nursery.cancel_scope.cancel()
+
+
+async def test_cli_serve_and_stub_processes(knot: Authd | Knot) -> None:
+    """The commands as a user runs them: `resolver serve` and `resolver stub`, then dig."""
+    import tempfile
+    from pathlib import Path
+
+    from resolver.procs import run_resolver
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp)
+        with (
+            run_resolver(["serve", "--forward", str(knot.server), "--max-negative-ttl", "2"],
+                         log / "serve.log", probe="neg.test.") as res,
+            run_resolver(["stub", "--upstream", str(res), "--preset", "jvm"],
+                         log / "stub.log", probe="neg.test.") as stub,
+        ):
+            r = await dig(stub, "www.neg.test", "A")
+            assert r["status"] == "NOERROR" and r["answer"][0][4] == "192.0.2.1"
+            r = await dig(res, "nope.neg.test", "A")
+            assert r["status"] == "NXDOMAIN" and r["authority"][0][1] == "2"
+            r = await dig(res, "big.neg.test", "TXT", "+tcp")
+            assert len(r["answer"]) == 10
+        text = (log / "serve.log").read_text()
+        assert "cached nxdomain ttl=2" in text  # one log line per decision
+
+
+@pytest.mark.parametrize("hedge", [None, 0.010])
+async def test_hedging_beats_a_silent_first_upstream(knot: Authd | Knot, hedge: float | None) -> None:
+    """Real time: the first upstream swallows queries; hedging asks the second after 10 ms."""
+    silent = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    swallowed: list[bytes] = []
+
+    async def swallow() -> None:
+        while True:
+            data, _ = await silent.recvfrom(4096)
+            swallowed.append(data)
+
+    config = ResolverConfig(
+        listen=Server("127.0.0.1", 0),
+        upstreams=[Server("127.0.0.1", silent.getsockname()[1]), knot.server],
+        hedge_after=hedge, timeout=1.0,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(swallow)
+        h = await nursery.start(serve_resolver, config)
+        started = trio.current_time()
+        r = await dig(h.udp, "www.neg.test", "A")
+        took = trio.current_time() - started
+        assert r["answer"][0][4] == "192.0.2.1"
+        assert len(swallowed) == 1  # the first upstream was asked either way
+        if hedge is None:
+            assert took >= 1.0  # waited out the timeout before the second upstream
+            assert h.resolver.counters["hedged"] == 0
+        else:
+            assert took < 0.9
+            assert h.resolver.counters["hedged"] == 1 and h.resolver.counters["hedge-won"] == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_random_name_flood_stays_bounded() -> None:
+    """A flood of never-repeated names: cache and in-flight work stay within their bounds."""
+    with run_authd({"neg.test.": zone_text()}) as authority:
+        await _flood(authority.server)
+
+
+async def _flood(upstream: Server) -> None:
+    config = ResolverConfig(
+        listen=Server("127.0.0.1", 0), upstreams=[upstream],
+        policy=CachePolicy(max_entries=200, max_bytes=100_000), max_inflight=50,
+    )
+    peak = 0
+    async with trio.open_nursery() as nursery:
+        h = await nursery.start(serve_resolver, config)
+        s = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await s.bind(("127.0.0.1", 0))
+        rng = random.Random(9)
+        for i in range(1200):
+            name = f"r{rng.getrandbits(48):x}.neg.test."
+            await s.sendto(dns.message.make_query(name, "A").to_wire(), (h.udp.host, h.udp.port))
+            peak = max(peak, len(h.resolver.inflight))
+            if i % 50 == 0:
+                await trio.sleep(0.005)  # let answers flow, as a real flood would
+        with trio.move_on_after(5):
+            while h.resolver.inflight:
+                await trio.sleep(0.05)
+        cache = h.resolver.cache
+        assert len(cache.entries) <= 200 and cache.bytes_used <= 100_000
+        assert peak <= 50
+        assert cache.stats.evictions > 0  # the LRU did its job
+        assert h.resolver.counters["upstream-answers"] > 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_stale_answer_at_the_client_timer_while_resolution_goes_on(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """RFC 8767 §5: after 1.8 s without fresh data the client gets stale; resolving goes on."""
+    fake = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await fake.bind(("127.0.0.1", 0))
+    silent = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await silent.bind(("127.0.0.1", 0))
+    answering = [True]
+
+    async def upstream() -> None:
+        while True:
+            data, addr = await fake.recvfrom(4096)
+            if answering[0]:
+                q = dns.message.from_wire(data)
+                r = dns.message.make_response(q)
+                r.answer.append(dns.rrset.from_text(q.question[0].name, 10, "IN", "A", "192.0.2.50"))
+                await fake.sendto(r.to_wire(), addr)
+
+    config = ResolverConfig(
+        listen=Server("127.0.0.1", 0),
+        upstreams=[Server("127.0.0.1", fake.getsockname()[1]),
+                   Server("127.0.0.1", silent.getsockname()[1])],
+        policy=CachePolicy(serve_stale=True, max_stale=3600), timeout=1.5,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(upstream)
+        h = await nursery.start(serve_resolver, config)
+        assert (await dig(h.udp, "api.example.test", "A"))["answer"][0][1] == "10"
+        answering[0] = False
+        mock_clock.jump(11)
+        result: dict = {}
+
+        async def ask() -> None:
+            result.update(await dig(h.udp, "api.example.test", "A"))
+
+        nursery.start_soon(ask)
+        while not h.resolver.inflight:
+            await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(1.8)  # both upstreams together would take 3 s to give up
+        while not result:
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0)
+        assert result["answer"][0][1] == "30" and "EDE: 3 (Stale Answer)" in result["raw"]
+        assert h.resolver.inflight  # the resolution is still going, in the background
+        nursery.cancel_scope.cancel()

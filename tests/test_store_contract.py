@@ -186,3 +186,17 @@ def test_seed_from_zone_files_keeps_api_changes(store, tmp_path):
         rs for rs in changed.record_sets if rs.rtype != "SOA"
     }
     assert entry.serial > 1
+
+
+def test_record_sets_page_matches_the_listing(store):
+    zone, _ = store.create_zone("example.test", "r")
+    names = ["b", "a.b", "w", "a", "z.a", "m"]
+    store.change_batch(zone.id, [Change(Action.CREATE, A(f"{n}.example.test.")) for n in names])
+    full = store.record_sets(zone.id)
+    assert store.record_sets_page(zone.id, None, 100) == full
+    for i, rs in enumerate(full):
+        assert store.record_sets_page(zone.id, (rs.name, rs.rtype, rs.set_identifier), 2) == full[i:i + 2]
+    # a start between record sets begins at the next one
+    assert store.record_sets_page(zone.id, ("a.example.test.", "AAAA", None), 1) == [
+        rs for rs in full if rs.name == "z.a.example.test."
+    ]
