@@ -111,6 +111,7 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     argv = [sys.executable, "-m", "authd", "serve", "--zones", str(args.zones),
             "--listen", listen, "--workers", "1", "--reuse-port", "--worker-label", label,
+            "--control", "off",
             "--tcp-idle-timeout", str(args.tcp_idle_timeout),
             "--tcp-max-connections", str(args.tcp_max_connections),
             "--log-level", args.log_level]

@@ -269,6 +269,15 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+DEFAULT_CONTROL = ("127.0.0.1", 8053)
+DEFAULT_STORE = ".authd/store.sqlite3"
+MEMORY_STORE = ":memory:"
+
+
+def _control_address(text: str) -> tuple[str, int] | None:
+    return None if text.strip().lower() in ("off", "none", "no") else _host_port(text)
+
+
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     """The control-plane flags of `authd serve`."""
     g = p.add_argument_group(
@@ -276,14 +285,18 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
         "With any of these, zones are served from a store fed through the change journal "
         "(at startup and at runtime alike) instead of straight from the zone files.",
     )
-    g.add_argument("--store", metavar="FILE",
+    g.add_argument("--store", metavar="FILE", default=None,
                    help="the SQLite store (created if missing; WAL, synchronous=FULL). Zone files "
                    "seed it: a zone the store lacks is created; a zone whose file changed is "
                    "re-imported as one journaled batch; an unchanged file leaves API changes alone. "
-                   "Without --store the store is in memory and changes die with the process")
-    g.add_argument("--control", type=_host_port, metavar="HOST:PORT",
-                   help="serve the Route 53 API (2013-04-01) here, e.g. 127.0.0.1:8053; boto3 and "
-                   "`aws --endpoint-url http://HOST:PORT route53 ...` work against it")
+                   f"Default with the change API on: {DEFAULT_STORE} (durable across restarts); "
+                   "':memory:' keeps the store in memory (changes die with the process)")
+    g.add_argument("--control", type=_control_address, default=DEFAULT_CONTROL,
+                   metavar="HOST:PORT|off",
+                   help=f"serve the Route 53 API (2013-04-01) here (default: {DEFAULT_CONTROL[0]}:"
+                   f"{DEFAULT_CONTROL[1]}); boto3 and `aws --endpoint-url http://HOST:PORT route53 "
+                   "...` work against it. 'off': no API and no store, DNS straight from the zone "
+                   "files (nothing can change them; allows --workers > 1)")
     g.add_argument("--access-key", default=os.environ.get("AUTHD_ACCESS_KEY"),
                    help="SigV4 access key the API accepts (default $AUTHD_ACCESS_KEY; on loopback "
                    "test/test when unset; a non-loopback --control refuses to start without it)")
@@ -308,7 +321,24 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
 
 
 def wants_node(args: argparse.Namespace) -> bool:
+    """Serve from a store (the node) unless the API is off and no store or replica is asked for.
+
+    The default is the node with the change API and a durable SQLite store; `--control off`
+    alone serves the zone files directly (the fast, store-less path that --workers needs).
+    """
     return bool(args.store or args.control or args.replicas or args.replica)
+
+
+def store_path(args: argparse.Namespace) -> str | None:
+    """The SQLite file to use, or None for an in-memory store."""
+    if args.store == MEMORY_STORE:
+        return None
+    if args.store:
+        return str(args.store)
+    if args.control is not None and not args.replica:
+        Path(DEFAULT_STORE).parent.mkdir(parents=True, exist_ok=True)
+        return DEFAULT_STORE
+    return None
 
 
 def cmd_serve_node(args: argparse.Namespace) -> int:
@@ -322,15 +352,15 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("authd")
     if args.workers > 1:
-        log.error("--workers > 1 is not supported with --store/--control/--replicas; start "
-                  "more `authd serve --replica --store FILE` processes instead")
+        log.error("--workers > 1 needs --control off (DNS straight from the zone files); with the "
+                  "store and change API, start more `authd serve --replica --store FILE` processes")
         return 2
     if bool(args.access_key) != bool(args.secret_key):
         log.error("give both --access-key and --secret-key, or neither")
         return 2
     host, port = args.listen
     cfg = NodeConfig(
-        store_path=args.store,
+        store_path=store_path(args),
         zones_dir=None if args.replica else args.zones,
         dns_host=host,
         dns_port=port,

@@ -222,7 +222,7 @@ def main(argv: list[str]) -> int:
 
     def start_authd(port: int, workers: int, pin: bool, cache: bool) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(ROOT / "zones"),
-               "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
+               "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--control", "off",
                "--log-level", "WARNING", *([] if cache else ["--no-answer-cache"])]
         if pin:
             cmd = [taskset, "-c", "0", *cmd]

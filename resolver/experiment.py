@@ -278,7 +278,8 @@ class ControlAuthority:
             proc = spawn(
                 [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
                  f"127.0.0.1:{dns_port}", "--control", f"127.0.0.1:{api_port}",
-                 "--access-key", "test", "--secret-key", "test", "--log-level", "WARNING"],
+                 "--store", ":memory:", "--access-key", "test", "--secret-key", "test",
+                 "--log-level", "WARNING"],
                 Path(tmp) / "authd.log",
             )
             try:

@@ -265,7 +265,8 @@ class Authd:
         log_path = self.workdir / f"authd-{self.generation}.log"
         proc = spawn(
             [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
-             f"{self.server.host}:{self.server.port}", "--reuse-port", "--log-level", "INFO"],
+             f"{self.server.host}:{self.server.port}", "--reuse-port", "--control", "off",
+             "--log-level", "INFO"],
             log_path,
         )
         deadline = time.monotonic() + 15

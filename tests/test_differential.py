@@ -149,7 +149,7 @@ def authd_port(tmp_path_factory) -> Iterator[int]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "authd", "serve", "--zones", str(zones), "--listen",
-         f"127.0.0.1:{port}", "--log-level", "WARNING"], cwd=ROOT)
+         f"127.0.0.1:{port}", "--control", "off", "--log-level", "WARNING"], cwd=ROOT)
     try:
         wait_answering(port, proc, "authd")
         yield port

@@ -203,7 +203,8 @@ def _wait_listening(proc: subprocess.Popen, count: int) -> list[str]:
 @pytest.mark.slow
 async def test_serve_command_starts_answers_and_stops_on_ctrl_c():
     require_tool("dig")
-    proc = _spawn_serve("--zones", str(ZONES), "--listen", "127.0.0.1:0", "--workers", "2")
+    proc = _spawn_serve("--zones", str(ZONES), "--listen", "127.0.0.1:0", "--workers", "2",
+                        "--control", "off")
     try:
         lines = await trio.to_thread.run_sync(_wait_listening, proc, 2)
         text = "".join(lines)
@@ -226,7 +227,7 @@ async def test_serve_command_starts_answers_and_stops_on_ctrl_c():
 def test_serve_refuses_a_bad_zone_with_file_line_and_reason(tmp_path):
     (tmp_path / "bad.test.zone").write_text(
         "$ORIGIN bad.test.\n$TTL 60\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nx A 999.1.1.1\n")
-    proc = _spawn_serve("--zones", str(tmp_path), "--listen", "127.0.0.1:0")
+    proc = _spawn_serve("--zones", str(tmp_path), "--listen", "127.0.0.1:0", "--control", "off")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "bad.test.zone:5:" in err and "not starting" in err
