@@ -63,6 +63,9 @@ def test_crash_at_every_step_keeps_the_invariants(saga: Saga, carry_on: str) -> 
 
 @pytest.mark.parametrize("carry_on", ["restart", "other"])
 def test_crash_between_flip_and_clean_resumes_to_the_clean_end_state(saga: Saga, carry_on: str) -> None:
+    """Once a finding: the cleaner ran only as the tail of this enactor's own flip, so a crash
+    between the flip and the clean batch left plan-0001 until the next plan. Now an idle
+    enactor with the newest plan active lists the zone and cleans what is old and unreachable."""
     outs = saga.crash_every_step(carry_on)
     assert all(o.ok for o in outs), [(o.what, o.problems[0]) for o in outs if not o.ok]
 
@@ -77,5 +80,8 @@ def test_every_step_twice_keeps_the_invariants_except_freezing(saga: Saga) -> No
 
 
 def test_clean_batch_performed_twice_does_not_freeze(saga: Saga) -> None:
+    """Once a finding: a clean batch delivered twice (first answer lost, request retried) was
+    rejected for tree records already gone, and the enactor FROZE. Deleting what is gone is
+    done: it lists again and carries on."""
     outs = saga.every_step_twice()
     assert all(o.ok for o in outs), [(o.what, o.problems[0][:200]) for o in outs if not o.ok]
