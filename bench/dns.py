@@ -140,6 +140,7 @@ class Result:
     p99_ms: float | None = None
     lost: str = ""
     completed: int = 0
+    server_cmd: str = ""
     cpu_s: float = 0.0  # CPU seconds (user + system) the server's processes used in the run
 
     @property
@@ -287,6 +288,9 @@ remote-control:
                 res = run_dnsperf(perf(port, pin, extra), label, server, proc.pid, verbose)
             finally:
                 stop(proc)
+            res.server_cmd = " ".join(str(a) for a in proc.args).replace(str(work), "$WORK")
+            res.server_cmd = res.server_cmd.replace(sys.executable, "python").replace(
+                str(ROOT) + "/", "")
             res.command = res.command.replace(str(work), "$WORK").replace(str(ROOT) + "/", "")
             results.append(res)
             p99 = f", p99 {res.p99_ms:.2f} ms" if res.p99_ms is not None else ""
@@ -359,15 +363,30 @@ def write_section(results: list[Result], goals: list[tuple[str, bool]],
                      f"{r.mean_ms:.2f} ms | {p99} | {r.lost} |")
     lines += ["", "Goals:", ""]
     lines += [f"- {'met' if ok else '**not met**'}: {text}" for text, ok in goals]
+    lines += [
+        "",
+        "Reading the figures: at full load the cached path costs authd about 7–8 µs of CPU per "
+        "query (receive, one dict lookup in the exact-bytes table, a bisect for weighted "
+        "names, send), close to the floor of two socket calls from Python. At 2,000 qps each "
+        "query arrives alone, so every one pays a full trio wakeup (epoll re-arm, scheduler "
+        "pass) and a cold interpreter: the queries per CPU-second at the fixed rate show it. "
+        "On cores shared with other work authd's p99 at that rate varies from run to run "
+        "(0.2 to 3.6 ms over the six runs made while developing this benchmark; NSD 0.2 to "
+        "1.2 ms): a query that arrives while the core is busy waits for it, and the larger "
+        "wakeup cost makes that more likely. Its median stays near NSD's.",
+    ]
     lines += ["", "Exact commands (`$WORK` is a temporary directory; servers were started "
-              "per run, pinned with `taskset -c 0` where the run says so):", "", "```"]
-    lines += [f"{r.server}: {r.command}" for r in results]
+              "per run, pinned with `taskset -c 0` where the run says so; NSD's nsd.conf has "
+              "`server-count` 1 or 2, `reuseport: yes`, `rrl-ratelimit: 0`, "
+              "`minimal-responses: yes` and the zones, written by the benchmark):", "", "```"]
+    for r in results:
+        lines += [f"# {r.label}, {r.server}", f"server:  {r.server_cmd}", f"client:  {r.command}"]
     lines += ["```", ""]
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text()
     start = text.index(SECTION)
     nxt = text.find("\n## ", start + len(SECTION))
-    text = text[:start] + "\n".join(lines) + (text[nxt + 1:] if nxt != -1 else "")
+    text = text[:start] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt != -1 else "")
     path.write_text(text)
     print(f"wrote {path}")
 

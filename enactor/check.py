@@ -1061,8 +1061,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _summary(rep: Report) -> str:
     b = rep.bounds
+    losses = "lock losses unbounded" if rep.mode == "random" else f"<= {b.lock_losses} lock losses in a row"
     head = (f"enactor check ({rep.mode}, defects: {rep.defects}; {b.enactors} enactors, plans up to "
-            f"{b.plans}, <= {b.lock_losses} lock losses in a row, {b.ticks} lock expiry jump(s), "
+            f"{b.plans}, {losses}, {b.ticks} lock expiry jump(s), "
             f"endpoints {b.endpoints}; answers via {rep.answer_logic})")
     rate = f"{rep.states / rep.seconds:,.0f} states/s" if rep.seconds else ""
     if rep.mode == "random":
