@@ -52,7 +52,11 @@ The protocol, per endpoint E (the talk, DAT453, "The DNS management system"):
    weighted root `plan-NNNN.E` whose members alias the leaves;
 5. flip in ONE batch: the alias `E` (A, and AAAA when dual-stack) -> the new root, and the
    rollback alias `_rollback.E` -> the previously active root; release the lock;
-6. lock again and run the record cleaner; release.
+6. lock again and run the record cleaner; release. The cleaner is also a reconciler: an
+   enactor idle with the newest plan active lists the zone (lock-free) once per loop and,
+   if an old unreachable tree is left (say a crash between flip and clean), locks and cleans.
+   A clean batch rejected only because tree records it deletes are already gone (a retried
+   request) re-lists and carries on: deleting what is gone is done.
 
 Defects (`--defects`, each restores one 2025 behaviour; default = the fixed design):
 - STALE_CHECK_BEFORE_LOCK: "is my plan newer" is checked only at step 1, before the
@@ -79,6 +83,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from authd.changes import msg_not_found
 from authd.records import AliasTarget, RecordSet
 from authd.store import Action, Change
 from enactor.plan import (
@@ -284,6 +289,7 @@ class Phase(enum.Enum):
     FLIP_READ = "FLIP_READ"  # alias and rollback reads for the flip
     FLIP_READ_ROOT = "FLIP_READ_ROOT"  # the active tree's root (the rollback target)
     AWAIT_FLIP = "AWAIT_FLIP"
+    CLEAN_PEEK = "CLEAN_PEEK"  # idle: a lock-free listing, is there an old tree to clean?
     CLEAN_LIST = "CLEAN_LIST"
     AWAIT_CLEAN = "AWAIT_CLEAN"
     AWAIT_RELEASE = "AWAIT_RELEASE"
@@ -671,7 +677,7 @@ class _Machine:
 
     def on_peek_root(self, r: ResultT | None) -> ActionT:
         if self.root_state(r) == "complete":
-            return self.next_endpoint()  # my plan is active and its tree is whole
+            return self.peek_clean()  # my plan is active and its tree is whole
         self.say(f"{self.e}: the active {self.plan.label} tree is damaged; repairing it")
         return self.acquire(Task.INSTALL)
 
@@ -893,14 +899,19 @@ class _Machine:
         self.set(phase=Phase.CLEAN_LIST)
         return ListRecords(self.zone_id)
 
-    def on_clean_list(self, r: ResultT | None) -> ActionT:
-        assert isinstance(r, RecordsRead)
+    def survey(self, records: Iterable[RecordSet]) -> tuple[list[int], dict[int, list[RecordSet]],
+                                                          list[RecordSet], set[int]]:
+        """What the cleaner would delete in a zone listing: (victims, trees, guards, reach).
+
+        Fixed design: a victim is a tree at or below the keep horizon that neither the alias
+        nor the rollback reaches; an alias or rollback the cleaner cannot read raises _Freeze.
+        """
         e = self.e
         ts = self.endpoint.rtypes
         trees: dict[int, list[RecordSet]] = {}
         guards: list[RecordSet] = []
         reach: set[int] = set()
-        for rs in r.records:
+        for rs in records:
             n = tree_of(rs.name, e)
             if n is not None:
                 trees.setdefault(n, []).append(rs)
@@ -917,6 +928,43 @@ class _Machine:
             victims = sorted(n for n in trees if n <= horizon)
         else:
             victims = sorted(n for n in trees if n <= horizon and n not in reach)
+        return victims, trees, guards, reach
+
+    def peek_clean(self) -> ActionT:
+        """Idle with my plan active and whole: is there an old unreachable tree to clean?
+
+        The cleaner is a reconciler, not only the tail of a flip: a crash between the flip and
+        the clean batch (or a clean batch lost with its lock) would otherwise leave the old
+        tree until the next plan's flip. One lock-free listing per loop; the cleaning itself
+        happens under the lock, from a fresh listing. The 2025 cleaner (CLEANER_BY_AGE) ran
+        only as the tail of a flip, so that defect keeps it so.
+        """
+        if self.cfg.has(Defect.CLEANER_BY_AGE):
+            return self.next_endpoint()
+        self.set(phase=Phase.CLEAN_PEEK)
+        return ListRecords(self.zone_id)
+
+    def on_clean_peek(self, r: ResultT | None) -> ActionT:
+        assert isinstance(r, RecordsRead)
+        try:
+            victims = self.survey(r.records)[0]
+        except _Freeze:
+            # A lock-free listing may be torn (paginated); the cleaner decides under the lock,
+            # from a fresh listing, and freezes there if it still does not understand it.
+            self.say(f"cleaner {self.e}: the alias or rollback is not understood; "
+                     f"taking the lock to look")
+            return self.acquire(Task.CLEAN)
+        if not victims:
+            return self.next_endpoint()
+        names = ", ".join(plan_label(n) for n in victims)
+        self.say(f"cleaner {self.e}: {names} left behind, unreachable and old; cleaning")
+        return self.acquire(Task.CLEAN)
+
+    def on_clean_list(self, r: ResultT | None) -> ActionT:
+        assert isinstance(r, RecordsRead)
+        e = self.e
+        victims, trees, guards, reach = self.survey(r.records)
+        horizon = self.mine - self.cfg.keep_plans
         if not victims:
             return self.release(then_clean=False)
         deletes: list[Change] = []
@@ -973,8 +1021,23 @@ class _Machine:
             if self.st.task is Task.CLEAN:
                 return self.start_clean()
             return self.read_group(Phase.FLIP_READ, self.alias_keys())
+        if self.st.phase is Phase.AWAIT_CLEAN and self.st.batches and self.already_gone(r):
+            # Deleting what is already gone is done (issue 4: every step idempotent), e.g. my
+            # own batch applied, its answer lost and the request retried. The lock preamble
+            # and the alias guard matched (no message names them), so nothing changed: the
+            # lock is still mine as I hold it. List again and recompute.
+            self.say(f"cleaner {self.e}: {len(r.messages)} record(s) already deleted "
+                     f"(a retried batch?); listing again")
+            self.set(batches=(), pending_lock=None)
+            return self.start_clean()
         raise _Freeze(f"{self.e}: batch rejected for a reason I do not understand: "
                       f"{'; '.join(r.messages)}")
+
+    def already_gone(self, r: BatchRejected) -> bool:
+        """Is every message a "not found" for a tree record the clean batch meant to delete?"""
+        gone = {msg_not_found(c.rrset.key) for c in self.st.batches[0]
+                if c.action is Action.DELETE and tree_of(c.rrset.name, self.e) is not None}
+        return bool(r.messages) and all(msg in gone for msg in r.messages)
 
     # --- release ---
 

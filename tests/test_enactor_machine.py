@@ -218,6 +218,84 @@ def test_crash_after_every_batch_others_converge_and_nothing_dangles(kill_after:
     assert converged(sim, 3)
 
 
+# --- the cleaner as a reconciler (issue 4: a crash between flip and clean loses nothing) ----
+
+
+def _tree(sim: Sim, plan: int) -> list[RecordSet]:
+    return [rs for rs in sim.api.record_sets(zone_id(sim)) if rs.name.endswith(f"plan-{plan:04d}.{DUAL}")]
+
+
+def install_2_then_3(sim: Sim) -> None:
+    """Plan 2, then plan 3: the flip to 3 leaves plan-0001 old and unreachable (cleaned)."""
+    for n in (2, 3):
+        add_plans(sim, n)
+        sim.run_for(10)
+
+
+def test_idle_enactor_cleans_an_old_unreachable_tree_but_never_a_reachable_one() -> None:
+    sim = make_sim(names=("enactor-a",))
+    zid = zone_id(sim)
+    old = sorted(_tree(sim, 1), key=lambda rs: rs.weight is not None)  # leaves first
+    install_2_then_3(sim)
+    assert active_plan(sim.api, zid, DUAL) == 3 and not _tree(sim, 1)  # the flip's own clean
+    # plan-0001's tree is back, and the rollback reaches it (an operator's recovery, say):
+    # idle, with no new plan, the enactor must keep it ...
+    rb = [rs for t in ("A", "AAAA") for rs in sim.api.get_record_sets(zid, rollback_name(DUAL), t)]
+    to_1 = [RecordSet(rs.name, rs.rtype, alias=AliasTarget(root_name(1, DUAL), zid)) for rs in rb]
+    sim.api.change_batch(zid, [Change(Action.CREATE, rs) for rs in old]
+                         + [c for a, b in zip(rb, to_1, strict=True)
+                            for c in (Change(Action.DELETE, a), Change(Action.CREATE, b))])
+    sim.run_for(20)
+    assert len(_tree(sim, 1)) == len(old)
+    # ... and once nothing reaches it, the next idle loop cleans it (no new plan needed).
+    sim.api.change_batch(zid, [c for a, b in zip(to_1, rb, strict=True)
+                               for c in (Change(Action.DELETE, a), Change(Action.CREATE, b))])
+    sim.run_for(20)
+    assert not _tree(sim, 1)
+    assert _tree(sim, 2) and _tree(sim, 3)  # rollback and active trees stay
+    assert sim.actors["enactor-a"].state.status is m.Status.IDLE
+
+
+class MeddleBeforeClean:
+    """Before each clean batch reaches the store, apply someone else's `changes` (once)."""
+
+    def __init__(self, api, changes):
+        self.api, self.changes = api, changes
+
+    def __getattr__(self, name):
+        return getattr(self.api, name)
+
+    def change_batch(self, zone_id, changes, comment=""):
+        if " clean " in comment and self.changes:
+            self.api.change_batch(zone_id, self.changes, "someone else")
+            self.changes = []
+        return self.api.change_batch(zone_id, changes, comment)
+
+
+def test_clean_batch_finding_tree_records_already_gone_relists_instead_of_freezing() -> None:
+    sim = make_sim(names=("enactor-a",))
+    members = [rs for rs in _tree(sim, 1) if rs.weight is not None]
+    sim.api = MeddleBeforeClean(sim.api, [Change(Action.DELETE, rs) for rs in members])  # type: ignore[assignment]
+    install_2_then_3(sim)
+    a = sim.actors["enactor-a"]
+    assert a.state.status is m.Status.IDLE, a.state.last_error
+    assert active_plan(sim.api, zone_id(sim), DUAL) == 3 and not _tree(sim, 1)
+
+
+def test_clean_batch_meeting_a_changed_tree_record_still_freezes() -> None:
+    """Only "already gone" counts as done: a tree record with other values than listed is a
+    state the cleaner does not understand, so it freezes (and deletes nothing)."""
+    sim = make_sim(names=("enactor-a",))
+    leaf = next(rs for rs in _tree(sim, 1) if rs.rtype == "A" and rs.weight is None)
+    odd = RecordSet(leaf.name, "A", ttl=leaf.ttl, values=("192.0.2.99",))
+    sim.api = MeddleBeforeClean(sim.api, [Change(Action.DELETE, leaf), Change(Action.CREATE, odd)])  # type: ignore[assignment]
+    install_2_then_3(sim)
+    a = sim.actors["enactor-a"]
+    assert a.state.status is m.Status.FROZEN and "do not match" in a.state.last_error
+    assert _tree(sim, 1)  # the cleaner deleted nothing of it
+    assert active_plan(sim.api, zone_id(sim), DUAL) == 3 and answers(sim, DUAL, "A")
+
+
 # --- freezing on what it does not understand -----------------------------------------------
 
 

@@ -61,14 +61,11 @@ def test_crash_at_every_step_keeps_the_invariants(saga: Saga, carry_on: str) -> 
     assert all(o.ok for o in before), [(o.what, o.problems) for o in before if not o.ok]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (enactor fixed design): the cleaner runs only as the tail of this enactor's own "
-    "flip (Task.CLEAN after FLIP). A crash after the flip and before the clean batch loses the "
-    "clean: the restarted (or another) enactor sees the plan active and whole and idles, so "
-    "the old plan-0001 tree stays until the next plan's flip. Not an outage (nothing reachable "
-    "is touched), but the saga does not resume to the clean run's end state."))
 @pytest.mark.parametrize("carry_on", ["restart", "other"])
 def test_crash_between_flip_and_clean_resumes_to_the_clean_end_state(saga: Saga, carry_on: str) -> None:
+    """Once a finding: the cleaner ran only as the tail of this enactor's own flip, so a crash
+    between the flip and the clean batch left plan-0001 until the next plan. Now an idle
+    enactor with the newest plan active lists the zone and cleans what is old and unreachable."""
     outs = saga.crash_every_step(carry_on)
     assert all(o.ok for o in outs), [(o.what, o.problems[0]) for o in outs if not o.ok]
 
@@ -82,12 +79,9 @@ def test_every_step_twice_keeps_the_invariants_except_freezing(saga: Saga) -> No
     assert all(o.ok for o in reads_and_early_writes), [(o.what, o.problems) for o in reads_and_early_writes if not o.ok]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDING (enactor fixed design): a clean batch delivered twice (first response lost, "
-    "request retried, as botocore does on a connection error) is rejected the second time "
-    "with 'Tried to delete ... but it was not found' for the tree records only (the lock "
-    "preamble still matches within the same second), and the machine FREEZES on 'a reason I "
-    "do not understand'. Deleting what is already gone should count as done (re-list)."))
 def test_clean_batch_performed_twice_does_not_freeze(saga: Saga) -> None:
+    """Once a finding: a clean batch delivered twice (first answer lost, request retried) was
+    rejected for tree records already gone, and the enactor FROZE. Deleting what is gone is
+    done: it lists again and carries on."""
     outs = saga.every_step_twice()
     assert all(o.ok for o in outs), [(o.what, o.problems[0][:200]) for o in outs if not o.ok]
