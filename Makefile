@@ -19,7 +19,7 @@ tools:
 	@bash scripts/ensure-tools.sh
 
 demo: $(STAMP) tools
-	$(BIN)/authd demo
+	$(BIN)/enactor demo
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
