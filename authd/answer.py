@@ -24,6 +24,7 @@ import bisect
 import enum
 import functools
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -39,6 +40,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 import dns.rrset
 
 from authd.records import RecordKey, RecordSet
@@ -399,11 +402,20 @@ def _compiled(rs: RecordSet) -> Plain | AliasTo:
     name, rdtype = _name(rs.name), _rdtype(rs.rtype)
     rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
-        rrset.add(
-            dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False), rs.ttl
-        )
+        rrset.add(_rdata(rdtype, value), rs.ttl)
     rrset.ttl = rs.ttl or 0
     return Plain(rrset.seal(), key_of(name))
+
+
+_ADDRESS = re.compile(r"[0-9A-Fa-f.:]+")  # one bare token: nothing for the tokenizer to do
+
+
+def _rdata(rdtype: int, value: str) -> dns.rdata.Rdata:
+    """One value parsed. An address (the bulk of a change batch) is built directly, which is
+    what `from_text` ends up doing after its tokenizer (same validation, a third of the cost)."""
+    if rdtype in (A, AAAA) and _ADDRESS.fullmatch(value):
+        return (dns.rdtypes.IN.A.A if rdtype == A else dns.rdtypes.IN.AAAA.AAAA)(IN, rdtype, value)
+    return dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False)
 
 
 def _compile(group: list[RecordSet]) -> Entry:

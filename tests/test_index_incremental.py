@@ -113,7 +113,7 @@ def run(batches) -> None:
     observe(index)  # warm the answer tables, so stale entries would show
     seq = 0
     for puts, delete_picks, more_deletes in batches:
-        present = sorted(contents)
+        present = sorted(contents, key=repr)
         deletes = [present[i % len(present)] for i in delete_picks]
         deletes += [rs.key for rs in more_deletes]  # may name sets that are not there
         after = dict(contents)
