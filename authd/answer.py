@@ -387,7 +387,12 @@ def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRs
 
 @functools.lru_cache(maxsize=1 << 16)
 def _name(text: str) -> dns.name.Name:
+    if _PLAIN_NAME.fullmatch(text):  # no escapes, no IDNA: the labels are the text's
+        return dns.name.Name([label.encode() for label in text.split(".")])
     return dns.name.from_text(text)
+
+
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_*-]{1,63}\.)+")  # absolute, LDH labels (and `*`, `_`)
 
 
 @functools.lru_cache(maxsize=256)
