@@ -170,3 +170,29 @@ def test_deleting_the_soa_is_refused_and_changes_nothing():
         index.apply(bad)
     assert index.respond(wire, tcp=False) == before and index.seq == 0
     assert RecordKey("t.inc.test.", "A") not in index._zones[ZID][1]
+
+
+def test_a_change_forgets_only_its_own_zones_answers():
+    index = fresh({rs.key: rs for rs in BASE})
+    other = dns.message.make_query("a.other.test.", "A").to_wire()
+    mine = dns.message.make_query("t.inc.test.", "A").to_wire()
+    index.respond(other, tcp=False)
+    index.respond(mine, tcp=False)
+    fills = index.stats["fill"]
+    index.apply(entry(1, EntryKind.CHANGE, puts=[RecordSet("t.inc.test.", "A", 60, ("192.0.2.7",))]))
+    assert other[2:] in index.exact_udp and mine[2:] not in index.exact_udp
+    index.respond(other, tcp=False)
+    assert index.stats["fill"] == fills  # still rendered
+    reply = dns.message.from_wire(index.respond(mine, tcp=False))
+    assert index.stats["fill"] == fills + 1 and reply.answer[0][0].address == "192.0.2.7"
+
+
+def test_index_uses_the_stores_zone_id_rule_for_names_with_hyphens():
+    from authd import changes
+    from authd.index import snapshot_entries, zone_id_for
+    from authd.zonefile import LoadedZone
+
+    zone = LoadedZone("us-east-1.ex-ample.", (RecordSet("us-east-1.ex-ample.", "SOA", 60, (
+        "ns.us-east-1.ex-ample. a.us-east-1.ex-ample. 1 2 3 4 5",)),), "test")
+    assert zone_id_for(zone) == changes.zone_id_for("us-east-1.ex-ample.") == "Z0US0EAST010EX0AMPLE"
+    assert snapshot_entries([zone])[0].zone_id == "Z0US0EAST010EX0AMPLE"
