@@ -8,8 +8,14 @@ Speed: a query in the common shape (`authd.wire.parse_fast`) is looked up by (RD
 lowercased question, EDNS variant) in a table of answers rendered by the full pipeline the first
 time that question is asked. A weighted question stores every possible outcome (enumerated
 through the same answer logic) with cumulative probabilities, so a pick is one bisect, O(log n).
-Per packet only the 2-byte ID and the question bytes (for their case) are copied in. Any change
-clears the table; anything unusual takes the full path in `authd.answer`.
+Per packet only the 2-byte ID and the question bytes (for their case) are copied in. Anything
+unusual takes the full path in `authd.answer`.
+
+A CHANGE entry updates its zone in place (`Zone.update`: only the names and types it names, with
+their empty non-terminals, delegation points, weighted tables and the SOA), so applying it costs
+the size of the batch, not of the zone; aliases are followed at answer time, so an alias sees
+changes to its targets at once. Rendered answers are remembered per zone, and a change forgets
+only its own zone's (a SNAPSHOT or a deleted zone forgets them all).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ from __future__ import annotations
 import bisect
 import logging
 import random
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +34,7 @@ from authd.answer import (
     MIN_UDP,
     OUR_PAYLOAD,
     TCP_LIMIT,
+    Key,
     Outcome,
     Query,
     Reply,
@@ -38,8 +44,11 @@ from authd.answer import (
     answer_query,
     classify,
     enumerate_outcomes,
+    key_of,
     make_query_wire,
 )
+from authd.changes import zone_id_for as changes_zone_id_for
+from authd.changes import zone_id_from_aliases
 from authd.journal import EntryKind, JournalEntry
 from authd.records import RecordKey, RecordSet
 from authd.wire import parse_fast
@@ -58,6 +67,7 @@ class _Rendered:
     reply: Reply
     full: bytes
     cut: dict[int, bytes] = field(default_factory=dict)
+    zone: Key | None = None  # the zone that answered (for forgetting it after a change)
 
     def fit(self, limit: int) -> bytes:
         if len(self.full) <= limit:
@@ -74,6 +84,7 @@ class _Choice:
 
     cumulative: list[float]
     outcomes: list[_Rendered]
+    zone: Key | None = None
 
 
 class ServingIndex:
@@ -102,6 +113,10 @@ class ServingIndex:
         self.seq = 0
         self.table = ZoneTable()
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
+        self._by_id: dict[str, Zone] = {}
+        # which rendered answers belong to which zone (None: no zone, REFUSED), so a change
+        # batch forgets only its own zone's answers
+        self._filled: dict[Key | None, list[tuple[dict, object]]] = {}
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
         # packet bytes after the ID -> response after the ID (or cumulative and choices).
         # `exact_udp` is public so the UDP shell can look it up inline; it is only ever
@@ -122,37 +137,52 @@ class ServingIndex:
             return False
         if entry.kind is EntryKind.ZONE_DELETED:
             old = self._zones.pop(entry.zone_id, None)
+            self._by_id.pop(entry.zone_id, None)
             if old is not None:
                 self.table.remove(dns.name.from_text(old[0]))
+            self._forget_answers(None)
             log.info("zone %s (%s) deleted at seq %d", entry.zone_name, entry.zone_id, entry.seq)
-        else:
-            if entry.kind is EntryKind.SNAPSHOT:
-                records: dict[RecordKey, RecordSet] = {}
-            else:
-                records = dict(self._zones.get(entry.zone_id, (entry.zone_name, {}))[1])
-            for key in entry.deletes:
-                records.pop(key, None)
-            for rs in entry.puts:
-                records[rs.key] = rs
-            zone = Zone.build(entry.zone_name, records.values())  # raises before any change
-            self._zones[entry.zone_id] = (entry.zone_name, records)
+        elif entry.kind is EntryKind.SNAPSHOT or entry.zone_id not in self._zones:
+            gone = set(entry.deletes)
+            sets = [rs for rs in entry.puts if rs.key not in gone] if gone else entry.puts
+            zone = Zone.build(entry.zone_name, sets)  # raises before any change
+            self._zones[entry.zone_id] = (entry.zone_name, zone.records)
+            self._by_id[entry.zone_id] = zone
             self.table.add(zone)
-            if entry.kind is EntryKind.SNAPSHOT:
-                log.info(
-                    "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
-                    entry.zone_name, entry.zone_id, len(records), entry.serial, entry.seq,
-                )
-            else:
-                log.info(
-                    "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
-                    entry.zone_name, entry.change_id, len(entry.puts), len(entry.deletes),
-                    entry.serial, entry.seq,
-                )
+            self._forget_answers(None)  # a new zone may take over names another one answered
+            log.info(
+                "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
+                entry.zone_name, entry.zone_id, len(zone.records), entry.serial, entry.seq,
+            )
+        else:
+            zone = self._by_id[entry.zone_id]
+            zone.update(entry.puts, entry.deletes)  # raises before any change
+            self._forget_answers(zone.okey)
+            log.info(
+                "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
+                entry.zone_name, entry.change_id, len(entry.puts), len(entry.deletes),
+                entry.serial, entry.seq,
+            )
         self.seq = max(self.seq, entry.seq)
-        self._cache.clear()
-        self.exact_udp.clear()
-        self._exact_tcp.clear()
         return True
+
+    def _forget_answers(self, zone: Key | None) -> None:
+        """Drop rendered answers that may have changed: those of one zone after its change
+        batch (answers never depend on another zone: CNAMEs leaving it are not chased, aliases
+        and glue stay inside it), or all of them (`None`) when the set of zones changes."""
+        if zone is None or len(self._filled.get(zone, ())) * 2 > self.cache_limit:
+            self._cache.clear()
+            self.exact_udp.clear()
+            self._exact_tcp.clear()
+            self._filled.clear()
+            return
+        for table, key in self._filled.pop(zone, ()):
+            table.pop(key, None)
+
+    def _remember(self, table: dict, key: object, zone: Key | None) -> None:
+        if len(table) >= self.cache_limit:
+            self._forget_answers(None)
+        self._filled.setdefault(zone, []).append((table, key))
 
     def zone_names(self) -> list[str]:
         return sorted(name for name, _ in self._zones.values())
@@ -195,8 +225,7 @@ class ServingIndex:
                     body = rendered.fit(limit)
                     return body[2:12] + question + body[qend:]
 
-                if len(exact) >= self.cache_limit:
-                    exact.clear()
+                self._remember(exact, key, entry.zone)
                 if type(entry) is _Choice:
                     tails = [tail(r) for r in entry.outcomes]
                     exact[key] = (entry.cumulative, tails)
@@ -238,11 +267,13 @@ class ServingIndex:
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
             renders.append((probability, _Rendered(reply, reply.to_wire(TCP_LIMIT))))
-        if len(self._cache) >= self.cache_limit:
-            self._cache.clear()
+        found = self.table.find(key_of(outcomes[0][1].qname))  # type: ignore[union-attr,arg-type]
+        zone = found.okey if found is not None else None
+        self._remember(self._cache, key, zone)
         result: _Rendered | _Choice
         if len(renders) == 1:
             result = renders[0][1]
+            result.zone = zone
         else:
             cumulative: list[float] = []
             total = 0.0
@@ -250,7 +281,7 @@ class ServingIndex:
                 total += p
                 cumulative.append(total)
             cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
-            result = _Choice(cumulative, [r for _, r in renders])
+            result = _Choice(cumulative, [r for _, r in renders], zone)
         self._cache[key] = result
         return result
 
@@ -283,18 +314,11 @@ def _qtext(reply: Reply) -> str:
 
 # --- startup from zone files ----------------------------------------------------------------
 
-_ZONE_ID_JUNK = re.compile(r"[^A-Z0-9]")
-
 
 def zone_id_for(zone: LoadedZone) -> str:
-    """The hosted zone id: the one alias records already name, else derived from the origin
-    (`example.test.` -> `Z0EXAMPLE0TEST`), readable and stable across restarts."""
-    named = {rs.alias.hosted_zone_id for rs in zone.record_sets if rs.alias is not None}
-    named.discard("")
-    if len(named) == 1:
-        return named.pop()
-    labels = zone.origin.rstrip(".").upper().split(".") if zone.origin != "." else ["ROOT"]
-    return "Z0" + "0".join(_ZONE_ID_JUNK.sub("", label) for label in labels)
+    """The hosted zone id, by the store's one rule (`authd.changes`): the id its in-zone alias
+    records already name, else derived from the origin (`example.test.` -> `Z0EXAMPLE0TEST`)."""
+    return zone_id_from_aliases(zone.origin, zone.record_sets) or changes_zone_id_for(zone.origin)
 
 
 def _serial(zone: LoadedZone) -> int:
