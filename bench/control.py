@@ -405,12 +405,14 @@ def main(argv: list[str]) -> int:
         print(startup, flush=True)
 
     cmd = "python -m bench control" + (" --quick" if args.quick else "")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores shared with four other helpers' work, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    load = os.getloadavg()
     lines = [
         SECTION, "",
         f"Command: `{cmd}` (`bench/control.py`). Machine: {machine}. Measured "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; other work was running, so treat "
-        "figures as upper bounds.", "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the end "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min; the benchmark's own client "
+        "shares the 2 cores).", "",
         f"**1,000-change batch through the HTTP API** ({api['n']} batches, alternately CREATE and "
         "DELETE of 1,000 A record sets; SigV4, XML, SQLiteStore with synchronous=FULL; the "
         "primary serving index follows the journal):", "",
