@@ -106,7 +106,7 @@ def _write(rows: list[str], notes: list[str], args: argparse.Namespace) -> None:
         "## enactor check: interleaving checker (issue 6)",
         "",
         f"Command: `{cmd}` on {platform.machine()} with {os.cpu_count()} cores "
-        f"(other helpers' test runs shared them), Python {platform.python_version()}, "
+        f"(load average {os.getloadavg()[0]:.2f} at the end), Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Answers checked through "
         f"`{ANSWER_LOGIC}`. 'states' counts transitions taken (states explored with repeats), "
         f"'distinct' the states kept after hashing and symmetry.",

@@ -341,9 +341,9 @@ def write_section(results: list[Result], goals: list[tuple[str, bool]],
         f"`python -m bench dns --duration {duration}` on {platform.node()} "
         f"({os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, {nsd_ver}, dnsperf 2.10). "
-        f"Load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} — other "
-        "helpers' work was running on the same two cores, so absolute figures are low and "
-        "noisy; the ratios are measured in the same run.",
+        f"Load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} (dnsperf shares "
+        "the 2 cores; anything else running makes absolute figures noisy, while the ratios are "
+        "measured in the same run).",
         "",
         f"Query mix ({len(QUERIES)} names, cycled): weighted aliases "
         "(`dynamodb.us-east-1.api.aws` A/AAAA, the legacy name, a plan root), plain answers, "

@@ -99,8 +99,8 @@ def main(argv: list[str]) -> int:
     ]
     print("\n".join(lines))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    body = (f"{SECTION}\n\n`python -m bench enactor --rounds {args.rounds}` on {machine}; other "
-            f"helpers' work was running at the same time.\n\n" + "\n".join(lines) + "\n")
+    body = (f"{SECTION}\n\n`python -m bench enactor --rounds {args.rounds}` on {machine}; load "
+            f"average {os.getloadavg()[0]:.2f} at the end.\n\n" + "\n".join(lines) + "\n")
     bm = ROOT / "BENCHMARKS.md"
     text = bm.read_text()
     if SECTION in text:

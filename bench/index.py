@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
         doc[args.label] = rows
         path.write_text(json.dumps(doc, indent=1))
     before = {r["n"]: r for r in json.loads(Path(args.before).read_text())["before"]} if args.before else {}
-    machine = f"{platform.machine()}, {os.cpu_count()} cores shared with other helpers' work, Python {platform.python_version()}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.2f} at the end), Python {platform.python_version()}"
     cmd = "python -m bench index" + (f" --before {args.before}" if args.before else "")
     lines = [
         SECTION, "",
@@ -147,8 +147,8 @@ def main(argv: list[str]) -> int:
         "", "A change now touches only its own names and types (`Zone.update`), so its cost does "
         "not grow with the zone; what remains in a 1,000-set create is compiling the new record "
         "sets (dnspython rdata and names, about 50 µs each here), a delete is a few dict "
-        "operations per set. Max figures are single entries on a shared machine (other helpers' "
-        "work), so they are noisy. A SNAPSHOT load still compiles every record set (one pass, as "
+        "operations per set. Max figures are single entries, so they are noisy "
+        "(garbage collection, other work on the machine). A SNAPSHOT load still compiles every record set (one pass, as "
         "before, with cheaper address and name parsing).",
     ]
     text = "\n".join(lines) + "\n"

@@ -248,8 +248,8 @@ def main(argv: list[str]) -> int:
     text = f"""{SECTION}
 
 Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m bench resolver`
-on {machine()}; {unbound_version()}; load average {load:.1f} at the start (other helpers were
-working on the same 2 cores, so absolute numbers are noisy; the ratio is measured in one run).
+on {machine()}; {unbound_version()}; load average {load:.1f} at the start (dnsperf shares the 2 cores; absolute numbers
+are noisy, the ratio is measured in one run).
 
 ### Cache hits: dnsperf, ours vs Unbound (one thread each)
 
