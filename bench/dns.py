@@ -25,13 +25,13 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from authd.localnet import find_tool, free_port, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: DNS answers (issue 2)"
@@ -55,41 +55,10 @@ QUERIES = [
 ]
 
 
-def find(tool: str) -> str | None:
-    return shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists()
-                                  else None)
 
 
-def free_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
-def wait_answering(port: int, proc: subprocess.Popen, what: str) -> None:
-    import dns.message
-    import dns.query
-
-    q = dns.message.make_query("host.example.test.", "A")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            if dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5).answer:
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -204,7 +173,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=int, default=10, help="seconds per dnsperf run")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     args = ap.parse_args(argv)
-    dnsperf, nsd, taskset = find("dnsperf"), find("nsd"), find("taskset")
+    dnsperf, nsd, taskset = find_tool("dnsperf"), find_tool("nsd"), find_tool("taskset")
     missing = [n for n, p in (("dnsperf", dnsperf), ("nsd", nsd), ("taskset", taskset)) if not p]
     if missing:
         print(f"bench dns needs {', '.join(missing)} (Debian packages dnsperf, nsd, util-linux)",
@@ -284,7 +253,7 @@ remote-control:
             else:
                 proc = start_nsd(port, workers, pin)
             try:
-                wait_answering(port, proc, server)
+                wait_answering(port, proc, server, qname="host.example.test.", qtype="A", timeout=30)
                 res = run_dnsperf(perf(port, pin, extra), label, server, proc.pid, verbose)
             finally:
                 stop(proc)
@@ -333,7 +302,7 @@ remote-control:
 def write_section(results: list[Result], goals: list[tuple[str, bool]],
                   load_before: tuple[float, ...], load_after: tuple[float, ...],
                   duration: int) -> None:
-    nsd_ver = subprocess.run([find("nsd") or "nsd", "-v"], capture_output=True,
+    nsd_ver = subprocess.run([find_tool("nsd") or "nsd", "-v"], capture_output=True,
                              text=True).stderr.splitlines()[0]
     lines = [
         SECTION, "",

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authd.localnet import free_port
 from enactor import machine as m
 from enactor.client import Route53Http
 from enactor.plan import Plan, PlanStore
@@ -48,23 +48,9 @@ ACTORS = ("enactor-a", "enactor-b", "enactor-c")
 OP_TIME = 0.01  # virtual seconds per action (as in enactor.sim, so replays line up)
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def free_port_pair() -> int:
-    """A port free for both UDP and TCP (DNS listens on both)."""
-    for _ in range(50):
-        p = free_port()
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", p))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free loopback port for DNS")
+    """A loopback port free for both UDP and TCP (DNS listens on both)."""
+    return free_port()
 
 
 # --- dig ----------------------------------------------------------------------------------

@@ -24,35 +24,12 @@ from pathlib import Path
 import dns.message
 import dns.rcode
 
+from authd.localnet import free_port  # noqa: F401  (re-exported: tests and experiments use it)
 from resolver.resolution import Server
 
 
 class DaemonError(RuntimeError):
     """A daemon did not start or did not answer in time; the message carries its stderr."""
-
-
-def free_port(host: str = "127.0.0.1", *others: str) -> int:
-    """A port free for UDP and TCP on `host` and on every address in `others`, right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))  # holding it proves UDP on `host` is free
-            port = u.getsockname()[1]
-            if _can_bind(host, port, socket.SOCK_STREAM) and all(
-                _can_bind(h, port, kind)
-                for h in others
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM)
-            ):
-                return port
-    raise DaemonError("no free port")
-
-
-def _can_bind(host: str, port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def query_once(server: Server, name: str, rdtype: str = "SOA", timeout: float = 0.2):

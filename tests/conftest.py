@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import functools
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import trio
 
+from authd import localnet
 from authd.index import ServingIndex, index_from_zones
 from authd.server import serve_dns
 from authd.zonefile import LoadedZone, load_zone_dir
@@ -28,11 +28,7 @@ TOOL_PACKAGES = {
 }
 
 
-def find_tool(name: str) -> str | None:
-    path = shutil.which(name)
-    if path is None and Path(f"/usr/sbin/{name}").exists():
-        path = f"/usr/sbin/{name}"
-    return path
+find_tool = localnet.find_tool  # re-exported for the tests that import it from here
 
 
 def require_tool(name: str) -> str:

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from authd.localnet import free_port, wait_answering
 from tests.conftest import ZONES, find_tool
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
@@ -101,35 +101,8 @@ def queries() -> Iterator[tuple[str, str, Variant]]:
     yield "nosuch.example.test.", "A", Variant("edns1", edns=1)
 
 
-def free_port() -> int:
-    """A port free for both UDP and TCP right now (the server binds it a moment later)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
 
 
-def wait_answering(port: int, proc: subprocess.Popen, what: str) -> None:
-    q = dns.message.make_query("example.test.", "SOA")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.5)
-            if r.rcode() == dns.rcode.NOERROR and r.answer:
-                return
-        except (dns.exception.Timeout, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer within 20 s")
 
 
 def stop(proc: subprocess.Popen) -> None:
