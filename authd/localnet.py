@@ -8,6 +8,7 @@ outage demo, the benchmarks, the resolver's daemon helpers and the tests all use
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -82,3 +83,14 @@ def wait_answering(
         except (dns.exception.DNSException, OSError):
             time.sleep(0.1)  # not listening yet: the refusal came back at once
     raise RuntimeError(f"{what} did not answer {qname} {qtype} on {host}:{port} in {timeout:g}s")
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within `grace` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

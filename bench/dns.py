@@ -24,14 +24,13 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from authd.localnet import find_tool, free_port, wait_answering
+from authd.localnet import find_tool, free_port, stop, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: DNS answers (issue 2)"
@@ -61,14 +60,6 @@ QUERIES = [
 
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def nsd_zones(workdir: Path) -> list[tuple[str, Path]]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +22,7 @@ from pathlib import Path
 import dns.message
 import dns.rcode
 
-from authd.localnet import free_port  # noqa: F401  (re-exported: tests and experiments use it)
+from authd.localnet import find_tool, free_port, stop  # noqa: F401  (free_port, stop: re-exported)
 from resolver.resolution import Server
 
 
@@ -70,18 +68,10 @@ def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
     return proc
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def require(tool: str, package: str) -> str:
-    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
+    path = find_tool(tool)
     if path is None:
         raise FileNotFoundError(f"{tool} not installed (Debian package {package})")
     return path

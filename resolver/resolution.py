@@ -200,6 +200,28 @@ class _Base:
         self.outstanding.append(send)
         return send
 
+    def _screen(
+        self, now: float, send: Send, wire: bytes, source: Server
+    ) -> tuple[dns.message.Message | None, list[Send]]:
+        """Admit a response, or say what to do instead: the one gate both resolutions share.
+
+        A late, unsolicited or forged response (wrong server, ID or question) is counted and
+        dropped. A truncated UDP answer means ask the same server again over TCP
+        (RFC 7766 section 5). Returns (message, []) when the response is to be used.
+        """
+        if self.done is not None or send not in self.outstanding:
+            return None, []
+        checked = check_response(send, wire, source)
+        if isinstance(checked, Rejection):
+            self.rejected[checked.value] += 1
+            return None, []
+        self.outstanding.remove(send)
+        if checked.flags & dns.flags.TC and send.transport is Transport.UDP:
+            recursion = bool(send.wire[2] & 0x01)  # the RD bit of the query we sent
+            return None, [self._send(send.server, now, Transport.TCP, qname=send.qname,
+                                     recursion=recursion)]
+        return checked, []
+
     def _finish(self, result: Answer | Failure) -> list[Send]:
         self.done = result
         self.outstanding.clear()
@@ -267,16 +289,9 @@ class ForwardResolution(_Base):
         return sends
 
     def on_response(self, now: float, send: Send, wire: bytes, source: Server) -> list[Send]:
-        if self.done is not None or send not in self.outstanding:
-            return []
-        checked = check_response(send, wire, source)
-        if isinstance(checked, Rejection):
-            self.rejected[checked.value] += 1
-            return []
-        self.outstanding.remove(send)
-        if checked.flags & dns.flags.TC and send.transport is Transport.UDP:
-            # RFC 7766 §5: a truncated UDP answer means ask again over TCP.
-            return [self._send(send.server, now, Transport.TCP)]
+        checked, instead = self._screen(now, send, wire, source)
+        if checked is None:
+            return instead
         rcode = checked.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             self.failed.add(send.server)
@@ -347,15 +362,9 @@ class IterativeResolution(_Base):
         return []
 
     def on_response(self, now: float, send: Send, wire: bytes, source: Server) -> list[Send]:
-        if self.done is not None or send not in self.outstanding:
-            return []
-        checked = check_response(send, wire, source)
-        if isinstance(checked, Rejection):
-            self.rejected[checked.value] += 1
-            return []
-        self.outstanding.remove(send)
-        if checked.flags & dns.flags.TC and send.transport is Transport.UDP:
-            return [self._send(send.server, now, Transport.TCP, qname=send.qname, recursion=False)]
+        checked, instead = self._screen(now, send, wire, source)
+        if checked is None:
+            return instead
         assert self.delegation is not None and self.current is not None
         zone = self.delegation.zone
         rcode = checked.rcode()

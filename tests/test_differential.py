@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from authd.localnet import free_port, wait_answering
+from authd.localnet import free_port, stop, wait_answering
 from tests.conftest import ZONES, find_tool
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
@@ -105,14 +104,6 @@ def queries() -> Iterator[tuple[str, str, Variant]]:
 
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

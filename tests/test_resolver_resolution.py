@@ -12,8 +12,10 @@ import dns.rrset
 
 from resolver.resolution import (
     Answer,
+    Delegation,
     Failure,
     ForwardResolution,
+    IterativeResolution,
     Send,
     Server,
     Transport,
@@ -69,11 +71,16 @@ def test_no_hedge_without_the_option_and_retry_on_timeout() -> None:
     assert isinstance(res.done, Failure)
 
 
+def _rd(send: Send) -> bool:
+    return bool(dns.message.from_wire(send.wire).flags & dns.flags.RD)
+
+
 def test_truncated_udp_answer_is_retried_over_tcp_same_server() -> None:
     res = forward()
     (s1,) = res.start(0.0)
     (again,) = res.on_response(0.001, s1, reply(s1, tc=True), A)
     assert again.transport is Transport.TCP and again.server == A
+    assert _rd(s1) and _rd(again)  # forwarding asks for recursion, over TCP too
     res.on_response(0.002, again, reply(again), A)
     assert isinstance(res.done, Answer)
 
@@ -99,3 +106,15 @@ def test_forgeries_are_counted_and_ignored() -> None:
     assert dict(res.rejected) == {"wrong-id": 1, "wrong-server": 1, "malformed": 1}
     res.on_response(0.002, s1, good, A)
     assert isinstance(res.done, Answer)
+
+
+def test_iterative_tcp_retry_keeps_the_question_and_recursion_off() -> None:
+    """RFC 7766 section 5 in iterative mode: the retry asks the same authority the same
+    question over TCP, still with RD clear (RFC 1034 section 5.3.1)."""
+    root = Delegation(dns.name.root, (A,), 3600)
+    res = IterativeResolution(NAME, 1, 1, random.Random(7), hints=root)
+    (s1,) = res.start(0.0)
+    assert s1.transport is Transport.UDP and not _rd(s1)
+    (again,) = res.on_response(0.001, s1, reply(s1, tc=True), A)
+    assert again.transport is Transport.TCP and again.server == A
+    assert again.qname == s1.qname and not _rd(again)
