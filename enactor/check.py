@@ -55,6 +55,7 @@ import itertools
 import operator
 import random
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ from typing import Any
 from authd.memstore import MemoryStore
 from authd.seed import seed_store
 from authd.zonefile import load_zone_dir
+from enactor import liveness as lv
 from enactor import machine as m
 from enactor.client import perform
 from enactor.invariants import (
@@ -106,7 +108,8 @@ class Options:
     progress_every: float = 5.0
     use_index: bool | None = None  # None: the real answer logic when installed
     reduce: bool = True  # partial-order reduction (fixed design only; see Explorer.reduced)
-    liveness_every: int = 64  # a fair finish from every k-th state with all plans written
+    liveness: str = "full"  # full | sampled | off: how EVENTUALLY is checked (see LIVENESS_HELP)
+    liveness_every: int = 64  # sampled: a fair finish from every k-th state with all plans written
     verify_memo: bool = False  # recompute every memoized transition (tests the abstraction)
 
 
@@ -428,13 +431,21 @@ class Explorer:
     # --- keys and invariants ---
 
     def key(self, node: Node) -> Hashable:
+        return self.key_perm(node)[0]
+
+    def key_perm(self, node: Node) -> tuple[Hashable, int]:
+        """The state's key, and the number (in `self.perms`) of the renaming that takes the
+        node to its canonical image: enactor i of the node is enactor perms[k][i] there (0,
+        the identity, without symmetry). The liveness graph uses it to follow an enactor's
+        identity around a cycle of symmetry classes."""
         if not self.symmetry:
-            return (node.store, node.ids, node.planner, node.ticks)
-        return (self._canon(node.store, node.ids), node.planner, node.ticks)
+            return (node.store, node.ids, node.planner, node.ticks), 0
+        canon, k = self._canon(node.store, node.ids)
+        return (canon, node.planner, node.ticks), k
 
     # --- symmetry: the enactors are identical up to their names ---
 
-    def _canon(self, sid: int, ids: tuple[int, ...]) -> Hashable:
+    def _canon(self, sid: int, ids: tuple[int, ...]) -> tuple[Hashable, int]:
         """The least of the state's images under the renamings of the enactors that list them
         in order of a name-blind signature (all renamings when signatures tie).
 
@@ -454,13 +465,13 @@ class Explorer:
         else:
             perms = [k for k, pi in enumerate(self.perms)
                      if all(rel[self.inv[k][j]] <= rel[self.inv[k][j + 1]] for j in range(n - 1))]
-        best = None
+        best, best_k = None, 0
         for k in perms:
             inv = self.inv[k]
             cand = (self._vec(("s", sid))[k + 1], tuple(self._vec(("a", ids[i]))[k + 1] for i in inv))
             if best is None or cand < best:
-                best = cand
-        return best
+                best, best_k = cand, k
+        return best, best_k
 
     def _vec(self, what: tuple[str, int]) -> list[int]:
         """[name-blind id, id under each renaming] for a store or agent number."""
@@ -522,6 +533,27 @@ class Explorer:
         return all(st.plan is not None and st.plan.number == node.planner and st.lock is None
                    and st.task is None for st in live)
 
+    def fair_mask(self, node: Node, cs: Sequence[int]) -> int:
+        """The actors weak fairness obliges in this state, as a bit mask (bit i: enactor i,
+        bit n: the planner, bit n+1: the clock), matching `fair_finish`: every live enactor
+        and the planner are due a step while they can take one; time is due to pass only
+        when a lock in the zone has no live holder (an orphan: its holder crashed or froze)
+        and someone alive could take it over. A live holder's lock never expires under its
+        feet in a fair run (operations take milliseconds), so that is not an obligation.
+        The clock bit is set whatever the --ticks bound: a cycle that waits for an orphan
+        lock to expire is unfair (time would pass), and beyond the bound not checked."""
+        n = len(self.names)
+        mask = 0
+        for c in cs:
+            if c <= n:
+                mask |= 1 << c
+        if mask & ((1 << n) - 1):
+            held = {st.lock for st, _, c in node.agents
+                    if not c and st.lock is not None and st.phase is not m.Phase.FROZEN}
+            if any(v is not None and v not in held for _, v in self.facts(node).locks):
+                mask |= 1 << (n + 1)
+        return mask
+
     def cut(self, node: Node) -> bool:
         """Beyond the bounds: not expanded."""
         b = self.opts.bounds
@@ -544,6 +576,8 @@ class Found:
     depth: int
     after_states: int
     after_seconds: float
+    cycle_start: int | None = None  # a lasso: trace[cycle_start:] repeats forever
+    lasso: str = ""  # "cycle" or "deadlock" for a full liveness counterexample
 
 
 @dataclass
@@ -563,7 +597,15 @@ class Report:
     also: dict[str, int] = field(default_factory=dict)  # non-target invariant -> first depth
     frozen: list[str] = field(default_factory=list)  # FROZEN reasons seen (allowed)
     runs: int = 0  # random mode
-    fair_runs: int = 0  # fair finishes run to check EVENTUALLY
+    fair_runs: int = 0  # fair finishes run to check EVENTUALLY (sampled liveness)
+    liveness: str = "off"  # how EVENTUALLY was checked: full, sampled or off
+    graph_edges: int = 0  # full liveness: edges recorded
+    graph_bytes: int = 0  # ... the arrays holding the graph
+    live_cycles: int = 0  # SCCs of non-goal states holding a cycle
+    live_fair_cycles: int = 0  # ... of which weak fairness lets a run stay in
+    live_deadlocks: int = 0
+    live_unfair: list[str] = field(default_factory=list)  # a few unfair cycles, described
+    liveness_seconds: float = 0.0
     seed: int | None = None
     failing_seed: int | None = None
 
@@ -584,9 +626,16 @@ class Report:
                 {"invariant": f.violation.inv.value, "detail": f.violation.detail,
                  "depth": f.depth, "after_states": f.after_states,
                  "after_seconds": round(f.after_seconds, 3),
-                 "trace": [{"who": mv.who, "did": mv.text(), "log": list(mv.log)} for mv in f.trace]}
+                 "trace": [{"who": mv.who, "did": mv.text(), "log": list(mv.log)} for mv in f.trace],
+                 **({"lasso": f.lasso, "cycle_start": f.cycle_start} if f.lasso else {})}
                 for f in self.found],
             "other_invariants_broken": self.also, "frozen": self.frozen,
+            "liveness": {"mode": self.liveness, "fair_finishes": self.fair_runs,
+                         "graph_edges": self.graph_edges, "graph_bytes": self.graph_bytes,
+                         "cycles_avoiding_goal": self.live_cycles,
+                         "fair_cycles_avoiding_goal": self.live_fair_cycles,
+                         "deadlocks": self.live_deadlocks, "unfair_examples": self.live_unfair,
+                         "seconds": round(self.liveness_seconds, 3)},
             "runs": self.runs, "fair_runs": self.fair_runs, "seed": self.seed,
             "failing_seed": self.failing_seed,
         }
@@ -597,24 +646,36 @@ class Report:
 
 def explore(opts: Options) -> Report:
     """Breadth-first over every interleaving within the bounds; the first violation of a
-    target invariant is a shortest counterexample (fewest transitions)."""
+    target invariant is a shortest counterexample (fewest transitions). With
+    `liveness="full"` the explored graph is recorded and, once the search is over, searched
+    for fair cycles and deadlocks that never reach the goal (`_full_liveness`)."""
     ex = Explorer(opts)
     rep = Report("exhaustive", m.defects_text(opts.defects), opts.bounds,
-                 sorted(i.value for i in opts.targets))
+                 sorted(i.value for i in opts.targets), liveness=_liveness_mode(opts))
     t0 = time.monotonic()
     last = t0
     root = ex.root()
     rk = ex.key(root)
-    parent: dict[Hashable, tuple[Hashable, Move] | None] = {rk: None}
-    queue: deque[tuple[Node, Hashable]] = deque([(root, rk)])
+    # State k -> its number; per number, how it was first reached (parent number, move).
+    index: dict[Hashable, int] = {rk: 0}
+    parent: list[tuple[int, Move] | None] = [None]
+    queue: deque[tuple[Node, int]] = deque([(root, 0)])
     wanted = set(opts.targets)
     frozen: set[str] = set()
     live_seen = 0
     fair_steps = 0  # transitions taken by fair finishes (not counted as explored states)
+    full = rep.liveness == "full"
+    n = len(ex.names)
+    graph = lv.Graph(n) if full else None
+    kperm = array("B", [0])  # per state: its representative's canonicalising renaming
+    if graph is not None:
+        # rho[k_rep][k_node]: the renaming from a node's enactor positions to those of the
+        # stored representative of its class (both canonicalise to the same image).
+        rho = [[graph.comp[graph.inverse[a]][b] for b in range(len(ex.perms))] for a in range(len(ex.perms))]
 
-    def trace_to(k: Hashable) -> list[Move]:
+    def trace_to(i: int) -> list[Move]:
         out: list[Move] = []
-        p = parent[k]
+        p = parent[i]
         while p is not None:
             out.append(p[1])
             p = parent[p[0]]
@@ -626,12 +687,25 @@ def explore(opts: Options) -> Report:
         if ex.cut(node):
             rep.cut += 1
             continue
-        for choice in ex.reduced(node, ex.choices(node)):
+        cs = ex.choices(node)
+        if graph is not None:
+            graph.begin(k, ex.fair_mask(node, cs), ex.converged(node))
+        for choice in ex.reduced(node, cs):
             nxt, mv = ex.succ(node, choice)
-            nk = ex.key(nxt)
-            if nk in parent:
+            if graph is not None:
+                nk, kp = ex.key_perm(nxt)
+            else:
+                nk, kp = ex.key(nxt), 0
+            old = index.get(nk)
+            if old is not None:
+                if graph is not None:
+                    graph.edge(old, choice, rho[kperm[old]][kp])
                 continue
-            parent[nk] = (k, mv)
+            i = index[nk] = len(parent)
+            parent.append((k, mv))
+            if graph is not None:
+                kperm.append(kp)
+                graph.edge(i, choice, 0)
             rep.depth = max(rep.depth, nxt.depth)
             vs = ex.violations(node, nxt)
             frozen.update(ex.frozen(nxt))
@@ -642,14 +716,14 @@ def explore(opts: Options) -> Report:
                     break
                 rep.also.setdefault(v.inv.value, nxt.depth)
             if hit is not None:
-                rep.found.append(Found(hit, trace_to(nk), nxt.depth, ex.transitions,
+                rep.found.append(Found(hit, trace_to(i), nxt.depth, ex.transitions,
                                        time.monotonic() - t0))
                 if opts.collect:
-                    wanted = {i for i in wanted if i is not hit.inv}
+                    wanted = {w for w in wanted if w is not hit.inv}
                     # invariants broken on the same step are found at the same depth
                     for v in vs:
                         if v.inv in wanted:
-                            rep.found.append(Found(v, trace_to(nk), nxt.depth, ex.transitions,
+                            rep.found.append(Found(v, trace_to(i), nxt.depth, ex.transitions,
                                                    time.monotonic() - t0))
                             wanted.discard(v.inv)
                     if not wanted:
@@ -659,31 +733,34 @@ def explore(opts: Options) -> Report:
                     stop = True
                     break
                 continue  # do not expand a violating state
-            if any(v.inv is Inv.NO_CRASH for v in vs):
+            # A crashed enactor is a violation; the sampled check does not look past it. The
+            # full check does (when no-crash is not a target): whether the others still get
+            # the newest plan active is the liveness question.
+            if any(v.inv is Inv.NO_CRASH for v in vs) and not full:
                 continue
-            if (Inv.EVENTUALLY in wanted and opts.liveness_every
+            if (rep.liveness == "sampled" and Inv.EVENTUALLY in wanted
                     and nxt.planner >= opts.bounds.plans):
                 live_seen += 1
                 if live_seen % opts.liveness_every == 1 or opts.liveness_every == 1:
                     rep.fair_runs += 1
                     before_fair = ex.transitions
-                    _, moves, lv = fair_finish(ex, nxt)
+                    _, moves, lv_vs = fair_finish(ex, nxt)
                     fair_steps += ex.transitions - before_fair
                     # The fair finish answers for EVENTUALLY only; the search itself finds the
                     # shortest trace to anything else (beyond the bounds, noted as such).
-                    for v in lv:
+                    for v in lv_vs:
                         if v.inv is not Inv.EVENTUALLY:
                             rep.also.setdefault(f"{v.inv.value} (in a fair finish beyond the bounds)",
                                                 nxt.depth + len(moves))
-                    bad = next((v for v in lv if v.inv is Inv.EVENTUALLY and v.inv in wanted), None)
+                    bad = next((v for v in lv_vs if v.inv is Inv.EVENTUALLY and v.inv in wanted), None)
                     if bad is not None:
-                        rep.found.append(Found(bad, trace_to(nk) + moves, nxt.depth + len(moves),
+                        rep.found.append(Found(bad, trace_to(i) + moves, nxt.depth + len(moves),
                                                ex.transitions, time.monotonic() - t0))
                         wanted.discard(bad.inv)
                         if not opts.collect or not wanted:
                             stop = True
                             break
-            queue.append((nxt, nk))
+            queue.append((nxt, i))
         now = time.monotonic()
         if opts.progress and now - last >= opts.progress_every:
             last = now
@@ -697,7 +774,91 @@ def explore(opts: Options) -> Report:
     rep.seconds = time.monotonic() - t0
     rep.exhausted = not queue and not stop
     rep.frozen = sorted(frozen)
+    if graph is not None and not stop and Inv.EVENTUALLY in wanted:
+        graph.n = max(graph.n, len(parent))
+        graph.finish()
+        _full_liveness(ex, root, index, graph, rep, t0)
+        rep.seconds = time.monotonic() - t0
     return rep
+
+
+def _liveness_mode(opts: Options) -> str:
+    if Inv.EVENTUALLY not in opts.targets or opts.liveness == "off":
+        return "off"
+    if opts.liveness == "sampled" and not opts.liveness_every:
+        return "off"
+    return opts.liveness
+
+
+def _full_liveness(ex: Explorer, root: Node, index: dict[Hashable, int], graph: lv.Graph,
+                   rep: Report, t0: float) -> None:
+    """Search the recorded graph for a fair cycle or deadlock avoiding the goal; turn the
+    shallowest into a concrete lasso of real moves (re-run from the root, following each
+    enactor's identity through the symmetry renamings)."""
+    t1 = time.monotonic()
+    n = len(ex.names)
+    res = lv.check(graph, n + 2)
+    rep.graph_edges = res.edges
+    rep.graph_bytes = graph.nbytes()
+    rep.live_cycles = res.cycles
+    rep.live_fair_cycles = res.fair_cycles
+    rep.live_deadlocks = res.deadlocks
+    rep.live_unfair = res.unfair_examples
+    if res.lasso is not None:
+        la = res.lasso
+        moves, node, entry_node = _concretize(ex, root, index, graph, la.prefix, la.cycle)
+        closes = entry_node is None or (
+            (node.store, node.ids, node.planner, node.ticks)
+            == (entry_node.store, entry_node.ids, entry_node.planner, entry_node.ticks))
+        f = ex.facts(node)
+        why = [v.detail for v in check_newest(f, [e.name for e in ex.eps], node.planner)]
+        who = [f"{nm} {'crashed' if c else st.phase.value + (' (FROZEN)' if st.phase is m.Phase.FROZEN else '')}"
+               for nm, (st, _, c) in zip(ex.names, node.agents, strict=True)]
+        if node.planner < ex.opts.bounds.plans:
+            why.append(f"plans written up to {node.planner}")
+        if any(v is not None for _, v in f.locks):
+            why.append("a lock is left in the zone")
+        state = "; ".join(why) or "not every enactor idle on the newest plan"
+        if la.kind == "deadlock":
+            detail = (f"deadlock after {len(la.prefix)} steps: nobody can move and the goal is not "
+                      f"reached ({state}; {', '.join(who)})")
+        else:
+            detail = (f"a fair cycle of {len(la.cycle)} steps, entered after {len(la.prefix)}, "
+                      f"repeats forever without reaching the goal ({state}; {', '.join(who)})"
+                      + ("" if closes else "; the cycle closes up to a renaming of the enactors"))
+        rep.found.append(Found(Violation(Inv.EVENTUALLY, detail), moves,
+                               len(moves), ex.transitions, time.monotonic() - t0,
+                               cycle_start=len(la.prefix) if la.kind == "cycle" else None,
+                               lasso=la.kind))
+    rep.liveness_seconds = time.monotonic() - t1
+
+
+def _concretize(ex: Explorer, root: Node, index: dict[Hashable, int], graph: lv.Graph, prefix: Sequence[int],
+                cycle: Sequence[int]) -> tuple[list[Move], Node, Node | None]:
+    """Re-run a path of graph edges on concrete nodes from the root. An edge names an
+    enactor by its position in the stored representative of its source; `frame` maps the
+    concrete node's positions to the representative's, and each edge's renaming updates it.
+    Returns the moves, the end node, and the node where the cycle began."""
+    n = len(ex.names)
+    node = root  # not ex.root(): that interns the store as it is now, not the seed
+    frame = 0
+    want = {graph.dst[e] for e in [*prefix, *cycle]}
+    keys = {i: k for k, i in index.items() if i in want}  # to check each step lands right
+    moves: list[Move] = []
+    entry: Node | None = None
+    for j, e in enumerate([*prefix, *cycle]):
+        if j == len(prefix):
+            entry = node
+        who = graph.who[e]
+        choice = graph.perms[graph.inverse[frame]][who] if who < n else who
+        node, mv = ex.succ(node, choice)
+        moves.append(mv)
+        frame = graph.comp[graph.perm[e]][frame]
+        if ex.key(node) != keys[graph.dst[e]]:
+            raise AssertionError(f"lasso step {j + 1} does not reach the recorded state")
+    if entry is None and cycle:
+        entry = node
+    return moves, node, entry
 
 
 # --- random mode --------------------------------------------------------------------------------
