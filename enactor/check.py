@@ -1066,7 +1066,14 @@ def replay_in_process(sched: Any, defects: frozenset[m.Defect], endpoints: str =
                          sched.description)
     rest = Schedule(sched.actors, sched.steps[len(main_part.steps):], sched.description)
     run_schedule(main_part, drv)
-    vs = list(checker.facts(store).violations)
+    facts = checker.facts(store)
+    vs = list(facts.violations)
+    if (getattr(sched, "extra", None) or {}).get("checker", {}).get("lasso"):
+        # A liveness lasso: where its cycle leaves the world, the goal is not reached.
+        newest = 1 + sum(1 for s in main_part.steps if s.get("do") == "plan")
+        vs += check_newest(facts, [e.name for e in endpoints_for(endpoints)], newest)
+        if any(v is not None for _, v in facts.locks):
+            vs.append(Violation(Inv.EVENTUALLY, "a lock is left in the zone"))
     for a in sim.actors.values():
         if a.crashed is not None:
             vs.append(Violation(Inv.NO_CRASH, f"{a.name} crashed"))
@@ -1118,9 +1125,19 @@ def build_parser(prog: str = "enactor check") -> Any:
                    help="invariants whose violation ends the search (comma list or 'all'); "
                         "default: all for the fixed design, 'resolves' (the outage) with defects; "
                         "others broken on the way are reported")
+    p.add_argument("--liveness", choices=("full", "sampled", "off"), default="full",
+                   help="how 'eventually' is checked. full (default): record the explored state "
+                        "graph and, after the search, report any reachable cycle that a weakly "
+                        "fair run can stay in forever without the goal (every plan written, the "
+                        "newest active, no lock, every live enactor idle), or any deadlock short "
+                        "of it, as a lasso: a prefix plus a cycle (TLA+ weak fairness: an actor "
+                        "enabled all along must step). sampled: from every K-th state with all "
+                        "plans written (--liveness-every) run one round-robin schedule to the "
+                        "end; misses bad cycles reachable only from unsampled states or off the "
+                        "round-robin order. off: safety invariants only")
     p.add_argument("--liveness-every", type=int, default=64, metavar="K",
-                   help="check 'eventually' by running a fair schedule to the end from every K-th "
-                        "state that has all plans written (default 64; 1 = every state, 0 = never)")
+                   help="--liveness sampled: run a fair finish from every K-th state that has all "
+                        "plans written (default 64; 1 = every state, 0 = never)")
     p.add_argument("--random", type=float, default=0.0, metavar="SECONDS",
                    help="random mode: seeded random schedules for this many seconds, beyond the "
                         "exhaustive bounds (lock losses unbounded)")
@@ -1171,7 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(_defect_summary(r))
             return 0
         opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress,
-                       liveness_every=args.liveness_every)
+                       liveness=args.liveness, liveness_every=args.liveness_every)
         rep = random_runs(opts, args.seed, args.max_steps) if args.random else explore(opts)
     except ValueError as exc:
         print(f"enactor check: {exc}", file=sys.stderr)
@@ -1181,12 +1198,14 @@ def main(argv: list[str] | None = None) -> int:
     if rep.found:
         f = rep.found[0]
         names = list(NAMES[: bounds.enactors])
-        desc = (f"enactor check --defects {rep.defects}: {f.violation.text()} "
+        desc = (f"enactor check --defects {rep.defects}: {f.violation.text()}" if f.lasso else
+                f"enactor check --defects {rep.defects}: {f.violation.text()} "
                 f"after {f.depth} steps (shortest)" if rep.mode == "exhaustive" else
                 f"enactor check --random, seed {rep.failing_seed}: {f.violation.text()}")
         sched = to_schedule(f.trace, names, desc, extra={
             "checker": {"defects": rep.defects, "bounds": dataclasses.asdict(bounds),
-                        "invariant": f.violation.inv.value, "depth": f.depth}})
+                        "invariant": f.violation.inv.value, "depth": f.depth,
+                        **({"lasso": f.lasso, "cycle_start": f.cycle_start} if f.lasso else {})}})
         path = args.save or f"counterexample-{rep.defects.replace(',', '+')}.json"
         if path != "-":
             sched.dump(path)
@@ -1194,9 +1213,18 @@ def main(argv: list[str] | None = None) -> int:
             text.append(f"schedule saved to {path}; replay it against real processes with "
                         f"`enactor outage --schedule {path}`")
         text.append("")
-        text.append(f"shortest counterexample ({f.depth} steps):" if rep.mode == "exhaustive"
-                    else f"counterexample ({f.depth} steps):")
+        if f.lasso == "cycle":
+            text.append(f"lasso counterexample: a prefix of {f.cycle_start} steps from the start, "
+                        f"then a cycle of {f.depth - (f.cycle_start or 0)} steps that repeats forever "
+                        f"(the schedule file holds the prefix and one pass of the cycle):")
+        elif f.lasso == "deadlock":
+            text.append(f"deadlock counterexample ({f.depth} steps to a state nobody can leave):")
+        else:
+            text.append(f"shortest counterexample ({f.depth} steps):" if rep.mode == "exhaustive"
+                        else f"counterexample ({f.depth} steps):")
         for i, mv in enumerate(f.trace, 1):
+            if f.cycle_start is not None and i == f.cycle_start + 1:
+                text.append("  --- the cycle (repeats forever) ---")
             text.append(f"  {i:3d}. {mv.who:10s} {mv.text()}")
         if not args.no_timeline:
             rp = replay_in_process(sched, defects, bounds.endpoints)
@@ -1232,7 +1260,8 @@ def _summary(rep: Report) -> str:
     else:
         counts = (f"{rep.states:,} states explored, {rep.distinct:,} distinct, depth {rep.depth}, "
                   f"{rep.seconds:.1f}s, {rate}; {rep.cut:,} states at a bound; "
-                  f"{rep.fair_runs:,} fair finishes checked 'eventually'")
+                  f"liveness ({rep.liveness}): "
+                  + _liveness_text(rep))
     if rep.found:
         verdict = f"VIOLATION: {rep.found[0].violation.text()} (at depth {rep.found[0].depth})"
     elif rep.mode == "random":
@@ -1246,6 +1275,18 @@ def _summary(rep: Report) -> str:
     for fr in rep.frozen:
         lines.append(f"FROZEN (allowed): {fr}")
     return "\n".join(lines)
+
+
+def _liveness_text(rep: Report) -> str:
+    if rep.liveness == "sampled":
+        return f"{rep.fair_runs:,} fair finishes checked 'eventually'"
+    if rep.liveness == "off":
+        return "'eventually' not checked"
+    if not rep.graph_edges and rep.found:
+        return "not run (a safety violation ended the search)"
+    return (f"{rep.graph_edges:,} edges recorded ({rep.graph_bytes / 1e6:.1f} MB), "
+            f"{rep.live_cycles:,} cycles short of the goal, {rep.live_fair_cycles:,} of them fair, "
+            f"{rep.live_deadlocks:,} deadlocks ({rep.liveness_seconds:.2f}s)")
 
 
 def _defect_summary(rep: Report) -> str:

@@ -396,3 +396,32 @@ def _bits(mask: int) -> str:
 def walk_states(g: Graph, edges: Sequence[int]) -> list[int]:
     """The states a list of edges visits after the first (for tests and reports)."""
     return [g.dst[e] for e in edges]
+
+
+def sampled(g: Graph, every: int, actors: int, rounds: int = 50) -> list[int]:
+    """The sampled check `enactor.check` had before this module, over a recorded graph (for
+    comparison and tests): from every `every`-th expanded state, run one round-robin schedule
+    (each actor in turn takes its first edge) for up to `rounds` rounds; a start state from
+    which it never reaches a good state is reported. It sees one schedule from a few states:
+    a fair cycle off that schedule, or reachable only from unsampled states, is missed."""
+    bad = []
+    seen = 0
+    for u in range(g.n):
+        if not g.expanded[u]:
+            continue
+        seen += 1
+        if (seen - 1) % every:
+            continue
+        v = u
+        for _ in range(rounds):
+            if g.good[v]:
+                break
+            for a in range(actors):
+                e = next((e for e in range(g.start[v], g.start[v + 1]) if g.who[e] == a), None)
+                if e is not None:
+                    v = g.dst[e]
+                if g.good[v]:
+                    break
+        if not g.good[v]:
+            bad.append(u)
+    return bad
