@@ -39,6 +39,12 @@ Bounds: enactors, plans, depth (transitions), lock losses in a row (`State.attem
 where an enactor failed to get the lock more often than that is not expanded), and time
 jumps. Exhaustive search is breadth-first, so the first counterexample found is a shortest.
 
+Liveness (EVENTUALLY): by default the explored graph is recorded and, after the search,
+`enactor.liveness` looks for a reachable cycle a weakly fair run can stay in forever, or a
+deadlock, short of the goal (`Explorer.converged`); the shallowest becomes a lasso
+(`_full_liveness`). Fairness is `Explorer.fair_mask`. `liveness="sampled"` keeps the older
+check: a round-robin `fair_finish` from every k-th state with all plans written.
+
 Random mode runs seeded random schedules (no hashing, larger bounds) for a time budget; a
 run is reproduced from its seed.
 
@@ -110,6 +116,7 @@ class Options:
     reduce: bool = True  # partial-order reduction (fixed design only; see Explorer.reduced)
     liveness: str = "full"  # full | sampled | off: how EVENTUALLY is checked (see LIVENESS_HELP)
     liveness_every: int = 64  # sampled: a fair finish from every k-th state with all plans written
+    fairness: str = "weak"  # full liveness: "weak" (per actor, TLA+ WF) or "none" (diagnostic)
     verify_memo: bool = False  # recompute every memoized transition (tests the abstraction)
 
 
@@ -689,7 +696,8 @@ def explore(opts: Options) -> Report:
             continue
         cs = ex.choices(node)
         if graph is not None:
-            graph.begin(k, ex.fair_mask(node, cs), ex.converged(node))
+            graph.begin(k, ex.fair_mask(node, cs) if opts.fairness == "weak" else 0,
+                        ex.converged(node))
         for choice in ex.reduced(node, cs):
             nxt, mv = ex.succ(node, choice)
             if graph is not None:
@@ -823,7 +831,8 @@ def _full_liveness(ex: Explorer, root: Node, index: dict[Hashable, int], graph: 
             detail = (f"deadlock after {len(la.prefix)} steps: nobody can move and the goal is not "
                       f"reached ({state}; {', '.join(who)})")
         else:
-            detail = (f"a fair cycle of {len(la.cycle)} steps, entered after {len(la.prefix)}, "
+            kind = "a fair cycle" if ex.opts.fairness == "weak" else "a cycle (no fairness asked)"
+            detail = (f"{kind} of {len(la.cycle)} steps, entered after {len(la.prefix)}, "
                       f"repeats forever without reaching the goal ({state}; {', '.join(who)})"
                       + ("" if closes else "; the cycle closes up to a renaming of the enactors"))
         rep.found.append(Found(Violation(Inv.EVENTUALLY, detail), moves,
@@ -1068,9 +1077,12 @@ def replay_in_process(sched: Any, defects: frozenset[m.Defect], endpoints: str =
     run_schedule(main_part, drv)
     facts = checker.facts(store)
     vs = list(facts.violations)
-    if (getattr(sched, "extra", None) or {}).get("checker", {}).get("lasso"):
-        # A liveness lasso: where its cycle leaves the world, the goal is not reached.
-        newest = 1 + sum(1 for s in main_part.steps if s.get("do") == "plan")
+    meta = (getattr(sched, "extra", None) or {}).get("checker", {})
+    if meta.get("lasso"):
+        # A liveness lasso: where its cycle leaves the world, the goal (the bound's newest
+        # plan active, no lock left) is not reached.
+        newest = (meta.get("bounds") or {}).get("plans") or (
+            1 + sum(1 for s in main_part.steps if s.get("do") == "plan"))
         vs += check_newest(facts, [e.name for e in endpoints_for(endpoints)], newest)
         if any(v is not None for _, v in facts.locks):
             vs.append(Violation(Inv.EVENTUALLY, "a lock is left in the zone"))
@@ -1135,6 +1147,11 @@ def build_parser(prog: str = "enactor check") -> Any:
                         "plans written (--liveness-every) run one round-robin schedule to the "
                         "end; misses bad cycles reachable only from unsampled states or off the "
                         "round-robin order. off: safety invariants only")
+    p.add_argument("--fairness", choices=("weak", "none"), default="weak",
+                   help="--liveness full: weak (default) obliges each live enactor, the planner "
+                        "and, for an orphan lock, time to step when enabled all along; none "
+                        "counts every cycle short of the goal (a diagnostic: shows a cycle weak "
+                        "fairness rules out, such as an enactor never scheduled)")
     p.add_argument("--liveness-every", type=int, default=64, metavar="K",
                    help="--liveness sampled: run a fair finish from every K-th state that has all "
                         "plans written (default 64; 1 = every state, 0 = never)")
@@ -1188,7 +1205,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(_defect_summary(r))
             return 0
         opts = Options(defects, bounds, targets, time_budget=args.random or args.budget, progress=progress,
-                       liveness=args.liveness, liveness_every=args.liveness_every)
+                       liveness=args.liveness, liveness_every=args.liveness_every,
+                       fairness=args.fairness)
         rep = random_runs(opts, args.seed, args.max_steps) if args.random else explore(opts)
     except ValueError as exc:
         print(f"enactor check: {exc}", file=sys.stderr)

@@ -104,8 +104,8 @@ class Graph:
 
     @classmethod
     def from_edges(cls, edges: dict[int, Sequence[tuple[int, int]]], good: Iterable[int] = (),
-                   enabled: dict[int, int] | None = None, expanded: Iterable[int] | None = None,
-                   actors: int = 0) -> Graph:
+                   enabled: dict[int, int] | None = None,
+                   expanded: Iterable[int] | None = None) -> Graph:
         """A hand-made graph (tests): state -> [(successor, actor)]. Enabled defaults to the
         actors that have an edge out of the state; expanded to every state in `edges`."""
         g = cls(0)

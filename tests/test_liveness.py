@@ -156,9 +156,26 @@ def test_2025_crash_loop_is_missed_by_sampling() -> None:
     assert rep.exhausted and rep.ok and rep.fair_runs > 0  # the sample saw no wedge
 
 
+def test_without_fairness_the_fixed_design_has_a_cycle_and_it_replays() -> None:
+    """--fairness none: every cycle short of the goal counts, so the fixed design shows one
+    (an enactor polling while the planner is never scheduled). It is re-run step by step on
+    concrete states (each step checked against the recorded graph) and closes exactly."""
+    rep = c.explore(c.Options(bounds=c.Bounds(enactors=2, plans=2, ticks=1), fairness="none",
+                              time_budget=60))
+    assert rep.found and rep.live_fair_cycles == rep.live_cycles > 0
+    f = rep.found[0]
+    assert f.lasso == "cycle" and f.cycle_start is not None and f.depth > f.cycle_start
+    assert "no fairness asked" in f.violation.detail and "up to a renaming" not in f.violation.detail
+    sched = c.to_schedule(f.trace, ["enactor-a", "enactor-b"], "unfair cycle", extra={"checker": {
+        "lasso": f.lasso, "cycle_start": f.cycle_start, "bounds": {"plans": 2}}})
+    rp = c.replay_in_process(sched, frozenset())
+    assert any(v.inv is Inv.EVENTUALLY for v in rp.violations) and not rp.outage
+
+
 def test_cli_liveness_modes_in_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         c.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for word in ("--liveness {full,sampled,off}", "weak fairness", "lasso", "round-robin"):
+    for word in ("--liveness {full,sampled,off}", "--fairness {weak,none}", "weak fairness", "lasso",
+                 "round-robin"):
         assert word in out
