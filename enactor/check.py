@@ -261,6 +261,7 @@ class Explorer:
         self.sym_space: dict[str, int] = {}
         self.agent_list: list[Hashable] = []
         self.facts_by_id: dict[int, StoreFacts] = {}
+        self.store_done: dict[int, bool] = {}  # store number -> newest plan active, no lock
         # (enactor, its state number, store number, ticks, planner) -> the transition's outcome.
         # `machine.step` and the store are deterministic, so one run of a transition stands
         # for every state that shares those parts (the other enactors' states do not enter
@@ -531,10 +532,12 @@ class Explorer:
         live enactor has read the newest plan and holds no lock and no task (its idle poll)."""
         if node.planner < self.opts.bounds.plans:
             return False
-        f = self.facts(node)
-        if check_newest(f, [e.name for e in self.eps], node.planner):
-            return False
-        if any(v is not None for _, v in f.locks):
+        done = self.store_done.get(node.store)
+        if done is None:  # the store's part, once per store contents
+            f = self.facts(node)
+            done = self.store_done[node.store] = not check_newest(
+                f, [e.name for e in self.eps], node.planner) and all(v is None for _, v in f.locks)
+        if not done:
             return False
         live = [st for st, _, c in node.agents if not c and st.phase is not m.Phase.FROZEN]
         return all(st.plan is not None and st.plan.number == node.planner and st.lock is None
@@ -555,10 +558,12 @@ class Explorer:
             if c <= n:
                 mask |= 1 << c
         if mask & ((1 << n) - 1):
-            held = {st.lock for st, _, c in node.agents
-                    if not c and st.lock is not None and st.phase is not m.Phase.FROZEN}
-            if any(v is not None and v not in held for _, v in self.facts(node).locks):
-                mask |= 1 << (n + 1)
+            locks = [v for _, v in self.facts(node).locks if v is not None]
+            if locks:
+                held = {st.lock for st, _, c in node.agents
+                        if not c and st.lock is not None and st.phase is not m.Phase.FROZEN}
+                if any(v not in held for v in locks):
+                    mask |= 1 << (n + 1)
         return mask
 
     def cut(self, node: Node) -> bool:
