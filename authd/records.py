@@ -68,10 +68,19 @@ def from_route53_name(text: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def canonical_type(text: str) -> str:
+    known = _TYPES.get(text)
+    if known is not None:
+        return known
     try:
-        return dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
+        canonical = dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
     except dns.exception.DNSException as exc:
         raise RecordError(f"unknown record type {text!r}") from exc
+    if len(_TYPES) < 1024:  # a few dozen types in practice; bounded against odd spellings
+        _TYPES[text] = canonical
+    return canonical
+
+
+_TYPES: dict[str, str] = {}
 
 
 _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
