@@ -445,6 +445,7 @@ class IterativeResolution(_Base):
     targets: list[tuple[dns.name.Name, int]] = field(default_factory=list)
     sub: IterativeResolution | None = None
     cause: str | None = None
+    logged_cause: str | None = None
 
     def start(self, now: float, delegation: Delegation | None = None) -> list[Send]:
         if self.hints is None:
@@ -536,9 +537,10 @@ class IterativeResolution(_Base):
                 self._drop_targets(name)
                 continue
             if self.depth >= MAX_DEPENDENCY_DEPTH:
+                # The whole chain would not fit an EDE text (RFC 8914): its two ends.
                 self.cause = self.cause or (
                     f"dependency depth limit {MAX_DEPENDENCY_DEPTH}: "
-                    f"{_path_text(self.path + (zone, name))}"
+                    f"{self.path[0]} -> ... -> {zone} -> {name}"
                 )
                 self._drop_targets(name)
                 continue
@@ -580,7 +582,12 @@ class IterativeResolution(_Base):
         self.dropped_out_of_bailiwick += sub.dropped_out_of_bailiwick
         name, rdtype = sub.qname, sub.rdtype
         if isinstance(sub.done, Failure):
-            self._note(f"NS {name} {dns.rdatatype.to_text(rdtype)} failed: {sub.done.reason}")
+            what = f"NS {name} {dns.rdatatype.to_text(rdtype)}"
+            if sub.done.reason == sub.logged_cause:
+                self._note(f"{what} failed for the same reason")
+            else:
+                self._note(f"{what} failed: {sub.done.reason}")
+            self.logged_cause = sub.done.reason
             self.cause = self.cause or sub.done.reason
             if self.budget.exhausted:
                 return self._finish(Failure(sub.done.reason))
