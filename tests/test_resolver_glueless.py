@@ -119,6 +119,10 @@ glueless   IN NS ns1.provider.net.
 ; the first NS sits behind a silent server: its lookup times out, the second one works
 flaky      IN NS ns.dead.net.
 flaky      IN NS ns1.provider.net.
+; glue for one NS (a silent server), none for the other: the glueless one is the reserve
+half       IN NS ns.half.test.
+half       IN NS ns1.provider.net.
+ns.half    IN A  127.0.2.9
 ; loops: a zone named only by a name inside itself, and two zones naming each other
 self       IN NS ns.self.test.
 a          IN NS ns.b.test.
@@ -146,7 +150,7 @@ ns1 300 IN A 127.0.2.5
     nx = zone("nx.net.", "ns IN A 127.0.2.6\n")
     leaves = [
         zone(f"{z}.test.", "www 60 IN A 192.0.2.80\nns IN A 127.0.2.5\n")
-        for z in ["simple", "glueless", "flaky", "self", "a", "b"]
+        for z in ["simple", "glueless", "flaky", "half", "self", "a", "b"]
         + [f"c{i}" for i in range(1, 6)] + [f"e{i}" for i in range(1, 7)]
     ]
 
@@ -378,3 +382,26 @@ def test_delegation_learned_through_a_sub_resolution_skips_it_next_time() -> Non
     assert len(first.sends) == 6
     second = resolve("x.glueless.test.", cache=cache, delegations=delegations, now=1.0)
     assert second.asked == [("127.0.2.5", "x.glueless.test.", "A")]
+
+
+def test_glueless_names_are_the_reserve_when_glued_servers_fail() -> None:
+    """half.test. has glue for one NS (silent) and none for the other: the glued server is
+    asked first; only when it times out is the other NS name looked up and asked."""
+    run = resolve("www.half.test.", delegations=DelegationCache())
+    assert addresses(run) == ["192.0.2.80"]
+    assert run.asked[2] == ("127.0.2.9", "www.half.test.", "A")
+    assert ("127.0.2.4", "ns1.provider.net.", "A") in run.asked[3:]
+    assert run.asked[-1] == ("127.0.2.5", "www.half.test.", "A")
+
+
+def test_delegation_cache_keeps_only_cuts_with_servers_and_is_bounded() -> None:
+    cache = DelegationCache(max_entries=2)
+    zone_a, zone_b, zone_c = (dns.name.from_text(z) for z in ("a.test.", "b.test.", "c.test."))
+    cache.learn(Delegation(zone_a, (), 3600, (dns.name.from_text("ns.x."),)), 0.0)
+    assert zone_a not in cache  # nothing to ask there yet: a dead end for the next resolution
+    cache.learn(Delegation(zone_a, (LEAF,), 3600), 0.0)
+    cache.learn(Delegation(zone_b, (LEAF,), 60), 0.0)
+    cache.learn(Delegation(zone_c, (LEAF,), 3600), 0.0)
+    assert len(cache) == 2 and zone_a not in cache  # oldest learned out first
+    assert cache.closest(dns.name.from_text("www.b.test."), 59.0) is not None
+    assert cache.closest(dns.name.from_text("www.b.test."), 60.0) is None  # expired
