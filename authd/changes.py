@@ -33,7 +33,7 @@ All problems are collected, in batch order, so one response names every one of t
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,14 +54,10 @@ DEFAULT_NAME_SERVERS = ("ns-1.authd.test.", "ns-2.authd.test.")
 
 
 class ZoneView(Protocol):
-    """Read-only access to one zone's current contents: two cheap point reads."""
+    """Read-only access to one zone's current contents: one cheap point read per name."""
 
-    def get(self, name: str, rtype: str) -> Sequence[RecordSet]:
-        """Every record set at (name, type): one plain set, or the weighted members."""
-        ...
-
-    def types_at(self, name: str) -> Collection[str]:
-        """The types that have at least one record set at `name`."""
+    def at(self, name: str) -> Sequence[RecordSet]:
+        """Every record set at `name`, of any type (plain sets and weighted members)."""
         ...
 
 
@@ -193,8 +189,9 @@ _ALLOWED_SEQUENCES = {
 class _Overlay:
     """The zone as the batch so far leaves it: the base view plus this batch's writes.
 
-    Writes are indexed by (name, type) and by name so every read stays O(sets at that
-    name), whatever the batch or zone size.
+    The base is read once per name (`ZoneView.at`) and writes are indexed
+    by (name, type) and by name, so every read stays O(sets at that name), whatever the batch
+    or zone size.
     """
 
     def __init__(self, base: ZoneView):
@@ -202,19 +199,31 @@ class _Overlay:
         self.written: dict[RecordKey, RecordSet | None] = {}
         self._written_at: dict[tuple[str, str], dict[str | None, RecordSet | None]] = {}
         self._types_written: dict[str, set[str]] = {}
-        self._base_sets: dict[tuple[str, str], dict[str | None, RecordSet]] = {}
+        self._base_names: dict[str, dict[str, dict[str | None, RecordSet]]] = {}
 
     def write(self, key: RecordKey, rs: RecordSet | None) -> None:
         self.written[key] = rs
-        self._written_at.setdefault((key.name, key.rtype), {})[key.set_identifier] = rs
-        self._types_written.setdefault(key.name, set()).add(key.rtype)
+        at = self._written_at.get((key.name, key.rtype))
+        if at is None:
+            at = self._written_at[(key.name, key.rtype)] = {}
+            self._types_written.setdefault(key.name, set()).add(key.rtype)
+        at[key.set_identifier] = rs
+
+    def _base_name(self, name: str) -> dict[str, dict[str | None, RecordSet]]:
+        got = self._base_names.get(name)
+        if got is None:
+            got = {}
+            for rs in self.base.at(name):
+                by_id = got.get(rs.rtype)
+                if by_id is None:
+                    by_id = got[rs.rtype] = {}
+                by_id[rs.set_identifier] = rs
+            self._base_names[name] = got
+        return got
 
     def base_at(self, name: str, rtype: str) -> dict[str | None, RecordSet]:
-        got = self._base_sets.get((name, rtype))
-        if got is None:
-            got = {rs.set_identifier: rs for rs in self.base.get(name, rtype)}
-            self._base_sets[(name, rtype)] = got
-        return got
+        """The base's sets at (name, type) by set identifier. Read-only: never mutate it."""
+        return self._base_name(name).get(rtype, _NOTHING)
 
     def current(self, key: RecordKey) -> RecordSet | None:
         if key in self.written:
@@ -222,18 +231,32 @@ class _Overlay:
         return self.base_at(key.name, key.rtype).get(key.set_identifier)
 
     def sets(self, name: str, rtype: str) -> list[RecordSet]:
-        merged: dict[str | None, RecordSet | None] = dict(self.base_at(name, rtype))
-        merged.update(self._written_at.get((name, rtype), {}))
+        written = self._written_at.get((name, rtype))
+        base = self.base_at(name, rtype)
+        if written is None:
+            return list(base.values())
+        merged: dict[str | None, RecordSet | None] = dict(base)
+        merged.update(written)
         return [rs for rs in merged.values() if rs is not None]
 
+    def has(self, name: str, rtype: str) -> bool:
+        """Whether any set is left at (name, type): `bool(self.sets(...))`, allocation-free
+        in the common case of nothing written there."""
+        if (name, rtype) not in self._written_at:
+            return bool(self.base_at(name, rtype))
+        return bool(self.sets(name, rtype))
+
     def types_at(self, name: str) -> set[str]:
-        types = set(self.base.types_at(name))
+        types = set(self._base_name(name))
         for rtype in self._types_written.get(name, ()):
-            if self.sets(name, rtype):
+            if self.has(name, rtype):
                 types.add(rtype)
             else:
                 types.discard(rtype)
         return types
+
+
+_NOTHING: dict[str | None, RecordSet] = {}
 
 
 def plan_batch(
@@ -315,7 +338,7 @@ def plan_batch(
                 problems.append(msg_cname_apex(rs.name, origin))
             if len(overlay.types_at(rs.name)) > 1:
                 problems.append(msg_cname_conflict(rs, origin))
-        elif overlay.sets(rs.name, "CNAME"):
+        elif overlay.has(rs.name, "CNAME"):
             problems.append(msg_cname_conflict(rs, origin))
         if rs.rtype in ("SOA",) and rs.name != origin:
             problems.append(MSG_ONE_SOA)
@@ -323,12 +346,12 @@ def plan_batch(
             target = rs.alias.dns_name
             if not is_in_zone(target, origin):
                 problems.append(msg_alias_outside(rs))
-            elif rs.alias.hosted_zone_id != zone_id or not overlay.sets(target, rs.rtype):
+            elif rs.alias.hosted_zone_id != zone_id or not overlay.has(target, rs.rtype):
                 problems.append(msg_alias_missing(rs))
     for key, value in overlay.written.items():
         if value is None and key.name == origin and key.rtype == "SOA":
             problems.append(MSG_ONE_SOA)
-        if key.name == origin and key.rtype == "NS" and not overlay.sets(origin, "NS"):
+        if key.name == origin and key.rtype == "NS" and not overlay.has(origin, "NS"):
             problems.append(MSG_APEX_NS)
 
     if problems:

@@ -44,6 +44,7 @@ API = "/2013-04-01"
 MAX_BODY = 2 * 1024 * 1024  # a full 1,000-record batch is well under 1 MiB of XML
 MAX_ITEMS_RRSETS = 300  # Route 53's page size cap for ListResourceRecordSets
 MAX_ITEMS_ZONES = 100
+SETTLE_MAX = 0.5  # seconds an accepted change waits for the local index before answering
 
 STATUS = {
     "NoSuchHostedZone": 404,
@@ -102,6 +103,11 @@ class ControlAPI:
             (None: nothing to wait for, every change is INSYNC at once).
         max_body: request bodies larger than this get 413.
         clock: epoch seconds, for SigV4 skew checks.
+        settle: awaits the local serving index applying a journal seq. When set, an accepted
+            change is answered once that index has it (at most `SETTLE_MAX` seconds), so the
+            response's status is already INSYNC when no other replica is behind, and a client
+            needs no GetChange round trip. Replicas with a propagation delay are never waited
+            for: the response says PENDING and GetChange reports when they catch up.
     """
 
     def __init__(
@@ -111,8 +117,10 @@ class ControlAPI:
         applied_seq: Callable[[], int] | None = None,
         max_body: int = MAX_BODY,
         clock: Callable[[], float] = time.time,
+        settle: Callable[[int], Awaitable[None]] | None = None,
     ):
         self.store = store
+        self.settle = settle
         self.credentials = credentials or sigv4.DEFAULT_CREDENTIALS
         self.applied_seq = applied_seq
         self.max_body = max_body
@@ -334,6 +342,9 @@ class ControlAPI:
                      rules.clean_zone_id(zone_id), "; ".join(messages) or exc)
             raise
         self._changed(info)
+        if self.settle is not None:
+            with trio.move_on_after(SETTLE_MAX):
+                await self.settle(info.seq)
         log.info("control: accepted change %s: %d changes to %s (seq %d)", info.id, len(changes),
                  rules.clean_zone_id(zone_id), info.seq)
         inner = X.change_info_xml(info, self.status_of(info))

@@ -52,11 +52,11 @@ class _Zone:
         self.listing_keys: list[str] = []
 
     # ZoneView, for authd.changes
+    def at(self, name: str) -> list[RecordSet]:
+        return [rs for by_id in self.sets.get(name, {}).values() for rs in by_id.values()]
+
     def get(self, name: str, rtype: str) -> list[RecordSet]:
         return list(self.sets.get(name, {}).get(rtype, {}).values())
-
-    def types_at(self, name: str) -> list[str]:
-        return list(self.sets.get(name, {}))
 
     def put(self, rs: RecordSet) -> None:
         self.listing = None

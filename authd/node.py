@@ -129,6 +129,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 progress_path=(status_dir / f"{name}.seq") if status_dir else None,
             )
             propagation.add(follower)
+            if app is not None:
+                app.settle = follower.wait_applied  # answer a change once this index has it
             await nursery.start(follower.run)
             host, port = await nursery.start(serve_dns, index, cfg.dns_host, cfg.dns_port)
             primary = ServingReplica(name, host, port, index, follower)

@@ -68,10 +68,19 @@ def from_route53_name(text: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def canonical_type(text: str) -> str:
+    known = _TYPES.get(text)
+    if known is not None:
+        return known
     try:
-        return dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
+        canonical = dns.rdatatype.to_text(dns.rdatatype.from_text(text.upper()))
     except dns.exception.DNSException as exc:
         raise RecordError(f"unknown record type {text!r}") from exc
+    if len(_TYPES) < 1024:  # a few dozen types in practice; bounded against odd spellings
+        _TYPES[text] = canonical
+    return canonical
+
+
+_TYPES: dict[str, str] = {}
 
 
 _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
@@ -117,6 +126,9 @@ class AliasTarget:
         object.__setattr__(self, "dns_name", canonical_name(self.dns_name))
 
 
+_setattr = object.__setattr__  # how a frozen dataclass sets its own fields
+
+
 @dataclass(frozen=True, slots=True)
 class RecordSet:
     """A Route 53 resource record set. Frozen and hashable; equality is exact equality."""
@@ -132,12 +144,17 @@ class RecordSet:
     key: RecordKey = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "name", canonical_name(self.name))
-        object.__setattr__(self, "rtype", canonical_type(self.rtype))
-        object.__setattr__(
-            self, "values", tuple(canonical_value(self.rtype, v) for v in self.values)
-        )
-        object.__setattr__(self, "key", RecordKey(self.name, self.rtype, self.set_identifier))
+        # Runs for every record set a batch names (1,000 per big batch): write back only
+        # what canonicalisation changed, which for most input is nothing.
+        name, rtype = canonical_name(self.name), canonical_type(self.rtype)
+        if name != self.name:
+            _setattr(self, "name", name)
+        if rtype != self.rtype:
+            _setattr(self, "rtype", rtype)
+        values = tuple([canonical_value(rtype, v) for v in self.values])
+        if values != self.values or type(self.values) is not tuple:
+            _setattr(self, "values", values)
+        _setattr(self, "key", RecordKey(name, rtype, self.set_identifier))
 
     @property
     def is_alias(self) -> bool:

@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run the caching resolver",
         description="Run a caching resolver on UDP and TCP. Give --forward (one or more "
-        "upstream resolvers or authorities) or --root-hints (iterative resolution).",
+        "upstream resolvers or authorities) or --root-hints (iterative resolution). Iterative "
+        "mode resolves NS names that come without glue itself (at most 4 lookups deep and 64 "
+        "queries per client question; a delegation that needs itself is SERVFAIL).",
     )
     serve.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5354),
                        help="HOST:PORT to answer on (default 127.0.0.1:5354; port 0 = any free)")

@@ -11,6 +11,10 @@ Two kinds:
   retry on TC.
 - `IterativeResolution`: start at the root hints and follow referrals (RD=0) down to the
   authoritative server, with glue and bailiwick checks, restarting for out-of-zone CNAMEs.
+  NS names without usable glue are resolved by nested sub-resolutions (RFC 1034 §5.3.3 step
+  4), bounded in depth, in total queries, and against dependency loops.
+- `DelegationCache`: the zone cuts learned on the way, so the next resolution starts at the
+  closest one.
 
 Safety (RFC 5452 §9.1, §10): every query gets a fresh random ID from the injected RNG; a
 response is accepted only from the server and port it was sent to, with the same ID and the same
@@ -35,9 +39,25 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from resolver.cache import Cache, Freshness, cache_key
+
 OUR_UDP_SIZE = 1232
 MAX_REFERRALS = 12
 MAX_CNAME_RESTARTS = 8
+# Glueless delegations (IterativeResolution). Unbound's default target-fetch-policy
+# "3 2 1 0 0" has five levels, so it follows an NS name needed to reach a server needed to
+# reach a server ... at most 4 deep (its max_dependency_depth); we do the same.
+MAX_DEPENDENCY_DEPTH = 4
+# Every query one client question may cause, all sub-resolutions included. A referral listing
+# many glueless NS names must not turn one question into hundreds of queries (NXNSAttack,
+# CVE-2020-12662 in Unbound, CVE-2020-8616 in BIND). Unbound caps a query and its subqueries at
+# 64 target lookups (MAX_TARGET_COUNT) and 32 sends per query (MAX_SENT_COUNT); 64 sends in
+# all is enough for the deepest chain we allow (4 levels of about 3 referrals and an answer
+# each, twice over) and small enough that a hostile zone gets at most 64 packets per question.
+MAX_QUERIES_PER_QUESTION = 64
+# What a glueless NS name is resolved to: A first; AAAA only if the name has no A. Both are
+# already used as glue, and the shell sends over IPv4 and IPv6 alike.
+NS_ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 
 
 class Transport(enum.Enum):
@@ -309,19 +329,99 @@ class ForwardResolution(_Base):
 
 @dataclass(frozen=True)
 class Delegation:
-    """Where to ask about `zone`: its servers (from glue or hints) and the NS TTL."""
+    """Where to ask about `zone`: its servers (from glue, hints or resolved NS names), the TTL
+    for which that holds, and the NS names that came without usable glue (`glueless`), still to
+    be resolved if `servers` is empty or every one of them fails."""
 
     zone: dns.name.Name
     servers: tuple[Server, ...]
     ttl: int = 0
+    glueless: tuple[dns.name.Name, ...] = ()
+
+
+@dataclass
+class DelegationCache:
+    """Zone cuts learned from referrals, so a resolution starts at the closest known one
+    (RFC 1034 §5.3.3 step 2) instead of the root. Pure: `now` is a parameter. Bounded by
+    `max_entries` (oldest learned first out); TTLs clamped like positive answers."""
+
+    max_entries: int = 100_000
+    min_ttl: int = 0
+    max_ttl: int = 86400
+    zones: dict[dns.name.Name, tuple[Delegation, float]] = field(default_factory=dict)
+
+    def __contains__(self, zone: object) -> bool:
+        return zone in self.zones
+
+    def __len__(self) -> int:
+        return len(self.zones)
+
+    def closest(self, qname: dns.name.Name, now: float) -> Delegation | None:
+        """The deepest unexpired delegation at or above `qname`, else None (start at the root)."""
+        name = qname
+        while True:
+            known = self.zones.get(name)
+            if known is not None:
+                if now < known[1]:
+                    return known[0]
+                del self.zones[name]
+            if name == dns.name.root:
+                return None
+            name = name.parent()
+
+    def learn(self, delegation: Delegation, now: float) -> None:
+        """Remember a delegation that has servers to ask (one with only unresolved NS names
+        would send the next resolution to a dead end)."""
+        ttl = min(max(delegation.ttl, self.min_ttl), self.max_ttl)
+        if ttl <= 0 or not delegation.servers:
+            return
+        self.zones.pop(delegation.zone, None)
+        self.zones[delegation.zone] = (delegation, now + ttl)
+        while len(self.zones) > self.max_entries:
+            self.zones.pop(next(iter(self.zones)))
+
+
+@dataclass
+class QueryBudget:
+    """Queries one client question may cause, shared by its resolution and every
+    sub-resolution it starts (see MAX_QUERIES_PER_QUESTION)."""
+
+    limit: int = MAX_QUERIES_PER_QUESTION
+    spent: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.limit
+
+
+def _addresses(
+    msg: dns.message.Message, rdtype: int, port: int
+) -> tuple[list[Server], int]:
+    """The servers named by the `rdtype` (A or AAAA) records of an answer, and their TTL."""
+    rrsets = [r for r in msg.answer if r.rdtype == rdtype]
+    servers = sorted({Server(rd.address, port) for r in rrsets for rd in r})
+    return servers, min((r.ttl for r in rrsets), default=0)
 
 
 @dataclass
 class IterativeResolution(_Base):
     """Follow referrals from the root (RFC 1034 §5.3.3) with glue, checking bailiwick at each step.
 
-    `port` is the port every authority listens on (53 in the world; the test universe runs each
-    authority on its own 127.x address with one shared port).
+    Glueless delegations: when a referral names servers without usable glue (none sent, or
+    glue outside the referring zone, which is never believed), the NS names are resolved like
+    any other name (RFC 1034 §5.3.3 step 4, RFC 1035 §7.2): first from `cache`, else by a
+    sub-resolution, another `IterativeResolution` for the name's A (then AAAA) records, run
+    inside this one. It makes the same ID, question, server and bailiwick checks, starts at the
+    closest known delegation and learns into the same `cache` and `delegations`. While it runs,
+    `on_response`, `on_timer` and `deadline` go to it; when it ends, the original query goes on
+    with the addresses found. Bounds: MAX_DEPENDENCY_DEPTH nested sub-resolutions, a shared
+    `budget` of MAX_QUERIES_PER_QUESTION queries, and loop detection (a glueless referral to a
+    zone whose servers an enclosing resolution is already looking for, or a name whose address
+    an enclosing resolution is already resolving) ending in `Failure`, i.e. SERVFAIL.
+
+    Every authority is asked on the port of the root hints' first server (53 in the world; the
+    test universe runs each authority on its own 127.x address with one shared port); glue keeps
+    the port of the server that sent it.
     """
 
     hints: Delegation | None = None
@@ -332,36 +432,217 @@ class IterativeResolution(_Base):
     current: dns.name.Name | None = None
     server_index: int = 0
     learned: list[Delegation] = field(default_factory=list)
+    # Shared with the resolver (None in tests that need neither): answers and zone cuts.
+    cache: Cache | None = None
+    delegations: DelegationCache | None = None
+    # Glueless chasing (class docstring). `path` is zone, NS name, zone, NS name, ... from the
+    # client's question down to this sub-resolution; `asking` the questions enclosing
+    # resolutions are answering.
+    budget: QueryBudget = field(default_factory=QueryBudget)
+    depth: int = 0
+    path: tuple[dns.name.Name, ...] = ()
+    asking: tuple[tuple[dns.name.Name, int], ...] = ()
+    targets: list[tuple[dns.name.Name, int]] = field(default_factory=list)
+    sub: IterativeResolution | None = None
+    cause: str | None = None
+    logged_cause: str | None = None
 
     def start(self, now: float, delegation: Delegation | None = None) -> list[Send]:
         if self.hints is None:
             raise ValueError("an iterative resolution needs root hints")
         self.started_at = now
         self.current = self.qname
-        self.delegation = delegation or self.hints
+        return self._enter(now, delegation or self.hints)
+
+    def deadline(self) -> float | None:
+        if self.done is not None:
+            return None
+        if self.sub is not None:
+            return self.sub.deadline()
+        return super().deadline()
+
+    def _send(
+        self, server: Server, now: float, transport: Transport = Transport.UDP, *,
+        qname: dns.name.Name | None = None, recursion: bool = True,
+    ) -> Send:
+        self.budget.spent += 1
+        return super()._send(server, now, transport, qname=qname, recursion=recursion)
+
+    def _note(self, text: str) -> None:
+        who = f"[NS lookup {self.qname} {dns.rdatatype.to_text(self.rdtype)}] " if self.depth else ""
+        self.log.append(who + text)
+
+    def _learn(self, delegation: Delegation, now: float) -> None:
+        self.learned.append(delegation)
+        if self.delegations is not None:
+            self.delegations.learn(delegation, now)
+
+    def _port(self) -> int:
+        assert self.hints is not None and self.hints.servers
+        return self.hints.servers[0].port
+
+    def _budget_failure(self) -> list[Send]:
+        return self._finish(Failure(
+            f"query budget exhausted: {self.budget.limit} queries for one question "
+            "(glueless NS chasing)"
+        ))
+
+    def _enter(self, now: float, delegation: Delegation) -> list[Send]:
+        """Start asking `delegation`'s servers; its glueless NS names are the reserve."""
+        self.delegation = delegation
+        self.server_index = 0
+        self.targets = [(n, t) for n in delegation.glueless for t in NS_ADDRESS_TYPES]
+        self.cause = None
         return self._ask(now)
 
     def _ask(self, now: float) -> list[Send]:
         assert self.delegation is not None
         servers = self.delegation.servers
-        if self.server_index >= len(servers):
-            return self._finish(Failure(f"no server for {self.delegation.zone} answered"))
-        server = servers[self.server_index]
-        return [self._send(server, now, qname=self.current, recursion=False)]
+        if self.server_index < len(servers):
+            if self.budget.exhausted:
+                return self._budget_failure()
+            server = servers[self.server_index]
+            return [self._send(server, now, qname=self.current, recursion=False)]
+        if self.targets:
+            return self._chase(now)
+        zone = self.delegation.zone
+        if servers:
+            why = f"no server for {zone} answered"
+            return self._finish(Failure(why + (f" ({self.cause})" if self.cause else "")))
+        return self._finish(Failure(self.cause or f"no address for any NS of {zone}"))
+
+    # ---- glueless delegations: resolving NS names (RFC 1034 §5.3.3 step 4) -------------
+
+    def _drop_targets(self, name: dns.name.Name) -> None:
+        self.targets = [t for t in self.targets if t[0] != name]
+
+    def _chase(self, now: float) -> list[Send]:
+        """Find an address for the next NS name: from the cache, else by a sub-resolution."""
+        assert self.delegation is not None and self.current is not None
+        zone = self.delegation.zone
+        while self.targets:
+            name, rdtype = self.targets.pop(0)
+            cached = self._cached_addresses(name, rdtype, now)
+            if cached is not None:
+                servers, ttl = cached
+                if servers:
+                    return self._use(now, name, servers, ttl, "cache")
+                self.cause = self.cause or f"NS {name} has no address"
+                continue
+            enclosing = self.asking + ((self.qname, self.rdtype), (self.current, self.rdtype))
+            if (name, rdtype) in enclosing:
+                self.cause = self.cause or (
+                    f"dependency loop: {_path_text(self.path + (zone, name))} is being resolved"
+                )
+                self._drop_targets(name)
+                continue
+            if self.depth >= MAX_DEPENDENCY_DEPTH:
+                # The whole chain would not fit an EDE text (RFC 8914): its two ends.
+                self.cause = self.cause or (
+                    f"dependency depth limit {MAX_DEPENDENCY_DEPTH}: "
+                    f"{self.path[0]} -> ... -> {zone} -> {name}"
+                )
+                self._drop_targets(name)
+                continue
+            if self.budget.exhausted:
+                return self._budget_failure()
+            self.sub = IterativeResolution(
+                name, rdtype, self.rdclass, self.rng, timeout=self.timeout,
+                rejected=self.rejected, log=self.log, learned=self.learned, hints=self.hints,
+                cache=self.cache, delegations=self.delegations, budget=self.budget,
+                depth=self.depth + 1, path=self.path + (zone, name), asking=enclosing,
+            )
+            self._note(
+                f"no glue for {zone}: resolving NS {name} {dns.rdatatype.to_text(rdtype)} "
+                f"(depth {self.depth + 1})"
+            )
+            start = self.delegations.closest(name, now) if self.delegations is not None else None
+            return self._after_sub(now, self.sub.start(now, start))
+        return self._ask(now)
+
+    def _cached_addresses(
+        self, name: dns.name.Name, rdtype: int, now: float
+    ) -> tuple[list[Server], int] | None:
+        """A fresh cached answer for (name, rdtype): its servers (none if negative), else None."""
+        if self.cache is None:
+            return None
+        hit = self.cache.get(cache_key(name, rdtype, self.rdclass), now)
+        if hit is None or hit.freshness is not Freshness.FRESH:
+            return None
+        servers, _ = _addresses(dns.message.from_wire(hit.entry.wire), rdtype, self._port())
+        return servers, hit.entry.remaining(now)
+
+    def _after_sub(self, now: float, sends: list[Send]) -> list[Send]:
+        """Pass on the sub-resolution's sends; once it is over, carry on with what it found."""
+        sub = self.sub
+        assert sub is not None
+        if sub.done is None:
+            return sends
+        self.sub = None
+        self.dropped_out_of_bailiwick += sub.dropped_out_of_bailiwick
+        name, rdtype = sub.qname, sub.rdtype
+        if isinstance(sub.done, Failure):
+            what = f"NS {name} {dns.rdatatype.to_text(rdtype)}"
+            if sub.done.reason == sub.logged_cause:
+                self._note(f"{what} failed for the same reason")
+            else:
+                self._note(f"{what} failed: {sub.done.reason}")
+            self.logged_cause = sub.done.reason
+            self.cause = self.cause or sub.done.reason
+            if self.budget.exhausted:
+                return self._finish(Failure(sub.done.reason))
+            # The way to this name is broken: its AAAA would take the same way.
+            self._drop_targets(name)
+            return self._ask(now)
+        response = sub.done.response
+        if self.cache is not None:
+            # Learned like any answer: its own TTLs, negative answers by RFC 2308.
+            self.cache.put(cache_key(name, rdtype, self.rdclass), response, now)
+        servers, ttl = _addresses(response, rdtype, self._port())
+        if not servers:
+            self.cause = self.cause or f"NS {name} has no address"
+            return self._ask(now)
+        return self._use(now, name, servers, ttl, "resolved")
+
+    def _use(
+        self, now: float, name: dns.name.Name, servers: list[Server], ttl: int, how: str
+    ) -> list[Send]:
+        """Add a resolved NS name's servers to the delegation and ask them."""
+        assert self.delegation is not None
+        self._drop_targets(name)
+        d = self.delegation
+        new = tuple(s for s in servers if s not in d.servers)
+        self.delegation = Delegation(
+            d.zone, d.servers + new, min(d.ttl, ttl),
+            tuple(n for n in d.glueless if n != name),
+        )
+        self._learn(self.delegation, now)
+        self._note(
+            f"NS {name} of {d.zone} is {', '.join(s.host for s in servers)} ({how}, ttl {ttl})"
+        )
+        return self._ask(now)
+
+    # ---- responses and timers ----------------------------------------------------------
 
     def on_timer(self, now: float) -> list[Send]:
         if self.done is not None:
             return []
+        if self.sub is not None:
+            return self._after_sub(now, self.sub.on_timer(now))
         expired = [s for s in self.outstanding if now >= s.sent_at + self.timeout]
         for s in expired:
             self.outstanding.remove(s)
-            self.log.append(f"timeout from {s.server}")
+            self._note(f"timeout from {s.server}")
         if expired and not self.outstanding:
             self.server_index += 1
             return self._ask(now)
         return []
 
     def on_response(self, now: float, send: Send, wire: bytes, source: Server) -> list[Send]:
+        if self.sub is not None:
+            if self.done is not None:
+                return []
+            return self._after_sub(now, self.sub.on_response(now, send, wire, source))
         checked, instead = self._screen(now, send, wire, source)
         if checked is None:
             return instead
@@ -369,7 +650,7 @@ class IterativeResolution(_Base):
         zone = self.delegation.zone
         rcode = checked.rcode()
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            self.log.append(f"{dns.rcode.to_text(rcode)} from {send.server} for {zone}")
+            self._note(f"{dns.rcode.to_text(rcode)} from {send.server} for {zone}")
             self.server_index += 1
             return self._ask(now)
         clean, dropped = scrub(checked, zone)
@@ -398,24 +679,36 @@ class IterativeResolution(_Base):
             return self._ask(now)
         child = ns[0].name
         glue: list[Server] = []
+        glueless: list[dns.name.Name] = []
         for rd in ns[0]:
             target = rd.target
-            # Glue is only believed for names inside the zone that sent it (RFC 9471 §2.1).
-            if not target.is_subdomain(zone):
-                continue
-            for r in checked.additional:
-                if r.name == target and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-                    glue += [Server(a.address, send.server.port) for a in r]
-        if not glue:
-            return self._finish(Failure(f"referral to {child} without usable glue"))
+            found: list[Server] = []
+            # Glue is only believed for names inside the zone that sent it (RFC 9471 §2.1);
+            # a name outside it is looked up like any other name instead (RFC 1034 §5.3.3).
+            if target.is_subdomain(zone):
+                for r in checked.additional:
+                    if r.name == target and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                        found += [Server(a.address, send.server.port) for a in r]
+            glue += found
+            if not found and target not in glueless:
+                glueless.append(target)
         self.referrals += 1
         if self.referrals > MAX_REFERRALS:
             return self._finish(Failure("too many referrals"))
-        self.delegation = Delegation(child, tuple(sorted(set(glue))), ns[0].ttl)
-        self.learned.append(self.delegation)
-        self.log.append(f"referral {zone} -> {child} via {send.server}")
-        self.server_index = 0
-        return self._ask(now)
+        if not glue and child in self.path[0::2]:
+            # An enclosing resolution is already looking for this zone's servers, and this
+            # referral names them only by names that need it again: no answer can come.
+            return self._finish(Failure(
+                f"dependency loop: {_path_text(self.path + (child,))} (no glue anywhere)"
+            ))
+        delegation = Delegation(child, tuple(sorted(set(glue))), ns[0].ttl, tuple(glueless))
+        if glue:
+            self._learn(delegation, now)
+        self._note(
+            f"referral {zone} -> {child} via {send.server}"
+            + (f", {len(glueless)} NS without glue" if glueless else "")
+        )
+        return self._enter(now, delegation)
 
     def _on_authoritative(
         self, now: float, clean: dns.message.Message, answer: list[dns.rrset.RRset], server: Server
@@ -440,15 +733,15 @@ class IterativeResolution(_Base):
         if name == self.current or negative:
             # Negative answer (or chain ends here): hand it over with the chain so far.
             return self._finish(Answer(self._assemble(clean), server, now - self.started_at))
-        # The chain leaves this zone: restart from the root for the target (RFC 1034 §5.3.3).
+        # The chain leaves this zone: restart for the target from the closest known delegation
+        # (RFC 1034 §5.3.3 steps 2 and 4).
         self.restarts += 1
         if self.restarts > MAX_CNAME_RESTARTS:
             return self._finish(Failure("CNAME chain too long"))
         self.current = name
         assert self.hints is not None
-        self.delegation = self.hints
-        self.server_index = 0
-        return self._ask(now)
+        known = self.delegations.closest(name, now) if self.delegations is not None else None
+        return self._enter(now, known or self.hints)
 
     def _assemble(self, clean: dns.message.Message) -> dns.message.Message:
         out = dns.message.Message(id=0)
@@ -458,3 +751,7 @@ class IterativeResolution(_Base):
         out.answer = list(self.chain)
         out.authority = [r for r in clean.authority if r.rdtype == dns.rdatatype.SOA]
         return out
+
+
+def _path_text(path: tuple[dns.name.Name, ...]) -> str:
+    return " -> ".join(str(n) for n in path)

@@ -47,6 +47,7 @@ from resolver.cache import (
 from resolver.resolution import (
     Answer,
     Delegation,
+    DelegationCache,
     Failure,
     ForwardResolution,
     IterativeResolution,
@@ -115,7 +116,8 @@ class Resolver:
         self.background: trio.Nursery | None = None
         # Iterative mode: zone cuts learned from referrals, so a miss starts at the closest
         # known delegation instead of the root (RFC 1034 §5.3.3 step 2). Bounded like the cache.
-        self.delegations: dict[dns.name.Name, tuple[Delegation, float]] = {}
+        p = config.policy
+        self.delegations = DelegationCache(p.max_entries, p.min_ttl, p.max_ttl)
 
     # ---- answering clients -------------------------------------------------------------
 
@@ -333,10 +335,13 @@ class Resolver:
             )
             sends = res.start(now)
         else:
+            # The cache and the zone cuts are shared with the resolution: NS names without glue
+            # are looked up there first, and what their sub-resolutions learn is kept.
             res = IterativeResolution(
-                qname, rdtype, rdclass, self.rng, timeout=cfg.timeout, hints=cfg.root_hints
+                qname, rdtype, rdclass, self.rng, timeout=cfg.timeout, hints=cfg.root_hints,
+                cache=self.cache, delegations=self.delegations,
             )
-            sends = res.start(now, self.closest_delegation(qname, now))
+            sends = res.start(now, self.delegations.closest(qname, now))
         send_ch, recv_ch = trio.open_memory_channel[tuple[Send, bytes, Server]](64)
         async with trio.open_nursery() as nursery:
             for s in sends:
@@ -361,7 +366,7 @@ class Resolver:
             log.warning("%s %s: dropped %d upstream response(s): %s", cfg.name, qname, n, reason)
         self.counters["dropped-out-of-bailiwick"] += res.dropped_out_of_bailiwick
         if isinstance(res, IterativeResolution):
-            self.learn(res.learned, trio.current_time())
+            self.counters["iterative-queries"] += res.budget.spent
         for line in res.log:
             log.info("%s %s: %s", cfg.name, qname, line)
         if isinstance(res.done, Answer):
@@ -371,27 +376,6 @@ class Resolver:
                 if res.done.server != cfg.upstreams[0]:
                     self.counters["hedge-won"] += 1
         return res.done
-
-    def closest_delegation(self, qname: dns.name.Name, now: float) -> Delegation | None:
-        name = qname
-        while True:
-            known = self.delegations.get(name)
-            if known is not None:
-                if now < known[1]:
-                    return known[0]
-                del self.delegations[name]
-            if name == dns.name.root:
-                return None
-            name = name.parent()
-
-    def learn(self, delegations: list[Delegation], now: float) -> None:
-        policy = self.config.policy
-        for d in delegations:
-            ttl = min(max(d.ttl, policy.min_ttl), policy.max_ttl)
-            if ttl > 0:
-                self.delegations[d.zone] = (d, now + ttl)
-        while len(self.delegations) > policy.max_entries:
-            self.delegations.pop(next(iter(self.delegations)))
 
     async def _transmit(self, send: Send, out: trio.MemorySendChannel) -> None:
         try:

@@ -21,11 +21,8 @@ class View:
     def __init__(self, sets):
         self.sets = list(sets)
 
-    def get(self, name, rtype):
-        return [rs for rs in self.sets if rs.name == name and rs.rtype == rtype]
-
-    def types_at(self, name):
-        return {rs.rtype for rs in self.sets if rs.name == name}
+    def at(self, name):
+        return [rs for rs in self.sets if rs.name == name]
 
 
 SOA = RecordSet(ORIGIN, "SOA", 900, ("ns1.api.aws. hostmaster.api.aws. 1 7200 900 1209600 60",))

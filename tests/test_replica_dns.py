@@ -86,6 +86,33 @@ async def test_delayed_replica_lags_while_the_api_is_current(tmp_path):
         nursery.cancel_scope.cancel()
 
 
+async def test_an_accepted_change_is_answered_once_the_primary_serves_it(tmp_path):
+    """The change response waits for the local index (bounded), so with no replica behind it
+    already says INSYNC and dig sees the change with no GetChange in between; with a
+    delayed replica it says PENDING at once (the delay is never waited for)."""
+    need_dig()
+    cfg = NodeConfig(store_path=str(tmp_path / "authd.db"), zones_dir=ZONES, dns_port=0,
+                     control=("127.0.0.1", 0))
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(run_node, cfg)
+        out = await boto(node.control_url, "change_resource_record_sets", HostedZoneId="Z0API0AWS",
+                         ChangeBatch={"Changes": [create("settled.api.aws.")]})
+        assert out["ChangeInfo"]["Status"] == "INSYNC"
+        assert await dig(node.primary, "settled.api.aws") == ("NOERROR", ["192.0.2.77"])
+        nursery.cancel_scope.cancel()
+    cfg = NodeConfig(store_path=str(tmp_path / "authd2.db"), zones_dir=ZONES, dns_port=0,
+                     control=("127.0.0.1", 0), replicas=1, replica_delays=[30.0])
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(run_node, cfg)
+        with trio.fail_after(10):  # far less than the replica's delay
+            out = await boto(node.control_url, "change_resource_record_sets", HostedZoneId="Z0API0AWS",
+                             ChangeBatch={"Changes": [create("lagging.api.aws.")]})
+        assert out["ChangeInfo"]["Status"] == "PENDING"
+        assert await dig(node.primary, "lagging.api.aws") == ("NOERROR", ["192.0.2.77"])
+        assert (await dig(node.replicas[0], "lagging.api.aws"))[0] == "NXDOMAIN"
+        nursery.cancel_scope.cancel()
+
+
 async def test_atomicity_seen_through_dig_and_the_dangling_alias(tmp_path):
     need_dig()
     cfg = NodeConfig(store_path=str(tmp_path / "authd.db"), zones_dir=ZONES, dns_port=0,

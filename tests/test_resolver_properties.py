@@ -69,7 +69,9 @@ async def ask(server: Server, name: str, rdtype: str) -> dnslib.DNSRecord:
 
 ops = st.lists(
     st.one_of(
-        st.tuples(st.just("jump"), st.floats(0.0, 5.0, allow_nan=False)),
+        # whole milliseconds: a sub-ulp jump (hypothesis found 2.4e-269 s) vanishes in the
+        # cache's float arithmetic but not in the model's, a disagreement no clock can cause
+        st.tuples(st.just("jump"), st.integers(0, 5000).map(lambda ms: ms / 1000)),
         st.tuples(st.just("ask"), st.sampled_from(QUESTIONS)),
     ),
     min_size=1,
