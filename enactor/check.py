@@ -329,7 +329,13 @@ class Explorer:
         carries a preamble that DELETEs a lock value the store no longer has, and the lock
         cannot expire), so the read commutes with everything the others can do meanwhile;
         it changes no invariant's input, and a run of such reads always ends in a batch (no
-        cycle ignores the others). One order stands for all."""
+        cycle ignores the others). One order stands for all.
+
+        Full liveness: the goal predicate is false on both sides of such a read (a lock is in
+        the zone), no cycle consists of them only (the cycle proviso, C3 in Clarke, Grumberg
+        and Peled, "Model Checking", ch. 10), and the fairness mask of a reduced state is
+        taken from the full choice set, so the others' obligations are kept; a check with
+        reductions off agrees at a small bound (tests/test_liveness.py)."""
         if not self.por or len(self.names) + 1 in cs:
             return cs
         now = self.now(node)
