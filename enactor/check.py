@@ -816,7 +816,7 @@ def _full_liveness(ex: Explorer, root: Node, index: dict[Hashable, int], graph: 
     enactor's identity through the symmetry renamings)."""
     t1 = time.monotonic()
     n = len(ex.names)
-    res = lv.check(graph, n + 2)
+    res = lv.check(graph, n + 2, names=[*ex.names, "planner", "clock"])
     rep.graph_edges = res.edges
     rep.graph_bytes = graph.nbytes()
     rep.live_cycles = res.cycles
@@ -831,7 +831,7 @@ def _full_liveness(ex: Explorer, root: Node, index: dict[Hashable, int], graph: 
             == (entry_node.store, entry_node.ids, entry_node.planner, entry_node.ticks))
         f = ex.facts(node)
         why = [v.detail for v in check_newest(f, [e.name for e in ex.eps], node.planner)]
-        who = [f"{nm} {'crashed' if c else st.phase.value + (' (FROZEN)' if st.phase is m.Phase.FROZEN else '')}"
+        who = [f"{nm} {'crashed' if c else st.phase.value}"
                for nm, (st, _, c) in zip(ex.names, node.agents, strict=True)]
         if node.planner < ex.opts.bounds.plans:
             why.append(f"plans written up to {node.planner}")
@@ -1301,6 +1301,8 @@ def _summary(rep: Report) -> str:
     if rep.also:
         lines.append("also broken on the way (not search targets): " +
                      ", ".join(f"{k} at depth {v}" for k, v in sorted(rep.also.items(), key=lambda kv: kv[1])))
+    if rep.liveness == "full" and rep.live_unfair and not rep.found:
+        lines.append(f"every cycle short of the goal is unfair, e.g. {rep.live_unfair[0]}")
     for fr in rep.frozen:
         lines.append(f"FROZEN (allowed): {fr}")
     return "\n".join(lines)

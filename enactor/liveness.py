@@ -345,9 +345,11 @@ class _Product:
         return moved, disabled
 
 
-def check(g: Graph, actors: int, describe_unfair: int = 3) -> Result:
+def check(g: Graph, actors: int, describe_unfair: int = 3,
+          names: Sequence[str] | None = None) -> Result:
     """Find the shallowest fair cycle or deadlock that avoids the good states (see module
-    docstring). `actors`: how many actor bits there are (for the fairness walk)."""
+    docstring). `actors`: how many actor bits there are (for the fairness walk); `names`:
+    what to call them in the descriptions of unfair cycles (their numbers otherwise)."""
     res = Result(states=g.n, edges=len(g.dst))
     dist, via, pred = _bfs(g)
     inside = bytearray(g.n)
@@ -369,7 +371,7 @@ def check(g: Graph, actors: int, describe_unfair: int = 3) -> Result:
             if len(res.unfair_examples) < describe_unfair:
                 res.unfair_examples.append(
                     f"{len(comp)} state(s) at depth {dist[entry]}: actor(s) "
-                    f"{_bits(always & ~moved)} continuously enabled but never step")
+                    f"{_bits(always & ~moved, names)} continuously enabled but never step")
             continue
         res.fair_cycles += 1
         if best is None or dist[entry] < best[0]:
@@ -389,8 +391,9 @@ def check(g: Graph, actors: int, describe_unfair: int = 3) -> Result:
     return res
 
 
-def _bits(mask: int) -> str:
-    return ", ".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1) or "none"
+def _bits(mask: int, names: Sequence[str] | None = None) -> str:
+    return ", ".join(names[i] if names and i < len(names) else str(i)
+                     for i in range(mask.bit_length()) if mask >> i & 1) or "none"
 
 
 def walk_states(g: Graph, edges: Sequence[int]) -> list[int]:
