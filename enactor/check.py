@@ -624,6 +624,11 @@ class Report:
     live_deadlocks: int = 0
     live_unfair: list[str] = field(default_factory=list)  # a few unfair cycles, described
     liveness_seconds: float = 0.0
+    # full liveness: the recorded graph, and a function that re-runs a path of its edges on
+    # concrete states from the root -> (moves, end node, node where the second part began)
+    graph: lv.Graph | None = field(default=None, repr=False)
+    concretize: Callable[[Sequence[int], Sequence[int]], tuple[list[Move], Node, Node | None]] | None = \
+        field(default=None, repr=False)
     seed: int | None = None
     failing_seed: int | None = None
 
@@ -816,6 +821,8 @@ def _full_liveness(ex: Explorer, root: Node, index: dict[Hashable, int], graph: 
     enactor's identity through the symmetry renamings)."""
     t1 = time.monotonic()
     n = len(ex.names)
+    rep.graph = graph
+    rep.concretize = lambda prefix, cycle: _concretize(ex, root, index, graph, prefix, cycle)
     res = lv.check(graph, n + 2, names=[*ex.names, "planner", "clock"])
     rep.graph_edges = res.edges
     rep.graph_bytes = graph.nbytes()

@@ -172,6 +172,52 @@ def test_without_fairness_the_fixed_design_has_a_cycle_and_it_replays() -> None:
     assert any(v.inv is Inv.EVENTUALLY for v in rp.violations) and not rp.outage
 
 
+def _every_edge(g: lv.Graph, comp: set[int], entry: int) -> list[int]:
+    """A closed walk from (entry, identity) through every edge of the component, in the
+    product of states and renamings (so every recorded renaming is composed on the way)."""
+    prod = lv._Product(g, comp)
+    cur, walk = (entry, 0), []
+    for u in sorted(comp):
+        for e in range(g.start[u], g.start[u + 1]):
+            if g.dst[e] not in comp:
+                continue
+            steps, cur = prod.path(cur, lambda node, u=u: node[0] == u)
+            walk += [*steps, e]
+            cur = (g.dst[e], g.comp[g.perm[e]][cur[1]])
+    steps, _ = prod.path(cur, lambda node: node == (entry, 0))
+    return walk + steps
+
+
+@pytest.mark.parametrize("enactors,endpoints", [(2, "dual"), (3, "legacy")])
+def test_every_cycle_closes_on_concrete_states_through_the_renamings(enactors: int, endpoints: str) -> None:
+    """The symmetry frames, checked on every cycle of the real graph: with no fairness
+    asked every cycle short of the goal is a candidate; each is re-run from the root on
+    concrete states (every step must land on the recorded class) and must come back to
+    exactly the concrete state it left, not merely to a renaming of it."""
+    rep = c.explore(c.Options(bounds=c.Bounds(enactors=enactors, plans=2, ticks=0, endpoints=endpoints),
+                              fairness="none", time_budget=60))
+    g, run = rep.graph, rep.concretize
+    assert g is not None and run is not None
+    dist, via, pred = lv._bfs(g)
+    inside = bytearray(1 if g.expanded[u] and not g.good[u] else 0 for u in range(g.n))
+    comps = lv.sccs(g, inside)
+    assert len(comps) == rep.live_cycles > 10
+    swapped = 0
+    for comp in comps:
+        entry = min(comp, key=lambda v: (dist[v], v))
+        prefix = []
+        v = entry
+        while via[v] >= 0:
+            prefix.append(via[v])
+            v = pred[v]
+        cycle = _every_edge(g, set(comp), entry)
+        swapped += any(g.perm[e] for e in cycle)
+        _, end, start = run(prefix[::-1], cycle)
+        assert start is not None
+        assert (end.store, end.ids, end.planner, end.ticks) == (start.store, start.ids, start.planner, start.ticks)
+    assert swapped, "some cycle must pass through a renaming, or the frames were not tested"
+
+
 def test_cli_liveness_modes_in_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         c.main(["--help"])
