@@ -32,6 +32,7 @@ from typing import Protocol
 import dns.edns
 import dns.exception
 import dns.flags
+import dns.ipv6
 import dns.message
 import dns.name
 import dns.opcode
@@ -43,6 +44,7 @@ import dns.rdatatype
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
+import dns.set
 
 from authd.records import RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
@@ -179,6 +181,50 @@ class WireRRset(dns.rrset.RRset):
         return self
 
 
+_ITEMS = dns.set.Set.__dict__["items"]  # the slot every dnspython set operation goes through
+
+
+class AddressRRset(WireRRset):
+    """An A or AAAA RRset built from wire bytes parsed by hand (`_addresses`), sealed at
+    once, its dnspython rdata objects made only when something reads them (AXFR, `message`,
+    tests): answers render from `tails`, so a change batch of addresses builds no rdata.
+
+    Every dnspython set operation reads the `items` slot, which this property fills from the
+    texts on first use (the same `dns.rdtypes.IN.A`/`AAAA` objects the library would hold).
+    """
+
+    __slots__ = ["_pending"]
+
+    def __init__(self, name: dns.name.Name, rdtype: int, ttl: int, texts: tuple[str, ...],
+                 wires: tuple[bytes, ...]):
+        super().__init__(name, IN, rdtype)  # sets items = {} through the setter below
+        self._pending = True
+        self.ttl = ttl
+        self.texts = texts
+        self.wires = wires
+        head = rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")
+        size = b"\x00\x04" if rdtype == A else b"\x00\x10"
+        self.tails = tuple([head + size + w for w in wires])
+
+    @property  # type: ignore[override]
+    def items(self) -> dict[dns.rdata.Rdata, None]:
+        if self._pending:
+            self._pending = False
+            cls = dns.rdtypes.IN.A.A if self.rdtype == A else dns.rdtypes.IN.AAAA.AAAA
+            _ITEMS.__set__(self, {cls(IN, self.rdtype, t): None for t in self.texts})
+        return _ITEMS.__get__(self)
+
+    @items.setter
+    def items(self, value: dict[dns.rdata.Rdata, None]) -> None:
+        self._pending = False
+        _ITEMS.__set__(self, value)
+
+    def seal(self) -> WireRRset:
+        if self._pending:
+            return self  # sealed at construction, and nothing has touched the rdata since
+        return super().seal()
+
+
 @dataclass(frozen=True, slots=True)
 class Plain:
     rrset: WireRRset
@@ -269,55 +315,58 @@ class Zone:
         Everything that can fail (compiling rdata, the zone keeping a usable SOA) happens
         before the first mutation, so a ValueError (or a dnspython error) changes nothing.
         """
-        records = self.records
+        records, weighted, okey = self.records, self.weighted, self.okey
         view: dict[RecordKey, RecordSet | None] = {}  # the batch's effect, not yet applied
         for key in deletes:
             if (view[key] if key in view else records.get(key)) is not None:
                 view[key] = None
         for rs in puts:
             view[rs.key] = rs
-
-        def now(key: RecordKey) -> RecordSet | None:
-            return view[key] if key in view else records.get(key)
-
+        # The set identifiers each touched (name, type) holds after the batch (None: the
+        # plain set). Keys are plain tuples where they can be: a RecordKey is a tuple, so
+        # both hash and compare alike, and building a NamedTuple costs a Python call.
         groups: dict[GroupKey, set[str | None]] = {}
-        for key in view:
-            gk = (key.name, key.rtype)
+        for key, rs in view.items():
+            name, rtype, ident = key
+            gk = (name, rtype)
             ids = groups.get(gk)
             if ids is None:
-                ids = self.weighted.get(gk)
-                ids = set(ids) if ids is not None else set()
-                if records.get(RecordKey(key.name, key.rtype)) is not None:
+                old = weighted.get(gk)
+                ids = set(old) if old is not None else set()
+                if (key if ident is None else (name, rtype, None)) in records:
                     ids.add(None)
                 groups[gk] = ids
-            if view[key] is None:
-                ids.discard(key.set_identifier)
+            if rs is None:
+                ids.discard(ident)
             else:
-                ids.add(key.set_identifier)
-        compiled: dict[GroupKey, Entry | None] = {}
-        for gk, ids in groups.items():
-            members = [now(RecordKey(gk[0], gk[1], i)) for i in ids]
-            group = [rs for rs in members if rs is not None]
-            compiled[gk] = _compile(group) if group else None
+                ids.add(ident)
+        compiled: list[tuple[Key, int, GroupKey, set[str | None], Entry | None]] = []
         soa, neg = self.soa, self.negative_soa
-        apex = self.origin.to_text()
-        for gk, entry in compiled.items():
-            if gk[1] == "SOA" and key_of(_name(gk[0])) == self.okey:
-                soa, neg = _soas(apex, self.origin, entry)
+        for gk, ids in groups.items():
+            name, rtype = gk
+            group = []
+            for ident in ids:
+                key = (name, rtype, ident)
+                rs = view[key] if key in view else records.get(key)  # type: ignore[call-overload]
+                if rs is not None:
+                    group.append(rs)
+            entry = _compile(group) if group else None
+            k, t = _key(name), _rdtype(rtype)
+            if t == SOA and k == okey:
+                soa, neg = _soas(self.origin.to_text(), self.origin, entry)
+            compiled.append((k, t, gk, ids, entry))
         # --- nothing below can fail: mutate ---
         for key, rs in view.items():
             if rs is None:
                 records.pop(key, None)
             else:
                 records[key] = rs
-        nodes = self.nodes
-        for gk, entry in compiled.items():
-            ids = groups[gk]
+        nodes, cuts = self.nodes, self.cuts
+        for k, t, gk, ids, entry in compiled:
             if ids and (len(ids) > 1 or None not in ids):
-                self.weighted[gk] = ids
-            else:
-                self.weighted.pop(gk, None)
-            k, t = key_of(_name(gk[0])), _rdtype(gk[1])
+                weighted[gk] = ids
+            elif gk in weighted:
+                del weighted[gk]
             node = nodes.get(k)
             if entry is not None:
                 if node is None:
@@ -329,11 +378,11 @@ class Zone:
                 if not node:
                     del nodes[k]
                     self._drop_name(k)
-            if t == NS and k != self.okey:
+            if t == NS and k != okey:
                 if entry is not None:
-                    self.cuts.add(k)
+                    cuts.add(k)
                 else:
-                    self.cuts.discard(k)
+                    cuts.discard(k)
         self.soa, self.negative_soa = soa, neg
 
     def _add_name(self, k: Key) -> None:
@@ -395,6 +444,12 @@ def _name(text: str) -> dns.name.Name:
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_*-]{1,63}\.)+")  # absolute, LDH labels (and `*`, `_`)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _key(text: str) -> Key:
+    """The lookup key of a name in presentation form (`Zone.update` meets each name twice)."""
+    return key_of(_name(text))
+
+
 @functools.lru_cache(maxsize=256)
 def _rdtype(text: str) -> int:
     return dns.rdatatype.from_text(text)
@@ -405,6 +460,10 @@ def _compiled(rs: RecordSet) -> Plain | AliasTo:
     if rs.alias is not None:
         return AliasTo(key_of(_name(rs.alias.dns_name)))
     name, rdtype = _name(rs.name), _rdtype(rs.rtype)
+    if rdtype in (A, AAAA):
+        parsed = _addresses(rdtype, rs.values)
+        if parsed is not None:
+            return Plain(AddressRRset(name, rdtype, rs.ttl or 0, *parsed), _key(rs.name))
     rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
         rrset.add(_rdata(rdtype, value), rs.ttl)
@@ -413,6 +472,42 @@ def _compiled(rs: RecordSet) -> Plain | AliasTo:
 
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f.:]+")  # one bare token: nothing for the tokenizer to do
+
+
+# RFC 1035 §3.4.1 dotted quad exactly as dnspython's `inet_aton` accepts it (four decimal
+# octets, no leading zeros), which is also the only spelling it prints
+_DOTTED_QUAD = re.compile(
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+)
+
+
+def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]] | None:
+    """Texts and wire forms of address values, as dnspython's A/AAAA rdata would give them
+    (duplicates dropped, first kept, as the RRset's set semantics do), or None for anything
+    the hand parser does not take: the caller then goes through dnspython, which raises on a
+    malformed value. A hand-written fast path; `tests/test_answer_fastpath.py` checks it
+    against dnspython."""
+    texts: dict[bytes, str] = {}
+    if rdtype == A:
+        for v in values:
+            if not _DOTTED_QUAD.fullmatch(v):
+                return None
+            w = bytes(map(int, v.split(".")))
+            if w not in texts:
+                texts[w] = v  # canonical already: dnspython prints a valid quad as given
+    else:
+        for v in values:
+            if not _ADDRESS.fullmatch(v):
+                return None
+            try:
+                w = dns.ipv6.inet_aton(v)
+            except dns.exception.SyntaxError:
+                return None
+            if w not in texts:
+                texts[w] = dns.ipv6.inet_ntoa(w)  # what AAAA's own constructor stores
+    if not texts:
+        return None
+    return tuple(texts.values()), tuple(texts)
 
 
 def _rdata(rdtype: int, value: str) -> dns.rdata.Rdata:
