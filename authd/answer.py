@@ -316,42 +316,57 @@ class Zone:
         before the first mutation, so a ValueError (or a dnspython error) changes nothing.
         """
         records, weighted, okey = self.records, self.weighted, self.okey
-        view: dict[RecordKey, RecordSet | None] = {}  # the batch's effect, not yet applied
+        # The batch's effect on the record sets, not yet applied, and which set identifiers
+        # it touches per (name, type): the key itself when it is the only one (None is the
+        # plain set), else a set of identifiers. Plain tuples where they do: a RecordKey is
+        # a tuple, so both hash and compare alike, and building a NamedTuple costs a call.
+        view: dict[RecordKey, RecordSet | None] = {}
+        touched: dict[GroupKey, RecordKey | set[str | None]] = {}
         for key in deletes:
-            if (view[key] if key in view else records.get(key)) is not None:
-                view[key] = None
+            if key in view or key not in records:
+                continue  # deleting what is not there (or no longer) changes nothing
+            view[key] = None
+            gk = (key[0], key[1])
+            was = touched.setdefault(gk, key)
+            if was is not key:
+                _touch(touched, gk, was, key)
         for rs in puts:
-            view[rs.key] = rs
-        # The set identifiers each touched (name, type) holds after the batch (None: the
-        # plain set). Keys are plain tuples where they can be: a RecordKey is a tuple, so
-        # both hash and compare alike, and building a NamedTuple costs a Python call.
-        groups: dict[GroupKey, set[str | None]] = {}
-        for key, rs in view.items():
-            name, rtype, ident = key
-            gk = (name, rtype)
-            ids = groups.get(gk)
-            if ids is None:
-                old = weighted.get(gk)
-                ids = set(old) if old is not None else set()
-                if (key if ident is None else (name, rtype, None)) in records:
-                    ids.add(None)
-                groups[gk] = ids
-            if rs is None:
-                ids.discard(ident)
-            else:
-                ids.add(ident)
-        compiled: list[tuple[Key, int, GroupKey, set[str | None], Entry | None]] = []
+            key = rs.key
+            view[key] = rs
+            gk = (key[0], key[1])
+            was = touched.setdefault(gk, key)
+            if was is not key and was != key:
+                _touch(touched, gk, was, key)
+        # Compile every touched (name, type) as it will be. `ids` is what the group holds
+        # afterwards, or None for a plain set with no weighted set around (the bulk of a
+        # batch: nothing to track).
+        compiled: list[tuple[Key, int, GroupKey, set[str | None] | None, Entry | None]] = []
         soa, neg = self.soa, self.negative_soa
-        for gk, ids in groups.items():
-            name, rtype = gk
-            group = []
-            for ident in ids:
-                key = (name, rtype, ident)
-                rs = view[key] if key in view else records.get(key)  # type: ignore[call-overload]
-                if rs is not None:
-                    group.append(rs)
-            entry = _compile(group) if group else None
-            k, t = _key(name), _rdtype(rtype)
+        for gk, what in touched.items():
+            old = weighted.get(gk)
+            entry: Entry | None
+            if old is None and type(what) is not set and what[2] is None:  # type: ignore[index]
+                rs = view[what]  # type: ignore[index]
+                entry = _compiled(rs) if rs is not None else None
+                ids = None
+            else:
+                name, rtype = gk
+                candidates = set(old) if old is not None else set()
+                candidates.add(None)
+                if type(what) is set:
+                    candidates |= what
+                else:
+                    candidates.add(what[2])  # type: ignore[index]
+                group = []
+                ids = set()
+                for ident in candidates:
+                    key = (name, rtype, ident)
+                    rs = view[key] if key in view else records.get(key)  # type: ignore[call-overload]
+                    if rs is not None:
+                        group.append(rs)
+                        ids.add(ident)
+                entry = _compile(group) if group else None
+            k, t = _key(gk[0]), _rdtype(gk[1])
             if t == SOA and k == okey:
                 soa, neg = _soas(self.origin.to_text(), self.origin, entry)
             compiled.append((k, t, gk, ids, entry))
@@ -363,10 +378,11 @@ class Zone:
                 records[key] = rs
         nodes, cuts = self.nodes, self.cuts
         for k, t, gk, ids, entry in compiled:
-            if ids and (len(ids) > 1 or None not in ids):
-                weighted[gk] = ids
-            elif gk in weighted:
-                del weighted[gk]
+            if ids is not None:
+                if len(ids) > 1 or (ids and None not in ids):
+                    weighted[gk] = ids
+                elif gk in weighted:
+                    del weighted[gk]
             node = nodes.get(k)
             if entry is not None:
                 if node is None:
@@ -417,6 +433,15 @@ class Zone:
         return len(k) >= n and k[len(k) - n:] == self.okey
 
 
+def _touch(touched: dict[GroupKey, RecordKey | set[str | None]], gk: GroupKey,
+           was: RecordKey | set[str | None], key: RecordKey) -> None:
+    """A second key for one (name, type) in a batch: track its set identifiers as a set."""
+    if type(was) is set:
+        was.add(key[2])
+    else:
+        touched[gk] = {was[2], key[2]}  # type: ignore[index]
+
+
 def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRset, WireRRset]:
     """The apex SOA and its negative-answer copy, or ValueError if there is no usable SOA."""
     if not isinstance(entry, Plain) or not len(entry.rrset):
@@ -436,9 +461,24 @@ def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRs
 
 @functools.lru_cache(maxsize=1 << 16)
 def _name(text: str) -> dns.name.Name:
-    if _PLAIN_NAME.fullmatch(text):  # no escapes, no IDNA: the labels are the text's
-        return dns.name.Name([label.encode() for label in text.split(".")])
+    """A name in presentation form as a dnspython Name.
+
+    A plain absolute name (no escapes, no IDNA) of at most 254 characters is valid as it
+    stands: labels of 1 to 63 octets, only the last one empty, 255 octets in wire form
+    (RFC 1035 §2.3.4). Such a Name is made as dnspython unpickles one (`Name.__setstate__`
+    sets the labels slot directly), which skips its per-label checks, the bulk of a new name's
+    cost; everything else goes through `dns.name.from_text`, which raises on a bad name.
+    `tests/test_answer_fastpath.py` checks the two against each other.
+    """
+    if len(text) <= 254 and _PLAIN_NAME.fullmatch(text):
+        name = _new_name(dns.name.Name)
+        _set(name, "labels", tuple(text.encode().split(b".")))
+        return name
     return dns.name.from_text(text)
+
+
+_new_name = object.__new__
+_set = object.__setattr__  # past dnspython's immutability guard, as its own __setstate__ does
 
 
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_*-]{1,63}\.)+")  # absolute, LDH labels (and `*`, `_`)
