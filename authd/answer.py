@@ -468,7 +468,7 @@ def _name(text: str) -> dns.name.Name:
     (RFC 1035 §2.3.4). Such a Name is made as dnspython unpickles one (`Name.__setstate__`
     sets the labels slot directly), which skips its per-label checks, the bulk of a new name's
     cost; everything else goes through `dns.name.from_text`, which raises on a bad name.
-    `tests/test_answer_fastpath.py` checks the two against each other.
+    `tests/test_index_fastpaths.py` checks the two against each other.
     """
     if len(text) <= 254 and _PLAIN_NAME.fullmatch(text):
         name = _new_name(dns.name.Name)
@@ -525,7 +525,7 @@ def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tup
     """Texts and wire forms of address values, as dnspython's A/AAAA rdata would give them
     (duplicates dropped, first kept, as the RRset's set semantics do), or None for anything
     the hand parser does not take: the caller then goes through dnspython, which raises on a
-    malformed value. A hand-written fast path; `tests/test_answer_fastpath.py` checks it
+    malformed value. A hand-written fast path; `tests/test_index_fastpaths.py` checks it
     against dnspython."""
     texts: dict[bytes, str] = {}
     if rdtype == A:
