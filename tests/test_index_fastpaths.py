@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdata
@@ -241,3 +242,43 @@ def test_a_malformed_value_raises_before_any_change(rtype, value):
         index.apply(entry)
     assert index.respond(ask, tcp=False) == before and index.seq == 1
     assert RecordKey("good.z.test.", rtype) not in index._by_id["Z1"].records
+
+
+def test_a_change_forgets_its_zones_answers_in_every_table():
+    """Forgetting runs per table (the C-level pops): a change drops its zone's rendered answers
+    from the question table and both exact tables, and nobody else's; the next answers are
+    the new ones, byte for byte what a fresh index gives."""
+    def snapshot(zone: str, zid: str, *sets: RecordSet) -> JournalEntry:
+        soa = RecordSet(zone, "SOA", 60, (f"ns.{zone} a.{zone} 1 7200 900 1209600 60",))
+        return JournalEntry(seq=0, kind=EntryKind.SNAPSHOT, zone_id=zid, zone_name=zone,
+                            serial=1, change_id="", puts=(soa, *sets))
+
+    mine = [RecordSet(f"h{i}.z.test.", "A", 60, (f"192.0.2.{i}",)) for i in range(20)]
+    theirs = RecordSet("a.y.test.", "A", 60, ("198.51.100.1",))
+    big = RecordSet("big.z.test.", "TXT", 60, tuple(f'"{i:03d}{"x" * 90}"' for i in range(8)))
+    index = ServingIndex(rng=lambda: 0.5)
+    index.apply(snapshot("z.test.", "Z1", *mine, big))
+    index.apply(snapshot("y.test.", "Z2", theirs))
+    asks = [dns.message.make_query(name, "A", use_edns=edns).to_wire()
+            for name in ["h3.z.test.", "a.y.test.", "nope.z.test."] for edns in (None, 0)]
+    asks.append(dns.message.make_query("big.z.test.", "TXT").to_wire())  # truncated over UDP
+    for wire in asks:
+        for tcp in (False, True):
+            index.respond(wire, tcp=tcp)
+    assert all(len(t) > 0 for t in index._tables)
+    changed = RecordSet("h3.z.test.", "A", 60, ("203.0.113.3",))
+    index.apply(JournalEntry(seq=1, kind=EntryKind.CHANGE, zone_id="Z1", zone_name="z.test.",
+                             serial=2, change_id="C1", puts=(changed,)))
+    kept = {key for table in index._tables for key in table}
+    assert kept and all(b"\x01y\x04test" in (k[1] if isinstance(k, tuple) else k) for k in kept)
+    fresh = ServingIndex(rng=lambda: 0.5)
+    fresh.apply(snapshot("z.test.", "Z1", *[changed if rs.key == changed.key else rs
+                                             for rs in mine], big))
+    fresh.apply(snapshot("y.test.", "Z2", theirs))
+    for wire in asks:
+        for tcp in (False, True):
+            assert index.respond(wire, tcp=tcp) == fresh.respond(wire, tcp=tcp)
+    reply = dns.message.from_wire(index.respond(asks[0], tcp=False))
+    assert reply.answer[0][0].address == "203.0.113.3"
+    truncated = dns.message.from_wire(index.respond(asks[-1], tcp=False))
+    assert truncated.flags & dns.flags.TC
