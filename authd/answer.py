@@ -46,7 +46,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.set
 
-from authd.records import RecordKey, RecordSet
+from authd.records import _DOTTED_QUAD, RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
 # --------------------------------------------------------------------------------------------
@@ -318,8 +318,8 @@ class Zone:
         records, weighted, okey = self.records, self.weighted, self.okey
         # The batch's effect on the record sets, not yet applied, and which set identifiers
         # it touches per (name, type): the key itself when it is the only one (None is the
-        # plain set), else a set of identifiers. Plain tuples where they do: a RecordKey is
-        # a tuple, so both hash and compare alike, and building a NamedTuple costs a call.
+        # plain set), else a set of identifiers. Plain tuples serve as keys: a RecordKey is a
+        # tuple, so both hash and compare alike, and building a NamedTuple costs a call.
         view: dict[RecordKey, RecordSet | None] = {}
         touched: dict[GroupKey, RecordKey | set[str | None]] = {}
         for key in deletes:
@@ -514,13 +514,6 @@ def _compiled(rs: RecordSet) -> Plain | AliasTo:
 _ADDRESS = re.compile(r"[0-9A-Fa-f.:]+")  # one bare token: nothing for the tokenizer to do
 
 
-# RFC 1035 §3.4.1 dotted quad exactly as dnspython's `inet_aton` accepts it (four decimal
-# octets, no leading zeros), which is also the only spelling it prints
-_DOTTED_QUAD = re.compile(
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
-)
-
-
 def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]] | None:
     """Texts and wire forms of address values, as dnspython's A/AAAA rdata would give them
     (duplicates dropped, first kept, as the RRset's set semantics do), or None for anything
@@ -530,7 +523,7 @@ def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tup
     texts: dict[bytes, str] = {}
     if rdtype == A:
         for v in values:
-            if not _DOTTED_QUAD.fullmatch(v):
+            if not _DOTTED_QUAD.fullmatch(v):  # the record model's rule for a canonical quad
                 return None
             w = bytes(map(int, v.split(".")))
             if w not in texts:
