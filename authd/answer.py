@@ -46,7 +46,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.set
 
-from authd.records import _DOTTED_QUAD, RecordKey, RecordSet
+from authd.records import RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ class Zone:
         nodes: dict[Key, dict[int, Entry]] = {}
         weighted: dict[GroupKey, set[str | None]] = {}
         for gk, group in grouped.items():
-            nodes.setdefault(key_of(_name(gk[0])), {})[_rdtype(gk[1])] = _compile(group)
+            nodes.setdefault(_owner(gk[0])[1], {})[_rdtype(gk[1])] = _compile(group)
             if len(group) > 1 or group[0].set_identifier is not None:
                 weighted[gk] = {rs.set_identifier for rs in group}
         soa_entry = nodes.get(okey, {}).get(SOA)
@@ -366,7 +366,7 @@ class Zone:
                         group.append(rs)
                         ids.add(ident)
                 entry = _compile(group) if group else None
-            k, t = _key(gk[0]), _rdtype(gk[1])
+            k, t = _owner(gk[0])[1], _rdtype(gk[1])
             if t == SOA and k == okey:
                 soa, neg = _soas(self.origin.to_text(), self.origin, entry)
             compiled.append((k, t, gk, ids, entry))
@@ -460,21 +460,25 @@ def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRs
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _name(text: str) -> dns.name.Name:
-    """A name in presentation form as a dnspython Name.
+def _owner(text: str) -> tuple[dns.name.Name, Key]:
+    """A name in presentation form as a dnspython Name, and its lookup key (`key_of`).
 
     A plain absolute name (no escapes, no IDNA) of at most 254 characters is valid as it
     stands: labels of 1 to 63 octets, only the last one empty, 255 octets in wire form
     (RFC 1035 §2.3.4). Such a Name is made as dnspython unpickles one (`Name.__setstate__`
     sets the labels slot directly), which skips its per-label checks, the bulk of a new name's
-    cost; everything else goes through `dns.name.from_text`, which raises on a bad name.
-    `tests/test_index_fastpaths.py` checks the two against each other.
+    cost, and when it is in lower case already (as record names are stored) its labels are its
+    key. Everything else goes through `dns.name.from_text`, which raises on a bad name.
+    `tests/test_index_fastpaths.py` checks both against dnspython.
     """
     if len(text) <= 254 and _PLAIN_NAME.fullmatch(text):
+        labels = tuple(text.encode().split(b"."))
         name = _new_name(dns.name.Name)
-        _set(name, "labels", tuple(text.encode().split(b".")))
-        return name
-    return dns.name.from_text(text)
+        _set(name, "labels", labels)
+        low = text.lower()  # ASCII only here, so the same as lowering each label's bytes
+        return name, labels if low == text else tuple(low.encode().split(b"."))
+    name = dns.name.from_text(text)
+    return name, key_of(name)
 
 
 _new_name = object.__new__
@@ -482,12 +486,6 @@ _set = object.__setattr__  # past dnspython's immutability guard, as its own __s
 
 
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_*-]{1,63}\.)+")  # absolute, LDH labels (and `*`, `_`)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _key(text: str) -> Key:
-    """The lookup key of a name in presentation form (`Zone.update` meets each name twice)."""
-    return key_of(_name(text))
 
 
 @functools.lru_cache(maxsize=256)
@@ -498,20 +496,25 @@ def _rdtype(text: str) -> int:
 @functools.lru_cache(maxsize=1 << 16)
 def _compiled(rs: RecordSet) -> Plain | AliasTo:
     if rs.alias is not None:
-        return AliasTo(key_of(_name(rs.alias.dns_name)))
-    name, rdtype = _name(rs.name), _rdtype(rs.rtype)
+        return AliasTo(_owner(rs.alias.dns_name)[1])
+    (name, key), rdtype = _owner(rs.name), _rdtype(rs.rtype)
     if rdtype in (A, AAAA):
         parsed = _addresses(rdtype, rs.values)
         if parsed is not None:
-            return Plain(AddressRRset(name, rdtype, rs.ttl or 0, *parsed), _key(rs.name))
+            return Plain(AddressRRset(name, rdtype, rs.ttl or 0, *parsed), key)
     rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
         rrset.add(_rdata(rdtype, value), rs.ttl)
     rrset.ttl = rs.ttl or 0
-    return Plain(rrset.seal(), key_of(name))
+    return Plain(rrset.seal(), key)
 
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f.:]+")  # one bare token: nothing for the tokenizer to do
+
+
+# RFC 1035 §3.4.1 dotted quad as dnspython's `inet_aton` takes it: four decimal octets without
+# leading zeros, so exactly these spellings (which are also the only ones it prints)
+_OCTETS = {str(i): i for i in range(256)}
 
 
 def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]] | None:
@@ -522,10 +525,13 @@ def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tup
     against dnspython."""
     texts: dict[bytes, str] = {}
     if rdtype == A:
+        octet = _OCTETS
         for v in values:
-            if not _DOTTED_QUAD.fullmatch(v):  # the record model's rule for a canonical quad
+            try:
+                a, b, c, d = v.split(".")
+                w = bytes((octet[a], octet[b], octet[c], octet[d]))
+            except (ValueError, KeyError):
                 return None
-            w = bytes(map(int, v.split(".")))
             if w not in texts:
                 texts[w] = v  # canonical already: dnspython prints a valid quad as given
     else:

@@ -1,7 +1,7 @@
 """The serving index's hand-written fast paths, checked against dnspython.
 
 `authd.answer` compiles address record sets without dnspython rdata (`_addresses`,
-`AddressRRset`) and makes plain names without dnspython's checks (`_name`). Each must give
+`AddressRRset`) and makes plain names without dnspython's checks (`_owner`). Each must give
 exactly what the library gives, and anything they do not take must still go through the
 library, so a malformed value raises before a change batch alters anything.
 """
@@ -30,7 +30,7 @@ from authd.answer import (
     WireRRset,
     _addresses,
     _compiled,
-    _name,
+    _owner,
     key_of,
 )
 from authd.index import ServingIndex
@@ -185,19 +185,20 @@ label = st.text(alphabet="abcXYZ0189-_*", min_size=1, max_size=63)
 @settings(max_examples=300, deadline=None)
 @given(st.lists(label, min_size=0, max_size=8), st.integers(0, 4))
 def test_plain_names_equal_dnspython_names(labels, pad):
-    """Names made without dnspython's checks equal `dns.name.from_text`'s, and anything the
-    library refuses (too long) still raises."""
+    """Names made without dnspython's checks equal `dns.name.from_text`'s, their keys equal
+    `key_of`'s (whatever the case), and anything the library refuses (too long) still raises."""
     labels = labels + ["x" * 63] * pad  # reach past 255 octets now and then
     text = ".".join(labels) + "."
     try:
         want = dns.name.from_text(text)
     except dns.name.NameTooLong:
         with pytest.raises(dns.name.NameTooLong):
-            _name.__wrapped__(text)
+            _owner.__wrapped__(text)
         return
-    got = _name.__wrapped__(text)
+    got, key = _owner.__wrapped__(text)
     assert type(got) is type(want)
     assert got.labels == want.labels and got == want and hash(got) == hash(want)
+    assert key == key_of(want) and _owner.__wrapped__(text.lower())[1] == key
     assert got.to_text() == want.to_text() and got.to_wire() == want.to_wire()
     with pytest.raises(TypeError):
         got.labels = ()  # type: ignore[misc]
@@ -215,9 +216,9 @@ def test_name_length_limit_is_the_library_s(size):
         want = dns.name.from_text(text)
     except dns.name.NameTooLong:
         with pytest.raises(dns.name.NameTooLong):
-            _name.__wrapped__(text)
+            _owner.__wrapped__(text)
     else:
-        assert _name.__wrapped__(text) == want
+        assert _owner.__wrapped__(text) == (want, key_of(want))
 
 
 BAD_VALUES = [("A", "256.1.1.1"), ("A", "01.2.3.4"), ("A", "1.2.3"), ("A", "not-an-address"),
