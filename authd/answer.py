@@ -326,27 +326,32 @@ class Zone:
             if key in view or key not in records:
                 continue  # deleting what is not there (or no longer) changes nothing
             view[key] = None
-            gk = (key[0], key[1])
+            gk = key[:2]
             was = touched.setdefault(gk, key)
             if was is not key:
                 _touch(touched, gk, was, key)
         for rs in puts:
             key = rs.key
             view[key] = rs
-            gk = (key[0], key[1])
+            gk = key[:2]
             was = touched.setdefault(gk, key)
             if was is not key and was != key:
                 _touch(touched, gk, was, key)
         # Compile every touched (name, type) as it will be. `ids` is what the group holds
         # afterwards, or None for a plain set with no weighted set around (the bulk of a
-        # batch: nothing to track).
+        # batch: nothing to track). A plain set simply going away (not an SOA, which the
+        # zone must keep) cannot fail: it waits in `gone` for the mutation.
         compiled: list[tuple[Key, int, GroupKey, set[str | None] | None, Entry | None]] = []
+        gone: list[GroupKey] = []
         soa, neg = self.soa, self.negative_soa
         for gk, what in touched.items():
             old = weighted.get(gk)
             entry: Entry | None
             if old is None and type(what) is not set and what[2] is None:  # type: ignore[index]
                 rs = view[what]  # type: ignore[index]
+                if rs is None and gk[1] != "SOA":
+                    gone.append(gk)
+                    continue
                 entry = _compiled(rs) if rs is not None else None
                 ids = None
             else:
@@ -399,6 +404,18 @@ class Zone:
                     cuts.add(k)
                 else:
                     cuts.discard(k)
+        # (the order of additions and removals does not matter: `existing` and `kids` follow
+        # from the set of owner names alone)
+        for name, rtype in gone:
+            k, t = _owner(name)[1], _rdtype(rtype)
+            node = nodes.get(k)
+            if node is not None:
+                node.pop(t, None)
+                if not node:
+                    del nodes[k]
+                    self._drop_name(k)
+            if t == NS:
+                cuts.discard(k)
         self.soa, self.negative_soa = soa, neg
 
     def _add_name(self, k: Key) -> None:
@@ -419,8 +436,7 @@ class Zone:
         existing, kids, nodes = self.existing, self.kids, self.nodes
         n = len(self.okey)
         while len(k) > n and k in existing and k not in nodes and not kids.get(k):
-            existing.discard(k)
-            kids.pop(k, None)
+            existing.discard(k)  # (and it has no count in `kids`: none is ever kept at 0)
             k = k[1:]
             left = kids.get(k, 0) - 1
             if left > 0:
