@@ -435,14 +435,16 @@ class Zone:
         descendants)."""
         existing, kids, nodes = self.existing, self.kids, self.nodes
         n = len(self.okey)
-        while len(k) > n and k in existing and k not in nodes and not kids.get(k):
-            existing.discard(k)  # (and it has no count in `kids`: none is ever kept at 0)
+        # (the checks are ordered so that the usual case, an ancestor with other names
+        # below it, stops at the first lookup: hashing a name's key is most of the cost)
+        while len(k) > n and k not in kids and k not in nodes and k in existing:
+            existing.discard(k)  # a name without a count in `kids` has nothing below it
             k = k[1:]
             left = kids.get(k, 0) - 1
             if left > 0:
                 kids[k] = left
-            else:
-                kids.pop(k, None)
+                return
+            kids.pop(k, None)
 
     def contains(self, k: Key) -> bool:
         n = len(self.okey)
