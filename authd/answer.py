@@ -323,9 +323,12 @@ class Zone:
         view: dict[RecordKey, RecordSet | None] = {}
         touched: dict[GroupKey, RecordKey | set[str | None]] = {}
         for key in deletes:
-            if key in view or key not in records:
-                continue  # deleting what is not there (or no longer) changes nothing
+            if key not in records:
+                continue  # deleting what is not there changes nothing
+            size = len(view)
             view[key] = None
+            if len(view) == size:
+                continue  # the same key twice: done already
             gk = key[:2]
             was = touched.setdefault(gk, key)
             if was is not key:
@@ -430,21 +433,30 @@ class Zone:
             kids[k] = kids.get(k, 0) + 1
 
     def _drop_name(self, k: Key) -> None:
-        """An owner lost its last record set: it, and each ancestor left with no records and
-        nothing below, stop existing (RFC 4592 §2.2.2: an ENT exists only through its
-        descendants)."""
+        """An owner lost its last record set (its node is gone): it, and each ancestor left with
+        no records and nothing below, stop existing (RFC 4592 §2.2.2: an ENT exists only
+        through its descendants).
+
+        The questions are ordered so that the usual case stops early: hashing a name's key is
+        most of the cost here, and a name's parent usually has other names below it.
+        """
         existing, kids, nodes = self.existing, self.kids, self.nodes
         n = len(self.okey)
-        # (the checks are ordered so that the usual case, an ancestor with other names
-        # below it, stops at the first lookup: hashing a name's key is most of the cost)
-        while len(k) > n and k not in kids and k not in nodes and k in existing:
-            existing.discard(k)  # a name without a count in `kids` has nothing below it
+        if len(k) <= n or k in kids:
+            return  # the apex stays; a name with names below it stays, as an ENT
+        while True:
+            try:
+                existing.remove(k)  # (a name without a count in `kids` has nothing below it)
+            except KeyError:
+                return  # not a name of this zone: it never counted in `kids` either
             k = k[1:]
             left = kids.get(k, 0) - 1
             if left > 0:
                 kids[k] = left
                 return
             kids.pop(k, None)
+            if len(k) <= n or k in nodes:
+                return
 
     def contains(self, k: Key) -> bool:
         n = len(self.okey)

@@ -84,6 +84,7 @@ def bench_size(n: int, reps: int) -> dict:
                 kinds[kind].append(times[-1])
         for kind, ts in kinds.items():
             out[f"c{size}_{kind}_p50"] = statistics.median(ts)
+            out[f"c{size}_{kind}_min"] = min(ts)
         times.sort()
         out[f"c{size}_p50"] = statistics.median(times)
         out[f"c{size}_max"] = times[-1]
@@ -102,6 +103,7 @@ def bench_size(n: int, reps: int) -> dict:
             kinds[kind].append((time.perf_counter() - t) * 1000)
     for kind, ts in kinds.items():
         out[f"warm_{kind}_p50"] = statistics.median(ts)
+        out[f"warm_{kind}_min"] = min(ts)
     out["warm_answers"] = len(asks)
     del index, sets
     gc.collect()
@@ -152,6 +154,7 @@ def main(argv: list[str]) -> int:
         path = Path(args.json)
         doc = json.loads(path.read_text()) if path.exists() else {}
         doc[args.label] = rows
+        doc["load"] = f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
         if args.note:
             doc["note"] = args.note
         path.write_text(json.dumps(doc, indent=1))
@@ -169,11 +172,13 @@ def main(argv: list[str]) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
         "`ServingIndex.apply` in-process (what runs on the trio thread per journal entry); a "
         "change entry creates 1 or 1,000 A record sets (one address each, TTL 60) under a new "
-        "name, the next deletes them again; p50 and max over the entries. \"Answers cached\": "
+        "name, the next deletes them again; p50 and max over the entries, and the minimum (in "
+        "brackets after a p50), which bursts of other work on the machine do not move. "
+        "\"Answers cached\": "
         f"the same with {WARM:,} of the zone's questions answered (so rendered and cached) "
         "before each entry, which the entry must forget.", "",
         "| record sets | SNAPSHOT load s | 1-change p50 / max ms | 1,000-change create p50 ms "
-        "| 1,000-change delete p50 ms | answers cached: create / delete p50 ms "
+        "| 1,000-change delete p50 ms | answers cached: create; delete p50 ms "
         "| 1,000-change max ms |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -182,14 +187,18 @@ def main(argv: list[str]) -> int:
 
         def one(key: str, r=r, b=b) -> str:
             now = _fmt(r[key])
-            return f"{now} (before: {_fmt(b[key])})" if key in b else now
+            low = key.replace("_p50", "_min")
+            if low != key and low in r:
+                now += f" [{_fmt(r[low])}]"
+            if key not in b:
+                return now
+            was = _fmt(b[key]) + (f" [{_fmt(b[low])}]" if low != key and low in b else "")
+            return f"{now} (before: {was})"
 
         c1 = f"{_fmt(r['c1_p50'])} / {_fmt(r['c1_max'])}"
         if "c1_p50" in b:
             c1 += f" (before: {_fmt(b['c1_p50'])} / {_fmt(b['c1_max'])})"
-        warm = f"{_fmt(r['warm_create_p50'])} / {_fmt(r['warm_delete_p50'])}"
-        if "warm_create_p50" in b:
-            warm += f" (before: {_fmt(b['warm_create_p50'])} / {_fmt(b['warm_delete_p50'])})"
+        warm = f"{one('warm_create_p50')}; {one('warm_delete_p50')}"
         lines.append(
             f"| {r['n']:,} | {one('snapshot_s')} | {c1} | {one('c1000_create_p50')} "
             f"| {one('c1000_delete_p50')} | {warm} | {one('c1000_max')} |"
@@ -197,7 +206,8 @@ def main(argv: list[str]) -> int:
     for i, (f, doc) in enumerate(befores):
         note = doc.get("note", "an earlier run")
         if i == 0:
-            lines += ["", f"\"before\" is {note}, kept in `{f}`."]
+            load = f" (load average {doc['load']})" if "load" in doc else ""
+            lines += ["", f"\"before\" is {note}{load}, kept in `{f}`."]
         else:
             old = {r["n"]: r for r in doc["before"]}
             figures = ", ".join(f"{_fmt(old[r['n']]['c1000_p50'])} ms at {r['n']:,}"
@@ -210,8 +220,10 @@ def main(argv: list[str]) -> int:
         "`tests/test_index_fastpaths.py`; anything else goes through dnspython, which raises on a "
         "malformed value before any change), the rdata objects are made only if something reads "
         "them (AXFR, tools), and a plain owner name is made without re-validating its labels. "
-        "Forgetting a zone's cached answers pops their keys in C. Max figures are single entries, "
-        "so they are noisy (garbage collection, other work on the machine).",
+        "Forgetting a zone's cached answers pops their keys in C, and a rendered answer keeps "
+        "its Reply only if it could ever need truncating. Max figures are single entries, so "
+        "they are noisy: the large ones are full garbage collections (all of the zone's objects "
+        "traversed) that happened to start inside an entry, and other work on the machine.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
