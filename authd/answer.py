@@ -32,6 +32,7 @@ from typing import Protocol
 import dns.edns
 import dns.exception
 import dns.flags
+import dns.ipv6
 import dns.message
 import dns.name
 import dns.opcode
@@ -43,6 +44,7 @@ import dns.rdatatype
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
+import dns.set
 
 from authd.records import RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
@@ -179,6 +181,50 @@ class WireRRset(dns.rrset.RRset):
         return self
 
 
+_ITEMS = dns.set.Set.__dict__["items"]  # the slot every dnspython set operation goes through
+
+
+class AddressRRset(WireRRset):
+    """An A or AAAA RRset built from wire bytes parsed by hand (`_addresses`), sealed at
+    once, its dnspython rdata objects made only when something reads them (AXFR, `message`,
+    tests): answers render from `tails`, so a change batch of addresses builds no rdata.
+
+    Every dnspython set operation reads the `items` slot, which this property fills from the
+    texts on first use (the same `dns.rdtypes.IN.A`/`AAAA` objects the library would hold).
+    """
+
+    __slots__ = ["_pending"]
+
+    def __init__(self, name: dns.name.Name, rdtype: int, ttl: int, texts: tuple[str, ...],
+                 wires: tuple[bytes, ...]):
+        super().__init__(name, IN, rdtype)  # sets items = {} through the setter below
+        self._pending = True
+        self.ttl = ttl
+        self.texts = texts
+        self.wires = wires
+        head = rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")
+        size = b"\x00\x04" if rdtype == A else b"\x00\x10"
+        self.tails = tuple([head + size + w for w in wires])
+
+    @property  # type: ignore[override]
+    def items(self) -> dict[dns.rdata.Rdata, None]:
+        if self._pending:
+            self._pending = False
+            cls = dns.rdtypes.IN.A.A if self.rdtype == A else dns.rdtypes.IN.AAAA.AAAA
+            _ITEMS.__set__(self, {cls(IN, self.rdtype, t): None for t in self.texts})
+        return _ITEMS.__get__(self)
+
+    @items.setter
+    def items(self, value: dict[dns.rdata.Rdata, None]) -> None:
+        self._pending = False
+        _ITEMS.__set__(self, value)
+
+    def seal(self) -> WireRRset:
+        if self._pending:
+            return self  # sealed at construction, and nothing has touched the rdata since
+        return super().seal()
+
+
 @dataclass(frozen=True, slots=True)
 class Plain:
     rrset: WireRRset
@@ -251,7 +297,7 @@ class Zone:
         nodes: dict[Key, dict[int, Entry]] = {}
         weighted: dict[GroupKey, set[str | None]] = {}
         for gk, group in grouped.items():
-            nodes.setdefault(key_of(_name(gk[0])), {})[_rdtype(gk[1])] = _compile(group)
+            nodes.setdefault(_owner(gk[0])[1], {})[_rdtype(gk[1])] = _compile(group)
             if len(group) > 1 or group[0].set_identifier is not None:
                 weighted[gk] = {rs.set_identifier for rs in group}
         soa_entry = nodes.get(okey, {}).get(SOA)
@@ -269,55 +315,82 @@ class Zone:
         Everything that can fail (compiling rdata, the zone keeping a usable SOA) happens
         before the first mutation, so a ValueError (or a dnspython error) changes nothing.
         """
-        records = self.records
-        view: dict[RecordKey, RecordSet | None] = {}  # the batch's effect, not yet applied
+        records, weighted, okey = self.records, self.weighted, self.okey
+        # The batch's effect on the record sets, not yet applied, and which set identifiers
+        # it touches per (name, type): the key itself when it is the only one (None is the
+        # plain set), else a set of identifiers. Plain tuples serve as keys: a RecordKey is a
+        # tuple, so both hash and compare alike, and building a NamedTuple costs a call.
+        view: dict[RecordKey, RecordSet | None] = {}
+        touched: dict[GroupKey, RecordKey | set[str | None]] = {}
         for key in deletes:
-            if (view[key] if key in view else records.get(key)) is not None:
-                view[key] = None
+            if key not in records:
+                continue  # deleting what is not there changes nothing
+            size = len(view)
+            view[key] = None
+            if len(view) == size:
+                continue  # the same key twice: done already
+            gk = key[:2]
+            was = touched.setdefault(gk, key)
+            if was is not key:
+                _touch(touched, gk, was, key)
         for rs in puts:
-            view[rs.key] = rs
-
-        def now(key: RecordKey) -> RecordSet | None:
-            return view[key] if key in view else records.get(key)
-
-        groups: dict[GroupKey, set[str | None]] = {}
-        for key in view:
-            gk = (key.name, key.rtype)
-            ids = groups.get(gk)
-            if ids is None:
-                ids = self.weighted.get(gk)
-                ids = set(ids) if ids is not None else set()
-                if records.get(RecordKey(key.name, key.rtype)) is not None:
-                    ids.add(None)
-                groups[gk] = ids
-            if view[key] is None:
-                ids.discard(key.set_identifier)
-            else:
-                ids.add(key.set_identifier)
-        compiled: dict[GroupKey, Entry | None] = {}
-        for gk, ids in groups.items():
-            members = [now(RecordKey(gk[0], gk[1], i)) for i in ids]
-            group = [rs for rs in members if rs is not None]
-            compiled[gk] = _compile(group) if group else None
+            key = rs.key
+            view[key] = rs
+            gk = key[:2]
+            was = touched.setdefault(gk, key)
+            if was is not key and was != key:
+                _touch(touched, gk, was, key)
+        # Compile every touched (name, type) as it will be. `ids` is what the group holds
+        # afterwards, or None for a plain set with no weighted set around (the bulk of a
+        # batch: nothing to track). A plain set simply going away (not an SOA, which the
+        # zone must keep) cannot fail: it waits in `gone` for the mutation.
+        compiled: list[tuple[Key, int, GroupKey, set[str | None] | None, Entry | None]] = []
+        gone: list[GroupKey] = []
         soa, neg = self.soa, self.negative_soa
-        apex = self.origin.to_text()
-        for gk, entry in compiled.items():
-            if gk[1] == "SOA" and key_of(_name(gk[0])) == self.okey:
-                soa, neg = _soas(apex, self.origin, entry)
+        for gk, what in touched.items():
+            old = weighted.get(gk)
+            entry: Entry | None
+            if old is None and type(what) is not set and what[2] is None:  # type: ignore[index]
+                rs = view[what]  # type: ignore[index]
+                if rs is None and gk[1] != "SOA":
+                    gone.append(gk)
+                    continue
+                entry = _compiled(rs) if rs is not None else None
+                ids = None
+            else:
+                name, rtype = gk
+                candidates = set(old) if old is not None else set()
+                candidates.add(None)
+                if type(what) is set:
+                    candidates |= what
+                else:
+                    candidates.add(what[2])  # type: ignore[index]
+                group = []
+                ids = set()
+                for ident in candidates:
+                    key = (name, rtype, ident)
+                    rs = view[key] if key in view else records.get(key)  # type: ignore[call-overload]
+                    if rs is not None:
+                        group.append(rs)
+                        ids.add(ident)
+                entry = _compile(group) if group else None
+            k, t = _owner(gk[0])[1], _rdtype(gk[1])
+            if t == SOA and k == okey:
+                soa, neg = _soas(self.origin.to_text(), self.origin, entry)
+            compiled.append((k, t, gk, ids, entry))
         # --- nothing below can fail: mutate ---
         for key, rs in view.items():
             if rs is None:
                 records.pop(key, None)
             else:
                 records[key] = rs
-        nodes = self.nodes
-        for gk, entry in compiled.items():
-            ids = groups[gk]
-            if ids and (len(ids) > 1 or None not in ids):
-                self.weighted[gk] = ids
-            else:
-                self.weighted.pop(gk, None)
-            k, t = key_of(_name(gk[0])), _rdtype(gk[1])
+        nodes, cuts = self.nodes, self.cuts
+        for k, t, gk, ids, entry in compiled:
+            if ids is not None:
+                if len(ids) > 1 or (ids and None not in ids):
+                    weighted[gk] = ids
+                elif gk in weighted:
+                    del weighted[gk]
             node = nodes.get(k)
             if entry is not None:
                 if node is None:
@@ -329,11 +402,23 @@ class Zone:
                 if not node:
                     del nodes[k]
                     self._drop_name(k)
-            if t == NS and k != self.okey:
+            if t == NS and k != okey:
                 if entry is not None:
-                    self.cuts.add(k)
+                    cuts.add(k)
                 else:
-                    self.cuts.discard(k)
+                    cuts.discard(k)
+        # (the order of additions and removals does not matter: `existing` and `kids` follow
+        # from the set of owner names alone)
+        for name, rtype in gone:
+            k, t = _owner(name)[1], _rdtype(rtype)
+            node = nodes.get(k)
+            if node is not None:
+                node.pop(t, None)
+                if not node:
+                    del nodes[k]
+                    self._drop_name(k)
+            if t == NS:
+                cuts.discard(k)
         self.soa, self.negative_soa = soa, neg
 
     def _add_name(self, k: Key) -> None:
@@ -348,24 +433,43 @@ class Zone:
             kids[k] = kids.get(k, 0) + 1
 
     def _drop_name(self, k: Key) -> None:
-        """An owner lost its last record set: it, and each ancestor left with no records and
-        nothing below, stop existing (RFC 4592 §2.2.2: an ENT exists only through its
-        descendants)."""
+        """An owner lost its last record set (its node is gone): it, and each ancestor left with
+        no records and nothing below, stop existing (RFC 4592 §2.2.2: an ENT exists only
+        through its descendants).
+
+        The questions are ordered so that the usual case stops early: hashing a name's key is
+        most of the cost here, and a name's parent usually has other names below it.
+        """
         existing, kids, nodes = self.existing, self.kids, self.nodes
         n = len(self.okey)
-        while len(k) > n and k in existing and k not in nodes and not kids.get(k):
-            existing.discard(k)
-            kids.pop(k, None)
+        if len(k) <= n or k in kids:
+            return  # the apex stays; a name with names below it stays, as an ENT
+        while True:
+            try:
+                existing.remove(k)  # (a name without a count in `kids` has nothing below it)
+            except KeyError:
+                return  # not a name of this zone: it never counted in `kids` either
             k = k[1:]
             left = kids.get(k, 0) - 1
             if left > 0:
                 kids[k] = left
-            else:
-                kids.pop(k, None)
+                return
+            kids.pop(k, None)
+            if len(k) <= n or k in nodes:
+                return
 
     def contains(self, k: Key) -> bool:
         n = len(self.okey)
         return len(k) >= n and k[len(k) - n:] == self.okey
+
+
+def _touch(touched: dict[GroupKey, RecordKey | set[str | None]], gk: GroupKey,
+           was: RecordKey | set[str | None], key: RecordKey) -> None:
+    """A second key for one (name, type) in a batch: track its set identifiers as a set."""
+    if type(was) is set:
+        was.add(key[2])
+    else:
+        touched[gk] = {was[2], key[2]}  # type: ignore[index]
 
 
 def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRset, WireRRset]:
@@ -386,10 +490,29 @@ def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRs
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _name(text: str) -> dns.name.Name:
-    if _PLAIN_NAME.fullmatch(text):  # no escapes, no IDNA: the labels are the text's
-        return dns.name.Name([label.encode() for label in text.split(".")])
-    return dns.name.from_text(text)
+def _owner(text: str) -> tuple[dns.name.Name, Key]:
+    """A name in presentation form as a dnspython Name, and its lookup key (`key_of`).
+
+    A plain absolute name (no escapes, no IDNA) of at most 254 characters is valid as it
+    stands: labels of 1 to 63 octets, only the last one empty, 255 octets in wire form
+    (RFC 1035 §2.3.4). Such a Name is made as dnspython unpickles one (`Name.__setstate__`
+    sets the labels slot directly), which skips its per-label checks, the bulk of a new name's
+    cost, and when it is in lower case already (as record names are stored) its labels are its
+    key. Everything else goes through `dns.name.from_text`, which raises on a bad name.
+    `tests/test_index_fastpaths.py` checks both against dnspython.
+    """
+    if len(text) <= 254 and _PLAIN_NAME.fullmatch(text):
+        labels = tuple(text.encode().split(b"."))
+        name = _new_name(dns.name.Name)
+        _set(name, "labels", labels)
+        low = text.lower()  # ASCII only here, so the same as lowering each label's bytes
+        return name, labels if low == text else tuple(low.encode().split(b"."))
+    name = dns.name.from_text(text)
+    return name, key_of(name)
+
+
+_new_name = object.__new__
+_set = object.__setattr__  # past dnspython's immutability guard, as its own __setstate__ does
 
 
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_*-]{1,63}\.)+")  # absolute, LDH labels (and `*`, `_`)
@@ -403,16 +526,57 @@ def _rdtype(text: str) -> int:
 @functools.lru_cache(maxsize=1 << 16)
 def _compiled(rs: RecordSet) -> Plain | AliasTo:
     if rs.alias is not None:
-        return AliasTo(key_of(_name(rs.alias.dns_name)))
-    name, rdtype = _name(rs.name), _rdtype(rs.rtype)
+        return AliasTo(_owner(rs.alias.dns_name)[1])
+    (name, key), rdtype = _owner(rs.name), _rdtype(rs.rtype)
+    if rdtype in (A, AAAA):
+        parsed = _addresses(rdtype, rs.values)
+        if parsed is not None:
+            return Plain(AddressRRset(name, rdtype, rs.ttl or 0, *parsed), key)
     rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
         rrset.add(_rdata(rdtype, value), rs.ttl)
     rrset.ttl = rs.ttl or 0
-    return Plain(rrset.seal(), key_of(name))
+    return Plain(rrset.seal(), key)
 
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f.:]+")  # one bare token: nothing for the tokenizer to do
+
+
+# RFC 1035 §3.4.1 dotted quad as dnspython's `inet_aton` takes it: four decimal octets without
+# leading zeros, so exactly these spellings (which are also the only ones it prints)
+_OCTETS = {str(i): i for i in range(256)}
+
+
+def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tuple[bytes, ...]] | None:
+    """Texts and wire forms of address values, as dnspython's A/AAAA rdata would give them
+    (duplicates dropped, first kept, as the RRset's set semantics do), or None for anything
+    the hand parser does not take: the caller then goes through dnspython, which raises on a
+    malformed value. A hand-written fast path; `tests/test_index_fastpaths.py` checks it
+    against dnspython."""
+    texts: dict[bytes, str] = {}
+    if rdtype == A:
+        octet = _OCTETS
+        for v in values:
+            try:
+                a, b, c, d = v.split(".")
+                w = bytes((octet[a], octet[b], octet[c], octet[d]))
+            except (ValueError, KeyError):
+                return None
+            if w not in texts:
+                texts[w] = v  # canonical already: dnspython prints a valid quad as given
+    else:
+        for v in values:
+            if not _ADDRESS.fullmatch(v):
+                return None
+            try:
+                w = dns.ipv6.inet_aton(v)
+            except dns.exception.SyntaxError:
+                return None
+            if w not in texts:
+                texts[w] = dns.ipv6.inet_ntoa(w)  # what AAAA's own constructor stores
+    if not texts:
+        return None
+    return tuple(texts.values()), tuple(texts)
 
 
 def _rdata(rdtype: int, value: str) -> dns.rdata.Rdata:

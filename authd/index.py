@@ -23,8 +23,10 @@ from __future__ import annotations
 import bisect
 import logging
 import random
+from collections import deque as _drain
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import repeat
 
 import dns.name
 import dns.rcode
@@ -60,20 +62,34 @@ _RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
 
-@dataclass
+@dataclass(slots=True)
 class _Rendered:
-    """One outcome rendered: the full wire and, lazily, its truncations per client limit."""
+    """One outcome rendered: the full wire and, lazily, its truncations per client limit.
 
-    reply: Reply
+    The reply is kept only when some client limit could need a truncation: no limit is
+    below MIN_UDP, so a response that fits in it never does. Most answers are that small,
+    and dropping their Reply (question name, section lists) makes forgetting them after a
+    change cheaper, and the table smaller.
+    """
+
+    reply: Reply | None
     full: bytes
-    cut: dict[int, bytes] = field(default_factory=dict)
+    cut: dict[int, bytes] | None = None
     zone: Key | None = None  # the zone that answered (for forgetting it after a change)
+
+    @classmethod
+    def of(cls, reply: Reply) -> _Rendered:
+        full = reply.to_wire(TCP_LIMIT)
+        return cls(reply if len(full) > MIN_UDP else None, full)
 
     def fit(self, limit: int) -> bytes:
         if len(self.full) <= limit:
             return self.full
+        if self.cut is None:
+            self.cut = {}
         wire = self.cut.get(limit)
         if wire is None:
+            assert self.reply is not None  # kept for every answer longer than MIN_UDP
             wire = self.cut[limit] = self.reply.truncated(limit)
         return wire
 
@@ -114,15 +130,16 @@ class ServingIndex:
         self.table = ZoneTable()
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
         self._by_id: dict[str, Zone] = {}
-        # which rendered answers belong to which zone (None: no zone, REFUSED), so a change
-        # batch forgets only its own zone's answers
-        self._filled: dict[Key | None, list[tuple[dict, object]]] = {}
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
         # packet bytes after the ID -> response after the ID (or cumulative and choices).
         # `exact_udp` is public so the UDP shell can look it up inline; it is only ever
         # cleared in place, never replaced.
         self.exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
+        self._tables = (self._cache, self.exact_udp, self._exact_tcp)
+        # which rendered answers belong to which zone (None: no zone, REFUSED), so a change
+        # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
+        self._filled: dict[Key | None, tuple[list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
 
     # --- feeding ---------------------------------------------------------------------------
@@ -170,19 +187,24 @@ class ServingIndex:
         """Drop rendered answers that may have changed: those of one zone after its change
         batch (answers never depend on another zone: CNAMEs leaving it are not chased, aliases
         and glue stay inside it), or all of them (`None`) when the set of zones changes."""
-        if zone is None or len(self._filled.get(zone, ())) * 2 > self.cache_limit:
-            self._cache.clear()
-            self.exact_udp.clear()
-            self._exact_tcp.clear()
+        filled = self._filled.pop(zone, None) if zone is not None else None
+        if zone is None or (filled and sum(map(len, filled)) * 2 > self.cache_limit):
+            for table in self._tables:
+                table.clear()
             self._filled.clear()
             return
-        for table, key in self._filled.pop(zone, ()):
-            table.pop(key, None)
+        if filled:
+            for table, keys in zip(self._tables, filled, strict=True):
+                # the pops run in C (no bytecode per key): a change may forget thousands
+                _drain(map(table.pop, keys, repeat(None)), maxlen=0)
 
     def _remember(self, table: dict, key: object, zone: Key | None) -> None:
         if len(table) >= self.cache_limit:
             self._forget_answers(None)
-        self._filled.setdefault(zone, []).append((table, key))
+        keys = self._filled.get(zone)
+        if keys is None:
+            keys = self._filled[zone] = ([], [], [])
+        keys[0 if table is self._cache else 1 if table is self.exact_udp else 2].append(key)
 
     def zone_names(self) -> list[str]:
         return sorted(name for name, _ in self._zones.values())
@@ -266,7 +288,7 @@ class ServingIndex:
                 return None  # parse_fast and the full parser disagree: never cache that
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
-            renders.append((probability, _Rendered(reply, reply.to_wire(TCP_LIMIT))))
+            renders.append((probability, _Rendered.of(reply)))
         found = self.table.find(key_of(outcomes[0][1].qname))  # type: ignore[union-attr,arg-type]
         zone = found.okey if found is not None else None
         self._remember(self._cache, key, zone)
