@@ -150,7 +150,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
 
             # The zones just loaded live as long as the process: move them out of the cyclic
-            # GC's reach, so a full collection does not rescan a million record sets.
+            # GC's reach, so a full collection does not rescan a million record sets. Collect
+            # first: startup garbage frozen with them would never be freed.
+            gc.collect()
             gc.freeze()
             # A 1,000-change batch allocates ~50k short-lived objects (XML elements, record
             # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
