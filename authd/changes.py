@@ -239,6 +239,14 @@ class _Overlay:
         merged.update(written)
         return [rs for rs in merged.values() if rs is not None]
 
+    def others_at(self, name: str, rtype: str) -> bool:
+        """Whether (name, type) holds more than one set, given that this batch wrote one
+        there: `len(self.sets(...)) > 1`, without building the list when only the batch's
+        own set is there (a new name)."""
+        if not self.base_at(name, rtype) and len(self._written_at.get((name, rtype), ())) <= 1:
+            return False
+        return len(self.sets(name, rtype)) > 1
+
     def has(self, name: str, rtype: str) -> bool:
         """Whether any set is left at (name, type): `bool(self.sets(...))`, allocation-free
         in the common case of nothing written there."""
@@ -286,34 +294,41 @@ def plan_batch(
         return Rejected(tuple(over))
 
     problems: list[str] = []
-    seen: dict[RecordKey, list[Action]] = {}
+    seen: dict[RecordKey, tuple[Action, ...]] = {}  # the actions on each key so far
     overlay = _Overlay(view)
+    written = overlay.written
     written_by_batch: list[RecordSet] = []
+    suffix = "." + origin
 
     for ch in changes:
-        rs, key = ch.rrset, ch.rrset.key
-        actions = seen.setdefault(key, [])
-        actions.append(ch.action)
-        if len(actions) > 1 and tuple(actions) not in _ALLOWED_SEQUENCES:
-            if tuple(actions[:-1]) in _ALLOWED_SEQUENCES:
-                problems.append(msg_twice(key))  # once per record set, however often it repeats
+        rs, action = ch.rrset, ch.action
+        key = rs.key
+        before = seen.get(key)
+        if before is None:
+            seen[key] = (action,)
+        else:
+            seen[key] = actions = before + (action,)
+            if actions not in _ALLOWED_SEQUENCES:
+                if before in _ALLOWED_SEQUENCES:
+                    problems.append(msg_twice(key))  # once per record set, however often it repeats
+                continue
+        name = rs.name
+        if not (name == origin or origin == "." or name.endswith(suffix)):  # is_in_zone
+            problems.append(msg_outside_zone(name, origin))
             continue
-        if not is_in_zone(rs.name, origin):
-            problems.append(msg_outside_zone(rs.name, origin))
-            continue
-        if ch.action is not Action.DELETE:
+        if action is not Action.DELETE:
             own = rs.problems()
             if own:
                 problems.extend(own)
                 continue
-        existing = overlay.current(key)
-        if ch.action is Action.CREATE:
+        existing = written[key] if key in written else overlay.base_at(name, key.rtype).get(key.set_identifier)
+        if action is Action.CREATE:
             if existing is not None:
                 problems.append(msg_exists(key))
                 continue
             overlay.write(key, rs)
             written_by_batch.append(rs)
-        elif ch.action is Action.DELETE:
+        elif action is Action.DELETE:
             if existing is None:
                 problems.append(msg_not_found(key))
             elif not existing.same_as(rs):
@@ -328,10 +343,10 @@ def plan_batch(
     for rs in written_by_batch:
         if overlay.written.get(rs.key) is not rs:
             continue  # replaced later in the batch (DELETE then CREATE): checked as that one
-        group = overlay.sets(rs.name, rs.rtype)
-        if rs.set_identifier is None and len(group) > 1:
-            problems.append(msg_plain_beside_weighted(rs))
-        elif rs.set_identifier is not None and any(o.set_identifier is None for o in group):
+        if rs.set_identifier is None:
+            if overlay.others_at(rs.name, rs.rtype):
+                problems.append(msg_plain_beside_weighted(rs))
+        elif any(o.set_identifier is None for o in overlay.sets(rs.name, rs.rtype)):
             problems.append(msg_weighted_beside_plain(rs))
         if rs.rtype == "CNAME":
             if rs.name == origin:

@@ -63,6 +63,8 @@ def route53_name(name: str) -> str:
 
 def from_route53_name(text: str) -> str:
     """Decode Route 53's octal escapes, then canonicalise."""
+    if "\\" not in text:  # nothing escaped: the common case, skip the substitution
+        return canonical_name(text)
     return canonical_name(_R53_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text))
 
 
