@@ -126,6 +126,9 @@ def to_dict(elem: Element, name: str | None = None) -> Any:
 
 
 def parse_change_batch_xml(body: bytes) -> tuple[str, list[Change]]:
+    scanned = _scan_change_batch(body)
+    if scanned is not None:
+        return scanned
     root = parse_xml(body)
     if _local(root.tag) != "ChangeResourceRecordSetsRequest":
         raise BadRequest("InvalidInput", [f"Invalid XML ; unexpected root element {_local(root.tag)}"])
@@ -231,6 +234,70 @@ def _fast_change_batch(root: Element) -> tuple[str, list[Change]] | None:
                 return None
             out.append(Change(action, RecordSet(from_route53_name(name), rtype, ttl, values, set_id, weight, alias)))
     except ValueError:  # RecordError included: let the generic path word every problem
+        return None
+    return comment, out
+
+
+# The exact bytes botocore (boto3, the AWS CLI) and authd's own clients send for a batch of
+# plain and weighted sets: no attributes but the namespace, no whitespace between elements,
+# no entity or character references. Character data excludes what an XML parser would
+# refuse or rewrite: `<`, `&`, C0 controls and CR, U+FFFE/U+FFFF (XML 1.0 sections 2.2, 2.4,
+# 2.11); a body holding `]]>` anywhere is left to the parser.
+_TEXT = r"[^<&\x00-\x08\x0b-\x1f\ufffe\uffff]*"
+_SCAN_HEAD = re.compile(
+    r"""(?:<\?xml version=(["'])1\.0\1 encoding=(["'])(?:utf-8|UTF-8)\2\?>\n?)?"""
+    rf'<ChangeResourceRecordSetsRequest xmlns="{re.escape(NS)}"><ChangeBatch>'
+    rf"(?:<Comment>({_TEXT})</Comment>)?<Changes>"
+)
+_SCAN_CHANGE = re.compile(
+    rf"<Change><Action>({_TEXT})</Action><ResourceRecordSet><Name>({_TEXT})</Name>"
+    rf"<Type>({_TEXT})</Type>(?:<SetIdentifier>({_TEXT})</SetIdentifier>)?"
+    rf"(?:<Weight>({_TEXT})</Weight>)?<TTL>({_TEXT})</TTL>"
+    rf"<ResourceRecords>((?:<ResourceRecord><Value>{_TEXT}</Value></ResourceRecord>)+)"
+    r"</ResourceRecords></ResourceRecordSet></Change>"
+)
+_SCAN_VALUE = re.compile(rf"<Value>({_TEXT})</Value>")
+_SCAN_TAIL = "</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
+
+
+def _scan_change_batch(body: bytes) -> tuple[str, list[Change]] | None:
+    """The commonest request, read without building an element tree: a batch of plain or
+    weighted record sets exactly as botocore serialises it. The whole body must match the
+    grammar above, or this returns None and the XML parser reads it; so must every value be
+    valid (else the generic conversion words the problems). The grammar only admits
+    well-formed XML whose character data needs no decoding, so for what it takes it gives
+    what the parser and `_fast_change_batch` give: `tests/test_r53xml_fastpath.py` checks
+    that on generated batches and on botocore's own serialisation. 1,000 changes: about 2x
+    faster than tree building plus the walk."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    head = _SCAN_HEAD.match(text)
+    if head is None or "]]>" in text:
+        return None
+    comment = (head.group(3) or "").strip()
+    pos = head.end()
+    match = _SCAN_CHANGE.match
+    values_in = _SCAN_VALUE.findall
+    actions = _ACTIONS
+    out: list[Change] = []
+    try:
+        while (m := match(text, pos)) is not None:
+            act, name, rtype, set_id, weight, ttl, records = m.groups()
+            action = actions.get(act.strip().upper())
+            if action is None:
+                return None
+            values = tuple([v.strip() for v in values_in(records)])
+            rs = RecordSet(
+                from_route53_name(name.strip()), rtype.strip(), int(ttl), values,
+                None if set_id is None else set_id.strip(), None if weight is None else int(weight),
+            )
+            out.append(Change(action, rs))
+            pos = m.end()
+    except ValueError:  # RecordError included: the generic conversion words every problem
+        return None
+    if not out or text[pos:].rstrip(" \t\n") != _SCAN_TAIL:
         return None
     return comment, out
 

@@ -1,7 +1,8 @@
-"""The change-batch XML fast path gives exactly what the generic conversion gives.
+"""The change-batch XML fast paths give exactly what the generic conversion gives.
 
-`authd.r53xml._fast_change_batch` walks the elements straight to RecordSets and leaves every
-odd batch to `_generic_change_batch` (XML to the JSON shape, then `changes_from_route53`).
+`authd.r53xml._scan_change_batch` reads botocore's exact serialisation without a tree;
+`_fast_change_batch` walks the elements straight to RecordSets; both leave every odd batch
+to `_generic_change_batch` (XML to the JSON shape, then `changes_from_route53`).
 Generated batches mix well-formed changes with the odd shapes a client could send; for each
 the result of `parse_change_batch_xml` (fast path first) must equal the generic result, or
 both must fail with the same error code and messages.
@@ -9,6 +10,7 @@ both must fail with the same error code and messages.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from hypothesis import given, settings
@@ -30,7 +32,7 @@ def mostly(good: list[str], bad: list[str], odds: int = 12) -> st.SearchStrategy
 names = mostly(["a.t.", "B.t", "x\\052.t.", "lb-1.plan-0001.t.", "*.t."], ["", "bad..name."])
 GOOD = {"A": ["192.0.2.1", " 192.0.2.2 ", "010.0.0.1"], "AAAA": ["2001:db8::1", "2001:DB8:0::2"],
         "TXT": ['"lock a"', "plain"], "a": ["192.0.2.3"]}
-BAD = ["300.1.1.1", "", "2001:db8::1"]
+BAD = ["300.1.1.1", "", "2001:db8::1", "a&amp;b", "x]]>y", "a\r\nb", "\x01", "1.2.3.4 > 0", "é"]
 ints = mostly(["60", " 300 ", "0", "255", "256", "-1"], ["x", "", "9999999999999999999999x"])
 bools = st.sampled_from(["true", "false", "True", " TRUE ", "yes", ""])
 
@@ -90,8 +92,11 @@ def batch_xml(draw: Any) -> bytes:
     if draw(st.booleans()):
         batch = el("Comment", draw(st.sampled_from(["", "flip to plan-0002", " x "]))) + batch
     extra = draw(st.sampled_from(["", "", "", "", "", "<Other>1</Other>"]))
-    ns = draw(st.sampled_from([f' xmlns="{NS}"', f' xmlns="{NS}"', "", ' xmlns="urn:other"']))
-    return f"<ChangeResourceRecordSetsRequest{ns}>{el('ChangeBatch', batch)}{extra}</ChangeResourceRecordSetsRequest>".encode()
+    ns = draw(st.sampled_from([f' xmlns="{NS}"', f' xmlns="{NS}"', f' xmlns="{NS}"', "", ' xmlns="urn:other"']))
+    decl = draw(st.sampled_from(["", "", '<?xml version="1.0" encoding="UTF-8"?>\n',
+                                 "<?xml version='1.0' encoding='utf-8'?>", '<?xml version="1.0"?>']))
+    tail = draw(st.sampled_from(["", "", "\n", " <!-- c -->"]))
+    return f"{decl}<ChangeResourceRecordSetsRequest{ns}>{el('ChangeBatch', batch)}{extra}</ChangeResourceRecordSetsRequest>{tail}".encode()
 
 
 def outcome(fn: Any, *args: Any) -> Any:
@@ -104,18 +109,26 @@ def outcome(fn: Any, *args: Any) -> Any:
 @settings(max_examples=600, deadline=None)
 @given(batch_xml())
 def test_fast_path_matches_generic(body: bytes) -> None:
-    root = X.parse_xml(body)
-    assert outcome(X.parse_change_batch_xml, body) == outcome(X._generic_change_batch, root)
-    TAKEN[X._fast_change_batch(root) is not None] += 1
+    def reference() -> tuple[str, list[Change]]:
+        return X._generic_change_batch(X.parse_xml(body))
+
+    want = outcome(reference)
+    assert outcome(X.parse_change_batch_xml, body) == want
+    scanned = X._scan_change_batch(body)
+    if scanned is not None:
+        TAKEN["scan"] += 1
+        assert ("ok", scanned) == want
+    if want[0] == "ok" or want[1] != "InvalidInput" or "Invalid XML ; ParseError" not in want[2][0]:
+        TAKEN[X._fast_change_batch(X.parse_xml(body)) is not None] += 1
 
 
-TAKEN = {True: 0, False: 0}
+TAKEN = {True: 0, False: 0, "scan": 0}
 
 
 def test_the_generated_batches_exercise_both_paths() -> None:
     """Guards the property above against vacuity: it ran, and both paths were taken often."""
     test_fast_path_matches_generic()
-    assert TAKEN[True] >= 100 and TAKEN[False] >= 100, TAKEN
+    assert TAKEN[True] >= 100 and TAKEN[False] >= 100 and TAKEN["scan"] >= 15, TAKEN
 
 
 def test_fast_path_answers_the_usual_batches() -> None:
@@ -138,3 +151,72 @@ def test_fast_path_answers_the_usual_batches() -> None:
     assert fast == ("c", [Change(a, rs) for a, rs in zip(
         [Action.CREATE, Action.DELETE, Action.UPSERT, Action.CREATE], sets, strict=True)])
     assert fast == X._generic_change_batch(X.parse_xml(body))
+
+
+def botocore_body(batch: dict) -> bytes:
+    """The request body boto3 and the AWS CLI send, from botocore's own serializer."""
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "route53", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="test", aws_secret_access_key="test")
+    sent: list[bytes] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        sent.append(request.body)
+        raise _Captured
+
+    client.meta.events.register("before-send.route53", capture)
+    with contextlib.suppress(_Captured):
+        client.change_resource_record_sets(HostedZoneId="Z0T", ChangeBatch=batch)
+    return sent[0]
+
+
+class _Captured(Exception):
+    pass
+
+
+def test_botocore_batches_take_the_scanner_and_match_the_parser() -> None:
+    batch = {"Comment": "flip to plan-0002", "Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": {"Name": f"h{i}.t.", "Type": "A", "TTL": 60,
+                                                   "ResourceRecords": [{"Value": f"192.0.2.{i}"}]}}
+        for i in range(50)
+    ] + [
+        {"Action": "UPSERT", "ResourceRecordSet": {"Name": "_lock.t.", "Type": "TXT", "TTL": 1,
+                                                   "ResourceRecords": [{"Value": '"enactor-1 plan-0002"'}]}},
+        {"Action": "DELETE", "ResourceRecordSet": {"Name": "w.t.", "Type": "A", "SetIdentifier": "az1-lb1",
+                                                   "Weight": 10, "TTL": 60,
+                                                   "ResourceRecords": [{"Value": "192.0.2.1"}, {"Value": "192.0.2.2"}]}},
+    ]}
+    body = botocore_body(batch)
+    scanned = X._scan_change_batch(body)
+    assert scanned is not None and len(scanned[1]) == 52
+    assert scanned == X._generic_change_batch(X.parse_xml(body))
+    assert scanned == ("flip to plan-0002", X.changes_from_route53(batch)[1])
+    # what botocore escapes (here `&` and `>`) is left to the parser, which decodes it
+    odd = botocore_body({"Comment": "a & b", "Changes": batch["Changes"][:1]})
+    assert X._scan_change_batch(odd) is None
+    assert X.parse_change_batch_xml(odd)[0] == "a & b"
+    alias = botocore_body({"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+        "Name": "e.t.", "Type": "A", "AliasTarget": {"HostedZoneId": "Z0T", "DNSName": "p.t.",
+                                                      "EvaluateTargetHealth": False}}}]})
+    assert X._scan_change_batch(alias) is None  # aliases go through the element walk
+    assert X.parse_change_batch_xml(alias) == X._generic_change_batch(X.parse_xml(alias))
+
+
+def test_character_data_the_parser_refuses_or_rewrites_is_left_to_it() -> None:
+    """Each of these, as a TXT value, must give what the XML parser gives: an error for what
+    XML forbids, the decoded or normalised text for the rest; the scanner must not take them."""
+    for value in ["a\x01b", "a\x0bb", "x]]>y", "a\r\nb", "a&amp;b", "a&#65;b", "\ufffe", "tab\there"]:
+        body = (f'<ChangeResourceRecordSetsRequest xmlns="{NS}"><ChangeBatch><Changes><Change>'
+                f"<Action>CREATE</Action><ResourceRecordSet><Name>t.t.</Name><Type>TXT</Type><TTL>60</TTL>"
+                f"<ResourceRecords><ResourceRecord><Value>{value}</Value></ResourceRecord></ResourceRecords>"
+                "</ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>").encode()
+
+        def reference(body: bytes = body) -> tuple[str, list[Change]]:
+            return X._generic_change_batch(X.parse_xml(body))
+
+        assert outcome(X.parse_change_batch_xml, body) == outcome(reference), value
+        if value != "tab\there":
+            assert X._scan_change_batch(body) is None, value
+    assert X._scan_change_batch(body) is not None  # a tab is plain character data
