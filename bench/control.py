@@ -196,11 +196,11 @@ def dns_status(host: str, port: int, name: str) -> tuple[int, int]:
     return r.rcode(), len(r.answer)
 
 
-def bench_api(batches: int, tmp: Path, real_index: bool) -> dict[str, Any]:
+def bench_api(batches: int, tmp: Path, real_index: bool, run: int = 0) -> dict[str, Any]:
     """1,000-change batches over HTTP. With `real_index`, the whole node runs (authd.node:
     the data plane's ServingIndex and DNS server) and DNS visibility is measured too; without,
     a dict stands in for the index, isolating the control plane's own cost."""
-    db = tmp / ("api-real.db" if real_index else "api.db")
+    db = tmp / (f"api-real-{run}.db" if real_index else "api.db")
     store = SQLiteStore(db)
     zone, _ = store.create_zone(ZONE, "bench")
     dns_addr = None
@@ -435,6 +435,9 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench control", description=__doc__.split("\n\n")[0])
     ap.add_argument("--batches", type=int, default=100, help="1,000-change batches through the API (default 100)")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="store sizes for apply time and memory")
+    ap.add_argument("--node-runs", type=int, default=3,
+                    help="separate `authd serve` runs of --batches each (default 3): the machine's "
+                         "speed drifts, so one run's p99 says little alone")
     ap.add_argument("--quick", action="store_true", help="small sizes and 20 batches, for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
@@ -449,9 +452,12 @@ def main(argv: list[str]) -> int:
         print(f"API (control plane alone): {args.batches} batches of 1,000 changes ...", flush=True)
         api = bench_api(args.batches, tmp, real_index=False)
         print(api, flush=True)
-        print(f"API + real serving index + DNS: {args.batches} batches ...", flush=True)
-        full = bench_api(args.batches, tmp, real_index=True)
-        print(full, flush=True)
+        runs = []
+        for run in range(max(1, args.node_runs)):
+            print(f"API + real serving index + DNS, run {run + 1}: {args.batches} batches ...", flush=True)
+            runs.append(bench_api(args.batches, tmp, real_index=True, run=run))
+            print(runs[-1], flush=True)
+        full = sorted(runs, key=lambda r: r["insync_p99"])[len(runs) // 2]  # the median run
         rows = []
         for n in sizes:
             print(f"store with {n:,} record sets ...", flush=True)
@@ -469,7 +475,7 @@ def main(argv: list[str]) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the end "
         f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min; the benchmark's own client "
         "shares the 2 cores).", "",
-        f"**1,000-change batch through the HTTP API** ({api['n']} batches, alternately CREATE and "
+        f"**1,000-change batch through the HTTP API** ({api['n']} batches per run, alternately CREATE and "
         "DELETE of 1,000 A record sets; SigV4, XML, SQLiteStore with synchronous=FULL; the "
         "primary serving index follows the journal):", "",
         "| measure | control plane alone, in the client's process (dict index) p50 / p99 ms | `authd serve` process (ServingIndex + DNS) p50 / p99 ms |",
@@ -489,8 +495,12 @@ def main(argv: list[str]) -> int:
         f"{api['direct_p50']:.1f} ms p50; bare sqlite3 `executemany` of 1,000 rows, FULL sync, "
         f"{api['floor_p50']:.1f} ms p50. The API's INSYNC p50 is {api['insync_p50'] / api['direct_p50']:.1f}x "
         f"the direct store call and {api['insync_p50'] / api['floor_p50']:.1f}x the SQLite floor. "
-        f"Goal < 50 ms p99 to INSYNC: control plane alone {'met' if api['insync_p99'] < 50 else 'NOT met'} "
-        f"({api['insync_p99']:.1f} ms); whole node {'met' if full['insync_p99'] < 50 else 'NOT met'} ({full['insync_p99']:.1f} ms).", "",
+        f"**Goal < 50 ms p99 to INSYNC on one node** (the right column): "
+        f"{'met' if full['insync_p99'] < 50 else 'NOT met'} in the median run ({full['insync_p99']:.1f} ms); "
+        f"met in {sum(r['insync_p99'] < 50 for r in runs)} of {len(runs)} runs. Every run, INSYNC p50 / p99 ms: "
+        + ", ".join(f"{r['insync_p50']:.1f} / {r['insync_p99']:.1f}" for r in runs)
+        + f" (the table shows the median run). The left column ({api['insync_p99']:.1f} ms p99) is a "
+        "diagnostic: its client shares the server's process and GIL, so its tail holds the client's own work.", "",
         f"Server CPU per batch (the `authd serve` process, all threads, from /proc): "
         f"{full['server_cpu_ms']:.1f} ms.", "",
         "**Where the time goes** (one 1,000-change batch in one process, no HTTP; p50 ms over "
