@@ -276,7 +276,7 @@ def bench_api(batches: int, tmp: Path, real_index: bool, run: int = 0) -> dict[s
         store.change_batch(zone.id, changes)
         direct.append((time.perf_counter() - t0) * 1e3)
     store.close()
-    conn = sqlite3.connect(tmp / f"floor-{real_index}.db", isolation_level=None)
+    conn = sqlite3.connect(tmp / f"floor-{real_index}-{run}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
