@@ -166,9 +166,11 @@ class Follower:
         if self.line.delay:
             log.info("%s: applied up to seq %d (%.2fs behind the journal by design)",
                      self.name, self.index.seq, self.line.delay)
-        self._write_progress()
         async with self.applied:
             self.applied.notify_all()
+        # waiters (a change response) go first; the progress file is for other processes
+        await trio.lowlevel.checkpoint()
+        self._write_progress()
 
     def _apply(self, entry: JournalEntry) -> None:
         try:
@@ -222,7 +224,10 @@ class Propagation:
         if self.status_dir is None or not self.status_dir.is_dir():
             return out
         now = self._wall() if self._wall else time.time()  # progress files carry wall-clock mtimes
+        own = {f.name for f in self.followers}  # their files are this process's own writes
         for path in self.status_dir.glob("*.seq"):
+            if path.stem in own:
+                continue
             try:
                 age = now - path.stat().st_mtime
                 seq = int(path.read_text().strip() or 0)
