@@ -166,11 +166,9 @@ class Follower:
         if self.line.delay:
             log.info("%s: applied up to seq %d (%.2fs behind the journal by design)",
                      self.name, self.index.seq, self.line.delay)
+        self._write_progress()
         async with self.applied:
             self.applied.notify_all()
-        # waiters (a change response) go first; the progress file is for other processes
-        await trio.lowlevel.checkpoint()
-        self._write_progress()
 
     def _apply(self, entry: JournalEntry) -> None:
         try:
