@@ -19,7 +19,7 @@ from pathlib import Path
 
 import trio
 
-from authd import cli_control
+from authd import cli_control, logsafe
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
 from authd.zonefile import ZoneLoadError, load_zone_dir
@@ -31,12 +31,9 @@ DEFAULT_LISTEN = "127.0.0.1:5353"
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-        stream=sys.stderr,
-    )
+    # one place escapes control characters in every log line (authd.logsafe, issue 10)
+    logsafe.setup_logging(level, "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
+                          "%Y-%m-%dT%H:%M:%S", sys.stderr)
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -150,6 +150,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     if isinstance(raw, dict) and "ChangeBatch" in raw:  # the --cli-input-json shape
         raw = raw["ChangeBatch"]
     try:
+        r53xml.refuse_unimplemented_json(raw, "ChangeBatch")  # no field silently dropped
         comment, changes = r53xml.changes_from_route53(raw)
     except r53xml.BadRequest as exc:
         raise CommandError([f"{exc.code}: {m}" for m in exc.messages]) from exc

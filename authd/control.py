@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 import trio
 
@@ -91,6 +91,45 @@ Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 def _name_key(name: str) -> tuple[str, ...]:
     return tuple(reversed(name.rstrip(".").split("."))) if name != "." else ()
+
+
+def request_path(scope: Mapping[str, Any]) -> str:
+    """The path as the client sent it (ASGI `raw_path`, percent-encoding intact), no query.
+
+    Routing and SigV4 both use this form: the decoded `path` has already turned `%2F` into
+    `/` and cannot be routed safely."""
+    raw = scope.get("raw_path")
+    if raw is None:  # an ASGI server without raw_path: re-encode what it decoded
+        return quote(scope["path"], safe="/~!$&'()*+,;=:@")
+    return bytes(raw).decode("latin-1").split("?", 1)[0]
+
+
+def _path_id(match: re.Match[str], field: str) -> str:
+    """One percent-decoded path segment, checked as botocore's model checks the Id members.
+
+    An id is at most 32 characters (ResourceId, `max: 32`); a decoded `/` cannot be part of
+    one, since no hosted zone or change id contains it."""
+    value = unquote(match.group(1))
+    if len(value) > 32:
+        raise HttpError("InvalidInput", [
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+            "constraint: Member must have length less than or equal to 32"
+        ])
+    return value
+
+
+def zone_id_of(match: re.Match[str]) -> str:
+    zone_id = _path_id(match, "id")
+    if "/" in zone_id or not zone_id:
+        raise HttpError("NoSuchHostedZone", [f"No hosted zone found with ID: {zone_id}"])
+    return zone_id
+
+
+def change_id_of(match: re.Match[str]) -> str:
+    change_id = _path_id(match, "id")
+    if "/" in change_id or not change_id:
+        raise HttpError("NoSuchChange", [f"Could not find resource with ID: {change_id}"])
+    return change_id
 
 
 class ControlAPI:
@@ -162,7 +201,8 @@ class ControlAPI:
         except X.BadRequest as exc:
             status, body, headers = 400, X.error_xml(exc.code, exc.messages, req_id), []
         except Exception:
-            log.exception("control: internal failure on %s %s (request %s)", scope["method"], scope["path"], req_id)
+            log.exception("control: internal failure on %s %s (request %s)", scope["method"],
+                          request_path(scope), req_id)
             status, body = 500, X.error_xml("InternalFailure", ["internal failure"], req_id, sender=False)
             headers = []
         await send({
@@ -203,24 +243,26 @@ class ControlAPI:
     async def _handle(self, scope: dict[str, Any], receive: Any, req_id: str) -> Response:
         body = await self._read_body(scope, receive)
         method = scope["method"]
-        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+        raw_path = request_path(scope)
         raw_query = scope.get("query_string", b"").decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         failure = sigv4.verify(method, raw_path, raw_query, headers, body, self.credentials, self.clock())
         if failure is not None:
-            log.info("control: refused %s %s: %s", method, scope["path"], failure.code)
+            log.info("control: refused %s %s: %s", method, raw_path, failure.code)
             raise HttpError(failure.code, [failure.message])
         query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
-        path = scope["path"].rstrip("/")
-        return await self._route(method, path, query, body)
+        return await self._route(method, raw_path.rstrip("/"), query, body)
 
     # --- operations ---------------------------------------------------------------------
 
+    # Matched against the raw path, so a percent-encoded `/` (`%2F`) stays inside its
+    # segment (RFC 3986 section 2.2: an encoded reserved character is data, not a delimiter).
     _ZONE = re.compile(API + r"/hostedzone/([^/]+)")
     _RRSET = re.compile(API + r"/hostedzone/([^/]+)/rrset")
     _CHANGE = re.compile(API + r"/change/([^/]+)")
 
     async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+        """Dispatch on the raw (still percent-encoded) path; ids are decoded once matched."""
         if path == API + "/hostedzone":
             if method == "POST":
                 return await self.create_zone(body)
@@ -230,18 +272,18 @@ class ControlAPI:
             return await self.list_zones_by_name(query)
         elif m := self._RRSET.fullmatch(path):
             if method == "POST":
-                return await self.change_batch(m.group(1), body)
+                return await self.change_batch(zone_id_of(m), body)
             if method == "GET":
-                return await self.list_record_sets(m.group(1), query)
+                return await self.list_record_sets(zone_id_of(m), query)
         elif m := self._ZONE.fullmatch(path):
             if method == "GET":
-                return await self.get_zone(m.group(1))
+                return await self.get_zone(zone_id_of(m))
             if method == "DELETE":
-                return await self.delete_zone(m.group(1))
+                return await self.delete_zone(zone_id_of(m))
             if method == "POST":
-                return await self.update_comment(m.group(1), body)
+                return await self.update_comment(zone_id_of(m), body)
         elif (m := self._CHANGE.fullmatch(path)) and method == "GET":
-            return await self.get_change(m.group(1))
+            return await self.get_change(change_id_of(m))
         raise HttpError("UnknownOperation", [f"no Route 53 operation {method} {path}"])
 
     async def _delegation(self, zone_id: str, zone_name: str) -> str:

@@ -32,6 +32,12 @@ class AuthFailure:
 
 
 MISSING = AuthFailure("MissingAuthenticationToken", "Missing Authentication Token")
+BAD_SIGNATURE = AuthFailure(
+    "SignatureDoesNotMatch",
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service "
+    "documentation for details.",
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -140,9 +146,14 @@ def verify(
     canon_headers = "".join(
         f"{h}:{','.join(' '.join(v.split()) for v in by_name.get(h, []))}\n" for h in signed
     )
-    payload = by_name.get("x-amz-content-sha256", [hashlib.sha256(body).hexdigest()])[0]
-    if payload != "UNSIGNED-PAYLOAD" and payload != hashlib.sha256(body).hexdigest():
-        return AuthFailure("SignatureDoesNotMatch", "The provided x-amz-content-sha256 does not match the body")
+    # The payload hash is always the hash of the body received, never the client's word for
+    # it: `UNSIGNED-PAYLOAD` exists only for S3 (AWS General Reference, "Create a canonical
+    # request": HashedPayload is the SHA-256 of the request body), so a signature over any
+    # other value cannot cover this body. A claimed hash that differs is refused outright.
+    payload = hashlib.sha256(body).hexdigest()
+    claimed = by_name.get("x-amz-content-sha256", [payload])[0]
+    if claimed != payload:
+        return BAD_SIGNATURE
     canonical = "\n".join(
         [method.upper(), canonical_path(raw_path), canonical_query(raw_query), canon_headers,
          fields["SignedHeaders"], payload]
@@ -152,10 +163,5 @@ def verify(
     )
     expected = hmac.new(signing_key(secret, date, region, service), to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, fields["Signature"]):
-        return AuthFailure(
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. "
-            "Check your AWS Secret Access Key and signing method. Consult the service "
-            "documentation for details.",
-        )
+        return BAD_SIGNATURE
     return None

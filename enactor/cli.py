@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from authd.logsafe import setup_logging
 from enactor import machine as m
 
 RESULTS = Path("results")  # PNGs land here (ignored by git)
@@ -429,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_main(argv[1:])
     args = build_parser().parse_args(argv)
+    setup_logging(logging.WARNING)  # library log lines escaped too (authd.logsafe, issue 10)
     from enactor.plan import PlanError
     from enactor.schedule import ScheduleError
 

@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.zone
 import trio
 
+from authd.logsafe import setup_logging
 from resolver.cache import CachePolicy
 from resolver.resolution import Delegation, Server
 from resolver.server import ResolverConfig, serve_resolver
@@ -170,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command != "experiment" else logging.WARNING,
-        format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
+    setup_logging(  # control characters escaped in every line (authd.logsafe, issue 10)
+        logging.INFO if args.verbose or args.command != "experiment" else logging.WARNING,
+        "%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S", sys.stderr,
     )
     if args.command == "experiment":
         from resolver.experiment import run_from_args
