@@ -381,7 +381,9 @@ def changes_from_route53(batch: Any) -> tuple[str, list[Change]]:
         try:
             out.append(Change(action, RecordSet.from_route53(rrs)))
         except RecordError as exc:
-            bad.append(f"Invalid Resource Record: FATAL problem: {exc}")
+            text = str(exc)  # a value's problem is already Route 53's "FATAL problem: ..." text
+            bad.append(f"Invalid Resource Record: '{text}'" if text.startswith("FATAL problem: ")
+                       else f"Invalid Resource Record: FATAL problem: {text}")
     if bad:
         raise BadRequest("InvalidChangeBatch", bad)
     return comment, out

@@ -19,6 +19,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from authd import r53values
+
 # Route 53 allows alias records of these types (AWS docs, "Choosing between alias and
 # non-alias records"). We follow aliases inside the server for all of them.
 ALIAS_TYPES = frozenset(
@@ -50,22 +52,79 @@ def canonical_name(text: str) -> str:
 
 
 _R53_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-_R53_OCTAL = re.compile(r"\\([0-7]{3})")
+_R53_PLAIN_OCTETS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+_OCTAL = frozenset("01234567")
 
 
 def route53_name(name: str) -> str:
-    """The name as Route 53 prints it: characters other than a-z, 0-9, `-`, `_` as `\\ooo`.
+    """The name as Route 53 prints it: every octet other than a-z, 0-9, `-`, `_` as `\\ooo`.
 
-    Route 53 uses *octal* escapes (`*` is `\\052`), unlike RFC 1035's decimal `\\DDD`.
+    Route 53 uses *octal* escapes (`*` is `\\052`, a line feed `\\012`), one per octet,
+    unlike RFC 1035's decimal `\\DDD` that canonical names carry (Route 53 Developer Guide,
+    "DNS domain name format"). A `.` inside a label is an octet like any other (`\\056`).
     """
-    return "".join(c if c in _R53_PLAIN else f"\\{ord(c):03o}" for c in name)
+    if "\\" not in name:  # no RFC 1035 escape: each character is one octet
+        return "".join(c if c in _R53_PLAIN else f"\\{ord(c):03o}" for c in name)
+    return _route53_escaped(name)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _route53_escaped(name: str) -> str:
+    labels = dns.name.from_text(name).labels  # decodes the decimal escapes exactly once
+    return ".".join(
+        "".join(chr(b) if b in _R53_PLAIN_OCTETS else f"\\{b:03o}" for b in label) for label in labels
+    ) or "."
 
 
 def from_route53_name(text: str) -> str:
-    """Decode Route 53's octal escapes, then canonicalise."""
-    if "\\" not in text:  # nothing escaped: the common case, skip the substitution
+    """Decode Route 53's name syntax, then canonicalise.
+
+    `\\ooo` (three octal digits) is one octet; `\\` before any other character takes that
+    character literally; an unescaped `.` separates labels. So `x\\056y.t.` is the
+    one-label name `x.y` under `t.`, and `\\134` is a backslash, never an escape."""
+    if "\\" not in text:  # nothing escaped: the common case
         return canonical_name(text)
-    return canonical_name(_R53_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text))
+    return _from_route53_escaped(text)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _from_route53_escaped(text: str) -> str:
+    labels: list[bytes] = []
+    label = bytearray()
+    i, end = 0, len(text)
+    while i < end:
+        c = text[i]
+        if c == "\\":
+            digits = text[i + 1:i + 4]
+            if len(digits) == 3 and _OCTAL.issuperset(digits):
+                octet = int(digits, 8)
+                if octet > 0xFF:
+                    raise RecordError(f"invalid domain name {text!r}: \\{digits} is not an octet")
+                label.append(octet)
+                i += 4
+                continue
+            if i + 1 >= end:
+                raise RecordError(f"invalid domain name {text!r}: it ends with a lone backslash")
+            c = text[i + 1]
+            i += 1
+        elif c == ".":
+            labels.append(bytes(label))
+            label = bytearray()
+            i += 1
+            continue
+        if not c.isascii():
+            raise RecordError(f"invalid domain name {text!r}: non-ASCII character {c!r} (use punycode)")
+        label += c.encode()
+        i += 1
+    if label or not labels:
+        labels.append(bytes(label))
+    if labels == [b""]:
+        labels = []
+    try:
+        name = dns.name.Name([*labels, b""])
+    except dns.exception.DNSException as exc:
+        raise RecordError(f"invalid domain name {text!r}: {exc}") from exc
+    return name.canonicalize().to_text()
 
 
 @functools.lru_cache(maxsize=256)
@@ -90,16 +149,22 @@ _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.
 
 @functools.lru_cache(maxsize=1 << 16)
 def canonical_value(rtype: str, text: str) -> str:
-    """One rdata value in canonical presentation form (absolute names, dnspython spelling)."""
+    """One rdata value in canonical presentation form (absolute names, dnspython spelling).
+
+    Raises RecordError with Route 53's problem text (`authd.r53values`) for a value Route 53
+    refuses, including master-file syntax that dnspython would silently cut off."""
     if rtype == "A" and _DOTTED_QUAD.fullmatch(text):
         return text  # already canonical: four decimal octets, no leading zeros
+    problem = r53values.check_value(rtype, text)
+    if problem is not None:
+        raise RecordError(problem)
     try:
         rd = dns.rdata.from_text(
             dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root,
             relativize=False,
         )
     except dns.exception.DNSException as exc:
-        raise RecordError(f"invalid {rtype} value {text!r}: {exc}") from exc
+        raise RecordError(r53values.illegal(rtype, text, exc)) from exc
     return rd.to_text()
 
 

@@ -196,7 +196,8 @@ def test_every_change_batch_error_in_route53_words(api):
     chars = batch(*[("UPSERT", rrset(f"t{i}.api.aws.", long_txt, "TXT")) for i in range(65)])
     assert invalid_batch(r53, z, chars) == ["RDATA character limit of 32000 exceeded."]
     bad_value = invalid_batch(r53, z, batch(("CREATE", rrset("v.api.aws.", "999.1.1.1"))))
-    assert bad_value[0].startswith("Invalid Resource Record: FATAL problem:")
+    assert bad_value == ["Invalid Resource Record: 'FATAL problem: ARRDATAIllegalIPv4Address (Value is not a "
+                         "valid IPv4 address) encountered with '999.1.1.1''"]
     # several problems, one response, batch order
     assert invalid_batch(r53, z, batch(("CREATE", rrset("x.api.aws.")), ("DELETE", rrset("nope.api.aws.")))) == [
         "Tried to create resource record set [name='x.api.aws.', type='A'] but it already exists",

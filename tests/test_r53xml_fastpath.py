@@ -217,6 +217,9 @@ def test_character_data_the_parser_refuses_or_rewrites_is_left_to_it() -> None:
             return X._generic_change_batch(X.parse_xml(body, "ChangeResourceRecordSetsRequest"))
 
         assert outcome(X.parse_change_batch_xml, body) == outcome(reference), value
-        if value != "tab\there":
-            assert X._scan_change_batch(body) is None, value
-    assert X._scan_change_batch(body) is not None  # a tab is plain character data
+        assert X._scan_change_batch(body) is None, value
+    # a tab is plain character data to the scanner (here in the comment); in a value, a raw
+    # control character is refused by the value check (authd.r53values), on either path
+    with_tab = body.replace(b"<Changes>", b"<Comment>tab\there</Comment><Changes>").replace(b"tab\there</Value>", b"x</Value>")
+    assert X._scan_change_batch(with_tab) is not None
+    assert X._scan_change_batch(with_tab)[0] == "tab\there"
