@@ -104,6 +104,11 @@ def request_path(scope: Mapping[str, Any]) -> str:
     return bytes(raw).decode("latin-1").split("?", 1)[0]
 
 
+def _peer(scope: Mapping[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
 def _path_id(match: re.Match[str], field: str) -> str:
     """One percent-decoded path segment, checked as botocore's model checks the Id members.
 
@@ -248,7 +253,9 @@ class ControlAPI:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         failure = sigv4.verify(method, raw_path, raw_query, headers, body, self.credentials, self.clock())
         if failure is not None:
-            log.info("control: refused %s %s: %s", method, raw_path, failure.code)
+            agent = next((v for k, v in headers if k.lower() == "user-agent"), "-")
+            log.info("control: refused %s %s%s from %s: %s (user agent %s)", method, raw_path,
+                     "?" + raw_query if raw_query else "", _peer(scope), failure.code, agent)
             raise HttpError(failure.code, [failure.message])
         query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
         return await self._route(method, raw_path.rstrip("/"), query, body)
