@@ -12,7 +12,9 @@ every serving replica has applied the change's journal seq (`applied_seq`), else
 
 Bad input never changes state and never crashes: unsigned or wrongly signed requests get
 403, bodies over `max_body` get 413 before they are read whole, malformed XML gets 400
-InvalidInput; unexpected failures get a 500 InternalFailure and a log line.
+InvalidInput; unexpected failures get a 500 InternalFailure and a log line. Routing and
+SigV4 use the raw path (`request_path`), never the decoded one, and the payload hash is
+always the received body's (`authd.sigv4`). Log lines are escaped by `authd.logsafe`.
 """
 
 from __future__ import annotations

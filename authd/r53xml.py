@@ -184,27 +184,34 @@ def refuse_unimplemented(tree: Element, shape: str) -> None:
     """Raise InvalidInput naming the first element under `tree` that `IMPLEMENTED` lacks.
 
     Also refuses a repeated child outside `REPEATED`, child elements inside a text leaf,
-    and nesting deeper than `MAX_DEPTH`. Iterative, one pass over the tree."""
-    stack: list[tuple[Element, str | None, int]] = [(tree, shape, 1)]
-    while stack:
-        elem, kind, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _too_deep()
-        if kind is None:  # a text leaf
-            if len(elem):
+    and nesting deeper than `MAX_DEPTH`. One pass; it descends only into implemented
+    elements, so its recursion is bounded by the table's nesting, not by the document."""
+    _refuse_under(tree, shape, 1)
+
+
+_NOT_READ = object()
+
+
+def _refuse_under(elem: Element, kind: str, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise _too_deep()
+    allowed = IMPLEMENTED.get(kind, {})
+    seen: set[str] | None = None if kind in REPEATED else set()
+    for child in elem:
+        name = _local(child.tag)
+        sub = allowed.get(name, _NOT_READ)
+        if sub is _NOT_READ or (seen is not None and name in seen):
+            raise _unexpected(name, [a for a in allowed if seen is None or a not in seen])
+        if seen is not None:
+            seen.add(name)
+        if sub is None:
+            if len(child):
                 raise BadRequest("InvalidInput", [
-                    f"Invalid XML ; cvc-type.3.1.2: Element '{_local(elem.tag)}' is a simple type, "
+                    f"Invalid XML ; cvc-type.3.1.2: Element '{name}' is a simple type, "
                     "so it must have no element information item [children]."
                 ])
-            continue
-        allowed = IMPLEMENTED.get(kind, {})
-        seen: set[str] = set()
-        for child in elem:
-            name = _local(child.tag)
-            if name not in allowed or (name in seen and kind not in REPEATED):
-                raise _unexpected(name, [a for a in allowed if a not in seen or kind in REPEATED])
-            seen.add(name)
-            stack.append((child, allowed[name], depth + 1))
+        else:
+            _refuse_under(child, sub, depth + 1)  # type: ignore[arg-type]
 
 
 def refuse_unimplemented_json(doc: Any, shape: str, where: str = "") -> None:
