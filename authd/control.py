@@ -11,8 +11,8 @@ ChangeResourceRecordSets, GetChange, ListResourceRecordSets. GetChange says INSY
 every serving replica has applied the change's journal seq (`applied_seq`), else PENDING.
 
 Bad input never changes state and never crashes: unsigned or wrongly signed requests get
-403, bodies over `max_body` get 413 before they are read whole, malformed XML gets 400
-InvalidInput; unexpected failures get a 500 InternalFailure and a log line. Routing and
+403, bodies over `max_body` get 400 InvalidInput before they are read whole (Route 53's
+model has no other error for it), and so does malformed XML; unexpected failures get a 500 InternalFailure and a log line. Routing and
 SigV4 use the raw path (`request_path`), never the decoded one, and the payload hash is
 always the received body's (`authd.sigv4`). Log lines are escaped by `authd.logsafe`.
 """
@@ -60,7 +60,6 @@ STATUS = {
     "IncompleteSignature": 403,
     "InvalidClientTokenId": 403,
     "SignatureDoesNotMatch": 403,
-    "RequestEntityTooLarge": 413,
     "UnknownOperation": 404,
     "InternalFailure": 500,
 }
@@ -106,6 +105,10 @@ def request_path(scope: Mapping[str, Any]) -> str:
     return bytes(raw).decode("latin-1").split("?", 1)[0]
 
 
+def too_large(size: int, limit: int) -> str:
+    return f"The input is not valid: the request body of at least {size} bytes exceeds the limit of {limit} bytes"
+
+
 def _peer(scope: Mapping[str, Any]) -> str:
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else "-"
@@ -147,7 +150,7 @@ class ControlAPI:
         credentials: access key id -> secret; None means the loopback defaults (test/test).
         applied_seq: returns the lowest journal seq that every serving replica has applied
             (None: nothing to wait for, every change is INSYNC at once).
-        max_body: request bodies larger than this get 413.
+        max_body: request bodies larger than this get InvalidInput (400).
         clock: epoch seconds, for SigV4 skew checks.
         settle: awaits the local serving index applying a journal seq. When set, an accepted
             change is answered once that index has it (at most `SETTLE_MAX` seconds), so the
@@ -231,8 +234,8 @@ class ControlAPI:
                     declared = int(value)
                 except ValueError:
                     raise HttpError("InvalidInput", ["invalid Content-Length"]) from None
-                if declared > self.max_body:
-                    raise HttpError("RequestEntityTooLarge", [f"request body of {declared} bytes exceeds {self.max_body}"])
+                if declared > self.max_body:  # refused before a byte of it is read
+                    raise HttpError("InvalidInput", [too_large(declared, self.max_body)])
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -242,7 +245,7 @@ class ControlAPI:
             chunk = msg.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                raise HttpError("RequestEntityTooLarge", [f"request body exceeds {self.max_body} bytes"])
+                raise HttpError("InvalidInput", [too_large(size, self.max_body)])
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 return b"".join(chunks)

@@ -271,7 +271,7 @@ def test_oversized_and_malformed_bodies(api):
     url, r53, store, _ = api
     seq = store.seq
     big = httpx.post(url + "/2013-04-01/hostedzone/Z0API0AWS/rrset/", content=b"<" * (3 * 1024 * 1024))
-    assert big.status_code == 413 and b"RequestEntityTooLarge" in big.content
+    assert big.status_code == 400 and b"<Code>InvalidInput</Code>" in big.content and b"exceeds the limit" in big.content
     bad = signed(url, "POST", "/2013-04-01/hostedzone/Z0API0AWS/rrset/", b"<ChangeResourceRecordSetsRequest><oops")
     assert bad.status_code == 400 and b"<Code>InvalidInput</Code>" in bad.content
     bomb = (

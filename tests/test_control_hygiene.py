@@ -100,6 +100,18 @@ def test_nested_xml_is_a_400_invalid_input_not_a_500(api):
     assert names_in(store) == before
 
 
+def test_the_body_cap_is_invalid_input_too(tmp_path):
+    store = MemoryStore()
+    seed_store(store, load_zone_dir(ZONES))
+    with running(ControlAPI(store, max_body=10_000)) as url:
+        declared = httpx.post(f"{url}{API}/hostedzone/Z0API0AWS/rrset", content=b"<" * 20_000)
+        streamed = httpx.post(f"{url}{API}/hostedzone/Z0API0AWS/rrset",
+                              content=(b"<" * 4096 for _ in range(5)))  # chunked: no Content-Length
+    for resp in (declared, streamed):
+        status, code, message = error_of(resp)
+        assert (status, code) == (400, "InvalidInput") and "exceeds the limit of 10000 bytes" in message
+
+
 def test_depth_and_element_caps_hold_for_any_reader():
     deep = b"<r>" + b"<a>" * (X.MAX_DEPTH + 1) + b"</a>" * (X.MAX_DEPTH + 1) + b"</r>"
     with pytest.raises(X.BadRequest, match="nested more than") as info:
