@@ -33,7 +33,6 @@ from authd import r53xml as X
 from authd import sigv4
 from authd.records import (
     RecordError,
-    canonical_name,
     from_route53_name,
     route53_name,
     route53_sort_key,
@@ -304,11 +303,11 @@ class ControlAPI:
 
     async def create_zone(self, body: bytes) -> Response:
         req = X.parse_create_zone_xml(body)
-        try:
-            canonical_name(req["name"])
+        try:  # Route 53's escapes are octal (`\\052`); canonical_name would read them as decimal
+            name = from_route53_name(req["name"])
         except RecordError as exc:
             raise HttpError("InvalidDomainName", [str(exc)]) from exc
-        zone, info = await self.call(self.store.create_zone, req["name"], req["caller_reference"], req["comment"])
+        zone, info = await self.call(self.store.create_zone, name, req["caller_reference"], req["comment"])
         self._changed(info)
         log.info("control: created hosted zone %s (%s), change %s", zone.name, zone.id, info.id)
         inner = X.hosted_zone_xml(zone) + X.change_info_xml(info, self.status_of(info))
@@ -370,7 +369,7 @@ class ControlAPI:
             raise HttpError("InvalidInput", ["hostedzoneid requires dnsname"])
         if dns_name:
             try:
-                start_key = (_name_key(canonical_name(dns_name)), zone_id or "")
+                start_key = (_name_key(from_route53_name(dns_name)), zone_id or "")
             except RecordError as exc:
                 raise HttpError("InvalidDomainName", [str(exc)]) from exc
             zones = [z for z in zones if (_name_key(z.name), z.id) >= start_key]

@@ -306,6 +306,10 @@ def test_odd_names_round_trip_as_route53_prints_them(api):
         # what was listed names the same set: DELETE with it succeeds
         r53.change_resource_record_sets(HostedZoneId="Z0API0AWS", ChangeBatch=change("DELETE", rrset(listed)))
     assert not {n for n in names_in(store) if "names" in n or "star" in n}
+    # zone names use the same octal escapes
+    made = r53.create_hosted_zone(Name="x\\052y.test.", CallerReference="octal")["HostedZone"]
+    assert made["Name"] == "x\\052y.test."
+    assert r53.list_hosted_zones_by_name(DNSName="x\\052y.test.")["HostedZones"][0]["Id"] == made["Id"]
     # a dot inside a label is one label, not two
     r53.change_resource_record_sets(HostedZoneId="Z0API0AWS", ChangeBatch=change("CREATE", rrset("x\\056y.api.aws.")))
     assert "x\\.y.api.aws." in names_in(store) and "x.y.api.aws." not in names_in(store)
