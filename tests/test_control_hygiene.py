@@ -26,6 +26,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.session import get_session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from authd import r53xml as X
 from authd.control import ControlAPI
@@ -169,6 +171,16 @@ def test_setup_logging_replaces_its_own_handler():
         assert len(root.handlers) == len(before) + 1
     finally:
         root.removeHandler(second)
+
+
+def test_every_entry_point_installs_the_safe_formatter():
+    """One place escapes: no package configures logging any other way, and each command-line
+    entry point calls `setup_logging` (authd's subprocess test below shows it end to end)."""
+    for package in ("authd", "enactor", "resolver", "bench"):
+        for path in (ROOT / package).glob("*.py"):
+            assert "logging.basicConfig(" not in path.read_text(), path
+    for cli in ("authd/cli.py", "enactor/cli.py", "resolver/cli.py"):
+        assert "setup_logging(" in (ROOT / cli).read_text(), cli
 
 
 def _raw_http(url: str, request: bytes) -> bytes:
@@ -499,3 +511,31 @@ def test_the_json_change_batch_refuses_unknown_fields_too():
     odd = change("CREATE", {**rrset("j.api.aws."), "HealthCheckId": "hc-1"})
     with pytest.raises(X.BadRequest, match="'HealthCheckId' in ChangeBatch.Changes\\[0\\].ResourceRecordSet"):
         X.refuse_unimplemented_json(odd, "ChangeBatch")
+
+
+# --- no request body is a 500 ----------------------------------------------------------------------
+
+
+_TAGS = sorted({n for children in X.IMPLEMENTED.values() for n in children} | {"Bogus", "a"})
+_TEXTS = st.sampled_from(["", "x", "60", "192.0.2.1", "CREATE", "a.api.aws.", "true", '"t ; x"', "\\052.x.",
+                          "1 2 3", "&amp;", "&#10;", "\u00e9", "-1", "99999999999999999999"])
+
+
+def _trees(depth: int) -> st.SearchStrategy[str]:
+    leaf = st.builds(lambda t, x: f"<{t}>{x}</{t}>", st.sampled_from(_TAGS), _TEXTS)
+    if depth == 0:
+        return leaf
+    node = st.builds(lambda t, kids: f"<{t}>{''.join(kids)}</{t}>", st.sampled_from(_TAGS),
+                     st.lists(_trees(depth - 1), max_size=4))
+    return st.one_of(leaf, node)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(list(BODIES)), _trees(6))
+def test_any_element_tree_is_parsed_or_refused_never_crashes(operation, inner):
+    _, root, parse = BODIES[operation]
+    body = f'<{root} xmlns="{X.NS}">{inner}</{root}>'.encode()
+    try:
+        parse(body)
+    except X.BadRequest as exc:
+        assert exc.code in ("InvalidInput", "InvalidChangeBatch") and exc.messages
