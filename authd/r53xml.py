@@ -403,7 +403,7 @@ def parse_create_zone_xml(body: bytes) -> dict[str, str]:
     raw_config = doc.get("HostedZoneConfig")
     config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
     if str(config.get("PrivateZone", "false")).lower() == "true":  # VPC: refused by name above
-        raise BadRequest("InvalidInput", ["Private hosted zones are not supported by authd"])
+        raise BadRequest("InvalidInput", ["Invalid XML ; element 'PrivateZone' true is not supported by authd: private hosted zones are not implemented"])
     return {
         "name": str(doc["Name"]),
         "caller_reference": str(doc["CallerReference"]),

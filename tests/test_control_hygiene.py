@@ -500,7 +500,7 @@ def test_unknown_elements_anywhere_and_repeats_are_refused(api):
         body = _serialise("CreateHostedZone", {"Name": "hygiene.test", "CallerReference": name, **params})
         status, code, message = error_of(signed(url, "POST", f"{API}/hostedzone", body))
         assert (status, code) == (400, "InvalidInput") and f"element '{name}'" in message, message
-    with pytest.raises(r53.exceptions.InvalidInput, match="Private hosted zones"):
+    with pytest.raises(r53.exceptions.InvalidInput, match="element 'PrivateZone' true is not supported"):
         r53.create_hosted_zone(Name="hygiene.test", CallerReference="p", HostedZoneConfig={"PrivateZone": True})
     assert len(r53.list_hosted_zones()["HostedZones"]) == zones
 
