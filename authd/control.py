@@ -113,8 +113,11 @@ def _peer(scope: Mapping[str, Any]) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
-def _path_id(match: re.Match[str], field: str) -> str:
+def path_id(match: re.Match[str], field: str = "id") -> str:
     """One percent-decoded path segment, checked as botocore's model checks the Id members.
+
+    Routes match the raw path; every id a route takes from it goes through this (or
+    `zone_id_of` / `change_id_of`, which also refuse a decoded `/`).
 
     An id is at most 32 characters (ResourceId, `max: 32`); a decoded `/` cannot be part of
     one, since no hosted zone or change id contains it."""
@@ -128,14 +131,14 @@ def _path_id(match: re.Match[str], field: str) -> str:
 
 
 def zone_id_of(match: re.Match[str]) -> str:
-    zone_id = _path_id(match, "id")
+    zone_id = path_id(match, "id")
     if "/" in zone_id or not zone_id:
         raise HttpError("NoSuchHostedZone", [f"No hosted zone found with ID: {zone_id}"])
     return zone_id
 
 
 def change_id_of(match: re.Match[str]) -> str:
-    change_id = _path_id(match, "id")
+    change_id = path_id(match, "id")
     if "/" in change_id or not change_id:
         raise HttpError("NoSuchChange", [f"Could not find resource with ID: {change_id}"])
     return change_id
