@@ -359,6 +359,8 @@ GOOD_VALUES = [
     ("TXT", '"a ; b" "c"', '"a ; b" "c"'),
     ("SPF", '"v=spf1 -all"', '"v=spf1 -all"'),
     ("CAA", '0 issue "ca.example"', '0 issue "ca.example"'),
+    ("CAA", '0 issue "ca.example; account=1"', '0 issue "ca.example; account=1"'),  # `;` quoted: data
+    ("TXT", '"say \\"hi\\""', '"say \\"hi\\""'),
     ("MX", "10 mx.example.", "10 mx.example."),
     ("SRV", "1 2 443 t.example.", "1 2 443 t.example."),
     ("NAPTR", '100 10 "u" "E2U+sip" "!^.*$!sip:x@x!" .', '100 10 "u" "E2U+sip" "!^.*$!sip:x@x!" .'),
