@@ -45,6 +45,8 @@ API = "/2013-04-01"
 MAX_BODY = 2 * 1024 * 1024  # a full 1,000-record batch is well under 1 MiB of XML
 MAX_ITEMS_RRSETS = 300  # Route 53's page size cap for ListResourceRecordSets
 MAX_ITEMS_ZONES = 100
+BODY_DEADLINE = 60.0  # seconds for a whole request body; a 2 MiB batch takes milliseconds
+READ_TIMEOUT = 120  # seconds hypercorn waits on a silent connection (above any request's work)
 SETTLE_MAX = 0.5  # seconds an accepted change waits for the local index before answering
 
 STATUS = {
@@ -54,6 +56,7 @@ STATUS = {
     "HostedZoneNotEmpty": 400,
     "InvalidChangeBatch": 400,
     "InvalidInput": 400,
+    "RequestTimeout": 400,  # AWS's code for a body that never came (as S3 answers it)
     "InvalidDomainName": 400,
     "MissingAuthenticationToken": 403,
     "IncompleteSignature": 403,
@@ -175,6 +178,7 @@ class ControlAPI:
         self.credentials = credentials or sigv4.DEFAULT_CREDENTIALS
         self.applied_seq = applied_seq
         self.max_body = max_body
+        self.body_deadline = BODY_DEADLINE  # seconds a request body may take to arrive
         self.clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self.on_change: list[Callable[[ChangeInfo], None]] = []  # e.g. wake journal followers
@@ -238,6 +242,15 @@ class ControlAPI:
                     raise HttpError("InvalidInput", ["invalid Content-Length"]) from None
                 if declared > self.max_body:  # refused before a byte of it is read
                     raise HttpError("InvalidInput", [too_large(declared, self.max_body)])
+        # A client that stalls mid-body is answered and let go, not waited for (issue 10:
+        # stalled clients must not hold server resources); hypercorn's `read_timeout`
+        # bounds each idle read, this bounds the whole body.
+        with trio.move_on_after(self.body_deadline):
+            return await self._receive_body(receive)
+        raise HttpError("RequestTimeout", [
+            f"The request body was not received within {self.body_deadline:g} seconds."])
+
+    async def _receive_body(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -469,6 +482,7 @@ async def serve_control(
     config.accesslog = None
     config.errorlog = logging.getLogger("authd.control.http")
     config.keep_alive_timeout = 30
+    config.read_timeout = READ_TIMEOUT  # a connection silent mid-request is closed
     await serve(app, config, task_status=_Started(task_status))  # type: ignore[arg-type]
 
 

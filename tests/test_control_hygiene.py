@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import trio
 from botocore import serialize
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -112,6 +113,35 @@ def test_the_body_cap_is_invalid_input_too(tmp_path):
     for resp in (declared, streamed):
         status, code, message = error_of(resp)
         assert (status, code) == (400, "InvalidInput") and "exceeds the limit of 10000 bytes" in message
+
+
+async def test_a_body_that_stalls_is_answered_at_the_deadline(autojump_clock):
+    """A client that sends half a body and goes quiet gets RequestTimeout (400) once
+    `body_deadline` has passed, and the request never reaches the store."""
+    store = MemoryStore()
+    seed_store(store, load_zone_dir(ZONES))
+    app = ControlAPI(store)
+    seq = store.seq
+    sent: list[dict[str, Any]] = []
+    chunks = [{"type": "http.request", "body": b"<ChangeResourceRecordSetsRequest", "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            return chunks.pop()
+        await trio.sleep_forever()  # the client stalls
+        raise AssertionError
+
+    async def send(msg: dict[str, Any]) -> None:
+        sent.append(msg)
+
+    scope = {"type": "http", "method": "POST", "path": f"{API}/hostedzone/Z0API0AWS/rrset",
+             "raw_path": f"{API}/hostedzone/Z0API0AWS/rrset".encode(), "query_string": b"",
+             "headers": [(b"content-length", b"1000")], "client": ("127.0.0.1", 1)}
+    start = trio.current_time()
+    await app(scope, receive, send)
+    assert trio.current_time() - start == pytest.approx(app.body_deadline)
+    assert sent[0]["status"] == 400 and b"<Code>RequestTimeout</Code>" in sent[1]["body"]
+    assert store.seq == seq
 
 
 def test_depth_and_element_caps_hold_for_any_reader():
