@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
 import logging
 import socket
 import subprocess
@@ -31,11 +32,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authd import r53xml as X
+from authd.cli import main
 from authd.control import ControlAPI
 from authd.logsafe import SafeFormatter, escape_controls, setup_logging
 from authd.memstore import MemoryStore
 from authd.r53xml import split_messages
 from authd.seed import seed_store
+from authd.sqlstore import SQLiteStore
 from authd.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 
@@ -535,6 +538,23 @@ def test_unknown_elements_anywhere_and_repeats_are_refused(api):
     with pytest.raises(r53.exceptions.InvalidInput, match="element 'PrivateZone' true is not supported"):
         r53.create_hosted_zone(Name="hygiene.test", CallerReference="p", HostedZoneConfig={"PrivateZone": True})
     assert len(r53.list_hosted_zones()["HostedZones"]) == zones
+
+
+def test_authd_change_refuses_a_json_field_it_does_not_implement(tmp_path, capsys):
+    """`authd change --batch file.json` (the aws cli's JSON shape) drops nothing either."""
+    db = tmp_path / "authd.db"
+    store = SQLiteStore(db)
+    seed_store(store, load_zone_dir(ZONES))
+    seq = store.seq
+    store.close()
+    batch = tmp_path / "b.json"
+    batch.write_text(json.dumps(change("CREATE", {**rrset("hc.api.aws."), "SetIdentifier": "a", "Weight": 1,
+                                                  "HealthCheckId": "hc-1"})))
+    assert main(["change", "--zone", "api.aws", "--batch", str(batch), "--store", str(db)]) == 1
+    assert "unknown or unsupported field 'HealthCheckId'" in capsys.readouterr().err
+    store = SQLiteStore(db)
+    assert store.seq == seq
+    store.close()
 
 
 def test_the_json_change_batch_refuses_unknown_fields_too():
