@@ -20,6 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from authd import r53values
+from authd.masterfile import fast_canonical_value
 
 # Route 53 allows alias records of these types (AWS docs, "Choosing between alias and
 # non-alias records"). We follow aliases inside the server for all of them.
@@ -155,9 +156,12 @@ def canonical_value(rtype: str, text: str) -> str:
     refuses, including master-file syntax that dnspython would silently cut off."""
     if rtype == "A" and _DOTTED_QUAD.fullmatch(text):
         return text  # already canonical: four decimal octets, no leading zeros
-    problem = r53values.check_value(rtype, text)
+    problem = r53values.check_value(rtype, text)  # what Route 53 refuses, before any parser
     if problem is not None:
         raise RecordError(problem)
+    fast = fast_canonical_value(rtype, text)  # plainly well-formed common types, checked
+    if fast is not None:  # against dnspython in tests/test_masterfile.py
+        return fast
     try:
         rd = dns.rdata.from_text(
             dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root,
