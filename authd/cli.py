@@ -21,7 +21,13 @@ import trio
 
 from authd import cli_control
 from authd.index import ServingIndex, index_from_zones
-from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
+from authd.server import (
+    DEFAULT_TCP_IDLE_TIMEOUT,
+    DEFAULT_TCP_MAX_CONNECTIONS,
+    DEFAULT_TCP_OUTPUT_BUDGET,
+    DEFAULT_TCP_WRITE_TIMEOUT,
+    serve_dns,
+)
 from authd.zonefile import ZoneLoadError, load_zone_dir
 
 log = logging.getLogger("authd")
@@ -77,8 +83,18 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    f"(default: {DEFAULT_TCP_IDLE_TIMEOUT:g})")
     p.add_argument("--tcp-max-connections", type=int, default=DEFAULT_TCP_MAX_CONNECTIONS,
                    metavar="N",
-                   help="open TCP connections per worker beyond which new ones are closed "
+                   help="open TCP connections per worker; at the cap the connection idle "
+                   "longest is closed to make room, RFC 7766 §6.2.3 "
                    f"(default: {DEFAULT_TCP_MAX_CONNECTIONS})")
+    p.add_argument("--tcp-write-timeout", type=float, default=DEFAULT_TCP_WRITE_TIMEOUT,
+                   metavar="SECONDS",
+                   help="close a TCP connection whose answers could not be written for this "
+                   f"long: its peer is not reading (default: {DEFAULT_TCP_WRITE_TIMEOUT:g})")
+    p.add_argument("--tcp-output-budget", type=int, default=DEFAULT_TCP_OUTPUT_BUDGET,
+                   metavar="BYTES",
+                   help="answer bytes a TCP connection may have waiting to be sent; past it "
+                   "its further queries are not read until they are "
+                   f"(default: {DEFAULT_TCP_OUTPUT_BUDGET})")
     p.add_argument("--allow-axfr", action="store_true",
                    help="answer AXFR over TCP (refused by default)")
     p.add_argument("--no-answer-cache", action="store_true",
@@ -114,6 +130,8 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
             "--control", "off",
             "--tcp-idle-timeout", str(args.tcp_idle_timeout),
             "--tcp-max-connections", str(args.tcp_max_connections),
+            "--tcp-write-timeout", str(args.tcp_write_timeout),
+            "--tcp-output-budget", str(args.tcp_output_budget),
             "--log-level", args.log_level]
     if args.allow_axfr:
         argv.append("--allow-axfr")
@@ -144,6 +162,8 @@ async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
                 reuse_port=args.reuse_port or workers > 1,
                 tcp_idle_timeout=args.tcp_idle_timeout,
                 tcp_max_connections=args.tcp_max_connections,
+                tcp_write_timeout=args.tcp_write_timeout,
+                tcp_output_budget=args.tcp_output_budget,
                 worker=args.worker_label or f"1/{workers}",
             )
         )
