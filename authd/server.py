@@ -24,6 +24,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -31,7 +32,9 @@ from typing import Any, NamedTuple
 import trio
 
 from authd.errlog import ErrorLog
+from authd.guard import Guard
 from authd.index import ServingIndex
+from authd.rrl import RClass, RrlConfig
 
 log = logging.getLogger("authd")
 
@@ -75,14 +78,19 @@ def _bind_pair(host: str, port: int, reuse_port: bool) -> tuple[socket.socket, s
 
 
 async def serve_udp(
-    index: ServingIndex, sock: socket.socket, errors: ErrorLog | None = None
+    index: ServingIndex, sock: socket.socket, errors: ErrorLog | None = None,
+    guard: Guard | None = None,
 ) -> None:
     """Answer datagrams on a bound non-blocking UDP socket, forever.
 
-    A packet that makes the responder raise is dropped and counted in `errors` (one log line
-    per error class per second, never a traceback per packet).
+    With a `guard`, queries go through it (cookies, RRL); a repeat of a cookie-less query
+    still costs one table lookup, plus the RRL check when RRL is on. A packet that makes the
+    responder raise is dropped and counted in `errors` (one log line per error class per
+    second, never a traceback per packet).
     """
     errors = errors or ErrorLog(log)
+    guarded = guard.answer if guard is not None else None
+    limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
     respond = index.respond
     recvfrom = sock.recvfrom
     sendto = sock.sendto
@@ -93,6 +101,8 @@ async def serve_udp(
     bisect_right = bisect.bisect_right
     while True:
         await trio.lowlevel.wait_readable(sock)
+        now = trio.current_time()
+        wall = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
         for _ in range(UDP_BUDGET):
             try:
                 data, addr = recvfrom(4096)  # queries are small; bigger is malformed
@@ -101,14 +111,22 @@ async def serve_udp(
             except OSError as exc:  # e.g. ICMP errors surfacing as ECONNREFUSED
                 log.debug("udp receive error: %s", exc)
                 continue
+            # The exact table only ever holds queries without a COOKIE option (the guard
+            # takes it out before the index sees a query), so a hit needs no cookie work
             hit = exact_get(data[2:])
             try:
                 if hit is None:
-                    reply = respond(data, tcp=False)
-                elif hit.__class__ is bytes:
-                    reply = data[:2] + hit  # type: ignore[operator]
+                    if guarded is not None:
+                        reply = guarded(data, addr[0], now, wall, tcp=False)
+                    else:
+                        reply = respond(data, tcp=False)
                 else:
-                    reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index]
+                    if hit.__class__ is bytes:
+                        reply = data[:2] + hit  # type: ignore[operator]
+                    else:
+                        reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index]
+                    if limit is not None:
+                        reply = limit(reply, addr[0], now)
             except Exception as exc:  # the boundary of one exchange: drop this packet only
                 errors.exception("udp answer", exc, trio.current_time())
                 continue
@@ -167,10 +185,17 @@ def _frame_end(buf: bytearray) -> int:
 
 async def _serve_tcp_connection(
     index: ServingIndex, stream: trio.SocketStream, slot: _Slot, limits: TcpLimits,
-    errors: ErrorLog,
+    errors: ErrorLog, guard: Guard | None,
 ) -> None:
     buf = bytearray()
-    respond = index.respond
+    if guard is not None:
+        peer = stream.socket.getpeername()[0]
+        guarded = guard.answer
+
+        def respond(query: bytes, *, tcp: bool) -> bytes | None:
+            return guarded(query, peer, trio.current_time(), int(time.time()), tcp=tcp)
+    else:
+        respond = index.respond
     try:
         while True:
             # RFC 7766 §6.2.3: a connection that stays idle (or trickles a partial frame) for
@@ -227,6 +252,7 @@ async def serve_tcp(
     write_timeout: float = DEFAULT_TCP_WRITE_TIMEOUT,
     output_budget: int = DEFAULT_TCP_OUTPUT_BUDGET,
     errors: ErrorLog | None = None,
+    guard: Guard | None = None,
 ) -> None:
     """Accept DNS-over-TCP connections on a listening socket, forever.
 
@@ -242,7 +268,7 @@ async def serve_tcp(
     async def handle(stream: trio.SocketStream, slot: _Slot) -> None:
         try:
             with slot.scope:
-                await _serve_tcp_connection(index, stream, slot, limits, errors)
+                await _serve_tcp_connection(index, stream, slot, limits, errors, guard)
         finally:
             slots.discard(slot)
             await trio.aclose_forcefully(stream)
@@ -283,6 +309,8 @@ async def serve_dns(
     tcp_max_connections: int = DEFAULT_TCP_MAX_CONNECTIONS,
     tcp_write_timeout: float = DEFAULT_TCP_WRITE_TIMEOUT,
     tcp_output_budget: int = DEFAULT_TCP_OUTPUT_BUDGET,
+    rrl: RrlConfig | None = None,
+    cookie_secret: bytes | None = None,
     worker: str = "1/1",
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -297,6 +325,9 @@ async def serve_dns(
         tcp_write_timeout: seconds a TCP write may stall before the connection is closed.
         tcp_output_budget: answer bytes one TCP connection may have pending before we stop
             reading its queries until they are sent.
+        rrl: response-rate limiting for UDP (`RrlConfig.enabled_for(host)` decides);
+            None is the default `RrlConfig()`: on for non-loopback listeners only.
+        cookie_secret: the 16-byte DNS cookie secret; None draws a random one.
         worker: "i/n", for the start log line.
         task_status: `task_status.started((host, port))` once both sockets listen.
 
@@ -305,19 +336,29 @@ async def serve_dns(
     udp, tcp = _bind_pair(host, port, reuse_port)
     bound = udp.getsockname()[1]
     errors = ErrorLog(log)
+    rrl = rrl or RrlConfig()
+    limiter = rrl.limiter() if rrl.enabled_for(host) else None
+
+    def on_limit(ip: str, rclass: RClass) -> None:
+        errors.report("rrl", f"limiting {rclass.value} responses to {ip}'s network "
+                      f"({rrl.rate:g}/s, slip {rrl.slip})", trio.current_time())
+
+    guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_udp, index, udp, errors)
+            nursery.start_soon(serve_udp, index, udp, errors, guard)
             nursery.start_soon(
                 lambda: serve_tcp(
                     index, tcp, idle_timeout=tcp_idle_timeout, max_connections=tcp_max_connections,
                     write_timeout=tcp_write_timeout, output_budget=tcp_output_budget,
-                    errors=errors,
+                    errors=errors, guard=guard,
                 )
             )
             log.info(
-                "authd listening on %s port %d (udp+tcp), worker %s, pid %d, zones: %s",
-                host, bound, worker, os.getpid(), ", ".join(index.zone_names()) or "none",
+                "authd listening on %s port %d (udp+tcp), worker %s, pid %d, rrl %s, zones: %s",
+                host, bound, worker, os.getpid(),
+                f"on ({rrl.rate:g}/s, slip {rrl.slip})" if limiter else "off",
+                ", ".join(index.zone_names()) or "none",
             )
             task_status.started((host, bound))
     finally:
