@@ -22,7 +22,7 @@ class ErrorLog:
         self._last: dict[str, float] = {}
         self._held: Counter[str] = Counter()
 
-    def report(self, kind: str, message: str, now: float) -> bool:
+    def report(self, kind: str, message: str, now: float, level: int = logging.ERROR) -> bool:
         """Count one event of `kind`; log `message` unless `kind` was logged within `interval`.
 
         Returns True when a line was written.
@@ -35,7 +35,7 @@ class ErrorLog:
         self._last[kind] = now
         held = self._held.pop(kind, 0)
         more = f" (+{held} more since the last line)" if held else ""
-        self.logger.error("%s: %s; %d so far%s", kind, message, self.counts[kind], more)
+        self.logger.log(level, "%s: %s; %d so far%s", kind, message, self.counts[kind], more)
         return True
 
     def exception(self, where: str, exc: BaseException, now: float) -> bool:

@@ -9,7 +9,8 @@ put into the rendered reply here.
 Order, per query (RFC 7873 §5.2 for the cookie cases):
 1. A malformed COOKIE option (§5.2.2) gets FORMERR with an OPT, and nothing else happens.
 2. A query with no question and a COOKIE (§5.4) gets NOERROR (BADCOOKIE if it sent a server
-   cookie that is not valid) with our server cookie and no answer.
+   cookie that is not valid) with our server cookie and no answer; over UDP it is rate-limited
+   like any response (its class is ERROR), unless its server cookie is valid.
 3. Otherwise the index answers the query without its COOKIE; the response gets the client
    cookie and a server cookie (§5.2.3 to §5.2.5).
 4. Over UDP, unless the client presented a valid server cookie (which proves it receives at its
@@ -99,7 +100,10 @@ class Guard:
             # RFC 7873 §5.4: a query for a server cookie only
             rcode = BADCOOKIE if q.status is Status.BAD_SERVER else 0
             self.stats["badcookie"] += rcode == BADCOOKIE
-            return _bare_reply(wire, rcode, self._cookie_option(option))
+            bare = _bare_reply(wire, rcode, self._cookie_option(option))
+            if tcp or self.rrl is None or q.status is Status.VALID:
+                return bare
+            return bare if self._limit(bare, ip, now) is not Verdict.DROP else None
         reply = self.respond(q.stripped, tcp=tcp)
         if reply is None:
             return None

@@ -233,7 +233,8 @@ async def _serve_tcp_connection(
                 if wscope.cancelled_caught:
                     errors.report("tcp write timeout",
                                   f"closed a connection whose peer read nothing for "
-                                  f"{limits.write_timeout:g}s", trio.current_time())
+                                  f"{limits.write_timeout:g}s", trio.current_time(),
+                                  logging.WARNING)
                     return
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         return
@@ -293,7 +294,7 @@ async def serve_tcp(
                 errors.report("tcp connection limit",
                               f"{max_connections} open; closed the one "
                               f"{'idle' if victim.idle else 'blocked in a write'} longest "
-                              f"({now - victim.since:.1f}s)", now)
+                              f"({now - victim.since:.1f}s)", now, logging.WARNING)
             slot = _Slot(trio.CancelScope(), True, now)
             slots.add(slot)
             nursery.start_soon(handle, stream, slot)
@@ -341,7 +342,7 @@ async def serve_dns(
 
     def on_limit(ip: str, rclass: RClass) -> None:
         errors.report("rrl", f"limiting {rclass.value} responses to {ip}'s network "
-                      f"({rrl.rate:g}/s, slip {rrl.slip})", trio.current_time())
+                      f"({rrl.rate:g}/s, slip {rrl.slip})", trio.current_time(), logging.WARNING)
 
     guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit)
     try:
