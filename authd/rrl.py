@@ -27,11 +27,13 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-DEFAULT_RATE = 20.0  # responses/s per bucket: Knot's default rate-limit
-DEFAULT_SLIP = 2  # every 2nd limited response becomes TC=1 (NSD, Knot and BIND default)
+# responses/s per bucket: a resolver caches for the TTL, so it rarely asks one question that
+# often; NSD's default is 200 per bucket, Knot's 50 per address
+DEFAULT_RATE = 20.0
+DEFAULT_SLIP = 2  # every 2nd limited response becomes TC=1 (NSD's and BIND's default)
 DEFAULT_WINDOW = 15.0  # seconds of debt a bucket may run up: BIND's default window
 DEFAULT_IPV4_PREFIX = 24
-DEFAULT_IPV6_PREFIX = 56  # Knot's; NSD's is 64
+DEFAULT_IPV6_PREFIX = 56  # a typical end-site allocation (RFC 6177); NSD's default is 64
 TABLE_LIMIT = 100_000  # buckets kept; past it the oldest are forgotten (a full bucket is no loss)
 
 

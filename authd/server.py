@@ -226,8 +226,9 @@ async def _serve_tcp_connection(
                 if not out:
                     continue
                 slot.since = trio.current_time()
-                # As Knot's tcp-io-timeout and NSD's write timeout: a write that stalls
-                # this long means the peer does not read; its slot goes to someone who does
+                # As Knot's tcp-io-timeout (0.5 s) and NSD's busy timeout (200 ms once half
+                # its TCP slots are taken): a write stalled this long means the peer does not
+                # read, and its slot goes to someone who does
                 with trio.move_on_after(limits.write_timeout) as wscope:
                     await stream.send_all(out)  # not touched until sent: no copy
                 if wscope.cancelled_caught:
