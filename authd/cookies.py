@@ -177,6 +177,7 @@ class QueryCookie(NamedTuple):
     client: bytes
     server: bytes
     stripped: bytes  # the query with the COOKIE option removed (and the OPT kept)
+    age: int | None = None  # a valid server cookie's age in seconds
 
 
 def read_query(wire: bytes, secret: bytes, ip: str, wall: int) -> QueryCookie | None:
@@ -219,18 +220,17 @@ def read_query(wire: bytes, secret: bytes, ip: str, wall: int) -> QueryCookie | 
     client, server = value[:CLIENT_LEN], value[CLIENT_LEN:]
     if not server:
         return QueryCookie(Status.CLIENT_ONLY, client, b"", stripped)
-    if server_cookie_age(secret, client, server, ip, wall) is None:
+    age = server_cookie_age(secret, client, server, ip, wall)
+    if age is None:
         return QueryCookie(Status.BAD_SERVER, client, server, stripped)
-    return QueryCookie(Status.VALID, client, server, stripped)
+    return QueryCookie(Status.VALID, client, server, stripped, age)
 
 
 def response_cookie(secret: bytes, q: QueryCookie, ip: str, wall: int) -> bytes:
     """The COOKIE option value for the response: the client cookie and a server cookie
     (the query's own while valid and under half an hour old, else a fresh one)."""
-    if q.status is Status.VALID:
-        age = server_cookie_age(secret, q.client, q.server, ip, wall)
-        if age is not None and age < REFRESH_AFTER:
-            return q.client + q.server
+    if q.status is Status.VALID and q.age is not None and q.age < REFRESH_AFTER:
+        return q.client + q.server
     return q.client + make_server_cookie(secret, q.client, ip, wall)
 
 

@@ -8,8 +8,10 @@ import dns.flags
 import dns.message
 import dns.rcode
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from authd import cookies
+from authd import cookies, rrl
 from authd.cookies import Status, make_server_cookie, read_query, server_cookie_age, siphash24
 from authd.guard import Guard
 
@@ -193,3 +195,23 @@ def test_a_reply_that_no_longer_fits_with_its_cookie_is_truncated_with_the_cooki
     assert len(reply) <= 512
     msg = dns.message.from_wire(reply)
     assert msg.flags & dns.flags.TC and _cookie_of(reply)[:8] == client
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cookie=st.binary(max_size=48), flips=st.lists(st.tuples(st.integers(0, 200),
+                                                                 st.integers(0, 255)),
+                                                       max_size=4),
+       cut=st.integers(0, 120))
+def test_guard_never_raises_and_replies_parse(index, cookie, flips, cut):
+    """Cookie queries of any length, with bytes flipped and cut short: the guard answers or
+    drops, never raises, and what it sends is a DNS message dnspython can read."""
+    guard = Guard(index.respond, SECRET_1, rrl.RateLimiter(rate=1000))
+    wire = bytearray(_query(cookie))
+    for at, value in flips:
+        if at < len(wire):
+            wire[at] = value
+    wire = wire[:len(wire) - cut] if cut < len(wire) else wire
+    for tcp in (False, True):
+        reply = guard.answer(bytes(wire), IP, 0.0, WALL, tcp=tcp)
+        if reply is not None:
+            dns.message.from_wire(reply, ignore_trailing=True)  # raises if it is not DNS
