@@ -21,6 +21,7 @@ Order, per query (RFC 7873 §5.2 for the cookie cases):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -79,12 +80,22 @@ class Guard:
     def __post_init__(self) -> None:
         if len(self.secret) != 16:
             raise ValueError("the cookie secret must be 16 bytes (32 hex digits)")
+        # an index that routes by client location takes the address as `source=`
+        try:
+            self._with_source = "source" in inspect.signature(self.respond).parameters
+        except (TypeError, ValueError):
+            self._with_source = False
+
+    def _respond(self, wire: bytes, tcp: bool, ip: str) -> bytes | None:
+        if self._with_source:
+            return self.respond(wire, tcp=tcp, source=ip)
+        return self.respond(wire, tcp=tcp)
 
     def answer(self, wire: bytes, ip: str, now: float, wall: int, *, tcp: bool) -> bytes | None:
         """The bytes to send back for one query, or None to send nothing."""
         q = cookies.read_query(wire, self.secret, ip, wall) if len(wire) > 12 else None
         if q is None:
-            reply = self.respond(wire, tcp=tcp)
+            reply = self._respond(wire, tcp, ip)
             if reply is None or tcp or self.rrl is None:
                 return reply
             return self.limit_udp(reply, ip, now)
@@ -104,7 +115,7 @@ class Guard:
             if tcp or self.rrl is None or q.status is Status.VALID:
                 return bare
             return bare if self._limit(bare, ip, now) is not Verdict.DROP else None
-        reply = self.respond(q.stripped, tcp=tcp)
+        reply = self._respond(q.stripped, tcp, ip)
         if reply is None:
             return None
         if not tcp and self.rrl is not None and q.status is not Status.VALID:

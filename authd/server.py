@@ -188,15 +188,15 @@ async def _serve_tcp_connection(
     errors: ErrorLog, guard: Guard | None,
 ) -> None:
     buf = bytearray()
-    if guard is not None:
-        peer = stream.socket.getpeername()[0]
-        guarded = guard.answer
-
-        def respond(query: bytes, *, tcp: bool) -> bytes | None:
-            return guarded(query, peer, trio.current_time(), int(time.time()), tcp=tcp)
-    else:
-        respond = index.respond
     try:
+        if guard is not None:
+            peer = stream.socket.getpeername()[0]  # OSError if it has gone already
+            guarded = guard.answer
+
+            def respond(query: bytes, *, tcp: bool) -> bytes | None:
+                return guarded(query, peer, trio.current_time(), int(time.time()), tcp=tcp)
+        else:
+            respond = index.respond
         while True:
             # RFC 7766 §6.2.3: a connection that stays idle (or trickles a partial frame) for
             # the idle timeout is closed

@@ -215,3 +215,16 @@ def test_guard_never_raises_and_replies_parse(index, cookie, flips, cut):
         reply = guard.answer(bytes(wire), IP, 0.0, WALL, tcp=tcp)
         if reply is not None:
             dns.message.from_wire(reply, ignore_trailing=True)  # raises if it is not DNS
+
+
+def test_guard_passes_the_client_address_to_an_index_that_routes_by_it():
+    seen: list[str | None] = []
+
+    def respond(wire: bytes, *, tcp: bool, source: str | None = None) -> bytes:
+        seen.append(source)
+        return _Index().respond(wire, tcp=tcp)
+
+    guard = Guard(respond, SECRET_1)
+    guard.answer(_query(None), IP, 0.0, WALL, tcp=False)
+    guard.answer(_query(bytes(8)), IP, 0.0, WALL, tcp=True)
+    assert seen == [IP, IP]
