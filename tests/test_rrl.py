@@ -139,3 +139,11 @@ def test_pure_modules_import_no_clock_socket_or_trio():
         text = Path(mod.__file__).read_text()
         for banned in ("import trio", "import socket", "import time", "from time"):
             assert banned not in text, (mod.__name__, banned)
+
+
+def test_counts_of_sent_slipped_and_dropped(index):
+    limiter = RateLimiter(rate=2, slip=2, window=1)
+    reply = _reply(index, "host.example.test.")
+    for _ in range(8):
+        limiter.check(reply, "10.1.1.1", 0.0)
+    assert limiter.sent == 2 and limiter.counts == {Verdict.SLIP: 3, Verdict.DROP: 3}
