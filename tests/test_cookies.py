@@ -228,3 +228,16 @@ def test_guard_passes_the_client_address_to_an_index_that_routes_by_it():
     guard.answer(_query(None), IP, 0.0, WALL, tcp=False)
     guard.answer(_query(bytes(8)), IP, 0.0, WALL, tcp=True)
     assert seen == [IP, IP]
+
+
+def test_a_remembered_cookie_still_expires_and_is_bound_to_its_address():
+    memo: dict = {}
+    client = bytes(range(8))
+    sc = make_server_cookie(SECRET_1, client, IP, WALL)
+    assert read_query(_query(client + sc), SECRET_1, IP, WALL, memo).status is Status.VALID
+    assert memo  # remembered: the next one skips the hash
+    assert read_query(_query(client + sc), SECRET_1, IP, WALL + 10, memo).age == 10
+    assert read_query(_query(client + sc), SECRET_1, IP, WALL + 3601, memo).status \
+        is Status.BAD_SERVER
+    assert read_query(_query(client + sc), SECRET_1, "192.0.2.99", WALL, memo).status \
+        is Status.BAD_SERVER
