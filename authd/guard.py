@@ -95,8 +95,10 @@ class Guard:
 
     def answer(self, wire: bytes, ip: str, now: float, wall: int, *, tcp: bool) -> bytes | None:
         """The bytes to send back for one query, or None to send nothing."""
+        # a response (QR=1) is never answered (RFC 1035 §4.1.1; the index drops it), so its
+        # cookie is never looked at: no FORMERR or BADCOOKIE ping-pong between two servers
         q = (cookies.read_query(wire, self.secret, ip, wall, self._valid)
-             if len(wire) > 12 else None)
+             if len(wire) > 12 and not wire[2] & 0x80 else None)
         if q is None:
             reply = self._respond(wire, tcp, ip)
             if reply is None or tcp or self.rrl is None:
@@ -111,8 +113,8 @@ class Guard:
             self.stats["cookie_fresh"] += 1
         # RRL before the server cookie is made: a dropped response costs no SipHash
         limited = not tcp and self.rrl is not None and q.status is not Status.VALID
-        if wire[4:6] == b"\x00\x00":
-            # RFC 7873 §5.4: a query for a server cookie only
+        if wire[4:6] == b"\x00\x00" and not wire[2] & 0x78:
+            # RFC 7873 §5.4: a (standard) query for a server cookie only
             rcode = BADCOOKIE if q.status is Status.BAD_SERVER else 0
             if limited and self._limit(_bare_reply(wire, rcode), ip, now) is Verdict.DROP:
                 return None

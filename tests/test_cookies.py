@@ -241,3 +241,16 @@ def test_a_remembered_cookie_still_expires_and_is_bound_to_its_address():
         is Status.BAD_SERVER
     assert read_query(_query(client + sc), SECRET_1, "192.0.2.99", WALL, memo).status \
         is Status.BAD_SERVER
+
+
+def test_a_response_with_a_cookie_is_never_answered(index):
+    guard = Guard(index.respond, SECRET_1)
+    for cookie in (bytes(8), b"123", bytes(24)):
+        q = dns.message.make_query("host.example.test.", "A", use_edns=0,
+                                   options=[dns.edns.GenericOption(cookies.COOKIE, cookie)])
+        q.flags |= dns.flags.QR
+        assert guard.answer(q.to_wire(), IP, 0.0, WALL, tcp=False) is None
+        empty = dns.message.Message(id=5)
+        empty.flags |= dns.flags.QR
+        empty.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(cookies.COOKIE, cookie)])
+        assert guard.answer(empty.to_wire(), IP, 0.0, WALL, tcp=False) is None
