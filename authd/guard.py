@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from authd import cookies
+from authd.answer import OUR_PAYLOAD
 from authd.cookies import Status
 from authd.rrl import RateLimiter, RClass, Verdict, truncated
 
 BADCOOKIE = 23  # RFC 7873 §8
 FORMERR = 1
-OUR_PAYLOAD = 1232  # as authd.answer advertises
 _OPT_HEAD = b"\x00\x00\x29"
 
 Respond = Callable[..., "bytes | None"]
