@@ -112,3 +112,24 @@ async def test_dig_cookie_over_ipv6_hashes_the_16_byte_address(nursery, index):
     assert server_cookie_age(secret, value[:8], value[8:], "127.0.0.1", stamp) is None
     again = await _dig(server, f"+cookie={m.group(1)}", "host.example.test.", "A")
     assert COOKIE_RE.search(again).group(1) == m.group(1)  # type: ignore[union-attr]
+
+
+@pytest.mark.realtime
+async def test_a_limited_client_that_retries_on_badcookie_gets_through(nursery, index):
+    """RRL's slip to a cookie client is BADCOOKIE with a fresh server cookie (RFC 7873 §5.2.3,
+    as BIND): dig and kdig with +badcookie retry with it, are exempt, and get the answer while
+    their network is limited (every 2nd limited response slips, so 3 tries always suffice)."""
+    server = await start_authd(nursery, index, rrl=RrlConfig("on", rate=1, window=15))
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await sock.connect((server.host, server.port))
+    flood = dns.message.make_query("big.example.test.", "TXT", use_edns=0).to_wire()
+    for _ in range(200):
+        await sock.send(flood)
+    sock.close()
+    out = await _dig(server, "+cookie", "+badcookie", "+tries=3", "+time=1",
+                     "big.example.test.", "TXT")
+    assert "BADCOOKIE, retrying" in out and "ANSWER: 6" in out and "(good)" in out, out
+    kdig = require_tool("kdig")
+    out = await _run(kdig, f"@{server.host}", "-p", str(server.port), "+norecurse", "+cookie",
+                     "+badcookie", "+retry=2", "+time=1", "big.example.test.", "TXT")
+    assert "status: BADCOOKIE" in out and "ANSWER: 6" in out, out
