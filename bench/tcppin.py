@@ -28,6 +28,7 @@ import dns.message
 import trio
 
 from authd.localnet import find_tool, free_port, stop, wait_answering
+from bench.amplification import cpu_model, nsd_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: TCP clients that never read (issue 10)"
@@ -104,29 +105,6 @@ async def attack(port: int, pid: int, res: Pin) -> None:
         nursery.cancel_scope.cancel()
 
 
-def _nsd_conf(d: Path, port: int, zonefile: Path) -> Path:
-    conf = d / "nsd.conf"
-    conf.write_text(f"""server:
-  ip-address: 127.0.0.1@{port}
-  username: ""
-  chroot: ""
-  zonesdir: "{d}"
-  database: ""
-  pidfile: "{d}/nsd.pid"
-  xfrdfile: "{d}/xfrd.state"
-  zonelistfile: "{d}/zone.list"
-  logfile: "{d}/nsd.log"
-  server-count: 1
-  verbosity: 0
-remote-control:
-  control-enable: no
-zone:
-  name: example.test.
-  zonefile: "{zonefile}"
-""")
-    return conf
-
-
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench tcppin", description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
@@ -145,7 +123,7 @@ def main(argv: list[str]) -> int:
                 d.mkdir()
                 zf = d / "example.test.zone"
                 shutil.copy(ROOT / "zones" / "example.test.zone", zf)
-                cmd = [nsd, "-d", "-c", str(_nsd_conf(d, port, zf))]
+                cmd = [nsd, "-d", "-c", str(nsd_conf(d, port, zf))]
                 proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             else:
                 cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(ROOT / "zones"),
@@ -178,7 +156,7 @@ def write_section(results: list[Pin]) -> None:
     lines = [
         SECTION, "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
-        f"`python -m bench tcppin` on {platform.node()} ({os.cpu_count()} cores shared with "
+        f"`python -m bench tcppin` on {platform.node()} ({cpu_model()}, {os.cpu_count()} cores shared with "
         f"other work, Python {platform.python_version()}, NSD 4.6.1).",
         "",
         f"{ATTACKERS} clients connect and write pipelined `host.example.test. A` queries "
