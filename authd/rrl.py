@@ -112,6 +112,8 @@ def classify(reply: bytes) -> tuple[RClass, bytes]:
 def network_of(ip: str, v4_prefix: int = DEFAULT_IPV4_PREFIX,
                v6_prefix: int = DEFAULT_IPV6_PREFIX) -> bytes:
     """The client's network as bytes: the address masked to the configured prefix."""
+    if ip.startswith("::ffff:") and "." in ip:
+        ip = ip[7:]  # an IPv4 client of a dual-stack socket is an IPv4 client (RFC 4291 §2.5.5.2)
     if ":" not in ip:
         parts = ip.split(".")
         if v4_prefix == 24 and len(parts) == 4:  # the common case, without ipaddress

@@ -34,7 +34,7 @@ import trio
 from authd.errlog import ErrorLog
 from authd.guard import Guard
 from authd.index import ServingIndex
-from authd.rrl import RClass, RrlConfig
+from authd.rrl import RClass, RrlConfig, Verdict
 
 log = logging.getLogger("authd")
 
@@ -366,3 +366,19 @@ async def serve_dns(
     finally:
         udp.close()
         tcp.close()
+        log.info("authd on %s port %d stopped: %s", host, bound, hardening_summary(guard, errors))
+
+
+def hardening_summary(guard: Guard, errors: ErrorLog) -> str:
+    """One line of what the guards did: RRL verdicts, cookies, and errors by class."""
+    parts = []
+    if guard.rrl is not None:
+        c = guard.rrl.counts
+        parts.append(f"rrl sent {guard.rrl.sent}, slipped {c[Verdict.SLIP]}, "
+                     f"dropped {c[Verdict.DROP]}")
+    s = guard.stats
+    parts.append(f"cookies valid {s['cookie_valid']}, new {s['cookie_fresh']}, "
+                 f"malformed {s['cookie_malformed']}, badcookie {s['badcookie']}")
+    if errors.counts:
+        parts.append("; ".join(f"{k} {n}" for k, n in sorted(errors.counts.items())))
+    return "; ".join(parts)

@@ -63,6 +63,9 @@ def test_one_bucket_per_network_and_class(index):
     assert network_of("2001:db8:1:ff00::1") == network_of("2001:db8:1:ff12::9")  # /56
     assert network_of("2001:db8:1:ff00::1") != network_of("2001:db8:1:fe00::1")
     assert network_of("192.0.2.1", v4_prefix=32) != network_of("192.0.2.2", v4_prefix=32)
+    # a dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d: still one /24 each
+    assert network_of("::ffff:192.0.2.1") == network_of("192.0.2.77")
+    assert network_of("::ffff:192.0.2.1") != network_of("::ffff:198.51.100.1")
 
 
 def test_slip_1_slips_every_limited_response_and_0_drops_them(index):

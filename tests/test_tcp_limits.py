@@ -91,3 +91,17 @@ def test_error_log_writes_one_line_per_class_per_interval(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 4 and all("\n" not in line for line in lines)
     assert "+9 more since the last line" in lines[1]
+
+
+def test_the_stop_line_says_what_the_guards_did(index):
+    from authd.guard import Guard
+    from authd.rrl import RateLimiter
+    from authd.server import hardening_summary
+
+    guard = Guard(index.respond, bytes(16), RateLimiter(rate=1, slip=2, window=1))
+    for _ in range(3):
+        guard.answer(QUERY, "10.0.0.1", 0.0, 1_700_000_000, tcp=False)
+    errors = ErrorLog(logging.getLogger("test"))
+    errors.exception("udp answer", ValueError("x"), 0.0)
+    line = hardening_summary(guard, errors)
+    assert "rrl sent 1, slipped 1, dropped 1" in line and "udp answer: ValueError 1" in line
