@@ -7,7 +7,8 @@ index's tables of rendered answers stay shared by every client) and the response
 put into the rendered reply here.
 
 Order, per query (RFC 7873 §5.2 for the cookie cases):
-1. A malformed COOKIE option (§5.2.2) gets FORMERR with an OPT, and nothing else happens.
+1. A malformed COOKIE option (§5.2.2) gets FORMERR with an OPT (over UDP, rate-limited as
+   an error), and nothing else happens.
 2. A query with no question and a COOKIE (§5.4) gets NOERROR (BADCOOKIE if it sent a server
    cookie that is not valid) with our server cookie and no answer; over UDP it is rate-limited
    like any response (its class is ERROR), unless its server cookie is valid.
@@ -106,7 +107,10 @@ class Guard:
             return self.limit_udp(reply, ip, now)
         if q.status is Status.MALFORMED:
             self.stats["cookie_malformed"] += 1
-            return _bare_reply(wire, FORMERR)  # RFC 7873 §5.2.2
+            formerr = _bare_reply(wire, FORMERR)  # RFC 7873 §5.2.2
+            if tcp or self.rrl is None:
+                return formerr
+            return self.limit_udp(formerr, ip, now)  # an error like any other (class ERROR)
         if q.status is Status.VALID:
             self.stats["cookie_valid"] += 1
         else:

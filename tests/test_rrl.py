@@ -150,3 +150,12 @@ def test_counts_of_sent_slipped_and_dropped(index):
     for _ in range(8):
         limiter.check(reply, "10.1.1.1", 0.0)
     assert limiter.sent == 2 and limiter.counts == {Verdict.SLIP: 3, Verdict.DROP: 3}
+
+
+def test_formerr_for_a_malformed_cookie_is_rate_limited_over_udp(index):
+    guard = Guard(index.respond, SECRET, RateLimiter(rate=2, slip=0, window=1))
+    bad = _cookie_query(b"123")
+    replies = [guard.answer(bad, "203.0.113.5", 0.0, 1_700_000_000, tcp=False) for _ in range(6)]
+    assert [r is not None for r in replies] == [True, True] + [False] * 4
+    assert dns.message.from_wire(replies[0]).rcode() == dns.rcode.FORMERR
+    assert guard.answer(bad, "203.0.113.5", 0.0, 1_700_000_000, tcp=True) is not None
