@@ -24,7 +24,7 @@ SERVER_MIN, SERVER_MAX = 8, 32  # RFC 7873 §4: a server cookie is 8 to 32 bytes
 VERSION = 1  # RFC 9018 §4.2
 LIFETIME_PAST = 3600  # RFC 9018 §4.3: older is invalid
 LIFETIME_FUTURE = 300  # RFC 9018 §4.3: more than 5 minutes ahead is invalid
-REFRESH_AFTER = 1800  # RFC 9018 §4.3: a server cookie older than this gets a fresh one
+REFRESH_AFTER = 1800  # RFC 9018 §4.3: older gets a fresh one (NSD reuses younger ones too)
 
 _MASK = (1 << 64) - 1
 
