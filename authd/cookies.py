@@ -186,17 +186,21 @@ class QueryCookie(NamedTuple):
     stripped: bytes  # the query with the COOKIE option removed (and the OPT kept)
     age: int | None = None  # a valid server cookie's age in seconds
     payload: int = 512  # the client's EDNS UDP payload size, as it sent it
+    renew: bool = False  # valid, but made with a retired secret: answer with a new one
 
 
 MEMO = 10_000  # server cookies remembered as valid; past it the memo starts over
 
 
 def read_query(wire: bytes, secret: bytes, ip: str, wall: int,
-               memo: dict[tuple[str, bytes], bool] | None = None) -> QueryCookie | None:
+               memo: dict[tuple[str, bytes], bool] | None = None,
+               previous: tuple[bytes, ...] = ()) -> QueryCookie | None:
     """The query's cookie status, or None when it carries no COOKIE option (or no usable OPT).
 
     `memo` (kept by the caller for one secret) remembers cookies whose hash matched, so a
-    client that repeats its cookie costs a timestamp check, not a SipHash.
+    client that repeats its cookie costs a timestamp check, not a SipHash. `previous` are
+    retired secrets still accepted while clients move on (RFC 9018 §4.4 rollover): a cookie
+    made with one is valid, and the response carries a fresh one made with `secret`.
 
     When a COOKIE option is there, `stripped` is the query without it, its EDNS payload
     lowered by the room the response's COOKIE option will take, so the index's truncation
@@ -241,6 +245,12 @@ def read_query(wire: bytes, secret: bytes, ip: str, wall: int,
             age = None
     else:
         age = server_cookie_age(secret, client, server, ip, wall)
+        for old in previous:
+            if age is not None:
+                break
+            age = server_cookie_age(old, client, server, ip, wall)
+            if age is not None:  # not remembered: the next query should bring the new one
+                return QueryCookie(Status.VALID, client, server, stripped, age, sent, True)
         if age is not None and memo is not None:
             if len(memo) >= MEMO:
                 memo.clear()
@@ -253,7 +263,8 @@ def read_query(wire: bytes, secret: bytes, ip: str, wall: int,
 def response_cookie(secret: bytes, q: QueryCookie, ip: str, wall: int) -> bytes:
     """The COOKIE option value for the response: the client cookie and a server cookie
     (the query's own while valid and under half an hour old, else a fresh one)."""
-    if q.status is Status.VALID and q.age is not None and q.age < REFRESH_AFTER:
+    if (q.status is Status.VALID and not q.renew and q.age is not None
+            and q.age < REFRESH_AFTER):
         return q.client + q.server
     return q.client + make_server_cookie(secret, q.client, ip, wall)
 

@@ -67,6 +67,7 @@ class Guard:
     Args:
         respond: the serving index's `respond(wire, tcp=...)`.
         secret: the 16-byte server secret for cookies.
+        previous: retired secrets whose cookies are still accepted (and renewed).
         rrl: the rate limiter, or None for no limiting.
     """
 
@@ -74,13 +75,14 @@ class Guard:
     secret: bytes
     rrl: RateLimiter | None = None
     on_limit: Callable[[str, RClass], None] | None = None  # a source starts being limited
+    previous: tuple[bytes, ...] = ()  # retired cookie secrets still accepted (RFC 9018 §4.4)
     stats: dict[str, int] = field(default_factory=lambda: {
         "cookie_malformed": 0, "cookie_valid": 0, "cookie_fresh": 0, "badcookie": 0,
     })
 
     def __post_init__(self) -> None:
-        if len(self.secret) != 16:
-            raise ValueError("the cookie secret must be 16 bytes (32 hex digits)")
+        if any(len(k) != 16 for k in (self.secret, *self.previous)):
+            raise ValueError("a cookie secret must be 16 bytes (32 hex digits)")
         self._valid: dict[tuple[str, bytes], bool] = {}  # cookies whose hash matched
         self._fresh: dict[tuple[str, bytes, int], bytes] = {}  # cookies made this second
         # an index that routes by client location takes the address as `source=`
@@ -98,7 +100,7 @@ class Guard:
         """The bytes to send back for one query, or None to send nothing."""
         # a response (QR=1) is never answered (RFC 1035 §4.1.1; the index drops it), so its
         # cookie is never looked at: no FORMERR or BADCOOKIE ping-pong between two servers
-        q = (cookies.read_query(wire, self.secret, ip, wall, self._valid)
+        q = (cookies.read_query(wire, self.secret, ip, wall, self._valid, self.previous)
              if len(wire) > 12 and not wire[2] & 0x80 else None)
         if q is None:
             reply = self._respond(wire, tcp, ip)
@@ -147,7 +149,8 @@ class Guard:
     def _cookie(self, q: cookies.QueryCookie, ip: str, wall: int) -> bytes:
         """The response's COOKIE value; a fresh one is made once per client, address and
         second (a client repeating itself within the second costs no SipHash)."""
-        if q.status is Status.VALID and q.age is not None and q.age < cookies.REFRESH_AFTER:
+        if (q.status is Status.VALID and not q.renew and q.age is not None
+                and q.age < cookies.REFRESH_AFTER):
             return q.client + q.server
         key = (ip, q.client, wall)
         value = self._fresh.get(key)
