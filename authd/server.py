@@ -35,7 +35,7 @@ from authd.errlog import ErrorLog
 from authd.guard import Guard
 from authd.index import ServingIndex
 from authd.notify import serve_notify
-from authd.rrl import RClass, RrlConfig
+from authd.rrl import RClass, RrlConfig, Verdict
 from authd.xfr import TransferConfig, TransferService
 
 log = logging.getLogger("authd")
@@ -338,6 +338,7 @@ async def serve_dns(
     tcp_output_budget: int = DEFAULT_TCP_OUTPUT_BUDGET,
     rrl: RrlConfig | None = None,
     cookie_secret: bytes | None = None,
+    cookie_previous: tuple[bytes, ...] = (),
     worker: str = "1/1",
     transfers: TransferConfig | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
@@ -356,6 +357,7 @@ async def serve_dns(
         rrl: response-rate limiting for UDP (`RrlConfig.enabled_for(host)` decides);
             None is the default `RrlConfig()`: on for non-loopback listeners only.
         cookie_secret: the 16-byte DNS cookie secret; None draws a random one.
+        cookie_previous: retired secrets whose cookies are still accepted and renewed.
         worker: "i/n", for the start log line.
         transfers: AXFR/IXFR, TSIG and NOTIFY for secondaries (`authd.xfr`); None: transfers
             only as the index's `allow_axfr` says, no keys (a signed query gets BADKEY).
@@ -373,7 +375,8 @@ async def serve_dns(
         errors.report("rrl", f"limiting {rclass.value} responses to {ip}'s network "
                       f"({rrl.rate:g}/s, slip {rrl.slip})", trio.current_time(), logging.WARNING)
 
-    guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit)
+    guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit,
+                  cookie_previous)
     # Transfers and TSIG: always on, so a signed query gets RFC 8945's NOTAUTH/BADKEY even
     # with no keys; the view of what secondaries get is kept only when transfers are allowed
     transfers = transfers or TransferConfig(allow_any=index.allow_axfr)
@@ -403,3 +406,19 @@ async def serve_dns(
     finally:
         udp.close()
         tcp.close()
+        log.info("authd on %s port %d stopped: %s", host, bound, hardening_summary(guard, errors))
+
+
+def hardening_summary(guard: Guard, errors: ErrorLog) -> str:
+    """One line of what the guards did: RRL verdicts, cookies, and errors by class."""
+    parts = []
+    if guard.rrl is not None:
+        c = guard.rrl.counts
+        parts.append(f"rrl sent {guard.rrl.sent}, slipped {c[Verdict.SLIP]}, "
+                     f"dropped {c[Verdict.DROP]}")
+    s = guard.stats
+    parts.append(f"cookies valid {s['cookie_valid']}, new {s['cookie_fresh']}, "
+                 f"malformed {s['cookie_malformed']}, badcookie {s['badcookie']}")
+    if errors.counts:
+        parts.append("; ".join(f"{k} {n}" for k, n in sorted(errors.counts.items())))
+    return "; ".join(parts)

@@ -22,7 +22,7 @@ from authd import tsig
 from authd.index import ServingIndex
 from authd.journal import EntryKind, JournalEntry
 from authd.localnet import free_port, stop, wait_answering
-from authd.records import AliasTarget, RecordKey, RecordSet
+from authd.records import AliasTarget, RecordSet
 from authd.xfr import TransferRule, TransferService, TransferView
 from tests.xfr_peers import start_knot, start_nsd
 
@@ -159,7 +159,7 @@ def test_axfr_of_a_zone_over_64k_spans_messages_and_verifies_with_dnspython():
     zone = dns.zone.Zone(ZONE)
     with dns.xfr.Inbound(zone, dns.rdatatype.AXFR) as inbound:
         ctx, mac = None, q.mac
-        for i, wire in enumerate(messages):
+        for wire in messages:
             m = dns.message.from_wire(wire, keyring=CLIENT_RING, request_mac=mac,
                                       xfr=True, origin=zone.origin, tsig_ctx=ctx, multi=True,
                                       one_rr_per_rrset=False)
@@ -241,7 +241,7 @@ def _authd(tmp: Path, *extra: str):
     zones = tmp / "zones"
     zones.mkdir()
     (zones / f"{ZONE}zone").write_text(
-        f"$TTL 60\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.10\n")
+        "$TTL 60\n@ SOA ns1 hostmaster 1 7200 900 1209600 60\n@ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.10\n")
     dport, cport = free_port(), free_port()
     log = open(tmp / "authd.log", "w")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
