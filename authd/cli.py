@@ -20,6 +20,7 @@ from pathlib import Path
 import trio
 
 from authd import cli_control
+from authd.clean_exit import Fatal
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
 from authd.zonefile import ZoneLoadError, load_zone_dir
@@ -128,7 +129,7 @@ async def _stop_on_signal(cancel_scope: trio.CancelScope) -> None:
     """Ctrl-C (SIGINT) or SIGTERM: log it and stop serving cleanly (workers stop with us)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("authd stopping on %s", signal.Signals(signum).name)
+            log.info("authd: stopping on %s", signal.Signals(signum).name)
             cancel_scope.cancel()
             return
 
@@ -165,19 +166,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         index = build_index(args)
     except ZoneLoadError as exc:
-        log.error("zone load failed, not starting: %s", exc)
-        return 2
+        raise Fatal(f"zone load failed, not starting: {exc}") from None
     # Zone data lives as long as the server: keep the cyclic GC from walking it on every
     # collection (those pauses showed up as p99 latency).
     gc.collect()
     gc.freeze()
-    try:
-        trio.run(run_serve, args, index)
-    except KeyboardInterrupt:
-        log.info("authd stopped (interrupted)")
-    except OSError as exc:
-        log.error("cannot serve on %s:%d: %s", args.listen[0], args.listen[1], exc)
-        return 1
+    trio.run(run_serve, args, index)
     return 0
 
 
@@ -256,7 +250,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from authd.clean_exit import OneLineParser
+
+    parser = OneLineParser(
         prog="authd",
         description="An authoritative DNS server with Route 53-style weighted and alias "
         "record sets.",
@@ -269,9 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every `authd` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
+    failure (bad zone file, flag, address in use, unreachable API) one line and exit 2."""
+    from authd.clean_exit import run_main
+    from authd.control import ControlConfigError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run_main("authd", lambda: int(args.func(args)),
+                    (ZoneLoadError, ControlConfigError, cli_control.CommandError))
 
 
 if __name__ == "__main__":  # pragma: no cover

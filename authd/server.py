@@ -57,7 +57,9 @@ def _bind_pair(host: str, port: int, reuse_port: bool) -> tuple[socket.socket, s
             udp.close()
             tcp.close()
             if port != 0 or exc.errno != errno.EADDRINUSE:
-                raise
+                # name the address: the operator sees this one line (authd.clean_exit)
+                raise OSError(exc.errno, f"cannot listen on {host}:{port} (UDP and TCP): "
+                              f"{exc.strerror}") from exc
     raise OSError(errno.EADDRINUSE, "no free port pair for UDP and TCP")
 
 
