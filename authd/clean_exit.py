@@ -85,8 +85,11 @@ def run_main(prog: str, fn: Callable[[], int], expected: tuple[type[BaseExceptio
         expected: exception types that are expected failures: each leaf of these is printed
             as one line, `prog: message`, and the status is 2. `Fatal` and `OSError` always are.
     """
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGTERM, _raise_stopped)
+    # A process started in the background by a script inherits SIGINT ignored, and Python
+    # then leaves it ignored: Ctrl-C (or kill -INT) must stop every command all the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(fn())
     except BaseException as exc:  # noqa: BLE001 - sorted below; bugs are re-raised
@@ -105,7 +108,8 @@ def run_main(prog: str, fn: Callable[[], int], expected: tuple[type[BaseExceptio
         traceback.print_exception(exc)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
 
 
 async def until_signal(prog: str, fn: Callable[..., Awaitable[Any]], *args: Any,

@@ -6,6 +6,7 @@ Shell. Argument parsing and wiring only; every decision lives in the pure module
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -63,12 +64,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import trio
 
+    from authd.clean_exit import leaves, until_signal
+
     try:
-        trio.run(lambda: run_enactor(cfg, api, plans, status_dir=args.status_dir))
-    except KeyboardInterrupt:
-        return 0
-    except Exception:
-        traceback.print_exc()
+        trio.run(until_signal, f"enactor run ({cfg.name})",
+                 functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir))
+    except Exception as exc:
+        if all(isinstance(e, KeyboardInterrupt) for e in leaves(exc)):
+            raise  # a stop that came before the signal watcher: one line, exit 0
+        traceback.print_exc()  # a crash: the supervisor (or the outage runner) restarts us
         return CRASH_EXIT
     return 0
 
@@ -331,7 +335,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from authd.clean_exit import OneLineParser
+
+    parser = OneLineParser(
         prog="enactor",
         description="The DynamoDB DNS planner and enactors (TXT-record lock, tree build, fenced "
                     "flip, rollback, cleaner), and the October 2025 outage, reproduced.",
@@ -423,17 +429,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every `enactor` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
+    failure (bad plan or schedule file, bad flag, authd not reachable) one line and exit 2."""
+    from authd.clean_exit import run_main
+    from enactor.client import ApiUnavailable
+    from enactor.plan import PlanError
+    from enactor.schedule import ScheduleError
+
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["check"]:  # the interleaving checker (issue 6) parses its own flags
         from enactor.check import main as check_main
 
-        return check_main(argv[1:])
+        return run_main("enactor check", lambda: check_main(argv[1:]))
     args = build_parser().parse_args(argv)
-    from enactor.plan import PlanError
-    from enactor.schedule import ScheduleError
-
-    try:
-        return int(args.fn(args))
-    except (PlanError, ScheduleError) as exc:
-        print(f"enactor: {exc}", file=sys.stderr)
-        return 1
+    return run_main(f"enactor {args.cmd}", lambda: int(args.fn(args)),
+                    (PlanError, ScheduleError, ApiUnavailable))

@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.zone
 import trio
 
+from authd.clean_exit import Fatal, OneLineParser, leaves, run_main, until_signal
 from resolver.cache import CachePolicy
 from resolver.resolution import Delegation, Server
 from resolver.server import ResolverConfig, serve_resolver
@@ -59,10 +60,10 @@ def load_root_hints(path: Path, port: int) -> Delegation:
             str(path), origin=dns.name.root, relativize=False, check_origin=False
         )
     except (OSError, dns.exception.DNSException) as exc:
-        raise SystemExit(f"resolver: cannot read root hints {path}: {exc}") from exc
+        raise Fatal(f"cannot read root hints {path}: {exc}") from exc
     ns = zone.get_rdataset(dns.name.root, dns.rdatatype.NS)
     if ns is None:
-        raise SystemExit(f"resolver: root hints {path} have no NS records for '.'")
+        raise Fatal(f"root hints {path} have no NS records for '.'")
     servers: list[Server] = []
     for rd in ns:
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -70,7 +71,7 @@ def load_root_hints(path: Path, port: int) -> Delegation:
             if addrs is not None:
                 servers += [Server(a.address, port) for a in addrs]
     if not servers:
-        raise SystemExit(f"resolver: root hints {path} give no addresses for the root servers")
+        raise Fatal(f"root hints {path} give no addresses for the root servers")
     return Delegation(dns.name.root, tuple(servers))
 
 
@@ -109,7 +110,7 @@ def _policy(args: argparse.Namespace, **extra: object) -> CachePolicy:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="resolver",
         description="A caching DNS resolver with RFC 2308 negative caching, serve-stale and "
         "hedging, and experiments on how caches stretch the outage clients see.",
@@ -169,7 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every `resolver` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
+    failure (bad flag, unreadable root hints, address in use) one line and exit 2."""
     args = build_parser().parse_args(argv)
+    return run_main(f"resolver {args.command}", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose or args.command != "experiment" else logging.WARNING,
         format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
@@ -199,10 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout, name="stub",
         )
     try:
-        trio.run(serve_resolver, config)
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"resolver: cannot listen on {config.listen}: {exc}", file=sys.stderr)
-        return 1
+        trio.run(until_signal, f"resolver {args.command}", serve_resolver, config)
+    except BaseException as exc:
+        for e in leaves(exc):
+            if isinstance(e, OSError):
+                raise Fatal(f"cannot listen on {config.listen}: {e.strerror or e}") from None
+        raise
     return 0
