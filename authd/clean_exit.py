@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NoReturn
@@ -85,11 +86,13 @@ def run_main(prog: str, fn: Callable[[], int], expected: tuple[type[BaseExceptio
         expected: exception types that are expected failures: each leaf of these is printed
             as one line, `prog: message`, and the status is 2. `Fatal` and `OSError` always are.
     """
+    main_thread = threading.current_thread() is threading.main_thread()  # tests call us in threads
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGTERM, _raise_stopped)
-    # A process started in the background by a script inherits SIGINT ignored, and Python
-    # then leaves it ignored: Ctrl-C (or kill -INT) must stop every command all the same.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if main_thread:
+        signal.signal(signal.SIGTERM, _raise_stopped)
+        # A process started in the background by a script inherits SIGINT ignored, and Python
+        # then leaves it ignored: Ctrl-C (or kill -INT) must stop every command all the same.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(fn())
     except BaseException as exc:  # noqa: BLE001 - sorted below; bugs are re-raised
@@ -108,8 +111,9 @@ def run_main(prog: str, fn: Callable[[], int], expected: tuple[type[BaseExceptio
         traceback.print_exception(exc)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 async def until_signal(prog: str, fn: Callable[..., Awaitable[Any]], *args: Any,

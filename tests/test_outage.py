@@ -92,7 +92,7 @@ def test_bad_schedule_is_refused_with_its_path(tmp_path: Path) -> None:
     f.write_text(json.dumps({"schema": 1, "actors": ["enactor-a"], "steps": [{"do": "step", "actor": "enactor-z"}]}))
     out = subprocess.run([sys.executable, "-m", "enactor", "outage", "--schedule", str(f), "--inprocess"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert out.returncode == 1
+    assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "bad.json: $.steps[0].actor: 'enactor-z' is not in $.actors" in out.stderr
 
 
