@@ -62,9 +62,31 @@ def one_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every flag's help shows its default: `(default: X)` is added unless the text already
+    says it (so flags others add later show theirs too)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = (None, False, [], argparse.SUPPRESS)
+        if (action.option_strings and "default" not in text.lower()
+                and not any(action.default is q or action.default == q for q in quiet)
+                and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+class RawDefaultsFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """`DefaultsFormatter`, with the description printed as written."""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (`authd serve: error: argument --listen: ...; see
-    --help`) and exit status 2, instead of the whole usage block."""
+    --help`) and exit status 2, instead of the whole usage block; help shows every default."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_FAILURE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

@@ -28,7 +28,9 @@ from authd.zonefile import ZoneLoadError, load_zone_dir
 log = logging.getLogger("authd")
 
 DEFAULT_ZONES = "zones/"
-DEFAULT_LISTEN = "127.0.0.1:5353"
+# Not 5353: that is mDNS, and avahi holds it on most desktops (RFC 6762); not 5355
+# (LLMNR, systemd-resolved) nor 5300 (the test universe, zones/universe). See README.
+DEFAULT_LISTEN = "127.0.0.1:5380"
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -41,7 +43,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """`127.0.0.1:5353`, `[::1]:5353` or `:5353` (loopback) -> (host, port)."""
+    """`127.0.0.1:5380`, `[::1]:5380` or `:5380` (loopback) -> (host, port)."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
@@ -65,7 +67,7 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"directory of zone files to serve (default: {DEFAULT_ZONES})")
     p.add_argument("--listen", default=DEFAULT_LISTEN, type=parse_listen, metavar="HOST:PORT",
                    help=f"address and port for UDP and TCP; port 0 picks a free one "
-                   f"(default: {DEFAULT_LISTEN}; IPv6 as [::1]:5353)")
+                   f"(default: {DEFAULT_LISTEN}; IPv6 as [::1]:5380)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="number of server processes sharing the port with SO_REUSEPORT "
                    "(default: 1)")

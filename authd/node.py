@@ -45,7 +45,7 @@ class NodeConfig:
     store_path: str | None = None  # SQLite file; None = in memory (nothing survives exit)
     zones_dir: str | None = "zones/"  # seed from here (primary only); None = no seeding
     dns_host: str = "127.0.0.1"
-    dns_port: int = 5353  # 0 = ephemeral (each replica then picks its own too)
+    dns_port: int = 5380  # authd.cli.DEFAULT_LISTEN; 0 = ephemeral (each replica then picks its own too)
     control: tuple[str, int] | None = None  # Route 53 API address; None = no API
     credentials: Mapping[str, str] | None = None  # None = test/test, loopback only
     replicas: int = 0

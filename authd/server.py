@@ -188,7 +188,7 @@ async def serve_tcp(
 async def serve_dns(
     index: ServingIndex,
     host: str = "127.0.0.1",
-    port: int = 5353,
+    port: int = 5380,
     *,
     reuse_port: bool = False,
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT,

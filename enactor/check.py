@@ -1125,10 +1125,9 @@ Invariants: """ + "; ".join(f"{i.value}: {h}" for i, h in __import__(
 def build_parser(prog: str = "enactor check") -> Any:
     import argparse
 
-    from authd.clean_exit import OneLineParser
+    from authd.clean_exit import OneLineParser, RawDefaultsFormatter
 
-    p = OneLineParser(prog=prog, description=HELP,
-                      formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = OneLineParser(prog=prog, description=HELP, formatter_class=RawDefaultsFormatter,
                       epilog="exit status: 0 when the result is what the design predicts (the "
                              "fixed design: no violation; defects restored: a violation found and "
                              "saved), 1 when it is not, 2 for bad usage")

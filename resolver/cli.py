@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         "mode resolves NS names that come without glue itself (at most 4 lookups deep and 64 "
         "queries per client question; a delegation that needs itself is SERVFAIL).",
     )
-    serve.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5354),
-                       help="HOST:PORT to answer on (default 127.0.0.1:5354; port 0 = any free)")
+    serve.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5381),
+                       help="HOST:PORT to answer on (default 127.0.0.1:5381, beside authd's 5380; "
+                       "port 0 = any free)")
     mode = serve.add_mutually_exclusive_group(required=True)
     mode.add_argument("--forward", type=server_arg(53), nargs="+", metavar="HOST:PORT",
                       help="upstream servers, tried in order")
@@ -149,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A host's local cache (like nscd or the JVM's InetAddress cache) forwarding "
         "to one resolver, with its own fixed TTLs.",
     )
-    stub.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5355),
-                      help="HOST:PORT to answer on (default 127.0.0.1:5355)")
+    stub.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5382),
+                      help="HOST:PORT to answer on (default 127.0.0.1:5382; not 5355, LLMNR's)")
     stub.add_argument("--upstream", type=server_arg(53), required=True, nargs="+",
                       metavar="HOST:PORT", help="the resolver(s) this host uses")
     stub.add_argument("--preset", choices=sorted(STUB_PRESETS),
@@ -162,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     stub.add_argument("--timeout", type=duration, default=1.5, help="upstream timeout")
     _add_cache_flags(stub)
 
-    exp = sub.add_parser("experiment", help="run a measurement (see `experiment -h`)")
+    exp = sub.add_parser(
+        "experiment", help="run a measurement (see `experiment -h`)",
+        description="Measurements with real processes on loopback. outage-recovery: how long "
+        "clients behind caches keep seeing the empty answer after the records are back.")
     from resolver.experiment import add_arguments  # local: matplotlib only when needed
 
     add_arguments(exp)
