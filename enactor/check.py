@@ -1123,7 +1123,6 @@ Invariants: """ + "; ".join(f"{i.value}: {h}" for i, h in __import__(
 
 
 def build_parser(prog: str = "enactor check") -> Any:
-    import argparse
 
     from authd.clean_exit import OneLineParser, RawDefaultsFormatter
 
