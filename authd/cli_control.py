@@ -280,6 +280,15 @@ def _control_address(text: str) -> tuple[str, int] | None:
     return None if text.strip().lower() in ("off", "none", "no") else _host_port(text)
 
 
+def _watch_arg(text: str) -> tuple[str, str]:
+    from authd.emptywatch import parse_watch
+
+    try:
+        return parse_watch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     """The control-plane flags of `authd serve`."""
     g = p.add_argument_group(
@@ -320,6 +329,12 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="this replica's name in logs and progress files (default replica-<port>)")
     g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
                    help="how often a replica process looks for new journal entries (default 0.05)")
+    g.add_argument("--watch-empty", action="append", default=[], metavar="NAME:TYPE",
+                   type=_watch_arg,
+                   help="log the moment NAME's TYPE answer goes empty (zero records, every "
+                   "weighted pick) and when it comes back, at the change that did it (repeat)")
+    g.add_argument("--watch-log", metavar="FILE",
+                   help="also append those moments to FILE as JSON lines (for `enactor outage`)")
 
 
 def wants_node(args: argparse.Namespace) -> bool:
@@ -328,7 +343,7 @@ def wants_node(args: argparse.Namespace) -> bool:
     The default is the node with the change API and a durable SQLite store; `--control off`
     alone serves the zone files directly (the fast, store-less path that --workers needs).
     """
-    return bool(args.store or args.control or args.replicas or args.replica)
+    return bool(args.store or args.control or args.replicas or args.replica or args.watch_empty)
 
 
 def store_path(args: argparse.Namespace) -> str | None:
@@ -377,6 +392,8 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        watch_empty=args.watch_empty,
+        watch_log=args.watch_log,
     )
 
     async def main() -> None:

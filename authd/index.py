@@ -141,6 +141,8 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
+        self.on_applied: list[Callable[[JournalEntry], None]] = []
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -181,6 +183,8 @@ class ServingIndex:
                 entry.serial, entry.seq,
             )
         self.seq = max(self.seq, entry.seq)
+        for hook in self.on_applied:
+            hook(entry)
         return True
 
     def _forget_answers(self, zone: Key | None) -> None:

@@ -57,6 +57,8 @@ class NodeConfig:
     seed: int | None = None
     cache: bool = True
     allow_axfr: bool = False
+    watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
+    watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
 
 
 @dataclass
@@ -121,6 +123,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         async with trio.open_nursery() as nursery:
             name = cfg.replica_name if cfg.replica_mode else "primary"
             index = new_index()
+            prime = _watch_empty(index, cfg.watch_empty, cfg.watch_log) if cfg.watch_empty else None
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
                 delay=cfg.propagation_delay if cfg.replica_mode else 0.0,
@@ -132,6 +135,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
             await nursery.start(follower.run)
+            if prime is not None:
+                prime()  # the state the snapshot left (zones load one by one: not before)
             host, port = await nursery.start(serve_dns, index, cfg.dns_host, cfg.dns_port)
             primary = ServingReplica(name, host, port, index, follower)
             log.info("%s: DNS on %s port %d, store %s", name, host, port, cfg.store_path or "in memory")
@@ -166,6 +171,41 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             task_status.started(node)
     finally:
         store.close()
+
+
+def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:
+    """Log (and write to `path`) the moment each watched name's answer goes empty or comes
+    back, at the change entry that did it. Returns the call that primes the watch once the
+    startup snapshot is in."""
+    import json
+    import time
+
+    from authd.emptywatch import EmptyWatch
+    from authd.journal import EntryKind
+
+    watch = EmptyWatch(names)
+    out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 - lives with the process
+    primed = False
+
+    def hook(entry: Any) -> None:
+        if not primed or entry.kind is EntryKind.SNAPSHOT:
+            return
+        report(entry.seq, entry.change_id)
+
+    def prime() -> None:
+        nonlocal primed
+        primed = True
+        report(index.seq, None)
+
+    def report(seq: int, change_id: str | None) -> None:
+        for tr in watch.check(index, time.time(), seq):
+            log.warning("ANSWERS %s for %s %s (seq %d, change %s)", "EMPTY" if tr.empty else "BACK",
+                        tr.name, tr.rtype, tr.seq, change_id or "-")
+            if out is not None:
+                out.write(json.dumps({**json.loads(tr.to_line()), "change": change_id}) + "\n")
+
+    index.on_applied.append(hook)
+    return prime
 
 
 async def _inline(fn: Any, *args: Any) -> Any:
