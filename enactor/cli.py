@@ -212,8 +212,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     sched = schedule_2025(args.plans)
     print("=" * 100)
-    print("PART 1: the 2025 design (--defects 2025). enactor-c loses the lock again and again,")
-    print("then flips to its ancient plan; enactor-a's cleaner deletes that tree; every enactor")
+    print("PART 1: the 2025 design (--defects 2025). enactor-c (dynamodb.us-east-1.api.aws) and")
+    print("enactor-b (the regional dynamodb.us-east-1.amazonaws.com) lose the lock again and again,")
+    print("then flip to their ancient plan; enactor-a's cleaner deletes that tree; every enactor")
     print("then crashes on the rollback update. Real processes, real dig, virtual schedule time.")
     print("=" * 100)
     RESULTS.mkdir(exist_ok=True)
@@ -224,7 +225,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\nBefore the race, real dig gets an answer:")
     print(dig_at(bad, "dynamodb.us-east-1.api.aws. A", 0))
     print("\nAt the end of the run (every enactor crashed; nothing will repair it):")
-    for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
+    for key in ("dynamodb.us-east-1.amazonaws.com. A", "dynamodb.us-east-1.api.aws. A",
+                "dynamodb.us-east-1.api.aws. AAAA"):
         print(dig_at(bad, key, -1))
         print()
     print(f"timeline PNG: {bad_png}")
@@ -441,8 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "defects), else 2025; 'fixed' for the fixed design")
     p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
     p.add_argument("--plans", type=int, default=12,
-                   help="the fault injection: enactor-c, stuck on plan 2, loses the lock N-1 times "
-                        "while a and b install plans 3..N (default 12)")
+                   help="the fault injection: enactor-c and enactor-b, stuck on plan 2, lose "
+                        "their endpoint's lock N-1 times while enactor-a installs plans 3..N "
+                        "(default 12)")
     p.add_argument("--schedule", metavar="FILE",
                    help="replay this schedule file instead, e.g. the checker's counterexample "
                         "(default: the built-in 2025 schedule)")
