@@ -333,6 +333,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    type=_watch_arg,
                    help="log the moment NAME's TYPE answer goes empty (zero records, every "
                    "weighted pick) and when it comes back, at the change that did it (repeat)")
+    g.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="do not count queries or serve Prometheus metrics at /metrics on the "
+                   "change API's port (served by default when the API is on)")
     g.add_argument("--watch-log", metavar="FILE",
                    help="also append those moments to FILE as JSON lines (for `enactor outage`)")
 
@@ -394,6 +397,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         allow_axfr=args.allow_axfr,
         watch_empty=args.watch_empty,
         watch_log=args.watch_log,
+        metrics=args.metrics,
     )
 
     async def main() -> None:

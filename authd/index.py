@@ -143,6 +143,9 @@ class ServingIndex:
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
         # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
         self.on_applied: list[Callable[[JournalEntry], None]] = []
+        # query bytes after the ID -> times asked, counted by the server loops when metrics are
+        # on (authd.metrics folds and clears it in place); None: not counted
+        self.query_counts: dict[bytes, int] | None = None
 
     # --- feeding ---------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ class NodeConfig:
     allow_axfr: bool = False
     watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
     watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
+    metrics: bool = True  # /metrics on the change API (authd.metrics); counts every query
 
 
 @dataclass
@@ -123,6 +124,13 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         async with trio.open_nursery() as nursery:
             name = cfg.replica_name if cfg.replica_mode else "primary"
             index = new_index()
+            metrics = None
+            if app is not None and cfg.metrics:
+                from authd.metrics import AuthdMetrics
+
+                metrics = AuthdMetrics()
+                metrics.count_queries(index)
+                app.metrics = metrics
             prime = _watch_empty(index, cfg.watch_empty, cfg.watch_log) if cfg.watch_empty else None
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
@@ -132,6 +140,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 progress_path=(status_dir / f"{name}.seq") if status_dir else None,
             )
             propagation.add(follower)
+            if metrics is not None:
+                metrics.followers.append(follower)
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
             await nursery.start(follower.run)
@@ -149,6 +159,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                                       poll_interval=cfg.poll_interval,
                                       progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
                 propagation.add(r_follower)
+                if metrics is not None:
+                    metrics.followers.append(r_follower)
                 await nursery.start(r_follower.run)
                 r_host, r_port = await nursery.start(serve_dns, r_index, replica_address(i), cfg.dns_port)
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
@@ -163,8 +175,13 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
             gc.set_threshold(50_000, 20, 20)
             node = Node(store, propagation, primary, replicas, app)
+            if metrics is not None:
+                metrics.start()
+                nursery.start_soon(_fold_every_second, metrics)
             if app is not None:
                 app.on_change.append(propagation.wake_all)
+                if metrics is not None:
+                    app.on_change.append(lambda _info: metrics.changes.update(["accepted"]))
                 if cfg.control is not None:
                     node.control_url = await nursery.start(serve_control, app, cfg.control[0], cfg.control[1])
                     log.info("control API (Route 53 2013-04-01) on %s", node.control_url)
@@ -206,6 +223,14 @@ def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | 
 
     index.on_applied.append(hook)
     return prime
+
+
+async def _fold_every_second(metrics: Any) -> None:
+    """Keep the per-query dict small: fold it into totals once a second."""
+    while True:
+        await trio.sleep(1.0)
+        if metrics.tally is not None:
+            metrics.tally.fold()
 
 
 async def _inline(fn: Any, *args: Any) -> Any:

@@ -71,6 +71,7 @@ async def serve_udp(index: ServingIndex, sock: socket.socket) -> None:
     # The index's exact-bytes table, looked up inline: a repeat query costs one dict lookup
     # and one concatenation here, no call into the index (the index clears it on change).
     exact_get = index.exact_udp.get
+    counts = index.query_counts  # authd.metrics: one dict increment per query, or None
     random = index.random
     bisect_right = bisect.bisect_right
     while True:
@@ -83,7 +84,10 @@ async def serve_udp(index: ServingIndex, sock: socket.socket) -> None:
             except OSError as exc:  # e.g. ICMP errors surfacing as ECONNREFUSED
                 log.debug("udp receive error: %s", exc)
                 continue
-            hit = exact_get(data[2:])
+            key = data[2:]
+            hit = exact_get(key)
+            if counts is not None:
+                counts[key] = counts.get(key, 0) + 1
             try:
                 if hit is None:
                     reply = respond(data, tcp=False)
@@ -130,6 +134,8 @@ async def _serve_tcp_connection(
                     break
                 query = bytes(buf[2:need])
                 del buf[:need]
+                if index.query_counts is not None:  # authd.metrics
+                    index.query_counts[query[2:]] = index.query_counts.get(query[2:], 0) + 1
                 try:
                     reply = index.respond(query, tcp=True)
                 except Exception:
