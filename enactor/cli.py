@@ -38,6 +38,12 @@ def _api_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-key", default="test", help="SigV4 secret key (default test)")
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    from authd.cli import parse_listen
+
+    return parse_listen(text)
+
+
 def _api(args: argparse.Namespace) -> Any:
     from enactor.client import Route53Http
 
@@ -67,12 +73,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from authd.clean_exit import leaves, until_signal
 
+    observe = None
+    if args.metrics:
+        from enactor.metrics import (
+            EnactorCounts,
+            crash_file,
+            load_crashes,
+            record_crash,
+            serve_metrics,
+        )
+
+        counts = EnactorCounts(cfg.name, crashes=load_crashes(crash_file(args.status_dir, cfg.name)))
+        serve_metrics(counts, *args.metrics)
+        observe = counts.observe
     try:
         trio.run(until_signal, f"enactor run ({cfg.name})",
-                 functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir))
+                 functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir,
+                                   observe=observe))
     except Exception as exc:
         if all(isinstance(e, KeyboardInterrupt) for e in leaves(exc)):
             raise  # a stop that came before the signal watcher: one line, exit 0
+        if args.metrics:
+            record_crash(counts, crash_file(args.status_dir, cfg.name))
         traceback.print_exc()  # a crash: the supervisor (or the outage runner) restarts us
         return CRASH_EXIT
     return 0
@@ -398,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status-dir", help="write <name>.json status here for `enactor status` (default: none)")
     p.add_argument("--stepped", action="store_true",
                    help="one action per 'go' line on stdin, events as JSON lines on stdout (see enactor/runner.py)")
+    p.add_argument("--metrics", type=_host_port, metavar="HOST:PORT",
+                   help="serve Prometheus metrics (locks, flips, cleaner deletions, crashes, "
+                        "state) at http://HOST:PORT/metrics (default: off)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("planner", help="write plan N+1 whenever the capacity input changes",

@@ -75,7 +75,16 @@ def load_root_hints(path: Path, port: int) -> Delegation:
     return Delegation(dns.name.root, tuple(servers))
 
 
+def _metrics_address(text: str) -> tuple[str, int]:
+    from authd.cli import parse_listen
+
+    return parse_listen(text)
+
+
 def _add_cache_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=_metrics_address, metavar="HOST:PORT",
+                   help="serve Prometheus metrics (cache hits, misses, negative hits, stale "
+                   "answers, hedges won) at http://HOST:PORT/metrics (default: off)")
     g = p.add_argument_group("cache")
     g.add_argument("--min-ttl", type=int, default=0, help="raise positive TTLs below this (s)")
     g.add_argument("--max-ttl", type=int, default=86400, help="cap positive TTLs (s)")
@@ -209,8 +218,16 @@ def _run(args: argparse.Namespace) -> int:
             listen=args.listen, upstreams=args.upstream, policy=_policy(args, **fixed),
             timeout=args.timeout, name="stub",
         )
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(serve_resolver, config)
+            if args.metrics:
+                from resolver.metrics import serve_metrics
+
+                serve_metrics(handle.resolver, args.command, *args.metrics)
+
     try:
-        trio.run(until_signal, f"resolver {args.command}", serve_resolver, config)
+        trio.run(until_signal, f"resolver {args.command}", run)
     except BaseException as exc:
         for e in leaves(exc):
             if isinstance(e, OSError):
