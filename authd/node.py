@@ -18,6 +18,7 @@ Two shapes:
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import random
@@ -60,6 +61,7 @@ class NodeConfig:
     watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
     watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
     metrics: bool = True  # /metrics on the change API (authd.metrics); counts every query
+    dns_options: dict[str, Any] = field(default_factory=dict)  # more serve_dns keywords
 
 
 @dataclass
@@ -147,7 +149,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             await nursery.start(follower.run)
             if prime is not None:
                 prime()  # the state the snapshot left (zones load one by one: not before)
-            host, port = await nursery.start(serve_dns, index, cfg.dns_host, cfg.dns_port)
+            host, port = await nursery.start(functools.partial(
+                serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
             primary = ServingReplica(name, host, port, index, follower)
             log.info("%s: DNS on %s port %d, store %s", name, host, port, cfg.store_path or "in memory")
 
@@ -162,7 +165,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 if metrics is not None:
                     metrics.followers.append(r_follower)
                 await nursery.start(r_follower.run)
-                r_host, r_port = await nursery.start(serve_dns, r_index, replica_address(i), cfg.dns_port)
+                r_host, r_port = await nursery.start(functools.partial(
+                    serve_dns, r_index, replica_address(i), cfg.dns_port, **cfg.dns_options))
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
 
