@@ -99,7 +99,7 @@ async def serve_udp(
     # The index's exact-bytes table, looked up inline: a repeat query costs one dict lookup
     # and one concatenation here, no call into the index (the index clears it on change).
     exact_get = index.exact_udp.get
-    counts = index.query_counts  # authd.metrics: one dict increment per query, or None
+    counts = getattr(index, "query_counts", None)  # authd.metrics: one increment per query
     random = index.random
     bisect_right = bisect.bisect_right
     while True:
@@ -225,8 +225,9 @@ async def _serve_tcp_connection(
                 while need and len(out) < limits.output_budget:
                     query = bytes(buf[2:need])
                     del buf[:need]
-                    if index.query_counts is not None:  # authd.metrics
-                        index.query_counts[query[2:]] = index.query_counts.get(query[2:], 0) + 1
+                    counts = getattr(index, "query_counts", None)  # authd.metrics
+                    if counts is not None:
+                        counts[query[2:]] = counts.get(query[2:], 0) + 1
                     reply = respond(query, tcp=True)
                     if reply is not None:
                         out += len(reply).to_bytes(2, "big") + reply
