@@ -179,8 +179,9 @@ def test_every_server_stops_with_one_line(tmp_path: Path, sig: signal.Signals) -
         text = "\n".join(lines)
         assert "Traceback" not in text, text
         assert code == 0, (argv, code, text)
-        assert f"{prog}: stopp" in lines[-1] and lines[-1].endswith(sig.name), (argv, lines[-3:])
-        assert sum(": stopp" in ln for ln in lines) == 1, text
+        # one line says why it stopped (a server may add its own closing counts after it)
+        stops = [ln for ln in lines if f"{prog}: stopp" in ln and ln.endswith(sig.name)]
+        assert len(stops) == 1 and sum(": stopp" in ln for ln in lines) == 1, (argv, lines[-3:])
 
 
 def test_groups_flatten_and_errors_read_as_one_line() -> None:
