@@ -252,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if dig is None:
         print("authd demo needs dig (Debian package bind9-dnsutils): apt-get install "
               "bind9-dnsutils", file=sys.stderr)
-        return 1
+        return 2
     if not Path(args.zones).is_dir():
         print(f"authd demo: no zone directory {args.zones!r}", file=sys.stderr)
         return 2

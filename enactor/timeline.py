@@ -255,7 +255,9 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
             ax.barh(y, end_t - start, left=start, height=0.35, color="#9ecae1")
     ax.set_yticks(list(lanes.values()), list(lanes))
     ax.set_ylim(-0.8, len(lanes) - 0.2)
-    ax.set_title(title)
+    import textwrap
+
+    ax.set_title(textwrap.fill(title, 120), fontsize=10)  # long schedule names wrap, not clip
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -270,15 +272,22 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
         xs = [s.t - t0 for s in rec.samples]
         ys = [s.answers.get(k, 0) + 0.06 * (i - 1) for s in rec.samples]
         ax2.step(xs, ys, where="post", label=k.replace(". ", " "), linewidth=2)
-    for w0, w1 in empty_windows(rec.samples):
-        ax2.axvspan(w0 - t0, (w1 if w1 is not None else rec.samples[-1].t) - t0, color="#fcbba1", alpha=0.6)
+    # the band: when some name had no answer at all, exactly (authd's index) when measured,
+    # else between the dig samples that saw it
+    exact = exact_windows(rec)
+    spans = [w for ws in exact.values() for w in ws] or empty_windows(rec.samples)
+    last_t = max([s.t for s in rec.samples] + [e.t for e in rec.events] + [t0])
+    for w0, w1 in spans:
+        ax2.axvspan(w0 - t0, (w1 if w1 is not None else last_t) - t0, color="#fcbba1", alpha=0.6)
+    band = [Patch(color="#fcbba1", alpha=0.6, label="no answer (exact: authd's serving index)"
+                  if exact else "no answer (between dig samples)")] if spans else []
     src = rec.samples[-1].source if rec.samples else "dig"
     ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (authd serving index, in-process)")
     ax2.set_xlabel("schedule time (s)")
     from matplotlib.ticker import MaxNLocator
 
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.legend(fontsize=8, loc="upper left")
+    ax2.legend(handles=[*ax2.get_legend_handles_labels()[0], *band], fontsize=8, loc="upper left")
     ax2.set_ylim(-0.2, max([max(s.answers.values()) for s in rec.samples if s.answers] + [1]) + 0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
