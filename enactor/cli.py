@@ -164,8 +164,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         elif args.op == "drain":
             cap = drain_az(cap, args.az, args.endpoint)
     except ValueError as exc:
-        print(f"capacity: {exc}", file=sys.stderr)
-        return 1
+        from authd.clean_exit import Fatal
+
+        raise Fatal(str(exc)) from None  # bad input: one line, exit 2
     save_capacity(path, cap)
     for e in cap:
         lbs = ", ".join(f"{lb.name}={lb.weight}" for lb in e.load_balancers)
@@ -194,7 +195,8 @@ def cmd_outage(args: argparse.Namespace) -> int:
     from enactor.schedule import load_schedule, schedule_2025
 
     if args.plans < 4:
-        print("enactor outage: --plans must be at least 4 (c is stuck on plan 2; the cleaner keeps the newest 2)", file=sys.stderr)
+        print("enactor outage: --plans must be at least 4 (b and c are stuck on plan 2; the "
+              "cleaner keeps the newest 2)", file=sys.stderr)
         return 2
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
