@@ -4,7 +4,7 @@ would run it.
 
 Markers at the end of a line: `# [server]` starts it in the background (stopped by PID with
 SIGTERM after its block, and it must then exit 0), `# [slow]` runs only with README_SLOW=1,
-`# [skip: why]` never runs. The README's fixed ports are remapped to free ones, and commands
+`# [skip: why]` never runs, `# [expect: TEXT]` and `# [expect-nothing]` check its output. The README's fixed ports are remapped to free ones, and commands
 that rely on a default port get it spelled out, so parallel test runs cannot collide.
 """
 
@@ -81,6 +81,10 @@ def script(lines: list[str], slow: bool) -> str:
             out += [f"{head} > server-{i}.log 2>&1 & servers+=($!)",
                     f"for _ in $(seq 600); do {_ready(head)} && break; sleep 0.1; done",
                     f"{_ready(head)} || {{ cat server-{i}.log >&2; fail {shlex.quote(head)}; }}"]
+        elif (want := re.search(r"# \[expect: ([^\]]+)\]", text)) or "# [expect-nothing]" in text:
+            check = (f'[[ "$out" == *{shlex.quote(want.group(1))}* ]]' if want else '[[ -z "$out" ]]')
+            out.append(f"out=$({head}) || {{ stop; fail {shlex.quote(head)}; }}; echo \"$out\"; "
+                       f"{check} || {{ stop; fail {shlex.quote(head + ' printed: ')}\"$out\"; }}")
         else:
             out.append(f"{head} || {{ stop; fail {shlex.quote(head)}; }}")
     out.append("stop")
