@@ -189,3 +189,32 @@ def test_groups_flatten_and_errors_read_as_one_line() -> None:
     assert [type(e) for e in leaves(group)] == [OSError, KeyboardInterrupt]
     assert one_line(OSError(2, "No such file or directory", "zones/x.zone")) == \
         "zones/x.zone: No such file or directory"
+
+
+def test_outage_stopped_midway_stops_its_processes_too(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of `enactor outage`: one line, exit 0, and no authd or enactor of
+    its cluster is left behind (everything it started was in its session)."""
+    import shutil
+
+    if shutil.which("dig") is None:
+        pytest.skip("dig not installed (Debian package bind9-dnsutils)")
+    proc = subprocess.Popen([sys.executable, "-m", "enactor", "outage", "--verbose", "--png",
+                             str(tmp_path / "o.png")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    assert proc.stdout is not None
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:  # the enactors' log lines, once the cluster runs
+            if "lock" in line.lower():  # an enactor is at work: the cluster is up
+                break
+            assert time.monotonic() < deadline
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "enactor outage: stopped on SIGINT"
+    left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert not left.stdout.strip(), f"left running: {left.stdout}"
