@@ -23,12 +23,25 @@ from authd.localnet import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-PORTS = (5380, 5381, 5382, 5390, 8053)  # every fixed port the README uses
+PORTS = (5380, 5381, 5382, 5390, 5391, 8053)  # every fixed port the README uses
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
 
 
 def blocks() -> list[list[str]]:
-    return [b.strip("\n").splitlines() for b in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)]
+    """Each ```sh block as its commands; a line ending in a backslash continues on the next
+    (a comment on a continued line moves to the end of the joined command)."""
+    out = []
+    for b in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S):
+        lines: list[str] = []
+        pending = ""
+        for line in b.strip("\n").splitlines():
+            if line.rstrip().endswith("\\"):
+                pending += line.rstrip()[:-1] + " "
+                continue
+            lines.append(pending + line.strip() if pending else line)
+            pending = ""
+        out.append(lines)
+    return out
 
 
 def _explicit(line: str) -> str:
