@@ -267,6 +267,7 @@ class ProcessDriver:
         self.verbose = verbose
         self.digs: list[tuple[float, str, str]] = []  # (t, "name TYPE", dig text) of samples
         self._watch_at = 0  # bytes of the watch log already read
+        self.confirmations: list[bool] = []  # one real dig right after each transition
 
     def _read_watch(self) -> None:
         """Stamp authd's empty/back transitions with the schedule time of the step that caused
@@ -285,6 +286,20 @@ class ProcessDriver:
         for line in chunk[:done].splitlines():
             tr = Transition.from_line(line)
             record_transition(self.rec, self.t, tr.name, tr.rtype, tr.empty, tr.seq)
+            self._confirm(tr.name, tr.rtype, tr.empty)
+
+    def _confirm(self, name: str, rtype: str, empty: bool) -> None:
+        """Real dig, at once: an EMPTY must answer NOERROR with zero records; a BACK must give
+        records (a few tries: one weighted pick may land on a member still being built)."""
+        for _ in range(1 if empty else 5):
+            r = dig(self.c.dns_port, name, rtype)
+            if (r.answers == 0) == empty:
+                break
+        ok = (r.answers == 0) == empty and r.rcode == "NOERROR"
+        self.confirmations.append(ok)
+        self.rec.add(self.t, "dig", "confirm",
+                     f"{name.rstrip('.')} {rtype}: {r.rcode} ANSWER {r.answers} "
+                     f"({'confirms' if ok else 'CONTRADICTS'} authd's {'EMPTY' if empty else 'BACK'})")
 
     def _say(self, text: str) -> None:
         if self.verbose:
@@ -510,6 +525,8 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
         summ["dns"] = f"127.0.0.1:{cluster.dns_port}"
+        summ["transitions_confirmed_by_dig"] = all(pdrv.confirmations)
+        summ["transitions_checked_by_dig"] = len(pdrv.confirmations)
         summ["work"] = str(work)
         rep = report(rec, summ)
         if png:

@@ -176,7 +176,8 @@ def report(rec: Recorder, summ: dict[str, Any]) -> str:
             continue
         mark = {"lock": "LOCK ", "flip": "FLIP ", "clean": "CLEAN", "crash": "CRASH", "plan": "PLAN ",
                 "typo": "TYPO ", "kill": "KILL ", "restart": "START", "note": "  -- ", "log": "     ",
-                "rejected": "REJ  ", "empty": "EMPTY", "back": "BACK "}.get(e.kind, "     ")
+                "rejected": "REJ  ", "empty": "EMPTY", "back": "BACK ",
+                "confirm": "DIG  "}.get(e.kind, "     ")
         who = f"{e.actor:<10}" if e.actor else " " * 10
         items.append((e.t, i, f"{clock(e.t)}  {mark} {who} {e.text}"))
     for j, s in enumerate(rec.samples):
@@ -205,6 +206,10 @@ def report(rec: Recorder, summ: dict[str, Any]) -> str:
         if summ.get("exact_empty_windows"):
             lines.append("dig samples " + ("confirm the exact windows" if summ.get("samples_agree")
                                            else "DISAGREE with the exact windows"))
+    if summ.get("transitions_checked_by_dig"):
+        lines.append(f"real dig right after each of the {summ['transitions_checked_by_dig']} "
+                     "transitions " + ("confirms it" if summ.get("transitions_confirmed_by_dig")
+                                       else "CONTRADICTS one of them (see DIG lines)"))
     else:
         lines.append("answers never went empty")
     for name, st in summ["enactors"].items():

@@ -66,6 +66,9 @@ def test_real_processes_report_the_same_exact_window(tmp_path: Path) -> None:
     sched = schedule_2025(6, typo=True)
     real = run_outage("fixed", sched)
     _check_exact(real.summary, real.report)
+    # a real dig right after each transition: 3 names went empty and came back
+    assert real.summary["transitions_checked_by_dig"] == 6
+    assert real.summary["transitions_confirmed_by_dig"] is True
     inproc = run_outage("fixed", sched, inprocess=True)
     assert real.summary["exact_empty_windows"] == inproc.summary["exact_empty_windows"]
 
