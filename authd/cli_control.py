@@ -285,8 +285,11 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
         "With any of these, zones are served from a store fed through the change journal "
         "(at startup and at runtime alike) instead of straight from the zone files.",
     )
-    g.add_argument("--store", metavar="FILE", default=None,
-                   help="the SQLite store (created if missing; WAL, synchronous=FULL). Zone files "
+    g.add_argument("--store", metavar="FILE|URL", default=None,
+                   help="the store: a SQLite file (the default kind; created if missing; WAL, "
+                   "synchronous=FULL), or postgresql://USER@HOST:PORT/DB to run this node as one "
+                   "of many on one PostgreSQL database (tables created if missing; every node "
+                   "serves DNS and the API, and GetChange waits for every live node). Zone files "
                    "seed it: a zone the store lacks is created; a zone whose file changed is "
                    "re-imported as one journaled batch; an unchanged file leaves API changes alone. "
                    f"Default with the change API on: {DEFAULT_STORE} (durable across restarts); "
@@ -316,8 +319,15 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    "report progress so the primary's GetChange waits for this replica; no seeding, no API")
     g.add_argument("--replica-name", default=None,
                    help="this replica's name in logs and progress files (default replica-<port>)")
-    g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
-                   help="how often a replica process looks for new journal entries (default 0.05)")
+    g.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
+                   help="how often a replica process looks for new journal entries (default 0.05; "
+                   "with PostgreSQL 1.0, a fallback: LISTEN/NOTIFY wakes nodes at once)")
+    g.add_argument("--node-name", default=None,
+                   help="PostgreSQL store: this node's name in the nodes table and `authd nodes` "
+                   "(default authd-HOST-PORT; a restarted node takes its old row over)")
+    g.add_argument("--node-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="PostgreSQL store: a node without a heartbeat for this long stops counting "
+                   "for GetChange INSYNC (default 10; it counts again once it is back)")
 
 
 def wants_node(args: argparse.Namespace) -> bool:
@@ -372,7 +382,10 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         propagation_delay=args.propagation_delay,
         replica_mode=args.replica,
         replica_name=args.replica_name or f"replica-{host}-{port}",
-        poll_interval=args.poll_interval,
+        poll_interval=args.poll_interval if args.poll_interval is not None else (
+            1.0 if str(args.store or "").startswith(("postgresql://", "postgres://")) else 0.05),
+        node_name=args.node_name,
+        node_timeout=args.node_timeout,
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,

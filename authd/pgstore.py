@@ -45,7 +45,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -73,6 +73,7 @@ from authd.store import (
 
 NOTIFY_CHANNEL = "authd_journal"
 SCHEMA_LOCK = 0x61757468  # pg_advisory_xact_lock key: nodes starting together create tables once
+SEED_LOCK = 0x61757469  # pg_advisory_lock key: nodes starting together seed zone files one at a time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS zones (
@@ -134,6 +135,15 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached (or went away mid-call). Nothing was acknowledged."""
 
     code = "InternalFailure"
+
+
+def connect_kwargs(timeout: float = 5.0) -> dict[str, Any]:
+    """libpq options for every authd connection: give up connecting after `timeout`, and
+    notice a silently dead link (a cut cable, a partition) within ~10 s through TCP
+    keepalives and a TCP user timeout, instead of the kernel's two hours."""
+    return {"connect_timeout": max(1, int(timeout)), "application_name": "authd",
+            "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+            "keepalives_count": 3, "tcp_user_timeout": 10_000}
 
 
 def redact(dsn: str) -> str:
@@ -205,10 +215,7 @@ class PostgresStore:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             try:
-                self._conn = psycopg.connect(
-                    self.dsn, autocommit=True, connect_timeout=max(1, int(self._timeout)),
-                    application_name="authd",
-                )
+                self._conn = psycopg.connect(self.dsn, autocommit=True, **connect_kwargs(self._timeout))
             except psycopg.OperationalError as exc:
                 self._conn = None
                 raise StoreUnavailable(f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}") from exc
@@ -249,6 +256,19 @@ class PostgresStore:
             with contextlib.suppress(Exception):  # a dead connection may fail to close; gone either way
                 self._conn.close()
         self._conn = None
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One holder across every node (a session advisory lock), e.g. while seeding zone
+        files, so two nodes starting at once do not both create the same zone."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("SELECT pg_advisory_lock(%s)", (SEED_LOCK,))
+            try:
+                yield
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (SEED_LOCK,))
 
     @staticmethod
     def _lock_head(conn: psycopg.Connection[Any]) -> int:

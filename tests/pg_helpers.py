@@ -137,3 +137,89 @@ def pg_cluster():
 def pg_url(pg_cluster: Cluster) -> str:
     """A fresh database in the session's cluster."""
     return pg_cluster.new_database()
+
+
+# --- authd nodes as real processes ---------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class NodeProcess:
+    """`authd serve --store postgresql://...` as a real process, stopped by its PID.
+
+    Its stderr is drained by a thread into `lines`, so logs never fill the pipe and tests
+    can wait for a log line (an event, not a sleep)."""
+
+    def __init__(self, url: str, host: str, name: str, *extra: str, zones: Path | None = None,
+                 control: bool = True):
+        import sys
+        import threading
+
+        self.name, self.host = name, host
+        cmd = [sys.executable, "-m", "authd", "serve", "--store", url, "--node-name", name,
+               "--listen", f"{host}:0", "--control", f"{host}:0" if control else "off",
+               "--zones", str(zones or ROOT / "zones"), *extra]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.dns_port = 0
+        self.control_url = ""
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        self.wait_for("registered in the database", timeout=90)
+        for line in self.lines:
+            if "primary: DNS on " in line and not self.dns_port:
+                self.dns_port = int(line.rsplit(" port ", 1)[1].split()[0].rstrip(","))
+            if "control API (Route 53 2013-04-01) on " in line:
+                self.control_url = line.rsplit(" on ", 1)[1].strip()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60, start: int = 0) -> str:
+        """The first log line from index `start` on containing `text`."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines[start:]:
+                    if text in line:
+                        return line
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n" + "\n".join(self.lines[-20:]))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.name}: no {text!r} in {timeout}s:\n" + "\n".join(self.lines[-20:]))
+                self._cond.wait(min(left, 1.0))
+
+    def dig(self, name: str, rtype: str = "A") -> list[str]:
+        """The answer values real dig gets from this node."""
+        out = subprocess.run(["dig", f"@{self.host}", "-p", str(self.dns_port), "+norecurse", "+tries=1",
+                              "+time=3", "+short", name, rtype], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout.split()
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()

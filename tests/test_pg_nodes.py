@@ -1,0 +1,137 @@
+"""Real `authd serve` processes on one throwaway PostgreSQL: dig and boto3 against them,
+three nodes on 127.0.0.2..4, INSYNC waiting for every live node, a silent node that stops
+counting, and nodes that keep serving while the database is down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.control_helpers import client
+from tests.pg_helpers import ROOT, NodeProcess
+
+pytestmark = [pytest.mark.realtime, pytest.mark.slow]
+
+ZONE = "Z0API0AWS"
+
+
+def upsert(name: str, value: str) -> dict:
+    return {"Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": name, "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": value}]}}]}
+
+
+def nodes_json(url: str, timeout: float = 10.0) -> dict:
+    out = subprocess.run([sys.executable, "-m", "authd", "nodes", "--store", url, "--json",
+                          "--node-timeout", str(timeout)],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
+    return json.loads(out.stdout)
+
+
+def wait_insync(r53, change_id: str, timeout: float = 60.0, each=None) -> int:
+    """Poll GetChange until INSYNC; `each(status)` runs after every answer. Returns polls."""
+    deadline = time.monotonic() + timeout
+    polls = 0
+    while True:
+        status = r53.get_change(Id=change_id)["ChangeInfo"]["Status"]
+        polls += 1
+        if each is not None:
+            each(status)
+        if status == "INSYNC":
+            return polls
+        assert time.monotonic() < deadline, f"{change_id} still {status} after {timeout}s"
+        time.sleep(0.05)
+
+
+def test_one_node_on_postgresql_answers_dig_and_boto3(pg_url):
+    require_tool("dig")
+    node = NodeProcess(pg_url, "127.0.0.1", "solo")
+    try:
+        r53 = client(node.control_url)
+        zones = {z["Name"] for z in r53.list_hosted_zones()["HostedZones"]}
+        assert "api.aws." in zones  # seeded from zones/
+        info = r53.change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=upsert("pg.api.aws.", "192.0.2.77"))
+        wait_insync(r53, info["ChangeInfo"]["Id"])
+        assert node.dig("pg.api.aws.") == ["192.0.2.77"]
+        listed = nodes_json(pg_url)
+        [row] = listed["nodes"]
+        assert row["name"] == "solo" and row["state"] == "LIVE" and row["lag"] == 0
+        assert row["seq"] == listed["head"] and row["control"] == node.control_url
+    finally:
+        node.stop()
+
+
+def test_three_nodes_insync_waits_for_every_live_node(pg_url):
+    """A batch sent to node 2 is INSYNC only once all three serve it; node 3 is 3 s late.
+    Then node 3 dies: INSYNC comes once it is silent past --node-timeout, and `authd nodes`
+    says SILENT; restarted, it catches up and counts again."""
+    require_tool("dig")
+    timeout = "3"
+    n1 = NodeProcess(pg_url, "127.0.0.2", "node-1", "--node-timeout", timeout)
+    n2 = NodeProcess(pg_url, "127.0.0.3", "node-2", "--node-timeout", timeout)
+    n3 = NodeProcess(pg_url, "127.0.0.4", "node-3", "--node-timeout", timeout, "--propagation-delay", "3")
+    nodes = [n1, n2, n3]
+    try:
+        r53 = client(n2.control_url)
+        info = r53.change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=upsert("multi.api.aws.", "192.0.2.10"))
+        seen = []
+
+        def check(status: str) -> None:
+            answers = [n.dig("multi.api.aws.") for n in nodes]
+            seen.append((status, answers))
+            if status == "INSYNC":
+                assert answers == [["192.0.2.10"]] * 3, answers
+
+        wait_insync(r53, info["ChangeInfo"]["Id"], each=check)
+        assert seen[0][0] == "PENDING" and seen[0][1][2] == [], seen[0]  # node 3 was late
+        # node 1's API agrees: the journal and the nodes table are shared
+        assert client(n1.control_url).get_change(Id=info["ChangeInfo"]["Id"])["ChangeInfo"]["Status"] == "INSYNC"
+
+        n3.kill()
+        info = r53.change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=upsert("multi.api.aws.", "192.0.2.11"))
+        start = time.monotonic()
+        wait_insync(r53, info["ChangeInfo"]["Id"])
+        assert time.monotonic() - start > 1.0, "INSYNC did not wait for the dead node at all"
+        assert [n.dig("multi.api.aws.") for n in (n1, n2)] == [["192.0.2.11"]] * 2
+        rows = {r["name"]: r for r in nodes_json(pg_url, float(timeout))["nodes"]}
+        assert rows["node-3"]["state"] == "SILENT" and rows["node-3"]["lag"] >= 1
+        assert rows["node-1"]["state"] == rows["node-2"]["state"] == "LIVE"
+
+        n3 = NodeProcess(pg_url, "127.0.0.4", "node-3", "--node-timeout", timeout)
+        nodes[2] = n3
+        assert n3.dig("multi.api.aws.") == ["192.0.2.11"]  # caught up from the journal
+        rows = {r["name"]: r for r in nodes_json(pg_url, float(timeout))["nodes"]}
+        assert rows["node-3"]["state"] == "LIVE"
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_nodes_keep_serving_while_the_database_is_down(pg_cluster):
+    require_tool("dig")
+    url = pg_cluster.new_database()
+    a = NodeProcess(url, "127.0.0.2", "node-a")
+    b = NodeProcess(url, "127.0.0.3", "node-b")
+    try:
+        r53 = client(a.control_url)
+        info = r53.change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=upsert("down.api.aws.", "192.0.2.1"))
+        wait_insync(r53, info["ChangeInfo"]["Id"])
+        mark = len(b.lines)
+        pg_cluster.stop("immediate")
+        try:
+            b.wait_for("lost the database", timeout=30, start=mark)
+            assert a.dig("down.api.aws.") == b.dig("down.api.aws.") == ["192.0.2.1"]
+        finally:
+            pg_cluster.start()
+        b.wait_for("database reachable again", timeout=30, start=mark)
+        info = client(b.control_url).change_resource_record_sets(
+            HostedZoneId=ZONE, ChangeBatch=upsert("down.api.aws.", "192.0.2.2"))
+        wait_insync(r53, info["ChangeInfo"]["Id"])
+        assert a.dig("down.api.aws.") == b.dig("down.api.aws.") == ["192.0.2.2"]
+    finally:
+        a.stop()
+        b.stop()
