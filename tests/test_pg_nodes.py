@@ -5,6 +5,7 @@ counting, and nodes that keep serving while the database is down."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -132,6 +133,77 @@ def test_nodes_keep_serving_while_the_database_is_down(pg_cluster):
             HostedZoneId=ZONE, ChangeBatch=upsert("down.api.aws.", "192.0.2.2"))
         wait_insync(r53, info["ChangeInfo"]["Id"])
         assert a.dig("down.api.aws.") == b.dig("down.api.aws.") == ["192.0.2.2"]
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_notify_wakes_other_nodes_long_before_they_would_poll(pg_url):
+    """Both nodes poll only every 120 s: node B serving node A's change within seconds
+    means LISTEN/NOTIFY told it."""
+    require_tool("dig")
+    a = NodeProcess(pg_url, "127.0.0.2", "node-a", "--poll-interval", "120")
+    b = NodeProcess(pg_url, "127.0.0.3", "node-b", "--poll-interval", "120")
+    try:
+        start = time.monotonic()
+        info = client(a.control_url).change_resource_record_sets(
+            HostedZoneId=ZONE, ChangeBatch=upsert("notify.api.aws.", "192.0.2.5"))
+        wait_insync(client(a.control_url), info["ChangeInfo"]["Id"], timeout=60)
+        assert b.dig("notify.api.aws.") == ["192.0.2.5"]
+        assert time.monotonic() - start < 60
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_conflicting_batches_sent_to_two_nodes_at_once_have_one_winner(pg_url):
+    """The enactor's lock preamble through boto3, one client per node, released together:
+    exactly one of each pair succeeds, the other gets Route 53's InvalidChangeBatch."""
+    import threading
+
+    from botocore.exceptions import ClientError
+
+    pairs = int(os.environ.get("PG_RACE_PAIRS", "200"))
+    a = NodeProcess(pg_url, "127.0.0.2", "node-a")
+    b = NodeProcess(pg_url, "127.0.0.3", "node-b")
+    lock = "_lock.api.aws."
+
+    def txt(v: str) -> dict:
+        return {"Name": lock, "Type": "TXT", "TTL": 60, "ResourceRecords": [{"Value": f'"{v}"'}]}
+
+    try:
+        clients = {"a": client(a.control_url), "b": client(b.control_url)}
+        clients["a"].change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch={"Changes": [
+            {"Action": "UPSERT", "ResourceRecordSet": txt("v0")}]})
+        held, wins = "v0", {"a": 0, "b": 0}
+        for i in range(pairs):
+            barrier = threading.Barrier(2)
+            results: dict[str, object] = {}
+
+            def take(who: str, i=i, held=held, barrier=barrier, results=results) -> None:
+                batch = {"Changes": [{"Action": "DELETE", "ResourceRecordSet": txt(held)},
+                                     {"Action": "CREATE", "ResourceRecordSet": txt(f"{who}{i}")}]}
+                barrier.wait()
+                try:
+                    results[who] = clients[who].change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=batch)
+                except ClientError as exc:
+                    results[who] = exc
+
+            threads = [threading.Thread(target=take, args=(w,)) for w in ("a", "b")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            won = [w for w in ("a", "b") if not isinstance(results[w], ClientError)]
+            assert len(won) == 1, results
+            lost = results["b" if won == ["a"] else "a"]
+            assert lost.response["Error"]["Code"] == "InvalidChangeBatch", lost.response
+            wins[won[0]] += 1
+            held = f"{won[0]}{i}"
+        sets = clients["b"].list_resource_record_sets(
+            HostedZoneId=ZONE, StartRecordName=lock, StartRecordType="TXT", MaxItems="1")["ResourceRecordSets"]
+        assert sets[0]["ResourceRecords"] == [{"Value": f'"{held}"'}]
+        assert wins["a"] + wins["b"] == pairs
     finally:
         a.stop()
         b.stop()
