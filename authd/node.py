@@ -202,7 +202,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 assert peers is not None and link is not None
                 node.name = peers.own = link.name = cfg.node_name or f"authd-{host}-{port}"
                 await nursery.start(pgnodes.listen_journal, str(cfg.store_path),
-                                    propagation.wake_all, lambda: peers.refresh.set())
+                                    propagation.wake_all, peers.refresh)
+                for f in propagation.followers:
+                    nursery.start_soon(pgnodes.kick_on_apply, f.applied, peers)
                 await nursery.start(functools.partial(
                     pgnodes.serve_registry, pgnodes.NodeRegistry(str(cfg.store_path)), peers,
                     name=node.name, dns=f"{host}:{port}", control=node.control_url or "",

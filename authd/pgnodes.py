@@ -139,7 +139,17 @@ class Peers:
     def __init__(self, own: str, timeout: float):
         self.own, self.timeout = own, timeout
         self.rows: list[NodeRow] = []
-        self.refresh = trio.Event()
+        self.wakeup = trio.Event()
+        self.stale = False  # another node announced a new seq: read the rows again
+
+    def refresh(self) -> None:
+        """Another node moved (its NOTIFY arrived): read the rows on the next turn."""
+        self.stale = True
+        self.wakeup.set()
+
+    def kick(self) -> None:
+        """The local index applied something: report it now."""
+        self.wakeup.set()
 
     def seqs(self) -> dict[str, int]:
         return live_seqs(self.rows, self.timeout, exclude=self.own)
@@ -164,9 +174,12 @@ async def serve_registry(
     reported = local_seq()
     last_beat = trio.current_time()
     while True:
-        peers.refresh = trio.Event()
-        with trio.move_on_after(0.05):  # the local seq is checked this often
-            await peers.refresh.wait()
+        with trio.move_on_after(heartbeat / 4):
+            await peers.wakeup.wait()
+        # a new event before looking: a refresh or kick that lands during the database calls
+        # below sets the new one, so the next turn sees it (none is lost)
+        peers.wakeup = trio.Event()
+        stale, peers.stale = peers.stale, False
         seq = local_seq()
         now = trio.current_time()
         due = now - last_beat >= heartbeat
@@ -175,12 +188,22 @@ async def serve_registry(
             if moved or due:
                 await db(registry.heartbeat, name, seq, moved)
                 reported, last_beat = seq, now
-            if due or peers.refresh.is_set():
+            if due or stale:
                 peers.rows = await db(registry.rows)
             link.back(seq)
         except StoreUnavailable as exc:
             link.lost(exc, seq)
+            peers.stale = peers.stale or stale
             last_beat = now  # retry at the heartbeat rate, not in a tight loop
+            await trio.sleep(heartbeat / 4)
+
+
+async def kick_on_apply(applied: trio.Condition, peers: Peers) -> None:
+    """Report every local apply at once (GetChange elsewhere waits for it)."""
+    while True:
+        async with applied:
+            await applied.wait()
+        peers.kick()
 
 
 async def listen_journal(
