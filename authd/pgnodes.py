@@ -27,7 +27,7 @@ import psycopg
 import trio
 
 from authd.nodes import NodeRow, live_seqs
-from authd.pgstore import NOTIFY_CHANNEL, StoreUnavailable, connect_kwargs, redact
+from authd.pgstore import NOTIFY_CHANNEL, StoreUnavailable, connect_kwargs, first_line, redact
 
 log = logging.getLogger("authd.nodes")
 
@@ -53,7 +53,7 @@ class NodeRegistry:
                     with contextlib.suppress(Exception):
                         self._conn.close()
                 self._conn = None
-                raise StoreUnavailable(f"lost PostgreSQL at {redact(self.dsn)}: {exc}") from exc
+                raise StoreUnavailable(f"lost PostgreSQL at {redact(self.dsn)}: {first_line(exc)}") from exc
 
     def register(self, name: str, dns: str, control: str, seq: int) -> None:
         """Take the name (a restarted node takes its row over) and report `seq`."""

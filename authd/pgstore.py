@@ -218,7 +218,7 @@ class PostgresStore:
                 self._conn = psycopg.connect(self.dsn, autocommit=True, **connect_kwargs(self._timeout))
             except psycopg.OperationalError as exc:
                 self._conn = None
-                raise StoreUnavailable(f"cannot reach PostgreSQL at {self.path}: {_first_line(exc)}") from exc
+                raise StoreUnavailable(f"cannot reach PostgreSQL at {self.path}: {first_line(exc)}") from exc
         return self._conn
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], Any], *, write: bool) -> Any:
@@ -233,7 +233,7 @@ class PostgresStore:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._pending = []
                 self._drop()
-                raise StoreUnavailable(f"lost PostgreSQL at {self.path}: {_first_line(exc)}") from exc
+                raise StoreUnavailable(f"lost PostgreSQL at {self.path}: {first_line(exc)}") from exc
             except BaseException:
                 self._pending = []
                 raise
@@ -644,7 +644,7 @@ def _key(listing_key: str) -> bytes:
     return listing_key.encode("utf-8", "surrogatepass")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 

@@ -63,9 +63,11 @@ class Cluster:
             not of the machine, so the WAL in the page cache survives it.
     """
 
-    def __init__(self, host: str = "127.0.0.1", fsync: bool = False):
+    def __init__(self, host: str = "127.0.0.1", fsync: bool = False, netns: str | None = None,
+                 port: int | None = None):
         self.initdb, self.pg_ctl = require_pg()
-        self.host, self.port = host, free_port(host)
+        self.netns = netns  # run the server inside this network namespace (its own host)
+        self.host, self.port = host, port or free_port("127.0.0.1" if netns else host)
         self.dir = Path(tempfile.mkdtemp(prefix="authd-pg-"))
         self.data = self.dir / "data"
         self.fsync = fsync
@@ -78,12 +80,18 @@ class Cluster:
         cmd = list(argv)
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=120)
 
     def start(self) -> Cluster:
         if not self.data.exists():
             self._as_owner(self.initdb, "-D", str(self.data), "-A", "trust", "-U", self._user,
                            "--locale=C", "-E", "UTF8")
+            if not self.host.startswith("127."):  # a namespaced host: trust its test subnet only
+                subnet = ".".join(self.host.split(".")[:3]) + ".0/24"
+                with open(self.data / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {subnet} trust\n")
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} "
                 f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=200")
         out = self._as_owner(self.pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"),
@@ -151,7 +159,7 @@ class NodeProcess:
     can wait for a log line (an event, not a sleep)."""
 
     def __init__(self, url: str, host: str, name: str, *extra: str, zones: Path | None = None,
-                 control: bool = True):
+                 control: bool = True, netns: str | None = None):
         import sys
         import threading
 
@@ -159,6 +167,9 @@ class NodeProcess:
         cmd = [sys.executable, "-m", "authd", "serve", "--store", url, "--node-name", name,
                "--listen", f"{host}:0", "--control", f"{host}:0" if control else "off",
                "--zones", str(zones or ROOT / "zones"), *extra]
+        if netns:  # `ip netns exec` execs the command: the PID is authd's own
+            cmd = ["ip", "netns", "exec", netns, *cmd]
+        self.netns = netns
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
         self.lines: list[str] = []
@@ -202,7 +213,7 @@ class NodeProcess:
 
     def dig(self, name: str, rtype: str = "A") -> list[str]:
         """The answer values real dig gets from this node."""
-        out = subprocess.run(["dig", f"@{self.host}", "-p", str(self.dns_port), "+norecurse", "+tries=1",
+        out = subprocess.run([*(["ip", "netns", "exec", self.netns] if self.netns else []), "dig", f"@{self.host}", "-p", str(self.dns_port), "+norecurse", "+tries=1",
                               "+time=3", "+short", name, rtype], capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stdout + out.stderr
         return out.stdout.split()
