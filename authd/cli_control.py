@@ -104,9 +104,12 @@ class StoreControl:
     def __init__(self, path: str):
         from authd.sqlstore import SQLiteStore
 
+        self.path = path
+        if path.startswith(("postgresql://", "postgres://")):
+            self.store, self.propagation = _postgres_control(path)
+            return
         if not Path(path).exists():
             raise CommandError([f"no store at {path}"])
-        self.path = path
         self.store = SQLiteStore(path)
         self.propagation = Propagation(status_dir=progress_dir(path))
 
@@ -131,6 +134,21 @@ class StoreControl:
 
     def record_sets(self, zone_id: str) -> list[RecordSet]:
         return self._call(self.store.record_sets, zone_id)
+
+
+def _postgres_control(url: str) -> tuple[Any, Propagation]:
+    """A PostgreSQL store, and INSYNC = every live node registered in it (authd.nodes)."""
+    from authd.nodes import live_seqs
+    from authd.pgnodes import NodeRegistry
+    from authd.pgstore import PostgresStore
+
+    try:
+        store = PostgresStore(url)
+    except StoreError as exc:
+        raise CommandError([str(exc)]) from exc
+    registry = NodeRegistry(url)
+    timeout = float(os.environ.get("AUTHD_NODE_TIMEOUT", "10"))
+    return store, Propagation(peers=lambda: live_seqs(registry.rows(), timeout))
 
 
 def open_control(args: argparse.Namespace) -> Control:
@@ -206,8 +224,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the hosted zone, by name (api.aws) or id (Z0API0AWS)")
     p.add_argument("--endpoint", default=os.environ.get("AUTHD_ENDPOINT", DEFAULT_ENDPOINT),
                    help=f"the control API of a running authd (default {DEFAULT_ENDPOINT}, or $AUTHD_ENDPOINT)")
-    p.add_argument("--store", metavar="FILE",
-                   help="use this SQLite store file directly instead of the HTTP API")
+    p.add_argument("--store", metavar="FILE|URL",
+                   help="use this SQLite store file (or postgresql://USER@HOST:PORT/DB: INSYNC "
+                   "then waits for every live node, $AUTHD_NODE_TIMEOUT s) directly instead of the HTTP API")
     p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
                    help="SigV4 access key id (default $AWS_ACCESS_KEY_ID, else test)")
     p.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),

@@ -48,7 +48,7 @@ def wait_insync(r53, change_id: str, timeout: float = 60.0, each=None) -> int:
         time.sleep(0.05)
 
 
-def test_one_node_on_postgresql_answers_dig_and_boto3(pg_url):
+def test_one_node_on_postgresql_answers_dig_and_boto3(pg_url, tmp_path):
     require_tool("dig")
     node = NodeProcess(pg_url, "127.0.0.1", "solo")
     try:
@@ -62,6 +62,17 @@ def test_one_node_on_postgresql_answers_dig_and_boto3(pg_url):
         [row] = listed["nodes"]
         assert row["name"] == "solo" and row["state"] == "LIVE" and row["lag"] == 0
         assert row["seq"] == listed["head"] and row["control"] == node.control_url
+        # `authd change --store postgresql://... --wait`: straight to the database, and it
+        # waits for the running node to serve the change
+        batch = tmp_path / "batch.json"
+        batch.write_text(json.dumps(upsert("cli.api.aws.", "192.0.2.78")))
+        out = subprocess.run([sys.executable, "-m", "authd", "change", "--store", pg_url, "--zone", "api.aws",
+                              "--batch", str(batch), "--wait"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0 and "INSYNC" in out.stderr, out.stderr
+        assert node.dig("cli.api.aws.") == ["192.0.2.78"]
+        table = subprocess.run([sys.executable, "-m", "authd", "nodes", "--store", pg_url],
+                               capture_output=True, text=True, timeout=60, cwd=ROOT, check=True).stdout
+        assert table.splitlines()[2].split()[:2] == ["solo", "LIVE"], table
     finally:
         node.stop()
 
