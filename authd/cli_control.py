@@ -414,14 +414,19 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         cfg.dns_options["cookie_secret"] = os.urandom(16)
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run_node, cfg)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_node, cfg)
+        except BaseExceptionGroup as group:  # one failure at startup: report it, not the group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     try:
         trio.run(main)
     except KeyboardInterrupt:
         log.info("authd stopped (interrupted)")
-    except (ZoneLoadError, ControlConfigError, ValueError) as exc:
+    except (ZoneLoadError, ControlConfigError, ValueError, StoreError) as exc:
         log.error("not starting: %s", exc)
         return 2
     except OSError as exc:

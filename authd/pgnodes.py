@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -139,6 +140,7 @@ class Peers:
     def __init__(self, own: str, timeout: float):
         self.own, self.timeout = own, timeout
         self.rows: list[NodeRow] = []
+        self.read_at = 0.0  # trio time of the read: the rows' ages grow from there
         self.wakeup = trio.Event()
         self.stale = False  # another node announced a new seq: read the rows again
 
@@ -151,8 +153,15 @@ class Peers:
         """The local index applied something: report it now."""
         self.wakeup.set()
 
+    def update(self, rows: list[NodeRow]) -> None:
+        self.rows, self.read_at = rows, trio.current_time()
+
     def seqs(self) -> dict[str, int]:
-        return live_seqs(self.rows, self.timeout, exclude=self.own)
+        """Live peers' seqs. Ages count from the read: rows that could not be read again
+        (the database is gone) age on, so a dead peer cannot stay live in an old copy."""
+        since = trio.current_time() - self.read_at
+        rows = [dataclasses.replace(r, age=r.age + since) for r in self.rows]
+        return live_seqs(rows, self.timeout, exclude=self.own)
 
 
 async def serve_registry(
@@ -168,7 +177,7 @@ async def serve_registry(
         return await trio.to_thread.run_sync(fn, *args, limiter=limiter, abandon_on_cancel=True)
 
     await db(registry.register, name, dns, control, local_seq())
-    peers.rows = await db(registry.rows)
+    peers.update(await db(registry.rows))
     log.info("%s: registered in the database (DNS %s, control %s, seq %d)", name, dns, control or "-", local_seq())
     task_status.started()
     reported = local_seq()
@@ -189,7 +198,7 @@ async def serve_registry(
                 await db(registry.heartbeat, name, seq, moved)
                 reported, last_beat = seq, now
             if due or stale:
-                peers.rows = await db(registry.rows)
+                peers.update(await db(registry.rows))
             link.back(seq)
         except StoreUnavailable as exc:
             link.lost(exc, seq)

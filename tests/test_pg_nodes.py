@@ -220,3 +220,14 @@ def test_conflicting_batches_sent_to_two_nodes_at_once_have_one_winner(pg_url):
     finally:
         a.stop()
         b.stop()
+
+
+def test_an_unreachable_database_is_one_clear_line_and_exit_2():
+    from tests.pg_helpers import free_port
+
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/authd"  # nothing listens there
+    out = subprocess.run([sys.executable, "-m", "authd", "serve", "--store", url, "--listen", "127.0.0.1:0",
+                          "--control", "127.0.0.1:0"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2, out.stderr
+    assert "not starting: cannot reach PostgreSQL at " + url in out.stderr
+    assert "Traceback" not in out.stderr
