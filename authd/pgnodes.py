@@ -42,6 +42,7 @@ class NodeRegistry:
         self.dsn = dsn
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
+        self._addresses: dict[str, tuple[str, str]] = {}  # name -> (dns, control) registered
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], Any]) -> Any:
         with self._lock:
@@ -58,6 +59,7 @@ class NodeRegistry:
 
     def register(self, name: str, dns: str, control: str, seq: int) -> None:
         """Take the name (a restarted node takes its row over) and report `seq`."""
+        self._addresses[name] = (dns, control)
         self._run(lambda c: c.execute(
             "INSERT INTO nodes VALUES (%s, %s, %s, %s, clock_timestamp(), clock_timestamp(), 'LIVE') "
             "ON CONFLICT (name) DO UPDATE SET dns=EXCLUDED.dns, control=EXCLUDED.control, "
@@ -68,7 +70,12 @@ class NodeRegistry:
         """Report `seq`; `announce`: tell the other nodes now (their GetChange waits on it)."""
         def txn(c: psycopg.Connection[Any]) -> None:
             with c.transaction():
-                c.execute("UPDATE nodes SET seq=%s, heartbeat=clock_timestamp() WHERE name=%s", (seq, name))
+                cur = c.execute("UPDATE nodes SET seq=%s, heartbeat=clock_timestamp() WHERE name=%s", (seq, name))
+                if cur.rowcount == 0:  # an operator forgot this node while it ran: register again
+                    dns, control = self._addresses.get(name, ("", ""))
+                    c.execute("INSERT INTO nodes VALUES (%s, %s, %s, %s, clock_timestamp(), "
+                              "clock_timestamp(), 'LIVE') ON CONFLICT (name) DO NOTHING",
+                              (name, dns, control, seq))
                 if announce:
                     c.execute("SELECT pg_notify(%s, %s)", (NODES_CHANNEL, name))
         self._run(txn)

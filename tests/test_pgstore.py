@@ -132,3 +132,24 @@ def test_losing_the_database_is_a_clear_error_and_the_store_reconnects(pg_cluste
     info = store.change_batch(zone.id, [Change(Action.CREATE, TXT("a.gone.test.", "1"))])
     assert store.get_change(info.id).seq == info.seq == store.seq
     store.close()
+
+
+def test_node_registry_rows_forget_and_reregistering(pg_url):
+    from authd.nodes import NodeState, state_of
+    from authd.pgnodes import NodeRegistry
+
+    pgstore.PostgresStore(pg_url).close()  # the schema
+    reg = NodeRegistry(pg_url)
+    try:
+        reg.register("node-1", "198.18.0.11:53", "http://198.18.0.11:8053", 5)
+        [row] = reg.rows()
+        assert (row.name, row.dns, row.seq) == ("node-1", "198.18.0.11:53", 5)
+        assert 0 <= row.age < 5 and state_of(row, 10.0) is NodeState.LIVE
+        reg.heartbeat("node-1", 9, announce=True)
+        assert reg.rows()[0].seq == 9
+        assert reg.forget("node-1") and reg.rows() == [] and not reg.forget("node-1")
+        reg.heartbeat("node-1", 10, announce=False)  # still running: it registers again
+        [row] = reg.rows()
+        assert (row.seq, row.control) == (10, "http://198.18.0.11:8053")
+    finally:
+        reg.close()
