@@ -60,11 +60,17 @@ class NodeRegistry:
     def register(self, name: str, dns: str, control: str, seq: int) -> None:
         """Take the name (a restarted node takes its row over) and report `seq`."""
         self._addresses[name] = (dns, control)
-        self._run(lambda c: c.execute(
-            "INSERT INTO nodes VALUES (%s, %s, %s, %s, clock_timestamp(), clock_timestamp(), 'LIVE') "
-            "ON CONFLICT (name) DO UPDATE SET dns=EXCLUDED.dns, control=EXCLUDED.control, "
-            "seq=EXCLUDED.seq, started_at=EXCLUDED.started_at, heartbeat=EXCLUDED.heartbeat",
-            (name, dns, control, seq)))
+
+        def txn(c: psycopg.Connection[Any]) -> None:
+            with c.transaction():
+                c.execute(
+                    "INSERT INTO nodes VALUES (%s, %s, %s, %s, clock_timestamp(), clock_timestamp(), 'LIVE') "
+                    "ON CONFLICT (name) DO UPDATE SET dns=EXCLUDED.dns, control=EXCLUDED.control, "
+                    "seq=EXCLUDED.seq, started_at=EXCLUDED.started_at, heartbeat=EXCLUDED.heartbeat",
+                    (name, dns, control, seq))
+                # the others read the rows again at once: from now on their INSYNC waits for us
+                c.execute("SELECT pg_notify(%s, %s)", (NODES_CHANNEL, name))
+        self._run(txn)
 
     def heartbeat(self, name: str, seq: int, announce: bool) -> None:
         """Report `seq`; `announce`: tell the other nodes now (their GetChange waits on it)."""
