@@ -5,7 +5,8 @@ namespace (veth pairs to one bridge, 198.18.0.0/24), faults by `tc netem` and cu
   link is 80 ms slow, and node 3 applies changes 3 s late), as dig against each host shows;
 - node 3 cut off: it keeps serving its last state and says so in its log; INSYNC comes once
   it is silent past --node-timeout, `authd nodes` shows it SILENT; the link back, it
-  catches up and counts again.
+  catches up and counts again;
+- conflicting batches sent to node 1 and node 2 at once have exactly one winner, 200 times.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.conftest import require_tool
 from tests.control_helpers import client
 from tests.netns_helpers import Net
 from tests.pg_helpers import Cluster, NodeProcess
-from tests.test_pg_nodes import ZONE, nodes_json, upsert, wait_insync
+from tests.test_pg_nodes import ZONE, nodes_json, race_lock_pairs, upsert, wait_insync
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
 
@@ -87,6 +88,9 @@ def test_three_nodes_on_three_hosts_with_a_cut_link(net):
         while nodes_json(url, float(TIMEOUT))["nodes"][2]["state"] != "LIVE":
             assert time.monotonic() < deadline, "node 3 does not count again"
             time.sleep(0.2)
+
+        # 4. conflicting batches sent to two hosts at once: one winner, every time
+        race_lock_pairs(n1.control_url, n2.control_url, 200)
     finally:
         for n in nodes:
             n.stop()

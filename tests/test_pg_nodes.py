@@ -169,54 +169,59 @@ def test_notify_wakes_other_nodes_long_before_they_would_poll(pg_url):
         b.stop()
 
 
-def test_conflicting_batches_sent_to_two_nodes_at_once_have_one_winner(pg_url):
-    """The enactor's lock preamble through boto3, one client per node, released together:
-    exactly one of each pair succeeds, the other gets Route 53's InvalidChangeBatch."""
+def race_lock_pairs(url_a: str, url_b: str, pairs: int) -> dict[str, int]:
+    """The enactor's lock preamble (DELETE the value I believe, CREATE mine) through boto3,
+    one client per node, released together `pairs` times: asserts exactly one of each pair
+    succeeds and the other gets Route 53's InvalidChangeBatch. Returns the wins per node."""
     import threading
 
     from botocore.exceptions import ClientError
 
-    pairs = int(os.environ.get("PG_RACE_PAIRS", "200"))
-    a = NodeProcess(pg_url, "127.0.0.2", "node-a")
-    b = NodeProcess(pg_url, "127.0.0.3", "node-b")
     lock = "_lock.api.aws."
 
     def txt(v: str) -> dict:
         return {"Name": lock, "Type": "TXT", "TTL": 60, "ResourceRecords": [{"Value": f'"{v}"'}]}
 
+    clients = {"a": client(url_a), "b": client(url_b)}
+    clients["a"].change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": txt("v0")}]})
+    held, wins = "v0", {"a": 0, "b": 0}
+    for i in range(pairs):
+        barrier = threading.Barrier(2)
+        results: dict[str, object] = {}
+
+        def take(who: str, i=i, held=held, barrier=barrier, results=results) -> None:
+            batch = {"Changes": [{"Action": "DELETE", "ResourceRecordSet": txt(held)},
+                                 {"Action": "CREATE", "ResourceRecordSet": txt(f"{who}{i}")}]}
+            barrier.wait()
+            try:
+                results[who] = clients[who].change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=batch)
+            except ClientError as exc:
+                results[who] = exc
+
+        threads = [threading.Thread(target=take, args=(w,)) for w in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        won = [w for w in ("a", "b") if not isinstance(results[w], ClientError)]
+        assert len(won) == 1, results
+        lost = results["b" if won == ["a"] else "a"]
+        assert lost.response["Error"]["Code"] == "InvalidChangeBatch", lost.response
+        wins[won[0]] += 1
+        held = f"{won[0]}{i}"
+    sets = clients["b"].list_resource_record_sets(
+        HostedZoneId=ZONE, StartRecordName=lock, StartRecordType="TXT", MaxItems="1")["ResourceRecordSets"]
+    assert sets[0]["ResourceRecords"] == [{"Value": f'"{held}"'}]
+    assert wins["a"] + wins["b"] == pairs
+    return wins
+
+
+def test_conflicting_batches_sent_to_two_nodes_at_once_have_one_winner(pg_url):
+    a = NodeProcess(pg_url, "127.0.0.2", "node-a")
+    b = NodeProcess(pg_url, "127.0.0.3", "node-b")
     try:
-        clients = {"a": client(a.control_url), "b": client(b.control_url)}
-        clients["a"].change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch={"Changes": [
-            {"Action": "UPSERT", "ResourceRecordSet": txt("v0")}]})
-        held, wins = "v0", {"a": 0, "b": 0}
-        for i in range(pairs):
-            barrier = threading.Barrier(2)
-            results: dict[str, object] = {}
-
-            def take(who: str, i=i, held=held, barrier=barrier, results=results) -> None:
-                batch = {"Changes": [{"Action": "DELETE", "ResourceRecordSet": txt(held)},
-                                     {"Action": "CREATE", "ResourceRecordSet": txt(f"{who}{i}")}]}
-                barrier.wait()
-                try:
-                    results[who] = clients[who].change_resource_record_sets(HostedZoneId=ZONE, ChangeBatch=batch)
-                except ClientError as exc:
-                    results[who] = exc
-
-            threads = [threading.Thread(target=take, args=(w,)) for w in ("a", "b")]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-            won = [w for w in ("a", "b") if not isinstance(results[w], ClientError)]
-            assert len(won) == 1, results
-            lost = results["b" if won == ["a"] else "a"]
-            assert lost.response["Error"]["Code"] == "InvalidChangeBatch", lost.response
-            wins[won[0]] += 1
-            held = f"{won[0]}{i}"
-        sets = clients["b"].list_resource_record_sets(
-            HostedZoneId=ZONE, StartRecordName=lock, StartRecordType="TXT", MaxItems="1")["ResourceRecordSets"]
-        assert sets[0]["ResourceRecords"] == [{"Value": f'"{held}"'}]
-        assert wins["a"] + wins["b"] == pairs
+        race_lock_pairs(a.control_url, b.control_url, int(os.environ.get("PG_RACE_PAIRS", "200")))
     finally:
         a.stop()
         b.stop()
