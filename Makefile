@@ -30,7 +30,7 @@ lint: $(STAMP)
 
 # The crash loops at the issue's full counts (CI runs a small share of them).
 soak: $(STAMP) tools
-	PG_CRASH_ROUNDS=50 PG_CRASH_RESTARTS=5 PG_CRASH_SERVER_ROUNDS=10 $(BIN)/python -m pytest -q tests/test_pg_crash.py tests/test_crash.py
+	PG_CRASH_ROUNDS=50 PG_CRASH_RESTARTS=5 PG_CRASH_SERVER_ROUNDS=50 $(BIN)/python -m pytest -q tests/test_pg_crash.py tests/test_crash.py
 
 bench: $(STAMP) tools
 	$(BIN)/python -m bench all
