@@ -30,10 +30,11 @@ Concurrency (issue 15: two nodes accepting conflicting batches at once give exac
   so there is no deadlock; different zones plan and write their record sets in parallel and
   serialise only on the short journal append.
 - `pg_notify('authd_journal', seq)` in the same transaction tells LISTENing nodes after
-  COMMIT (`authd.pgnotify`); followers still poll, because a notification sent while a
+  COMMIT (`authd.pgnodes.listen_journal`); followers still poll, because a notification sent while a
   listener was reconnecting is lost.
-- Durability: PostgreSQL's default `synchronous_commit=on`: the COMMIT that acknowledges a
-  batch is in the WAL on disk before we answer. A lost connection mid-transaction is a
+- Durability: every connection asks for `synchronous_commit=on` (PostgreSQL's default, set
+  explicitly so a server configured otherwise cannot weaken it): the COMMIT that
+  acknowledges a batch is in the WAL on disk before we answer. A lost connection mid-transaction is a
   rollback; a lost connection during COMMIT leaves the outcome unknown to us, and we answer
   an error (the batch may be there, unacknowledged, which Route 53 clients tolerate: they
   retry with the same DELETE/CREATE and get a clear InvalidChangeBatch).
@@ -143,7 +144,8 @@ def connect_kwargs(timeout: float = 5.0) -> dict[str, Any]:
     keepalives and a TCP user timeout, instead of the kernel's two hours."""
     return {"connect_timeout": max(1, int(timeout)), "application_name": "authd",
             "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-            "keepalives_count": 3, "tcp_user_timeout": 10_000}
+            "keepalives_count": 3, "tcp_user_timeout": 10_000,
+            "options": "-c synchronous_commit=on"}
 
 
 def redact(dsn: str) -> str:

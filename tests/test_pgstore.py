@@ -153,3 +153,11 @@ def test_node_registry_rows_forget_and_reregistering(pg_url):
         assert (row.seq, row.control) == (10, "http://198.18.0.11:8053")
     finally:
         reg.close()
+
+
+def test_connections_insist_on_synchronous_commit(pg_url):
+    store = pgstore.PostgresStore(pg_url)
+    try:
+        assert store._read(lambda c: c.execute("SHOW synchronous_commit").fetchone()[0]) == "on"
+    finally:
+        store.close()
