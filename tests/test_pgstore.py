@@ -156,6 +156,13 @@ def test_node_registry_rows_forget_and_reregistering(pg_url):
 
 
 def test_connections_insist_on_synchronous_commit(pg_url):
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a server configured to weaken it
+        dbname = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{dbname}" SET synchronous_commit = off')
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "off"
     store = pgstore.PostgresStore(pg_url)
     try:
         assert store._read(lambda c: c.execute("SHOW synchronous_commit").fetchone()[0]) == "on"
