@@ -36,6 +36,8 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         print("authd nodes: give --store postgresql://USER@HOST:PORT/DB (nodes register only "
               "in a PostgreSQL store)", file=sys.stderr)
         return 2
+    from psycopg.errors import UndefinedTable
+
     from authd.nodes import state_of, table
     from authd.pgnodes import NodeRegistry
     from authd.store import StoreError
@@ -51,6 +53,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         rows, head = registry.rows(), registry.head()
     except StoreError as exc:
         print(f"authd nodes: {exc}", file=sys.stderr)
+        return 1
+    except UndefinedTable:
+        print("authd nodes: no authd tables in this database (no node has run on it yet)", file=sys.stderr)
         return 1
     finally:
         registry.close()

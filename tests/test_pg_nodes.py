@@ -236,3 +236,12 @@ def test_an_unreachable_database_is_one_clear_line_and_exit_2():
     assert out.returncode == 2, out.stderr
     assert "not starting: cannot reach PostgreSQL at " + url in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_authd_nodes_on_a_database_no_node_has_used(pg_url):
+    out = subprocess.run([sys.executable, "-m", "authd", "nodes", "--store", pg_url],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 1 and "no node has run on it yet" in out.stderr, out.stderr
+    out = subprocess.run([sys.executable, "-m", "authd", "nodes", "--store", "nodes.db"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "postgresql://" in out.stderr
