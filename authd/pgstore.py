@@ -436,7 +436,7 @@ class PostgresStore:
             if plan.deletes:  # one statement for the whole batch: arrays, not 1,000 round trips
                 conn.execute(
                     "DELETE FROM rrsets WHERE zone_id=%s AND (name, rtype, set_id) IN "
-                    "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+                    "(SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]))",
                     (zone.id, [k.name for k in plan.deletes], [k.rtype for k in plan.deletes],
                      [k.set_identifier or "" for k in plan.deletes]),
                 )
@@ -459,8 +459,8 @@ class PostgresStore:
         last = {(rs.name, rs.rtype, rs.set_identifier or ""): i for i, rs in enumerate(sets)}
         rows = [sets[i] for i in last.values()]
         conn.execute(
-            "INSERT INTO rrsets SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::bytea[]) ON CONFLICT (zone_id, name, rtype, set_id) DO UPDATE "
+            "INSERT INTO rrsets SELECT %s, * FROM unnest(%b::text[], %b::text[], %b::text[], "
+            "%b::text[], %b::bytea[]) ON CONFLICT (zone_id, name, rtype, set_id) DO UPDATE "
             "SET data=EXCLUDED.data, sort_key=EXCLUDED.sort_key",
             (zone_id, [rs.name for rs in rows], [rs.rtype for rs in rows],
              [rs.set_identifier or "" for rs in rows], [encoded[i] for i in last.values()],
