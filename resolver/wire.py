@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 HEADER = struct.Struct("!HHHHHH")
 OPT = 41
+MAX_NAME_WIRE = 255  # RFC 1035 §2.3.4: a name is at most 255 octets on the wire
 
 
 class WireError(ValueError):
@@ -82,6 +83,8 @@ def view_query(wire: bytes) -> QueryView:
         if length & 0xC0:
             raise WireError("compressed or extended label in question")
         pos += 1 + length
+    if pos - 12 > MAX_NAME_WIRE:
+        raise WireError("question name longer than 255 octets")
     if pos + 4 > n:
         raise WireError("short question")
     qtype, qclass = struct.unpack_from("!HH", wire, pos)
@@ -140,3 +143,20 @@ def ede_option(code: int, text: str = "") -> bytes:
     """An Extended DNS Error option (RFC 8914 §2): option code 15, INFO-CODE, EXTRA-TEXT."""
     body = struct.pack("!H", code) + text.encode()
     return struct.pack("!HH", 15, len(body)) + body
+
+
+def error_reply(
+    wire: bytes, rcode: int, qend: int = 0, *, ra: bool = False, opt: bytes = b""
+) -> bytes:
+    """An error reply built from the query's own bytes (Unbound's `query_error`).
+
+    ID echoed, RD kept, QR set, the low four bits of `rcode` in the header; the question is
+    copied when `qend` (its end offset, from a successful `view_query`) is given, else the
+    reply is header-only (RFC 1035 §4.1.1: FORMERR when the question could not be read).
+    `opt` is an OPT record to append (BADVERS needs its upper rcode bits there, RFC 6891
+    §6.1.3). Needs at least the 12-byte header.
+    """
+    flags = 0x8000 | ((wire[2] & 0x01) << 8) | (0x80 if ra else 0) | (rcode & 0xF)
+    qd = 1 if qend else 0
+    counts = struct.pack("!HHHH", qd, 0, 0, 1 if opt else 0)
+    return wire[:2] + struct.pack("!H", flags) + counts + (wire[12:qend] if qend else b"") + opt
