@@ -50,18 +50,15 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 @dataclass
 class AccessControl:
-    """Loopback plus `allowed`; `allows(host)` is memoised per address string."""
+    """The networks served (loopback by default); `allows(host)` is memoised per address."""
 
-    allowed: tuple[Network, ...] = ()
+    networks: tuple[Network, ...] = LOOPBACK
     memo: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def from_cidrs(cls, cidrs: Iterable[str]) -> AccessControl:
-        return cls(tuple(parse_network(c) for c in cidrs))
-
-    @property
-    def networks(self) -> tuple[Network, ...]:
-        return LOOPBACK + self.allowed
+        """Loopback plus `cidrs`, as Unbound keeps its localhost defaults beside the config."""
+        return cls(LOOPBACK + tuple(parse_network(c) for c in cidrs))
 
     def allows(self, host: str) -> bool:
         ok = self.memo.get(host)
