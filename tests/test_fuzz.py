@@ -188,3 +188,85 @@ async def test_server_keeps_answering_after_a_storm_of_garbage(authd):
         r = await query_fn(good, authd.host, port=authd.port, timeout=5)
         assert r.rcode() == dns.rcode.NOERROR and r.answer[0][0].address == "192.0.2.80"
     assert authd.index.stats["slow"] > 1000  # the garbage really went through the full parse
+
+
+# ---- the resolver's parser, and real processes under fuzz (issue 10) ---------------------
+
+from bench import fuzz as harness  # noqa: E402
+from bench._fuzzcases import ISSUE10, is_well_formed_query, messages  # noqa: E402
+from resolver.acl import refused_reply  # noqa: E402
+from resolver.wire import WireError, error_reply, view_query  # noqa: E402
+
+resolver_packets = st.one_of(packets, messages(), st.sampled_from(list(ISSUE10.values())))
+
+
+def _view_agrees_with_dnspython(wire: bytes) -> None:
+    try:
+        view = view_query(wire)
+    except WireError:
+        return
+    if (view.flags >> 11) & 0xF:
+        return  # answer() says NOTIMP to other opcodes before using the view
+    msg = dns.message.from_wire(wire)  # must not raise: names <= 255, one OPT at most, at the end
+    assert len(msg.question) == 1 and not msg.answer and not msg.authority
+    q = msg.question[0]
+    assert view.key == (q.name.to_wire().lower() + q.rdtype.to_bytes(2, "big")
+                        + q.rdclass.to_bytes(2, "big"))
+    assert view.edns == (msg.edns == 0) and view.end == 12 + len(q.name.to_wire()) + 4
+
+
+def _error_replies_parse_and_never_amplify(wire: bytes) -> None:
+    if len(wire) < 12:
+        return
+    for reply in (error_reply(wire, dns.rcode.FORMERR), refused_reply(wire)):
+        if reply is None:
+            assert wire[2] & 0x80  # only responses go unanswered
+            continue
+        m = dns.message.from_wire(reply)
+        assert m.id == int.from_bytes(wire[:2], "big") and m.flags & dns.flags.QR
+        assert len(reply) == 12 <= len(wire)
+
+
+def _oracle_agrees_with_dnspython(wire: bytes) -> None:
+    """What the harness calls well-formed (and expects an answer to) dnspython reads as one
+    plain query; so a missing answer in a fuzz run is the server's fault, not the oracle's."""
+    if not is_well_formed_query(wire):
+        return
+    msg = dns.message.from_wire(wire)
+    assert msg.opcode() == dns.opcode.QUERY and not msg.flags & dns.flags.QR
+    assert len(msg.question) == 1 and not msg.answer and not msg.authority and msg.edns <= 0
+
+
+@FUZZ
+@given(resolver_packets)
+def test_resolver_parsing_on_structure_aware_and_mutated_packets(wire):
+    """One draw, three properties (the structure-aware strategy is the slow part to draw):
+    the resolver's fast question reader never accepts what dnspython reads differently; its
+    error and REFUSED replies always parse and are never larger than the query; and the
+    fuzz harness's well-formed oracle agrees with dnspython."""
+    _view_agrees_with_dnspython(wire)
+    _error_replies_parse_and_never_amplify(wire)
+    _oracle_agrees_with_dnspython(wire)
+
+
+@pytest.fixture(scope="module")
+def mutator() -> harness.Mutator:
+    return harness.make_mutator(seed=10, pool_size=200)
+
+
+# CI's bounded share (about 15 s in all on a quiet machine); `make fuzz` runs the same longer.
+CI_PACKETS = {("authd", "udp"): 20_000, ("authd", "tcp"): 8_000,
+              ("resolver", "udp"): 10_000, ("resolver", "tcp"): 5_000}
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("target,transport", sorted(CI_PACKETS))
+def test_real_server_survives_fuzz(mutator: harness.Mutator, target: str, transport: str) -> None:
+    """The process lives, every well-formed query is answered, the log stays quiet."""
+    st = harness.run(target, transport, CI_PACKETS[(target, transport)], gen=mutator)
+    detail = f"{st.row()}\n" + "\n".join(st.samples) + f"\nbusiest log class: {st.worst_class}"
+    assert not st.died, detail
+    assert st.packets == CI_PACKETS[(target, transport)], detail
+    assert st.well_formed > 1000 and st.unanswered == 0 and st.answered == st.well_formed, detail
+    assert st.tracebacks == 0 and st.max_per_class_second <= 1, detail
+    assert st.final_probe_ok, detail
