@@ -8,6 +8,7 @@ process (exit 1) and each UDP one wrote a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -357,3 +358,95 @@ def test_view_query_refuses_names_over_255_octets() -> None:
         view_query(ISSUE10["long-question"])
     ok = query(".".join(["a" * 63] * 3) + "." + "b" * 61 + ".", 1)  # exactly 255 octets
     assert view_query(ok).end == len(ok)
+
+
+# ---- a real client that is not on loopback (network namespace) ----------------------------
+
+
+@contextlib.contextmanager
+def namespace_client() -> Iterator[tuple[str, str, str]]:
+    """A network namespace joined to this host by a veth pair, on RFC 2544's benchmarking
+    range (198.18.0.0/15, FIELD-NOTES): (namespace, host address, client address).
+    Deleted at the end; skips unless root with `ip`."""
+    import os
+    import shutil
+
+    ip = shutil.which("ip")
+    if ip is None or os.geteuid() != 0:
+        pytest.skip("needs root and `ip` (Debian package iproute2) for a network namespace")
+    tag = f"{os.getpid() % 100000}"
+    ns, host_if, ns_if = f"rh-{tag}", f"rhh{tag}", f"rhn{tag}"
+    host_addr, client_addr = "198.18.10.1", "198.18.10.2"
+
+    def run(*argv: str) -> None:
+        subprocess.run([ip, *argv], check=True, capture_output=True, timeout=30)
+
+    try:
+        run("netns", "add", ns)
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot create a network namespace: {exc.stderr.decode().strip()}")
+    try:
+        run("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        run("link", "set", ns_if, "netns", ns)
+        run("addr", "add", f"{host_addr}/30", "dev", host_if)
+        run("link", "set", host_if, "up")
+        run("netns", "exec", ns, ip, "addr", "add", f"{client_addr}/30", "dev", ns_if)
+        run("netns", "exec", ns, ip, "link", "set", ns_if, "up")
+        run("netns", "exec", ns, ip, "link", "set", "lo", "up")
+        yield ns, host_addr, client_addr
+    finally:
+        subprocess.run([ip, "link", "del", host_if], capture_output=True, timeout=30)
+        subprocess.run([ip, "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def wait_for_line(proc: subprocess.Popen, log: Path, text: str, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
+        assert time.monotonic() < deadline, f"no {text!r} in {log} within {timeout} s"
+        time.sleep(0.05)  # polling a log file: there is no event to wait on
+
+
+ASK_FROM_NAMESPACE = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], int(sys.argv[3])))
+print(s.recv(65535).hex())
+"""
+
+
+@pytest.mark.realtime
+def test_real_client_off_loopback_is_refused_unless_allowed() -> None:
+    """`resolver serve` on a veth address: a client in another namespace gets REFUSED while
+    --allow names another network, and an answer once --allow covers it."""
+    with namespace_client() as (ns, host_addr, client_addr), \
+            tempfile.TemporaryDirectory() as tmp, run_authd(ROOT / "zones") as upstream:
+        for allow, rcode in (("198.18.99.0/24", dns.rcode.REFUSED),
+                             (f"{client_addr}/32", dns.rcode.NOERROR)):
+            port = free_port(host_addr)
+            log = Path(tmp) / f"resolver-{rcode}.log"
+            proc = spawn([sys.executable, "-m", "resolver", "serve", "--listen",
+                          f"{host_addr}:{port}", "--allow", allow, "--forward",
+                          str(upstream.server)], log)
+            try:
+                # Our own queries to 198.18.10.1 come from 198.18.10.1, not loopback, so they
+                # would be refused too: readiness is the start-up line instead.
+                wait_for_line(proc, log, "listening on")
+                q = query("host.example.test.", 1, qid=0x6262)
+                out = subprocess.run(
+                    ["ip", "netns", "exec", ns, sys.executable, "-c", ASK_FROM_NAMESPACE,
+                     q.hex(), host_addr, str(port)], capture_output=True, text=True, timeout=60,
+                )
+                assert out.returncode == 0, out.stderr
+                r = dns.message.from_wire(bytes.fromhex(out.stdout.strip()))
+                assert r.id == 0x6262 and r.rcode() == rcode
+                if rcode == dns.rcode.NOERROR:
+                    assert r.answer[0][0].address == "192.0.2.80"
+                else:
+                    assert not r.question and not r.answer  # header only, as Unbound
+                assert proc.poll() is None
+            finally:
+                stop(proc)
