@@ -13,6 +13,7 @@ import dns.flags
 import dns.message
 import dns.opcode
 import dns.rcode
+import dns.rdataclass
 import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
@@ -270,3 +271,90 @@ def test_real_server_survives_fuzz(mutator: harness.Mutator, target: str, transp
     assert st.well_formed > 1000 and st.unanswered == 0 and st.answered == st.well_formed, detail
     assert st.tracebacks == 0 and st.max_per_class_second <= 1, detail
     assert st.final_probe_ok, detail
+
+
+# ---- hostile upstream answers: resolution, cache and render never raise --------------------
+
+import dns.name  # noqa: E402
+import dns.rrset  # noqa: E402
+
+from resolver.cache import Cache, CachePolicy, cache_key, render  # noqa: E402
+from resolver.resolution import (  # noqa: E402
+    Answer,
+    Delegation,
+    ForwardResolution,
+    IterativeResolution,
+    Server,
+)
+
+UP = Server("127.0.0.1", 5399)
+QNAME = dns.name.from_text("www.example.test.")
+
+
+def _response_to(send_wire: bytes, shape: str) -> bytes:
+    q = dns.message.from_wire(send_wire)
+    r = dns.message.make_response(q)
+    name = q.question[0].name
+    if shape == "answer":
+        r.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.1", "192.0.2.2"))
+    elif shape == "cname":
+        r.answer.append(dns.rrset.from_text(name, 60, "IN", "CNAME", "host.example.test."))
+        r.answer.append(dns.rrset.from_text("host.example.test.", 60, "IN", "A", "192.0.2.9"))
+    elif shape == "negative":
+        r.set_rcode(dns.rcode.NXDOMAIN)
+        r.authority.append(dns.rrset.from_text(
+            "example.test.", 300, "IN", "SOA", "ns1.example.test. h.example.test. 1 2 3 4 5"))
+    else:  # a referral
+        r.flags &= ~dns.flags.AA
+        r.authority.append(dns.rrset.from_text("example.test.", 300, "IN", "NS", "ns1.example.test."))
+        r.additional.append(dns.rrset.from_text("ns1.example.test.", 300, "IN", "A", "127.0.0.1"))
+    return r.to_wire()
+
+
+@st.composite
+def hostile_answers(draw, bases: list[bytes]) -> bytes:
+    """A real response to the query (so ID and question match), then mutated."""
+    wire = bytearray(draw(st.sampled_from(bases)))
+    for _ in range(draw(st.integers(0, 4))):
+        i = draw(st.integers(2, len(wire) - 1))  # the ID stays: the mutation must get past it
+        op = draw(st.sampled_from(["flip", "set", "cut", "insert"]))
+        if op == "flip":
+            wire[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set":
+            wire[i] = draw(st.sampled_from([0, 0xFF, 0xC0, 0x29, 3, draw(st.integers(0, 255))]))
+        elif op == "cut":
+            del wire[max(i, 12):]
+        else:
+            wire[i:i] = draw(st.binary(min_size=1, max_size=6))
+    return bytes(wire)
+
+
+@FUZZ
+@given(st.data(), st.sampled_from(["forward", "iterative"]))
+def test_hostile_upstream_answers_never_raise(data, mode):
+    """Whatever an upstream sends back with the right ID: the resolution accepts, rejects or
+    retries without raising, and what it accepts is cached and served without raising, with
+    every cached record of the question's class (issue 10)."""
+    rng = random.Random(1)
+    if mode == "forward":
+        res = ForwardResolution(QNAME, 1, 1, rng, upstreams=[UP])
+        (send,) = res.start(0.0)
+    else:
+        res = IterativeResolution(QNAME, 1, 1, rng, hints=Delegation(dns.name.root, (UP,)))
+        (send,) = res.start(0.0)
+    sends = [send]
+    for _ in range(3):  # follow up to three steps (referral, TCP retry) with hostile answers
+        if res.done is not None or not sends:
+            break
+        s = sends[0]
+        bases = [_response_to(s.wire, shape) for shape in ("answer", "cname", "negative", "referral")]
+        sends = res.on_response(0.01, s, data.draw(hostile_answers(bases)), s.server)
+    if isinstance(res.done, Answer):
+        cache = Cache(CachePolicy())
+        key = cache_key(QNAME, 1)
+        cache.put(key, res.done.response, 0.0)
+        hit = cache.get(key, 1.0)
+        if hit is not None:
+            view = view_query(dns.message.make_query(QNAME, "A").to_wire())
+            out = dns.message.from_wire(render(hit.entry, view, 1.0, max_size=512))
+            assert all(r.rdclass == dns.rdataclass.IN for r in out.answer + out.authority)
