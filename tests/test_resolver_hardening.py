@@ -125,6 +125,34 @@ def test_issue10_packet_neither_kills_nor_floods(
     assert text.count("\n") - before <= 2  # the probe's own resolution line, at most one more
 
 
+@pytest.mark.realtime
+def test_a_tcp_client_that_never_reads_is_closed(
+    resolver_proc: tuple[Server, subprocess.Popen, Path]
+) -> None:
+    """Pipelined queries for a 600-byte answer, never read: once the buffers are full the
+    resolver's write times out (TCP_WRITE_TIMEOUT, 5 s) and it closes the connection; the
+    reset reaches us as POLLERR/POLLHUP (awaited, not polled). Others are served meanwhile."""
+    import select
+
+    server, proc, _log = resolver_proc
+    q = query("big.example.test.", 16, qid=0x5A5A)
+    chunk = (struct.pack("!H", len(q)) + q) * 2000
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.setblocking(False)
+        sent = 0
+        with contextlib.suppress(BlockingIOError):
+            while sent < 100 * 2**20:  # until every buffer on the way is full
+                sent += s.send(chunk)
+        assert sent < 100 * 2**20, "the resolver read 100 MB and answered it: nothing stalled"
+        assert good_answer(server, tcp=True) and good_answer(server, tcp=False)
+        poller = select.poll()
+        poller.register(s, select.POLLERR | select.POLLHUP)
+        events = poller.poll(30_000)
+        assert events and events[0][1] & (select.POLLERR | select.POLLHUP), \
+            "the stalled connection was still open after 30 s"
+    assert proc.poll() is None and good_answer(server, tcp=True)
+
+
 def test_non_loopback_listen_needs_allow() -> None:
     """One line naming --allow, exit 2, no traceback; nothing is bound."""
     out = subprocess.run(
