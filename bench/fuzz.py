@@ -12,9 +12,9 @@ What is checked, and reported per target and transport:
   each connection carries 1-32 frames (some split across writes, some zero-length, some
   cut short before EOF), and a well-formed query left unanswered because the server closed
   the connection is asked again on a fresh one (RFC 7766 §6.2.1 clients retry);
-- **the log stays quiet**: no traceback, and at most one line per error class per second
-  (the `class=KEY` tag of `authd/errlog.py`; other lines are grouped by their text with the
-  digits taken out);
+- **the log stays quiet**: no traceback, and at most one line per error class per second.
+  A line's class is its text with numbers and quoted strings taken out (`authd/errlog.py`
+  writes ``KIND: 'message'; N so far (+M more since the last line)``, so its class is KIND);
 - RSS before and after.
 
 `--write` puts the table into the "Reliability" section of BENCHMARKS.md with the exact
@@ -407,7 +407,14 @@ def query_key_safe(wire: bytes) -> bytes | None:
 
 # ---- the log -------------------------------------------------------------------------------
 
-_CLASS = re.compile(r"class=(\S+?):")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_HELD = re.compile(r" \(\+\d+ more since the last line\)")
+
+
+def line_class(text: str) -> str:
+    """What makes two log lines 'the same error': the text without numbers, quoted parts and
+    errlog's held-back count."""
+    return re.sub(r"\d+", "#", _QUOTED.sub("'…'", _HELD.sub("", text)))[:120]
 _TIME = re.compile(r"^(?:\d{4}-\d\d-\d\d )?(\d\d:\d\d:\d\d)[.,]?\d*")
 
 
@@ -423,8 +430,7 @@ def check_log(text: str, st: Stats) -> None:
         st.log_lines += 1
         if "listening" in line or "loaded" in line:
             continue  # start-up lines
-        c = _CLASS.search(line)
-        cls = c.group(1) if c else re.sub(r"\d+", "#", line[m.end():])[:80]
+        cls = line_class(line[m.end():])
         per[(cls, m.group(1))] += 1
     if per:
         (cls, _sec), n = per.most_common(1)[0]

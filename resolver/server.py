@@ -16,7 +16,7 @@ Every loop is total (issue 10): each exchange (a UDP datagram, a TCP message and
 connection, an upstream answer) has its own error boundary. A bad packet ends at most its own
 exchange; an unexpected error there is answered SERVFAIL where a query can still be answered
 (Knot's rule: a failure with no rcode set becomes SERVFAIL) and logged as one rate-limited
-line per error class per second with a count of the suppressed ones (`authd/errlog.py`),
+line per error class per second with a count of the held-back ones (`authd/errlog.py`),
 never a traceback per packet.
 
 `serve_resolver(...)` never returns; it calls `task_status.started(ResolverHandle)` once
@@ -44,7 +44,7 @@ import dns.rcode
 import dns.rdatatype
 import trio
 
-from authd.errlog import ErrorLog, describe
+from authd.errlog import ErrorLog
 from resolver.acl import AccessControl, refused_reply
 from resolver.cache import (
     OUR_UDP_SIZE,
@@ -134,7 +134,7 @@ class Resolver:
         self.rng = rng or random.SystemRandom()
         self.counters: Counter[str] = Counter()
         self.acl = config.acl
-        self.errlog = ErrorLog()
+        self.errlog = ErrorLog(log)
         self.inflight: dict[bytes, _Pending] = {}
         # Where resolutions run when a server is up (serve_resolver sets it); None: inline.
         self.background: trio.Nursery | None = None
@@ -157,17 +157,15 @@ class Resolver:
     def internal_error(self, where: str, exc: BaseException) -> None:
         """Count an unexpected error; log one line per class per second (authd/errlog.py)."""
         self.counters["internal-errors"] += 1
-        key = f"{where}:{type(exc).__name__}"
-        suppressed = self.errlog.note(key, trio.current_time())
-        if suppressed is not None:
-            log.error("%s internal error %s", self.config.name,
-                      self.errlog.line(key, describe(exc), suppressed))
+        self.errlog.exception(f"{self.config.name} {where}", exc, trio.current_time())
 
-    def warn(self, key: str, text: str) -> None:
-        """A warning a client or upstream can cause at will: also one line per class per second."""
-        suppressed = self.errlog.note(key, trio.current_time())
-        if suppressed is not None:
-            log.warning("%s %s", self.config.name, self.errlog.line(key, text, suppressed))
+    def warn(self, kind: str, text: str) -> None:
+        """A warning a client or upstream can cause at will: also one line per kind per second.
+
+        The text is repr()'d, as the error lines are: names come from the network.
+        """
+        self.errlog.report(f"{self.config.name} {kind}", repr(text), trio.current_time(),
+                           level=logging.WARNING)
 
     async def respond(self, wire: bytes, host: str, *, udp: bool) -> bytes | None:
         """One client exchange, total: access control, then `answer`; never raises.
