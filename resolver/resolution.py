@@ -696,7 +696,9 @@ class IterativeResolution(_Base):
             # a name outside it is looked up like any other name instead (RFC 1034 §5.3.3).
             if target.is_subdomain(zone):
                 for r in checked.additional:
-                    if r.name == target and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                    # Glue of another class is another question's data (and CH A is no address).
+                    if (r.name == target and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+                            and r.rdclass == self.rdclass):
                         found += [Server(a.address, send.server.port) for a in r]
             glue += found
             if not found and target not in glueless:

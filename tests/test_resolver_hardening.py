@@ -27,7 +27,7 @@ import dns.rrset
 import pytest
 import trio
 
-from bench._fuzzcases import ISSUE10, ISSUE10_EXPECTED, header, query, question, rr
+from bench._fuzzcases import ISSUE10, ISSUE10_EXPECTED, header, name_wire, query, question, rr
 from resolver.acl import AccessControl, AclError, check_listen, parse_network, refused_reply
 from resolver.cache import cache_key
 from resolver.procs import free_port, run_authd, spawn, stop, wait_answering
@@ -244,6 +244,29 @@ def test_question_name_compares_case_insensitively() -> None:
     r = dns.message.make_response(dns.message.make_query("www.example.test.", "A"))
     r.id = send.qid
     assert isinstance(check_response(send, r.to_wire(), send.server), dns.message.Message)
+
+
+def test_glue_of_another_class_is_not_believed() -> None:
+    """A referral whose glue for ns1.example.test. is class CH: not an address for an IN
+    question, so the NS name is looked up instead (a sub-resolution), never sent to."""
+    import random
+
+    from resolver.resolution import Delegation, IterativeResolution
+
+    root = Server("127.0.0.1", 5300)
+    res = IterativeResolution(dns.name.from_text("www.example.test."), dns.rdatatype.A, 1,
+                              random.Random(3), hints=Delegation(dns.name.root, (root,)))
+    (send,) = res.start(0.0)
+    q = dns.message.from_wire(send.wire)
+    ns_rdata = name_wire("ns1.example.test.")
+    wire = (header(q.id, 0x8000, 1, 0, 1, 1)
+            + question(q.question[0].name.to_wire(), 1, 1)
+            + rr(name_wire("example.test."), dns.rdatatype.NS, 1, 300, ns_rdata)
+            + rr(name_wire("ns1.example.test."), dns.rdatatype.A, dns.rdataclass.CH, 300,
+                 name_wire("ch.") + b"\x00\x01"))  # CH A: a domain and a 16-bit address
+    sends = res.on_response(0.01, send, wire, root)
+    assert res.sub is not None and res.sub.qname == dns.name.from_text("ns1.example.test.")
+    assert [s.server for s in sends] == [root]  # the NS name's lookup starts at the root
 
 
 # ---- access control -------------------------------------------------------------------------
