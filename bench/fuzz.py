@@ -415,7 +415,8 @@ def line_class(text: str) -> str:
     """What makes two log lines 'the same error': the text without numbers, quoted parts and
     errlog's held-back count."""
     return re.sub(r"\d+", "#", _QUOTED.sub("'…'", _HELD.sub("", text)))[:120]
-_TIME = re.compile(r"^(?:\d{4}-\d\d-\d\d )?(\d\d:\d\d:\d\d)[.,]?\d*")
+# authd: "2026-12-01T20:16:22 authd[123] INFO ..."; resolver: "20:16:22.123 resolver ..."
+_TIME = re.compile(r"^(?:\d{4}-\d\d-\d\d[T ])?(\d\d:\d\d:\d\d)(?:[.,]\d+)?")
 
 
 def check_log(text: str, st: Stats) -> None:
@@ -424,11 +425,13 @@ def check_log(text: str, st: Stats) -> None:
     for line in text.splitlines():
         if TRACEBACK in line:
             st.tracebacks += 1
-        m = _TIME.match(line)
-        if not m:
+        if not line.strip():
             continue
         st.log_lines += 1
-        if "listening" in line or "loaded" in line:
+        m = _TIME.match(line)
+        if not m:
+            continue  # a continuation line (a traceback's, counted above)
+        if any(w in line for w in ("listening", "loaded", "starting")):
             continue  # start-up lines
         cls = line_class(line[m.end():])
         per[(cls, m.group(1))] += 1

@@ -358,3 +358,22 @@ def test_hostile_upstream_answers_never_raise(data, mode):
             view = view_query(dns.message.make_query(QNAME, "A").to_wire())
             out = dns.message.from_wire(render(hit.entry, view, 1.0, max_size=512))
             assert all(r.rdclass == dns.rdataclass.IN for r in out.answer + out.authority)
+
+
+def test_the_harness_log_check_counts_what_it_should() -> None:
+    """The log oracle itself: one class twice in a second is caught, in both log formats;
+    different seconds, different classes and held-back counts are not confused with it."""
+    authd_lines = "\n".join([
+        "2026-12-01T20:16:22 authd[7] INFO authd listening on 127.0.0.1:5353",
+        "2026-12-01T20:16:23 authd[7] ERROR udp: KeyError: 'a'; 1 so far",
+        "2026-12-01T20:16:24 authd[7] ERROR udp: KeyError: 'b'; 9 so far (+7 more since the last line)",
+        "2026-12-01T20:16:24 authd[7] ERROR tcp: KeyError: 'b'; 1 so far",
+    ])
+    st1 = harness.Stats("authd", "udp")
+    harness.check_log(authd_lines, st1)
+    assert st1.max_per_class_second == 1 and st1.tracebacks == 0 and st1.log_lines == 4
+    st2 = harness.Stats("resolver", "udp")
+    harness.check_log("20:16:24.001 resolver udp-query: KeyError: 'x'; 1 so far\n"
+                      "20:16:24.900 resolver udp-query: KeyError: 'y'; 2 so far\n"
+                      "Traceback (most recent call last):\n  File \"x\", line 1\n", st2)
+    assert st2.max_per_class_second == 2 and st2.tracebacks == 1 and not st2.ok
