@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--preset", choices=sorted(SERVE_PRESETS),
                        help="match another resolver's cache defaults")
     serve.add_argument("--no-tcp", action="store_true", help="listen on UDP only")
+    serve.add_argument("--tcp-max-connections", type=int, default=256, metavar="N",
+                       help="open TCP client connections beyond which a new one is closed at "
+                       "once (default 256); each also closes after 10 s idle or a reply not "
+                       "read within 5 s")
     _add_access_flags(serve)
     _add_cache_flags(serve)
 
@@ -218,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         config = ResolverConfig(
             listen=args.listen, upstreams=args.forward or [], root_hints=hints, policy=policy,
             hedge_after=args.hedge_after, timeout=args.timeout, tcp=not args.no_tcp, acl=acl,
+            max_tcp_connections=args.tcp_max_connections,
         )
     else:
         fixed = dict(STUB_PRESETS.get(args.preset or "", {}))

@@ -101,6 +101,9 @@ class ResolverConfig:
     max_inflight: int = 1024
     # Who may ask (loopback always; `--allow CIDR` adds); everyone else gets REFUSED.
     acl: AccessControl = field(default_factory=AccessControl)
+    # Open TCP connections beyond which a new one is closed at once (Unbound caps them too,
+    # incoming-num-tcp): idle clients must not take the file descriptors upstream queries need.
+    max_tcp_connections: int = 256
 
     def __post_init__(self) -> None:
         if bool(self.upstreams) == (self.root_hints is not None):
@@ -135,6 +138,7 @@ class Resolver:
         self.counters: Counter[str] = Counter()
         self.acl = config.acl
         self.errlog = ErrorLog(log)
+        self.tcp_open = 0
         self.inflight: dict[bytes, _Pending] = {}
         # Where resolutions run when a server is up (serve_resolver sets it); None: inline.
         self.background: trio.Nursery | None = None
@@ -604,6 +608,11 @@ async def _serve_tcp_conn(resolver: Resolver, stream: trio.SocketStream) -> None
     Each message goes through `respond` (total); anything else that goes wrong ends only this
     connection. A reply the client does not read within TCP_WRITE_TIMEOUT closes it.
     """
+    if resolver.tcp_open >= resolver.config.max_tcp_connections:
+        resolver.counters["tcp-refused-full"] += 1
+        await stream.aclose()
+        return
+    resolver.tcp_open += 1
     try:
         async with stream:
             try:
@@ -626,6 +635,8 @@ async def _serve_tcp_conn(resolver: Resolver, stream: trio.SocketStream) -> None
         return
     except Exception as exc:  # noqa: BLE001 - the connection's error boundary (module doc)
         resolver.internal_error("tcp-connection", exc)
+    finally:
+        resolver.tcp_open -= 1
 
 
 async def serve_resolver(

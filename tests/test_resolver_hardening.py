@@ -26,6 +26,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import trio
+import trio.testing
 
 from bench._fuzzcases import ISSUE10, ISSUE10_EXPECTED, header, name_wire, query, question, rr
 from resolver.acl import AccessControl, AclError, check_listen, parse_network, refused_reply
@@ -330,6 +331,46 @@ async def test_clients_outside_the_allow_list_get_refused() -> None:
         # Refused before the cache or any upstream was consulted.
         assert not h.resolver.inflight and not h.resolver.cache.entries
         assert h.resolver.cache.stats.hits == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_connections_beyond_the_cap_are_closed_and_udp_goes_on(authd) -> None:
+    """With --tcp-max-connections 3, three idle clients hold their slots; a fourth is closed
+    at once; UDP is answered throughout; a freed slot is usable again."""
+    config = ResolverConfig(listen=Server("127.0.0.1", 0),
+                            upstreams=[Server(authd.host, authd.port)], max_tcp_connections=3)
+    q = query("host.example.test.", 1, qid=0x3333)
+    frame = struct.pack("!H", len(q)) + q
+
+    async def ask(stream: trio.SocketStream) -> bytes:
+        await stream.send_all(frame)
+        data = b""
+        while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+            chunk = await stream.receive_some(65535)
+            if not chunk:
+                return b""
+            data += chunk
+        return data[2:]
+
+    async with trio.open_nursery() as nursery:
+        h = await nursery.start(serve_resolver, config)
+        held = [await trio.open_tcp_stream(h.tcp.host, h.tcp.port) for _ in range(3)]
+        for stream in held:  # answered: each has its slot
+            assert dns.message.from_wire(await ask(stream)).rcode() == dns.rcode.NOERROR
+        extra = await trio.open_tcp_stream(h.tcp.host, h.tcp.port)
+        assert await extra.receive_some(100) == b""  # closed at once
+        assert h.resolver.counters["tcp-refused-full"] == 1
+        client = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await client.bind(("127.0.0.1", 0))
+        await client.sendto(q, (h.udp.host, h.udp.port))
+        assert dns.message.from_wire(await client.recv(65535)).rcode() == dns.rcode.NOERROR
+        await held.pop().aclose()
+        while h.resolver.tcp_open > 2:  # the server notices the close on its next read
+            await trio.testing.wait_all_tasks_blocked()
+        again = await trio.open_tcp_stream(h.tcp.host, h.tcp.port)
+        assert dns.message.from_wire(await ask(again)).rcode() == dns.rcode.NOERROR
+        for stream in [*held, again, extra]:
+            await stream.aclose()
         nursery.cancel_scope.cancel()
 
 
