@@ -100,6 +100,7 @@ class Stats:
     rss_after_kib: int = 0
     final_probe_ok: bool = False
     samples: list[str] = field(default_factory=list)
+    reported: int = 0
 
     @property
     def ok(self) -> bool:
@@ -295,9 +296,19 @@ def fuzz_udp(t: Target, gen: Mutator, packets: int, st: Stats, *, batch: int = 6
                     s.recv(65535)
                     st.replies += 1
             st.packets = sent
+            _progress(st)
             if not t.alive():
                 st.died = True
                 return
+
+
+def _progress(st: Stats, every: int = 100_000) -> None:
+    """A line on stderr each `every` packets, so a long run can be watched."""
+    mark = st.packets // every
+    if mark > st.reported:
+        st.reported = mark
+        print(f"  {st.target} {st.transport}: {st.packets:,} packets, {st.unanswered} unanswered",
+              file=sys.stderr, flush=True)
 
 
 def _tcp_exchange(t: Target, frames: list[bytes], cut_last: bool,
@@ -393,6 +404,7 @@ def fuzz_tcp(t: Target, gen: Mutator, packets: int, st: Stats) -> None:
         if missing and len(st.samples) < 5:
             st.samples.append(f"tcp: {missing} unanswered after retry")
         st.packets = sent
+        _progress(st)
         if not t.alive():
             st.died = True
             return
