@@ -51,6 +51,7 @@ from resolver.cache import (
     Cache,
     CachePolicy,
     Freshness,
+    Kind,
     NotCacheable,
     render,
     render_hit,
@@ -598,6 +599,8 @@ def _udp_fast(wire: bytes, now: float, entries: dict, cache: Cache) -> bytes | N
             if entry is not None and now < entry.expires_at:
                 entries.move_to_end(key)
                 cache.stats.hits += 1
+                if entry.kind is not Kind.POSITIVE:  # a cached NXDOMAIN or NODATA
+                    cache.stats.negative_hits += 1
                 reply = render_hit(entry, wire[:4], question, edns, now, size)
     return reply
 
