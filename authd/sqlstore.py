@@ -27,7 +27,7 @@ from typing import Any
 
 from authd import changes as rules
 from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name
+from authd.records import AliasTarget, GeoLocation, RecordKey, RecordSet, Routing, canonical_name
 from authd.store import (
     Change,
     ChangeInfo,
@@ -78,7 +78,22 @@ def _encode(rs: RecordSet) -> list[Any]:
     alias = None
     if rs.alias is not None:
         alias = [rs.alias.dns_name, rs.alias.hosted_zone_id, rs.alias.evaluate_target_health]
-    return [rs.name, rs.rtype, rs.ttl, list(rs.values), rs.set_identifier, rs.weight, alias]
+    out = [rs.name, rs.rtype, rs.ttl, list(rs.values), rs.set_identifier, rs.weight, alias]
+    if rs.routing is not None:  # an eighth element only when there is one: plain rows unchanged
+        out.append(_encode_routing(rs.routing))
+    return out
+
+
+def _encode_routing(r: Routing) -> list[Any]:
+    geo = None if r.geo is None else [r.geo.continent, r.geo.country, r.geo.subdivision]
+    return [r.failover, geo, r.region, r.multivalue, r.health_check_id,
+            None if r.cidr is None else list(r.cidr)]
+
+
+def _decode_routing(d: list[Any]) -> Routing:
+    failover, geo, region, multivalue, health, cidr = d
+    return Routing(failover, None if geo is None else GeoLocation(*geo), region, multivalue,
+                   health, None if cidr is None else (cidr[0], cidr[1]))
 
 
 # Printable ASCII without `"` and `\`: JSON writes such a string as itself between quotes.
@@ -92,7 +107,7 @@ def _dumps(rs: RecordSet) -> str:
     against json.dumps."""
     plain = _JSON_PLAIN.fullmatch
     if (rs.alias is None and rs.set_identifier is None and rs.weight is None
-            and type(rs.ttl) is int and plain(rs.name) and plain(rs.rtype)
+            and rs.routing is None and type(rs.ttl) is int and plain(rs.name) and plain(rs.rtype)
             and all(plain(v) for v in rs.values)):
         values = '", "'.join(rs.values)
         values = f'["{values}"]' if rs.values else "[]"
@@ -112,7 +127,7 @@ _set = object.__setattr__
 def _decode(d: list[Any]) -> RecordSet:
     """Rebuild a record set the store wrote itself. It was canonicalised when it was first
     built, so skip re-parsing every value (this is what keeps a 1M-set startup fast)."""
-    name, rtype, ttl, values, set_id, weight, alias = d
+    name, rtype, ttl, values, set_id, weight, alias = d[:7]
     rs = _new(RecordSet)
     _set(rs, "name", name)
     _set(rs, "rtype", rtype)
@@ -127,6 +142,7 @@ def _decode(d: list[Any]) -> RecordSet:
         _set(at, "evaluate_target_health", alias[2])
         alias = at
     _set(rs, "alias", alias)
+    _set(rs, "routing", _decode_routing(d[7]) if len(d) > 7 else None)
     _set(rs, "key", RecordKey(name, rtype, set_id))
     return rs
 
