@@ -49,6 +49,7 @@ SETTLE_MAX = 0.5  # seconds an accepted change waits for the local index before 
 STATUS = {
     "NoSuchHostedZone": 404,
     "NoSuchChange": 404,
+    "NoSuchHealthCheck": 404,
     "HostedZoneAlreadyExists": 409,
     "HostedZoneNotEmpty": 400,
     "InvalidChangeBatch": 400,

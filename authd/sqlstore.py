@@ -17,6 +17,7 @@ block the writer). Several writer processes are safe too: BEGIN IMMEDIATE serial
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -125,6 +126,12 @@ def _dumps(rs: RecordSet) -> str:
         values = f'["{values}"]' if rs.values else "[]"
         return f'["{rs.name}", "{rs.rtype}", {rs.ttl}, {values}, null, null, null]'
     return json.dumps(_encode(rs))
+
+
+def _resource_doc(conn: sqlite3.Connection, kind: str, rid: str) -> dict[str, Any] | None:
+    """For the batch rules, inside the batch's transaction: a resource's document, or None."""
+    row = conn.execute("SELECT doc FROM resources WHERE kind=? AND id=?", (kind, rid)).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 def _decode_all(datas: Sequence[str]) -> list[RecordSet]:
@@ -422,11 +429,12 @@ class SQLiteStore:
             names = {c.rrset.name for c in changes} | {zone.name}
             names |= {c.rrset.alias.dns_name for c in changes if c.rrset.alias is not None}
             view.prefetch(names)
-            plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits)
+            plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits,
+                                    resource=functools.partial(_resource_doc, conn))
             if isinstance(plan, rules.Rejected):
                 if plan.code == "InvalidInput":
                     raise InvalidInput("; ".join(plan.messages))
-                raise InvalidChangeBatch(plan.messages)
+                raise InvalidChangeBatch(plan.messages, code=plan.code)
             old_soa = view.get(zone.name, "SOA")[0]
             soa = rules.bump_soa(old_soa, plan.puts)
             puts = tuple(rs for rs in plan.puts if rs.rtype != "SOA" or rs.name != zone.name)
