@@ -21,6 +21,7 @@ only its own zone's (a SNAPSHOT or a deleted zone forgets them all).
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import logging
 import random
 from collections import deque as _drain
@@ -51,13 +52,33 @@ from authd.answer import (
 )
 from authd.changes import zone_id_for as changes_zone_id_for
 from authd.changes import zone_id_from_aliases
+from authd.geo import GeoMap
 from authd.journal import EntryKind, JournalEntry
 from authd.records import RecordKey, RecordSet
 from authd.wire import parse_fast
 from authd.zonefile import LoadedZone
 
+HEALTH_STATUS = "healthcheck-status"  # resource kind: {"healthy": bool, ...} per health check id
+CIDR_COLLECTION = "cidrcollection"  # resource kind: {"Locations": {name: [cidr, ...]}, ...}
+
+
+def cidr_blocks(doc: dict) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """A CIDR collection's blocks with their location names, longest prefix first (so the
+    first that holds an address is its longest match). Blocks that do not parse are skipped:
+    the API validated them when it stored them."""
+    out = []
+    for loc, blocks in (doc.get("Locations") or {}).items():
+        for b in blocks:
+            try:
+                out.append((ipaddress.ip_network(b, strict=False), str(loc)))
+            except ValueError:
+                continue
+    out.sort(key=lambda item: -item[0].prefixlen)
+    return out
+
 log = logging.getLogger("authd")
 
+_LOCATED = object()  # in the rendered-answer table: "this question's answer depends on the client"
 _RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
@@ -201,6 +222,28 @@ class ServingIndex:
             docs.pop(rid, None)
         else:
             docs[rid] = doc
+        if kind == HEALTH_STATUS:
+            # a health check's status, as the prober writes it: {"healthy": bool, ...}
+            healthy = True if doc is None else bool(doc.get("healthy", True))
+            if self.table.health.get(rid, True) != healthy or (doc is None) != (rid not in self.table.health):
+                if doc is None:
+                    self.table.health.pop(rid, None)
+                else:
+                    self.table.health[rid] = healthy
+                # answers rendered under the old health are stale: this is the generation bump
+                self._forget_answers(None)
+                log.info("health check %s is %s", rid, "healthy" if healthy else "unhealthy")
+        elif kind == CIDR_COLLECTION:
+            if doc is None:
+                self.table.cidr.pop(rid, None)
+            else:
+                self.table.cidr[rid] = cidr_blocks(doc)
+            self._forget_answers(None)
+
+    def set_geomap(self, geomap: GeoMap | None) -> None:
+        """The operator's location table (`authd serve --geo-map FILE`)."""
+        self.table.geomap = geomap
+        self._forget_answers(None)
 
     def _forget_answers(self, zone: Key | None) -> None:
         """Drop rendered answers that may have changed: those of one zone after its change
@@ -230,13 +273,15 @@ class ServingIndex:
 
     # --- answering -------------------------------------------------------------------------
 
-    def respond(self, wire: bytes, *, tcp: bool) -> bytes | None:
+    def respond(self, wire: bytes, *, tcp: bool, source: str | None = None) -> bytes | None:
         """The response to one packet, or None to drop it. Never raises on bad input.
 
         Two tables: `exact` is keyed by the packet's bytes after the ID (so a repeat of the same
         question, case and EDNS costs one dict lookup and one concatenation); behind it, the
         rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
-        new spellings of a known question.
+        new spellings of a known question. `source` is the client's address: answers that
+        depend on where the client is (geolocation, latency, IP-based routing) are never put
+        in either table, so every such query takes the full path with its own client.
         """
         exact = self._exact_tcp if tcp else self.exact_udp
         key = wire[2:]
@@ -251,7 +296,7 @@ class ServingIndex:
             entry = self._cache.get(fq.key)
             if entry is None:
                 entry = self._fill(wire, fq.key)
-            if entry is not None:
+            if entry is not None and entry is not _LOCATED:
                 self.stats["fast"] += 1
                 if tcp:
                     limit = TCP_LIMIT
@@ -276,21 +321,23 @@ class ServingIndex:
                 exact[key] = one
                 return wire[:2] + one
         self.stats["slow"] += 1
-        reply = self.answer(wire, tcp=tcp)
+        reply = self.answer(wire, tcp=tcp, source=source)
         if reply is None:
             return None
         return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
 
-    def answer(self, wire: bytes, *, tcp: bool, rng: object = None) -> Reply | None:
+    def answer(self, wire: bytes, *, tcp: bool, rng: object = None,
+               source: str | None = None) -> Reply | None:
         """The full pipeline (no table), logging any SERVFAIL reason."""
         reply = answer(
-            wire, self.table, rng=rng or self._random, tcp=tcp, allow_axfr=self.allow_axfr  # type: ignore[arg-type]
+            wire, self.table, rng=rng or self._random, tcp=tcp, allow_axfr=self.allow_axfr,  # type: ignore[arg-type]
+            source=source,
         )
         if reply is not None and reply.problem:
             log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
         return reply
 
-    def _fill(self, wire: bytes, key: tuple[int, bytes, int]) -> _Rendered | _Choice | None:
+    def _fill(self, wire: bytes, key: tuple[int, bytes, int]) -> _Rendered | _Choice | object | None:
         """Render every outcome of this question once, through the full pipeline."""
         self.stats["fill"] += 1
         try:
@@ -305,6 +352,14 @@ class ServingIndex:
         for probability, reply in outcomes:
             if reply is None or reply.outcome in (Outcome.FORMERR, Outcome.BADVERS):
                 return None  # parse_fast and the full parser disagree: never cache that
+            if reply.located:
+                # depends on the client's location: remember only that, so later queries go
+                # straight to the full path (forgotten with the zone's other answers)
+                found = self.table.find(key_of(reply.qname))  # type: ignore[arg-type]
+                zone = found.okey if found is not None else None
+                self._remember(self._cache, key, zone)
+                self._cache[key] = _LOCATED
+                return _LOCATED
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
             renders.append((probability, _Rendered.of(reply)))

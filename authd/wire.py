@@ -196,8 +196,8 @@ class Renderer:
             n += 1
         return n
 
-    def opt(self, payload: int, ext_rcode: int, flags: int) -> None:
+    def opt(self, payload: int, ext_rcode: int, flags: int, options: bytes = b"") -> None:
         """RFC 6891 §6.1.2 OPT pseudo-RR: root owner, CLASS = payload, TTL = ext-rcode,
-        version 0 and flags, no options."""
+        version 0 and flags, then the options (already in code, length, data form)."""
         self.out += (_OPT_HEAD + payload.to_bytes(2, "big") + bytes([ext_rcode, 0])
-                     + flags.to_bytes(2, "big") + b"\x00\x00")
+                     + flags.to_bytes(2, "big") + len(options).to_bytes(2, "big") + options)

@@ -53,7 +53,7 @@ def raw(name: str, rtype: str, ttl: int, values: tuple[str, ...]) -> RecordSet:
     """A record set as the store rebuilds one (`sqlstore._decode`): values not re-checked."""
     rs = object.__new__(RecordSet)
     for field, value in (("name", name), ("rtype", rtype), ("ttl", ttl), ("values", values),
-                         ("set_identifier", None), ("weight", None), ("alias", None),
+                         ("set_identifier", None), ("weight", None), ("alias", None), ("routing", None),
                          ("key", RecordKey(name, rtype))):
         object.__setattr__(rs, field, value)
     return rs
