@@ -375,6 +375,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        geomap=args.geo_map,
     )
 
     async def main() -> None:

@@ -104,6 +104,7 @@ class GeoMap:
         # the prefix lengths in use, longest first: a handful of dict probes per query
         self._by_len: dict[tuple[int, int], dict[int, Location]] = {}
         self._lengths: dict[int, list[int]] = {4: [], 6: []}
+        self.source = ""  # where the table came from (a file name), for logs and workers
         self.entries: list[tuple[Network, Location]] = []
         for net, loc in entries:
             self.add(net, loc)
@@ -175,4 +176,5 @@ class GeoMap:
                 raise GeoMapError(f"{where}: field 5 (REGION) {region!r} is not a Route 53 "
                                   "latency region")
             out.add(net, Location(continent, country, subdivision, region))
+        out.source = source
         return out

@@ -131,6 +131,7 @@ class ServingIndex:
         rng: the source of weighted picks (`random.Random` or a callable giving [0, 1)).
         cache: keep rendered answers (False forces the full parse on every packet).
         allow_axfr: answer AXFR over TCP (RFC 5936); refused otherwise.
+        geomap: the operator's location table for geolocation and latency routing.
     """
 
     def __init__(
@@ -140,6 +141,7 @@ class ServingIndex:
         cache: bool = True,
         cache_limit: int = CACHE_LIMIT,
         allow_axfr: bool = False,
+        geomap: GeoMap | None = None,
     ):
         r = rng if rng is not None else random.Random()
         self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
@@ -149,6 +151,7 @@ class ServingIndex:
         self.allow_axfr = allow_axfr
         self.seq = 0
         self.table = ZoneTable()
+        self.table.geomap = geomap
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
         self._by_id: dict[str, Zone] = {}
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}

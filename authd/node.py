@@ -57,6 +57,7 @@ class NodeConfig:
     seed: int | None = None
     cache: bool = True
     allow_axfr: bool = False
+    geomap: Any = None  # authd.geo.GeoMap: where clients are (`--geo-map FILE`)
 
 
 @dataclass
@@ -94,7 +95,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     rng = random.Random(cfg.seed)
 
     def new_index() -> ServingIndex:
-        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr)
+        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr,
+                            geomap=cfg.geomap)
 
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)

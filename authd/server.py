@@ -84,7 +84,7 @@ async def serve_udp(index: ServingIndex, sock: socket.socket) -> None:
             hit = exact_get(data[2:])
             try:
                 if hit is None:
-                    reply = respond(data, tcp=False)
+                    reply = respond(data, tcp=False, source=addr[0])
                 elif hit.__class__ is bytes:
                     reply = data[:2] + hit  # type: ignore[operator]
                 else:
@@ -105,6 +105,10 @@ async def _serve_tcp_connection(
     index: ServingIndex, stream: trio.SocketStream, idle_timeout: float
 ) -> None:
     buf = bytearray()
+    try:
+        peer = stream.socket.getpeername()[0]  # for routing by client location
+    except OSError:
+        peer = None
     try:
         while True:
             # RFC 7766 §6.2.3: close a connection that stays idle
@@ -129,7 +133,7 @@ async def _serve_tcp_connection(
                 query = bytes(buf[2:need])
                 del buf[:need]
                 try:
-                    reply = index.respond(query, tcp=True)
+                    reply = index.respond(query, tcp=True, source=peer)
                 except Exception:
                     log.exception("error answering a %d-byte TCP query", len(query))
                     reply = None
