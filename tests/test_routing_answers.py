@@ -22,7 +22,7 @@ from authd.records import AliasTarget, GeoLocation, RecordSet, Routing
 
 ORIGIN = "r.test."
 ZID = "Z0R0TEST"
-GEO = GeoMap.parse(Path("zones/geo-map.txt").read_text(), source="zones/geo-map.txt")
+GEO = GeoMap.parse((Path(__file__).parent.parent / "zones" / "geo-map.txt").read_text(), source="zones/geo-map.txt")
 SOA = RecordSet(ORIGIN, "SOA", 60, ("ns.r.test. h.r.test. 1 7200 900 1209600 30",))
 NS = RecordSet(ORIGIN, "NS", 60, ("ns.r.test.",))
 
