@@ -454,8 +454,9 @@ def plan_batch(
     invalid: list[str] = []
     for i, ch in enumerate(changes, 1):
         rs = ch.rrset
-        if rs.routing is not None or rs.set_identifier is not None or rs.weight is not None:
-            invalid.extend(policy_input_problems(i, ch.action, rs))
+        if rs.routing is None and (rs.set_identifier is None) is (rs.weight is None):
+            continue  # a plain set, or a weighted one with its identifier: nothing to check
+        invalid.extend(policy_input_problems(i, ch.action, rs))
     if invalid:
         return Rejected(tuple(dict.fromkeys(invalid)), code="InvalidInput")
 
@@ -506,7 +507,7 @@ def plan_batch(
             written_by_batch.append(rs)
 
     # Zone-level rules on the state the whole batch leaves behind.
-    groups: dict[tuple[str, str], list[RecordSet]] = {}
+    groups: dict[tuple[str, str], _Group] = {}
     missing_checks: list[str] = []
     for rs in written_by_batch:
         if overlay.written.get(rs.key) is not rs:
@@ -514,12 +515,12 @@ def plan_batch(
         if rs.set_identifier is None:
             if overlay.others_at(rs.name, rs.rtype):
                 problems.append(msg_plain_beside_weighted(rs))
-        else:
+        elif overlay.others_at(rs.name, rs.rtype):  # alone at its name and type: nothing to compare
             gk = (rs.name, rs.rtype)
             group = groups.get(gk)
             if group is None:
-                group = groups[gk] = overlay.sets(rs.name, rs.rtype)
-            problems.extend(_group_problems(rs, group))
+                group = groups[gk] = _Group(overlay.sets(rs.name, rs.rtype))
+            problems.extend(group.problems(rs))
         if rs.routing is not None:
             problems.extend(_routing_problems(rs, resource, missing_checks))
         if rs.rtype == "CNAME":
@@ -562,36 +563,60 @@ def plan_batch(
     return Accepted(tuple(puts), tuple(deletes), net_new)
 
 
-def _group_problems(rs: RecordSet, group: list[RecordSet]) -> list[str]:
-    """A set with a SetIdentifier against the others at its name and type (after the batch)."""
-    if any(o.set_identifier is None for o in group):
-        if rs.policy == "weighted":
-            return [msg_weighted_beside_plain(rs)]
-        return [msg_mixed_policy(rs)]
-    policy = rs.policy
-    if any(o.policy != policy for o in group):
-        return [msg_mixed_policy(rs)]
-    if policy is None or policy in ("weighted", "multivalue"):
-        return []
+def _routing_key(rs: RecordSet) -> object:
+    """What must be unique among the sets of one policy at a name and type (None: nothing)."""
     r = rs.routing
-    assert r is not None
-    out = []
-    for o in group:
-        if o.key == rs.key:
-            continue
-        q = o.routing
-        assert q is not None
-        if policy == "failover" and q.failover == r.failover:
-            out.append(msg_same_routing(rs))  # one PRIMARY, one SECONDARY
-        elif (policy == "geolocation" and q.geo == r.geo) or (
-                policy == "latency" and q.region == r.region):
-            out.append(msg_same_routing(rs))
-        elif policy == "cidr" and q.cidr is not None and r.cidr is not None:
-            if q.cidr[0] != r.cidr[0]:
-                out.append(msg_cidr_mixed_collections(rs))
-            elif q.cidr[1] == r.cidr[1]:
-                out.append(msg_same_routing(rs))
-    return out[:1]
+    if r is None:
+        return None
+    if r.failover is not None:
+        return r.failover  # one PRIMARY, one SECONDARY
+    if r.geo is not None:
+        return r.geo
+    if r.region is not None:
+        return r.region
+    if r.cidr is not None:
+        return r.cidr[1]
+    return None
+
+
+class _Group:
+    """The sets at one name and type after the batch, summarised once (a weighted set of a
+    thousand members is checked in one pass, not once per member)."""
+
+    __slots__ = ("has_plain", "policies", "keys", "collections")
+
+    def __init__(self, sets: list[RecordSet]):
+        self.has_plain = False
+        self.policies: set[str | None] = set()
+        self.keys: dict[object, int] = {}
+        self.collections: set[str] = set()
+        for o in sets:
+            if o.routing is None:  # plain or weighted: the bulk of a big batch, kept cheap
+                if o.set_identifier is None:
+                    self.has_plain = True
+                self.policies.add(None if o.weight is None else "weighted")
+                continue
+            self.policies.add(o.policy)
+            k = _routing_key(o)
+            if k is not None:
+                self.keys[k] = self.keys.get(k, 0) + 1
+            if o.routing.cidr is not None:
+                self.collections.add(o.routing.cidr[0])
+
+    def problems(self, rs: RecordSet) -> list[str]:
+        """A set with a SetIdentifier against the others at its name and type."""
+        if self.has_plain:
+            if rs.policy == "weighted":
+                return [msg_weighted_beside_plain(rs)]
+            return [msg_mixed_policy(rs)]
+        if len(self.policies) > 1:
+            return [msg_mixed_policy(rs)]
+        if len(self.collections) > 1:
+            return [msg_cidr_mixed_collections(rs)]
+        k = _routing_key(rs)
+        if k is not None and self.keys.get(k, 0) > 1:
+            return [msg_same_routing(rs)]
+        return []
 
 
 def _routing_problems(
