@@ -1304,6 +1304,10 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
     ecs = None
     for opt in msg.options:
         if opt.otype == dns.edns.ECS:  # RFC 7871 §6
+            if opt.scopelen != 0 or opt.family not in (1, 2):  # type: ignore[attr-defined]
+                # §6: SCOPE PREFIX-LENGTH MUST be 0 in queries; §7.2.1: a malformed option
+                # is answered with FORMERR
+                return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)
             ecs = (opt.family, opt.address, opt.srclen)  # type: ignore[attr-defined]
     query = Query(
         id=msg.id,

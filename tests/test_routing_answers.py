@@ -308,3 +308,23 @@ def test_a_health_change_forgets_rendered_answers():
     set_health(index, "hc-p", False)
     assert not index.exact_udp
     assert addresses(ask(index, "fo")[0]) == {"192.0.2.2"}
+
+
+def test_ecs_with_a_nonzero_scope_in_the_query_is_formerr():
+    index = make(*GEOSETS)
+    q = dns.message.make_query(f"geo.{ORIGIN}", "A")
+    q.use_edns(0, options=[dns.edns.ECSOption("127.0.1.0", 24, 24)])
+    m = dns.message.from_wire(index.respond(q.to_wire(), tcp=False, source="127.0.0.1"))
+    assert m.rcode() == dns.rcode.FORMERR
+
+
+def test_weighted_aliases_evaluating_target_health_leave_a_dead_target_out():
+    targets = (a("dead", "p", "192.0.2.1", failover="PRIMARY", health="hc-d"),
+               RecordSet(f"live.{ORIGIN}", "A", 60, ("192.0.2.2",)))
+    sets = [RecordSet(f"w.{ORIGIN}", "A", set_identifier=t, weight=1,
+                      alias=AliasTarget(f"{t}.{ORIGIN}", ZID, True)) for t in ("dead", "live")]
+    index = make(*targets, *sets, health={"hc-d": False})
+    assert index.resolve_all(f"w.{ORIGIN}", "A") == [("NOERROR", ("192.0.2.2",))]
+    set_health(index, "hc-d", True)
+    assert sorted(index.resolve_all(f"w.{ORIGIN}", "A")) == [("NOERROR", ("192.0.2.1",)),
+                                                              ("NOERROR", ("192.0.2.2",))]
