@@ -634,7 +634,9 @@ def _member(rs: RecordSet) -> Member:
 
 
 def _compile(group: list[RecordSet]) -> Entry:
-    if len(group) == 1 and group[0].set_identifier is None and group[0].routing is None:
+    if len(group) == 1 and group[0].set_identifier is None:
+        # a simple set (a HealthCheckId alone does not route it: Route 53 answers it anyway),
+        # compiled as `Zone.update` compiles one
         return _compiled(group[0])
     group = sorted(group, key=lambda rs: rs.set_identifier or "")
     members = tuple(_member(rs) for rs in group)

@@ -78,7 +78,9 @@ def cidr_blocks(doc: dict) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6N
 
 log = logging.getLogger("authd")
 
-_LOCATED = object()  # in the rendered-answer table: "this question's answer depends on the client"
+# in the rendered-answer table: "answer this question by the full path every time", because
+# its answer depends on the client, or it has too many outcomes to render them all
+_FULL_PATH = object()
 _RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
@@ -299,7 +301,7 @@ class ServingIndex:
             entry = self._cache.get(fq.key)
             if entry is None:
                 entry = self._fill(wire, fq.key)
-            if entry is not None and entry is not _LOCATED:
+            if entry is not None and entry is not _FULL_PATH:
                 self.stats["fast"] += 1
                 if tcp:
                     limit = TCP_LIMIT
@@ -350,7 +352,9 @@ class ServingIndex:
                 )
             )
         except OverflowError:
-            return None  # too many weighted combinations to precompute: the full path picks
+            # too many combinations to precompute (a multivalue set of more than eight, deep
+            # weighted trees): the full path picks, and is not asked to enumerate them again
+            return self._full_path(wire, key)
         renders: list[tuple[float, _Rendered]] = []
         for probability, reply in outcomes:
             if reply is None or reply.outcome in (Outcome.FORMERR, Outcome.BADVERS):
@@ -358,11 +362,7 @@ class ServingIndex:
             if reply.located:
                 # depends on the client's location: remember only that, so later queries go
                 # straight to the full path (forgotten with the zone's other answers)
-                found = self.table.find(key_of(reply.qname))  # type: ignore[arg-type]
-                zone = found.okey if found is not None else None
-                self._remember(self._cache, key, zone)
-                self._cache[key] = _LOCATED
-                return _LOCATED
+                return self._full_path(wire, key)
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
             renders.append((probability, _Rendered.of(reply)))
@@ -383,6 +383,14 @@ class ServingIndex:
             result = _Choice(cumulative, [r for _, r in renders], zone)
         self._cache[key] = result
         return result
+
+    def _full_path(self, wire: bytes, key: tuple[int, bytes, int]) -> object:
+        """Mark a question as answered by the full path (until its zone changes)."""
+        query = classify(wire, tcp=False)
+        found = self.table.find(key_of(query.qname)) if isinstance(query, Query) else None
+        self._remember(self._cache, key, found.okey if found is not None else None)
+        self._cache[key] = _FULL_PATH
+        return _FULL_PATH
 
     # --- for the enactor's interleaving checker ------------------------------------------
 

@@ -328,3 +328,10 @@ def test_weighted_aliases_evaluating_target_health_leave_a_dead_target_out():
     set_health(index, "hc-d", True)
     assert sorted(index.resolve_all(f"w.{ORIGIN}", "A")) == [("NOERROR", ("192.0.2.1",)),
                                                               ("NOERROR", ("192.0.2.2",))]
+
+
+def test_too_many_outcomes_to_render_are_enumerated_once_then_answered_by_the_full_path():
+    index = make(*multivalue(12))
+    for _ in range(5):
+        assert len(addresses(ask(index, "mv")[0])) == 8
+    assert index.stats["fill"] == 1 and index.stats["slow"] == 5
