@@ -173,7 +173,7 @@ def cmd_change(args: argparse.Namespace) -> int:
 def cmd_records(args: argparse.Namespace) -> int:
     control = open_control(args)
     zone = control.find_zone(args.zone)
-    rows = [("NAME", "TYPE", "SET-ID", "WEIGHT/ROUTING", "TTL", "VALUE")]
+    rows = [("NAME", "TYPE", "SET-ID", "WEIGHT", "TTL", "VALUE")]
     for rs in control.record_sets(zone.id):
         ident = rs.set_identifier or "-"
         weight = "-" if rs.weight is None else str(rs.weight)
@@ -367,6 +367,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
 
     import trio
 
+    from authd import cli_dns
     from authd.control import ControlConfigError
     from authd.node import NodeConfig, run_node
     from authd.zonefile import ZoneLoadError
@@ -397,7 +398,10 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
         geomap=args.geo_map,
+        dns_options=cli_dns.serve_options(args),
     )
+    if cfg.dns_options["cookie_secret"] is None:  # one secret for the primary and its replicas
+        cfg.dns_options["cookie_secret"] = os.urandom(16)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
