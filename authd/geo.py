@@ -88,6 +88,7 @@ class Location:
 
 
 UNKNOWN = Location()
+MEMO_LIMIT = 65536
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -105,11 +106,15 @@ class GeoMap:
         self._by_len: dict[tuple[int, int], dict[int, Location]] = {}
         self._lengths: dict[int, list[int]] = {4: [], 6: []}
         self.source = ""  # where the table came from (a file name), for logs and workers
+        # lookups remembered per (address, prefix): a server sees the same resolvers again
+        # and again; bounded, and started over when full
+        self._memo: dict[tuple[str, int | None], tuple[Location, int] | None] = {}
         self.entries: list[tuple[Network, Location]] = []
         for net, loc in entries:
             self.add(net, loc)
 
     def add(self, net: Network, loc: Location) -> None:
+        self._memo.clear()
         self._by_len.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = loc
         self.entries.append((net, loc))
         self._lengths = {
@@ -120,6 +125,16 @@ class GeoMap:
         return len(self.entries)
 
     def lookup(self, address: str, prefix: int | None = None) -> tuple[Location, int] | None:
+        key = (address, prefix)
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        got = memo[key] = self._lookup(address, prefix)
+        return got
+
+    def _lookup(self, address: str, prefix: int | None) -> tuple[Location, int] | None:
         """The most specific block holding `address` (only blocks no longer than `prefix`,
         the client subnet's source prefix, when given: RFC 7871 §7.2.1 lets us answer for
         the subnet, not for bits the resolver withheld), and that block's prefix length."""
