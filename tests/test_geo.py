@@ -72,3 +72,18 @@ def test_serve_refuses_a_bad_geo_map_naming_line_and_field(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"{bad} line 2: field 4 (SUBDIVISION) 'XX'" in out.stderr
+
+
+@pytest.mark.parametrize("module", ["geo", "cidr", "answer", "index", "changes", "records"])
+def test_routing_cores_are_pure(module):
+    """Pure cores import neither trio, socket nor time (house rule)."""
+    import ast
+
+    tree = ast.parse((ROOT / "authd" / f"{module}.py").read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    }
+    assert not imported & {"trio", "socket", "time", "sqlite3", "asyncio"}
