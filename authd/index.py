@@ -167,6 +167,7 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
         # journaled resources by kind and id (see `_apply_resource`)
         self.resources: dict[str, dict[str, dict]] = {}
 
@@ -201,6 +202,7 @@ class ServingIndex:
             self._by_id[entry.zone_id] = zone
             self.table.add(zone)
             self._forget_answers(None)  # a new zone may take over names another one answered
+            self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
                 entry.zone_name, entry.zone_id, len(zone.records), entry.serial, entry.seq,
@@ -209,6 +211,7 @@ class ServingIndex:
             zone = self._by_id[entry.zone_id]
             zone.update(entry.puts, entry.deletes)  # raises before any change
             self._forget_answers(zone.okey)
+            self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
                 entry.zone_name, entry.change_id, len(entry.puts), len(entry.deletes),
@@ -235,8 +238,10 @@ class ServingIndex:
                     self.table.health.pop(rid, None)
                 else:
                     self.table.health[rid] = healthy
-                # answers rendered under the old health are stale: this is the generation bump
-                self._forget_answers(None)
+                # answers rendered under the old health are stale: this is the generation
+                # bump, for the zones whose record sets name this check
+                for okey in list(self._health_zones.get(rid, ())):
+                    self._forget_answers(okey)
                 log.info("health check %s is %s", rid, "healthy" if healthy else "unhealthy")
         elif kind == CIDR_COLLECTION:
             if doc is None:
@@ -244,6 +249,13 @@ class ServingIndex:
             else:
                 self.table.cidr[rid] = cidr_blocks(doc)
             self._forget_answers(None)
+
+    def _note_health(self, okey: Key, puts: Iterable[RecordSet]) -> None:
+        """Remember which zones name which health checks (a set that no longer names one
+        leaves its zone listed: a status change then forgets a little more than it must)."""
+        for rs in puts:
+            if rs.routing is not None and rs.routing.health_check_id is not None:
+                self._health_zones.setdefault(rs.routing.health_check_id, set()).add(okey)
 
     def set_geomap(self, geomap: GeoMap | None) -> None:
         """The operator's location table (`authd serve --geo-map FILE`)."""

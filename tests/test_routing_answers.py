@@ -335,3 +335,19 @@ def test_too_many_outcomes_to_render_are_enumerated_once_then_answered_by_the_fu
     for _ in range(5):
         assert len(addresses(ask(index, "mv")[0])) == 8
     assert index.stats["fill"] == 1 and index.stats["slow"] == 5
+
+
+def test_a_health_change_forgets_only_the_zones_that_name_the_check():
+    index = make(*FAILOVER)
+    other = RecordSet("o.test.", "SOA", 60, ("ns.o.test. h.o.test. 1 7200 900 1209600 30",))
+    index.apply(JournalEntry(index.seq + 1, EntryKind.SNAPSHOT, "Z0O0TEST", "o.test.", 1, "",
+                             (other, RecordSet("www.o.test.", "A", 60, ("192.0.2.77",)))))
+    index.seq += 1
+    plain = dns.message.make_query("www.o.test.", "A").to_wire()
+    for _ in range(2):
+        index.respond(plain, tcp=False)
+        ask(index, "fo")
+    assert plain[2:] in index.exact_udp and len(index.exact_udp) == 2
+    set_health(index, "hc-p", False)
+    assert plain[2:] in index.exact_udp and len(index.exact_udp) == 1  # o.test. kept its answer
+    assert addresses(ask(index, "fo")[0]) == {"192.0.2.2"}
