@@ -358,7 +358,11 @@ def _flag(value: Any) -> bool:
 
 
 def routing_from_route53(d: dict[str, Any]) -> Routing | None:
-    """The routing fields of a ResourceRecordSet dict (JSON shape), or None when it has none."""
+    """The routing fields of a ResourceRecordSet dict (JSON shape), or None when it has none.
+    Geoproximity and traffic-policy sets are refused, never stored without their routing."""
+    for unsupported in ("GeoProximityLocation", "TrafficPolicyInstanceId"):
+        if unsupported in d:
+            raise RecordError(f"{unsupported} is not supported by authd")
     if not any(k in d for k in ("Region", "Failover", "GeoLocation", "MultiValueAnswer",
                                 "HealthCheckId", "CidrRoutingConfig")):
         return None

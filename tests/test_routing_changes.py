@@ -247,3 +247,12 @@ def test_stores_keep_and_list_back_every_routing_field(kind, tmp_path):
         assert sorted([r for r in again.record_sets(zone.id) if r.set_identifier],
                       key=lambda r: r.name) == sorted(ALL, key=lambda r: r.name)
         again.close()
+
+
+def test_geoproximity_is_refused_not_dropped():
+    body = batch_xml([rs("gp", name="gp.api.aws.", region="us-east-1")]).replace(
+        b"<Region>us-east-1</Region>",
+        b"<GeoProximityLocation><AWSRegion>us-east-1</AWSRegion></GeoProximityLocation>")
+    with pytest.raises(X.BadRequest) as exc:
+        X.parse_change_batch_xml(body)
+    assert "GeoProximityLocation is not supported by authd" in exc.value.messages[0]
