@@ -1254,7 +1254,7 @@ def _header_reply(wire: bytes, rcode: int, outcome: Outcome) -> Reply:
 
 def _fast_query(wire: bytes) -> Query | None:
     """The common query shape, read by the hand-written parser (no dnspython Message)."""
-    fq = parse_fast(wire)
+    fq = parse_fast(wire, allow_ecs=True)
     if fq is None:
         return None
     labels = []
@@ -1277,6 +1277,7 @@ def _fast_query(wire: bytes) -> Query | None:
         payload=fq.payload,
         qwire=wire[12:qend],
         qkey=tuple(map(bytes.lower, labels)),
+        ecs=fq.ecs,
     )
 
 
