@@ -132,4 +132,16 @@ def test_routing_policies_answered_by_real_dig(server):
     assert wait_for(port, "fo.geo.test", {"203.0.113.2"}) == {"203.0.113.2"}
     store.put_resource("healthcheck-status", HC, {"healthy": True}, journal=True)
     assert wait_for(port, "fo.geo.test", {"203.0.113.1"}) == {"203.0.113.1"}
+    # IP-based routing: a CIDR collection made through the API, learned through the journal
+    cid = r53.create_cidr_collection(Name="offices", CallerReference="e2e")["Collection"]["Id"]
+    r53.change_cidr_collection(Id=cid, Changes=[
+        {"LocationName": "hq", "Action": "PUT", "CidrList": ["127.0.9.0/24"]}])
+    r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        rrset("ip.geo.test.", "hq", "192.0.2.101", CidrRoutingConfig={"CollectionId": cid, "LocationName": "hq"}),
+        rrset("ip.geo.test.", "any", "192.0.2.109", CidrRoutingConfig={"CollectionId": cid, "LocationName": "*"}),
+    ]})
+    assert answers(dig(port, "ip.geo.test", "-b", "127.0.9.7")) == {"192.0.2.101"}
+    assert answers(dig(port, "ip.geo.test", "-b", "127.0.3.7")) == {"192.0.2.109"}
+    out = dig(port, "ip.geo.test", "+subnet=127.0.9.0/24")
+    assert answers(out) == {"192.0.2.101"} and "CLIENT-SUBNET: 127.0.9.0/24/24" in out
     store.close()
