@@ -9,7 +9,11 @@ lowercased question, EDNS variant) in a table of answers rendered by the full pi
 time that question is asked. A weighted question stores every possible outcome (enumerated
 through the same answer logic) with cumulative probabilities, so a pick is one bisect, O(log n).
 Per packet only the 2-byte ID and the question bytes (for their case) are copied in. Anything
-unusual takes the full path in `authd.answer`.
+unusual takes the full path in `authd.answer`. An answer that depends on where the client is
+(geolocation, latency, IP-based routing) is rendered per source address instead, and one with
+more outcomes than can be listed (multivalue beyond eight) takes the full path every time.
+Health-check statuses and CIDR collections arrive as RESOURCE entries; a status change
+forgets the answers of the zones that name the check.
 
 A CHANGE entry updates its zone in place (`Zone.update`: only the names and types it names, with
 their empty non-terminals, delegation points, weighted tables and the SOA), so applying it costs
@@ -79,8 +83,11 @@ def cidr_blocks(doc: dict) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6N
 log = logging.getLogger("authd")
 
 # in the rendered-answer table: "answer this question by the full path every time", because
-# its answer depends on the client, or it has too many outcomes to render them all
+# it has too many outcomes to render them all
 _FULL_PATH = object()
+# in the rendered-answer table: "this question's answer depends on where the client is": it is
+# rendered per source address instead (`_by_source`), and never enters the exact tables
+_LOCATED = object()
 _RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
@@ -162,10 +169,14 @@ class ServingIndex:
         # cleared in place, never replaced.
         self.exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
-        self._tables = (self._cache, self.exact_udp, self._exact_tcp)
+        # answers that depend on the client's location, per (question key, source address):
+        # everything else such an answer depends on (zone data, health, CIDR collections, the
+        # location table) forgets them when it changes, as it forgets the other tables
+        self._by_source: dict[tuple[tuple[int, bytes, int], str], _Rendered | _Choice | object] = {}
+        self._tables = (self._cache, self.exact_udp, self._exact_tcp, self._by_source)
         # which rendered answers belong to which zone (None: no zone, REFUSED), so a change
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
-        self._filled: dict[Key | None, tuple[list, list, list]] = {}
+        self._filled: dict[Key | None, tuple[list, list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
         self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
         # journaled resources by kind and id (see `_apply_resource`)
@@ -282,8 +293,9 @@ class ServingIndex:
             self._forget_answers(None)
         keys = self._filled.get(zone)
         if keys is None:
-            keys = self._filled[zone] = ([], [], [])
-        keys[0 if table is self._cache else 1 if table is self.exact_udp else 2].append(key)
+            keys = self._filled[zone] = ([], [], [], [])
+        keys[0 if table is self._cache else 1 if table is self.exact_udp
+             else 2 if table is self._exact_tcp else 3].append(key)
 
     def zone_names(self) -> list[str]:
         return sorted(name for name, _ in self._zones.values())
@@ -296,9 +308,10 @@ class ServingIndex:
         Two tables: `exact` is keyed by the packet's bytes after the ID (so a repeat of the same
         question, case and EDNS costs one dict lookup and one concatenation); behind it, the
         rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
-        new spellings of a known question. `source` is the client's address: answers that
-        depend on where the client is (geolocation, latency, IP-based routing) are never put
-        in either table, so every such query takes the full path with its own client.
+        new spellings of a known question. `source` is the client's address: an answer that
+        depends on where the client is (geolocation, latency, IP-based routing) is rendered
+        per source address, looked up by question and source, and never enters the exact
+        tables (which the UDP shell reads without the address).
         """
         exact = self._exact_tcp if tcp else self.exact_udp
         key = wire[2:]
@@ -313,6 +326,12 @@ class ServingIndex:
             entry = self._cache.get(fq.key)
             if entry is None:
                 entry = self._fill(wire, fq.key)
+            reusable = entry is not _LOCATED  # by every client, so in the exact table too
+            if not reusable:
+                skey = (fq.key, source or "")
+                entry = self._by_source.get(skey)
+                if entry is None:
+                    entry = self._fill(wire, skey, source)
             if entry is not None and entry is not _FULL_PATH:
                 self.stats["fast"] += 1
                 if tcp:
@@ -328,7 +347,12 @@ class ServingIndex:
                     body = rendered.fit(limit)
                     return body[2:12] + question + body[qend:]
 
-                self._remember(exact, key, entry.zone)
+                if not reusable:
+                    if type(entry) is _Choice:
+                        chosen = entry.outcomes[bisect.bisect_right(entry.cumulative, self._random())]
+                        return wire[:2] + tail(chosen)
+                    return wire[:2] + tail(entry)  # type: ignore[arg-type]
+                self._remember(exact, key, entry.zone)  # type: ignore[union-attr]
                 if type(entry) is _Choice:
                     tails = [tail(r) for r in entry.outcomes]
                     exact[key] = (entry.cumulative, tails)
@@ -354,33 +378,36 @@ class ServingIndex:
             log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
         return reply
 
-    def _fill(self, wire: bytes, key: tuple[int, bytes, int]) -> _Rendered | _Choice | object | None:
-        """Render every outcome of this question once, through the full pipeline."""
+    def _fill(self, wire: bytes, key: tuple, source: str | None = None) -> _Rendered | _Choice | object | None:
+        """Render every outcome of this question once, through the full pipeline: for every
+        client (`source` None, into `_cache`), or for one source address (into `_by_source`)."""
         self.stats["fill"] += 1
+        table = self._cache if source is None else self._by_source
         try:
             outcomes = list(
                 enumerate_outcomes(
-                    lambda picker: answer(wire, self.table, rng=picker, tcp=False)
+                    lambda picker: answer(wire, self.table, rng=picker, tcp=False,
+                                          source=source or None)
                 )
             )
         except OverflowError:
             # too many combinations to precompute (a multivalue set of more than eight, deep
             # weighted trees): the full path picks, and is not asked to enumerate them again
-            return self._full_path(wire, key)
+            return self._mark(wire, table, key, _FULL_PATH)
         renders: list[tuple[float, _Rendered]] = []
         for probability, reply in outcomes:
             if reply is None or reply.outcome in (Outcome.FORMERR, Outcome.BADVERS):
                 return None  # parse_fast and the full parser disagree: never cache that
-            if reply.located:
-                # depends on the client's location: remember only that, so later queries go
-                # straight to the full path (forgotten with the zone's other answers)
-                return self._full_path(wire, key)
+            if reply.located and source is None:
+                # depends on the client's location: remember that, so later queries are
+                # rendered per source address (forgotten with the zone's other answers)
+                return self._mark(wire, table, key, _LOCATED)
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
             renders.append((probability, _Rendered.of(reply)))
         found = self.table.find(key_of(outcomes[0][1].qname))  # type: ignore[union-attr,arg-type]
         zone = found.okey if found is not None else None
-        self._remember(self._cache, key, zone)
+        self._remember(table, key, zone)
         result: _Rendered | _Choice
         if len(renders) == 1:
             result = renders[0][1]
@@ -393,16 +420,16 @@ class ServingIndex:
                 cumulative.append(total)
             cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
             result = _Choice(cumulative, [r for _, r in renders], zone)
-        self._cache[key] = result
+        table[key] = result
         return result
 
-    def _full_path(self, wire: bytes, key: tuple[int, bytes, int]) -> object:
-        """Mark a question as answered by the full path (until its zone changes)."""
+    def _mark(self, wire: bytes, table: dict, key: tuple, mark: object) -> object:
+        """Remember `mark` for a question (until its zone changes)."""
         query = classify(wire, tcp=False)
         found = self.table.find(key_of(query.qname)) if isinstance(query, Query) else None
-        self._remember(self._cache, key, found.okey if found is not None else None)
-        self._cache[key] = _FULL_PATH
-        return _FULL_PATH
+        self._remember(table, key, found.okey if found is not None else None)
+        table[key] = mark
+        return mark
 
     # --- for the enactor's interleaving checker ------------------------------------------
 
