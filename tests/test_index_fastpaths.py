@@ -266,7 +266,7 @@ def test_a_change_forgets_its_zones_answers_in_every_table():
     for wire in asks:
         for tcp in (False, True):
             index.respond(wire, tcp=tcp)
-    assert all(len(t) > 0 for t in index._tables)
+    assert all(len(t) > 0 for t in index._tables[:3])  # [3]: per-source answers, none here
     changed = RecordSet("h3.z.test.", "A", 60, ("203.0.113.3",))
     index.apply(JournalEntry(seq=1, kind=EntryKind.CHANGE, zone_id="Z1", zone_name="z.test.",
                              serial=2, change_id="C1", puts=(changed,)))
