@@ -351,3 +351,25 @@ def test_a_health_change_forgets_only_the_zones_that_name_the_check():
     set_health(index, "hc-p", False)
     assert plain[2:] in index.exact_udp and len(index.exact_udp) == 1  # o.test. kept its answer
     assert addresses(ask(index, "fo")[0]) == {"192.0.2.2"}
+
+
+def test_route53_json_zone_files_with_routing_are_served_without_a_store(tmp_path):
+    """`authd serve --control off --geo-map ...`: a zones/ JSON export keeps its routing."""
+    import json
+
+    from authd.index import index_from_zones
+    from authd.zonefile import load_zone_dir
+
+    sets = [{"Name": "geo.test.", "Type": "SOA", "TTL": 900,
+             "ResourceRecords": [{"Value": "ns.geo.test. h.geo.test. 1 7200 900 1209600 60"}]},
+            {"Name": "geo.test.", "Type": "NS", "TTL": 900, "ResourceRecords": [{"Value": "ns.geo.test."}]},
+            *(RecordSet("www.geo.test.", "A", 60, (v,), set_identifier=i,
+                        routing=Routing(geo=g)).to_route53()
+              for i, v, g in (("eu", "192.0.2.2", GeoLocation(continent="EU")),
+                              ("any", "192.0.2.9", GeoLocation(country="*"))))]
+    (tmp_path / "geo.test.json").write_text(json.dumps({"ResourceRecordSets": sets}))
+    index = index_from_zones(load_zone_dir(tmp_path), geomap=GEO)
+    q = dns.message.make_query("www.geo.test.", "A").to_wire()
+    got = {src: addresses(dns.message.from_wire(index.respond(q, tcp=False, source=src)))
+           for src in ("127.0.2.1", "127.0.4.1")}
+    assert got == {"127.0.2.1": {"192.0.2.2"}, "127.0.4.1": {"192.0.2.9"}}
