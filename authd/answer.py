@@ -28,6 +28,7 @@ import bisect
 import enum
 import functools
 import ipaddress
+import math
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -880,6 +881,11 @@ def _route(zone: Zone, entry: Routed, qtype: int, picker: Picker,
         pool = ok or list(members)
         if len(pool) <= MAX_MULTIVALUE:
             return pool
+        # one uniform choice among the C(n, 8) subsets (a single choice point, so the serving
+        # index can render every subset when there are few enough), unranked in order
+        count = math.comb(len(pool), MAX_MULTIVALUE)
+        if count <= MAX_PATHS:
+            return _unrank(pool, MAX_MULTIVALUE, picker.pick(_uniform(count)))
         chosen = []
         for _ in range(MAX_MULTIVALUE):
             chosen.append(pool.pop(picker.pick(_uniform(len(pool)))))
@@ -920,6 +926,20 @@ def _route(zone: Zone, entry: Routed, qtype: int, picker: Picker,
             return matched
         return default if default is not None else matched
     return members[0]
+
+
+def _unrank(pool: list[Member], k: int, rank: int) -> list[Member]:
+    """The `rank`-th k-subset of `pool` in lexicographic order (0 <= rank < C(len, k))."""
+    out, start = [], 0
+    for left in range(k, 0, -1):
+        for i in range(start, len(pool)):
+            below = math.comb(len(pool) - i - 1, left - 1)  # subsets that take pool[i] next
+            if rank < below:
+                out.append(pool[i])
+                start = i + 1
+                break
+            rank -= below
+    return out
 
 
 def _merged(owner: dns.name.Name, members: list[Member]) -> WireRRset | None:

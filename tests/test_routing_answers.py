@@ -331,10 +331,23 @@ def test_weighted_aliases_evaluating_target_health_leave_a_dead_target_out():
 
 
 def test_too_many_outcomes_to_render_are_enumerated_once_then_answered_by_the_full_path():
-    index = make(*multivalue(12))
+    index = make(*multivalue(20))  # C(20, 8) = 125,970 subsets: more than are rendered
     for _ in range(5):
         assert len(addresses(ask(index, "mv")[0])) == 8
     assert index.stats["fill"] == 1 and index.stats["slow"] == 5
+
+
+def test_multivalue_of_twelve_renders_every_subset_of_eight_once():
+    index = make(*multivalue(12))
+    seen = set()
+    for r in (0.0, 0.3, 0.6, 0.99):
+        index._random = lambda r=r: r
+        for _ in range(2):
+            got = addresses(ask(index, "mv")[0])
+            assert len(got) == 8
+            seen.add(frozenset(got))
+    assert index.stats["fill"] == 1 and index.stats["slow"] == 0  # one fill, then the tables
+    assert len(seen) == 4
 
 
 def test_a_health_change_forgets_only_the_zones_that_name_the_check():
