@@ -801,6 +801,8 @@ class Client:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return None
+        if ip.version == 6 and ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            ip = ip.ipv4_mapped
         for net, loc in blocks:  # longest prefix first
             if net.version == ip.version and ip in net and (prefix is None or net.prefixlen <= prefix):
                 self._narrow(net.prefixlen)

@@ -283,6 +283,7 @@ CIDRSETS = (a("ip", "branch", "192.0.2.1", cidr=(CID, "branch")),
     ("127.0.8.5", "192.0.2.1"), ("127.0.8.200", "192.0.2.2"),  # longest match wins
     ("127.0.9.1", "192.0.2.9"),  # hq has no record: the default
     ("127.0.10.1", "192.0.2.9"),
+    ("::ffff:127.0.8.5", "192.0.2.1"),  # an IPv4 client of a dual-stack socket
 ])
 def test_ip_based_routing_longest_match_then_default(source, want):
     index = make(*CIDRSETS, cidr={CID: COLLECTION})
