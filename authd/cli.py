@@ -195,6 +195,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("not starting: %s", exc)
         return 2
+    if args.geo_map is not None:
+        log.info("geo map %s: %d blocks place clients for geolocation and latency routing",
+                 args.geo_map.source, len(args.geo_map))
     if cli_control.wants_node(args):  # the store, the change API, replicas: authd.node
         return cli_control.cmd_serve_node(args)
     log.info("authd starting: zones from %s, listen %s:%d, %d worker(s)",

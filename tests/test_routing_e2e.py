@@ -48,6 +48,7 @@ def server(tmp_path: Path):
             break
     else:
         raise AssertionError(f"server did not start (exit {proc.wait()}): {''.join(seen)}")
+    assert any("geo map " in line and "9 blocks" in line for line in seen), seen
     try:
         yield url, port, store
     finally:
