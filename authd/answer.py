@@ -52,7 +52,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.set
 
-from authd.geo import UNKNOWN, GeoMap, Location, region_distance
+from authd.geo import UNKNOWN, GeoMap, Location, region_continent, region_distance
 from authd.records import RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
@@ -894,10 +894,13 @@ def _route(zone: Zone, entry: Routed, qtype: int, picker: Picker,
         return sorted(chosen, key=lambda m: m.set_identifier)
     if policy == "latency":
         pool = ok or list(members)
-        region = client.location().region
-        if region is None:
-            return pool[0]  # nothing known of the client: the first by set identifier
-        return min(pool, key=lambda m: region_distance(m.where, region))  # type: ignore[arg-type]
+        loc = client.location()
+        if loc.region is None:
+            # no region for the client: a region on its continent, else the first member
+            near = [m for m in pool if loc.continent is not None
+                    and region_continent(m.where) == loc.continent]  # type: ignore[arg-type]
+            return (near or pool)[0]
+        return min(pool, key=lambda m: region_distance(m.where, loc.region))  # type: ignore[arg-type]
     if policy == "geolocation":
         # the most specific location that matches: subdivision, country, continent, then the
         # default `*`; a matching record that is unhealthy gives way to the next broader one

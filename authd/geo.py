@@ -67,6 +67,19 @@ REGIONS: dict[str, tuple[float, float]] = {
 }
 
 
+_OCEANIA = frozenset({"ap-southeast-2", "ap-southeast-4", "ap-southeast-6"})
+_CONTINENT_OF_PREFIX = {"us": "NA", "ca": "NA", "mx": "NA", "sa": "SA", "eu": "EU", "eusc": "EU",
+                        "af": "AF", "me": "AS", "il": "AS", "ap": "AS", "cn": "AS"}
+
+
+def region_continent(region: str) -> str | None:
+    """The continent code a region's location is on (for a client whose region the table
+    does not give: latency routing then prefers a region on its continent)."""
+    if region in _OCEANIA:
+        return "OC"
+    return _CONTINENT_OF_PREFIX.get(region.split("-", 1)[0])
+
+
 def region_distance(a: str, b: str) -> float:
     """Great-circle distance in km between two regions' locations (inf if either is unknown)."""
     pa, pb = REGIONS.get(a), REGIONS.get(b)

@@ -87,3 +87,11 @@ def test_routing_cores_are_pure(module):
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert not imported & {"trio", "socket", "time", "sqlite3", "asyncio"}
+
+
+def test_every_latency_region_is_on_a_continent():
+    from authd.geo import CONTINENTS, REGIONS, region_continent
+
+    assert all(region_continent(r) in CONTINENTS for r in REGIONS)
+    assert (region_continent("ap-southeast-2"), region_continent("ap-northeast-1"),
+            region_continent("me-central-1"), region_continent("sa-east-1")) == ("OC", "AS", "AS", "SA")

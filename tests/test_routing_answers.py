@@ -387,3 +387,11 @@ def test_route53_json_zone_files_with_routing_are_served_without_a_store(tmp_pat
     got = {src: addresses(dns.message.from_wire(index.respond(q, tcp=False, source=src)))
            for src in ("127.0.2.1", "127.0.4.1")}
     assert got == {"127.0.2.1": {"192.0.2.2"}, "127.0.4.1": {"192.0.2.9"}}
+
+
+def test_latency_for_a_client_with_a_continent_but_no_region_prefers_its_continent():
+    table = GeoMap.parse("10.9.0.0/16 EU DE - -\n10.8.0.0/16 - - - -\n")
+    index = make(*LATENCY)
+    index.set_geomap(table)
+    assert addresses(ask(index, "lat", source="10.9.0.1")[0]) == {"192.0.2.20"}  # eu-west-1
+    assert addresses(ask(index, "lat", source="10.8.0.1")[0]) == {"192.0.2.30"}  # first by id
