@@ -353,8 +353,8 @@ class ServingIndex:
                 skey = (fq.key, source or "")
                 entry = self._by_source.get(skey)
                 if entry is None:
-                    entry = self._fill(wire, skey, source)
-            if entry is not None and entry is not _FULL_PATH:
+                    entry = self._fill(wire, skey, source or "")  # "": no address known
+            if entry is not None and entry is not _FULL_PATH and entry is not _LOCATED:
                 self.stats["fast"] += 1
                 if tcp:
                     limit = TCP_LIMIT

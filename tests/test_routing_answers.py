@@ -395,3 +395,13 @@ def test_latency_for_a_client_with_a_continent_but_no_region_prefers_its_contine
     index.set_geomap(table)
     assert addresses(ask(index, "lat", source="10.9.0.1")[0]) == {"192.0.2.20"}  # eu-west-1
     assert addresses(ask(index, "lat", source="10.8.0.1")[0]) == {"192.0.2.30"}  # first by id
+
+
+def test_a_located_question_asked_without_a_source_address_is_answered_too():
+    """The index's own callers (metrics folding its query counts) ask without an address."""
+    index = make(*GEOSETS)
+    q = dns.message.make_query(f"geo.{ORIGIN}", "A").to_wire()
+    for tcp in (False, True, False):
+        m = dns.message.from_wire(index.respond(q, tcp=tcp))
+        assert addresses(m) == {"192.0.2.9"}  # no address, no location: the default
+    assert addresses(ask(index, "geo", source="127.0.2.1")[0]) == {"192.0.2.4"}

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def server(tmp_path: Path):
     else:
         raise AssertionError(f"server did not start (exit {proc.wait()}): {''.join(seen)}")
     assert any("geo map " in line and "9 blocks" in line for line in seen), seen
+    # keep reading the server's log, or a full pipe would stall whichever task logs next
+    drain = threading.Thread(target=lambda: seen.extend(proc.stderr), daemon=True)
+    drain.start()
     try:
         yield url, port, store
     finally:
