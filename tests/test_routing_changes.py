@@ -225,9 +225,13 @@ def test_botocore_serialisation_of_a_weighted_set_with_health_check_keeps_it():
     assert changes[0].rrset == ALL[0]
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_stores_keep_and_list_back_every_routing_field(kind, tmp_path):
-    store = MemoryStore() if kind == "memory" else SQLiteStore(str(tmp_path / "s.db"))
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgresql"])
+def test_stores_keep_and_list_back_every_routing_field(kind, tmp_path, request):
+    if kind == "postgresql":
+        pgstore = pytest.importorskip("authd.pgstore")
+        store = pgstore.PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        store = MemoryStore() if kind == "memory" else SQLiteStore(str(tmp_path / "s.db"))
     zone, _ = store.create_zone(ORIGIN, "ref")
     with pytest.raises(InvalidChangeBatch) as exc:
         store.change_batch(zone.id, [C(ALL[0])])
