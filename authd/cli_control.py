@@ -197,6 +197,8 @@ def cmd_records(args: argparse.Namespace) -> int:
     for rs in control.record_sets(zone.id):
         ident = rs.set_identifier or "-"
         weight = "-" if rs.weight is None else str(rs.weight)
+        if rs.routing is not None:  # the policy's key where the weight column has none
+            weight = _routing_column(rs)
         if rs.alias is not None:
             rows.append((rs.name, rs.rtype, ident, weight, "alias", f"-> {rs.alias.dns_name}"))
         else:
@@ -207,6 +209,25 @@ def cmd_records(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in range(5)) + "  " + r[5])
     return 0
+
+
+def _routing_column(rs: RecordSet) -> str:
+    r = rs.routing
+    assert r is not None
+    parts = [str(rs.weight)] if rs.weight is not None else []
+    if r.failover:
+        parts.append(r.failover)
+    if r.region:
+        parts.append(r.region)
+    if r.geo is not None:
+        parts.append("geo:" + "-".join(c for c in (r.geo.continent, r.geo.country, r.geo.subdivision) if c))
+    if r.multivalue:
+        parts.append("multivalue")
+    if r.cidr is not None:
+        parts.append(f"cidr:{r.cidr[1]}")
+    if r.health_check_id:
+        parts.append(f"hc:{r.health_check_id}")
+    return " ".join(parts) or "-"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -428,6 +449,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        geomap=args.geo_map,
         watch_empty=args.watch_empty,
         watch_log=args.watch_log,
         metrics=args.metrics,

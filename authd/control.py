@@ -27,8 +27,8 @@ from urllib.parse import parse_qs
 import trio
 
 from authd import changes as rules
+from authd import cidr, control_cidr, sigv4
 from authd import r53xml as X
-from authd import sigv4
 from authd.records import (
     RecordError,
     canonical_name,
@@ -49,6 +49,8 @@ SETTLE_MAX = 0.5  # seconds an accepted change waits for the local index before 
 STATUS = {
     "NoSuchHostedZone": 404,
     "NoSuchChange": 404,
+    "NoSuchHealthCheck": 404,
+    **cidr.STATUS,
     "HostedZoneAlreadyExists": 409,
     "HostedZoneNotEmpty": 400,
     "InvalidChangeBatch": 400,
@@ -231,6 +233,10 @@ class ControlAPI:
     _CHANGE = re.compile(API + r"/change/([^/]+)")
 
     async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+        if path.startswith(control_cidr.PREFIX):  # the CIDR collections API
+            got = await control_cidr.route(self, method, path, query, body)
+            if got is not None:
+                return got
         if path == API + "/hostedzone":
             if method == "POST":
                 return await self.create_zone(body)

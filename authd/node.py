@@ -66,6 +66,7 @@ class NodeConfig:
     heartbeat: float = 1.0  # PostgreSQL store: seconds between heartbeats
     cache: bool = True
     allow_axfr: bool = False
+    geomap: Any = None  # authd.geo.GeoMap: where clients are (`--geo-map FILE`)
     watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
     watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
     metrics: bool = True  # /metrics on the change API (authd.metrics); counts every query
@@ -110,7 +111,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     rng = random.Random(cfg.seed)
 
     def new_index() -> ServingIndex:
-        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr)
+        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr,
+                            geomap=cfg.geomap)
 
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)
