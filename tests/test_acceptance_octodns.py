@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 
@@ -85,6 +86,15 @@ def _records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
                            if (k, v) not in (("evaluate-target-health", False), ("hosted-zone-id", None))}
                           for val in values]
             rec["values"] = sorted(values, key=repr)
+            # octoDNS's own defaults, which a dump spells out: weight 1, status obey, no fallback.
+            for pool in rec.get("dynamic", {}).get("pools", {}).values():
+                pool.setdefault("fallback", None)
+                for member in pool["values"]:
+                    member.setdefault("weight", 1)
+                    member.setdefault("status", "obey")
+            # Provider settings (the health check's port, protocol, interval) are not record
+            # data and cannot be read back; the test checks them in the health checks instead.
+            rec.pop("octodns", None)
             rec.setdefault("ttl", 300)
             out[(str(name), rec["type"])] = rec
     return out
@@ -199,6 +209,15 @@ def test_octodns_dynamic_record_pools_failover_geo_health(tmp_path: Path) -> Non
             source = _records(tmp_path / "octodns" / "geo" / "geo.test.yaml")
             assert dumped[("app", "A")]["dynamic"] == source[("app", "A")]["dynamic"]
             assert dumped == source
+            # One TCP health check per pool value, as the record's octodns settings say.
+            r53 = boto3.client("route53", endpoint_url=authd.url, region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test")
+            checks = r53.list_health_checks()["HealthChecks"]
+            configs = sorted((c["HealthCheckConfig"]["IPAddress"], c["HealthCheckConfig"]["Type"],
+                              c["HealthCheckConfig"]["Port"], c["HealthCheckConfig"]["RequestInterval"],
+                              c["HealthCheckConfig"]["FailureThreshold"]) for c in checks)
+            assert configs == [(ip, "TCP", int(port), 10, 1) for ip in
+                               ("127.0.0.11", "127.0.0.12", "127.0.0.21", "127.0.0.31")]
 
             # Every check is healthy once probed: each subnet gets its rule's pool. The first
             # probe results take up to one RequestInterval (10 s) to come in.
@@ -207,15 +226,24 @@ def test_octodns_dynamic_record_pools_failover_geo_health(tmp_path: Path) -> Non
             assert _answers(authd, "10.2.0.0/24", times=4) == {"127.0.0.31"}
             assert _answers(authd, "10.3.0.0/24", times=4) == {"127.0.0.21"}
 
-            # Failover between pools: eu's listeners stop, EU clients get the us pool within
-            # RequestInterval x FailureThreshold plus one interval (10 x 1 + 10 s), then back.
+            # Weighted with health checks: a member whose check fails is left out.
+            bound = 10 * 1 + 10 + 15  # RequestInterval x FailureThreshold + one interval + slack
             targets.stop("127.0.0.11")
+            _await_answer(authd, "10.1.0.0/24", {"127.0.0.12"}, bound)
+            # Failover between pools: with both eu members down, `_octodns-eu-pool`'s PRIMARY
+            # is unhealthy (EvaluateTargetHealth) and EU clients get its SECONDARY, the us pool.
             targets.stop("127.0.0.12")
-            took = _await_answer(authd, "10.1.0.0/24", {"127.0.0.21"}, 20 + 15)
+            took = _await_answer(authd, "10.1.0.0/24", {"127.0.0.21"}, bound)
             assert _answers(authd, "10.2.0.0/24", times=4) == {"127.0.0.31"}
+            check_11 = next(c["Id"] for c in checks
+                            if c["HealthCheckConfig"]["IPAddress"] == "127.0.0.11")
+            seen = r53.get_health_check_status(HealthCheckId=check_11)["HealthCheckObservations"]
+            assert seen and all(o["StatusReport"]["Status"].startswith("Failure") for o in seen), seen
+            # And back, once the listeners answer again.
             targets.start("127.0.0.11")
             targets.start("127.0.0.12")
-            _await_answer(authd, "10.1.0.0/24", {"127.0.0.11", "127.0.0.12"}, 20 + 15)
-            assert took <= 35
+            _await_answer(authd, "10.1.0.0/24", {"127.0.0.11", "127.0.0.12"}, bound)
+            assert _answers(authd, "10.1.0.0/24", times=40) == {"127.0.0.11", "127.0.0.12"}
+            assert took <= bound
     finally:
         targets.stop_all()
