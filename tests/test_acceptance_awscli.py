@@ -84,17 +84,23 @@ def test_aws_cli_surface_recipe(tmp_path: Path) -> None:
             pytest.skip(f"authd has no Route 53 operation {m.group(1)} yet (issue 11, "
                         "r53-surface / health-checks branches)")
         assert proc.returncode == 0, f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-    docs = _documents(proc.stdout)
-    by_key = {key: doc for doc in docs for key in doc}
-    assert by_key["ResourceTagSet"]["Tags"] == [{"Key": "team", "Value": "dns"}]
-    assert by_key["ResourceTagSets"][0]["Tags"] == [{"Key": "team", "Value": "dns"}]
-    assert by_key["HostedZoneCount"] == 1
-    assert by_key["Limit"]["Type"] == "MAX_HOSTED_ZONES_BY_OWNER" or any(
-        d.get("Limit", {}).get("Type") == "MAX_RRSETS_BY_ZONE" for d in docs)
-    assert by_key["HealthCheckCount"] == 1
-    assert by_key["HealthCheck"]["HealthCheckConfig"]["Type"] == "TCP"
-    assert "HealthCheckObservations" in by_key
-    assert by_key["Nameserver"] and by_key["RecordType"] == "NS" and by_key["ResponseCode"] == "NOERROR"
-    assert by_key["Status"]["ServeSignature"] == "NOT_SIGNING"
-    assert by_key["DelegationSets"] and by_key["CheckerIpRanges"]
-    assert len(by_key["GeoLocationDetailsList"]) == 3
+    # One JSON document per subcommand that prints one, in the recipe's order.
+    (tags, tag_sets, zone_count, account_limit, zone_limit, check, checks, check_count,
+     check_status, dns_answer, dnssec, delegation_set, delegation_sets, checker_ranges,
+     geo) = _documents(proc.stdout)
+    assert tags["ResourceTagSet"]["Tags"] == [{"Key": "team", "Value": "dns"}]
+    assert tag_sets["ResourceTagSets"][0]["Tags"] == [{"Key": "team", "Value": "dns"}]
+    assert zone_count["HostedZoneCount"] == 1
+    assert account_limit["Limit"]["Type"] == "MAX_HOSTED_ZONES_BY_OWNER"
+    assert account_limit["Count"] == 1
+    assert zone_limit["Limit"]["Type"] == "MAX_RRSETS_BY_ZONE" and zone_limit["Count"] == 2
+    assert check["HealthCheck"]["HealthCheckConfig"]["Type"] == "TCP"
+    assert [c["Id"] for c in checks["HealthChecks"]] == [check["HealthCheck"]["Id"]]
+    assert check_count["HealthCheckCount"] == 1
+    assert isinstance(check_status["HealthCheckObservations"], list)
+    assert dns_answer["ResponseCode"] == "NOERROR" and dns_answer["RecordType"] == "NS"
+    assert dns_answer["RecordData"], "TestDNSAnswer ran the answer pipeline: the zone's NS set"
+    assert dnssec["Status"]["ServeSignature"] == "NOT_SIGNING"
+    assert delegation_sets["DelegationSets"][0]["Id"] == delegation_set["DelegationSet"]["Id"]
+    assert checker_ranges["CheckerIpRanges"]
+    assert len(geo["GeoLocationDetailsList"]) == 3
