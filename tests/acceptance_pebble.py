@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,20 @@ class Pebble:
     proc: subprocess.Popen[str]
     directory: str
     log: list[str] = field(default_factory=list)
+
+
+def _accepts(address: str, proc: subprocess.Popen[str], timeout: float = 20.0) -> bool:
+    """Whether pebble's HTTPS port takes a connection (Go logs "Listening on" just before it
+    binds), trying until `timeout` or until pebble exits."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.05)  # refused at once: not bound yet
+    return False
 
 
 @contextmanager
@@ -50,7 +66,7 @@ def pebble_serve(exe: str, workdir: Path, config: Path, dns: str) -> Iterator[Pe
         if f"Listening on: {listen}" in line:
             ready = True
             break
-    if not ready:
+    if not ready or not _accepts(listen, proc):
         localnet.stop(proc)
         raise AssertionError(f"pebble did not start (exit {proc.poll()}): {''.join(log)}")
     stream = proc.stdout
