@@ -5,9 +5,10 @@ Issue 11 "Done when", run from the README recipes `env`, `octodns`, `geo-map` an
 - a plain zone (A, AAAA, CNAME, MX, TXT, SRV, CAA, NAPTR and a Route 53 alias) is applied,
   the second sync plans no changes, and `octodns-dump` gives the same records back;
 - a dynamic record (weighted pools, failover between pools, geo rules, TCP health checks on
-  loopback listeners the test owns) is applied, re-planned clean and dumped back equal, and
-  real `dig +subnet=` gets the pool the rules name for clients in each mapped subnet; when a
-  pool's listeners stop, its clients fail over to the fallback pool, and back.
+  loopback listeners the test owns) and one with subnet rules (IP-based routing) are applied,
+  re-planned clean and dumped back equal, and real `dig +subnet=` gets the pool the rules
+  name for clients in each mapped subnet; when a pool's listeners stop, its clients fail
+  over to the fallback pool, and back.
 
 octodns-route53 calls operations (ListHealthChecks before every apply, CreateHealthCheck,
 ChangeTagsForResource) that other branches add to authd. Until authd has them a test skips,
@@ -172,10 +173,10 @@ def _has_geo_map() -> bool:
     return "--geo-map" in helptext
 
 
-def _answers(authd: Authd, subnet: str, times: int = 1) -> set[str]:
+def _answers(authd: Authd, subnet: str, times: int = 1, name: str = "app.geo.test") -> set[str]:
     got: set[str] = set()
     for _ in range(times):
-        res = dig(authd, f"+subnet={subnet}", "app.geo.test", "A")
+        res = dig(authd, f"+subnet={subnet}", name, "A")
         assert res.status == "NOERROR", res.text
         assert "CLIENT-SUBNET" in res.text, f"ECS not echoed (RFC 7871 §7.2.1): {res.text}"
         got.update(res.values())
@@ -225,6 +226,9 @@ def test_octodns_dynamic_record_pools_failover_geo_health(tmp_path: Path) -> Non
             assert _answers(authd, "10.1.0.0/24", times=40) == {"127.0.0.11", "127.0.0.12"}
             assert _answers(authd, "10.2.0.0/24", times=4) == {"127.0.0.31"}
             assert _answers(authd, "10.3.0.0/24", times=4) == {"127.0.0.21"}
+            # IP-based routing (the `net` record's subnet rule, a CIDR collection location).
+            assert _answers(authd, "10.9.1.0/24", times=4, name="net.geo.test") == {"127.0.0.51"}
+            assert _answers(authd, "10.3.0.0/24", times=4, name="net.geo.test") == {"127.0.0.52"}
 
             # Weighted with health checks: a member whose check fails is left out.
             bound = 10 * 1 + 10 + 15  # RequestInterval x FailureThreshold + one interval + slack
