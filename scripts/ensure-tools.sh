@@ -3,7 +3,7 @@
 # pebble is the ACME test server the certbot DNS-01 acceptance test validates against.
 # As root it uses apt-get; otherwise it names what is missing and what to install.
 set -euo pipefail
-declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [unbound]=unbound [dnsperf]=dnsperf [pebble]=pebble )
+declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [kzonecheck]=knot-dnssecutils [unbound]=unbound [dnsperf]=dnsperf [pebble]=pebble )
 missing=()
 for tool in "${!pkg[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then missing+=("${pkg[$tool]}"); fi
