@@ -81,8 +81,7 @@ def test_aws_cli_surface_recipe(tmp_path: Path) -> None:
                           {README_API: authd.url, "Port=8053": f"Port={control_port}"},
                           check=False)
         if proc.returncode != 0 and (m := _UNKNOWN_OP.search(proc.stderr)):
-            pytest.skip(f"authd has no Route 53 operation {m.group(1)} yet (issue 11, "
-                        "r53-surface / health-checks branches)")
+            pytest.skip(f"authd has no Route 53 operation {m.group(1)} yet (issue 11)")
         assert proc.returncode == 0, f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     # One JSON document per subcommand that prints one, in the recipe's order.
     (tags, tag_sets, zone_count, account_limit, zone_limit, check, checks, check_count,

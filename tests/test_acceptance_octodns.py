@@ -60,7 +60,7 @@ def _run_or_skip(names: list[str], cwd: Path, authd: Authd, extra: dict[str, str
     proc = run_recipe(names, cwd, route53_env(authd.url), replace, check=False)
     if proc.returncode != 0 and (m := _UNKNOWN_OP.search(proc.stderr)):
         pytest.skip(f"authd has no Route 53 operation {m.group(1)} yet (octodns-route53 calls "
-                    f"it; issue 11: health-checks / r53-surface branches)")
+                    "it; issue 11)")
     assert proc.returncode == 0, f"recipe failed\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     return proc
 
@@ -167,8 +167,9 @@ class Listeners:
             self.stop(host)
 
 
-def _has_geo_map() -> bool:
-    helptext = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"],
+def _has_geo_map(cwd: Path) -> bool:
+    """Whether `authd serve` (run as the harness runs it, from `cwd`) has --geo-map."""
+    helptext = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], cwd=cwd,
                               capture_output=True, text=True, check=True).stdout
     return "--geo-map" in helptext
 
@@ -196,7 +197,7 @@ def _await_answer(authd: Authd, subnet: str, want: set[str], deadline: float) ->
 
 def test_octodns_dynamic_record_pools_failover_geo_health(tmp_path: Path) -> None:
     _needs_tools()
-    if not _has_geo_map():
+    if not _has_geo_map(tmp_path):
         pytest.skip("authd serve has no --geo-map yet (routing-policies branch, issue 11)")
     port = str(localnet.free_port())
     run_recipe("geo-map", tmp_path, route53_env("http://127.0.0.1:1"), {})
