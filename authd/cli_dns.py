@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from authd import cli_xfr
 from authd.rrl import (
     DEFAULT_IPV4_PREFIX,
     DEFAULT_IPV6_PREFIX,
@@ -20,7 +21,9 @@ from authd.rrl import (
 )
 from authd.server import DEFAULT_TCP_OUTPUT_BUDGET, DEFAULT_TCP_WRITE_TIMEOUT
 
-SECRET_ENV = "AUTHD_COOKIE_SECRET"  # how workers get the first process's secret (not argv)
+# how workers get the first process's secrets, active first, comma-separated (not in argv,
+# where any local user could read them)
+SECRET_ENV = "AUTHD_COOKIE_SECRET"
 
 
 def parse_secret(text: str) -> bytes:
@@ -35,6 +38,7 @@ def parse_secret(text: str) -> bytes:
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
+    cli_xfr.add_options(p)  # --allow-transfer, --tsig-key(file), --notify, --ixfr-history
     p.add_argument("--tcp-write-timeout", type=float, default=DEFAULT_TCP_WRITE_TIMEOUT,
                    metavar="SECONDS",
                    help="close a TCP connection whose answers could not be written for this "
@@ -63,19 +67,27 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cookie-secret", type=parse_secret, default=None, metavar="HEX",
                    help="the DNS cookie server secret, 32 hex digits; give the same one to "
                    "every server of an anycast set (RFC 9018) (default: random at start)")
+    p.add_argument("--cookie-secret-previous", type=parse_secret, action="append", default=[],
+                   metavar="HEX",
+                   help="a retired cookie secret whose cookies are still accepted and "
+                   "renewed, for rolling the secret over (RFC 9018 §4.4); may be repeated")
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, object]:
     """The `serve_dns` keyword arguments these flags ask for. Raises ValueError on bad ones."""
     secret = args.cookie_secret
+    previous = tuple(args.cookie_secret_previous)
     if secret is None and os.environ.get(SECRET_ENV):
-        secret = parse_secret(os.environ[SECRET_ENV])
+        secret, *rest = (parse_secret(h) for h in os.environ[SECRET_ENV].split(","))
+        previous = previous or tuple(rest)
     return {
         "tcp_write_timeout": args.tcp_write_timeout,
         "tcp_output_budget": args.tcp_output_budget,
         "rrl": RrlConfig(args.rrl, args.rrl_rate, args.rrl_slip, args.rrl_window,
                          args.rrl_ipv4_prefix, args.rrl_ipv6_prefix),
         "cookie_secret": secret,
+        "cookie_previous": previous,
+        "transfers": cli_xfr.transfer_config(args),
     }
 
 
@@ -86,4 +98,4 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--rrl", args.rrl, "--rrl-rate", str(args.rrl_rate),
             "--rrl-slip", str(args.rrl_slip), "--rrl-window", str(args.rrl_window),
             "--rrl-ipv4-prefix", str(args.rrl_ipv4_prefix),
-            "--rrl-ipv6-prefix", str(args.rrl_ipv6_prefix)]
+            "--rrl-ipv6-prefix", str(args.rrl_ipv6_prefix), *cli_xfr.worker_argv(args)]
