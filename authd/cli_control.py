@@ -26,10 +26,12 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8053"
 
 
 class CommandError(Exception):
-    """A failure to report on stderr, one line per message, exit status 1."""
+    """A failure to report on stderr, one line per message (exit status 1: the API said no;
+    `authd.clean_exit` gives 2 to the same error raised outside these commands)."""
 
-    def __init__(self, messages: list[str]):
+    def __init__(self, messages: list[str], status: int = 1):
         self.messages = messages
+        self.status = status  # 1: the API refused; 2: it could not be reached or read
         super().__init__("\n".join(messages))
 
 
@@ -68,7 +70,7 @@ class HttpControl:
             lines = r53xml.split_messages(message) if code == "InvalidChangeBatch" else [message]
             raise CommandError([f"{code}: {m}" for m in lines]) from exc
         except botocore.exceptions.EndpointConnectionError as exc:
-            raise CommandError([f"cannot reach the control API: {exc}"]) from exc
+            raise CommandError([f"cannot reach the control API: {exc}"], status=2) from exc
 
     def find_zone(self, zone: str) -> HostedZone:
         if zone.upper().startswith("Z") and "." not in zone:
@@ -104,9 +106,12 @@ class StoreControl:
     def __init__(self, path: str):
         from authd.sqlstore import SQLiteStore
 
-        if not Path(path).exists():
-            raise CommandError([f"no store at {path}"])
         self.path = path
+        if path.startswith(("postgresql://", "postgres://")):
+            self.store, self.propagation = _postgres_control(path)
+            return
+        if not Path(path).exists():
+            raise CommandError([f"no store at {path}"], status=2)
         self.store = SQLiteStore(path)
         self.propagation = Propagation(status_dir=progress_dir(path))
 
@@ -133,6 +138,21 @@ class StoreControl:
         return self._call(self.store.record_sets, zone_id)
 
 
+def _postgres_control(url: str) -> tuple[Any, Propagation]:
+    """A PostgreSQL store, and INSYNC = every live node registered in it (authd.nodes)."""
+    from authd.nodes import live_seqs
+    from authd.pgnodes import NodeRegistry
+    from authd.pgstore import PostgresStore
+
+    try:
+        store = PostgresStore(url)
+    except StoreError as exc:
+        raise CommandError([str(exc)]) from exc
+    registry = NodeRegistry(url)
+    timeout = float(os.environ.get("AUTHD_NODE_TIMEOUT", "10"))
+    return store, Propagation(peers=lambda: live_seqs(registry.rows(), timeout))
+
+
 def open_control(args: argparse.Namespace) -> Control:
     if args.store:
         return StoreControl(args.store)
@@ -146,7 +166,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     try:
         raw = json.loads(Path(args.batch).read_text() if args.batch != "-" else sys.stdin.read())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CommandError([f"cannot read the change batch {args.batch}: {exc}"]) from exc
+        raise CommandError([f"cannot read the change batch {args.batch}: {exc}"], status=2) from exc
     if isinstance(raw, dict) and "ChangeBatch" in raw:  # the --cli-input-json shape
         raw = raw["ChangeBatch"]
     try:
@@ -206,8 +226,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the hosted zone, by name (api.aws) or id (Z0API0AWS)")
     p.add_argument("--endpoint", default=os.environ.get("AUTHD_ENDPOINT", DEFAULT_ENDPOINT),
                    help=f"the control API of a running authd (default {DEFAULT_ENDPOINT}, or $AUTHD_ENDPOINT)")
-    p.add_argument("--store", metavar="FILE",
-                   help="use this SQLite store file directly instead of the HTTP API")
+    p.add_argument("--store", metavar="FILE|URL",
+                   help="use this SQLite store file (or postgresql://USER@HOST:PORT/DB: INSYNC "
+                   "then waits for every live node, $AUTHD_NODE_TIMEOUT s) directly instead of the HTTP API")
     p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
                    help="SigV4 access key id (default $AWS_ACCESS_KEY_ID, else test)")
     p.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
@@ -221,7 +242,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         except CommandError as exc:
             for line in exc.messages:
                 print(f"authd {args.command}: {line}", file=sys.stderr)
-            return 1
+            return exc.status
 
     return run
 
@@ -278,6 +299,15 @@ def _control_address(text: str) -> tuple[str, int] | None:
     return None if text.strip().lower() in ("off", "none", "no") else _host_port(text)
 
 
+def _watch_arg(text: str) -> tuple[str, str]:
+    from authd.emptywatch import parse_watch
+
+    try:
+        return parse_watch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     """The control-plane flags of `authd serve`."""
     g = p.add_argument_group(
@@ -285,8 +315,11 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
         "With any of these, zones are served from a store fed through the change journal "
         "(at startup and at runtime alike) instead of straight from the zone files.",
     )
-    g.add_argument("--store", metavar="FILE", default=None,
-                   help="the SQLite store (created if missing; WAL, synchronous=FULL). Zone files "
+    g.add_argument("--store", metavar="FILE|URL", default=None,
+                   help="the store: a SQLite file (the default kind; created if missing; WAL, "
+                   "synchronous=FULL), or postgresql://USER@HOST:PORT/DB to run this node as one "
+                   "of many on one PostgreSQL database (tables created if missing; every node "
+                   "serves DNS and the API, and GetChange waits for every live node). Zone files "
                    "seed it: a zone the store lacks is created; a zone whose file changed is "
                    "re-imported as one journaled batch; an unchanged file leaves API changes alone. "
                    f"Default with the change API on: {DEFAULT_STORE} (durable across restarts); "
@@ -316,8 +349,24 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    "report progress so the primary's GetChange waits for this replica; no seeding, no API")
     g.add_argument("--replica-name", default=None,
                    help="this replica's name in logs and progress files (default replica-<port>)")
-    g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
-                   help="how often a replica process looks for new journal entries (default 0.05)")
+    g.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
+                   help="how often a replica process looks for new journal entries (default 0.05; "
+                   "with PostgreSQL 1.0, a fallback: LISTEN/NOTIFY wakes nodes at once)")
+    g.add_argument("--node-name", default=None,
+                   help="PostgreSQL store: this node's name in the nodes table and `authd nodes` "
+                   "(default authd-HOST-PORT; a restarted node takes its old row over)")
+    g.add_argument("--node-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="PostgreSQL store: a node without a heartbeat for this long stops counting "
+                   "for GetChange INSYNC (default 10; it counts again once it is back)")
+    g.add_argument("--watch-empty", action="append", default=[], metavar="NAME:TYPE",
+                   type=_watch_arg,
+                   help="log the moment NAME's TYPE answer goes empty (zero records, every "
+                   "weighted pick) and when it comes back, at the change that did it (repeat)")
+    g.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="do not count queries or serve Prometheus metrics at /metrics on the "
+                   "change API's port (served by default when the API is on)")
+    g.add_argument("--watch-log", metavar="FILE",
+                   help="also append those moments to FILE as JSON lines (for `enactor outage`)")
 
 
 def wants_node(args: argparse.Namespace) -> bool:
@@ -326,7 +375,7 @@ def wants_node(args: argparse.Namespace) -> bool:
     The default is the node with the change API and a durable SQLite store; `--control off`
     alone serves the zone files directly (the fast, store-less path that --workers needs).
     """
-    return bool(args.store or args.control or args.replicas or args.replica)
+    return bool(args.store or args.control or args.replicas or args.replica or args.watch_empty)
 
 
 def store_path(args: argparse.Namespace) -> str | None:
@@ -372,27 +421,48 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         propagation_delay=args.propagation_delay,
         replica_mode=args.replica,
         replica_name=args.replica_name or f"replica-{host}-{port}",
-        poll_interval=args.poll_interval,
+        poll_interval=args.poll_interval if args.poll_interval is not None else (
+            1.0 if str(args.store or "").startswith(("postgresql://", "postgres://")) else 0.05),
+        node_name=args.node_name,
+        node_timeout=args.node_timeout,
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        watch_empty=args.watch_empty,
+        watch_log=args.watch_log,
+        metrics=args.metrics,
         dns_options=cli_dns.serve_options(args),
     )
     if cfg.dns_options["cookie_secret"] is None:  # one secret for the primary and its replicas
         cfg.dns_options["cookie_secret"] = os.urandom(16)
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run_node, cfg)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_node, cfg)
+        except BaseExceptionGroup as group:  # one failure at startup: report it, not the group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    from authd.clean_exit import Fatal, leaves, until_signal
 
     try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        log.info("authd stopped (interrupted)")
-    except (ZoneLoadError, ControlConfigError, ValueError) as exc:
-        log.error("not starting: %s", exc)
-        return 2
-    except OSError as exc:
-        log.error("cannot serve: %s", exc)
-        return 1
+        trio.run(until_signal, "authd", main)
+    except BaseException as exc:
+        # One line naming what failed: the zone file, the API address, the store.
+        for e in leaves(exc):
+            if isinstance(e, ZoneLoadError):
+                raise Fatal(f"zone load failed, not starting: {e}") from None
+            if isinstance(e, ControlConfigError):
+                raise Fatal(f"not starting: {e} (--control {cfg.control[0] if cfg.control else ''}:"
+                            f"{cfg.control[1] if cfg.control else ''} needs --access-key and "
+                            "--secret-key)") from None
+            if isinstance(e, ValueError | StoreError):
+                raise Fatal(f"not starting: {e}") from None
+            if isinstance(e, OSError) and "cannot listen" not in str(e) and cfg.control:
+                # hypercorn's bind error does not say where: it is the control API's address
+                raise Fatal(f"cannot listen on {cfg.control[0]}:{cfg.control[1]} (control API): "
+                            f"{e.strerror or e}") from None
+        raise
     return 0
