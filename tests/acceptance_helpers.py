@@ -136,7 +136,7 @@ _RECIPE = re.compile(r"<!-- recipe: ([\w-]+) -->\s*```(\w*)\n(.*?)```", re.S)
 
 # The ports the README's recipes use, replaced by the test's free ports.
 README_API = "http://127.0.0.1:8053"
-README_DNS_PORT = "5353"
+README_DNS_PORT = "5380"
 
 
 def readme_recipe(name: str) -> str:
@@ -154,6 +154,9 @@ def run_recipe(names: str | list[str], cwd: Path, env: dict[str, str], replace: 
     `["env", name]` so the README's own exports are the ones in force. With `check` (the
     default) a failing recipe fails the test, showing the script and what it printed.
     """
+    venv = cwd / ".venv"  # the README calls the tools as .venv/bin/NAME, from the checkout
+    if not venv.exists():
+        venv.symlink_to(ROOT / ".venv")
     names = [names] if isinstance(names, str) else names
     name = "+".join(names)
     script = "\n".join(readme_recipe(n) for n in names)
