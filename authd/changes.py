@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from authd.limits import msg_too_many_record_sets
 from authd.records import RecordKey, RecordSet
 from authd.store import Action, Change
 
@@ -274,12 +275,16 @@ def plan_batch(
     view: ZoneView,
     *,
     limits: bool = True,
+    record_set_count: int = 0,
+    max_record_sets: int | None = None,
 ) -> Accepted | Rejected:
     """Validate `changes` against `view` (the zone `origin`, id `zone_id`) and plan them.
 
     Returns Accepted with the record sets to put (their whole new value) and the keys to
     delete, or Rejected with every problem, in batch order, in Route 53's words.
     `limits=False` lifts the per-request size limits (importing a zone file is not a request).
+    `max_record_sets` (the MAX_RRSETS_BY_ZONE quota, `authd.limits`) refuses a batch that
+    would leave the zone, now holding `record_set_count` sets, with more than that many.
     """
     if not changes:
         # The XML schema requires at least one Change; Route 53 answers InvalidInput.
@@ -382,6 +387,10 @@ def plan_batch(
         elif existed:
             deletes.append(key)
             net_new -= 1
+    # Route 53 quota "records per hosted zone" (Developer Guide, Quotas on entities): only a
+    # batch that grows the zone past it is refused, so a zone over a lowered limit can shrink.
+    if max_record_sets is not None and net_new > 0 and record_set_count + net_new > max_record_sets:
+        return Rejected((msg_too_many_record_sets(zone_id, max_record_sets),))
     return Accepted(tuple(puts), tuple(deletes), net_new)
 
 
