@@ -141,6 +141,8 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        # journaled resources by kind and id (see `_apply_resource`)
+        self.resources: dict[str, dict[str, dict]] = {}
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -150,9 +152,15 @@ class ServingIndex:
         Raises ValueError (and changes nothing) if the result could not be served, e.g. a zone
         left without its SOA.
         """
-        if entry.kind is not EntryKind.SNAPSHOT and entry.seq <= self.seq:
+        if entry.kind is EntryKind.RESOURCE:
+            # a snapshot carries every journaled resource at one seq, so an equal seq is still
+            # new; applying a resource's state twice changes nothing
+            if entry.seq < self.seq:
+                return False
+            self._apply_resource(entry)
+        elif entry.kind is not EntryKind.SNAPSHOT and entry.seq <= self.seq:
             return False
-        if entry.kind is EntryKind.ZONE_DELETED:
+        elif entry.kind is EntryKind.ZONE_DELETED:
             old = self._zones.pop(entry.zone_id, None)
             self._by_id.pop(entry.zone_id, None)
             if old is not None:
@@ -182,6 +190,17 @@ class ServingIndex:
             )
         self.seq = max(self.seq, entry.seq)
         return True
+
+    def _apply_resource(self, entry: JournalEntry) -> None:
+        """Keep the newest document of each journaled resource (health-check statuses, CIDR
+        collections, ...) in `resources[kind][id]`; a deleted one goes away."""
+        assert entry.resource is not None
+        kind, rid, doc = entry.resource
+        docs = self.resources.setdefault(kind, {})
+        if doc is None:
+            docs.pop(rid, None)
+        else:
+            docs[rid] = doc
 
     def _forget_answers(self, zone: Key | None) -> None:
         """Drop rendered answers that may have changed: those of one zone after its change

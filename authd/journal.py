@@ -1,6 +1,7 @@
 """The change journal entry: the one shape in which changes flow from the store to servers.
 
-Pure core. The store appends one entry per accepted batch (and per zone creation/deletion);
+Pure core. The store appends one entry per accepted batch (and per zone creation/deletion,
+and per write of a resource stored with `journal=True`, such as a health check's status);
 the serving index applies entries in `seq` order, at startup (a SNAPSHOT per zone) and at
 runtime alike, so there is one code path from the store to what DNS answers.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from authd.records import RecordKey, RecordSet
 
@@ -17,6 +19,9 @@ class EntryKind(enum.Enum):
     SNAPSHOT = "snapshot"  # the zone's whole contents; replaces whatever the reader had
     CHANGE = "change"  # an accepted change batch: puts and deletes
     ZONE_DELETED = "zone-deleted"
+    # a stored resource (a health check's status, a CIDR collection, ...) written with
+    # journal=True: `resource` holds (kind, id, doc), doc None when it was deleted
+    RESOURCE = "resource"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +34,9 @@ class JournalEntry:
     change_id: str  # e.g. "C000000000017"; "" for snapshots
     puts: tuple[RecordSet, ...] = ()  # record sets created or replaced (the whole new value)
     deletes: tuple[RecordKey, ...] = ()  # record sets removed
+    resource: tuple[str, str, dict[str, Any] | None] | None = None  # RESOURCE entries only
+
+
+def resource_entry(seq: int, kind: str, rid: str, doc: dict[str, Any] | None) -> JournalEntry:
+    """The journal entry of a resource write (doc None: the resource was deleted)."""
+    return JournalEntry(seq, EntryKind.RESOURCE, "", "", 0, "", resource=(kind, rid, doc))

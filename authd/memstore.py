@@ -17,9 +17,10 @@ import bisect
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from authd import changes as rules
-from authd.journal import EntryKind, JournalEntry
+from authd.journal import EntryKind, JournalEntry, resource_entry
 from authd.records import RecordKey, RecordSet, canonical_name, route53_sort_key
 from authd.store import (
     Change,
@@ -32,7 +33,10 @@ from authd.store import (
     InvalidInput,
     NoSuchChange,
     NoSuchHostedZone,
+    NoSuchResource,
+    Resource,
     StoreError,
+    check_expected_version,
 )
 
 # name -> type -> set identifier (None for a plain set) -> record set
@@ -98,6 +102,7 @@ class MemoryState:
     journal: tuple[JournalEntry, ...]
     changes: dict[int, ChangeInfo]
     seq: int
+    resources: dict[tuple[str, str], tuple[Resource, bool]]
 
 
 class MemoryStore:
@@ -126,6 +131,8 @@ class MemoryStore:
         self._changes: dict[int, ChangeInfo] = {}
         self._seq = 0
         self._state_key: Hashable | None = None
+        # (kind, id) -> (resource, journaled); documents are copied in and out (JSON-like)
+        self._resources: dict[tuple[str, str], tuple[Resource, bool]] = {}
 
     # --- zones -------------------------------------------------------------------------
 
@@ -268,7 +275,12 @@ class MemoryStore:
         return self._journal[max(seq, 0):]
 
     def snapshot(self) -> list[JournalEntry]:
-        return [
+        resources = [
+            resource_entry(self._seq, r.kind, r.id, _copy(r.doc))
+            for (r, journaled) in sorted(self._resources.values(), key=lambda v: (v[0].kind, v[0].id))
+            if journaled
+        ]
+        return resources + [
             JournalEntry(
                 self._seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "",
                 puts=tuple(sorted(z.all_sets(), key=route53_sort_key)),
@@ -280,6 +292,42 @@ class MemoryStore:
     def seq(self) -> int:
         """The newest journal position."""
         return self._seq
+
+    # --- resources ---------------------------------------------------------------------
+
+    def get_resource(self, kind: str, rid: str) -> Resource | None:
+        got = self._resources.get((kind, rid))
+        return None if got is None else _copy_resource(got[0])
+
+    def list_resources(self, kind: str) -> list[Resource]:
+        return [_copy_resource(r) for (k, _), (r, _j) in sorted(self._resources.items()) if k == kind]
+
+    def count_resources(self, kind: str) -> int:
+        return sum(1 for k, _ in self._resources if k == kind)
+
+    def put_resource(
+        self, kind: str, rid: str, doc: dict[str, Any], *,
+        expect_version: int | None = None, journal: bool = False,
+    ) -> Resource:
+        old = self._resources.get((kind, rid))
+        check_expected_version(kind, rid, old[0].version if old else None, expect_version)
+        res = Resource(kind, rid, _copy(doc), (old[0].version if old else 0) + 1)
+        journaled = journal or bool(old and old[1])  # once journaled, always: readers follow it
+        self._resources[(kind, rid)] = (res, journaled)
+        if journaled:
+            self._append(resource_entry(self._next_seq(), kind, rid, _copy(doc)))
+        return _copy_resource(res)
+
+    def delete_resource(
+        self, kind: str, rid: str, *, expect_version: int | None = None, journal: bool = False,
+    ) -> None:
+        old = self._resources.get((kind, rid))
+        if old is None:
+            raise NoSuchResource(f"No {kind} found with ID: {rid}")
+        check_expected_version(kind, rid, old[0].version, expect_version)
+        del self._resources[(kind, rid)]
+        if journal or old[1]:
+            self._append(resource_entry(self._next_seq(), kind, rid, None))
 
     def close(self) -> None:
         pass
@@ -303,6 +351,7 @@ class MemoryStore:
             tuple(self._journal),
             dict(self._changes),
             self._seq,
+            dict(self._resources),
         )
 
     def restore(self, state: MemoryState) -> None:
@@ -310,6 +359,7 @@ class MemoryStore:
         self._journal = list(state.journal)
         self._changes = dict(state.changes)
         self._seq = state.seq
+        self._resources = dict(state.resources)
         self._state_key = None
 
     # --- internals ---------------------------------------------------------------------
@@ -329,3 +379,16 @@ class MemoryStore:
     def _append(self, entry: JournalEntry) -> None:
         if self._keep_journal:
             self._journal.append(entry)
+
+
+def _copy(doc: Any) -> Any:
+    """A deep copy of a JSON-like document, so callers never share the stored one."""
+    if isinstance(doc, dict):
+        return {k: _copy(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_copy(v) for v in doc]
+    return doc
+
+
+def _copy_resource(r: Resource) -> Resource:
+    return Resource(r.kind, r.id, _copy(r.doc), r.version)

@@ -8,8 +8,9 @@ survives power loss, and a crash before COMMIT leaves no trace of it (SQLite's W
 atomic commit). Restarting on the same file gives the same state.
 
 Tables: `zones` (id, name, caller reference, comment, serial, count), `rrsets` (one row per
-record set, keyed by zone, name, type, set identifier) and `journal` (seq, kind, zone,
-serial, change id, time, comment, the puts and deletes as JSON). Followers in other
+record set, keyed by zone, name, type, set identifier), `journal` (seq, kind, zone,
+serial, change id, time, comment, the puts and deletes as JSON; a RESOURCE row keeps
+`[kind, id, doc]` in `puts`) and `resources` (kind, id, JSON document, version). Followers in other
 processes open the same file read-only and poll `journal_since(seq)` (WAL readers never
 block the writer). Several writer processes are safe too: BEGIN IMMEDIATE serialises them.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from authd import changes as rules
-from authd.journal import EntryKind, JournalEntry
+from authd.journal import EntryKind, JournalEntry, resource_entry
 from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name
 from authd.store import (
     Change,
@@ -39,6 +40,9 @@ from authd.store import (
     InvalidInput,
     NoSuchChange,
     NoSuchHostedZone,
+    NoSuchResource,
+    Resource,
+    check_expected_version,
 )
 
 SCHEMA = """
@@ -71,6 +75,14 @@ CREATE TABLE IF NOT EXISTS journal (
     puts TEXT NOT NULL,
     deletes TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL,            -- "healthcheck", "healthcheck-status", "tags", ...
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,             -- JSON
+    version INTEGER NOT NULL,      -- 1 when created, +1 per put
+    journaled INTEGER NOT NULL,    -- 1: written with journal=True; snapshot() carries it
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
 """
 
 
@@ -487,6 +499,9 @@ class SQLiteStore:
     @staticmethod
     def _entry(row: Sequence[Any]) -> JournalEntry:
         seq, kind, zone_id, zone_name, serial, change_id, puts, deletes = row
+        if kind == EntryKind.RESOURCE.value:
+            rkind, rid, doc = json.loads(puts)
+            return resource_entry(seq, rkind, rid, doc)
         return JournalEntry(
             seq, EntryKind(kind), zone_id, zone_name, serial, change_id,
             tuple(_decode(d) for d in json.loads(puts)),
@@ -524,7 +539,11 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> list[JournalEntry]:
             seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
             zones = [self._zone(r) for r in conn.execute(f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name")]
-            out = []
+            out = [
+                resource_entry(seq, k, i, json.loads(d))
+                for k, i, d in conn.execute(
+                    "SELECT kind, id, doc FROM resources WHERE journaled=1 ORDER BY kind, id")
+            ]
             for z in zones:
                 rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
                 puts = tuple(_decode_all([r[0] for r in rows]))
@@ -532,6 +551,74 @@ class SQLiteStore:
             return out
 
         return self._read(txn)
+
+    # --- resources ---------------------------------------------------------------------
+
+    def get_resource(self, kind: str, rid: str) -> Resource | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT doc, version FROM resources WHERE kind=? AND id=?", (kind, rid)
+            ).fetchone()
+        return None if row is None else Resource(kind, rid, json.loads(row[0]), row[1])
+
+    def list_resources(self, kind: str) -> list[Resource]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, doc, version FROM resources WHERE kind=? ORDER BY id", (kind,)
+            ).fetchall()
+        return [Resource(kind, i, json.loads(d), v) for i, d, v in rows]
+
+    def count_resources(self, kind: str) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM resources WHERE kind=?", (kind,)).fetchone()[0]
+
+    def put_resource(
+        self, kind: str, rid: str, doc: dict[str, Any], *,
+        expect_version: int | None = None, journal: bool = False,
+    ) -> Resource:
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+        def txn(conn: sqlite3.Connection) -> Resource:
+            row = conn.execute(
+                "SELECT version, journaled FROM resources WHERE kind=? AND id=?", (kind, rid)
+            ).fetchone()
+            check_expected_version(kind, rid, row[0] if row else None, expect_version)
+            version = (row[0] if row else 0) + 1
+            journaled = journal or bool(row and row[1])  # once journaled, always: readers follow it
+            conn.execute(
+                "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?, ?)",
+                (kind, rid, text, version, int(journaled)),
+            )
+            if journaled:
+                self._journal_resource(conn, kind, rid, text)
+            return Resource(kind, rid, json.loads(text), version)
+
+        return self._write(txn)
+
+    def delete_resource(
+        self, kind: str, rid: str, *, expect_version: int | None = None, journal: bool = False,
+    ) -> None:
+        def txn(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT version, journaled FROM resources WHERE kind=? AND id=?", (kind, rid)
+            ).fetchone()
+            if row is None:
+                raise NoSuchResource(f"No {kind} found with ID: {rid}")
+            check_expected_version(kind, rid, row[0], expect_version)
+            conn.execute("DELETE FROM resources WHERE kind=? AND id=?", (kind, rid))
+            if journal or row[1]:
+                self._journal_resource(conn, kind, rid, None)
+
+        self._write(txn)
+
+    def _journal_resource(self, conn: sqlite3.Connection, kind: str, rid: str, doc: str | None) -> None:
+        seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0] + 1
+        conn.execute(
+            "INSERT INTO journal VALUES (?, ?, '', '', 0, ?, ?, '', ?, '[]')",
+            (seq, EntryKind.RESOURCE.value, rules.change_id_for(seq), self._clock(),
+             f'[{json.dumps(kind)},{json.dumps(rid)},{doc or "null"}]'),
+        )
+        self._pending.append(resource_entry(seq, kind, rid, None if doc is None else json.loads(doc)))
 
     def close(self) -> None:
         with self._lock:

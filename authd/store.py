@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from authd.journal import JournalEntry
 from authd.records import RecordSet
@@ -53,6 +53,18 @@ class ChangeInfo:
     seq: int  # the journal seq of this change; replicas that reached it have applied it
 
 
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A stored document that is not a record set: a health check, its status, a resource's
+    tags, a reusable delegation set, a CIDR collection. One generic contract for all of them,
+    so every backend stores them the same way, in one transaction per call."""
+
+    kind: str  # "healthcheck", "healthcheck-status", "tags", "delegationset", "cidrcollection"
+    id: str
+    doc: dict[str, Any]  # JSON-serialisable; its shape belongs to the module that owns the kind
+    version: int  # 1 when created, +1 on every put: the compare-and-swap handle
+
+
 class StoreError(Exception):
     """Base of every error a store raises. `code` is the Route 53 error code."""
 
@@ -73,6 +85,18 @@ class HostedZoneNotEmpty(StoreError):
 
 class NoSuchChange(StoreError):
     code = "NoSuchChange"
+
+
+class NoSuchResource(StoreError):
+    """No resource of that kind and id. Callers map it to their own Route 53 error code."""
+
+    code = "NoSuchResource"
+
+
+class ResourceConflict(StoreError):
+    """A put or delete whose expect_version did not match the stored version."""
+
+    code = "ConflictingRequest"
 
 
 class InvalidInput(StoreError):
@@ -141,7 +165,44 @@ class Store(Protocol):
         ...
 
     def snapshot(self) -> list[JournalEntry]:
-        """One SNAPSHOT entry per zone (seq = the journal position it reflects), for startup."""
+        """One RESOURCE entry per journaled resource, then one SNAPSHOT entry per zone (seq =
+        the journal position they reflect), for startup."""
+        ...
+
+    # --- resources (health checks, tags, delegation sets, CIDR collections, ...) ----------
+
+    def get_resource(self, kind: str, rid: str) -> Resource | None: ...
+
+    def list_resources(self, kind: str) -> list[Resource]:
+        """Every resource of one kind, sorted by id."""
+        ...
+
+    def count_resources(self, kind: str) -> int: ...
+
+    def put_resource(
+        self, kind: str, rid: str, doc: dict[str, Any], *,
+        expect_version: int | None = None, journal: bool = False,
+    ) -> Resource:
+        """Create or replace, in one transaction. `expect_version`: None, no condition; 0, it
+        must not exist yet; n, it must be at version n (else ResourceConflict). `journal`: also
+        append a RESOURCE journal entry in the same transaction, so every serving index learns
+        it through `apply`, and `snapshot()` carries it from then on."""
+        ...
+
+    def delete_resource(
+        self, kind: str, rid: str, *, expect_version: int | None = None, journal: bool = False,
+    ) -> None:
+        """Raises NoSuchResource when absent, ResourceConflict on a version mismatch."""
         ...
 
     def close(self) -> None: ...
+
+
+def check_expected_version(kind: str, rid: str, current: int | None, expect: int | None) -> None:
+    """The one copy of the resource compare-and-swap rule every backend applies.
+
+    `current` is the stored version (None when absent). Raises ResourceConflict."""
+    if expect is None or expect == (current or 0):
+        return
+    have = "absent" if current is None else f"at version {current}"
+    raise ResourceConflict(f"{kind} {rid} is {have}, not at version {expect}")

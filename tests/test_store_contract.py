@@ -200,3 +200,106 @@ def test_record_sets_page_matches_the_listing(store):
     assert store.record_sets_page(zone.id, ("a.example.test.", "AAAA", None), 1) == [
         rs for rs in full if rs.name == "z.a.example.test."
     ]
+
+
+# --- resources: the one generic contract for health checks, tags, CIDR collections, ... ----
+
+
+def test_resource_create_get_list_count_delete(store):
+    from authd.store import NoSuchResource
+
+    assert store.get_resource("healthcheck", "hc-1") is None
+    assert store.list_resources("healthcheck") == [] and store.count_resources("healthcheck") == 0
+    r = store.put_resource("healthcheck", "hc-2", {"type": "TCP", "port": 9001}, expect_version=0)
+    assert (r.kind, r.id, r.doc, r.version) == ("healthcheck", "hc-2", {"type": "TCP", "port": 9001}, 1)
+    store.put_resource("healthcheck", "hc-1", {"type": "HTTP"})
+    store.put_resource("tags", "hostedzone/Z1", {"env": "test"})
+    assert [x.id for x in store.list_resources("healthcheck")] == ["hc-1", "hc-2"]
+    assert store.count_resources("healthcheck") == 2 and store.count_resources("tags") == 1
+    r2 = store.put_resource("healthcheck", "hc-2", {"type": "TCP", "port": 9002}, expect_version=1)
+    assert r2.version == 2 and store.get_resource("healthcheck", "hc-2").doc["port"] == 9002
+    store.delete_resource("healthcheck", "hc-2", expect_version=2)
+    assert store.get_resource("healthcheck", "hc-2") is None
+    with pytest.raises(NoSuchResource):
+        store.delete_resource("healthcheck", "hc-2")
+
+
+def test_resource_version_conflicts_change_nothing(store):
+    from authd.store import ResourceConflict
+
+    store.put_resource("cidrcollection", "c1", {"v": 1})
+    with pytest.raises(ResourceConflict):
+        store.put_resource("cidrcollection", "c1", {"v": 2}, expect_version=0)  # exists
+    with pytest.raises(ResourceConflict):
+        store.put_resource("cidrcollection", "c1", {"v": 2}, expect_version=7)
+    with pytest.raises(ResourceConflict):
+        store.delete_resource("cidrcollection", "c1", expect_version=3)
+    with pytest.raises(ResourceConflict):
+        store.put_resource("cidrcollection", "c9", {"v": 2}, expect_version=1)  # absent
+    got = store.get_resource("cidrcollection", "c1")
+    assert got.doc == {"v": 1} and got.version == 1
+    assert store.get_resource("cidrcollection", "c9") is None
+
+
+def test_resource_documents_are_copies(store):
+    doc = {"list": [1, 2], "nested": {"a": 1}}
+    store.put_resource("tags", "t", doc)
+    doc["list"].append(3)
+    got = store.get_resource("tags", "t")
+    got.doc["nested"]["a"] = 99
+    assert store.get_resource("tags", "t").doc == {"list": [1, 2], "nested": {"a": 1}}
+
+
+def test_journaled_resources_reach_an_index_by_journal_and_by_snapshot(store):
+    from authd.index import ServingIndex
+
+    store.create_zone("example.test", "ref-1")
+    store.put_resource("tags", "quiet", {"not": "journaled"})  # no journal entry
+    before = store.seq
+    store.put_resource("healthcheck-status", "hc-1", {"healthy": False}, journal=True)
+    store.put_resource("healthcheck-status", "hc-2", {"healthy": True}, journal=True)
+    entries = store.journal_since(before)
+    assert [e.kind for e in entries] == [EntryKind.RESOURCE, EntryKind.RESOURCE]
+    assert entries[0].resource == ("healthcheck-status", "hc-1", {"healthy": False})
+    assert entries[1].seq == entries[0].seq + 1 == store.seq
+
+    live = ServingIndex()
+    for e in store.snapshot():
+        live.apply(e)
+    assert live.resources == {"healthcheck-status": {"hc-1": {"healthy": False}, "hc-2": {"healthy": True}}}
+    seq = store.seq
+    # a journaled resource stays journaled: its later puts and its delete reach the indexes
+    store.put_resource("healthcheck-status", "hc-1", {"healthy": True})
+    store.delete_resource("healthcheck-status", "hc-2")
+    for e in store.journal_since(seq):
+        assert live.apply(e)
+    assert live.resources["healthcheck-status"] == {"hc-1": {"healthy": True}}
+    # a new index from the snapshot agrees, and still serves the zone
+    fresh = ServingIndex()
+    for e in store.snapshot():
+        fresh.apply(e)
+    assert fresh.resources == live.resources and fresh.seq == live.seq == store.seq
+    assert fresh.table.find(__import__("dns.name").name.from_text("example.test.")) is not None
+
+
+def test_resources_survive_reopen(tmp_path):
+    sqlstore = pytest.importorskip("authd.sqlstore")
+    s = sqlstore.SQLiteStore(tmp_path / "r.db")
+    s.put_resource("healthcheck", "hc-1", {"port": 1}, journal=True)
+    s.close()
+    s = sqlstore.SQLiteStore(tmp_path / "r.db")
+    assert s.get_resource("healthcheck", "hc-1").doc == {"port": 1}
+    reader = sqlstore.SQLiteStore(tmp_path / "r.db", readonly=True)
+    assert [e.resource for e in reader.journal_since(0)] == [("healthcheck", "hc-1", {"port": 1})]
+    reader.close()
+    s.close()
+
+
+def test_memory_store_save_restore_covers_resources():
+    s = MemoryStore()
+    s.put_resource("healthcheck", "hc-1", {"port": 1})
+    saved = s.save()
+    s.put_resource("healthcheck", "hc-1", {"port": 2})
+    s.put_resource("healthcheck", "hc-2", {"port": 3})
+    s.restore(saved)
+    assert [(r.id, r.doc, r.version) for r in s.list_resources("healthcheck")] == [("hc-1", {"port": 1}, 1)]
