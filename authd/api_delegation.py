@@ -19,7 +19,7 @@ with real servers. authd answers for every zone it serves on each of its own add
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from authd import r53xml as X
@@ -27,7 +27,7 @@ from authd.api_base import ApiError, Response, invalid, read_request, require
 from authd.changes import DEFAULT_NS_TTL, clean_zone_id
 from authd.limits import MSG_TOO_MANY_DELEGATION_SETS
 from authd.records import RecordSet
-from authd.store import Action, Change
+from authd.store import Action, Change, ChangeInfo
 
 if TYPE_CHECKING:
     from authd.control import ControlAPI
@@ -133,9 +133,9 @@ def delete_set(store: Any, ds_id: str) -> None:
     store.delete_resource(KIND, ds_id, expect_version=res.version)
 
 
-def attach_zone(store: Any, ds_id: str, zone: Any, limit: int) -> Sequence[str]:
-    """Point a just-created zone's apex NS at the set's name servers and record it in the set.
-    Returns the change id of the NS batch... as ChangeInfo; raises and leaves the set as it was."""
+def attach_zone(store: Any, ds_id: str, zone: Any, limit: int) -> ChangeInfo:
+    """Point a just-created zone's apex NS at the set's name servers and record the zone in
+    the set. Returns the NS batch's ChangeInfo; on failure the set is left as it was."""
     res = find_set(store, ds_id)
     if len(live_zones(store, res.doc)) >= limit:
         raise ApiError(

@@ -18,12 +18,14 @@ NoSuchHostedZone / NoSuchHealthCheck.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from authd import r53xml as X
 from authd.api_base import ApiError, Response, invalid, read_request
 from authd.changes import clean_zone_id
+from authd.store import NoSuchResource
 
 if TYPE_CHECKING:
     from authd.control import ControlAPI
@@ -128,11 +130,8 @@ def write_tags(store: Any, resource_type: str, resource_id: str, add: Mapping[st
 
 def forget_tags(store: Any, resource_type: str, resource_id: str) -> None:
     """Drop a deleted resource's tags (optional tidiness; `owner` already hides them)."""
-    try:
+    with contextlib.suppress(NoSuchResource):
         store.delete_resource(KIND, tags_id(resource_type, resource_id))
-    except Exception as exc:  # NoSuchResource: nothing to drop
-        if type(exc).__name__ != "NoSuchResource":
-            raise
 
 
 # --- handlers ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ CreateHostedZone calls cannot both pass the last free slot.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from authd import api_delegation as DS
@@ -19,6 +20,8 @@ from authd.records import RecordError, canonical_name
 
 if TYPE_CHECKING:
     from authd.control import ControlAPI
+
+log = logging.getLogger("authd.control")
 
 
 def delegation_set_id(body: bytes) -> str | None:
@@ -60,6 +63,8 @@ async def create_zone(app: ControlAPI, body: bytes) -> Response:
         app.limits["MAX_HOSTED_ZONES_BY_OWNER"], app.limits["MAX_ZONES_BY_REUSABLE_DELEGATION_SET"],
     )
     app._changed(info)
+    log.info("control: created hosted zone %s (%s)%s, change %s", zone.name, zone.id,
+             f" with delegation set {ds_id}" if ds_id else "", info.id)
     inner = X.hosted_zone_xml(zone) + X.change_info_xml(info, app.status_of(info))
     inner += await delegation_xml(app, zone.id, zone.name)
     location = f"/2013-04-01/hostedzone/{zone.id}".encode()

@@ -318,6 +318,13 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="this replica's name in logs and progress files (default replica-<port>)")
     g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
                    help="how often a replica process looks for new journal entries (default 0.05)")
+    g.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one Route 53 quota the API enforces and reports (repeatable), e.g. "
+                   "MAX_HOSTED_ZONES_BY_OWNER=3 or MAX_RRSETS_BY_ZONE=50000. Names and Route 53's "
+                   "defaults: MAX_HOSTED_ZONES_BY_OWNER 500, MAX_RRSETS_BY_ZONE 10000, "
+                   "MAX_REUSABLE_DELEGATION_SETS_BY_OWNER 100, MAX_ZONES_BY_REUSABLE_DELEGATION_SET 100, "
+                   "MAX_HEALTH_CHECKS_BY_OWNER 200, MAX_VPCS_ASSOCIATED_BY_ZONE 300, "
+                   "MAX_TRAFFIC_POLICIES_BY_OWNER 50, MAX_TRAFFIC_POLICY_INSTANCES_BY_OWNER 5")
 
 
 def wants_node(args: argparse.Namespace) -> bool:
@@ -358,6 +365,13 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
     if bool(args.access_key) != bool(args.secret_key):
         log.error("give both --access-key and --secret-key, or neither")
         return 2
+    from authd.limits import LimitError, Limits
+
+    try:
+        limits = Limits.parse(args.limit)
+    except LimitError as exc:
+        log.error("not starting: %s", exc)
+        return 2
     host, port = args.listen
     cfg = NodeConfig(
         store_path=store_path(args),
@@ -375,6 +389,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        limits=limits,
     )
 
     async def main() -> None:

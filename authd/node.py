@@ -30,6 +30,7 @@ import trio
 
 from authd.control import ControlAPI, check_listen, serve_control
 from authd.index import ServingIndex
+from authd.limits import Limits
 from authd.memstore import MemoryStore
 from authd.replica import Follower, Propagation, progress_dir
 from authd.seed import seed_store
@@ -57,6 +58,7 @@ class NodeConfig:
     seed: int | None = None
     cache: bool = True
     allow_axfr: bool = False
+    limits: Limits = field(default_factory=Limits)  # Route 53 quotas (`--limit NAME=VALUE`)
 
 
 @dataclass
@@ -114,7 +116,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         if status_dir is not None:
             status_dir.mkdir(exist_ok=True)
     propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None)
-    app = ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq) if not cfg.replica_mode else None
+    app = (ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq, limits=cfg.limits)
+           if not cfg.replica_mode else None)
     call = app.call if app is not None else _inline
 
     try:
@@ -131,6 +134,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             propagation.add(follower)
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
+                app.serving_index = index  # TestDNSAnswer asks the index DNS is served from
             await nursery.start(follower.run)
             host, port = await nursery.start(serve_dns, index, cfg.dns_host, cfg.dns_port)
             primary = ServingReplica(name, host, port, index, follower)
