@@ -9,8 +9,8 @@ the Route 53 error that is literally true of such a zone, and a message saying w
 - CreateKeySigningKey: InvalidKMSArn (there is no KMS key authd could sign with);
 - Activate/Deactivate/DeleteKeySigningKey: NoSuchKeySigningKey.
 
-Every one checks the hosted zone first where the operation names one (NoSuchHostedZone),
-as Route 53 does, and changes nothing.
+GetDNSSEC, Enable, Disable and CreateKeySigningKey check the hosted zone first
+(NoSuchHostedZone, which they declare); nothing changes state.
 """
 
 from __future__ import annotations
@@ -60,6 +60,6 @@ async def create_ksk(app: ControlAPI, body: bytes) -> Response:
 
 
 async def no_such_ksk(app: ControlAPI, zone_id: str, name: str) -> Response:
-    await app.call(app.store.find_zone, zone_id)
+    # these three declare no NoSuchHostedZone: an unknown zone has no such key either
     raise ApiError("NoSuchKeySigningKey",
                    f"The specified key-signing key (KSK) doesn't exist: {name} in {zone_id}; {NOT_SIGNING}")

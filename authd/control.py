@@ -300,8 +300,7 @@ class ControlAPI:
             start = ids.index(marker)
         page, rest = zones[start:start + max_items], zones[start + max_items:]
         inner = "<HostedZones>" + "".join(X.hosted_zone_xml(z) for z in page) + "</HostedZones>"
-        if marker:
-            inner += X.element("Marker", marker)
+        inner += X.element("Marker", marker or "")  # required by the model, even when empty
         inner += X.element("IsTruncated", bool(rest))
         if rest:
             inner += X.element("NextMarker", rest[0].id)
