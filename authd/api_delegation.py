@@ -154,6 +154,17 @@ def attach_zone(store: Any, ds_id: str, zone: Any, limit: int) -> ChangeInfo:
 # --- handlers --------------------------------------------------------------------------------
 
 
+async def zones_using(app: ControlAPI, raw_id: str, zones: list[Any]) -> list[Any]:
+    """ListHostedZones?delegationsetid=: the zones that use the set (NoSuchDelegationSet)."""
+    ds_id = clean_set_id(raw_id)
+
+    def live(store: Any) -> list[str]:
+        return live_zones(store, find_set(store, ds_id).doc)
+
+    using = set(await app.call(live, app.store))
+    return [z for z in zones if z.id in using]
+
+
 async def create(app: ControlAPI, body: bytes) -> Response:
     doc = read_request(body, "CreateReusableDelegationSetRequest", CREATE_GRAMMAR)
     require(doc, ["CallerReference"], "CreateReusableDelegationSetRequest")

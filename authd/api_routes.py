@@ -17,6 +17,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from authd import api_delegation, api_dnssec, api_geo, api_tags, api_testdns, api_zones
 from authd.api_base import Response
@@ -69,7 +70,8 @@ def _h(fn: Callable[..., Awaitable[Response]], *parts: str) -> Handler:
 
     async def run(app: ControlAPI, m: re.Match[str], query: Mapping[str, str], body: bytes) -> Response:
         extra: list[Any] = [{"query": query, "body": body}[p] for p in parts]
-        return await fn(app, *m.groups(), *extra)
+        # path segments arrive percent-encoded when the router sees the raw path
+        return await fn(app, *(unquote(g) for g in m.groups()), *extra)
 
     return run
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 
 import trio
 
-from authd import api_zones, sigv4
+from authd import api_delegation, api_zones, sigv4
 from authd import changes as rules
 from authd import r53xml as X
 from authd.api_routes import find_route
@@ -290,6 +290,8 @@ class ControlAPI:
 
     async def list_zones(self, query: dict[str, str]) -> Response:
         zones = await self.call(self.store.list_zones)
+        if query.get("delegationsetid"):  # only the zones that use this reusable set
+            zones = await api_delegation.zones_using(self, query["delegationsetid"], zones)
         max_items = self._max_items(query, MAX_ITEMS_ZONES)
         marker = query.get("marker")
         start = 0

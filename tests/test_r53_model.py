@@ -117,6 +117,7 @@ def scenario(r53) -> None:
     r53.get_reusable_delegation_set(Id=ds["Id"])
     r53.list_reusable_delegation_sets()
     in_set = r53.create_hosted_zone(Name="in-set.model.test", CallerReference="model-2", DelegationSetId=ds["Id"])
+    r53.list_hosted_zones(DelegationSetId=ds["Id"])
     r53.get_reusable_delegation_set_limit(DelegationSetId=ds["Id"], Type="MAX_ZONES_BY_REUSABLE_DELEGATION_SET")
     refused(r53.delete_reusable_delegation_set, "DelegationSetInUse", Id=ds["Id"])
     r53.delete_hosted_zone(Id=in_set["HostedZone"]["Id"])

@@ -208,6 +208,9 @@ def test_delegation_set_lifecycle(api):
     zone = r53.create_hosted_zone(Name="shared.test", CallerReference="sh1", DelegationSetId="N00000001")
     assert zone["DelegationSet"] == {"Id": "/delegationset/N00000001", "NameServers": ds["NameServers"]}
     zid = zone["HostedZone"]["Id"].split("/")[-1]
+    listed = r53.list_hosted_zones(DelegationSetId="N00000001")["HostedZones"]
+    assert [z["Id"] for z in listed] == [zone["HostedZone"]["Id"]]
+    assert error_of(r53.list_hosted_zones, DelegationSetId="N00000077")[0] == "NoSuchDelegationSet"
     # the zone's apex NS set is the delegation set's, in the store and so in DNS
     assert store.get_record_sets(zid, "shared.test.", "NS")[0].values == tuple(ds["NameServers"])
     assert r53.get_hosted_zone(Id=zid)["DelegationSet"]["Id"] == "/delegationset/N00000001"
