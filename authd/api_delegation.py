@@ -20,6 +20,7 @@ with real servers. authd answers for every zone it serves on each of its own add
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from authd import r53xml as X
@@ -143,8 +144,14 @@ def attach_zone(store: Any, ds_id: str, zone: Any, limit: int) -> ChangeInfo:
             f"The limit on the number of hosted zones that can be associated with the reusable "
             f"delegation set {ds_id} ({limit}) has been reached.",
         )
-    ns = RecordSet(zone.name, "NS", DEFAULT_NS_TTL, tuple(res.doc["NameServers"]))
-    info = store.change_batch(zone.id, [Change(Action.UPSERT, ns)], "")
+    servers = tuple(res.doc["NameServers"])
+    ns = RecordSet(zone.name, "NS", DEFAULT_NS_TTL, servers)
+    changes = [Change(Action.UPSERT, ns)]
+    soa = store.get_record_sets(zone.id, zone.name, "SOA")
+    if soa:  # the SOA's MNAME names the primary server (RFC 1035 section 3.3.13): one of the set's
+        fields = soa[0].values[0].split(" ", 1)
+        changes.append(Change(Action.UPSERT, replace(soa[0], values=(f"{servers[0]} {fields[1]}",))))
+    info = store.change_batch(zone.id, changes, "")
     doc = dict(res.doc)
     doc["Zones"] = {**dict(doc.get("Zones", {})), zone.id: zone.caller_reference}
     store.put_resource(KIND, ds_id, doc, expect_version=res.version)

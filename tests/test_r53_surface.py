@@ -213,6 +213,8 @@ def test_delegation_set_lifecycle(api):
     assert error_of(r53.list_hosted_zones, DelegationSetId="N00000077")[0] == "NoSuchDelegationSet"
     # the zone's apex NS set is the delegation set's, in the store and so in DNS
     assert store.get_record_sets(zid, "shared.test.", "NS")[0].values == tuple(ds["NameServers"])
+    soa = store.get_record_sets(zid, "shared.test.", "SOA")[0].values[0]
+    assert soa.startswith("ns1.n00000001.authd.test. hostmaster.shared.test. ")
     assert r53.get_hosted_zone(Id=zid)["DelegationSet"]["Id"] == "/delegationset/N00000001"
     lim = r53.get_reusable_delegation_set_limit(DelegationSetId="N00000001", Type="MAX_ZONES_BY_REUSABLE_DELEGATION_SET")
     assert (lim["Limit"]["Value"], lim["Count"]) == (100, 1)
