@@ -7,8 +7,8 @@ take it. `implemented_operations()` is every operation authd answers (the core o
 conformance test (`tests/test_r53_model.py`) walks it and checks each response against
 botocore's model of Route 53, so an operation added here is checked without more ado.
 
-To add operations from another module: append `Route(...)` rows to `ROUTES` (or call
-`register`) at import time.
+To add operations from another module: `register(...)` a row per operation at import time;
+a module that routes its operations itself (ControlAPI's chain) names them with `declare`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ class Route:
 
 
 ROUTES: list[Route] = []
+DECLARED: list[str] = []  # served by a module's own routing (see `declare`)
+
+
+def declare(*operations: str) -> None:
+    """Name operations ControlAPI routes through another module (e.g. the health-check API),
+    so `implemented_operations()` and the model conformance test cover them too."""
+    DECLARED.extend(operations)
 
 
 def register(method: str, path: str, operation: str, handler: Handler) -> None:
@@ -59,7 +66,7 @@ def find_route(method: str, path: str) -> tuple[Route, re.Match[str]] | None:
 
 
 def implemented_operations() -> list[str]:
-    return list(dict.fromkeys([*CORE_OPERATIONS, *(r.operation for r in ROUTES)]))
+    return list(dict.fromkeys([*CORE_OPERATIONS, *DECLARED, *(r.operation for r in ROUTES)]))
 
 
 _SEG = "([^/]+)"

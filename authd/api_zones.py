@@ -16,7 +16,7 @@ from authd import api_delegation as DS
 from authd import r53xml as X
 from authd.api_base import ApiError, Response, invalid
 from authd.limits import ACCOUNT_LIMITS, MSG_TOO_MANY_ZONES, ZONE_LIMITS
-from authd.records import RecordError, canonical_name
+from authd.records import RecordError, from_route53_name
 
 if TYPE_CHECKING:
     from authd.control import ControlAPI
@@ -54,8 +54,8 @@ async def create_zone(app: ControlAPI, body: bytes) -> Response:
     set is the reusable set's name servers)."""
     req = X.parse_create_zone_xml(body)
     ds_id = delegation_set_id(body)
-    try:
-        canonical_name(req["name"])
+    try:  # Route 53's escapes are octal (`\\052`); canonical_name would read them as decimal
+        req = {**req, "name": from_route53_name(req["name"])}
     except RecordError as exc:
         raise ApiError("InvalidDomainName", str(exc)) from exc
     zone, info = await app.call(
