@@ -333,3 +333,58 @@ def test_unsigned_requests_to_the_new_operations_are_refused(api):
     url, _, _ = api
     r = httpx.get(url + "/2013-04-01/hostedzonecount")
     assert r.status_code == 403 and "MissingAuthenticationToken" in r.text
+
+
+def test_test_dns_answer_locates_the_client_by_subnet_or_resolver(tmp_path):
+    """Geolocation through TestDNSAnswer: the EDNS client subnet, else the resolver's address,
+    mapped by the operator's table, decide the answer (the routing steps of the pipeline)."""
+    geo = pytest.importorskip("authd.geo", reason="authd.geo (geolocation routing) is not on this branch yet")
+    from authd.index import ServingIndex
+
+    store, app = start(tmp_path)
+    with running(app) as url:
+        r53 = client(url)
+        zid = r53.create_hosted_zone(Name="geo.test", CallerReference="g1")["HostedZone"]["Id"]
+        r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": [
+            {"Action": "CREATE", "ResourceRecordSet": {
+                "Name": "www.geo.test", "Type": "A", "SetIdentifier": sid, "GeoLocation": loc, "TTL": 60,
+                "ResourceRecords": [{"Value": ip}]}}
+            for sid, loc, ip in (("eu", {"ContinentCode": "EU"}, "192.0.2.1"), ("any", {"CountryCode": "*"}, "192.0.2.2"))
+        ]})
+        index = ServingIndex(geomap=geo.GeoMap.parse((ROOT / "zones" / "geo-map.txt").read_text()))
+        for entry in store.snapshot():
+            index.apply(entry)
+        app.serving_index = index  # as authd.node wires the primary index
+
+        def ask(**kw):
+            return r53.test_dns_answer(HostedZoneId=zid, RecordName="www.geo.test", RecordType="A", **kw)["RecordData"]
+
+        # zones/geo-map.txt: 127.0.2.0/24 is Europe (DE), 127.0.1.0/24 North America (US-CA)
+        assert ask(EDNS0ClientSubnetIP="127.0.2.0", EDNS0ClientSubnetMask="24") == ["192.0.2.1"]
+        assert ask(EDNS0ClientSubnetIP="127.0.1.0", EDNS0ClientSubnetMask="24") == ["192.0.2.2"]
+        assert ask(ResolverIP="127.0.2.53") == ["192.0.2.1"]
+        assert ask(ResolverIP="127.0.1.53") == ["192.0.2.2"]
+    store.close()
+
+
+def test_read_request_names_what_it_refuses():
+    from authd.api_base import ApiError, read_request
+    from authd.r53xml import BadRequest
+
+    grammar = {"A": None, "L": ("list", "I", {"K": None}, 2)}
+    ns = b' xmlns="https://route53.amazonaws.com/doc/2013-04-01/"'
+    ok = read_request(b"<R" + ns + b"><A> x </A><L><I><K>1</K></I><I/></L></R>", "R", grammar)
+    assert ok == {"A": "x", "L": [{"K": "1"}, {}]}
+    for body, words in (
+        (b"<R><B/></R>", "element B in R"),
+        (b"<R><L><I><Z/></I></L></R>", "element Z in I"),
+        (b"<R><L><J/></L></R>", "element J in L"),
+        (b"<R><A>1</A><A>2</A></R>", "A appears more than once"),
+        (b"<R><A><K/></A></R>", "A must hold text only"),
+        (b"<R><L><I/><I/><I/></L></R>", "'I' can occur a maximum of '2' times"),
+        (b"<Q/>", "expected root element R"),
+        (b"<R>", "Invalid XML"),
+    ):
+        with pytest.raises((ApiError, BadRequest)) as info:
+            read_request(body, "R", grammar)
+        assert words in str(info.value), (body, str(info.value))
