@@ -10,6 +10,12 @@ reused: the next number is kept in the resource ("counter", "delegationset")), w
 in `Zones` uses the set while a zone with that id *and* that CallerReference exists, so a
 deleted zone frees its set without any hook in DeleteHostedZone.
 
+Each store call is its own transaction, so the multi-step operations run whole on the
+store's single worker thread and undo what they did on a refusal (CreateHostedZone deletes
+the zone it made). A crash between steps can leave a set number unused, or a new zone with
+the default NS set outside its delegation set; it cannot leave a set pointing at a zone
+that does not use it.
+
 Name servers: `ns1.n0000001.authd.test.` ... `ns4.`: four, as Route 53 gives, under the
 `.test` TLD that RFC 6761 section 6.2 reserves for testing, so they can never be confused
 with real servers. authd answers for every zone it serves on each of its own addresses
@@ -138,7 +144,8 @@ def attach_zone(store: Any, ds_id: str, zone: Any, limit: int) -> ChangeInfo:
     """Point a just-created zone's apex NS at the set's name servers and record the zone in
     the set. Returns the NS batch's ChangeInfo; on failure the set is left as it was."""
     res = find_set(store, ds_id)
-    if len(live_zones(store, res.doc)) >= limit:
+    live = live_zones(store, res.doc)
+    if len(live) >= limit:
         raise ApiError(
             "TooManyHostedZones",
             f"The limit on the number of hosted zones that can be associated with the reusable "
@@ -153,7 +160,9 @@ def attach_zone(store: Any, ds_id: str, zone: Any, limit: int) -> ChangeInfo:
         changes.append(Change(Action.UPSERT, replace(soa[0], values=(f"{servers[0]} {fields[1]}",))))
     info = store.change_batch(zone.id, changes, "")
     doc = dict(res.doc)
-    doc["Zones"] = {**dict(doc.get("Zones", {})), zone.id: zone.caller_reference}
+    # deleted zones drop out here, so the map holds at most the limit's worth of zones
+    kept = {z: ref for z, ref in dict(doc.get("Zones", {})).items() if z in live}
+    doc["Zones"] = {**kept, zone.id: zone.caller_reference}
     store.put_resource(KIND, ds_id, doc, expect_version=res.version)
     return info
 
