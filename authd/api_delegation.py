@@ -12,9 +12,9 @@ deleted zone frees its set without any hook in DeleteHostedZone.
 
 Each store call is its own transaction, so the multi-step operations run whole on the
 store's single worker thread and undo what they did on a refusal (CreateHostedZone deletes
-the zone it made). A crash between steps can leave a set number unused, or a new zone with
-the default NS set outside its delegation set; it cannot leave a set pointing at a zone
-that does not use it.
+the zone it made). A crash between steps can leave a set number unused, or a new zone that
+is not in its delegation set's list (though it may already carry the set's name servers);
+it cannot leave a set listing a zone that does not carry them.
 
 Name servers: `ns1.n0000001.authd.test.` ... `ns4.`: four, as Route 53 gives, under the
 `.test` TLD that RFC 6761 section 6.2 reserves for testing, so they can never be confused
