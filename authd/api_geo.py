@@ -104,7 +104,10 @@ def list_page(query: Mapping[str, str]) -> str:
     continent, country, sub = (query.get("startcontinentcode"), query.get("startcountrycode"),
                                query.get("startsubdivisioncode"))
     if continent or country or sub:
-        start = every.index(find_location(continent, country, sub))
+        try:
+            start = every.index(find_location(continent, country, sub))
+        except ApiError as exc:  # ListGeoLocations declares InvalidInput only
+            raise invalid(f"The start location is not valid: {exc}") from None
     page, rest = every[start:start + max_items], every[start + max_items:]
     inner = "<GeoLocationDetailsList>" + "".join(details_xml(loc) for loc in page) + "</GeoLocationDetailsList>"
     inner += X.element("IsTruncated", bool(rest))

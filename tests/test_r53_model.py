@@ -62,7 +62,7 @@ class Recorder:
 def api(tmp_path):
     store = SQLiteStore(tmp_path / "authd.db")
     seed_store(store, load_zone_dir(ZONES))
-    app = ControlAPI(store, limits=Limits({"MAX_HOSTED_ZONES_BY_OWNER": 50}))
+    app = ControlAPI(store, limits=Limits({"MAX_HOSTED_ZONES_BY_OWNER": 50, "MAX_RRSETS_BY_ZONE": 10}))
     with running(app) as url:
         r53 = client(url)
         yield r53, Recorder(r53)
@@ -95,6 +95,9 @@ def scenario(r53) -> None:
     r53.list_resource_record_sets(HostedZoneId=zid, MaxItems="1")
     r53.list_resource_record_sets(HostedZoneId="Z0API0AWS")
     refused(r53.get_hosted_zone, "NoSuchHostedZone", Id="Z0NOPE")
+    refused(r53.change_resource_record_sets, "InvalidChangeBatch", HostedZoneId=zid, ChangeBatch={"Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": {"Name": f"n{i}.model.test", "Type": "A", "TTL": 60,
+                                                   "ResourceRecords": [{"Value": "192.0.2.9"}]}} for i in range(7)]})
 
     # tags
     r53.change_tags_for_resource(ResourceType="hostedzone", ResourceId=zid.split("/")[-1],
@@ -103,12 +106,17 @@ def scenario(r53) -> None:
     r53.list_tags_for_resources(ResourceType="hostedzone", ResourceIds=[zid.split("/")[-1], "Z0API0AWS"])
     refused(r53.list_tags_for_resource, "NoSuchHostedZone", ResourceType="hostedzone", ResourceId="Z0NOPE")
     refused(r53.list_tags_for_resource, "NoSuchHealthCheck", ResourceType="healthcheck", ResourceId="nope")
+    refused(r53.change_tags_for_resource, "InvalidInput", ResourceType="hostedzone", ResourceId="Z0API0AWS",
+            AddTags=[{"Key": f"k{i}", "Value": "v"} for i in range(11)])
 
     # quotas
     for t in ("MAX_HEALTH_CHECKS_BY_OWNER", "MAX_HOSTED_ZONES_BY_OWNER", "MAX_TRAFFIC_POLICY_INSTANCES_BY_OWNER",
               "MAX_REUSABLE_DELEGATION_SETS_BY_OWNER", "MAX_TRAFFIC_POLICIES_BY_OWNER"):
         r53.get_account_limit(Type=t)
     r53.get_hosted_zone_limit(HostedZoneId=zid, Type="MAX_RRSETS_BY_ZONE")
+    refused(r53.get_account_limit, "InvalidInput", Type="MAX_NOTHING")
+    refused(r53.create_hosted_zone, "NoSuchDelegationSet", Name="nods.model.test", CallerReference="model-3",
+            DelegationSetId="N09999999")
     refused(r53.get_hosted_zone_limit, "HostedZoneNotPrivate", HostedZoneId=zid, Type="MAX_VPCS_ASSOCIATED_BY_ZONE")
 
     # reusable delegation sets
@@ -131,6 +139,7 @@ def scenario(r53) -> None:
     r53.get_geo_location(ContinentCode="EU")
     r53.get_geo_location(CountryCode="US", SubdivisionCode="CA")
     refused(r53.get_geo_location, "NoSuchGeoLocation", CountryCode="ZZ")
+    refused(r53.list_geo_locations, "InvalidInput", StartCountryCode="ZZ")
 
     # DNSSEC: reads NOT_SIGNING; every mutation refused
     r53.get_dnssec(HostedZoneId=zid)
