@@ -77,9 +77,9 @@ class Limits:
         return cls(out)
 
 
-# Route 53's texts. The first three are the API reference's descriptions of the errors
-# (TooManyHostedZones, LimitsExceeded); the record-set one names the limit so an operator can
-# see which --limit to raise.
+# The API reference's descriptions of TooManyHostedZones and LimitsExceeded, as messages.
+# The record-set quota's: Route 53 answers InvalidChangeBatch, but its exact wording is not
+# published anywhere we could find, so ours names the limit (and so the --limit to raise).
 MSG_TOO_MANY_ZONES = (
     "This operation can't be completed either because the current account has reached the "
     "limit on the number of hosted zones or because you've reached the limit on the number of "
