@@ -388,3 +388,20 @@ def test_read_request_names_what_it_refuses():
         with pytest.raises((ApiError, BadRequest)) as info:
             read_request(body, "R", grammar)
         assert words in str(info.value), (body, str(info.value))
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_both_stores_pass_their_count_to_the_record_set_quota(tmp_path, backend):
+    from authd.memstore import MemoryStore
+    from authd.store import InvalidChangeBatch
+
+    store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "q.db")
+    zone, _ = store.create_zone("q.test", "q")  # SOA + NS
+    one = [Change(Action.CREATE, RecordSet("a.q.test.", "A", 60, ("192.0.2.1",)))]
+    two = [Change(Action.CREATE, RecordSet("b.q.test.", "A", 60, ("192.0.2.2",)))]
+    store.change_batch(zone.id, one, max_record_sets=3)
+    with pytest.raises(InvalidChangeBatch):
+        store.change_batch(zone.id, two, max_record_sets=3)
+    assert store.get_zone(zone.id).record_set_count == 3
+    store.change_batch(zone.id, two)  # no quota given: none applies (zone files, the enactor)
+    store.close()
