@@ -292,6 +292,12 @@ class ControlAPI:
         zones = await self.call(self.store.list_zones)
         if query.get("delegationsetid"):  # only the zones that use this reusable set
             zones = await api_delegation.zones_using(self, query["delegationsetid"], zones)
+        if "hostedzonetype" in query:  # the model's one value; authd has no private zones
+            if query["hostedzonetype"] != "PrivateHostedZone":
+                raise HttpError("InvalidInput", [
+                    f"1 validation error detected: Value '{query['hostedzonetype']}' at 'hostedZoneType' "
+                    "failed to satisfy constraint: Member must satisfy enum value set: [PrivateHostedZone]"])
+            zones = []
         max_items = self._max_items(query, MAX_ITEMS_ZONES)
         marker = query.get("marker")
         start = 0

@@ -211,6 +211,8 @@ def test_delegation_set_lifecycle(api):
     listed = r53.list_hosted_zones(DelegationSetId="N00000001")["HostedZones"]
     assert [z["Id"] for z in listed] == [zone["HostedZone"]["Id"]]
     assert error_of(r53.list_hosted_zones, DelegationSetId="N00000077")[0] == "NoSuchDelegationSet"
+    assert r53.list_hosted_zones(HostedZoneType="PrivateHostedZone")["HostedZones"] == []  # all public
+    assert error_of(r53.list_hosted_zones, HostedZoneType="Public")[0] == "InvalidInput"
     # the zone's apex NS set is the delegation set's, in the store and so in DNS
     assert store.get_record_sets(zid, "shared.test.", "NS")[0].values == tuple(ds["NameServers"])
     soa = store.get_record_sets(zid, "shared.test.", "SOA")[0].values[0]
