@@ -546,6 +546,21 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
+TABLE_COLUMNS = """table columns (one row per grid cell; times in seconds):
+  impl       resolver implementation: ours, ours-ub (ours with --preset unbound), unbound
+  layer      what clients query: none (the authority), resolver, stub (host cache + resolver)
+  SOA TTL    the zone SOA's TTL;  MIN: its MINIMUM field
+  negTTL     the negative-caching TTL that results, min(SOA TTL, MINIMUM) (RFC 2308 section 5)
+  stale      the resolver's serve-stale setting (RFC 8767)
+  qps        each client's query rate (Poisson arrivals)
+  auth win   how long the authority itself answered empty (the deletion to the repair)
+  saw        clients that saw an empty answer / clients in the cell
+  med win    median over clients of first empty answer -> first good answer
+  med delay  median over clients of repair -> first good answer (how long caches stretched it)
+  max delay  the slowest client's delay after the repair
+  err%       samples that got SERVFAIL or no answer in time"""
+
+
 def table(summaries: Sequence[CellSummary]) -> str:
     head = (
         f"{'impl':8} {'layer':14} {'SOA TTL':>7} {'MIN':>4} {'negTTL':>6} {'stale':>5} "
@@ -801,6 +816,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         description="Runs a grid (negative TTL x serve-stale x cache layers x client rate) with "
         "a real authority, real resolvers and real UDP clients, time scaled so SOA values are "
         "seconds. Writes a table to stdout, outage-recovery.csv and PNG plots into --out.",
+        epilog=TABLE_COLUMNS, formatter_class=type(
+            "F", (p.formatter_class, argparse.RawDescriptionHelpFormatter), {}),
     )
     o.add_argument("--out", type=Path, default=Path("results"), help="directory for CSV and PNGs")
     o.add_argument("--negative", type=_pairs, default=Settings.negatives, metavar="TTL:MIN,...",
