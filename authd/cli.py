@@ -20,7 +20,7 @@ from pathlib import Path
 
 import trio
 
-from authd import cli_control, cli_dns
+from authd import cli_control, cli_dns, cli_nodes
 from authd.clean_exit import Fatal
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_demo_command(sub)
     cli_control.add_subcommands(sub)  # change, records, export
+    cli_nodes.add_subcommand(sub)  # nodes (a PostgreSQL store's authd nodes)
     return parser
 
 

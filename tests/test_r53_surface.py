@@ -392,12 +392,16 @@ def test_read_request_names_what_it_refuses():
         assert words in str(info.value), (body, str(info.value))
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-def test_both_stores_pass_their_count_to_the_record_set_quota(tmp_path, backend):
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgresql"])
+def test_every_store_passes_its_count_to_the_record_set_quota(tmp_path, backend, request):
     from authd.memstore import MemoryStore
     from authd.store import InvalidChangeBatch
 
-    store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "q.db")
+    if backend == "postgresql":
+        pgstore = pytest.importorskip("authd.pgstore")
+        store = pgstore.PostgresStore(request.getfixturevalue("pg_url"))  # skips naming what is missing
+    else:
+        store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "q.db")
     zone, _ = store.create_zone("q.test", "q")  # SOA + NS
     one = [Change(Action.CREATE, RecordSet("a.q.test.", "A", 60, ("192.0.2.1",)))]
     two = [Change(Action.CREATE, RecordSet("b.q.test.", "A", 60, ("192.0.2.2",)))]
