@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from authd.geo import CONTINENTS, COUNTRIES, REGIONS, US_SUBDIVISIONS
+from authd.limits import msg_too_many_record_sets
 from authd.records import RecordKey, RecordSet
 from authd.store import Action, Change
 
@@ -430,6 +431,8 @@ def plan_batch(
     *,
     limits: bool = True,
     resource: Callable[[str, str], dict[str, Any] | None] | None = None,
+    record_set_count: int = 0,
+    max_record_sets: int | None = None,
 ) -> Accepted | Rejected:
     """Validate `changes` against `view` (the zone `origin`, id `zone_id`) and plan them.
 
@@ -439,6 +442,8 @@ def plan_batch(
     `resource(kind, id)` reads the store's resources (the document, or None when absent):
     health checks (`healthcheck`) and CIDR collections (`cidrcollection`) that record sets
     name must exist. Without it those references are not checked.
+    `max_record_sets` (the MAX_RRSETS_BY_ZONE quota, `authd.limits`) refuses a batch that
+    would leave the zone, now holding `record_set_count` sets, with more than that many.
     """
     if not changes:
         # The XML schema requires at least one Change; Route 53 answers InvalidInput.
@@ -560,6 +565,10 @@ def plan_batch(
         elif existed:
             deletes.append(key)
             net_new -= 1
+    # Route 53 quota "records per hosted zone" (Developer Guide, Quotas on entities): only a
+    # batch that grows the zone past it is refused, so a zone over a lowered limit can shrink.
+    if max_record_sets is not None and net_new > 0 and record_set_count + net_new > max_record_sets:
+        return Rejected((msg_too_many_record_sets(zone_id, max_record_sets),))
     return Accepted(tuple(puts), tuple(deletes), net_new)
 
 

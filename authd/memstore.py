@@ -230,12 +230,15 @@ class MemoryStore:
         return self._find(zone_id).get(canonical_name(name), rtype.upper())
 
     def change_batch(
-        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
     ) -> ChangeInfo:
         """Apply all or none; see Store.change_batch. `limits=False` lifts the per-request
-        size limits, for importing zone files only."""
+        size limits, for importing zone files only. `max_record_sets`: the zone's
+        MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one)."""
         z = self._find(zone_id)
-        plan = rules.plan_batch(z.id, z.name, changes, z, limits=limits, resource=self._resource_doc)
+        plan = rules.plan_batch(z.id, z.name, changes, z, limits=limits, resource=self._resource_doc,
+                                record_set_count=z.count, max_record_sets=max_record_sets)
         if isinstance(plan, rules.Rejected):
             if plan.code == "InvalidInput":
                 raise InvalidInput("; ".join(plan.messages))

@@ -421,9 +421,11 @@ class PostgresStore:
         return self._read(txn)
 
     def change_batch(
-        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
     ) -> ChangeInfo:
-        """Apply all or none, in one transaction under the zone's row lock (module docstring)."""
+        """Apply all or none, in one transaction under the zone's row lock (module docstring).
+        `max_record_sets`: the zone's MAX_RRSETS_BY_ZONE quota (None: none), as in SQLiteStore."""
 
         def txn(conn: psycopg.Connection[Any]) -> ChangeInfo:
             zone = self._find(conn, zone_id, lock=True)
@@ -432,7 +434,9 @@ class PostgresStore:
             names |= {c.rrset.alias.dns_name for c in changes if c.rrset.alias is not None}
             view.prefetch(names)
             plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits,
-                                    resource=functools.partial(_resource_doc, conn))
+                                    resource=functools.partial(_resource_doc, conn),
+                                    record_set_count=zone.record_set_count,
+                                    max_record_sets=max_record_sets)
             if isinstance(plan, rules.Rejected):
                 if plan.code == "InvalidInput":
                     raise InvalidInput("; ".join(plan.messages))

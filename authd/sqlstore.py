@@ -418,10 +418,12 @@ class SQLiteStore:
         return self._read(txn)
 
     def change_batch(
-        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
     ) -> ChangeInfo:
         """Apply all or none, in one transaction; see Store.change_batch. `limits=False`
-        lifts the per-request size limits, for importing zone files only."""
+        lifts the per-request size limits, for importing zone files only. `max_record_sets`: the zone's
+        MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one)."""
 
         def txn(conn: sqlite3.Connection) -> ChangeInfo:
             zone = self._find(conn, zone_id)
@@ -430,7 +432,9 @@ class SQLiteStore:
             names |= {c.rrset.alias.dns_name for c in changes if c.rrset.alias is not None}
             view.prefetch(names)
             plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits,
-                                    resource=functools.partial(_resource_doc, conn))
+                                    resource=functools.partial(_resource_doc, conn),
+                                    record_set_count=zone.record_set_count,
+                                    max_record_sets=max_record_sets)
             if isinstance(plan, rules.Rejected):
                 if plan.code == "InvalidInput":
                     raise InvalidInput("; ".join(plan.messages))
