@@ -15,6 +15,7 @@ import uuid
 from functools import partial
 from typing import Any
 
+from authd import api_routes
 from authd import cidr as C
 from authd import r53xml as X
 from authd.store import NoSuchResource, ResourceConflict
@@ -24,6 +25,10 @@ _ONE = re.compile(PREFIX + r"/([^/]+)")
 _BLOCKS = re.compile(PREFIX + r"/([^/]+)/cidrblocks")
 
 Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+api_routes.declare("CreateCidrCollection", "ChangeCidrCollection", "ListCidrBlocks",
+                   "ListCidrCollections", "ListCidrLocations", "DeleteCidrCollection")
 
 
 def _error(code: str, message: str) -> Exception:
