@@ -60,6 +60,24 @@ def skip_name(wire: bytes | bytearray, pos: int) -> int:
         pos += 1 + length
 
 
+def _check_option(code: int, data: bytes, length: int) -> None:
+    """The options whose shape an RFC fixes, checked so a malformed one is FORMERR (RFC 7871
+    §7.1.1 for Client Subnet, RFC 7873 §5.2.2 for cookies), as dnspython and Unbound read them."""
+    if len(data) != length:
+        raise WireError("OPT option runs past the record")
+    if code == 8:  # EDNS Client Subnet: family, source and scope prefix, the address bytes
+        if length < 4:
+            raise WireError("malformed client subnet option")
+        family, source, scope = int.from_bytes(data[:2], "big"), data[2], data[3]
+        limit = {1: 32, 2: 128}.get(family)
+        if limit is None or source > limit or scope > limit or length - 4 != (source + 7) // 8:
+            raise WireError("malformed client subnet option")
+    elif code == 10 and not (length == 8 or 16 <= length <= 40):  # COOKIE
+        raise WireError("malformed cookie option")
+    elif code == 15 and length < 2:  # extended DNS error: an info code at least
+        raise WireError("malformed extended error option")
+
+
 def view_query(wire: bytes) -> QueryView:
     """Read header, question and OPT of a query without building a Message.
 
@@ -100,6 +118,17 @@ def view_query(wire: bytes) -> QueryView:
         rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", wire, qend + 1)
         if rtype != OPT or qend + 11 + rdlen != n:
             raise WireError("additional record is not a plain OPT")
+        # RFC 6891 §6.1.2: the RDATA is {code, length, data} options that fill it exactly
+        pos = qend + 11
+        while pos < n:
+            if pos + 4 > n:
+                raise WireError("OPT option header cut short")
+            code = int.from_bytes(wire[pos:pos + 2], "big")
+            length = int.from_bytes(wire[pos + 2:pos + 4], "big")
+            _check_option(code, wire[pos + 4:pos + 4 + length], length)
+            pos += 4 + length
+        if pos != n:
+            raise WireError("OPT option runs past the record")
         edns = True
         udp_size = max(512, rclass)
         do_bit = bool(ttl & 0x8000)
