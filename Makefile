@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv tools clean soak
+.PHONY: demo test bench fuzz lint venv tools clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ soak: $(STAMP) tools
 
 bench: $(STAMP) tools
 	$(BIN)/python -m bench all
+
+# Fuzz real authd and resolver processes over UDP and TCP, longer than the share `make test`
+# runs (tests/test_fuzz.py); FUZZ_PACKETS per target and transport. Fails on any crash,
+# unanswered well-formed query, traceback, or error class logged twice in one second.
+FUZZ_PACKETS ?= 200000
+fuzz: $(STAMP)
+	$(BIN)/python -m bench fuzz --packets $(FUZZ_PACKETS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
