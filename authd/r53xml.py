@@ -154,7 +154,8 @@ def _check_depth(tree: Element) -> None:
 # a child may appear at most once (a second one would otherwise overwrite the first).
 
 IMPLEMENTED: dict[str, dict[str, str | None]] = {
-    "CreateHostedZoneRequest": {"Name": None, "CallerReference": None, "HostedZoneConfig": "HostedZoneConfig"},
+    "CreateHostedZoneRequest": {"Name": None, "CallerReference": None, "HostedZoneConfig": "HostedZoneConfig",
+                                "DelegationSetId": None},  # read by authd.api_zones
     "HostedZoneConfig": {"Comment": None, "PrivateZone": None},
     "UpdateHostedZoneCommentRequest": {"Comment": None},
     "ChangeResourceRecordSetsRequest": {"ChangeBatch": "ChangeBatch"},
@@ -164,7 +165,12 @@ IMPLEMENTED: dict[str, dict[str, str | None]] = {
     "ResourceRecordSet": {
         "Name": None, "Type": None, "SetIdentifier": None, "Weight": None, "TTL": None,
         "ResourceRecords": "ResourceRecords", "AliasTarget": "AliasTarget",
+        # the routing fields, read by records.RecordSet.from_route53
+        "Region": None, "GeoLocation": "GeoLocation", "Failover": None, "MultiValueAnswer": None,
+        "HealthCheckId": None, "CidrRoutingConfig": "CidrRoutingConfig",
     },
+    "GeoLocation": {"ContinentCode": None, "CountryCode": None, "SubdivisionCode": None},
+    "CidrRoutingConfig": {"CollectionId": None, "LocationName": None},
     "ResourceRecords": {"ResourceRecord": "ResourceRecord"},
     "ResourceRecord": {"Value": None},
     "AliasTarget": {"HostedZoneId": None, "DNSName": None, "EvaluateTargetHealth": None},

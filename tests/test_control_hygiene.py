@@ -495,7 +495,7 @@ CASES = [(op, path, xml_name, member) for op, (base, root, _) in BODIES.items()
 
 def test_the_walk_finds_the_members_the_issue_names():
     found = {(op, name) for op, _, name, _ in CASES}
-    assert {("CreateHostedZone", "VPC"), ("CreateHostedZone", "DelegationSetId")} <= found
+    assert {("CreateHostedZone", "VPC"), ("ChangeResourceRecordSets", "TrafficPolicyInstanceId")} <= found
     assert ("CreateHostedZone", "PrivateZone") not in found  # read: false is fine, true refused
     assert ("ChangeResourceRecordSets", "ResourceRecord") not in found
 
@@ -529,7 +529,6 @@ def test_unknown_elements_anywhere_and_repeats_are_refused(api):
     zones = len(r53.list_hosted_zones()["HostedZones"])
     for params, name in [
         ({"VPC": {"VPCRegion": "us-east-1", "VPCId": "vpc-1"}}, "VPC"),
-        ({"DelegationSetId": "N1"}, "DelegationSetId"),
         ({"HostedZoneConfig": {"Comment": "c", "HostedZoneTier": "ADVANCED"}}, "HostedZoneTier"),
     ]:
         body = _serialise("CreateHostedZone", {"Name": "hygiene.test", "CallerReference": name, **params})
@@ -549,9 +548,9 @@ def test_authd_change_refuses_a_json_field_it_does_not_implement(tmp_path, capsy
     store.close()
     batch = tmp_path / "b.json"
     batch.write_text(json.dumps(change("CREATE", {**rrset("hc.api.aws."), "SetIdentifier": "a", "Weight": 1,
-                                                  "HealthCheckId": "hc-1"})))
+                                                  "TrafficPolicyInstanceId": "tp-1"})))
     assert main(["change", "--zone", "api.aws", "--batch", str(batch), "--store", str(db)]) == 1
-    assert "unknown or unsupported field 'HealthCheckId'" in capsys.readouterr().err
+    assert "unknown or unsupported field 'TrafficPolicyInstanceId'" in capsys.readouterr().err
     store = SQLiteStore(db)
     assert store.seq == seq
     store.close()
@@ -560,8 +559,8 @@ def test_authd_change_refuses_a_json_field_it_does_not_implement(tmp_path, capsy
 def test_the_json_change_batch_refuses_unknown_fields_too():
     ok = change("CREATE", rrset("j.api.aws."))
     X.refuse_unimplemented_json(ok, "ChangeBatch")
-    odd = change("CREATE", {**rrset("j.api.aws."), "HealthCheckId": "hc-1"})
-    with pytest.raises(X.BadRequest, match="'HealthCheckId' in ChangeBatch.Changes\\[0\\].ResourceRecordSet"):
+    odd = change("CREATE", {**rrset("j.api.aws."), "TrafficPolicyInstanceId": "tp-1"})
+    with pytest.raises(X.BadRequest, match="'TrafficPolicyInstanceId' in ChangeBatch.Changes\\[0\\].ResourceRecordSet"):
         X.refuse_unimplemented_json(odd, "ChangeBatch")
 
 
