@@ -11,7 +11,6 @@ import pkgutil
 import sys
 from pathlib import Path
 
-
 ONLY_BY_NAME = {"soak"}  # run only when named: `python -m bench soak`, `make soak`
 
 
