@@ -28,9 +28,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check authd enactor resolver tests bench
 	$(BIN)/mypy authd/records.py authd/journal.py authd/zonefile.py
 
-# The crash loops at the issue's full counts (CI runs a small share of them).
+# The crash loops at the issue's full counts (CI runs a small share of them), then ten minutes
+# of DNS load, change churn and three enactors against one authd (bench/soak.py).
+SOAK_MINUTES ?= 10
 soak: $(STAMP) tools
 	PG_CRASH_ROUNDS=50 PG_CRASH_RESTARTS=5 PG_CRASH_SERVER_ROUNDS=50 $(BIN)/python -m pytest -q tests/test_pg_crash.py tests/test_crash.py
+	$(BIN)/python -m bench soak --minutes $(SOAK_MINUTES)
 
 bench: $(STAMP) tools
 	$(BIN)/python -m bench all
