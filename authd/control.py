@@ -29,6 +29,8 @@ import trio
 from authd import changes as rules
 from authd import r53xml as X
 from authd import sigv4
+from authd.api_health import ERROR_STATUS as HEALTH_ERROR_STATUS
+from authd.api_health import route as health_route
 from authd.records import (
     RecordError,
     canonical_name,
@@ -62,6 +64,7 @@ STATUS = {
     "UnknownOperation": 404,
     "InternalFailure": 500,
 }
+STATUS.update(HEALTH_ERROR_STATUS)
 
 
 class ControlConfigError(Exception):
@@ -127,6 +130,8 @@ class ControlAPI:
         self.clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self.on_change: list[Callable[[ChangeInfo], None]] = []  # e.g. wake journal followers
+        self.on_health_change: list[Callable[[str], None]] = []  # health check ids: wake the prober
+        self.health_prober: Any = None  # authd.prober.Prober: live statuses for GetHealthCheckStatus
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one store call in the store's worker thread."""
@@ -242,6 +247,9 @@ class ControlAPI:
                 return await self.update_comment(m.group(1), body)
         elif (m := self._CHANGE.fullmatch(path)) and method == "GET":
             return await self.get_change(m.group(1))
+        elif path.startswith(API + "/healthcheck") and (
+                health := await health_route(self, method, path, query, body)) is not None:
+            return health
         raise HttpError("UnknownOperation", [f"no Route 53 operation {method} {path}"])
 
     async def _delegation(self, zone_id: str, zone_name: str) -> str:
