@@ -63,14 +63,17 @@ def word(healthy: bool) -> str:
 
 async def probe_tcp(cfg: HealthCheckConfig, ip: str) -> ProbeResult:
     assert cfg.port is not None
+    family = trio.socket.AF_INET6 if ":" in ip else trio.socket.AF_INET
+    sock = trio.socket.socket(family, trio.socket.SOCK_STREAM)
     try:
         with trio.fail_after(TCP_CONNECT_TIMEOUT):
-            stream = await trio.open_tcp_stream(ip, cfg.port)
-        await stream.aclose()
+            await sock.connect((ip, cfg.port))
     except trio.TooSlowError:
         return False, f"Failure: Connection timed out after {TCP_CONNECT_TIMEOUT:g} seconds."
     except OSError as exc:
         return False, f"Failure: {_os_reason(exc)}"
+    finally:
+        sock.close()
     return True, "Success: TCP connection established."
 
 
