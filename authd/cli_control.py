@@ -318,6 +318,11 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="this replica's name in logs and progress files (default replica-<port>)")
     g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
                    help="how often a replica process looks for new journal entries (default 0.05)")
+    g.add_argument("--probe-any-address", action="store_true",
+                   help="let health checks probe targets outside loopback (127.0.0.0/8, ::1) and "
+                   "resolve FullyQualifiedDomainName targets. Off by default: a health check whose "
+                   "target is elsewhere is reported UNHEALTHY with the reason and never contacted, "
+                   "so a copied production config cannot make authd send traffic to real hosts")
 
 
 def wants_node(args: argparse.Namespace) -> bool:
@@ -375,6 +380,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        probe_any_address=args.probe_any_address,
     )
 
     async def main() -> None:

@@ -31,6 +31,7 @@ import trio
 from authd.control import ControlAPI, check_listen, serve_control
 from authd.index import ServingIndex
 from authd.memstore import MemoryStore
+from authd.prober import Prober
 from authd.replica import Follower, Propagation, progress_dir
 from authd.seed import seed_store
 from authd.server import serve_dns
@@ -57,6 +58,8 @@ class NodeConfig:
     seed: int | None = None
     cache: bool = True
     allow_axfr: bool = False
+    probe_any_address: bool = False  # health checks may probe non-loopback targets
+    health_checks: bool = True  # run the prober (primary with the control API only)
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Node:
     replicas: list[ServingReplica]
     app: ControlAPI | None = None
     control_url: str | None = None
+    prober: Prober | None = None
 
     @property
     def servers(self) -> list[ServingReplica]:
@@ -160,6 +164,12 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             node = Node(store, propagation, primary, replicas, app)
             if app is not None:
                 app.on_change.append(propagation.wake_all)
+                if cfg.health_checks:
+                    node.prober = Prober(store, app.call, probe_any_address=cfg.probe_any_address,
+                                         on_journal=propagation.wake_all)
+                    app.health_prober = node.prober
+                    app.on_health_change.append(node.prober.wake)
+                    await nursery.start(node.prober.run)
                 if cfg.control is not None:
                     node.control_url = await nursery.start(serve_control, app, cfg.control[0], cfg.control[1])
                     log.info("control API (Route 53 2013-04-01) on %s", node.control_url)
