@@ -8,6 +8,7 @@ switches back. Both switches are log lines of the server and show in GetHealthCh
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
@@ -55,10 +56,8 @@ class Listener:
             conn.close()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already stopped
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already stopped
         self.sock.close()
         self.thread.join(5)
 
