@@ -221,3 +221,24 @@ def test_awscli_health_check_commands(api, tmp_path):
     assert aws("get-health-check-status", "--health-check-id", hc_id)["HealthCheckObservations"] == []
     aws("delete-health-check", "--health-check-id", hc_id)
     assert aws("list-health-checks")["HealthChecks"] == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("authd.records").records.RecordSet, "health_check_id"),
+                    reason="waiting for routing policies (records.RecordSet.health_check_id) to be merged")
+def test_delete_while_record_sets_name_it_is_allowed_and_logged(api, caplog):
+    """Route 53 "does not prevent you from deleting a health check even if the health check is
+    associated with one or more resource record sets" (DeleteHealthCheck); octoDNS relies on it
+    (it deletes unused checks before the batch that stops using them)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="authd.health")
+    c, store = api
+    zone = c.create_hosted_zone(Name="inuse.test.", CallerReference="z")["HostedZone"]["Id"]
+    hc = c.create_health_check(CallerReference="a", HealthCheckConfig=TCP)["HealthCheck"]["Id"]
+    c.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+        "Name": "www.inuse.test.", "Type": "A", "TTL": 60, "SetIdentifier": "one", "Weight": 1,
+        "HealthCheckId": hc, "ResourceRecords": [{"Value": "192.0.2.1"}]}}]})
+    c.delete_health_check(HealthCheckId=hc)
+    assert store.count_resources(A.KIND) == 0
+    assert any(f"deleted {hc} although record sets still name it" in r.getMessage()
+               and "www.inuse.test. A [one]" in r.getMessage() for r in caplog.records)

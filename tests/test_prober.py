@@ -4,6 +4,9 @@ TCP and HTTP listeners started here)."""
 from __future__ import annotations
 
 import logging
+import shutil
+import ssl
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -275,3 +278,42 @@ async def test_real_http_probe(htype, status, body, expect_ok, fragment):
         ok, detail = await PR.probe(cfg, "127.0.0.1")
         nursery.cancel_scope.cancel()
     assert ok is expect_ok and fragment in detail
+
+
+@pytest.mark.realtime
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+async def test_real_https_probe_without_verification_sends_sni(tmp_path):
+    """Route 53's checkers don't validate certificates; with EnableSNI they send the
+    FullyQualifiedDomainName as SNI (and as the Host header)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=not-the-name.invalid"],
+                   check=True, capture_output=True, timeout=60)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    seen: dict[str, object] = {}
+    ctx.sni_callback = lambda sslobj, name, _ctx: seen.__setitem__("sni", name)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        tls = trio.SSLStream(stream, ctx, server_side=True)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await tls.receive_some(4096)
+            seen["host"] = next(line for line in data.decode().split("\r\n") if line.lower().startswith("host:"))
+            await tls.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await tls.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    cfg = H.parse_config({"Type": "HTTPS", "IPAddress": "127.0.0.1", "Port": str(port),
+                          "FullyQualifiedDomainName": "www.example.test"})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handler, listeners)
+        ok, detail = await PR.probe(cfg, "127.0.0.1")
+        nursery.cancel_scope.cancel()
+    assert (ok, detail) == (True, "Success: HTTP Status Code 200, OK.")
+    assert seen["sni"] == "www.example.test"
+    assert seen["host"] == f"Host: www.example.test:{port}"
