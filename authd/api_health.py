@@ -70,7 +70,7 @@ _REASON = re.compile(API + r"/healthcheck/([^/]+)/lastfailurereason")
 
 
 def no_such(hc_id: str) -> HealthCheckInputError:
-    return HealthCheckInputError(f"No health check exists with the specified ID {hc_id}.", "NoSuchHealthCheck")
+    return HealthCheckInputError(f"No health check exists with the specified ID {hc_id}", "NoSuchHealthCheck")
 
 
 # --- request XML (pure) ----------------------------------------------------------------------
@@ -187,7 +187,8 @@ def _tombstone_id(caller_reference: str) -> str:
     return hashlib.sha256(caller_reference.encode()).hexdigest()[:24]
 
 
-def create_step(store: Any, ref: str, cfg: HealthCheckConfig) -> tuple[Resource, bool]:
+def create_step(store: Any, ref: str, cfg: HealthCheckConfig,
+                limit: int = MAX_HEALTH_CHECKS) -> tuple[Resource, bool]:
     """(the check, created?). Raises HealthCheckInputError (AlreadyExists, TooMany, children)."""
     existing = store.list_resources(KIND)
     for res in existing:
@@ -203,9 +204,9 @@ def create_step(store: Any, ref: str, cfg: HealthCheckConfig) -> tuple[Resource,
             raise HealthCheckInputError(
                 f"A health check with the CallerReference {ref} was deleted; use a new CallerReference.",
                 "HealthCheckAlreadyExists")
-    if len(existing) >= MAX_HEALTH_CHECKS:
+    if len(existing) >= limit:
         raise HealthCheckInputError(
-            f"The maximum number of health checks ({MAX_HEALTH_CHECKS}) has been reached.", "TooManyHealthChecks")
+            f"The maximum number of health checks ({limit}) has been reached.", "TooManyHealthChecks")
     _check_children(store, None, cfg)
     number = 1 + max([H.id_number(r.id) for r in existing] + [int(t.doc.get("number", 0)) for t in tombstones] + [0])
     hc_id = H.health_check_id(number, ref)
@@ -334,13 +335,23 @@ async def _route(app: ControlAPI, method: str, path: str, query: dict[str, str],
 
 async def create(app: ControlAPI, body: bytes) -> Response:
     ref, cfg = parse_create(body)
-    res, created = await app.call(create_step, app.store, ref, cfg)
+    res, created = await app.call(create_step, app.store, ref, cfg, _limit(app))
     if created:
         log.info("health: created %s (%s), caller reference %s", res.id, cfg.target, ref)
         _wake(app, res.id)
     location = f"{API}/healthcheck/{res.id}".encode()
     inner = health_check_xml(res)
     return (201 if created else 200), X.document("CreateHealthCheckResponse", inner), [(b"location", location)]
+
+
+def _limit(app: Any) -> int:
+    """MAX_HEALTH_CHECKS_BY_OWNER: the operator's value when the control API carries limits
+    (`authd serve --limit`), else Route 53's default."""
+    limits = getattr(app, "limits", None)
+    try:
+        return int(limits["MAX_HEALTH_CHECKS_BY_OWNER"]) if limits is not None else MAX_HEALTH_CHECKS
+    except (KeyError, TypeError):
+        return MAX_HEALTH_CHECKS
 
 
 async def list_checks(app: ControlAPI, query: dict[str, str]) -> Response:

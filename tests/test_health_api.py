@@ -242,3 +242,13 @@ def test_delete_while_record_sets_name_it_is_allowed_and_logged(api, caplog):
     assert store.count_resources(A.KIND) == 0
     assert any(f"deleted {hc} although record sets still name it" in r.getMessage()
                and "www.inuse.test. A [one]" in r.getMessage() for r in caplog.records)
+
+
+def test_too_many_health_checks(api):
+    c, store = api
+    for i in range(A.MAX_HEALTH_CHECKS):
+        A.create_step(store, f"r{i}", A.H.parse_config({"Type": "TCP", "IPAddress": "127.0.0.1", "Port": "1"}))
+    with pytest.raises(ClientError) as err:
+        c.create_health_check(CallerReference="one-more", HealthCheckConfig=TCP)
+    assert err.value.response["Error"]["Code"] == "TooManyHealthChecks"
+    assert store.count_resources(A.KIND) == A.MAX_HEALTH_CHECKS
