@@ -84,6 +84,22 @@ def _os_reason(exc: OSError) -> str:
     return text.rstrip(".") + "."
 
 
+def _root_os_error(exc: BaseException) -> OSError | None:
+    """The OSError with an errno under httpx's and trio's wrappers (trio reports a failed
+    connect as "all attempts to connect ... failed", the refusal inside an exception group)."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        e = seen.pop(0)
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        if isinstance(e, BaseExceptionGroup):
+            seen.extend(e.exceptions)
+        for nxt in (e.__cause__, e.__context__):
+            if nxt is not None and len(seen) < 32:
+                seen.append(nxt)
+    return None
+
+
 async def probe_http(cfg: HealthCheckConfig, ip: str) -> ProbeResult:
     import httpx
 
@@ -119,8 +135,8 @@ async def probe_http(cfg: HealthCheckConfig, ip: str) -> ProbeResult:
     except httpx.TimeoutException:
         return False, f"Failure: No response within {HTTP_FIRST_BYTE_TIMEOUT:g} seconds after connecting."
     except httpx.ConnectError as exc:
-        cause = exc.__cause__ or exc.__context__
-        reason = _os_reason(cause) if isinstance(cause, OSError) else (str(exc) or "Connection failed.")
+        cause = _root_os_error(exc)
+        reason = _os_reason(cause) if cause is not None else (str(exc) or "Connection failed.")
         return False, f"Failure: {reason}"
     except httpx.HTTPError as exc:
         return False, f"Failure: {type(exc).__name__}: {exc}"

@@ -317,3 +317,14 @@ async def test_real_https_probe_without_verification_sends_sni(tmp_path):
     assert (ok, detail) == (True, "Success: HTTP Status Code 200, OK.")
     assert seen["sni"] == "www.example.test"
     assert seen["host"] == f"Host: www.example.test:{port}"
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("htype", ["HTTP", "HTTPS", "TCP"])
+async def test_real_probe_of_a_closed_port_says_connection_refused(htype):
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    for listener in listeners:
+        await listener.aclose()  # nothing listens there now
+    cfg = H.parse_config({"Type": htype, "IPAddress": "127.0.0.1", "Port": str(port)})
+    assert await PR.probe(cfg, "127.0.0.1") == (False, "Failure: Connection refused.")
