@@ -240,6 +240,7 @@ class Prober:
         self.on_journal = on_journal
         self.checks: dict[str, _Check] = {}
         self._wake = trio.Event()
+        self._stored = trio.Event()  # set (and replaced) after every status write
         self._nursery: trio.Nursery | None = None
 
     # --- for the API ---------------------------------------------------------------------
@@ -253,6 +254,11 @@ class Prober:
         if check is None:
             return None
         return status_doc(check.cfg, check.version, check.measured, self._effective(check))
+
+    async def wait_stored(self, hc_id: str, healthy: bool) -> None:
+        """Until `hc_id`'s stored status (what DNS routes by) is `healthy`."""
+        while (check := self.checks.get(hc_id)) is None or check.healthy is not healthy:
+            await self._stored.wait()
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -354,6 +360,8 @@ class Prober:
         await self.call(self.store.put_resource, STATUS_KIND, check.id, doc, journal=True)
         if self.on_journal is not None:
             self.on_journal()
+        self._stored.set()
+        self._stored = trio.Event()
 
     def _log_change(self, check: _Check, was: bool, healthy: bool, transition: P.Transition | None) -> None:
         if transition is not None:
