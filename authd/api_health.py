@@ -17,7 +17,7 @@ Storage (the shared resource contract, `authd.store`):
 
 Route 53 behaviours followed (API reference):
 - CreateHealthCheck is idempotent by CallerReference: same reference and same settings
-  returns the existing check (200 rather than 201); different settings, or the reference of a
+  returns the existing check; different settings, or the reference of a
   deleted check, is HealthCheckAlreadyExists.
 - DeleteHealthCheck: "Route 53 does not prevent you from deleting a health check even if the
   health check is associated with one or more resource record sets" (HealthCheckInUse is
@@ -341,7 +341,8 @@ async def create(app: ControlAPI, body: bytes) -> Response:
         _wake(app, res.id)
     location = f"{API}/healthcheck/{res.id}".encode()
     inner = health_check_xml(res)
-    return (201 if created else 200), X.document("CreateHealthCheckResponse", inner), [(b"location", location)]
+    # 201 for the existing check too: the model's responseCode, and what the caller asked for exists
+    return 201, X.document("CreateHealthCheckResponse", inner), [(b"location", location)]
 
 
 def _limit(app: Any) -> int:

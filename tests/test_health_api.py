@@ -78,7 +78,7 @@ def test_caller_reference_idempotency(api):
     c, store = api
     first = c.create_health_check(CallerReference="ref", HealthCheckConfig=TCP)
     again = c.create_health_check(CallerReference="ref", HealthCheckConfig=TCP)
-    assert again["HealthCheck"] == first["HealthCheck"]
+    assert again["HealthCheck"] == first["HealthCheck"] and again["Location"] == first["Location"]
     with pytest.raises(ClientError) as err:
         c.create_health_check(CallerReference="ref", HealthCheckConfig={**TCP, "Port": 9002})
     assert err.value.response["Error"]["Code"] == "HealthCheckAlreadyExists"
