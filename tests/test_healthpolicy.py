@@ -196,3 +196,81 @@ def test_pure_modules_import_no_io(module):
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"trio", "socket", "time", "asyncio", "httpx"}
+
+
+# --- configuration: properties --------------------------------------------------------------
+
+_text = st.text(alphabet="ab9/.: -\u00e9", max_size=12)
+_member_values = {
+    "Type": st.sampled_from([*H.TYPES, "CLOUDWATCH_METRIC", "FTP", ""]),
+    "IPAddress": st.one_of(st.sampled_from(["127.0.0.1", "::1", "0:0:0:0:0:0:0:1", "10.0.0.1"]), _text),
+    "Port": st.one_of(st.integers(-5, 70000).map(str), _text),
+    "ResourcePath": st.one_of(st.sampled_from(["/", "/health", "x"]), _text),
+    "FullyQualifiedDomainName": st.one_of(st.sampled_from(["localhost", "www.example.test"]), _text),
+    "SearchString": st.one_of(st.just("ok"), _text),
+    "RequestInterval": st.sampled_from(["10", "30", "20", "x"]),
+    "FailureThreshold": st.integers(-1, 12).map(str),
+    "MeasureLatency": st.sampled_from(["true", "false", "yes"]),
+    "Inverted": st.sampled_from(["true", "false"]),
+    "Disabled": st.sampled_from(["true", "false"]),
+    "EnableSNI": st.sampled_from(["true", "false"]),
+    "HealthThreshold": st.integers(-1, 300).map(str),
+    "ChildHealthChecks": st.lists(st.sampled_from(["hc-0001-a", "hc-0002-b", "hc-0003-c"]), max_size=3),
+}
+raw_configs = st.fixed_dictionaries({}, optional=_member_values)
+
+
+def _as_request(doc: dict) -> dict:
+    """A stored/echoed config as the request would carry it (text members, lists as lists)."""
+    return {k: v if isinstance(v, list) else (str(v).lower() if isinstance(v, bool) else str(v))
+            for k, v in doc.items()}
+
+
+@given(raw_configs)
+def test_any_input_is_accepted_or_refused_with_invalid_input(raw):
+    try:
+        cfg = H.parse_config(raw)
+    except H.HealthCheckInputError as exc:
+        assert exc.code == "InvalidInput" and exc.messages and all(exc.messages)
+        return
+    assert cfg.type in H.TYPES
+
+
+_bools = st.sampled_from(["true", "false"])
+
+
+@st.composite
+def valid_configs(draw) -> dict:
+    htype = draw(st.sampled_from(H.TYPES))
+    raw: dict = {"Type": htype}
+    opt = {"Inverted": _bools, "Disabled": _bools}
+    if htype == "CALCULATED":
+        opt |= {"HealthThreshold": st.integers(0, 256).map(str),
+                "ChildHealthChecks": st.lists(st.sampled_from(["hc-0001-a", "hc-0002-b"]), unique=True)}
+    else:
+        target = draw(st.sampled_from(["ip", "fqdn", "both"]))
+        if target in ("ip", "both"):
+            raw["IPAddress"] = draw(st.sampled_from(["127.0.0.1", "::1", "0:0:0:0:0:0:0:1", "127.1.2.3"]))
+        if target in ("fqdn", "both"):
+            raw["FullyQualifiedDomainName"] = draw(st.sampled_from(["localhost", "www.example.test"]))
+        if htype == "TCP":
+            raw["Port"] = str(draw(st.integers(1, 65535)))
+        else:
+            opt |= {"Port": st.integers(1, 65535).map(str), "ResourcePath": st.sampled_from(["/", "/health", ""]),
+                    "EnableSNI": _bools}
+        if htype in H.STR_MATCH_TYPES:
+            raw["SearchString"] = draw(st.sampled_from(["ok", "all good", "é"]))
+        opt |= {"RequestInterval": st.sampled_from(["10", "30"]), "FailureThreshold": st.integers(1, 10).map(str),
+                "MeasureLatency": _bools}
+    raw |= draw(st.fixed_dictionaries({}, optional=opt))
+    return raw
+
+
+@given(valid_configs())
+def test_the_echo_read_back_is_the_same_config(raw):
+    """What Get/List return, sent again, makes the same check: idempotent CreateHealthCheck
+    and clients that compare what they sent with what they read (octoDNS, Terraform) agree."""
+    cfg = H.parse_config(raw)  # every generated config is valid
+    again = H.parse_config(_as_request(cfg.to_doc()))
+    assert again == cfg and again.to_doc() == cfg.to_doc()
+    assert H.HealthCheckConfig.from_doc(cfg.to_doc()) == cfg
