@@ -192,7 +192,7 @@ def create_step(store: Any, ref: str, cfg: HealthCheckConfig,
     """(the check, created?). Raises HealthCheckInputError (AlreadyExists, TooMany, children)."""
     existing = store.list_resources(KIND)
     for res in existing:
-        if res.doc["caller_reference"] == ref:
+        if res.doc.get("caller_reference") == ref:
             if res.doc["config"] == cfg.to_doc():
                 return res, False
             raise HealthCheckInputError(
@@ -345,6 +345,15 @@ async def create(app: ControlAPI, body: bytes) -> Response:
     return 201, X.document("CreateHealthCheckResponse", inner), [(b"location", location)]
 
 
+def _readable(res: Resource) -> bool:
+    """A document in the API's shape; anything else written straight into the store is left
+    out of listings (with a log line) rather than failing every ListHealthChecks."""
+    ok = isinstance(res.doc.get("caller_reference"), str) and isinstance(res.doc.get("config"), dict)
+    if not ok:
+        log.error("health %s: stored document is not a health check; left out of the listing", res.id)
+    return ok
+
+
 def _limit(app: Any) -> int:
     """MAX_HEALTH_CHECKS_BY_OWNER: the operator's value when the control API carries limits
     (`authd serve --limit`), else Route 53's default."""
@@ -364,7 +373,7 @@ async def list_checks(app: ControlAPI, query: dict[str, str]) -> Response:
     if max_items < 1:
         raise HealthCheckInputError("Invalid parameter : maxitems must be at least 1.")
     max_items = min(max_items, MAX_ITEMS)
-    checks = await app.call(app.store.list_resources, KIND)
+    checks = [c for c in await app.call(app.store.list_resources, KIND) if _readable(c)]
     marker = query.get("marker", "")
     if marker:
         # the marker is the id of the first check of the page (NextMarker of the last page);

@@ -241,6 +241,7 @@ class Prober:
         self.checks: dict[str, _Check] = {}
         self._wake = trio.Event()
         self._stored = trio.Event()  # set (and replaced) after every status write
+        self._bad: dict[str, int] = {}  # ids whose stored document is unreadable, by version
         self._nursery: trio.Nursery | None = None
 
     # --- for the API ---------------------------------------------------------------------
@@ -288,7 +289,14 @@ class Prober:
             old = self.checks.get(hc_id)
             if old is not None and old.version == res.version:
                 continue
-            cfg = HealthCheckConfig.from_doc(res.doc["config"])
+            try:
+                cfg = HealthCheckConfig.from_doc(res.doc["config"])
+            except (KeyError, TypeError, ValueError) as exc:
+                if self._bad.get(hc_id) != res.version:  # once per version, not every pass
+                    log.error("health %s: stored document is not a health check (%s: %s); not probed",
+                              hc_id, type(exc).__name__, exc)
+                    self._bad[hc_id] = res.version
+                continue
             if old is not None:
                 if old.scope is not None:
                     old.scope.cancel()

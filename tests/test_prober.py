@@ -328,3 +328,18 @@ async def test_real_probe_of_a_closed_port_says_connection_refused(htype):
         await listener.aclose()  # nothing listens there now
     cfg = H.parse_config({"Type": htype, "IPAddress": "127.0.0.1", "Port": str(port)})
     assert await PR.probe(cfg, "127.0.0.1") == (False, "Failure: Connection refused.")
+
+
+async def test_an_unreadable_stored_check_is_logged_and_skipped(autojump_clock, caplog):
+    store, target = MemoryStore(), Target()
+    journal = Journal(store)
+    store.put_resource(A.KIND, "hc-0009-broken", {"Type": "TCP"})  # not the API's shape
+    hc = make(store, "a", Type="TCP", IPAddress="127.0.0.1", Port=1, RequestInterval=10)
+    async with trio.open_nursery() as nursery:
+        prober = await start(nursery, store, target, journal)
+        await trio.sleep(30)  # several reconcile passes
+        assert hc in prober.checks and "hc-0009-broken" not in prober.checks
+        assert len(target.calls) == 3
+        nursery.cancel_scope.cancel()
+    errors = [r.getMessage() for r in caplog.records if "hc-0009-broken" in r.getMessage()]
+    assert len(errors) == 1 and "not probed" in errors[0]
