@@ -123,6 +123,14 @@ def test_calculated_children_must_exist(api):
         "Type": "CALCULATED", "ChildHealthChecks": [a], "HealthThreshold": 1})["HealthCheck"]
     assert calc["HealthCheckConfig"] == {"Type": "CALCULATED", "Inverted": False, "Disabled": False,
                                          "HealthThreshold": 1, "ChildHealthChecks": [a]}
+    b = c.create_health_check(CallerReference="b", HealthCheckConfig=TCP)["HealthCheck"]["Id"]
+    up = c.update_health_check(HealthCheckId=calc["Id"], ChildHealthChecks=[b, a], HealthThreshold=2)
+    assert up["HealthCheck"]["HealthCheckConfig"]["ChildHealthChecks"] == [b, a]
+    with pytest.raises(ClientError) as err:
+        c.update_health_check(HealthCheckId=calc["Id"], ChildHealthChecks=[calc["Id"]])
+    assert "can't be its own child" in err.value.response["Error"]["Message"]
+    reset = c.update_health_check(HealthCheckId=calc["Id"], ResetElements=["ChildHealthChecks"])
+    assert reset["HealthCheck"]["HealthCheckConfig"]["ChildHealthChecks"] == []
 
 
 def test_pagination_by_marker(api):
