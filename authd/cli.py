@@ -20,6 +20,7 @@ from pathlib import Path
 import trio
 
 from authd import cli_control
+from authd.cli_health import add_subcommand as add_health_command
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
 from authd.zonefile import ZoneLoadError, load_zone_dir
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_demo_command(sub)
     cli_control.add_subcommands(sub)  # change, records, export
+    add_health_command(sub, cli_control.DEFAULT_STORE)  # health
     return parser
 
 

@@ -56,3 +56,32 @@ async def test_node_probes_and_every_index_learns_the_status(tmp_path):
                 await server.follower.wait_applied(seq)
                 assert hc not in server.index.resources.get(A.STATUS_KIND, {})
             nursery.cancel_scope.cancel()
+
+
+async def test_authd_health_lists_what_dns_routes_by(tmp_path, capsys):
+    from authd.cli import main
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    closed_port = listeners[0].socket.getsockname()[1]
+    for listener in listeners:
+        await listener.aclose()
+    db = str(tmp_path / "authd.db")
+    cfg = NodeConfig(store_path=db, zones_dir=None, dns_port=0, control=("127.0.0.1", 0))
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            node = await nursery.start(run_node, cfg)
+            down = (await boto(node.control_url, "create_health_check", CallerReference="d", HealthCheckConfig={
+                "Type": "TCP", "IPAddress": "127.0.0.1", "Port": closed_port, "FailureThreshold": 1}))["HealthCheck"]["Id"]
+            off = (await boto(node.control_url, "create_health_check", CallerReference="o", HealthCheckConfig={
+                "Type": "HTTP", "IPAddress": "127.0.0.1", "Disabled": True}))["HealthCheck"]["Id"]
+            await node.prober.wait_stored(down, False)
+            await node.prober.wait_stored(off, True)
+            assert await trio.to_thread.run_sync(main, ["health", "--store", db]) == 0
+            nursery.cancel_scope.cancel()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["ID", "TARGET", "STATUS", "SINCE", "REASON"]
+    row = next(line for line in out if line.startswith(down))
+    assert f"tcp 127.0.0.1:{closed_port}" in row and " UNHEALTHY " in row
+    assert row.endswith("Failure: Connection refused.")
+    assert "HEALTHY (disabled)" in next(line for line in out if line.startswith(off))
+    assert main(["health", "--store", str(tmp_path / "missing.db")]) == 1
