@@ -267,13 +267,22 @@ class Prober:
         """Probe until cancelled. `task_status.started()` after the first reconcile."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            await self.reconcile()
+            await self._reconcile_logged()
             task_status.started()
             while True:
                 with trio.move_on_after(RECONCILE_EVERY):
                     await self._wake.wait()
                 self._wake = trio.Event()
-                await self.reconcile()
+                await self._reconcile_logged()
+
+    async def _reconcile_logged(self) -> None:
+        # A store failure must never take DNS down with the prober: log it, try again on the
+        # next pass (the statuses DNS routes by stay as last stored).
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("health: could not read the health checks from the store; retrying in %gs",
+                          RECONCILE_EVERY)
 
     async def reconcile(self) -> None:
         """Start, restart (new version) and stop per-check tasks to match the store."""
@@ -332,7 +341,8 @@ class Prober:
                 ok, detail = await self._probe_once(check.cfg)
                 obs = P.Observation(at=self.wall(), ok=ok, detail=detail)
                 check.measured, transition = P.observe(check.measured, obs, check.cfg.failure_threshold)
-                if transition is not None:
+                # a transition, or a status that could not be stored before (retried here)
+                if transition is not None or check.healthy != self._effective(check):
                     await self._store_if_changed(check, transition)
                     await self._evaluate_calculated()
                 # Route 53: the interval runs from one response to the next request
@@ -363,9 +373,15 @@ class Prober:
             return
         if healthy != was:
             self._log_change(check, was, healthy, transition)
-        check.healthy = healthy
         doc = status_doc(check.cfg, check.version, check.measured, healthy)
-        await self.call(self.store.put_resource, STATUS_KIND, check.id, doc, journal=True)
+        try:
+            await self.call(self.store.put_resource, STATUS_KIND, check.id, doc, journal=True)
+        except Exception:
+            # not stored: `check.healthy` keeps the stored value, so the next result retries
+            log.exception("health %s: could not store its status (%s); DNS keeps the last stored one",
+                          check.id, word(healthy))
+            return
+        check.healthy = healthy
         if self.on_journal is not None:
             self.on_journal()
         self._stored.set()

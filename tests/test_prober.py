@@ -61,8 +61,9 @@ class Journal:
         return {r.id: r.doc["healthy"] for r in self.store.list_resources(A.STATUS_KIND)}
 
     async def until(self, pred: Callable[[dict[str, bool]], bool]) -> float:
-        while not pred(self.statuses()):
-            await self.changed.wait()
+        with trio.fail_after(600):  # virtual seconds: a status that never comes fails, not hangs
+            while not pred(self.statuses()):
+                await self.changed.wait()
         return trio.current_time()
 
 
@@ -343,3 +344,31 @@ async def test_an_unreadable_stored_check_is_logged_and_skipped(autojump_clock, 
         nursery.cancel_scope.cancel()
     errors = [r.getMessage() for r in caplog.records if "hc-0009-broken" in r.getMessage()]
     assert len(errors) == 1 and "not probed" in errors[0]
+
+
+class FlakyStore(MemoryStore):
+    """A store whose status writes fail while `failing` is set."""
+
+    failing = False
+
+    def put_resource(self, kind, rid, doc, **kw):  # type: ignore[override]
+        if self.failing and kind == A.STATUS_KIND:
+            raise OSError("disk I/O error")
+        return super().put_resource(kind, rid, doc, **kw)
+
+
+async def test_a_store_failure_is_logged_and_retried_not_a_crash(autojump_clock, caplog):
+    store, target = FlakyStore(), Target()
+    journal = Journal(store)
+    hc = make(store, "a", Type="TCP", IPAddress="127.0.0.1", Port=1, RequestInterval=10, FailureThreshold=1)
+    async with trio.open_nursery() as nursery:
+        prober = await start(nursery, store, target, journal)
+        store.failing, target.up = True, False
+        await trio.sleep(25)
+        assert journal.statuses()[hc] is True  # not stored, and the prober still runs
+        assert any("could not store its status (UNHEALTHY)" in r.getMessage() for r in caplog.records)
+        store.failing = False
+        with trio.fail_after(10.5):
+            await prober.wait_stored(hc, False)  # the next result stores it
+        nursery.cancel_scope.cancel()
+    assert journal.statuses()[hc] is False
