@@ -11,6 +11,7 @@ import argparse
 import functools
 import gc
 import logging
+import os
 import random
 import shutil
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import trio
 
-from authd import cli_control
+from authd import cli_control, cli_dns
 from authd.cli_health import add_subcommand as add_health_command
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
@@ -78,8 +79,10 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    f"(default: {DEFAULT_TCP_IDLE_TIMEOUT:g})")
     p.add_argument("--tcp-max-connections", type=int, default=DEFAULT_TCP_MAX_CONNECTIONS,
                    metavar="N",
-                   help="open TCP connections per worker beyond which new ones are closed "
+                   help="open TCP connections per worker; at the cap the connection idle "
+                   "longest is closed to make room, RFC 7766 §6.2.3 "
                    f"(default: {DEFAULT_TCP_MAX_CONNECTIONS})")
+    cli_dns.add_options(p)  # --tcp-write-timeout, --tcp-output-budget, --rrl*, --cookie-secret
     p.add_argument("--allow-axfr", action="store_true",
                    help="answer AXFR over TCP (refused by default)")
     p.add_argument("--no-answer-cache", action="store_true",
@@ -115,6 +118,7 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
             "--control", "off",
             "--tcp-idle-timeout", str(args.tcp_idle_timeout),
             "--tcp-max-connections", str(args.tcp_max_connections),
+            *cli_dns.worker_argv(args),
             "--log-level", args.log_level]
     if args.allow_axfr:
         argv.append("--allow-axfr")
@@ -137,6 +141,9 @@ async def _stop_on_signal(cancel_scope: trio.CancelScope) -> None:
 async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
     host, port = args.listen
     workers = max(1, args.workers)
+    options = cli_dns.serve_options(args)
+    if options["cookie_secret"] is None:
+        options["cookie_secret"] = os.urandom(16)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         _, bound = await nursery.start(
@@ -146,19 +153,27 @@ async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
                 tcp_idle_timeout=args.tcp_idle_timeout,
                 tcp_max_connections=args.tcp_max_connections,
                 worker=args.worker_label or f"1/{workers}",
+                **options,
             )
         )
+        # every worker signs cookies with the same secret, so a cookie from one is valid at all
+        env = {**os.environ, cli_dns.SECRET_ENV: (options["cookie_secret"] or b"").hex()}
         for i in range(2, workers + 1):
             # Extra workers are whole processes (the GIL allows one core per process); they
             # bind the same port with SO_REUSEPORT and the kernel spreads queries over them.
             nursery.start_soon(
                 functools.partial(trio.run_process, _worker_argv(args, bound, f"{i}/{workers}"),
-                                  check=False)
+                                  check=False, env=env)
             )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
+    try:
+        cli_dns.serve_options(args)
+    except ValueError as exc:
+        log.error("not starting: %s", exc)
+        return 2
     if cli_control.wants_node(args):  # the store, the change API, replicas: authd.node
         return cli_control.cmd_serve_node(args)
     log.info("authd starting: zones from %s, listen %s:%d, %d worker(s)",

@@ -351,6 +351,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
 
     import trio
 
+    from authd import cli_dns
     from authd.control import ControlConfigError
     from authd.node import NodeConfig, run_node
     from authd.zonefile import ZoneLoadError
@@ -381,7 +382,10 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
         probe_any_address=args.probe_any_address,
+        dns_options=cli_dns.serve_options(args),
     )
+    if cfg.dns_options["cookie_secret"] is None:  # one secret for the primary and its replicas
+        cfg.dns_options["cookie_secret"] = os.urandom(16)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -18,6 +18,7 @@ Two shapes:
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import random
@@ -60,6 +61,7 @@ class NodeConfig:
     allow_axfr: bool = False
     probe_any_address: bool = False  # health checks may probe non-loopback targets
     health_checks: bool = True  # run the prober (primary with the control API only)
+    dns_options: dict[str, Any] = field(default_factory=dict)  # more serve_dns keywords
 
 
 @dataclass
@@ -136,7 +138,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
             await nursery.start(follower.run)
-            host, port = await nursery.start(serve_dns, index, cfg.dns_host, cfg.dns_port)
+            host, port = await nursery.start(functools.partial(
+                serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
             primary = ServingReplica(name, host, port, index, follower)
             log.info("%s: DNS on %s port %d, store %s", name, host, port, cfg.store_path or "in memory")
 
@@ -149,7 +152,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                                       progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
                 propagation.add(r_follower)
                 await nursery.start(r_follower.run)
-                r_host, r_port = await nursery.start(serve_dns, r_index, replica_address(i), cfg.dns_port)
+                r_host, r_port = await nursery.start(functools.partial(
+                    serve_dns, r_index, replica_address(i), cfg.dns_port, **cfg.dns_options))
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
 

@@ -19,6 +19,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from authd.masterfile import fast_canonical_value
+
 # Route 53 allows alias records of these types (AWS docs, "Choosing between alias and
 # non-alias records"). We follow aliases inside the server for all of them.
 ALIAS_TYPES = frozenset(
@@ -93,6 +95,9 @@ def canonical_value(rtype: str, text: str) -> str:
     """One rdata value in canonical presentation form (absolute names, dnspython spelling)."""
     if rtype == "A" and _DOTTED_QUAD.fullmatch(text):
         return text  # already canonical: four decimal octets, no leading zeros
+    fast = fast_canonical_value(rtype, text)  # plainly well-formed common types, checked
+    if fast is not None:  # against dnspython in tests/test_masterfile.py
+        return fast
     try:
         rd = dns.rdata.from_text(
             dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text, origin=dns.name.root,

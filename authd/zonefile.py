@@ -9,9 +9,8 @@ and the reason: `ZoneLoadError` carries them, and `load_zone_dir` never returns 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
+from authd.masterfile import MasterFileError, NeedsFullReader, read_master
 from authd.records import RecordError, RecordSet, canonical_name
 
 
@@ -29,6 +29,8 @@ class LoadedZone:
     origin: str  # canonical, e.g. "api.aws."
     record_sets: tuple[RecordSet, ...]
     source: str  # the file it came from
+    # (name, type) -> the line of its last record, for master files (error messages)
+    lines: Mapping[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
 
 
 class ZoneLoadError(Exception):
@@ -47,19 +49,52 @@ def origin_from_filename(path: Path) -> str:
 
 
 def parse_master(text: str, path: str, origin: str) -> LoadedZone:
-    """Parse an RFC 1035 master file. The origin is $ORIGIN or else the file name's."""
+    """Parse an RFC 1035 master file; the zone's origin is the file name's.
+
+    `authd.masterfile` reads it line by line (fast, and every record keeps its line); a file
+    with $INCLUDE or $GENERATE is read by dnspython instead."""
+    try:
+        records = list(read_master(text, origin))
+    except MasterFileError as exc:
+        line_text = _line(text, exc.line)
+        reason = f"{exc.reason.rstrip('.')} (in {line_text!r})" if line_text else exc.reason
+        raise ZoneLoadError(path, reason, line=exc.line) from exc
+    except NeedsFullReader:
+        return _parse_master_dnspython(text, path, origin)
+    # one record set per (owner, type), in file order; duplicates dropped (RFC 2181 §5) and
+    # differing TTLs merged to the lowest, as dnspython merges them
+    groups: dict[tuple[str, str], tuple[int, dict[str, None]]] = {}
+    lines: dict[tuple[str, str], int] = {}  # the last line of each set: where a rule breaks
+    for r in records:
+        key = (r.owner, r.rtype)
+        got = groups.get(key)
+        if got is None:
+            groups[key] = (r.ttl, {r.value: None})
+        else:
+            got[1][r.value] = None
+            if r.ttl < got[0]:
+                groups[key] = (r.ttl, got[1])
+        lines[key] = r.line
+    sets = [RecordSet(name=n, rtype=t, ttl=ttl, values=tuple(vals))
+            for (n, t), (ttl, vals) in groups.items()]
+    return LoadedZone(canonical_name(origin), tuple(sets), path, lines)
+
+
+def _line(text: str, line: int) -> str:
+    lines = text.split("\n", line)
+    return lines[line - 1].strip() if 1 <= line <= len(lines) else ""
+
+
+def _parse_master_dnspython(text: str, path: str, origin: str) -> LoadedZone:
+    """dnspython's reader, for the directives `authd.masterfile` leaves to it."""
     try:
         zone = dns.zone.from_text(
-            text, origin=origin, relativize=False, check_origin=True, filename=path
+            text, origin=origin, relativize=False, check_origin=False, filename=path
         )
     except dns.exception.SyntaxError as exc:
         # dnspython formats these as "path:line: detail"
         line, detail = _syntax_error_line(text, path, origin, exc)
         raise ZoneLoadError(path, detail, line=line) from exc
-    except dns.zone.NoSOA as exc:
-        raise ZoneLoadError(path, f"no SOA record at the zone apex {origin}") from exc
-    except dns.zone.NoNS as exc:
-        raise ZoneLoadError(path, f"no NS records at the zone apex {origin}") from exc
     except dns.exception.DNSException as exc:
         raise ZoneLoadError(path, str(exc) or type(exc).__name__) from exc
     sets: list[RecordSet] = []
@@ -142,41 +177,97 @@ def parse_route53_json(text: str, path: str, origin: str | None = None) -> Loade
     return LoadedZone(apex, tuple(sets), path)
 
 
+# Types that may sit beside a CNAME (RFC 2181 §10.1, RFC 4035 §2.5: DNSSEC's own records).
+_BESIDE_CNAME = frozenset({"CNAME", "RRSIG", "NSEC", "KEY"})
+
+
 def check_zone(zone: LoadedZone) -> None:
-    """Zone-level rules, Route 53's among them. Raises ZoneLoadError naming the record at fault."""
-    path = zone.source
-    origin = dns.name.from_text(zone.origin)
-    by_name_type: dict[tuple[str, str], list[RecordSet]] = defaultdict(list)
-    names: set[str] = set()
+    """Zone-level rules, as strict as Knot's and NSD's, plus Route 53's. Linear in the zone.
+
+    Raises ZoneLoadError naming the line (master files) or the record (Route 53 JSON)."""
+    path, origin = zone.source, zone.origin
+    origin_name = dns.name.from_text(origin)
+    plain_suffix = "." + origin if origin != "." else "."
+    by_name: dict[str, dict[str, list[RecordSet]]] = {}
     for rs in zone.record_sets:
-        if not dns.name.from_text(rs.name).is_subdomain(origin):
-            raise ZoneLoadError(path, f"{rs.name} is outside the zone {zone.origin}", record=rs.name)
-        by_name_type[(rs.name, rs.rtype)].append(rs)
-        names.add(rs.name)
-    if ("SOA" not in {t for (n, t) in by_name_type if n == zone.origin}) or (
-        (zone.origin, "NS") not in by_name_type
-    ):
-        raise ZoneLoadError(path, f"the zone apex {zone.origin} needs an SOA and NS records")
-    for (name, rtype), group in by_name_type.items():
-        where = f"name={name!r}, type={rtype!r}"
-        ids = [rs.set_identifier for rs in group]
-        if len(group) > 1 and any(i is None for i in ids):
-            raise ZoneLoadError(
-                path, "a weighted and a non-weighted record set share a name and type", record=where
-            )
-        if len(set(ids)) != len(ids):
-            raise ZoneLoadError(path, "duplicate record set", record=where)
-        if rtype == "CNAME" and any(
-            t != "CNAME" for (n, t) in by_name_type if n == name
-        ) and not all(rs.alias for rs in group):
-            raise ZoneLoadError(path, "a CNAME cannot coexist with other data", record=where)
-        for rs in group:
-            if rs.alias is not None and rs.alias.dns_name not in names:
-                raise ZoneLoadError(
-                    path,
-                    f"alias target {rs.alias.dns_name} is not a name in this zone",
-                    record=where,
-                )
+        by_name.setdefault(rs.name, {}).setdefault(rs.rtype, []).append(rs)
+
+    def fail(reason: str, name: str, *rtypes: str) -> ZoneLoadError:
+        """The error, at the latest line among the named sets (the record that broke it)."""
+        found = [zone.lines[(name, t)] for t in rtypes if (name, t) in zone.lines]
+        rtype = rtypes[0]
+        if found:
+            line = max(found)
+            return ZoneLoadError(path, reason, line=line)
+        return ZoneLoadError(path, reason, record=f"name={name!r}, type={rtype!r}")
+
+    for name, types in by_name.items():
+        first_type = next(iter(types))
+        # names are canonical text, so a suffix test is exact unless a label holds an escape
+        inside = name == origin or (name.endswith(plain_suffix) and "\\" not in name) or \
+            dns.name.from_text(name).is_subdomain(origin_name)
+        if not inside:
+            raise fail(f"{name} is outside the zone {origin}", name, first_type)
+        if "SOA" in types and name != origin:
+            raise fail(f"SOA record at {name}, below the zone apex {origin} (RFC 1035 §5.2)",
+                       name, "SOA")
+    apex = by_name.get(origin, {})
+    if "SOA" not in apex:
+        raise ZoneLoadError(path, f"no SOA record at the zone apex {origin}")
+    soa_values = [v for rs in apex["SOA"] for v in rs.values]
+    if len(soa_values) != 1:
+        raise fail(f"{len(soa_values)} SOA records at the zone apex {origin}; a zone has exactly "
+                   "one (RFC 1035 §5.2)", origin, "SOA")
+    if "NS" not in apex:
+        raise ZoneLoadError(path, f"no NS records at the zone apex {origin}")
+    dnames = {n for n, types in by_name.items() if "DNAME" in types}
+
+    for name, types in by_name.items():
+        for rtype, group in types.items():
+            ids = [rs.set_identifier for rs in group]
+            if len(group) > 1 and any(i is None for i in ids):
+                raise fail("a weighted and a non-weighted record set share a name and type",
+                           name, rtype)
+            if len(set(ids)) != len(ids):
+                raise fail("duplicate record set", name, rtype)
+            for rs in group:
+                if rs.alias is not None and rs.alias.dns_name not in by_name:
+                    raise fail(f"alias target {rs.alias.dns_name} is not a name in this zone",
+                               name, rtype)
+        if "DNAME" in types:
+            if "CNAME" in types:
+                raise fail(f"DNAME and CNAME at {name}; they cannot share a name (RFC 6672 §2.4)",
+                           name, "DNAME", "CNAME")
+            if any(len(rs.values) > 1 for rs in types["DNAME"]):
+                raise fail(f"more than one DNAME record at {name} (RFC 6672 §2.4)", name, "DNAME")
+        if "CNAME" in types:
+            group = types["CNAME"]
+            if not all(rs.alias for rs in group):
+                others = sorted(t for t in types if t not in _BESIDE_CNAME)
+                if others:
+                    raise fail(f"CNAME at {name} beside other data ({', '.join(others)}); a CNAME "
+                               "must be the only data at its name (RFC 1034 §3.6.2, RFC 2181 §10.1)",
+                               name, "CNAME", *others)
+                if any(len(rs.values) > 1 for rs in group if rs.set_identifier is None):
+                    raise fail(f"more than one CNAME record at {name} (RFC 1034 §3.6.2)",
+                               name, "CNAME")
+        if dnames and name != origin:
+            parent = _parent(name)
+            while parent is not None and len(parent) >= len(origin):
+                if parent in dnames:
+                    raise fail(f"{name} is below the DNAME at {parent}; no data may exist below "
+                               "a DNAME (RFC 6672 §2.3)", name, next(iter(types)))
+                parent = None if parent == origin else _parent(parent)
+
+
+def _parent(name: str) -> str | None:
+    """The parent of a canonical name (None for the root)."""
+    if name == ".":
+        return None
+    if "\\" in name:  # an escaped dot is not a label boundary
+        return dns.name.from_text(name).parent().to_text()
+    rest = name.split(".", 1)[1]
+    return rest or "."
 
 
 def load_zone_file(path: str | Path) -> LoadedZone:

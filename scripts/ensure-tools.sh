@@ -2,7 +2,7 @@
 # Installs the Debian packages the demo, tests and benchmarks use, when they are missing.
 # As root it uses apt-get; otherwise it names what is missing and what to install.
 set -euo pipefail
-declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [unbound]=unbound [dnsperf]=dnsperf )
+declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [kzonecheck]=knot-dnssecutils [unbound]=unbound [dnsperf]=dnsperf )
 missing=()
 for tool in "${!pkg[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then missing+=("${pkg[$tool]}"); fi

@@ -1,0 +1,214 @@
+"""`python -m bench scale`: big zones that look like real ones, loaded by authd, NSD and Knot in
+the same run: the time from process start to the first answer, and the memory it then holds.
+
+The zone (`generate_zone`) has N names with random suffixes: every name an A record, a quarter
+of them an AAAA too, and one in ten a CNAME to a random other name instead. That is the shape
+issue 12 measured, where authd never answered a 200,000-name zone within 300 s.
+
+Runs, one server at a time (they share the 2 cores with nothing but this script):
+- authd `--control off` (DNS straight from the zone file),
+- authd with the store (`--store FILE`: the file seeds SQLite, the index is fed from it),
+- NSD and Knot with the same file.
+
+Results go to the "authd at scale: loading big zones" section of BENCHMARKS.md with the
+exact commands. The query-rate mixes of issue 12 are not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+from authd.localnet import find_tool, free_port, stop
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## authd at scale: loading big zones (issue 12)"
+ORIGIN = "big.test."
+
+
+def generate_zone(n: int, seed: int = 1) -> str:
+    """N names: A for each, AAAA for every 4th, a CNAME instead of data for every 10th."""
+    rnd = random.Random(seed)
+    out = [f"$ORIGIN {ORIGIN}", "$TTL 300",
+           f"@ IN SOA ns1.{ORIGIN} hostmaster.{ORIGIN} 1 7200 3600 1209600 300",
+           "@ IN NS ns1", "ns1 IN A 192.0.2.53"]
+    for i in range(n):
+        name = f"h{i:07d}-{rnd.getrandbits(20):05x}"
+        if i % 10 == 9:
+            out.append(f"{name} 600 IN CNAME h{rnd.randrange(n):07d}.{ORIGIN}")
+            continue
+        out.append(f"{name} IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
+        if i % 4 == 0:
+            out.append(f"{name} IN AAAA 2001:db8::{i >> 16:x}:{i & 0xFFFF:x}")
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class Result:
+    server: str
+    names: int
+    seconds: float | None  # to the first answer; None: not answering within the limit
+    rss_mb: int | None
+    command: str
+
+
+def rss_mb(pid: int) -> int:
+    """Resident memory of a process and its children, in MB."""
+    total = 0
+    pids = [pid]
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(k) for k in kids]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total // 1024
+
+
+def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: float,
+                   cwd: Path | None = None) -> Result:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    query = dns.message.make_query(ORIGIN, "SOA")
+    seconds = None
+    try:
+        while time.perf_counter() - start < limit:
+            if proc.poll() is not None:
+                print(f"  {label}: exited with {proc.returncode} before answering", flush=True)
+                break
+            try:
+                reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2)
+            except (dns.exception.Timeout, OSError):
+                continue
+            if reply.answer:
+                seconds = time.perf_counter() - start
+                break
+        mem = rss_mb(proc.pid) if seconds is not None else None
+    finally:
+        stop(proc)
+    shown = f"{seconds:.1f} s, {mem} MB" if seconds is not None else f"no answer within {limit:.0f} s"
+    print(f"  {label} ({names:,} names): {shown}", flush=True)
+    return Result(label, names, seconds, mem, " ".join(cmd))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--names", default="200000,1000000",
+                    help="comma-separated zone sizes in names (default: %(default)s)")
+    ap.add_argument("--limit", type=float, default=300.0,
+                    help="seconds to wait for a server's first answer (default: %(default)s)")
+    ap.add_argument("--servers", default="authd,authd-store,nsd,knot",
+                    help="which to run (default: %(default)s)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.names.split(",") if s]
+    servers = args.servers.split(",")
+    nsd, knotd = find_tool("nsd"), find_tool("knotd")
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        work = Path(tmp)
+        for n in sizes:
+            zdir = work / f"z{n}"
+            zdir.mkdir()
+            zfile = zdir / f"{ORIGIN}zone"
+            t = time.perf_counter()
+            zfile.write_text(generate_zone(n))
+            lines = sum(1 for _ in zfile.open())
+            print(f"zone of {n:,} names ({lines:,} lines) written in {time.perf_counter() - t:.1f} s",
+                  flush=True)
+            for server in servers:
+                port = free_port()
+                if server == "authd":
+                    cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
+                           f"127.0.0.1:{port}", "--control", "off", "--log-level", "WARNING"]
+                elif server == "authd-store":
+                    cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
+                           f"127.0.0.1:{port}", "--store", str(work / f"store-{n}.sqlite3"),
+                           "--control", f"127.0.0.1:{free_port()}", "--log-level", "WARNING"]
+                elif server == "nsd" and nsd:
+                    d = work / f"nsd-{n}"
+                    d.mkdir()
+                    (d / "nsd.conf").write_text(
+                        f'server:\n  ip-address: 127.0.0.1@{port}\n  username: ""\n  chroot: ""\n'
+                        f'  zonesdir: "{d}"\n  database: ""\n  pidfile: "{d}/nsd.pid"\n'
+                        f'  xfrdfile: "{d}/xfrd.state"\n  zonelistfile: "{d}/zone.list"\n'
+                        f'  logfile: "{d}/nsd.log"\n  server-count: 1\n  verbosity: 0\n'
+                        f'remote-control:\n  control-enable: no\n'
+                        f'zone:\n  name: {ORIGIN}\n  zonefile: "{zfile}"\n')
+                    cmd = [nsd, "-d", "-c", str(d / "nsd.conf")]
+                elif server == "knot" and knotd:
+                    d = work / f"knot-{n}"
+                    d.mkdir()
+                    (d / "knot.conf").write_text(
+                        f'server:\n  listen: 127.0.0.1@{port}\n  rundir: "{d}"\n'
+                        f'database:\n  storage: "{d}"\n'
+                        f'log:\n  - target: "{d}/knot.log"\n    any: warning\n'
+                        f'template:\n  - id: default\n    storage: "{zdir}"\n    journal-content: none\n'
+                        f'    zonefile-sync: -1\n    semantic-checks: off\n'
+                        f'zone:\n  - domain: {ORIGIN}\n    file: "{zfile}"\n')
+                    cmd = [knotd, "-c", str(d / "knot.conf")]
+                else:
+                    print(f"  {server}: skipped (missing tool or unknown name)")
+                    continue
+                results.append(time_to_answer(cmd, port, server, n, args.limit, cwd=ROOT))
+    if not args.no_write:
+        write_section(results, args)
+    return 0
+
+
+def write_section(results: list[Result], args: argparse.Namespace) -> None:
+    by = {(r.server, r.names): r for r in results}
+    lines = [
+        SECTION, "",
+        f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
+        f"`python -m bench scale --names {args.names} --servers {args.servers}` on "
+        f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}). Zones: N names with random suffixes; A for each, AAAA "
+        "for every 4th, a CNAME instead for every 10th (`bench.scale.generate_zone`). Time is "
+        "from process start to the first answer (an SOA query polled every 0.2 s); memory is "
+        "the server's resident set then. Other work on the machine shares its 2 cores.",
+        "",
+        "| names | server | first answer | RSS | vs NSD (time) |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        nsd = by.get(("nsd", r.names))
+        ratio = (f"{r.seconds / nsd.seconds:.1f}x" if r.seconds and nsd and nsd.seconds else "—")
+        shown = f"{r.seconds:.1f} s" if r.seconds is not None else f"> {args.limit:.0f} s"
+        lines.append(f"| {r.names:,} | {r.server} | {shown} | "
+                     f"{r.rss_mb if r.rss_mb is not None else '—'} MB | {ratio} |")
+    lines += ["", "Commands (`$WORK` is a temporary directory):", "", "```"]
+    lines += [f"# {r.server}, {r.names:,} names\n{r.command}" for r in results]
+    lines += ["```", ""]
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    if SECTION in text:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
