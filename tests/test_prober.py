@@ -372,3 +372,25 @@ async def test_a_store_failure_is_logged_and_retried_not_a_crash(autojump_clock,
             await prober.wait_stored(hc, False)  # the next result stores it
         nursery.cancel_scope.cancel()
     assert journal.statuses()[hc] is False
+
+
+async def test_http_probe_fails_when_no_response_comes_within_two_seconds(autojump_clock):
+    """Route 53: the endpoint must respond within two seconds after connecting. The server here
+    accepts and reads, then never answers; the clock is virtual, the sockets real."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    cfg = H.parse_config({"Type": "HTTP", "IPAddress": "127.0.0.1", "Port": str(port)})
+
+    async def silent(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.receive_some(4096)
+            await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, silent, listeners)
+        start = trio.current_time()
+        ok, detail = await PR.probe(cfg, "127.0.0.1")
+        took = trio.current_time() - start
+        nursery.cancel_scope.cancel()
+    assert (ok, detail) == (False, "Failure: No response within 2 seconds after connecting.")
+    assert 2 <= took < 3
