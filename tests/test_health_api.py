@@ -185,21 +185,94 @@ def test_missing_checks_are_no_such_health_check(api):
 
 def test_raw_xml_with_unknown_elements_is_refused(api):
     _, store = api
+    body = (b'<CreateHealthCheckRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+            b"<CallerReference>x</CallerReference><HealthCheckConfig><Type>TCP</Type>"
+            b"<IPAddress>127.0.0.1</IPAddress><Port>1</Port><Colour>red</Colour></HealthCheckConfig>"
+            b"<Extra>1</Extra></CreateHealthCheckRequest>")
+    resp = signed("POST", c_url(api) + "/2013-04-01/healthcheck", body)
+    assert resp.status_code == 400 and b"Unknown or unsupported element Extra" in resp.content
+    assert store.count_resources(A.KIND) == 0
+
+
+def signed(method: str, url: str, body: bytes = b"") -> Any:
     import httpx
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    body = (b'<CreateHealthCheckRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
-            b"<CallerReference>x</CallerReference><HealthCheckConfig><Type>TCP</Type>"
-            b"<IPAddress>127.0.0.1</IPAddress><Port>1</Port><Colour>red</Colour></HealthCheckConfig>"
-            b"<Extra>1</Extra></CreateHealthCheckRequest>")
-    url = c_url(api) + "/2013-04-01/healthcheck"
-    req = AWSRequest("POST", url, data=body)
+    req = AWSRequest(method, url, data=body)
     SigV4Auth(Credentials("test", "test"), "route53", "us-east-1").add_auth(req)
-    resp = httpx.post(url, content=body, headers=dict(req.headers.items()))
-    assert resp.status_code == 400 and b"Unknown or unsupported element Extra" in resp.content
-    assert store.count_resources(A.KIND) == 0
+    return httpx.request(method, url, content=body, headers=dict(req.headers.items()))
+
+
+def raw_problems(elem: Any, shape_name: str, path: str) -> list[str]:
+    """The raw response XML against the model: every element a member of its shape (in the
+    list member's name for lists), every required member there."""
+    shape = MODEL["shapes"][shape_name]
+    problems: list[str] = []
+    if shape["type"] == "structure":
+        members = {m.get("locationName", name): (name, m) for name, m in shape.get("members", {}).items()
+                   if m.get("location") is None}
+        seen = set()
+        for child in elem:
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag not in members:
+                problems.append(f"{path}/{tag}: not a member of {shape_name}")
+                continue
+            seen.add(members[tag][0])
+            problems += raw_problems(child, members[tag][1]["shape"], f"{path}/{tag}")
+        for req in shape.get("required", []):
+            if req not in seen and shape["members"][req].get("location") is None:
+                problems.append(f"{path}: required {req} missing")
+    elif shape["type"] == "list":
+        item = shape["member"].get("locationName", "member")
+        for child in elem:
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag != item:
+                problems.append(f"{path}/{tag}: list items are {item}")
+            else:
+                problems += raw_problems(child, shape["member"]["shape"], f"{path}/{tag}")
+    elif len(elem):
+        problems.append(f"{path}: {shape_name} is a {shape['type']}, not a structure")
+    return problems
+
+
+def test_raw_responses_have_exactly_the_models_members(api):
+    """botocore's parser ignores elements the model lacks, so the parsed checks above cannot see
+    an extra element: this walks the raw XML of every health-check operation."""
+    import xml.etree.ElementTree as ET
+
+    c, _ = api
+    url = c_url(api) + "/2013-04-01"
+    hc = c.create_health_check(CallerReference="raw", HealthCheckConfig={
+        "Type": "HTTPS_STR_MATCH", "IPAddress": "127.0.0.1", "SearchString": "ok", "ResourcePath": "/h",
+        "FullyQualifiedDomainName": "www.example.test"})["HealthCheck"]["Id"]
+    calc = c.create_health_check(CallerReference="calc", HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [hc], "HealthThreshold": 1})["HealthCheck"]["Id"]
+    update = (b'<UpdateHealthCheckRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+              b"<FailureThreshold>4</FailureThreshold></UpdateHealthCheckRequest>")
+    create = (b'<CreateHealthCheckRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+              b"<CallerReference>raw-2</CallerReference><HealthCheckConfig><Type>TCP</Type>"
+              b"<IPAddress>127.0.0.1</IPAddress><Port>9</Port></HealthCheckConfig></CreateHealthCheckRequest>")
+    calls = [
+        ("POST", "/healthcheck", create, "CreateHealthCheck"),
+        ("GET", f"/healthcheck/{hc}", b"", "GetHealthCheck"),
+        ("GET", f"/healthcheck/{calc}", b"", "GetHealthCheck"),
+        ("GET", "/healthcheck?maxitems=1", b"", "ListHealthChecks"),
+        ("POST", f"/healthcheck/{hc}", update, "UpdateHealthCheck"),
+        ("GET", "/healthcheckcount", b"", "GetHealthCheckCount"),
+        ("GET", f"/healthcheck/{hc}/status", b"", "GetHealthCheckStatus"),
+        ("GET", f"/healthcheck/{hc}/lastfailurereason", b"", "GetHealthCheckLastFailureReason"),
+        ("DELETE", f"/healthcheck/{calc}", b"", "DeleteHealthCheck"),
+    ]
+    for method, path, body, op in calls:
+        resp = signed(method, url + path, body)
+        model = MODEL["operations"][op]
+        assert resp.status_code == model["http"].get("responseCode", 200), (op, resp.text)
+        root = ET.fromstring(resp.content)
+        out_shape = model["output"]["shape"]
+        assert root.tag == "{https://route53.amazonaws.com/doc/2013-04-01/}" + out_shape
+        assert raw_problems(root, out_shape, op) == [], resp.text
 
 
 def c_url(api) -> str:

@@ -6,6 +6,7 @@ live observation. Real sockets; the waits are events, with generous deadlines.""
 from __future__ import annotations
 
 import functools
+import xml.etree.ElementTree as ET
 
 import pytest
 import trio
@@ -13,6 +14,7 @@ import trio
 from authd import api_health as A
 from authd.node import NodeConfig, run_node
 from tests.control_helpers import client
+from tests.test_health_api import raw_problems, signed
 
 pytestmark = [pytest.mark.realtime]
 
@@ -44,6 +46,12 @@ async def test_node_probes_and_every_index_learns_the_status(tmp_path):
             [obs] = seen["HealthCheckObservations"]
             assert obs["IPAddress"] == "127.0.0.1"
             assert obs["StatusReport"]["Status"] == "Failure: Connection refused."
+            for op, suffix in (("GetHealthCheckStatus", "status"), ("GetHealthCheckLastFailureReason",
+                                                                   "lastfailurereason")):
+                raw = await trio.to_thread.run_sync(
+                    signed, "GET", f"{node.control_url}/2013-04-01/healthcheck/{hc}/{suffix}")
+                root = ET.fromstring(raw.content)
+                assert len(root[0]) == 1 and raw_problems(root, f"{op}Response", op) == [], raw.text
             # disabling it makes it healthy (Route 53: a disabled check counts as healthy)
             await boto(node.control_url, "update_health_check", HealthCheckId=hc, Disabled=True)
             await node.prober.wait_stored(hc, True)
