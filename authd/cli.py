@@ -157,7 +157,8 @@ async def run_serve(args: argparse.Namespace, index: ServingIndex) -> None:
             )
         )
         # every worker signs cookies with the same secret, so a cookie from one is valid at all
-        env = {**os.environ, cli_dns.SECRET_ENV: (options["cookie_secret"] or b"").hex()}
+        secrets = [options["cookie_secret"], *options["cookie_previous"]]  # type: ignore[misc]
+        env = {**os.environ, cli_dns.SECRET_ENV: ",".join(k.hex() for k in secrets)}
         for i in range(2, workers + 1):
             # Extra workers are whole processes (the GIL allows one core per process); they
             # bind the same port with SO_REUSEPORT and the kernel spreads queries over them.

@@ -20,7 +20,9 @@ from authd.rrl import (
 )
 from authd.server import DEFAULT_TCP_OUTPUT_BUDGET, DEFAULT_TCP_WRITE_TIMEOUT
 
-SECRET_ENV = "AUTHD_COOKIE_SECRET"  # how workers get the first process's secret (not argv)
+# how workers get the first process's secrets, active first, comma-separated (not in argv,
+# where any local user could read them)
+SECRET_ENV = "AUTHD_COOKIE_SECRET"
 
 
 def parse_secret(text: str) -> bytes:
@@ -63,19 +65,26 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cookie-secret", type=parse_secret, default=None, metavar="HEX",
                    help="the DNS cookie server secret, 32 hex digits; give the same one to "
                    "every server of an anycast set (RFC 9018) (default: random at start)")
+    p.add_argument("--cookie-secret-previous", type=parse_secret, action="append", default=[],
+                   metavar="HEX",
+                   help="a retired cookie secret whose cookies are still accepted and "
+                   "renewed, for rolling the secret over (RFC 9018 §4.4); may be repeated")
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, object]:
     """The `serve_dns` keyword arguments these flags ask for. Raises ValueError on bad ones."""
     secret = args.cookie_secret
+    previous = tuple(args.cookie_secret_previous)
     if secret is None and os.environ.get(SECRET_ENV):
-        secret = parse_secret(os.environ[SECRET_ENV])
+        secret, *rest = (parse_secret(h) for h in os.environ[SECRET_ENV].split(","))
+        previous = previous or tuple(rest)
     return {
         "tcp_write_timeout": args.tcp_write_timeout,
         "tcp_output_budget": args.tcp_output_budget,
         "rrl": RrlConfig(args.rrl, args.rrl_rate, args.rrl_slip, args.rrl_window,
                          args.rrl_ipv4_prefix, args.rrl_ipv6_prefix),
         "cookie_secret": secret,
+        "cookie_previous": previous,
     }
 
 

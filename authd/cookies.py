@@ -24,17 +24,17 @@ SERVER_MIN, SERVER_MAX = 8, 32  # RFC 7873 §4: a server cookie is 8 to 32 bytes
 VERSION = 1  # RFC 9018 §4.2
 LIFETIME_PAST = 3600  # RFC 9018 §4.3: older is invalid
 LIFETIME_FUTURE = 300  # RFC 9018 §4.3: more than 5 minutes ahead is invalid
-REFRESH_AFTER = 1800  # RFC 9018 §4.3: a server cookie older than this gets a fresh one
+REFRESH_AFTER = 1800  # RFC 9018 §4.3: older gets a fresh one (NSD reuses younger ones too)
 
 _MASK = (1 << 64) - 1
 
 
-def _rotl(x: int, b: int) -> int:
-    return ((x << b) | (x >> (64 - b))) & _MASK
-
-
 def siphash24(key: bytes, data: bytes) -> bytes:
-    """SipHash-2-4 (Aumasson and Bernstein, 2012) of data under a 16-byte key: 8 bytes, LE."""
+    """SipHash-2-4 (Aumasson and Bernstein, 2012) of data under a 16-byte key: 8 bytes, LE.
+
+    The rounds are written out with local variables: in pure Python a call per round or per
+    rotation costs more than the arithmetic.
+    """
     if len(key) != 16:
         raise ValueError("SipHash needs a 16-byte key")
     k0, k1 = struct.unpack("<QQ", key)
@@ -42,34 +42,38 @@ def siphash24(key: bytes, data: bytes) -> bytes:
     v1 = k1 ^ 0x646F72616E646F6D
     v2 = k0 ^ 0x6C7967656E657261
     v3 = k1 ^ 0x7465646279746573
-
-    def rounds(n: int) -> None:
-        nonlocal v0, v1, v2, v3
-        for _ in range(n):
-            v0 = (v0 + v1) & _MASK
-            v1 = _rotl(v1, 13) ^ v0
-            v0 = _rotl(v0, 32)
-            v2 = (v2 + v3) & _MASK
-            v3 = _rotl(v3, 16) ^ v2
-            v0 = (v0 + v3) & _MASK
-            v3 = _rotl(v3, 21) ^ v0
-            v2 = (v2 + v1) & _MASK
-            v1 = _rotl(v1, 17) ^ v2
-            v2 = _rotl(v2, 32)
-
     n = len(data)
     whole = n - n % 8
-    for (m,) in struct.iter_unpack("<Q", data[:whole]):
+    words = [m for (m,) in struct.iter_unpack("<Q", data[:whole])]
+    words.append(int.from_bytes(data[whole:], "little") | ((n & 0xFF) << 56))
+    mask = _MASK
+    for m in words:
         v3 ^= m
-        rounds(2)
+        for _ in range(2):  # SipRound, twice per word (the "2" of 2-4)
+            v0 = (v0 + v1) & mask
+            v1 = ((v1 << 13) | (v1 >> 51)) & mask ^ v0
+            v0 = ((v0 << 32) | (v0 >> 32)) & mask
+            v2 = (v2 + v3) & mask
+            v3 = ((v3 << 16) | (v3 >> 48)) & mask ^ v2
+            v0 = (v0 + v3) & mask
+            v3 = ((v3 << 21) | (v3 >> 43)) & mask ^ v0
+            v2 = (v2 + v1) & mask
+            v1 = ((v1 << 17) | (v1 >> 47)) & mask ^ v2
+            v2 = ((v2 << 32) | (v2 >> 32)) & mask
         v0 ^= m
-    last = int.from_bytes(data[whole:], "little") | ((n & 0xFF) << 56)
-    v3 ^= last
-    rounds(2)
-    v0 ^= last
     v2 ^= 0xFF
-    rounds(4)
-    return ((v0 ^ v1 ^ v2 ^ v3) & _MASK).to_bytes(8, "little")
+    for _ in range(4):  # four finalisation rounds (the "4")
+        v0 = (v0 + v1) & mask
+        v1 = ((v1 << 13) | (v1 >> 51)) & mask ^ v0
+        v0 = ((v0 << 32) | (v0 >> 32)) & mask
+        v2 = (v2 + v3) & mask
+        v3 = ((v3 << 16) | (v3 >> 48)) & mask ^ v2
+        v0 = (v0 + v3) & mask
+        v3 = ((v3 << 21) | (v3 >> 43)) & mask ^ v0
+        v2 = (v2 + v1) & mask
+        v1 = ((v1 << 17) | (v1 >> 47)) & mask ^ v2
+        v2 = ((v2 << 32) | (v2 >> 32)) & mask
+    return (v0 ^ v1 ^ v2 ^ v3).to_bytes(8, "little")
 
 
 def _ip_bytes(ip: str) -> bytes:
@@ -83,15 +87,18 @@ def make_server_cookie(secret: bytes, client: bytes, ip: str, wall: int,
     return head + siphash24(secret, client + head + _ip_bytes(ip))
 
 
+def _age(server: bytes, wall: int) -> int:
+    """Seconds since a server cookie's timestamp (RFC 1982 serial-number arithmetic)."""
+    age = (wall - int.from_bytes(server[4:8], "big")) & 0xFFFFFFFF
+    return age - (1 << 32) if age >= 1 << 31 else age
+
+
 def server_cookie_age(secret: bytes, client: bytes, server: bytes, ip: str,
                       wall: int) -> int | None:
     """The age in seconds of a valid server cookie (negative: from the future), else None."""
     if len(server) != 16 or server[0] != VERSION:
         return None
-    stamp = int.from_bytes(server[4:8], "big")
-    age = (wall - stamp) & 0xFFFFFFFF  # RFC 1982 serial-number arithmetic
-    if age >= 1 << 31:
-        age -= 1 << 32
+    age = _age(server, wall)
     if not -LIFETIME_FUTURE <= age <= LIFETIME_PAST:
         return None
     if siphash24(secret, client + server[:8] + _ip_bytes(ip)) != server[8:]:
@@ -178,10 +185,22 @@ class QueryCookie(NamedTuple):
     server: bytes
     stripped: bytes  # the query with the COOKIE option removed (and the OPT kept)
     age: int | None = None  # a valid server cookie's age in seconds
+    payload: int = 512  # the client's EDNS UDP payload size, as it sent it
+    renew: bool = False  # valid, but made with a retired secret: answer with a new one
 
 
-def read_query(wire: bytes, secret: bytes, ip: str, wall: int) -> QueryCookie | None:
+MEMO = 10_000  # server cookies remembered as valid; past it the memo starts over
+
+
+def read_query(wire: bytes, secret: bytes, ip: str, wall: int,
+               memo: dict[tuple[str, bytes], bool] | None = None,
+               previous: tuple[bytes, ...] = ()) -> QueryCookie | None:
     """The query's cookie status, or None when it carries no COOKIE option (or no usable OPT).
+
+    `memo` (kept by the caller for one secret) remembers cookies whose hash matched, so a
+    client that repeats its cookie costs a timestamp check, not a SipHash. `previous` are
+    retired secrets still accepted while clients move on (RFC 9018 §4.4 rollover): a cookie
+    made with one is valid, and the response carries a fresh one made with `secret`.
 
     When a COOKIE option is there, `stripped` is the query without it, its EDNS payload
     lowered by the room the response's COOKIE option will take, so the index's truncation
@@ -207,8 +226,8 @@ def read_query(wire: bytes, secret: bytes, ip: str, wall: int) -> QueryCookie | 
         j += 4 + olen
     if not cookies or wire[opt.start] != 0:  # RFC 6891 §6.1.2: the OPT owner is the root
         return None
-    payload = wire[opt.start + 3] << 8 | wire[opt.start + 4]
-    payload = max(512, payload - (4 + CLIENT_LEN + 16))
+    sent = wire[opt.start + 3] << 8 | wire[opt.start + 4]
+    payload = max(512, sent - (4 + CLIENT_LEN + 16))
     head = wire[:opt.start] + wire[opt.start:opt.start + 3] + payload.to_bytes(2, "big")
     stripped = (head + wire[opt.start + 5:opt.rdata - 2] + len(kept).to_bytes(2, "big")
                 + bytes(kept) + wire[opt.end:])
@@ -216,20 +235,36 @@ def read_query(wire: bytes, secret: bytes, ip: str, wall: int) -> QueryCookie | 
     if len(cookies) > 1 or not (len(value) == CLIENT_LEN
                                 or CLIENT_LEN + SERVER_MIN <= len(value) <= CLIENT_LEN + SERVER_MAX):
         # RFC 7873 §5.2.2: a COOKIE option of any other length is malformed
-        return QueryCookie(Status.MALFORMED, b"", b"", stripped)
+        return QueryCookie(Status.MALFORMED, b"", b"", stripped, None, sent)
     client, server = value[:CLIENT_LEN], value[CLIENT_LEN:]
     if not server:
-        return QueryCookie(Status.CLIENT_ONLY, client, b"", stripped)
-    age = server_cookie_age(secret, client, server, ip, wall)
+        return QueryCookie(Status.CLIENT_ONLY, client, b"", stripped, None, sent)
+    if memo is not None and (ip, value) in memo:
+        age = _age(server, wall)  # the hash matched before; only time can have changed
+        if not -LIFETIME_FUTURE <= age <= LIFETIME_PAST:
+            age = None
+    else:
+        age = server_cookie_age(secret, client, server, ip, wall)
+        for old in previous:
+            if age is not None:
+                break
+            age = server_cookie_age(old, client, server, ip, wall)
+            if age is not None:  # not remembered: the next query should bring the new one
+                return QueryCookie(Status.VALID, client, server, stripped, age, sent, True)
+        if age is not None and memo is not None:
+            if len(memo) >= MEMO:
+                memo.clear()
+            memo[(ip, value)] = True
     if age is None:
-        return QueryCookie(Status.BAD_SERVER, client, server, stripped)
-    return QueryCookie(Status.VALID, client, server, stripped, age)
+        return QueryCookie(Status.BAD_SERVER, client, server, stripped, None, sent)
+    return QueryCookie(Status.VALID, client, server, stripped, age, sent)
 
 
 def response_cookie(secret: bytes, q: QueryCookie, ip: str, wall: int) -> bytes:
     """The COOKIE option value for the response: the client cookie and a server cookie
     (the query's own while valid and under half an hour old, else a fresh one)."""
-    if q.status is Status.VALID and q.age is not None and q.age < REFRESH_AFTER:
+    if (q.status is Status.VALID and not q.renew and q.age is not None
+            and q.age < REFRESH_AFTER):
         return q.client + q.server
     return q.client + make_server_cookie(secret, q.client, ip, wall)
 

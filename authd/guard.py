@@ -7,7 +7,8 @@ index's tables of rendered answers stay shared by every client) and the response
 put into the rendered reply here.
 
 Order, per query (RFC 7873 §5.2 for the cookie cases):
-1. A malformed COOKIE option (§5.2.2) gets FORMERR with an OPT, and nothing else happens.
+1. A malformed COOKIE option (§5.2.2) gets FORMERR with an OPT (over UDP, rate-limited as
+   an error), and nothing else happens.
 2. A query with no question and a COOKIE (§5.4) gets NOERROR (BADCOOKIE if it sent a server
    cookie that is not valid) with our server cookie and no answer; over UDP it is rate-limited
    like any response (its class is ERROR), unless its server cookie is valid.
@@ -26,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from authd import cookies
+from authd.answer import OUR_PAYLOAD
 from authd.cookies import Status
 from authd.rrl import RateLimiter, RClass, Verdict, truncated
 
 BADCOOKIE = 23  # RFC 7873 §8
 FORMERR = 1
-OUR_PAYLOAD = 1232  # as authd.answer advertises
 _OPT_HEAD = b"\x00\x00\x29"
 
 Respond = Callable[..., "bytes | None"]
@@ -66,6 +67,7 @@ class Guard:
     Args:
         respond: the serving index's `respond(wire, tcp=...)`.
         secret: the 16-byte server secret for cookies.
+        previous: retired secrets whose cookies are still accepted (and renewed).
         rrl: the rate limiter, or None for no limiting.
     """
 
@@ -73,13 +75,16 @@ class Guard:
     secret: bytes
     rrl: RateLimiter | None = None
     on_limit: Callable[[str, RClass], None] | None = None  # a source starts being limited
+    previous: tuple[bytes, ...] = ()  # retired cookie secrets still accepted (RFC 9018 §4.4)
     stats: dict[str, int] = field(default_factory=lambda: {
         "cookie_malformed": 0, "cookie_valid": 0, "cookie_fresh": 0, "badcookie": 0,
     })
 
     def __post_init__(self) -> None:
-        if len(self.secret) != 16:
-            raise ValueError("the cookie secret must be 16 bytes (32 hex digits)")
+        if any(len(k) != 16 for k in (self.secret, *self.previous)):
+            raise ValueError("a cookie secret must be 16 bytes (32 hex digits)")
+        self._valid: dict[tuple[str, bytes], bool] = {}  # cookies whose hash matched
+        self._fresh: dict[tuple[str, bytes, int], bytes] = {}  # cookies made this second
         # an index that routes by client location takes the address as `source=`
         try:
             self._with_source = "source" in inspect.signature(self.respond).parameters
@@ -93,7 +98,10 @@ class Guard:
 
     def answer(self, wire: bytes, ip: str, now: float, wall: int, *, tcp: bool) -> bytes | None:
         """The bytes to send back for one query, or None to send nothing."""
-        q = cookies.read_query(wire, self.secret, ip, wall) if len(wire) > 12 else None
+        # a response (QR=1) is never answered (RFC 1035 §4.1.1; the index drops it), so its
+        # cookie is never looked at: no FORMERR or BADCOOKIE ping-pong between two servers
+        q = (cookies.read_query(wire, self.secret, ip, wall, self._valid, self.previous)
+             if len(wire) > 12 and not wire[2] & 0x80 else None)
         if q is None:
             reply = self._respond(wire, tcp, ip)
             if reply is None or tcp or self.rrl is None:
@@ -101,36 +109,56 @@ class Guard:
             return self.limit_udp(reply, ip, now)
         if q.status is Status.MALFORMED:
             self.stats["cookie_malformed"] += 1
-            return _bare_reply(wire, FORMERR)  # RFC 7873 §5.2.2
-        option = cookies.response_cookie(self.secret, q, ip, wall)
+            formerr = _bare_reply(wire, FORMERR)  # RFC 7873 §5.2.2
+            if tcp or self.rrl is None:
+                return formerr
+            return self.limit_udp(formerr, ip, now)  # an error like any other (class ERROR)
         if q.status is Status.VALID:
             self.stats["cookie_valid"] += 1
         else:
             self.stats["cookie_fresh"] += 1
-        if wire[4:6] == b"\x00\x00":
-            # RFC 7873 §5.4: a query for a server cookie only
+        # RRL before the server cookie is made: a dropped response costs no SipHash
+        limited = not tcp and self.rrl is not None and q.status is not Status.VALID
+        if wire[4:6] == b"\x00\x00" and not wire[2] & 0x78:
+            # RFC 7873 §5.4: a (standard) query for a server cookie only
             rcode = BADCOOKIE if q.status is Status.BAD_SERVER else 0
+            if limited and self._limit(_bare_reply(wire, rcode), ip, now) is Verdict.DROP:
+                return None
             self.stats["badcookie"] += rcode == BADCOOKIE
-            bare = _bare_reply(wire, rcode, self._cookie_option(option))
-            if tcp or self.rrl is None or q.status is Status.VALID:
-                return bare
-            return bare if self._limit(bare, ip, now) is not Verdict.DROP else None
+            return _bare_reply(wire, rcode, self._cookie_option(self._cookie(q, ip, wall)))
         reply = self._respond(q.stripped, tcp, ip)
         if reply is None:
             return None
-        if not tcp and self.rrl is not None and q.status is not Status.VALID:
+        if limited:
             verdict = self._limit(reply, ip, now)
             if verdict is Verdict.DROP:
                 return None
             if verdict is Verdict.SLIP:
                 self.stats["badcookie"] += 1
-                return _bare_reply(wire, BADCOOKIE, self._cookie_option(option))
+                return _bare_reply(wire, BADCOOKIE,
+                                   self._cookie_option(self._cookie(q, ip, wall)))
+        option = self._cookie(q, ip, wall)
         with_cookie = cookies.add_option(reply, cookies.COOKIE, option)
         if with_cookie is None:
             return reply  # no OPT in the reply (e.g. FORMERR from the full parser)
-        if not tcp and len(with_cookie) > _udp_limit(wire):
+        # RFC 6891 §6.2.5: the client's payload size, at least 512; we never exceed ours
+        if not tcp and len(with_cookie) > min(OUR_PAYLOAD, max(512, q.payload)):
             return _tc_with(reply, option)
         return with_cookie
+
+    def _cookie(self, q: cookies.QueryCookie, ip: str, wall: int) -> bytes:
+        """The response's COOKIE value; a fresh one is made once per client, address and
+        second (a client repeating itself within the second costs no SipHash)."""
+        if (q.status is Status.VALID and not q.renew and q.age is not None
+                and q.age < cookies.REFRESH_AFTER):
+            return q.client + q.server
+        key = (ip, q.client, wall)
+        value = self._fresh.get(key)
+        if value is None:
+            if len(self._fresh) >= cookies.MEMO:
+                self._fresh.clear()
+            value = self._fresh[key] = cookies.response_cookie(self.secret, q, ip, wall)
+        return value
 
     def limit_udp(self, reply: bytes, ip: str, now: float) -> bytes | None:
         """RRL for a UDP response to a query without a cookie: it, a TC=1 slip, or None."""
@@ -148,15 +176,6 @@ class Guard:
     @staticmethod
     def _cookie_option(value: bytes) -> bytes:
         return cookies.COOKIE.to_bytes(2, "big") + len(value).to_bytes(2, "big") + value
-
-
-def _udp_limit(query: bytes) -> int:
-    """The client's UDP size limit (RFC 6891 §6.2.5: at least 512; we cap at our payload)."""
-    opt = cookies.find_opt(query)
-    if opt is None:
-        return 512
-    payload = query[opt.start + 3] << 8 | query[opt.start + 4]
-    return min(OUR_PAYLOAD, max(512, payload))
 
 
 def _tc_with(reply: bytes, option: bytes) -> bytes:

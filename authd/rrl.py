@@ -34,6 +34,7 @@ DEFAULT_SLIP = 2  # every 2nd limited response becomes TC=1 (NSD's and BIND's de
 DEFAULT_WINDOW = 15.0  # seconds of debt a bucket may run up: BIND's default window
 DEFAULT_IPV4_PREFIX = 24
 DEFAULT_IPV6_PREFIX = 56  # a typical end-site allocation (RFC 6177); NSD's default is 64
+MEMO = 10_000  # remembered response classes and client networks
 TABLE_LIMIT = 100_000  # buckets kept; past it the oldest are forgotten (a full bucket is no loss)
 
 
@@ -111,6 +112,8 @@ def classify(reply: bytes) -> tuple[RClass, bytes]:
 def network_of(ip: str, v4_prefix: int = DEFAULT_IPV4_PREFIX,
                v6_prefix: int = DEFAULT_IPV6_PREFIX) -> bytes:
     """The client's network as bytes: the address masked to the configured prefix."""
+    if ip.startswith("::ffff:") and "." in ip:
+        ip = ip[7:]  # an IPv4 client of a dual-stack socket is an IPv4 client (RFC 4291 §2.5.5.2)
     if ":" not in ip:
         parts = ip.split(".")
         if v4_prefix == 24 and len(parts) == 4:  # the common case, without ipaddress
@@ -134,6 +137,9 @@ class Decision(NamedTuple):
     started: bool  # this response is the first one limited after sending freely (log it)
 
 
+_TAG = {c: bytes([i]) for i, c in enumerate(RClass)}
+
+
 @dataclass
 class RateLimiter:
     """Per (network, class, name) token buckets with slip. Configure once; `check` per reply."""
@@ -144,8 +150,12 @@ class RateLimiter:
     v4_prefix: int = DEFAULT_IPV4_PREFIX
     v6_prefix: int = DEFAULT_IPV6_PREFIX
     table_limit: int = TABLE_LIMIT
-    buckets: dict[tuple[bytes, RClass, bytes], _Bucket] = field(default_factory=dict)
-    counts: dict[Verdict, int] = field(default_factory=lambda: dict.fromkeys(Verdict, 0))
+    # key: (network, class tag + name); plain bytes keep the per-packet hashing in C
+    buckets: dict[tuple[bytes, bytes], _Bucket] = field(default_factory=dict)
+    counts: dict[Verdict, int] = field(  # limited responses, slipped and dropped
+        default_factory=lambda: {Verdict.SLIP: 0, Verdict.DROP: 0})
+    _classes: dict[bytes, tuple[bytes, Decision]] = field(default_factory=dict, repr=False)
+    _networks: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
@@ -154,11 +164,27 @@ class RateLimiter:
             raise ValueError("--rrl-slip must be 0 or more")
         if self.window < 1:
             raise ValueError("--rrl-window must be at least 1 second")
+        self._sent = 0
 
     def check(self, reply: bytes, ip: str, now: float) -> Decision:
         """Charge this response to its bucket and say whether to send, slip or drop it."""
-        rclass, name = classify(reply)
-        key = (network_of(ip, self.v4_prefix, self.v6_prefix), rclass, name)
+        # A flood repeats one response and one address: both lookups are remembered (the
+        # body after the ID decides the class; at most MEMO entries each, then start over)
+        body = reply[2:]
+        found = self._classes.get(body)
+        if found is None:
+            if len(self._classes) >= MEMO:
+                self._classes.clear()
+            rclass, name = classify(reply)
+            found = self._classes[body] = (_TAG[rclass] + name,
+                                           Decision(Verdict.SEND, rclass, False))
+        what, send = found
+        net = self._networks.get(ip)
+        if net is None:
+            if len(self._networks) >= MEMO:
+                self._networks.clear()
+            net = self._networks[ip] = network_of(ip, self.v4_prefix, self.v6_prefix)
+        key = (net, what)
         b = self.buckets.get(key)
         rate = self.rate
         if b is None:
@@ -166,17 +192,26 @@ class RateLimiter:
                 del self.buckets[next(iter(self.buckets))]  # the oldest bucket made
             b = self.buckets[key] = _Bucket(rate, now)
         else:
-            b.balance = min(rate, b.balance + (now - b.stamp) * rate)
+            balance = b.balance + (now - b.stamp) * rate
+            b.balance = rate if balance > rate else balance
             b.stamp = now
-        b.balance = max(b.balance - 1.0, -rate * self.window)
+        b.balance -= 1.0
         if b.balance >= 0:
             b.limited = 0
-            self.counts[Verdict.SEND] += 1
-            return Decision(Verdict.SEND, rclass, False)
+            self._sent += 1
+            return send
+        floor = -rate * self.window
+        if b.balance < floor:
+            b.balance = floor
         b.limited += 1
         verdict = Verdict.SLIP if self.slip and b.limited % self.slip == 0 else Verdict.DROP
         self.counts[verdict] += 1
-        return Decision(verdict, rclass, b.limited == 1)
+        return Decision(verdict, send.rclass, b.limited == 1)
+
+    @property
+    def sent(self) -> int:
+        """Responses sent unlimited so far."""
+        return self._sent
 
 
 MODES = ("off", "on", "auto")

@@ -34,7 +34,7 @@ import trio
 from authd.errlog import ErrorLog
 from authd.guard import Guard
 from authd.index import ServingIndex
-from authd.rrl import RClass, RrlConfig
+from authd.rrl import RClass, RrlConfig, Verdict
 
 log = logging.getLogger("authd")
 
@@ -313,6 +313,7 @@ async def serve_dns(
     tcp_output_budget: int = DEFAULT_TCP_OUTPUT_BUDGET,
     rrl: RrlConfig | None = None,
     cookie_secret: bytes | None = None,
+    cookie_previous: tuple[bytes, ...] = (),
     worker: str = "1/1",
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -330,6 +331,7 @@ async def serve_dns(
         rrl: response-rate limiting for UDP (`RrlConfig.enabled_for(host)` decides);
             None is the default `RrlConfig()`: on for non-loopback listeners only.
         cookie_secret: the 16-byte DNS cookie secret; None draws a random one.
+        cookie_previous: retired secrets whose cookies are still accepted and renewed.
         worker: "i/n", for the start log line.
         task_status: `task_status.started((host, port))` once both sockets listen.
 
@@ -345,7 +347,8 @@ async def serve_dns(
         errors.report("rrl", f"limiting {rclass.value} responses to {ip}'s network "
                       f"({rrl.rate:g}/s, slip {rrl.slip})", trio.current_time(), logging.WARNING)
 
-    guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit)
+    guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit,
+                  cookie_previous)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve_udp, index, udp, errors, guard)
@@ -366,3 +369,19 @@ async def serve_dns(
     finally:
         udp.close()
         tcp.close()
+        log.info("authd on %s port %d stopped: %s", host, bound, hardening_summary(guard, errors))
+
+
+def hardening_summary(guard: Guard, errors: ErrorLog) -> str:
+    """One line of what the guards did: RRL verdicts, cookies, and errors by class."""
+    parts = []
+    if guard.rrl is not None:
+        c = guard.rrl.counts
+        parts.append(f"rrl sent {guard.rrl.sent}, slipped {c[Verdict.SLIP]}, "
+                     f"dropped {c[Verdict.DROP]}")
+    s = guard.stats
+    parts.append(f"cookies valid {s['cookie_valid']}, new {s['cookie_fresh']}, "
+                 f"malformed {s['cookie_malformed']}, badcookie {s['badcookie']}")
+    if errors.counts:
+        parts.append("; ".join(f"{k} {n}" for k, n in sorted(errors.counts.items())))
+    return "; ".join(parts)

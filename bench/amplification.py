@@ -40,6 +40,17 @@ QNAME, QTYPE = "big.example.test.", "TXT"
 COOKIE = 10
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, for the record of where a figure came from."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 @dataclass
 class Flood:
     server: str
@@ -149,7 +160,7 @@ def flood(port: int, server: str, count: int, rate: int) -> Flood:
     return res
 
 
-def _nsd_conf(d: Path, port: int, zonefile: Path) -> Path:
+def nsd_conf(d: Path, port: int, zonefile: Path) -> Path:
     conf = d / "nsd.conf"
     conf.write_text(f"""server:
   ip-address: 127.0.0.1@{port}
@@ -200,7 +211,7 @@ def main(argv: list[str]) -> int:
                 d.mkdir()
                 zf = d / "example.test.zone"
                 shutil.copy(ROOT / "zones" / "example.test.zone", zf)
-                cmd = [nsd, "-d", "-c", str(_nsd_conf(d, port, zf))]
+                cmd = [nsd, "-d", "-c", str(nsd_conf(d, port, zf))]
                 proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             else:
                 cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(ROOT / "zones"),
@@ -236,7 +247,7 @@ def write_section(results: list[Flood], args: argparse.Namespace,
         SECTION, "",
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
         f"`python -m bench amplification --count {args.count} --rate {args.rate}` on "
-        f"{platform.node()} ({os.cpu_count()} cores shared with other work, Python "
+        f"{platform.node()} ({cpu_model()}, {os.cpu_count()} cores shared with other work, Python "
         f"{platform.python_version()}, NSD 4.6.1). Load average before/after: "
         f"{load_before[0]:.2f} / {load_after[0]:.2f}.",
         "",

@@ -228,3 +228,44 @@ def test_guard_passes_the_client_address_to_an_index_that_routes_by_it():
     guard.answer(_query(None), IP, 0.0, WALL, tcp=False)
     guard.answer(_query(bytes(8)), IP, 0.0, WALL, tcp=True)
     assert seen == [IP, IP]
+
+
+def test_a_remembered_cookie_still_expires_and_is_bound_to_its_address():
+    memo: dict = {}
+    client = bytes(range(8))
+    sc = make_server_cookie(SECRET_1, client, IP, WALL)
+    assert read_query(_query(client + sc), SECRET_1, IP, WALL, memo).status is Status.VALID
+    assert memo  # remembered: the next one skips the hash
+    assert read_query(_query(client + sc), SECRET_1, IP, WALL + 10, memo).age == 10
+    assert read_query(_query(client + sc), SECRET_1, IP, WALL + 3601, memo).status \
+        is Status.BAD_SERVER
+    assert read_query(_query(client + sc), SECRET_1, "192.0.2.99", WALL, memo).status \
+        is Status.BAD_SERVER
+
+
+def test_a_response_with_a_cookie_is_never_answered(index):
+    guard = Guard(index.respond, SECRET_1)
+    for cookie in (bytes(8), b"123", bytes(24)):
+        q = dns.message.make_query("host.example.test.", "A", use_edns=0,
+                                   options=[dns.edns.GenericOption(cookies.COOKIE, cookie)])
+        q.flags |= dns.flags.QR
+        assert guard.answer(q.to_wire(), IP, 0.0, WALL, tcp=False) is None
+        empty = dns.message.Message(id=5)
+        empty.flags |= dns.flags.QR
+        empty.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(cookies.COOKIE, cookie)])
+        assert guard.answer(empty.to_wire(), IP, 0.0, WALL, tcp=False) is None
+
+
+def test_rfc9018_a4_rollover_accepts_the_old_secret_and_renews_with_the_new():
+    client = bytes.fromhex("22681ab97d52c298")
+    ip = "2001:db8:220:1:59de:d0f4:8769:82b8"
+    old = bytes.fromhex("dd3bdf9344b678b185a6f5cb60fca715")
+    new = bytes.fromhex("445536bcd2513298075a5d379663c962")
+    first = bytes.fromhex("010000005cf7c57926556bd0934c72f8")  # made with the old secret
+    wire = _query(client + first)
+    assert read_query(wire, new, ip, 1559741961).status is Status.BAD_SERVER
+    q = read_query(wire, new, ip, 1559741961, previous=(old,))
+    assert q.status is Status.VALID and q.renew
+    guard = Guard(_Index().respond, new, previous=(old,))
+    reply = guard.answer(wire, ip, 0.0, 1559741961, tcp=False)
+    assert _cookie_of(reply).hex() == client.hex() + "010000005cf7c609a6bb79d16625507a"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 
@@ -9,8 +10,10 @@ import dns.message
 import pytest
 import trio
 
+from authd.cookies import server_cookie_age
 from authd.rrl import RrlConfig
-from tests.conftest import require_tool, start_authd
+from authd.server import serve_dns
+from tests.conftest import AuthdServer, require_tool, start_authd
 
 COOKIE_RE = re.compile(r"COOKIE: ([0-9a-fA-F]+)( \(good\))?")
 
@@ -89,3 +92,44 @@ async def test_under_a_flood_rrl_slips_and_a_client_with_a_cookie_gets_full_answ
     # nothing
     plain = await _dig(server, "+nocookie", "+ignore", "big.example.test.", "TXT")
     assert "ANSWER: 6" not in plain, plain
+
+
+async def test_dig_cookie_over_ipv6_hashes_the_16_byte_address(nursery, index):
+    secret = bytes(range(16))
+    try:
+        host, port = await nursery.start(
+            functools.partial(serve_dns, index, "::1", 0, cookie_secret=secret))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    server = AuthdServer(host, port, index)
+    out = await _dig(server, "+cookie=0123456789abcdef", "host.example.test.", "A")
+    m = COOKIE_RE.search(out)
+    assert m and m.group(2), out
+    value = bytes.fromhex(m.group(1))
+    stamp = int.from_bytes(value[12:16], "big")
+    # RFC 9018 §4.2: the hash covers the client's 16-byte IPv6 address
+    assert server_cookie_age(secret, value[:8], value[8:], "::1", stamp) == 0
+    assert server_cookie_age(secret, value[:8], value[8:], "127.0.0.1", stamp) is None
+    again = await _dig(server, f"+cookie={m.group(1)}", "host.example.test.", "A")
+    assert COOKIE_RE.search(again).group(1) == m.group(1)  # type: ignore[union-attr]
+
+
+@pytest.mark.realtime
+async def test_a_limited_client_that_retries_on_badcookie_gets_through(nursery, index):
+    """RRL's slip to a cookie client is BADCOOKIE with a fresh server cookie (RFC 7873 §5.2.3,
+    as BIND): dig and kdig with +badcookie retry with it, are exempt, and get the answer while
+    their network is limited (every 2nd limited response slips, so 3 tries always suffice)."""
+    server = await start_authd(nursery, index, rrl=RrlConfig("on", rate=1, window=15))
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await sock.connect((server.host, server.port))
+    flood = dns.message.make_query("big.example.test.", "TXT", use_edns=0).to_wire()
+    for _ in range(200):
+        await sock.send(flood)
+    sock.close()
+    out = await _dig(server, "+cookie", "+badcookie", "+tries=3", "+time=1",
+                     "big.example.test.", "TXT")
+    assert "BADCOOKIE, retrying" in out and "ANSWER: 6" in out and "(good)" in out, out
+    kdig = require_tool("kdig")
+    out = await _run(kdig, f"@{server.host}", "-p", str(server.port), "+norecurse", "+cookie",
+                     "+badcookie", "+retry=2", "+time=1", "big.example.test.", "TXT")
+    assert "status: BADCOOKIE" in out and "ANSWER: 6" in out, out

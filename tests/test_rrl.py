@@ -63,6 +63,9 @@ def test_one_bucket_per_network_and_class(index):
     assert network_of("2001:db8:1:ff00::1") == network_of("2001:db8:1:ff12::9")  # /56
     assert network_of("2001:db8:1:ff00::1") != network_of("2001:db8:1:fe00::1")
     assert network_of("192.0.2.1", v4_prefix=32) != network_of("192.0.2.2", v4_prefix=32)
+    # a dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d: still one /24 each
+    assert network_of("::ffff:192.0.2.1") == network_of("192.0.2.77")
+    assert network_of("::ffff:192.0.2.1") != network_of("::ffff:198.51.100.1")
 
 
 def test_slip_1_slips_every_limited_response_and_0_drops_them(index):
@@ -139,3 +142,20 @@ def test_pure_modules_import_no_clock_socket_or_trio():
         text = Path(mod.__file__).read_text()
         for banned in ("import trio", "import socket", "import time", "from time"):
             assert banned not in text, (mod.__name__, banned)
+
+
+def test_counts_of_sent_slipped_and_dropped(index):
+    limiter = RateLimiter(rate=2, slip=2, window=1)
+    reply = _reply(index, "host.example.test.")
+    for _ in range(8):
+        limiter.check(reply, "10.1.1.1", 0.0)
+    assert limiter.sent == 2 and limiter.counts == {Verdict.SLIP: 3, Verdict.DROP: 3}
+
+
+def test_formerr_for_a_malformed_cookie_is_rate_limited_over_udp(index):
+    guard = Guard(index.respond, SECRET, RateLimiter(rate=2, slip=0, window=1))
+    bad = _cookie_query(b"123")
+    replies = [guard.answer(bad, "203.0.113.5", 0.0, 1_700_000_000, tcp=False) for _ in range(6)]
+    assert [r is not None for r in replies] == [True, True] + [False] * 4
+    assert dns.message.from_wire(replies[0]).rcode() == dns.rcode.FORMERR
+    assert guard.answer(bad, "203.0.113.5", 0.0, 1_700_000_000, tcp=True) is not None

@@ -91,3 +91,41 @@ def test_error_log_writes_one_line_per_class_per_interval(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 4 and all("\n" not in line for line in lines)
     assert "+9 more since the last line" in lines[1]
+
+
+def test_the_stop_line_says_what_the_guards_did(index):
+    from authd.guard import Guard
+    from authd.rrl import RateLimiter
+    from authd.server import hardening_summary
+
+    guard = Guard(index.respond, bytes(16), RateLimiter(rate=1, slip=2, window=1))
+    for _ in range(3):
+        guard.answer(QUERY, "10.0.0.1", 0.0, 1_700_000_000, tcp=False)
+    errors = ErrorLog(logging.getLogger("test"))
+    errors.exception("udp answer", ValueError("x"), 0.0)
+    line = hardening_summary(guard, errors)
+    assert "rrl sent 1, slipped 1, dropped 1" in line and "udp answer: ValueError 1" in line
+
+
+async def test_at_the_cap_the_idle_connection_goes_before_a_blocked_writer(nursery, index):
+    errors = ErrorLog(logging.getLogger("test"))
+    port = await _listen(nursery, index, errors, max_connections=2, write_timeout=30.0,
+                         idle_timeout=30.0)
+    # the writer: pipelines until the server's write to it blocks (it reads nothing yet)
+    writer = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    writer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await writer.connect(("127.0.0.1", port))
+    with trio.move_on_after(1.0):  # until the kernel stops taking our queries: the pin
+        while True:
+            await writer.send(FRAME * 200)
+    # the idle one: one exchange, then silence
+    idle = await trio.open_tcp_stream("127.0.0.1", port)
+    await idle.send_all(FRAME)
+    assert await idle.receive_some(4096)
+    # a third connection: the idle one is closed for it, the writer keeps its slot
+    assert dns.message.from_wire(await _ask(port)).answer
+    with trio.fail_after(5):
+        assert await idle.receive_some(4096) == b""  # closed by the server
+    # one eviction, and it was the idle connection: the blocked writer kept its slot
+    assert errors.counts["tcp connection limit"] == 1
+    writer.close()
