@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from authd import cli_xfr
 from authd.rrl import (
     DEFAULT_IPV4_PREFIX,
     DEFAULT_IPV6_PREFIX,
@@ -37,6 +38,7 @@ def parse_secret(text: str) -> bytes:
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
+    cli_xfr.add_options(p)  # --allow-transfer, --tsig-key(file), --notify, --ixfr-history
     p.add_argument("--tcp-write-timeout", type=float, default=DEFAULT_TCP_WRITE_TIMEOUT,
                    metavar="SECONDS",
                    help="close a TCP connection whose answers could not be written for this "
@@ -85,6 +87,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, object]:
                          args.rrl_ipv4_prefix, args.rrl_ipv6_prefix),
         "cookie_secret": secret,
         "cookie_previous": previous,
+        "transfers": cli_xfr.transfer_config(args),
     }
 
 
@@ -95,4 +98,4 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--rrl", args.rrl, "--rrl-rate", str(args.rrl_rate),
             "--rrl-slip", str(args.rrl_slip), "--rrl-window", str(args.rrl_window),
             "--rrl-ipv4-prefix", str(args.rrl_ipv4_prefix),
-            "--rrl-ipv6-prefix", str(args.rrl_ipv6_prefix)]
+            "--rrl-ipv6-prefix", str(args.rrl_ipv6_prefix), *cli_xfr.worker_argv(args)]

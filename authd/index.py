@@ -54,6 +54,7 @@ from authd.changes import zone_id_from_aliases
 from authd.journal import EntryKind, JournalEntry
 from authd.records import RecordKey, RecordSet
 from authd.wire import parse_fast
+from authd.xfr import TransferView
 from authd.zonefile import LoadedZone
 
 log = logging.getLogger("authd")
@@ -141,6 +142,8 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        # zone transfers' view (`authd.xfr`), when the node serves secondaries
+        self.transfers: TransferView | None = None
         # journaled resources by kind and id (see `_apply_resource`)
         self.resources: dict[str, dict[str, dict]] = {}
 
@@ -188,8 +191,20 @@ class ServingIndex:
                 entry.zone_name, entry.change_id, len(entry.puts), len(entry.deletes),
                 entry.serial, entry.seq,
             )
+        if self.transfers is not None:  # what secondaries get follows the same entries
+            self.transfers.apply(entry)
         self.seq = max(self.seq, entry.seq)
         return True
+
+    def enable_transfers(self, history: int) -> TransferView:
+        """Start keeping what secondaries get (`authd.xfr`), from the zones served now on."""
+        if self.transfers is None:
+            view = TransferView(history)
+            for zone_id, zone in self._by_id.items():
+                view.apply(JournalEntry(self.seq, EntryKind.SNAPSHOT, zone_id, self._zones[zone_id][0],
+                                        0, "", tuple(zone.records.values())))
+            self.transfers = view
+        return self.transfers
 
     def _apply_resource(self, entry: JournalEntry) -> None:
         """Keep the newest document of each journaled resource (health-check statuses, CIDR

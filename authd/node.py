@@ -153,7 +153,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 propagation.add(r_follower)
                 await nursery.start(r_follower.run)
                 r_host, r_port = await nursery.start(functools.partial(
-                    serve_dns, r_index, replica_address(i), cfg.dns_port, **cfg.dns_options))
+                    serve_dns, r_index, replica_address(i), cfg.dns_port,
+                    **{**cfg.dns_options, "transfers": None}))  # secondaries follow the primary
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
 

@@ -34,7 +34,9 @@ import trio
 from authd.errlog import ErrorLog
 from authd.guard import Guard
 from authd.index import ServingIndex
+from authd.notify import serve_notify
 from authd.rrl import RClass, RrlConfig, Verdict
+from authd.xfr import TransferConfig, TransferService
 
 log = logging.getLogger("authd")
 
@@ -79,7 +81,7 @@ def _bind_pair(host: str, port: int, reuse_port: bool) -> tuple[socket.socket, s
 
 async def serve_udp(
     index: ServingIndex, sock: socket.socket, errors: ErrorLog | None = None,
-    guard: Guard | None = None,
+    guard: Guard | None = None, xfr: TransferService | None = None,
 ) -> None:
     """Answer datagrams on a bound non-blocking UDP socket, forever.
 
@@ -116,7 +118,10 @@ async def serve_udp(
             hit = exact_get(data[2:])
             try:
                 if hit is None:
-                    if guarded is not None:
+                    if xfr is not None and xfr.wants(data):  # a transfer, or a signed query
+                        replies = xfr.respond(data, addr[0], tcp=False, now=wall)
+                        reply = next(iter(replies), None) if replies is not None else None
+                    elif guarded is not None:
                         reply = guarded(data, addr[0], now, wall, tcp=False)
                     else:
                         reply = respond(data, tcp=False)
@@ -185,10 +190,12 @@ def _frame_end(buf: bytearray) -> int:
 
 async def _serve_tcp_connection(
     index: ServingIndex, stream: trio.SocketStream, slot: _Slot, limits: TcpLimits,
-    errors: ErrorLog, guard: Guard | None,
+    errors: ErrorLog, guard: Guard | None, xfr: TransferService | None = None,
 ) -> None:
     buf = bytearray()
     try:
+        if xfr is not None:
+            xfr_peer = stream.socket.getpeername()[0]
         if guard is not None:
             peer = stream.socket.getpeername()[0]  # OSError if it has gone already
             guarded = guard.answer
@@ -219,6 +226,23 @@ async def _serve_tcp_connection(
                 while need and len(out) < limits.output_budget:
                     query = bytes(buf[2:need])
                     del buf[:need]
+                    if xfr is not None and xfr.wants(query):
+                        # a zone transfer: its messages are sent one by one, after what
+                        # this connection already owes, each within the write timeout
+                        if out:
+                            with trio.move_on_after(limits.write_timeout) as wscope:
+                                await stream.send_all(out)
+                            if wscope.cancelled_caught:
+                                return
+                            out = bytearray()
+                        for message in xfr.respond(query, xfr_peer, tcp=True,
+                                                   now=int(time.time())) or ():
+                            with trio.move_on_after(limits.write_timeout) as wscope:
+                                await stream.send_all(len(message).to_bytes(2, "big") + message)
+                            if wscope.cancelled_caught:
+                                return
+                        need = _frame_end(buf)
+                        continue
                     reply = respond(query, tcp=True)
                     if reply is not None:
                         out += len(reply).to_bytes(2, "big") + reply
@@ -255,6 +279,7 @@ async def serve_tcp(
     output_budget: int = DEFAULT_TCP_OUTPUT_BUDGET,
     errors: ErrorLog | None = None,
     guard: Guard | None = None,
+    xfr: TransferService | None = None,
 ) -> None:
     """Accept DNS-over-TCP connections on a listening socket, forever.
 
@@ -270,7 +295,7 @@ async def serve_tcp(
     async def handle(stream: trio.SocketStream, slot: _Slot) -> None:
         try:
             with slot.scope:
-                await _serve_tcp_connection(index, stream, slot, limits, errors, guard)
+                await _serve_tcp_connection(index, stream, slot, limits, errors, guard, xfr)
         finally:
             slots.discard(slot)
             await trio.aclose_forcefully(stream)
@@ -315,6 +340,7 @@ async def serve_dns(
     cookie_secret: bytes | None = None,
     cookie_previous: tuple[bytes, ...] = (),
     worker: str = "1/1",
+    transfers: TransferConfig | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve DNS over UDP and TCP on (host, port) until cancelled.
@@ -333,6 +359,8 @@ async def serve_dns(
         cookie_secret: the 16-byte DNS cookie secret; None draws a random one.
         cookie_previous: retired secrets whose cookies are still accepted and renewed.
         worker: "i/n", for the start log line.
+        transfers: AXFR/IXFR, TSIG and NOTIFY for secondaries (`authd.xfr`); None: transfers
+            only as the index's `allow_axfr` says, no keys (a signed query gets BADKEY).
         task_status: `task_status.started((host, port))` once both sockets listen.
 
     Never returns; cancelling it closes the sockets.
@@ -349,14 +377,23 @@ async def serve_dns(
 
     guard = Guard(index.respond, cookie_secret or os.urandom(16), limiter, on_limit,
                   cookie_previous)
+    # Transfers and TSIG: always on, so a signed query gets RFC 8945's NOTAUTH/BADKEY even
+    # with no keys; the view of what secondaries get is kept only when transfers are allowed
+    transfers = transfers or TransferConfig(allow_any=index.allow_axfr)
+    view = index.enable_transfers(transfers.history) if transfers.enabled else None
+    xfr = TransferService(view, index.respond, rules=transfers.rules,
+                          allow_any=transfers.allow_any, keyring=transfers.keyring)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_udp, index, udp, errors, guard)
+            nursery.start_soon(serve_udp, index, udp, errors, guard, xfr)
+            if view is not None and transfers.notify:
+                nursery.start_soon(serve_notify, view, list(transfers.notify),
+                                   transfers.keyring, host)
             nursery.start_soon(
                 lambda: serve_tcp(
                     index, tcp, idle_timeout=tcp_idle_timeout, max_connections=tcp_max_connections,
                     write_timeout=tcp_write_timeout, output_budget=tcp_output_budget,
-                    errors=errors, guard=guard,
+                    errors=errors, guard=guard, xfr=xfr,
                 )
             )
             log.info(
