@@ -21,6 +21,7 @@ from pathlib import Path
 import trio
 
 from authd import cli_control, cli_dns
+from authd.clean_exit import Fatal
 from authd.cli_health import add_subcommand as add_health_command
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
@@ -29,7 +30,9 @@ from authd.zonefile import ZoneLoadError, load_zone_dir
 log = logging.getLogger("authd")
 
 DEFAULT_ZONES = "zones/"
-DEFAULT_LISTEN = "127.0.0.1:5353"
+# Not 5353: that is mDNS, and avahi holds it on most desktops (RFC 6762); not 5355
+# (LLMNR, systemd-resolved) nor 5300 (the test universe, zones/universe). See README.
+DEFAULT_LISTEN = "127.0.0.1:5380"
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -42,7 +45,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """`127.0.0.1:5353`, `[::1]:5353` or `:5353` (loopback) -> (host, port)."""
+    """`127.0.0.1:5380`, `[::1]:5380` or `:5380` (loopback) -> (host, port)."""
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
@@ -66,7 +69,7 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"directory of zone files to serve (default: {DEFAULT_ZONES})")
     p.add_argument("--listen", default=DEFAULT_LISTEN, type=parse_listen, metavar="HOST:PORT",
                    help=f"address and port for UDP and TCP; port 0 picks a free one "
-                   f"(default: {DEFAULT_LISTEN}; IPv6 as [::1]:5353)")
+                   f"(default: {DEFAULT_LISTEN}; IPv6 as [::1]:5380)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="number of server processes sharing the port with SO_REUSEPORT "
                    "(default: 1)")
@@ -133,7 +136,7 @@ async def _stop_on_signal(cancel_scope: trio.CancelScope) -> None:
     """Ctrl-C (SIGINT) or SIGTERM: log it and stop serving cleanly (workers stop with us)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("authd stopping on %s", signal.Signals(signum).name)
+            log.info("authd: stopping on %s", signal.Signals(signum).name)
             cancel_scope.cancel()
             return
 
@@ -182,19 +185,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         index = build_index(args)
     except ZoneLoadError as exc:
-        log.error("zone load failed, not starting: %s", exc)
-        return 2
+        raise Fatal(f"zone load failed, not starting: {exc}") from None
     # Zone data lives as long as the server: keep the cyclic GC from walking it on every
     # collection (those pauses showed up as p99 latency).
     gc.collect()
     gc.freeze()
-    try:
-        trio.run(run_serve, args, index)
-    except KeyboardInterrupt:
-        log.info("authd stopped (interrupted)")
-    except OSError as exc:
-        log.error("cannot serve on %s:%d: %s", args.listen[0], args.listen[1], exc)
-        return 1
+    trio.run(run_serve, args, index)
     return 0
 
 
@@ -257,7 +253,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if dig is None:
         print("authd demo needs dig (Debian package bind9-dnsutils): apt-get install "
               "bind9-dnsutils", file=sys.stderr)
-        return 1
+        return 2
     if not Path(args.zones).is_dir():
         print(f"authd demo: no zone directory {args.zones!r}", file=sys.stderr)
         return 2
@@ -273,7 +269,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from authd.clean_exit import OneLineParser
+
+    parser = OneLineParser(
         prog="authd",
         description="An authoritative DNS server with Route 53-style weighted and alias "
         "record sets.",
@@ -287,9 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every `authd` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
+    failure (bad zone file, flag, address in use, unreachable API) one line and exit 2."""
+    from authd.clean_exit import run_main
+    from authd.control import ControlConfigError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run_main("authd", lambda: int(args.func(args)),
+                    (ZoneLoadError, ControlConfigError, cli_control.CommandError))
 
 
 if __name__ == "__main__":  # pragma: no cover

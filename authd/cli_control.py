@@ -26,10 +26,12 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:8053"
 
 
 class CommandError(Exception):
-    """A failure to report on stderr, one line per message, exit status 1."""
+    """A failure to report on stderr, one line per message (exit status 1: the API said no;
+    `authd.clean_exit` gives 2 to the same error raised outside these commands)."""
 
-    def __init__(self, messages: list[str]):
+    def __init__(self, messages: list[str], status: int = 1):
         self.messages = messages
+        self.status = status  # 1: the API refused; 2: it could not be reached or read
         super().__init__("\n".join(messages))
 
 
@@ -68,7 +70,7 @@ class HttpControl:
             lines = r53xml.split_messages(message) if code == "InvalidChangeBatch" else [message]
             raise CommandError([f"{code}: {m}" for m in lines]) from exc
         except botocore.exceptions.EndpointConnectionError as exc:
-            raise CommandError([f"cannot reach the control API: {exc}"]) from exc
+            raise CommandError([f"cannot reach the control API: {exc}"], status=2) from exc
 
     def find_zone(self, zone: str) -> HostedZone:
         if zone.upper().startswith("Z") and "." not in zone:
@@ -105,7 +107,7 @@ class StoreControl:
         from authd.sqlstore import SQLiteStore
 
         if not Path(path).exists():
-            raise CommandError([f"no store at {path}"])
+            raise CommandError([f"no store at {path}"], status=2)
         self.path = path
         self.store = SQLiteStore(path)
         self.propagation = Propagation(status_dir=progress_dir(path))
@@ -146,7 +148,7 @@ def cmd_change(args: argparse.Namespace) -> int:
     try:
         raw = json.loads(Path(args.batch).read_text() if args.batch != "-" else sys.stdin.read())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CommandError([f"cannot read the change batch {args.batch}: {exc}"]) from exc
+        raise CommandError([f"cannot read the change batch {args.batch}: {exc}"], status=2) from exc
     if isinstance(raw, dict) and "ChangeBatch" in raw:  # the --cli-input-json shape
         raw = raw["ChangeBatch"]
     try:
@@ -221,7 +223,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         except CommandError as exc:
             for line in exc.messages:
                 print(f"authd {args.command}: {line}", file=sys.stderr)
-            return 1
+            return exc.status
 
     return run
 
@@ -278,6 +280,15 @@ def _control_address(text: str) -> tuple[str, int] | None:
     return None if text.strip().lower() in ("off", "none", "no") else _host_port(text)
 
 
+def _watch_arg(text: str) -> tuple[str, str]:
+    from authd.emptywatch import parse_watch
+
+    try:
+        return parse_watch(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     """The control-plane flags of `authd serve`."""
     g = p.add_argument_group(
@@ -323,6 +334,15 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    "resolve FullyQualifiedDomainName targets. Off by default: a health check whose "
                    "target is elsewhere is reported UNHEALTHY with the reason and never contacted, "
                    "so a copied production config cannot make authd send traffic to real hosts")
+    g.add_argument("--watch-empty", action="append", default=[], metavar="NAME:TYPE",
+                   type=_watch_arg,
+                   help="log the moment NAME's TYPE answer goes empty (zero records, every "
+                   "weighted pick) and when it comes back, at the change that did it (repeat)")
+    g.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="do not count queries or serve Prometheus metrics at /metrics on the "
+                   "change API's port (served by default when the API is on)")
+    g.add_argument("--watch-log", metavar="FILE",
+                   help="also append those moments to FILE as JSON lines (for `enactor outage`)")
 
 
 def wants_node(args: argparse.Namespace) -> bool:
@@ -331,7 +351,7 @@ def wants_node(args: argparse.Namespace) -> bool:
     The default is the node with the change API and a durable SQLite store; `--control off`
     alone serves the zone files directly (the fast, store-less path that --workers needs).
     """
-    return bool(args.store or args.control or args.replicas or args.replica)
+    return bool(args.store or args.control or args.replicas or args.replica or args.watch_empty)
 
 
 def store_path(args: argparse.Namespace) -> str | None:
@@ -382,6 +402,9 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
         probe_any_address=args.probe_any_address,
+        watch_empty=args.watch_empty,
+        watch_log=args.watch_log,
+        metrics=args.metrics,
         dns_options=cli_dns.serve_options(args),
     )
     if cfg.dns_options["cookie_secret"] is None:  # one secret for the primary and its replicas
@@ -391,14 +414,24 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_node, cfg)
 
+    from authd.clean_exit import Fatal, leaves, until_signal
+
     try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        log.info("authd stopped (interrupted)")
-    except (ZoneLoadError, ControlConfigError, ValueError) as exc:
-        log.error("not starting: %s", exc)
-        return 2
-    except OSError as exc:
-        log.error("cannot serve: %s", exc)
-        return 1
+        trio.run(until_signal, "authd", main)
+    except BaseException as exc:
+        # One line naming what failed: the zone file, the API address, the store.
+        for e in leaves(exc):
+            if isinstance(e, ZoneLoadError):
+                raise Fatal(f"zone load failed, not starting: {e}") from None
+            if isinstance(e, ControlConfigError):
+                raise Fatal(f"not starting: {e} (--control {cfg.control[0] if cfg.control else ''}:"
+                            f"{cfg.control[1] if cfg.control else ''} needs --access-key and "
+                            "--secret-key)") from None
+            if isinstance(e, ValueError):
+                raise Fatal(f"not starting: {e}") from None
+            if isinstance(e, OSError) and "cannot listen" not in str(e) and cfg.control:
+                # hypercorn's bind error does not say where: it is the control API's address
+                raise Fatal(f"cannot listen on {cfg.control[0]}:{cfg.control[1]} (control API): "
+                            f"{e.strerror or e}") from None
+        raise
     return 0

@@ -113,6 +113,8 @@ class ControlAPI:
             for: the response says PENDING and GetChange reports when they catch up.
     """
 
+    metrics: Any = None  # authd.metrics.AuthdMetrics: serves /metrics and counts rejections
+
     def __init__(
         self,
         store: Store,
@@ -156,12 +158,20 @@ class ControlAPI:
                     return
         if scope["type"] != "http":
             return
+        if scope["path"] == "/metrics" and self.metrics is not None:  # Prometheus: unsigned, read-only
+            body, ctype = self.metrics.exposition()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         req_id = X.request_id()
         try:
             status, body, headers = await self._handle(scope, receive, req_id)
         except HttpError as exc:
             status, body, headers = STATUS.get(exc.code, 400), X.error_xml(exc.code, exc.messages, req_id), []
         except StoreError as exc:
+            if self.metrics is not None and exc.code == "InvalidChangeBatch":
+                self.metrics.changes["InvalidChangeBatch"] += 1
             messages = list(getattr(exc, "messages", ())) or [str(exc)]
             status, body, headers = STATUS.get(exc.code, 400), X.error_xml(exc.code, messages, req_id), []
         except X.BadRequest as exc:

@@ -142,6 +142,11 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
+        self.on_applied: list[Callable[[JournalEntry], None]] = []
+        # query bytes after the ID -> times asked, counted by the server loops when metrics are
+        # on (authd.metrics folds and clears it in place); None: not counted
+        self.query_counts: dict[bytes, int] | None = None
         # zone transfers' view (`authd.xfr`), when the node serves secondaries
         self.transfers: TransferView | None = None
         # journaled resources by kind and id (see `_apply_resource`)
@@ -194,6 +199,8 @@ class ServingIndex:
         if self.transfers is not None:  # what secondaries get follows the same entries
             self.transfers.apply(entry)
         self.seq = max(self.seq, entry.seq)
+        for hook in self.on_applied:
+            hook(entry)
         return True
 
     def enable_transfers(self, history: int) -> TransferView:

@@ -47,7 +47,7 @@ class NodeConfig:
     store_path: str | None = None  # SQLite file; None = in memory (nothing survives exit)
     zones_dir: str | None = "zones/"  # seed from here (primary only); None = no seeding
     dns_host: str = "127.0.0.1"
-    dns_port: int = 5353  # 0 = ephemeral (each replica then picks its own too)
+    dns_port: int = 5380  # authd.cli.DEFAULT_LISTEN; 0 = ephemeral (each replica then picks its own too)
     control: tuple[str, int] | None = None  # Route 53 API address; None = no API
     credentials: Mapping[str, str] | None = None  # None = test/test, loopback only
     replicas: int = 0
@@ -61,6 +61,9 @@ class NodeConfig:
     allow_axfr: bool = False
     probe_any_address: bool = False  # health checks may probe non-loopback targets
     health_checks: bool = True  # run the prober (primary with the control API only)
+    watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
+    watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
+    metrics: bool = True  # /metrics on the change API (authd.metrics); counts every query
     dns_options: dict[str, Any] = field(default_factory=dict)  # more serve_dns keywords
 
 
@@ -127,6 +130,14 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         async with trio.open_nursery() as nursery:
             name = cfg.replica_name if cfg.replica_mode else "primary"
             index = new_index()
+            metrics = None
+            if app is not None and cfg.metrics:
+                from authd.metrics import AuthdMetrics
+
+                metrics = AuthdMetrics()
+                metrics.count_queries(index)
+                app.metrics = metrics
+            prime = _watch_empty(index, cfg.watch_empty, cfg.watch_log) if cfg.watch_empty else None
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
                 delay=cfg.propagation_delay if cfg.replica_mode else 0.0,
@@ -135,9 +146,13 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 progress_path=(status_dir / f"{name}.seq") if status_dir else None,
             )
             propagation.add(follower)
+            if metrics is not None:
+                metrics.followers.append(follower)
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
             await nursery.start(follower.run)
+            if prime is not None:
+                prime()  # the state the snapshot left (zones load one by one: not before)
             host, port = await nursery.start(functools.partial(
                 serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
             primary = ServingReplica(name, host, port, index, follower)
@@ -151,6 +166,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                                       poll_interval=cfg.poll_interval,
                                       progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
                 propagation.add(r_follower)
+                if metrics is not None:
+                    metrics.followers.append(r_follower)
                 await nursery.start(r_follower.run)
                 r_host, r_port = await nursery.start(functools.partial(
                     serve_dns, r_index, replica_address(i), cfg.dns_port,
@@ -167,6 +184,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
             gc.set_threshold(50_000, 20, 20)
             node = Node(store, propagation, primary, replicas, app)
+            if metrics is not None:
+                metrics.start()
+                nursery.start_soon(_fold_every_second, metrics)
             if app is not None:
                 app.on_change.append(propagation.wake_all)
                 if cfg.health_checks:
@@ -175,12 +195,57 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                     app.health_prober = node.prober
                     app.on_health_change.append(node.prober.wake)
                     await nursery.start(node.prober.run)
+                if metrics is not None:
+                    app.on_change.append(lambda _info: metrics.changes.update(["accepted"]))
                 if cfg.control is not None:
                     node.control_url = await nursery.start(serve_control, app, cfg.control[0], cfg.control[1])
                     log.info("control API (Route 53 2013-04-01) on %s", node.control_url)
             task_status.started(node)
     finally:
         store.close()
+
+
+def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:
+    """Log (and write to `path`) the moment each watched name's answer goes empty or comes
+    back, at the change entry that did it. Returns the call that primes the watch once the
+    startup snapshot is in."""
+    import json
+    import time
+
+    from authd.emptywatch import EmptyWatch
+    from authd.journal import EntryKind
+
+    watch = EmptyWatch(names)
+    out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 - lives with the process
+    primed = False
+
+    def hook(entry: Any) -> None:
+        if not primed or entry.kind is EntryKind.SNAPSHOT:
+            return
+        report(entry.seq, entry.change_id)
+
+    def prime() -> None:
+        nonlocal primed
+        primed = True
+        report(index.seq, None)
+
+    def report(seq: int, change_id: str | None) -> None:
+        for tr in watch.check(index, time.time(), seq):
+            log.warning("ANSWERS %s for %s %s (seq %d, change %s)", "EMPTY" if tr.empty else "BACK",
+                        tr.name, tr.rtype, tr.seq, change_id or "-")
+            if out is not None:
+                out.write(json.dumps({**json.loads(tr.to_line()), "change": change_id}) + "\n")
+
+    index.on_applied.append(hook)
+    return prime
+
+
+async def _fold_every_second(metrics: Any) -> None:
+    """Keep the per-query dict small: fold it into totals once a second."""
+    while True:
+        await trio.sleep(1.0)
+        if metrics.tally is not None:
+            metrics.tally.fold()
 
 
 async def _inline(fn: Any, *args: Any) -> Any:

@@ -75,7 +75,9 @@ def _bind_pair(host: str, port: int, reuse_port: bool) -> tuple[socket.socket, s
             udp.close()
             tcp.close()
             if port != 0 or exc.errno != errno.EADDRINUSE:
-                raise
+                # name the address: the operator sees this one line (authd.clean_exit)
+                raise OSError(exc.errno, f"cannot listen on {host}:{port} (UDP and TCP): "
+                              f"{exc.strerror}") from exc
     raise OSError(errno.EADDRINUSE, "no free port pair for UDP and TCP")
 
 
@@ -99,6 +101,7 @@ async def serve_udp(
     # The index's exact-bytes table, looked up inline: a repeat query costs one dict lookup
     # and one concatenation here, no call into the index (the index clears it on change).
     exact_get = index.exact_udp.get
+    counts = getattr(index, "query_counts", None)  # authd.metrics: one increment per query
     random = index.random
     bisect_right = bisect.bisect_right
     while True:
@@ -115,7 +118,10 @@ async def serve_udp(
                 continue
             # The exact table only ever holds queries without a COOKIE option (the guard
             # takes it out before the index sees a query), so a hit needs no cookie work
-            hit = exact_get(data[2:])
+            key = data[2:]
+            hit = exact_get(key)
+            if counts is not None:  # authd.metrics: one dict increment per query
+                counts[key] = counts.get(key, 0) + 1
             try:
                 if hit is None:
                     if xfr is not None and xfr.wants(data):  # a transfer, or a signed query
@@ -243,6 +249,9 @@ async def _serve_tcp_connection(
                                 return
                         need = _frame_end(buf)
                         continue
+                    counts = getattr(index, "query_counts", None)  # authd.metrics (not transfers)
+                    if counts is not None:
+                        counts[query[2:]] = counts.get(query[2:], 0) + 1
                     reply = respond(query, tcp=True)
                     if reply is not None:
                         out += len(reply).to_bytes(2, "big") + reply
@@ -329,7 +338,7 @@ async def serve_tcp(
 async def serve_dns(
     index: ServingIndex,
     host: str = "127.0.0.1",
-    port: int = 5353,
+    port: int = 5380,
     *,
     reuse_port: bool = False,
     tcp_idle_timeout: float = DEFAULT_TCP_IDLE_TIMEOUT,

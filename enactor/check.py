@@ -1123,10 +1123,13 @@ Invariants: """ + "; ".join(f"{i.value}: {h}" for i, h in __import__(
 
 
 def build_parser(prog: str = "enactor check") -> Any:
-    import argparse
 
-    p = argparse.ArgumentParser(prog=prog, description=HELP,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from authd.clean_exit import OneLineParser, RawDefaultsFormatter
+
+    p = OneLineParser(prog=prog, description=HELP, formatter_class=RawDefaultsFormatter,
+                      epilog="exit status: 0 when the result is what the design predicts (the "
+                             "fixed design: no violation; defects restored: a violation found and "
+                             "saved), 1 when it is not, 2 for bad usage")
     p.add_argument("--defects", default="fixed", metavar="LIST",
                    help="which 2025 behaviours to switch on: 'fixed' (default: the fixed design), "
                         "'2025' (all three), or a comma list of stale-check-before-lock, "
@@ -1277,11 +1280,20 @@ def main(argv: list[str] | None = None) -> int:
             same = any(v.inv is f.violation.inv for v in rp.violations)
             text.append(f"replay: {'reproduces' if same else 'DOES NOT reproduce'} "
                         f"{f.violation.inv.value}")
+    # Exit status = did the check come out as the design predicts? The fixed design must show
+    # no violation; with 2025 defects restored, finding the outage *is* the expected result
+    # (the demo `check --defects 2025 --save cx.json && outage --schedule cx.json` chains on
+    # it), and finding nothing means the reproduction broke. 0: as predicted, 1: a surprise.
+    expected = bool(rep.found) == bool(defects)
+    doc["as_predicted"] = expected
     if args.json:
         print(json.dumps(doc, indent=1))
     else:
+        if not expected:
+            text.append("UNEXPECTED: " + ("the fixed design broke an invariant" if rep.found else
+                                          "no violation with the defects restored"))
         print("\n".join(text))
-    return 1 if rep.found else 0
+    return 0 if expected else 1
 
 
 def _summary(rep: Report) -> str:

@@ -6,7 +6,9 @@ Shell. Argument parsing and wiring only; every decision lives in the pure module
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,12 @@ def _api_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-key", default="test", help="SigV4 secret key (default test)")
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    from authd.cli import parse_listen
+
+    return parse_listen(text)
+
+
 def _api(args: argparse.Namespace) -> Any:
     from enactor.client import Route53Http
 
@@ -63,12 +71,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     import trio
 
+    from authd.clean_exit import leaves, until_signal
+
+    observe = None
+    if args.metrics:
+        from enactor.metrics import (
+            EnactorCounts,
+            crash_file,
+            load_crashes,
+            record_crash,
+            serve_metrics,
+        )
+
+        counts = EnactorCounts(cfg.name, crashes=load_crashes(crash_file(args.status_dir, cfg.name)))
+        serve_metrics(counts, *args.metrics)
+        observe = counts.observe
     try:
-        trio.run(lambda: run_enactor(cfg, api, plans, status_dir=args.status_dir))
-    except KeyboardInterrupt:
-        return 0
-    except Exception:
-        traceback.print_exc()
+        trio.run(until_signal, f"enactor run ({cfg.name})",
+                 functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir,
+                                   observe=observe))
+    except Exception as exc:
+        if all(isinstance(e, KeyboardInterrupt) for e in leaves(exc)):
+            raise  # a stop that came before the signal watcher: one line, exit 0
+        if args.metrics:
+            record_crash(counts, crash_file(args.status_dir, cfg.name))
+        traceback.print_exc()  # a crash: the supervisor (or the outage runner) restarts us
         return CRASH_EXIT
     return 0
 
@@ -137,8 +164,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         elif args.op == "drain":
             cap = drain_az(cap, args.az, args.endpoint)
     except ValueError as exc:
-        print(f"capacity: {exc}", file=sys.stderr)
-        return 1
+        from authd.clean_exit import Fatal
+
+        raise Fatal(str(exc)) from None  # bad input: one line, exit 2
     save_capacity(path, cap)
     for e in cap:
         lbs = ", ".join(f"{lb.name}={lb.weight}" for lb in e.load_balancers)
@@ -149,24 +177,41 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 # --- outage and demo ---------------------------------------------------------------------------
 
 
+def png_name(defects: str, *, typo: bool = False, inprocess: bool = False,
+             schedule: str | None = None) -> str:
+    """One file per kind of run, the variant in the name, so no run overwrites another's:
+    outage-2025.png, outage-2025-inprocess.png, outage-typo-fixed.png,
+    outage-2025-schedule-cx.png (replaying cx.json). `--json` is the same run as without it."""
+    name = "outage-" + ("typo-" if typo else "") + m.defects_text(m.parse_defects(defects)).replace(",", "+")
+    if schedule:
+        name += "-schedule-" + re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(schedule).stem)
+    if inprocess:
+        name += "-inprocess"
+    return name + ".png"
+
+
 def cmd_outage(args: argparse.Namespace) -> int:
     from enactor.outage import run_outage
     from enactor.schedule import load_schedule, schedule_2025
 
     if args.plans < 4:
-        print("enactor outage: --plans must be at least 4 (c is stuck on plan 2; the cleaner keeps the newest 2)", file=sys.stderr)
+        print("enactor outage: --plans must be at least 4 (b and c are stuck on plan 2; the "
+              "cleaner keeps the newest 2)", file=sys.stderr)
         return 2
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
         sched.dump(args.write_schedule)
         print(f"wrote {args.write_schedule}", file=sys.stderr)
         return 0
-    png = args.png or str(RESULTS / ("outage-" + ("typo-" if args.typo else "")
-                                     + m.defects_text(m.parse_defects(args.defects or "2025")).replace(",", "+") + ".png"))
+    from enactor.outage import schedule_settings
+
+    defects = args.defects or schedule_settings(sched)[0] or "2025"
+    png = args.png or str(RESULTS / png_name(defects, typo=args.typo, inprocess=args.inprocess,
+                                             schedule=args.schedule))
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose)
     if args.json:
-        print(json.dumps(res.summary, indent=2))
+        print(json.dumps({**res.summary, "png": png}, indent=2))
     else:
         print(res.report)
         print(f"timeline PNG: {png}")
@@ -191,32 +236,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     sched = schedule_2025(args.plans)
     print("=" * 100)
-    print("PART 1: the 2025 design (--defects 2025). enactor-c loses the lock again and again,")
-    print("then flips to its ancient plan; enactor-a's cleaner deletes that tree; every enactor")
+    print("PART 1: the 2025 design (--defects 2025). enactor-c (dynamodb.us-east-1.api.aws) and")
+    print("enactor-b (the regional dynamodb.us-east-1.amazonaws.com) lose the lock again and again,")
+    print("then flip to their ancient plan; enactor-a's cleaner deletes that tree; every enactor")
     print("then crashes on the rollback update. Real processes, real dig, virtual schedule time.")
     print("=" * 100)
     RESULTS.mkdir(exist_ok=True)
-    bad = run_outage("2025", sched, inprocess=args.inprocess, png=str(RESULTS / "outage-2025.png"))
+    bad_png = str(RESULTS / png_name("2025", inprocess=args.inprocess))
+    good_png = str(RESULTS / png_name("fixed", inprocess=args.inprocess))
+    bad = run_outage("2025", sched, inprocess=args.inprocess, png=bad_png)
     print(bad.report)
     print("\nBefore the race, real dig gets an answer:")
     print(dig_at(bad, "dynamodb.us-east-1.api.aws. A", 0))
     print("\nAt the end of the run (every enactor crashed; nothing will repair it):")
-    for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
+    for key in ("dynamodb.us-east-1.amazonaws.com. A", "dynamodb.us-east-1.api.aws. A",
+                "dynamodb.us-east-1.api.aws. AAAA"):
         print(dig_at(bad, key, -1))
         print()
-    print(f"timeline PNG: {RESULTS / 'outage-2025.png'}")
+    print(f"timeline PNG: {bad_png}")
     print()
     print("=" * 100)
     print("PART 2: the fixed design, the SAME schedule: fenced flip refuses to go backwards,")
     print("the cleaner deletes by reachability, nothing flows as nothing.")
     print("=" * 100)
-    good = run_outage("fixed", sched, inprocess=args.inprocess, png=str(RESULTS / "outage-fixed.png"))
+    good = run_outage("fixed", sched, inprocess=args.inprocess, png=good_png)
     print(good.report)
     print("\nAt the end of the run:")
     for key in ("dynamodb.us-east-1.api.aws. A", "dynamodb.us-east-1.api.aws. AAAA"):
         print(dig_at(good, key, -1))
         print()
-    print(f"timeline PNG: {RESULTS / 'outage-fixed.png'}")
+    print(f"timeline PNG: {good_png}")
     ok = bad.summary["empty_at_end"] and not good.summary["ever_empty"]
     how = "zero possible answers (in-process)" if args.inprocess else "NOERROR / ANSWER: 0 from real dig"
     print("\nRESULT: " + (f"reproduced: the 2025 design ends with {how}; the fixed design never went empty"
@@ -306,12 +355,26 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Install plan N's tree and flip to it through the API, without any enactor."""
+    from authd.clean_exit import Fatal
     from authd.store import Action, Change
     from enactor.machine import alias_to, chunk, tree_records
-    from enactor.plan import PlanStore, rollback_name, root_name, root_plan
+    from enactor.plan import PlanStore, lock_name, rollback_name, root_name, root_plan
 
     plan = PlanStore(args.plans).find(args.plan)
     api = _api(args)
+    # Running enactors would flip an unpaused endpoint straight back to the newest plan (the
+    # 2025 operators disabled the automation first): recover only what `enactor pause` froze.
+    unpaused = []
+    for e in plan.endpoints:
+        zid = api.find_zone_by_name(e.zone).id
+        cur = api.get_record_sets(zid, lock_name(e.name), "TXT")
+        holder = m.parse_lock(cur[0].values[0]) if cur else None
+        if not (holder and holder[0].startswith(m.PAUSE_PREFIX)):
+            unpaused.append(f"{e.name} (lock: {holder[0] if holder else 'free'})")
+    if unpaused and not args.force:
+        raise Fatal(f"refusing to recover: not paused: {', '.join(unpaused)}; running enactors "
+                    "would flip it back to the newest plan. Run `enactor pause --by NAME` first "
+                    "(or give --force)")
     for e in plan.endpoints:
         zid = api.find_zone_by_name(e.zone).id
         leaves, members = tree_records(plan, e, zid)
@@ -323,7 +386,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
         if prev is not None and prev != plan.number and api.get_record_sets(zid, root_name(prev, e.name), e.rtypes[0]):
             changes += [Change(Action.UPSERT, alias_to(rollback_name(e.name), t, root_name(prev, e.name), zid)) for t in e.rtypes]
         api.change_batch(zid, changes, f"recover: flip to {plan.label}")
-        print(f"{e.name}: installed {plan.label} and flipped to it")
+        print(f"{e.name}: installed {plan.label} and flipped to it"
+              + ("" if not unpaused else " (NOT paused: enactors may flip it again)"))
+    if not unpaused:
+        print("the enactors stay paused: `enactor resume` lets them install the newest plan again")
     return 0
 
 
@@ -331,15 +397,19 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from authd.clean_exit import OneLineParser
+
+    parser = OneLineParser(
         prog="enactor",
         description="The DynamoDB DNS planner and enactors (TXT-record lock, tree build, fenced "
                     "flip, rollback, cleaner), and the October 2025 outage, reproduced.",
         epilog=EPILOG_DEFECTS)
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run one enactor", epilog=EPILOG_DEFECTS,
-                       description="Loop: read the newest plan, lock each endpoint, build its tree, flip, clean.")
+                       description="Loop: read the newest plan, lock each endpoint, build its tree, "
+                                   "flip, clean. Runs until SIGINT or SIGTERM (exit 0); a crash "
+                                   "exits 70 (EX_SOFTWARE) for a supervisor to restart it.")
     p.add_argument("--name", required=True, help="this enactor's name, the lock holder (e.g. enactor-a)")
     p.add_argument("--plans", default="plans", help="the plan store directory (default plans/)")
     _api_args(p)
@@ -349,64 +419,101 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-plans", type=int, default=2, help="the cleaner keeps this many newest trees (default 2)")
     p.add_argument("--max-changes", type=int, default=100, help="changes per batch, UPSERT counting twice (default 100)")
     p.add_argument("--seed", type=int, default=0, help="backoff jitter seed (default 0)")
-    p.add_argument("--status-dir", help="write <name>.json status here for `enactor status`")
+    p.add_argument("--status-dir", help="write <name>.json status here for `enactor status` (default: none)")
     p.add_argument("--stepped", action="store_true",
                    help="one action per 'go' line on stdin, events as JSON lines on stdout (see enactor/runner.py)")
+    p.add_argument("--metrics", type=_host_port, metavar="HOST:PORT",
+                   help="serve Prometheus metrics (locks, flips, cleaner deletions, crashes, "
+                        "state) at http://HOST:PORT/metrics (default: off)")
     p.set_defaults(fn=cmd_run)
 
-    p = sub.add_parser("planner", help="write plan N+1 whenever the capacity input changes")
+    p = sub.add_parser("planner", help="write plan N+1 whenever the capacity input changes",
+                       description="Watch the capacity file and write plans/plan-NNNN.json (the "
+                                   "next version) whenever it changes, or every --every seconds. "
+                                   "Runs until SIGINT or SIGTERM.")
     p.add_argument("--plans", default="plans", help="the plan store directory (default plans/)")
-    p.add_argument("--capacity", help="capacity JSON file to watch (created with the defaults if missing)")
-    p.add_argument("--every", type=float, help="also write a plan every this many seconds (steady rate)")
+    p.add_argument("--capacity", help="capacity JSON file to watch, created with the defaults if "
+                                      "missing (default: none, the built-in capacity)")
+    p.add_argument("--every", type=float, help="also write a plan every this many seconds, a steady "
+                                               "rate (default: only on changes)")
     p.add_argument("--once", action="store_true", help="write at most one plan and exit")
     p.add_argument("--stepped", action="store_true", help="write one plan per line on stdin (for controllers)")
     p.set_defaults(fn=cmd_planner)
 
-    p = sub.add_parser("capacity", help="edit the capacity input: init, add, shift, drain")
-    p.add_argument("op", choices=["init", "show", "add", "shift", "drain"])
+    p = sub.add_parser("capacity", help="edit the capacity input: init, show, add, shift, drain",
+                       description="Edit the planner's input file: init (the defaults), show, add "
+                                   "a load balancer, shift one's weight, drain an availability "
+                                   "zone (its load balancers to weight 0). Prints the result.")
+    p.add_argument("op", choices=["init", "show", "add", "shift", "drain"], help="what to do")
     p.add_argument("--capacity", default="capacity.json", help="the capacity file (default capacity.json)")
     p.add_argument("--endpoint", help="the endpoint (default: all, for shift and drain)")
-    p.add_argument("--lb", help="load balancer name, e.g. az2-lb2")
-    p.add_argument("--ipv4")
-    p.add_argument("--ipv6")
-    p.add_argument("--weight", type=int, default=100)
+    p.add_argument("--lb", help="load balancer name, e.g. az2-lb2 (add, shift)")
+    p.add_argument("--ipv4", help="the new load balancer's IPv4 address (add)")
+    p.add_argument("--ipv6", help="the new load balancer's IPv6 address (add; default: none)")
+    p.add_argument("--weight", type=int, default=100, help="weight for add and shift (default 100)")
     p.add_argument("--az", help="availability zone to drain, e.g. az1")
     p.set_defaults(fn=cmd_capacity)
 
-    p = sub.add_parser("outage", help="reproduce the October 2025 outage with real processes and dig",
-                       epilog=EPILOG_DEFECTS)
+    p = sub.add_parser(
+        "outage", help="reproduce the October 2025 outage with real processes and dig",
+        description="Start authd, the planner and three enactors as real processes on loopback "
+                    "and drive a deterministic schedule over them (the 2025 race by default, "
+                    "--typo, or --schedule FILE), sampling DNS with real dig. Prints the "
+                    "timeline (or --json) and writes a PNG under results/. Schedule time is "
+                    "virtual (from 06:00:00 UTC), so every run is the same; it takes about 10 s.",
+        epilog="defects: comma-separated list of stale-check-before-lock, cleaner-by-age, "
+               "rollback-crash-on-missing; '2025' for all of them; 'fixed' for none. The "
+               "default here is what the schedule file names (a checker counterexample does), "
+               "else 2025.")
     p.add_argument("--defects", default=None, type=_defects,
                    help="default: what the schedule file says (a checker counterexample names its "
                         "defects), else 2025; 'fixed' for the fixed design")
     p.add_argument("--typo", action="store_true", help="no race: an operator deletes the active tree by hand")
     p.add_argument("--plans", type=int, default=12,
-                   help="the fault injection: enactor-c, stuck on plan 2, loses the lock N-1 times "
-                        "while a and b install plans 3..N (default 12)")
-    p.add_argument("--schedule", help="replay this schedule file instead (e.g. from the checker)")
+                   help="the fault injection: enactor-c and enactor-b, stuck on plan 2, lose "
+                        "their endpoint's lock N-1 times while enactor-a installs plans 3..N "
+                        "(default 12)")
+    p.add_argument("--schedule", metavar="FILE",
+                   help="replay this schedule file instead, e.g. the checker's counterexample "
+                        "(default: the built-in 2025 schedule)")
     p.add_argument("--write-schedule", metavar="FILE", help="write the schedule as JSON and exit")
     p.add_argument("--json", action="store_true", help="print the JSON summary instead of the timeline")
-    p.add_argument("--png", help="timeline PNG path (default results/outage-<defects>.png)")
+    p.add_argument("--png", help="timeline PNG path (default results/outage-<variant>.png: "
+                                 "defects, typo, schedule and --inprocess in the name)")
     p.add_argument("--inprocess", action="store_true",
                    help="run the schedule in-process over MemoryStore (no processes, no dig)")
     p.add_argument("--verbose", action="store_true", help="print every enactor log line as it happens")
     p.set_defaults(fn=cmd_outage)
 
-    p = sub.add_parser("demo", help="the 2025 run then the fixed run, with dig output (make demo)")
-    p.add_argument("--plans", type=int, default=12)
+    p = sub.add_parser("demo", help="the 2025 run then the fixed run, with dig output (make demo)",
+                       description="`make demo`: the 2025 schedule with the 2025 defects (the "
+                                   "outage, with real dig output), then the same schedule on the "
+                                   "fixed design. Exit 0 when the first goes empty and the "
+                                   "second never does.")
+    p.add_argument("--plans", type=int, default=12, help="as `enactor outage --plans` (default 12)")
     p.add_argument("--inprocess", action="store_true", help="no processes, no dig")
     p.set_defaults(fn=cmd_demo)
 
-    for name, fn, helptext in (("status", cmd_status, "per endpoint: active plan, rollback, lock, answers; each enactor's state"),
-                               ("pause", cmd_pause, "pause every enactor: DNS stays as it is"),
-                               ("resume", cmd_pause, "resume the enactors after `enactor pause`")):
-        p = sub.add_parser(name, help=helptext)
+    for name, fn, helptext, desc in (
+            ("status", cmd_status, "per endpoint: active plan, rollback, lock, answers; each enactor's state",
+             "Read every endpoint through the change API: the plan its alias points at, the "
+             "rollback record's plan, who holds the lock (PAUSED when paused) and how many "
+             "addresses each record type resolves to (EMPTY at zero); then each enactor's "
+             "status file."),
+            ("pause", cmd_pause, "pause every enactor: DNS stays as it is",
+             "Take every endpoint's lock for PAUSED-<by> until 2100: enactors back off and DNS "
+             "stays exactly as it is. Whoever held a lock is fenced (its next batch fails)."),
+            ("resume", cmd_pause, "resume the enactors after `enactor pause`",
+             "Delete the pause locks `enactor pause` took; the enactors then install the newest "
+             "plan.")):
+        p = sub.add_parser(name, help=helptext, description=desc)
         _api_args(p)
         p.add_argument("--plans", default="plans", help="plan store, for the endpoint list (default plans/)")
         if name == "status":
             p.add_argument("--status-dir", default="status", help="where enactors write their status (default status/)")
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--json", action="store_true", help="print one JSON document")
         if name == "pause":
-            p.add_argument("--by", default="operator", help="who pauses (shown to everyone)")
+            p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
     sub.add_parser(
@@ -414,26 +521,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="explore interleavings of the real enactor code for violations (enactor check --help)",
         add_help=False,
     )
-    p = sub.add_parser("recover", help="install plan N's tree and flip to it directly through the API")
+    p = sub.add_parser(
+        "recover", help="install plan N's tree and flip to it directly through the API",
+        description="The operator's repair: install plan N's tree and flip every endpoint's "
+                    "alias to it through the change API, no enactor needed. Pause first "
+                    "(`enactor pause`): it refuses while an endpoint is not paused, because "
+                    "running enactors would flip it back to the newest plan. Resume afterwards.")
     _api_args(p)
     p.add_argument("--plan", type=int, required=True, help="the known-good plan number")
     p.add_argument("--plans", default="plans", help="the plan store directory (default plans/)")
+    p.add_argument("--force", action="store_true",
+                   help="recover even though enactors are not paused (they may flip it again)")
     p.set_defaults(fn=cmd_recover)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every `enactor` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
+    failure (bad plan or schedule file, bad flag, authd not reachable) one line and exit 2."""
+    from authd.clean_exit import run_main
+    from enactor.client import ApiUnavailable
+    from enactor.plan import PlanError
+    from enactor.schedule import ScheduleError
+
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["check"]:  # the interleaving checker (issue 6) parses its own flags
         from enactor.check import main as check_main
 
-        return check_main(argv[1:])
+        return run_main("enactor check", lambda: check_main(argv[1:]))
     args = build_parser().parse_args(argv)
-    from enactor.plan import PlanError
-    from enactor.schedule import ScheduleError
-
-    try:
-        return int(args.fn(args))
-    except (PlanError, ScheduleError) as exc:
-        print(f"enactor: {exc}", file=sys.stderr)
-        return 1
+    return run_main(f"enactor {args.cmd}", lambda: int(args.fn(args)),
+                    (PlanError, ScheduleError, ApiUnavailable))

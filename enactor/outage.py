@@ -185,6 +185,11 @@ class Cluster:
     def plans_dir(self) -> Path:
         return self.work / "plans"
 
+    @property
+    def watch_log(self) -> Path:
+        """authd's exact record of answers going empty and coming back (authd.emptywatch)."""
+        return self.work / "logs" / "empty-answers.jsonl"
+
     def start(self, actors: list[str], lock_ttl: float, endpoints: str = "both") -> None:
         self.plans_dir.mkdir(parents=True, exist_ok=True)
         (self.work / "logs").mkdir(exist_ok=True)
@@ -195,7 +200,8 @@ class Cluster:
         self.authd = subprocess.Popen(
             [*authd_command(), "--zones", str(REPO / "zones"),
              "--listen", f"127.0.0.1:{self.dns_port}", "--control", f"127.0.0.1:{self.api_port}",
-             "--store", str(self.work / "authd.sqlite3")],
+             "--store", str(self.work / "authd.sqlite3"), "--watch-log", str(self.watch_log),
+             *[a for _, name, rtype in WATCH for a in ("--watch-empty", f"{name}:{rtype}")]],
             stdout=authd_log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
         authd_log.close()
         self._wait_ready()
@@ -260,6 +266,40 @@ class ProcessDriver:
         self.api = Route53Http(cluster.api_url)
         self.verbose = verbose
         self.digs: list[tuple[float, str, str]] = []  # (t, "name TYPE", dig text) of samples
+        self._watch_at = 0  # bytes of the watch log already read
+        self.confirmations: list[bool] = []  # one real dig right after each transition
+
+    def _read_watch(self) -> None:
+        """Stamp authd's empty/back transitions with the schedule time of the step that caused
+        them: authd answers a change batch only once its serving index has applied it, so
+        the line is in the file when the step returns."""
+        from authd.emptywatch import Transition
+
+        path = self.c.watch_log
+        if not path.exists():
+            return
+        with path.open() as f:
+            f.seek(self._watch_at)
+            chunk = f.read()
+        done = chunk.rfind("\n") + 1
+        self._watch_at += len(chunk[:done].encode())
+        for line in chunk[:done].splitlines():
+            tr = Transition.from_line(line)
+            record_transition(self.rec, self.t, tr.name, tr.rtype, tr.empty, tr.seq)
+            self._confirm(tr.name, tr.rtype, tr.empty)
+
+    def _confirm(self, name: str, rtype: str, empty: bool) -> None:
+        """Real dig, at once: an EMPTY must answer NOERROR with zero records; a BACK must give
+        records (a few tries: one weighted pick may land on a member still being built)."""
+        for _ in range(1 if empty else 5):
+            r = dig(self.c.dns_port, name, rtype)
+            if (r.answers == 0) == empty:
+                break
+        ok = (r.answers == 0) == empty and r.rcode == "NOERROR"
+        self.confirmations.append(ok)
+        self.rec.add(self.t, "dig", "confirm",
+                     f"{name.rstrip('.')} {rtype}: {r.rcode} ANSWER {r.answers} "
+                     f"({'confirms' if ok else 'CONTRADICTS'} authd's {'EMPTY' if empty else 'BACK'})")
 
     def _say(self, text: str) -> None:
         if self.verbose:
@@ -295,6 +335,7 @@ class ProcessDriver:
         if action["kind"] != "sleep":
             self.t += OP_TIME
         self.rec.step(self.t, actor, lbl, outcome, log)
+        self._read_watch()
         for line in log:
             self._say(f"  {self.t - self.rec.t0:7.2f}  {line}")
         self._set_ready(actor)
@@ -346,6 +387,7 @@ class ProcessDriver:
                 self.api.change_batch(zid, [Change(Action.DELETE, rs) for rs in recs], "operator typo")
                 how = "the change API"
             self.rec.add(self.t, "operator", "typo", f"deleted the {label_} tree of {name} by hand ({how})")
+            self._read_watch()
 
     def kill(self, actor: str) -> None:
         self.c.enactors[actor].kill()
@@ -378,6 +420,35 @@ class ProcessDriver:
     def note(self, text: str) -> None:
         self.rec.add(self.t, "", "note", text)
         self._say(f"  -- {text}")
+
+
+def record_transition(rec: Recorder, t: float, name: str, rtype: str, empty: bool, seq: int) -> None:
+    """One `empty` / `back` event; its text is the "name TYPE" key the summary pairs them by."""
+    rec.add(t, "authd", "empty" if empty else "back", f"{name} {rtype}")
+
+
+def watch_in_process(sim: Any, rec: Recorder) -> Any:
+    """In-process, the same exact measurement: a serving index fed from the store's journal,
+    checked after every enactor step (and after an operator's delete)."""
+    from authd.emptywatch import EmptyWatch
+    from authd.index import ServingIndex
+
+    index = ServingIndex()
+    for entry in sim.api.snapshot():
+        index.apply(entry)
+    watch = EmptyWatch([(name, rtype) for _, name, rtype in WATCH])
+    watch.check(index, sim.clock.t, index.seq)
+
+    def catch_up(*_: Any) -> None:
+        entries = sim.api.journal_since(index.seq)
+        for entry in entries:
+            index.apply(entry)
+        if entries:
+            for tr in watch.check(index, sim.clock.t, index.seq):
+                record_transition(rec, sim.clock.t, tr.name, tr.rtype, tr.empty, tr.seq)
+
+    sim.observers.append(catch_up)
+    return catch_up
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -426,6 +497,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         sim = make_sim(m.parse_defects(defects), names=tuple(schedule.actors), endpoints=endpoints,
                        lock_ttl=lock_ttl)
         drv = make_driver(sim, endpoints)
+        catch_up = watch_in_process(sim, drv.rec)
+        delete = drv.delete_tree
+        drv.delete_tree = lambda plan: (delete(plan), catch_up())  # type: ignore[method-assign]
         if verbose:
             sim.on_log = lambda t, line: print(f"  {t - T0:7.2f}  {line}", flush=True)
         run_schedule(schedule, drv)
@@ -451,6 +525,8 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
         summ["dns"] = f"127.0.0.1:{cluster.dns_port}"
+        summ["transitions_confirmed_by_dig"] = all(pdrv.confirmations)
+        summ["transitions_checked_by_dig"] = len(pdrv.confirmations)
         summ["work"] = str(work)
         rep = report(rec, summ)
         if png:

@@ -28,6 +28,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -90,9 +91,12 @@ def _log(lines: tuple[str, ...] | list[str], now: float, out: IO[str]) -> None:
 
 async def run_enactor(cfg: m.Config, api: ChangeApi, plans: PlanSource, *,
                       status_dir: str | None = None, log: IO[str] = sys.stderr,
-                      max_steps: int | None = None) -> None:
+                      max_steps: int | None = None,
+                      observe: Callable[[m.ActionT, m.ResultT | None, m.Status], None] | None = None,
+                      ) -> None:
     """Loop the machine in real time. Returns only after `max_steps` (tests); raises what the
-    machine raises (the 2025 crash)."""
+    machine raises (the 2025 crash). `observe(action, result, status)` sees every performed
+    action (enactor.metrics)."""
     status = StatusFile(status_dir, cfg)
     st = m.initial_state()
     result: m.ResultT | None = None
@@ -111,10 +115,14 @@ async def run_enactor(cfg: m.Config, api: ChangeApi, plans: PlanSource, *,
         if isinstance(action, m.Sleep):
             await trio.sleep(action.seconds)
             result = m.Slept(time.time())
+            if observe is not None:
+                observe(action, None, st.status)
             continue
         while True:
             try:
                 result = await trio.to_thread.run_sync(perform, api, plans, action, time.time)
+                if observe is not None:
+                    observe(action, result, st.status)
                 break
             except ApiUnavailable as exc:
                 # Nothing decided: retry the same action. A batch that did land will fail its

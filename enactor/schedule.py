@@ -212,11 +212,18 @@ def _run_step(i: int, s: dict[str, Any], drv: Driver) -> None:
 # --- the 2025 schedule ------------------------------------------------------------------
 
 
+DUAL_NAME = "dynamodb.us-east-1.api.aws."
+LEGACY_NAME = "dynamodb.us-east-1.amazonaws.com."
+
+
 def schedule_2025(plans: int = 12, typo: bool = False) -> Schedule:
-    """The October 2025 race, scaled down: plan 1 is active; enactor-c reads plan 2, then
-    loses the lock every time it tries while a and b install plans 3..N; when it finally gets
-    the lock it flips to plan 2, and enactor-a's cleaner (which just installed N) deletes
-    trees older than N - keep, plan 2 among them. Then everyone tries to make progress.
+    """The October 2025 race, scaled down: plan 1 is active; enactor-c reads plan 2 for the
+    dual-stack endpoint and enactor-b for the regional one, then each loses that endpoint's
+    lock every time it tries while enactor-a installs plans 3..N; when each finally gets the
+    lock it flips to plan 2, and enactor-a's cleaner (which just installed N) deletes trees
+    older than N - keep, plan 2 among them. Both names answer empty, the regional
+    `dynamodb.us-east-1.amazonaws.com` as in AWS's summary, `dynamodb.us-east-1.api.aws` as
+    in the talk. Then everyone tries to make progress, and crashes.
 
     With `typo`, there is no race: a and b install 2..N, then an operator deletes the active
     plan N's tree by hand (`authd change`), and the planner emits N+1.
@@ -234,36 +241,52 @@ def schedule_2025(plans: int = 12, typo: bool = False) -> Schedule:
             {"do": "plan"},
         ]
     else:
+        # Two endpoints, two delayed enactors: enactor-c is stuck on the dual-stack
+        # dynamodb.us-east-1.api.aws (the talk's name), enactor-b on the regional
+        # dynamodb.us-east-1.amazonaws.com (the record AWS's summary says was left empty).
+        # Each read plan 2 and saw it newer than plan 1 before its lock backoffs; enactor-a
+        # installs plans 3..N meanwhile, holding each endpoint's lock when they try theirs.
         steps += [
             {"do": "plan", "note": "plan 2: all three enactors race for it"},
             {"do": "step", "actor": a, "until": "lock"},
-            {"do": "step", "actor": c, "until": "read-lock", "note": "enactor-c loses the lock (1)"},
+            {"do": "step", "actor": c, "until": "read-lock",
+             "note": f"enactor-c loses the lock of {DUAL_NAME} (1)"},
+            {"do": "step", "actor": a, "until": "lock", "times": 2},
+            {"do": "step", "actor": b, "until": "read-lock",
+             "note": f"enactor-b loses the lock of {LEGACY_NAME} (1)"},
             {"do": "step", "actor": a, "until_next": "poll"},
             {"do": "sample"},
         ]
         for k in range(3, plans + 1):
-            who = b if k % 2 else a
             last = k == plans
             steps += [
                 {"do": "plan"},
-                {"do": "step", "actor": who, "until": "lock"},
+                {"do": "step", "actor": a, "until": "lock"},
                 {"do": "step", "actor": c, "until": "read-lock",
-                 "note": f"enactor-c loses the lock ({k - 1})"},
+                 "note": f"enactor-c loses the lock of {DUAL_NAME} ({k - 1})"},
             ]
             if not last:
-                steps += [{"do": "step", "actor": who, "until_next": "poll"}, {"do": "sample"}]
-            else:
                 steps += [
-                    {"do": "step", "actor": who, "until": "release",
-                     "note": f"{who} installs plan-{k:04d}, flips to it, releases the lock"},
-                    {"do": "sample"},
-                    {"do": "step", "actor": c, "until": "release",
-                     "note": "enactor-c finally gets the lock, still holding its ancient plan-0002"},
-                    {"do": "sample"},
-                    {"do": "step", "actor": who, "until": "release",
-                     "note": f"{who} runs its record cleaner, right after its flip to plan-{k:04d}"},
-                    {"do": "sample", "note": "after the cleaner"},
-                ]
+                    {"do": "step", "actor": a, "until": "lock", "times": 2},
+                    {"do": "step", "actor": b, "until": "read-lock",
+                     "note": f"enactor-b loses the lock of {LEGACY_NAME} ({k - 1})"},
+                    {"do": "step", "actor": a, "until_next": "poll"}, {"do": "sample"}]
+            else:
+                for who, name in ((c, DUAL_NAME), (b, LEGACY_NAME)):
+                    steps += [
+                        {"do": "step", "actor": a, "until": "release",
+                         "note": f"enactor-a installs plan-{k:04d} on {name}, flips to it, "
+                                 "releases the lock"},
+                        {"do": "sample"},
+                        {"do": "step", "actor": who, "until": "release",
+                         "note": f"{who} finally gets the lock of {name}, still holding its "
+                                 "ancient plan-0002"},
+                        {"do": "sample"},
+                        {"do": "step", "actor": a, "until": "release",
+                         "note": f"enactor-a runs its record cleaner on {name}, right after "
+                                 f"its flip to plan-{k:04d}"},
+                        {"do": "sample", "note": f"after the cleaner ({name})"},
+                    ]
     # Aftermath: everyone keeps trying, the planner keeps planning.
     for _ in range(3):
         steps += [{"do": "run", "seconds": 5}, {"do": "sample"}]
@@ -271,8 +294,9 @@ def schedule_2025(plans: int = 12, typo: bool = False) -> Schedule:
     for _ in range(5):
         steps += [{"do": "run", "seconds": 5}, {"do": "sample"}]
     desc = ("operator typo: the active tree deleted by hand" if typo else
-            f"October 2025, scaled: enactor-c loses the lock {plans - 1} times, flips to plan-0002 "
-            f"after plan-{plans:04d}, the cleaner deletes it")
+            f"October 2025, scaled: enactor-c (api.aws) and enactor-b (the regional "
+            f"amazonaws.com endpoint) lose the lock {plans - 1} times, flip to plan-0002 after "
+            f"plan-{plans:04d}, the cleaner deletes it")
     # Short locks so that after the crash the others take over within the run.
     return Schedule([a, b, c], steps, desc,
                     extra={"plans": plans, "typo": typo, "lock_ttl": 10, "endpoints": "both"})

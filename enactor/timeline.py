@@ -19,7 +19,8 @@ T_LABEL = "%H:%M:%S"
 class Event:
     t: float
     actor: str
-    kind: str  # lock, release, flip, clean, crash, restart, kill, plan, typo, note, log
+    kind: str  # lock, release, flip, clean, crash, restart, kill, plan, typo, note, log,
+    # empty / back (text "name TYPE": authd's index lost / regained every answer for it)
     text: str
 
 
@@ -80,6 +81,40 @@ def clock(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime(T_LABEL)
 
 
+def clock_ms(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime(T_LABEL + ".%f")[:-3]
+
+
+def exact_windows(rec: Recorder) -> dict[str, list[tuple[float, float | None]]]:
+    """Per "name TYPE": (start, end) of every window in which authd's serving index had no
+    answer for it, from the `empty` / `back` events recorded at the change that did it
+    (`authd.emptywatch`); end None = still empty at the end of the run."""
+    out: dict[str, list[tuple[float, float | None]]] = {}
+    open_at: dict[str, float] = {}
+    for e in rec.events:
+        if e.kind == "empty" and e.text not in open_at:
+            open_at[e.text] = e.t
+        elif e.kind == "back" and e.text in open_at:
+            out.setdefault(e.text, []).append((open_at.pop(e.text), e.t))
+    for key, t in open_at.items():
+        out.setdefault(key, []).append((t, None))
+    return out
+
+
+def samples_agree(rec: Recorder, exact: dict[str, list[tuple[float, float | None]]]) -> bool:
+    """Do the dig samples confirm the exact windows? Every sample taken inside a window has zero
+    answers for that name, and every sample outside all of its windows has some."""
+    for s in rec.samples:
+        for key, n in s.answers.items():
+            wins = exact.get(key, [])
+            if any(s.t in (a, b) for a, b in wins):
+                continue  # taken at the very instant of the change (virtual time): either way
+            inside = any(a < s.t and (b is None or s.t < b) for a, b in wins)
+            if inside != (n == 0):
+                return False
+    return True
+
+
 def empty_windows(samples: list[Sample]) -> list[tuple[float, float | None]]:
     """(start, end) of every run of samples where some watched name had zero answers;
     end None = still empty at the last sample."""
@@ -104,16 +139,24 @@ def summary(rec: Recorder, actors: dict[str, dict[str, Any]], defects: str, sche
     for e in rec.events:
         if e.kind == "flip":
             installed.setdefault(e.actor, []).append(e.text)
+    exact = exact_windows(rec)
+    end_t = max([s.t for s in rec.samples] + [e.t for e in rec.events] + [rec.t0])
     return {
         "defects": defects,
         "schedule": schedule,
         "samples": len(rec.samples),
+        # measured at the change that emptied the answer and the one that brought it back
+        "exact_empty_windows": {
+            key: [{"start": clock_ms(a), "end": clock_ms(b) if b is not None else None,
+                   "seconds": round((b if b is not None else end_t) - a, 3)} for a, b in wins_]
+            for key, wins_ in exact.items()},
+        "samples_agree": samples_agree(rec, exact) if exact or rec.samples else True,
         "empty_answer_windows": [
             {"start": clock(a), "end": clock(b) if b is not None else None,
              "seconds": round((b if b is not None else rec.samples[-1].t) - a, 2)}
             for a, b in wins
         ],
-        "ever_empty": bool(wins),
+        "ever_empty": bool(wins) or bool(exact),
         "empty_at_end": bool(wins) and wins[-1][1] is None,
         "final_answers": last.answers if last else {},
         "final_rcodes": last.rcodes if last else {},
@@ -133,14 +176,15 @@ def report(rec: Recorder, summ: dict[str, Any]) -> str:
             continue
         mark = {"lock": "LOCK ", "flip": "FLIP ", "clean": "CLEAN", "crash": "CRASH", "plan": "PLAN ",
                 "typo": "TYPO ", "kill": "KILL ", "restart": "START", "note": "  -- ", "log": "     ",
-                "rejected": "REJ  "}.get(e.kind, "     ")
+                "rejected": "REJ  ", "empty": "EMPTY", "back": "BACK ",
+                "confirm": "DIG  "}.get(e.kind, "     ")
         who = f"{e.actor:<10}" if e.actor else " " * 10
         items.append((e.t, i, f"{clock(e.t)}  {mark} {who} {e.text}"))
     for j, s in enumerate(rec.samples):
         parts = []
         for k, n in s.answers.items():
             name, t = k.rsplit(" ", 1)
-            short = name.replace(".us-east-1", "").rstrip(".")
+            short = name.rstrip(".")  # the full name: a tired operator greps for it
             rc = s.rcodes.get(k, "")
             parts.append(f"{short} {t}: {rc + ' ' if rc else ''}ANSWER {n}{'  <-- EMPTY' if n == 0 else ''}")
         act = f"active plan-{s.active:04d}" if s.active is not None else "active: none"
@@ -149,10 +193,23 @@ def report(rec: Recorder, summ: dict[str, Any]) -> str:
     lines = [line for _, _, line in items]
     lines.append("")
     lines.append(f"defects: {summ['defects']}   schedule: {summ['schedule']}")
+    for key, ws in summ.get("exact_empty_windows", {}).items():
+        for w in ws:
+            end = w["end"] or "still empty at the end of the run"
+            lines.append(f"EMPTY ANSWERS for {key.replace('. ', ' ')} from {w['start']} to {end} "
+                         f"({w['seconds']} s of schedule time; exact: authd's serving index)")
     if summ["ever_empty"]:
         for w in summ["empty_answer_windows"]:
             end = w["end"] or "still empty at the end of the run"
-            lines.append(f"EMPTY ANSWERS from {w['start']} to {end} ({w['seconds']}s of schedule time)")
+            lines.append(f"dig samples: some name empty from {w['start']} to {end} "
+                         f"({w['seconds']} s between samples)")
+        if summ.get("exact_empty_windows"):
+            lines.append("dig samples " + ("confirm the exact windows" if summ.get("samples_agree")
+                                           else "DISAGREE with the exact windows"))
+    if summ.get("transitions_checked_by_dig"):
+        lines.append(f"real dig right after each of the {summ['transitions_checked_by_dig']} "
+                     "transitions " + ("confirms it" if summ.get("transitions_confirmed_by_dig")
+                                       else "CONTRADICTS one of them (see DIG lines)"))
     else:
         lines.append("answers never went empty")
     for name, st in summ["enactors"].items():
@@ -203,13 +260,15 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
             ax.barh(y, end_t - start, left=start, height=0.35, color="#9ecae1")
     ax.set_yticks(list(lanes.values()), list(lanes))
     ax.set_ylim(-0.8, len(lanes) - 0.2)
-    ax.set_title(title)
+    import textwrap
+
+    ax.set_title(textwrap.fill(title, 120), fontsize=10)  # long schedule names wrap, not clip
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color="#9ecae1", label="holds a lock"),
                        Line2D([], [], marker="|", color="#777777", ls="", label="lost the lock, backed off"),
-                       Line2D([], [], marker="v", color="#31a354", ls="", label=f"flip of {focus.split('.')[0]} (plan)"),
+                       Line2D([], [], marker="v", color="#31a354", ls="", label=f"flip of {focus.rstrip('.')} (plan)"),
                        Line2D([], [], marker="x", color="#e6550d", ls="", mew=2, label="cleaner deleted trees"),
                        Line2D([], [], marker="X", color="#de2d26", ls="", label="crash")],
               loc="upper left", fontsize=8, ncol=5)
@@ -217,16 +276,23 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
     for i, k in enumerate(keys):
         xs = [s.t - t0 for s in rec.samples]
         ys = [s.answers.get(k, 0) + 0.06 * (i - 1) for s in rec.samples]
-        ax2.step(xs, ys, where="post", label=k.replace(".us-east-1", ""), linewidth=2)
-    for w0, w1 in empty_windows(rec.samples):
-        ax2.axvspan(w0 - t0, (w1 if w1 is not None else rec.samples[-1].t) - t0, color="#fcbba1", alpha=0.6)
+        ax2.step(xs, ys, where="post", label=k.replace(". ", " "), linewidth=2)
+    # the band: when some name had no answer at all, exactly (authd's index) when measured,
+    # else between the dig samples that saw it
+    exact = exact_windows(rec)
+    spans = [w for ws in exact.values() for w in ws] or empty_windows(rec.samples)
+    last_t = max([s.t for s in rec.samples] + [e.t for e in rec.events] + [t0])
+    for w0, w1 in spans:
+        ax2.axvspan(w0 - t0, (w1 if w1 is not None else last_t) - t0, color="#fcbba1", alpha=0.6)
+    band = [Patch(color="#fcbba1", alpha=0.6, label="no answer (exact: authd's serving index)"
+                  if exact else "no answer (between dig samples)")] if spans else []
     src = rec.samples[-1].source if rec.samples else "dig"
     ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (authd serving index, in-process)")
     ax2.set_xlabel("schedule time (s)")
     from matplotlib.ticker import MaxNLocator
 
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.legend(fontsize=8, loc="upper left")
+    ax2.legend(handles=[*ax2.get_legend_handles_labels()[0], *band], fontsize=8, loc="upper left")
     ax2.set_ylim(-0.2, max([max(s.answers.values()) for s in rec.samples if s.answers] + [1]) + 0.5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

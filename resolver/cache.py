@@ -148,6 +148,7 @@ class FailureState:
 @dataclass
 class CacheStats:
     hits: int = 0
+    negative_hits: int = 0  # of `hits`: NXDOMAIN or NODATA served from cache (RFC 2308)
     stale_hits: int = 0
     misses: int = 0
     inserts: int = 0
@@ -390,6 +391,8 @@ class Cache:
             return None
         if now < entry.expires_at:
             self.stats.hits += 1
+            if entry.kind is not Kind.POSITIVE:
+                self.stats.negative_hits += 1
             return Hit(entry, Freshness.FRESH)
         return Hit(entry, Freshness.STALE)
 

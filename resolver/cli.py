@@ -13,6 +13,7 @@ import dns.rdatatype
 import dns.zone
 import trio
 
+from authd.clean_exit import Fatal, OneLineParser, leaves, run_main, until_signal
 from resolver.cache import CachePolicy
 from resolver.resolution import Delegation, Server
 from resolver.server import ResolverConfig, serve_resolver
@@ -59,10 +60,10 @@ def load_root_hints(path: Path, port: int) -> Delegation:
             str(path), origin=dns.name.root, relativize=False, check_origin=False
         )
     except (OSError, dns.exception.DNSException) as exc:
-        raise SystemExit(f"resolver: cannot read root hints {path}: {exc}") from exc
+        raise Fatal(f"cannot read root hints {path}: {exc}") from exc
     ns = zone.get_rdataset(dns.name.root, dns.rdatatype.NS)
     if ns is None:
-        raise SystemExit(f"resolver: root hints {path} have no NS records for '.'")
+        raise Fatal(f"root hints {path} have no NS records for '.'")
     servers: list[Server] = []
     for rd in ns:
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -70,11 +71,20 @@ def load_root_hints(path: Path, port: int) -> Delegation:
             if addrs is not None:
                 servers += [Server(a.address, port) for a in addrs]
     if not servers:
-        raise SystemExit(f"resolver: root hints {path} give no addresses for the root servers")
+        raise Fatal(f"root hints {path} give no addresses for the root servers")
     return Delegation(dns.name.root, tuple(servers))
 
 
+def _metrics_address(text: str) -> tuple[str, int]:
+    from authd.cli import parse_listen
+
+    return parse_listen(text)
+
+
 def _add_cache_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=_metrics_address, metavar="HOST:PORT",
+                   help="serve Prometheus metrics (cache hits, misses, negative hits, stale "
+                   "answers, hedges won) at http://HOST:PORT/metrics (default: off)")
     g = p.add_argument_group("cache")
     g.add_argument("--min-ttl", type=int, default=0, help="raise positive TTLs below this (s)")
     g.add_argument("--max-ttl", type=int, default=86400, help="cap positive TTLs (s)")
@@ -109,7 +119,7 @@ def _policy(args: argparse.Namespace, **extra: object) -> CachePolicy:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="resolver",
         description="A caching DNS resolver with RFC 2308 negative caching, serve-stale and "
         "hedging, and experiments on how caches stretch the outage clients see.",
@@ -124,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         "mode resolves NS names that come without glue itself (at most 4 lookups deep and 64 "
         "queries per client question; a delegation that needs itself is SERVFAIL).",
     )
-    serve.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5354),
-                       help="HOST:PORT to answer on (default 127.0.0.1:5354; port 0 = any free)")
+    serve.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5381),
+                       help="HOST:PORT to answer on (default 127.0.0.1:5381, beside authd's 5380; "
+                       "port 0 = any free)")
     mode = serve.add_mutually_exclusive_group(required=True)
     mode.add_argument("--forward", type=server_arg(53), nargs="+", metavar="HOST:PORT",
                       help="upstream servers, tried in order")
@@ -148,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A host's local cache (like nscd or the JVM's InetAddress cache) forwarding "
         "to one resolver, with its own fixed TTLs.",
     )
-    stub.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5355),
-                      help="HOST:PORT to answer on (default 127.0.0.1:5355)")
+    stub.add_argument("--listen", type=server_arg(53), default=Server("127.0.0.1", 5382),
+                      help="HOST:PORT to answer on (default 127.0.0.1:5382; not 5355, LLMNR's)")
     stub.add_argument("--upstream", type=server_arg(53), required=True, nargs="+",
                       metavar="HOST:PORT", help="the resolver(s) this host uses")
     stub.add_argument("--preset", choices=sorted(STUB_PRESETS),
@@ -161,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     stub.add_argument("--timeout", type=duration, default=1.5, help="upstream timeout")
     _add_cache_flags(stub)
 
-    exp = sub.add_parser("experiment", help="run a measurement (see `experiment -h`)")
+    exp = sub.add_parser(
+        "experiment", help="run a measurement (see `experiment -h`)",
+        description="Measurements with real processes on loopback. outage-recovery: how long "
+        "clients behind caches keep seeing the empty answer after the records are back.")
     from resolver.experiment import add_arguments  # local: matplotlib only when needed
 
     add_arguments(exp)
@@ -169,7 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every `resolver` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
+    failure (bad flag, unreadable root hints, address in use) one line and exit 2."""
     args = build_parser().parse_args(argv)
+    return run_main(f"resolver {args.command}", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose or args.command != "experiment" else logging.WARNING,
         format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
@@ -198,11 +218,19 @@ def main(argv: list[str] | None = None) -> int:
             listen=args.listen, upstreams=args.upstream, policy=_policy(args, **fixed),
             timeout=args.timeout, name="stub",
         )
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(serve_resolver, config)
+            if args.metrics:
+                from resolver.metrics import serve_metrics
+
+                serve_metrics(handle.resolver, args.command, *args.metrics)
+
     try:
-        trio.run(serve_resolver, config)
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"resolver: cannot listen on {config.listen}: {exc}", file=sys.stderr)
-        return 1
+        trio.run(until_signal, f"resolver {args.command}", run)
+    except BaseException as exc:
+        for e in leaves(exc):
+            if isinstance(e, OSError):
+                raise Fatal(f"cannot listen on {config.listen}: {e.strerror or e}") from None
+        raise
     return 0

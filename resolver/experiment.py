@@ -546,6 +546,21 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
+TABLE_COLUMNS = """table columns (one row per grid cell; times in seconds):
+  impl       resolver implementation: ours, ours-ub (ours with --preset unbound), unbound
+  layer      what clients query: none (the authority), resolver, stub (host cache + resolver)
+  SOA TTL    the zone SOA's TTL;  MIN: its MINIMUM field
+  negTTL     the negative-caching TTL that results, min(SOA TTL, MINIMUM) (RFC 2308 section 5)
+  stale      the resolver's serve-stale setting (RFC 8767)
+  qps        each client's query rate (Poisson arrivals)
+  auth win   how long the authority itself answered empty (the deletion to the repair)
+  saw        clients that saw an empty answer / clients in the cell
+  med win    median over clients of first empty answer -> first good answer
+  med delay  median over clients of repair -> first good answer (how long caches stretched it)
+  max delay  the slowest client's delay after the repair
+  err%       samples that got SERVFAIL or no answer in time"""
+
+
 def table(summaries: Sequence[CellSummary]) -> str:
     head = (
         f"{'impl':8} {'layer':14} {'SOA TTL':>7} {'MIN':>4} {'negTTL':>6} {'stale':>5} "
@@ -593,6 +608,19 @@ def write_samples(path: Path, result: ExperimentResult) -> None:
                     w.writerow([run.cell.label, s.client, f"{s.t:.4f}", s.outcome.value])
 
 
+def _quantiles(values: list[float]) -> tuple[float, float, float, float]:
+    """(lower quartile, median, upper quartile, max) of a non-empty list."""
+    v = sorted(values)
+
+    def q(f: float) -> float:
+        pos = f * (len(v) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(v) - 1)
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+    return q(0.25), q(0.5), q(0.75), v[-1]
+
+
 def plot(out: Path, result: ExperimentResult, settings: Settings) -> list[Path]:
     import matplotlib
 
@@ -600,53 +628,75 @@ def plot(out: Path, result: ExperimentResult, settings: Settings) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    # 1. Recovery delay vs negative TTL, per cache layer (serve-stale off, fastest clients).
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     rate = max(settings.rates)
+    # Per-client recovery delays, pooled over the cells that share a negative TTL: (10, 3) and
+    # (3, 10) are both 3 s, so each x has one point, not two (issue 14: the lines zigzagged).
+    delays: dict[tuple[Layer, Impl, int], list[float]] = {}
+    for cell, r, t_fix in result.clients:
+        if cell.serve_stale or cell.rate != rate or r.first_back is None:
+            continue
+        delays.setdefault((cell.layer, cell.impl, cell.negative_ttl), []).append(
+            max(0.0, r.first_back - t_fix))
+    negs = sorted({k[2] for k in delays})
+    colours = {Layer.NONE: "tab:blue", Layer.RESOLVER: "tab:green", Layer.STUB: "tab:purple"}
+
+    # 1. Recovery delay vs negative TTL, per cache layer: median, interquartile band, worst.
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     for layer, marker in zip(Layer, "osD", strict=False):
-        for impl, style in ((Impl.OURS, "-"), (Impl.UNBOUND, "--")):  # preset: see validation
-            pts = sorted(
-                (s.cell.negative_ttl, s.median_delay, s.max_delay)
-                for s in result.summaries
-                if s.cell.layer is layer and s.cell.impl is impl and not s.cell.serve_stale
-                and s.cell.rate == rate and s.median_delay is not None
-            )
-            if not pts:
+        for impl, style in ((Impl.OURS, "-"), (Impl.UNBOUND, "--")):
+            xs = [n for n in negs if (layer, impl, n) in delays]
+            if not xs:
                 continue
-            xs = [p[0] for p in pts]
-            ax.plot(xs, [p[1] for p in pts], style, marker=marker,
-                    label=f"{layer.value} ({impl.value}) median")
-            ax.plot(xs, [p[2] for p in pts], style, marker=marker, alpha=0.35,
-                    label=f"{layer.value} ({impl.value}) max")
-    top = max(min(a, b) for a, b in settings.negatives) + 1
-    ax.plot([0, top], [0, top], ":", color="grey", label="delay = negative TTL")
+            stats = [_quantiles(delays[(layer, impl, n)]) for n in xs]
+            name = layer.value if impl is Impl.OURS else f"{layer.value} ({impl.value})"
+            ax.plot(xs, [q[1] for q in stats], style, marker=marker, color=colours[layer],
+                    label=f"{name}: median client")
+            ax.fill_between(xs, [q[0] for q in stats], [q[2] for q in stats],
+                            color=colours[layer], alpha=0.15, label=f"{name}: middle half")
+            ax.plot(xs, [q[3] for q in stats], "none", marker=marker, color=colours[layer],
+                    alpha=0.5, label=f"{name}: slowest client")
+    top = max(negs, default=1) + 1
+    ax.plot([0, top], [0, top], ":", color="grey", label="delay = one negative TTL")
+    ax.set_xlim(0, top)
+    ax.set_ylim(bottom=0)
+    ax.set_xticks(negs)
     ax.set_xlabel("negative TTL = min(SOA TTL, SOA MINIMUM) [s]")
-    ax.set_ylabel("client recovery delay after repair [s]")
-    ax.set_title(f"Clients recover up to one negative TTL after the fix ({rate:g} qps clients)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_ylabel("time from repair to a client's first address [s]")
+    n = min((len(v) for v in delays.values()), default=0)
+    ax.set_title("Caches keep the empty answer up to one negative TTL after the fix\n"
+                 f"(serve-stale off, clients at {rate:g} queries/s, {n}+ clients per point)",
+                 fontsize=11)
+    ax.legend(fontsize=7, ncols=3, loc="upper left")
     p = out / "recovery_delay_vs_negative_ttl.png"
-    fig.savefig(p, dpi=110)
+    fig.savefig(p, dpi=130)
     plt.close(fig)
     paths.append(p)
 
-    # 2. CDF of per-client recovery times, per negative TTL (resolver layer, ours, stale off).
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    by_neg: dict[tuple[str, int], list[float]] = {}
-    for cell, r, t_fix in result.clients:
-        if cell.impl is Impl.OURS and not cell.serve_stale and r.first_back is not None:
-            by_neg.setdefault((cell.layer.value, cell.negative_ttl), []).append(r.first_back - t_fix)
-    for (layer, neg), ds in sorted(by_neg.items()):
-        ds.sort()
-        ax.step(ds, [(i + 1) / len(ds) for i in range(len(ds))], where="post",
-                label=f"{layer}, negative TTL {neg}s")
-    ax.set_xlabel("recovery time after the authoritative repair [s]")
-    ax.set_ylabel("fraction of clients recovered")
-    ax.set_title("CDF of per-client recovery")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    # 2. CDF of per-client recovery, one panel per cache layer, one curve per negative TTL
+    layers = [layer for layer in Layer if any(k[0] is layer and k[1] is Impl.OURS for k in delays)]
+    fig, axes = plt.subplots(1, max(1, len(layers)), figsize=(4 * max(1, len(layers)), 4.2),
+                             sharey=True, squeeze=False, layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    for ax, layer in zip(axes[0], layers, strict=False):
+        for i, neg in enumerate(negs):
+            ds = sorted(delays.get((layer, Impl.OURS, neg), []))
+            if not ds:
+                continue
+            colour = cmap(i / max(1, len(negs) - 1) * 0.85)
+            ax.step([0.0, *ds], [0.0, *[(j + 1) / len(ds) for j in range(len(ds))]],
+                    where="post", color=colour, label=f"negative TTL {neg} s")
+            ax.axvline(neg, color=colour, linestyle=":", linewidth=1)
+        ax.set_title(f"clients behind: {layer.value}", fontsize=10)
+        ax.set_xlabel("time from repair to first address [s]")
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right", title="dotted: one negative TTL",
+                  title_fontsize=7)
+    axes[0][0].set_ylabel("fraction of clients recovered")
+    fig.suptitle(f"When each client saw addresses again after the repair (serve-stale off, "
+                 f"{rate:g} queries/s)", fontsize=11)
     p = out / "recovery_cdf.png"
-    fig.savefig(p, dpi=110)
+    fig.savefig(p, dpi=130)
     plt.close(fig)
     paths.append(p)
 
@@ -656,23 +706,31 @@ def plot(out: Path, result: ExperimentResult, settings: Settings) -> list[Path]:
             and not r.cell.serve_stale]
     want = want or [r for r in runs if r.cell.layer is Layer.RESOLVER] or runs
     pick = max(want, key=lambda r: (r.cell.negative_ttl, r.cell.rate))
-    fig, ax = plt.subplots(figsize=(9, 4))
-    colours = {Outcome.ADDRESSES: "tab:green", Outcome.EMPTY: "tab:red", Outcome.ERROR: "black"}
+    fig, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
+    outcome_colours = {Outcome.ADDRESSES: "tab:green", Outcome.EMPTY: "tab:red", Outcome.ERROR: "black"}
     for s in pick.probe:
-        ax.plot(s.t, -1, "|", color=colours[s.outcome], markersize=9)
+        ax.plot(s.t, -1, "|", color=outcome_colours[s.outcome], markersize=9)
     for s in pick.samples:
-        ax.plot(s.t, s.client, "|", color=colours[s.outcome], markersize=7, markeredgewidth=0.8)
+        ax.plot(s.t, s.client, "|", color=outcome_colours[s.outcome], markersize=7, markeredgewidth=0.8)
     ax.axvline(pick.t_gone, color="grey", linestyle="--")
     ax.axvline(pick.t_back, color="grey", linestyle="--")
-    ax.axvspan(pick.t_back, pick.t_back + pick.cell.negative_ttl, color="orange", alpha=0.15,
-               label=f"one negative TTL ({pick.cell.negative_ttl}s) after the fix")
+    ax.axvspan(pick.t_back, pick.t_back + pick.cell.negative_ttl, color="orange", alpha=0.15)
     ax.set_yticks([-1, *range(settings.clients)],
                   ["authority", *[f"client {i}" for i in range(settings.clients)]])
-    ax.set_xlabel("time [s] (green: addresses, red: empty answer, black: error)")
-    ax.set_title(f"One run: {pick.cell.label}; authority empty from {pick.t_gone:.1f}s, "
-                 f"records back at {pick.t_back:.1f}s")
-    ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    ax.set_title(f"One run: {pick.cell.label}\nauthority empty from {pick.t_gone:.1f} s, "
+                 f"records back at {pick.t_back:.1f} s", fontsize=10)
+    from matplotlib.lines import Line2D  # a legend entry for every mark and band
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=c, marker="|", linestyle="none", markersize=9, label=label)
+               for c, label in (("tab:green", "addresses"), ("tab:red", "empty answer (NOERROR, 0)"),
+                                ("black", "error or no answer"))]
+    handles.append(Line2D([], [], color="grey", linestyle="--", label="records gone / back"))
+    handles.append(Patch(color="orange", alpha=0.15,
+                         label=f"one negative TTL ({pick.cell.negative_ttl} s) after the fix"))
+    ax.set_xlabel("time since the run started [s]")
+    ax.set_ylabel("answers seen by")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     p = out / "timeline.png"
     fig.savefig(p, dpi=110)
     plt.close(fig)
@@ -758,6 +816,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         description="Runs a grid (negative TTL x serve-stale x cache layers x client rate) with "
         "a real authority, real resolvers and real UDP clients, time scaled so SOA values are "
         "seconds. Writes a table to stdout, outage-recovery.csv and PNG plots into --out.",
+        epilog=TABLE_COLUMNS, formatter_class=type(
+            "F", (p.formatter_class, argparse.RawDescriptionHelpFormatter), {}),
     )
     o.add_argument("--out", type=Path, default=Path("results"), help="directory for CSV and PNGs")
     o.add_argument("--negative", type=_pairs, default=Settings.negatives, metavar="TTL:MIN,...",

@@ -40,6 +40,7 @@ from resolver.cache import (
     Cache,
     CachePolicy,
     Freshness,
+    Kind,
     NotCacheable,
     render,
     render_hit,
@@ -442,6 +443,7 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
     sendto = raw.sendto
     entries = resolver.cache.entries
     cache = resolver.cache
+    POSITIVE = Kind.POSITIVE  # noqa: N806 - a local for the hot loop
     plain_header = b"\x00\x01\x00\x00\x00\x00"
 
     async def slow(wire: bytes, addr: tuple) -> None:
@@ -506,6 +508,8 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
                         if entry is not None and now < entry.expires_at:
                             entries.move_to_end(key)
                             cache.stats.hits += 1
+                            if entry.kind is not POSITIVE:  # a cached NXDOMAIN or NODATA
+                                cache.stats.negative_hits += 1
                             reply = render_hit(entry, wire[:4], question, edns, now, size)
                 if reply is not None:
                     try:

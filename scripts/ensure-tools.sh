@@ -2,7 +2,7 @@
 # Installs the Debian packages the demo, tests and benchmarks use, when they are missing.
 # As root it uses apt-get; otherwise it names what is missing and what to install.
 set -euo pipefail
-declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [kzonecheck]=knot-dnssecutils [unbound]=unbound [dnsperf]=dnsperf )
+declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [kzonecheck]=knot-dnssecutils [unbound]=unbound [dnsperf]=dnsperf [promtool]=prometheus )
 missing=()
 for tool in "${!pkg[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then missing+=("${pkg[$tool]}"); fi
@@ -14,7 +14,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts these daemons on install where it can; we start our own on loopback ports.
-  for svc in nsd knot unbound; do (service "$svc" stop >/dev/null 2>&1 || true); done
+  for svc in nsd knot unbound prometheus; do (service "$svc" stop >/dev/null 2>&1 || true); done
 else
   echo "missing system packages: ${missing[*]} (install them with: sudo apt-get install ${missing[*]})" >&2
 fi

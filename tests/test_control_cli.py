@@ -85,7 +85,7 @@ def test_rejected_change_prints_every_problem(target, tmp_path, capsys):
 
 def test_unreadable_batch_is_a_clear_error(tmp_path, capsys, db):
     (tmp_path / "x.json").write_text("{not json")
-    assert main(["change", "--zone", "api.aws", "--batch", str(tmp_path / "x.json"), "--store", str(db)]) == 1
+    assert main(["change", "--zone", "api.aws", "--batch", str(tmp_path / "x.json"), "--store", str(db)]) == 2  # bad input: exit 2 (a rejected batch is 1)
     assert "cannot read the change batch" in capsys.readouterr().err
 
 

@@ -71,8 +71,16 @@ async def test_recover_installs_a_known_good_plan_without_any_enactor(nursery: t
     recs.sort(key=lambda rs: rs.weight is None)
     store.change_batch(zid, [m.Change(m.Action.DELETE, rs) for rs in recs])
     assert not addresses(store, zid, DUAL, "A")
+    # Not paused: running enactors would flip it straight back, so recover refuses and says so.
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code, out = await cli("recover", "--api", url, "--plans", str(ps.dir), "--plan", "3")
+    assert code == 2 and "not paused" in err.getvalue() and "enactor pause" in err.getvalue()
+    assert not addresses(store, zid, DUAL, "A")  # nothing was written
+    code, out = await cli("pause", "--api", url, "--plans", str(ps.dir), "--by", "oncall")
+    assert code == 0
     code, out = await cli("recover", "--api", url, "--plans", str(ps.dir), "--plan", "3")
-    assert code == 0, out
+    assert code == 0 and "stay paused" in out, out
     assert active_plan(store, zid, DUAL) == 3 and addresses(store, zid, DUAL, "AAAA")
     assert rollback_plan(store, zid, DUAL) is None  # nothing to roll back to: nothing flows as nothing
     lz = store.find_zone_by_name("amazonaws.com.").id
@@ -81,7 +89,7 @@ async def test_recover_installs_a_known_good_plan_without_any_enactor(nursery: t
     doc = json.loads(out)
     ep = {e["endpoint"]: e for e in doc["endpoints"]}
     assert ep[DUAL]["active"] == "plan-0003" and ep[DUAL]["answers"] == {"A": 4, "AAAA": 4}
-    assert ep[LEGACY]["rollback"] == "plan-0001" and ep[DUAL]["lock"] == "free"
+    assert ep[LEGACY]["rollback"] == "plan-0001" and ep[DUAL]["lock"] == "PAUSED (paused-by-oncall)"
 
 
 async def test_enactor_run_crash_exits_70_with_the_traceback(nursery: trio.Nursery, tmp_path: Path) -> None:

@@ -88,4 +88,4 @@ def test_planner_and_capacity_commands(tmp_path: Path) -> None:
     assert latest is not None and latest.number == 2
     assert all(lb.weight == 0 for e in latest.endpoints for lb in e.load_balancers if lb.az == "az2")
     bad = run("capacity", "drain", "--capacity", str(cap), "--az", "az9")
-    assert bad.returncode == 1 and "no load balancers in az9" in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "no load balancers in az9" in bad.stderr

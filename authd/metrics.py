@@ -1,0 +1,156 @@
+"""Prometheus metrics for authd, at `/metrics` on the change API's port.
+
+Counting is kept off the DNS fast path's budget: the UDP and TCP loops only do
+`counts[query_after_id] += 1` in a plain dict (`ServingIndex.query_counts`, None when metrics
+are off). `QueryTally.fold` turns those counts into (type, rcode) totals once a second, at
+every scrape, and right before the index applies a change (so every query is classified by
+the answer it actually got): it asks the index for the answer to each distinct query, which
+is a table lookup for anything asked before. A custom collector exports the totals; no
+prometheus_client object is touched per query.
+
+Exported (names follow the Prometheus conventions: `_total` counters, base units):
+- `authd_dns_queries_total{type,rcode}`;
+- `authd_dns_empty_answers_total{name,type}`: NOERROR with zero answer records for a name
+  and type that had records before (the October 2025 symptom);
+- `authd_changes_total{result}` (accepted, or the Route 53 error code of a rejected batch);
+- `authd_journal_position` (the newest journal entry seen) and, per serving node,
+  `authd_node_applied_position{node}`, `authd_node_lag_entries{node}` (entries not yet
+  applied: what keeps GetChange PENDING) and `authd_node_propagation_delay_seconds{node}`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+
+def classify_query(key: bytes) -> tuple[str, str]:
+    """(qname, qtype text) of a query given as its wire bytes after the ID."""
+    try:
+        msg = dns.message.from_wire(b"\0\0" + key)
+        q = msg.question[0]
+        return q.name.to_text().lower(), dns.rdatatype.to_text(q.rdtype)
+    except (dns.exception.DNSException, IndexError, ValueError):
+        return "", "MALFORMED"
+
+
+class QueryTally:
+    """Folds the hot path's per-query counts into totals by type and rcode."""
+
+    def __init__(self, index: Any):
+        self.index = index
+        self.by_type_rcode: Counter[tuple[str, str]] = Counter()
+        self.empty: Counter[tuple[str, str]] = Counter()
+        self.had_records: set[tuple[str, str]] = set()
+        self._names: dict[bytes, tuple[str, str]] = {}
+        index.query_counts = {}
+        apply = index.apply
+
+        def apply_after_fold(entry: Any) -> bool:
+            self.fold()  # classify what was asked under the answers it got
+            return bool(apply(entry))
+
+        index.apply = apply_after_fold
+
+    def fold(self) -> None:
+        counts: dict[bytes, int] = self.index.query_counts
+        if not counts:
+            return
+        items = list(counts.items())
+        counts.clear()  # in place: the server loops hold this dict
+        for key, n in items:
+            name_type = self._names.get(key)
+            if name_type is None:
+                name_type = classify_query(key)
+                if len(self._names) < 100_000:
+                    self._names[key] = name_type
+            reply = self.index.respond(b"\0\0" + key, tcp=True)
+            if reply is None or len(reply) < 12:
+                rcode = "DROPPED"
+                answers = 0
+            else:
+                rcode = dns.rcode.to_text(reply[3] & 0x0F)
+                answers = int.from_bytes(reply[6:8], "big")
+            self.by_type_rcode[(name_type[1], rcode)] += n
+            if rcode == "NOERROR":
+                if answers:
+                    self.had_records.add(name_type)
+                elif name_type in self.had_records:
+                    self.empty[name_type] += n
+
+
+class AuthdCollector(Collector):
+    """Reads the node's live state at scrape time."""
+
+    def __init__(self, tally: QueryTally | None, followers: Iterable[Any], changes: Counter[str]):
+        self.tally = tally
+        self.followers = list(followers)
+        self.changes = changes
+
+    def collect(self) -> Iterator[Any]:
+        if self.tally is not None:
+            self.tally.fold()
+            q = CounterMetricFamily("authd_dns_queries", "DNS queries answered, by type and rcode",
+                                    labels=["type", "rcode"])
+            for (qtype, rcode), n in sorted(self.tally.by_type_rcode.items()):
+                q.add_metric([qtype, rcode], n)
+            yield q
+            e = CounterMetricFamily(
+                "authd_dns_empty_answers",
+                "NOERROR answers with zero records for a name and type that had records before",
+                labels=["name", "type"])
+            for (name, qtype), n in sorted(self.tally.empty.items()):
+                e.add_metric([name, qtype], n)
+            yield e
+        c = CounterMetricFamily("authd_changes", "Change batches: accepted, or the error code "
+                                "of a rejected one", labels=["result"])
+        for result, n in sorted(self.changes.items()):
+            c.add_metric([result], n)
+        yield c
+        head = max((f.line.observed_seq for f in self.followers), default=0)
+        head = max([head] + [f.applied_seq for f in self.followers])
+        yield GaugeMetricFamily("authd_journal_position", "The newest change journal entry seen",
+                                value=head)
+        applied = GaugeMetricFamily("authd_node_applied_position",
+                                    "The journal entry each serving node has applied", labels=["node"])
+        lag = GaugeMetricFamily("authd_node_lag_entries", "Journal entries a serving node has not "
+                                "applied yet (GetChange stays PENDING until 0)", labels=["node"])
+        delay = GaugeMetricFamily("authd_node_propagation_delay_seconds",
+                                  "How late a serving node applies each change, by design",
+                                  labels=["node"])
+        for f in self.followers:
+            applied.add_metric([f.name], f.applied_seq)
+            lag.add_metric([f.name], max(0, head - f.applied_seq))
+            delay.add_metric([f.name], f.delay)
+        yield applied
+        yield lag
+        yield delay
+
+
+class AuthdMetrics:
+    """What the control API serves at `/metrics`."""
+
+    def __init__(self) -> None:
+        self.changes: Counter[str] = Counter()
+        self.tally: QueryTally | None = None
+        self.followers: list[Any] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+
+    def count_queries(self, index: Any) -> QueryTally:
+        self.tally = QueryTally(index)
+        return self.tally
+
+    def start(self) -> None:
+        self.registry.register(AuthdCollector(self.tally, self.followers, self.changes))
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
