@@ -20,7 +20,7 @@ from pathlib import Path
 
 import trio
 
-from authd import cli_control, cli_dns
+from authd import cli_control, cli_dns, cli_nodes
 from authd.clean_exit import Fatal
 from authd.cli_health import add_subcommand as add_health_command
 from authd.index import ServingIndex, index_from_zones
@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(sub)
     cli_control.add_subcommands(sub)  # change, records, export
     add_health_command(sub, cli_control.DEFAULT_STORE)  # health
+    cli_nodes.add_subcommand(sub)  # nodes (a PostgreSQL store's authd nodes)
     return parser
 
 

@@ -106,9 +106,12 @@ class StoreControl:
     def __init__(self, path: str):
         from authd.sqlstore import SQLiteStore
 
+        self.path = path
+        if path.startswith(("postgresql://", "postgres://")):
+            self.store, self.propagation = _postgres_control(path)
+            return
         if not Path(path).exists():
             raise CommandError([f"no store at {path}"], status=2)
-        self.path = path
         self.store = SQLiteStore(path)
         self.propagation = Propagation(status_dir=progress_dir(path))
 
@@ -133,6 +136,21 @@ class StoreControl:
 
     def record_sets(self, zone_id: str) -> list[RecordSet]:
         return self._call(self.store.record_sets, zone_id)
+
+
+def _postgres_control(url: str) -> tuple[Any, Propagation]:
+    """A PostgreSQL store, and INSYNC = every live node registered in it (authd.nodes)."""
+    from authd.nodes import live_seqs
+    from authd.pgnodes import NodeRegistry
+    from authd.pgstore import PostgresStore
+
+    try:
+        store = PostgresStore(url)
+    except StoreError as exc:
+        raise CommandError([str(exc)]) from exc
+    registry = NodeRegistry(url)
+    timeout = float(os.environ.get("AUTHD_NODE_TIMEOUT", "10"))
+    return store, Propagation(peers=lambda: live_seqs(registry.rows(), timeout))
 
 
 def open_control(args: argparse.Namespace) -> Control:
@@ -208,8 +226,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the hosted zone, by name (api.aws) or id (Z0API0AWS)")
     p.add_argument("--endpoint", default=os.environ.get("AUTHD_ENDPOINT", DEFAULT_ENDPOINT),
                    help=f"the control API of a running authd (default {DEFAULT_ENDPOINT}, or $AUTHD_ENDPOINT)")
-    p.add_argument("--store", metavar="FILE",
-                   help="use this SQLite store file directly instead of the HTTP API")
+    p.add_argument("--store", metavar="FILE|URL",
+                   help="use this SQLite store file (or postgresql://USER@HOST:PORT/DB: INSYNC "
+                   "then waits for every live node, $AUTHD_NODE_TIMEOUT s) directly instead of the HTTP API")
     p.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
                    help="SigV4 access key id (default $AWS_ACCESS_KEY_ID, else test)")
     p.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
@@ -296,8 +315,11 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
         "With any of these, zones are served from a store fed through the change journal "
         "(at startup and at runtime alike) instead of straight from the zone files.",
     )
-    g.add_argument("--store", metavar="FILE", default=None,
-                   help="the SQLite store (created if missing; WAL, synchronous=FULL). Zone files "
+    g.add_argument("--store", metavar="FILE|URL", default=None,
+                   help="the store: a SQLite file (the default kind; created if missing; WAL, "
+                   "synchronous=FULL), or postgresql://USER@HOST:PORT/DB to run this node as one "
+                   "of many on one PostgreSQL database (tables created if missing; every node "
+                   "serves DNS and the API, and GetChange waits for every live node). Zone files "
                    "seed it: a zone the store lacks is created; a zone whose file changed is "
                    "re-imported as one journaled batch; an unchanged file leaves API changes alone. "
                    f"Default with the change API on: {DEFAULT_STORE} (durable across restarts); "
@@ -327,13 +349,24 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    "report progress so the primary's GetChange waits for this replica; no seeding, no API")
     g.add_argument("--replica-name", default=None,
                    help="this replica's name in logs and progress files (default replica-<port>)")
-    g.add_argument("--poll-interval", type=float, default=0.05, metavar="SECONDS",
-                   help="how often a replica process looks for new journal entries (default 0.05)")
+    g.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
+                   help="how often a replica process looks for new journal entries (default 0.05; "
+                   "with PostgreSQL 1.0, a fallback: LISTEN/NOTIFY wakes nodes at once)")
+    g.add_argument("--node-name", default=None,
+                   help="PostgreSQL store: this node's name in the nodes table and `authd nodes` "
+                   "(default authd-HOST-PORT; a restarted node takes its old row over)")
+    g.add_argument("--node-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="PostgreSQL store: a node without a heartbeat for this long stops counting "
+                   "for GetChange INSYNC (default 10; it counts again once it is back)")
     g.add_argument("--probe-any-address", action="store_true",
                    help="let health checks probe targets outside loopback (127.0.0.0/8, ::1) and "
                    "resolve FullyQualifiedDomainName targets. Off by default: a health check whose "
                    "target is elsewhere is reported UNHEALTHY with the reason and never contacted, "
                    "so a copied production config cannot make authd send traffic to real hosts")
+    g.add_argument("--no-health-prober", dest="health_prober", action="store_false",
+                   help="do not probe health checks on this node (the API still serves them and "
+                   "DNS still routes by the stored statuses). With several nodes on one PostgreSQL "
+                   "store, run the prober on one node only: each prober writes the statuses it sees")
     g.add_argument("--watch-empty", action="append", default=[], metavar="NAME:TYPE",
                    type=_watch_arg,
                    help="log the moment NAME's TYPE answer goes empty (zero records, every "
@@ -397,11 +430,15 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         propagation_delay=args.propagation_delay,
         replica_mode=args.replica,
         replica_name=args.replica_name or f"replica-{host}-{port}",
-        poll_interval=args.poll_interval,
+        poll_interval=args.poll_interval if args.poll_interval is not None else (
+            1.0 if str(args.store or "").startswith(("postgresql://", "postgres://")) else 0.05),
+        node_name=args.node_name,
+        node_timeout=args.node_timeout,
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
         probe_any_address=args.probe_any_address,
+        health_checks=args.health_prober,
         watch_empty=args.watch_empty,
         watch_log=args.watch_log,
         metrics=args.metrics,
@@ -411,8 +448,13 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         cfg.dns_options["cookie_secret"] = os.urandom(16)
 
     async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run_node, cfg)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_node, cfg)
+        except BaseExceptionGroup as group:  # one failure at startup: report it, not the group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     from authd.clean_exit import Fatal, leaves, until_signal
 
@@ -427,7 +469,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
                 raise Fatal(f"not starting: {e} (--control {cfg.control[0] if cfg.control else ''}:"
                             f"{cfg.control[1] if cfg.control else ''} needs --access-key and "
                             "--secret-key)") from None
-            if isinstance(e, ValueError):
+            if isinstance(e, ValueError | StoreError):
                 raise Fatal(f"not starting: {e}") from None
             if isinstance(e, OSError) and "cannot listen" not in str(e) and cfg.control:
                 # hypercorn's bind error does not say where: it is the control API's address

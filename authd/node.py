@@ -14,6 +14,11 @@ Two shapes:
 - a replica process (`replica_mode=True`): opens the SQLite file read-only, follows its
   journal, serves DNS, and reports its progress in `<db>.replicas/<name>.seq` so the
   primary's GetChange waits for it too.
+
+With a PostgreSQL store (`store_path` = `postgresql://...`) every node is a peer: any of
+them seeds (one at a time), serves DNS and the change API, learns of new journal entries
+through LISTEN/NOTIFY (polling as the fallback), and registers with a heartbeat in the
+`nodes` table; GetChange waits for every live node (`authd.pgnodes`, `authd.nodes`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class NodeConfig:
     replica_name: str = "replica"
     poll_interval: float = 0.05  # how often file followers look for new journal entries
     seed: int | None = None
+    node_name: str | None = None  # PostgreSQL store: this node's name (default authd-HOST-PORT)
+    node_timeout: float = 10.0  # PostgreSQL store: a node silent this long stops counting
+    heartbeat: float = 1.0  # PostgreSQL store: seconds between heartbeats
     cache: bool = True
     allow_axfr: bool = False
     probe_any_address: bool = False  # health checks may probe non-loopback targets
@@ -87,6 +95,9 @@ class Node:
     app: ControlAPI | None = None
     control_url: str | None = None
     prober: Prober | None = None
+    name: str = "primary"
+    peers: Any = None  # authd.pgnodes.Peers with a PostgreSQL store
+    link: Any = None  # authd.pgnodes.DatabaseLink with a PostgreSQL store
 
     @property
     def servers(self) -> list[ServingReplica]:
@@ -108,7 +119,17 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)
     status_dir: Path | None
-    if cfg.replica_mode:
+    pg = _is_postgres(cfg.store_path)
+    if pg:
+        from authd.pgstore import PostgresStore
+
+        store = PostgresStore(str(cfg.store_path))
+        status_dir = None
+        if cfg.zones_dir and not cfg.replica_mode:
+            with store.exclusive():  # nodes starting together seed one at a time
+                for line in seed_store(store, load_zone_dir(cfg.zones_dir)):
+                    log.info("seed: %s", line)
+    elif cfg.replica_mode:
         if not cfg.store_path:
             raise ValueError("a replica follows a store file: give --store FILE")
         store: Any = SQLiteStore(cfg.store_path, readonly=True)
@@ -122,9 +143,18 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
         if status_dir is not None:
             status_dir.mkdir(exist_ok=True)
-    propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None)
+    peers = link = None
+    if pg:
+        from authd import pgnodes
+
+        peers = pgnodes.Peers("", cfg.node_timeout)  # named once the DNS port is known
+    propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None,
+                              peers=peers.seqs if peers is not None else None)
     app = ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq) if not cfg.replica_mode else None
-    call = app.call if app is not None else _inline
+    call: Any = app.call if app is not None else (_threaded() if pg else _inline)
+    if pg:
+        link = pgnodes.DatabaseLink(cfg.node_name or "node")
+        call = pgnodes.TolerantCall(call, link, lambda: min(f.applied_seq for f in propagation.followers))
 
     try:
         async with trio.open_nursery() as nursery:
@@ -140,7 +170,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             prime = _watch_empty(index, cfg.watch_empty, cfg.watch_log) if cfg.watch_empty else None
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
-                delay=cfg.propagation_delay if cfg.replica_mode else 0.0,
+                delay=cfg.propagation_delay if cfg.replica_mode or pg else 0.0,  # a late node
                 # every index serving a store file reports its progress there, so that
                 # `authd change --store FILE --wait` waits for the running servers too
                 progress_path=(status_dir / f"{name}.seq") if status_dir else None,
@@ -156,7 +186,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             host, port = await nursery.start(functools.partial(
                 serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
             primary = ServingReplica(name, host, port, index, follower)
-            log.info("%s: DNS on %s port %d, store %s", name, host, port, cfg.store_path or "in memory")
+            log.info("%s: DNS on %s port %d, store %s", name, host, port,
+                     store.path if pg else cfg.store_path or "in memory")  # pg: no password in logs
 
             replicas: list[ServingReplica] = []
             for i in range(1, cfg.replicas + 1):
@@ -183,7 +214,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             # A 1,000-change batch allocates ~50k short-lived objects (XML elements, record
             # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
             gc.set_threshold(50_000, 20, 20)
-            node = Node(store, propagation, primary, replicas, app)
+            node = Node(store, propagation, primary, replicas, app, peers=peers, link=link)
             if metrics is not None:
                 metrics.start()
                 nursery.start_soon(_fold_every_second, metrics)
@@ -200,6 +231,18 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 if cfg.control is not None:
                     node.control_url = await nursery.start(serve_control, app, cfg.control[0], cfg.control[1])
                     log.info("control API (Route 53 2013-04-01) on %s", node.control_url)
+            if pg:
+                assert peers is not None and link is not None
+                node.name = peers.own = link.name = cfg.node_name or f"authd-{host}-{port}"
+                await nursery.start(pgnodes.listen_journal, str(cfg.store_path),
+                                    propagation.wake_all, peers.refresh)
+                for f in propagation.followers:
+                    nursery.start_soon(pgnodes.kick_on_apply, f.applied, peers)
+                await nursery.start(functools.partial(
+                    pgnodes.serve_registry, pgnodes.NodeRegistry(str(cfg.store_path)), peers,
+                    name=node.name, dns=f"{host}:{port}", control=node.control_url or "",
+                    local_seq=lambda: min(f.applied_seq for f in propagation.followers),
+                    link=link, heartbeat=cfg.heartbeat))
             task_status.started(node)
     finally:
         store.close()
@@ -250,3 +293,18 @@ async def _fold_every_second(metrics: Any) -> None:
 
 async def _inline(fn: Any, *args: Any) -> Any:
     return fn(*args)
+
+
+def _threaded() -> Any:
+    """Store calls in one worker thread, for a node without the control API (whose worker
+    thread the followers share otherwise): a database round trip must not stall DNS."""
+    limiter = trio.CapacityLimiter(1)
+
+    async def call(fn: Any, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(lambda: fn(*args), limiter=limiter)
+
+    return call
+
+
+def _is_postgres(store_path: str | None) -> bool:
+    return bool(store_path) and str(store_path).startswith(("postgresql://", "postgres://"))

@@ -202,8 +202,10 @@ class Propagation:
     """The lowest journal seq applied by every serving replica (the GetChange question)."""
 
     def __init__(self, status_dir: Path | None = None, stale_after: float = 10.0,
-                 wall_clock: Callable[[], float] | None = None):
+                 wall_clock: Callable[[], float] | None = None,
+                 peers: Callable[[], dict[str, int]] | None = None):
         self.followers: list[Follower] = []
+        self.peers = peers  # other nodes' applied seqs (a shared PostgreSQL store: authd.pgnodes)
         self.status_dir = status_dir
         self.stale_after = stale_after
         self._wall = wall_clock
@@ -242,9 +244,13 @@ class Propagation:
 
     def applied_seq(self) -> int:
         seqs = [f.applied_seq for f in self.followers] + list(self.external().values())
+        if self.peers is not None:
+            seqs += self.peers().values()
         return min(seqs) if seqs else 2**63
 
     def describe(self) -> dict[str, int]:
         d = {f.name: f.applied_seq for f in self.followers}
         d.update(self.external())
+        if self.peers is not None:
+            d.update(self.peers())
         return d

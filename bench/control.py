@@ -440,7 +440,15 @@ def main(argv: list[str]) -> int:
                          "speed drifts, so one run's p99 says little alone")
     ap.add_argument("--quick", action="store_true", help="small sizes and 20 batches, for a smoke run")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
+    ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite",
+                    help="postgresql: the 3-node INSYNC benchmark against SQLite in the same run "
+                    "(`bench/nodes.py`, its own BENCHMARKS.md section; --batches applies)")
     args = ap.parse_args(argv)
+    if args.store == "postgresql":
+        from bench import nodes
+
+        return nodes.main(["--batches", str(args.batches if args.batches != 100 else 30)]
+                          + (["--no-write"] if args.no_write else []))
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         sizes, args.batches = [10_000, 30_000], 20

@@ -209,7 +209,11 @@ def cmd_outage(args: argparse.Namespace) -> int:
     png = args.png or str(RESULTS / png_name(defects, typo=args.typo, inprocess=args.inprocess,
                                              schedule=args.schedule))
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose)
+    if args.nodes > 1 and not str(args.store or "").startswith(("postgresql://", "postgres://")):
+        print("enactor outage: --nodes > 1 needs --store postgresql://USER@HOST:PORT/DB", file=sys.stderr)
+        return 2
+    res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose,
+                     store=args.store, nodes=args.nodes, node_delay=args.node_delay)
     if args.json:
         print(json.dumps({**res.summary, "png": png}, indent=2))
     else:
@@ -483,6 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inprocess", action="store_true",
                    help="run the schedule in-process over MemoryStore (no processes, no dig)")
     p.add_argument("--verbose", action="store_true", help="print every enactor log line as it happens")
+    p.add_argument("--store", metavar="URL",
+                   help="postgresql://USER@HOST:PORT/DB: run the authd nodes on a fresh database in "
+                        "this server (created and dropped by the run; needs CREATEDB)")
+    p.add_argument("--nodes", type=int, default=1,
+                   help="authd nodes on 127.0.0.2, 127.0.0.3, ... (needs --store); each enactor talks "
+                        "to a different one, and every sample digs every node (default 1)")
+    p.add_argument("--node-delay", type=float, default=2.0, metavar="SECONDS",
+                   help="propagation delay of the last node (default 2): the empty answer reaches it last")
     p.set_defaults(fn=cmd_outage)
 
     p = sub.add_parser("demo", help="the 2025 run then the fixed run, with dig output (make demo)",

@@ -66,9 +66,9 @@ class DigResult:
     text: str
 
 
-def dig(port: int, name: str, rtype: str, timeout: float = 2.0) -> DigResult:
+def dig(port: int, name: str, rtype: str, timeout: float = 2.0, host: str = "127.0.0.1") -> DigResult:
     out = subprocess.run(
-        ["dig", "@127.0.0.1", "-p", str(port), name, rtype, "+norecurse", "+time=1", "+tries=2"],
+        ["dig", f"@{host}", "-p", str(port), name, rtype, "+norecurse", "+time=1", "+tries=2"],
         capture_output=True, text=True, timeout=timeout + 3,
     ).stdout
     st, an = _STATUS.search(out), _ANSWER.search(out)
@@ -176,10 +176,24 @@ class Cluster:
     authd: subprocess.Popen[str] | None = None
     planner: subprocess.Popen[str] | None = None
     enactors: dict[str, EnactorProc] = field(default_factory=dict)
+    # --nodes N --store postgresql://...: N authd nodes on one database (issue 15), node i on
+    # 127.0.0.(1+i); the last one learns of changes `node_delay` seconds late
+    store: str | None = None
+    nodes: int = 1
+    node_delay: float = 2.0
+    extra: list[tuple[str, str, subprocess.Popen[str]]] = field(default_factory=list)  # (name, host, proc)
+    database: str | None = None  # the fresh database this run made in --store's server
+
+    def node_host(self, i: int) -> str:
+        return "127.0.0.1" if self.store is None else f"127.0.0.{1 + i}"
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{self.node_host(1)}:{self.api_port}"
+
+    def node_api(self, i: int) -> str:
+        """Node i's change API (enactor k talks to node 1 + k mod N: any node takes changes)."""
+        return f"http://{self.node_host(i)}:{self.api_port}"
 
     @property
     def plans_dir(self) -> Path:
@@ -196,38 +210,60 @@ class Cluster:
         PlanStore(self.plans_dir).put(Plan(1, T0 - 3600 + 1, capacity_for(endpoints)))
         self.dns_port, self.api_port = free_port_pair(), free_port()
         py = sys.executable
-        authd_log = open(self.work / "logs" / "authd.log", "w")  # noqa: SIM115
-        self.authd = subprocess.Popen(
-            [*authd_command(), "--zones", str(REPO / "zones"),
-             "--listen", f"127.0.0.1:{self.dns_port}", "--control", f"127.0.0.1:{self.api_port}",
-             "--store", str(self.work / "authd.sqlite3"), "--watch-log", str(self.watch_log),
-             *[a for _, name, rtype in WATCH for a in ("--watch-empty", f"{name}:{rtype}")]],
-            stdout=authd_log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-        authd_log.close()
-        self._wait_ready()
+        store = str(self.work / "authd.sqlite3")
+        if self.store is not None:
+            from enactor.pgoutage import fresh_database
+
+            self.database, store = fresh_database(self.store)
+        for i in range(1, self.nodes + 1):
+            host = self.node_host(i)
+            argv = [*authd_command(), "--zones", str(REPO / "zones"),
+                    "--listen", f"{host}:{self.dns_port}",
+                    "--control", f"{host}:{self.api_port}", "--store", store]
+            if i == 1:  # the exact empty-answer window, recorded where node 1 applies changes
+                argv += ["--watch-log", str(self.watch_log),
+                         *[a for _, name, rtype in WATCH for a in ("--watch-empty", f"{name}:{rtype}")]]
+            if self.store is not None:
+                argv += ["--node-name", f"node-{i}"]
+                if i == self.nodes and self.nodes > 1:
+                    argv += ["--propagation-delay", str(self.node_delay)]
+            log = open(self.work / "logs" / ("authd.log" if i == 1 else f"authd-node-{i}.log"), "w")  # noqa: SIM115
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+            log.close()
+            if i == 1:
+                self.authd = proc
+                self._wait_ready()  # node 1 seeds the zones; the others find them seeded
+            else:
+                self.extra.append((f"node-{i}", host, proc))
+        for i in range(2, self.nodes + 1):
+            self._wait_ready(host=self.node_host(i), proc=self.extra[i - 2][2])
         self.planner = subprocess.Popen(
             [py, "-m", "enactor", "planner", "--plans", str(self.plans_dir), "--stepped"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             bufsize=1, cwd=REPO)
-        for name in actors:
+        for k, name in enumerate(actors):
             argv = [py, "-m", "enactor", "run", "--name", name, "--plans", str(self.plans_dir),
-                    "--api", self.api_url, "--defects", self.defects, "--stepped",
+                    "--api", self.node_api(1 + k % self.nodes), "--defects", self.defects, "--stepped",
                     "--lock-ttl", str(lock_ttl), "--status-dir", str(self.work / "status")]
             p = EnactorProc(name, argv, self.work / "logs" / f"{name}.log")
             p.start()
             self.enactors[name] = p
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _wait_ready(self, timeout: float = 30.0, host: str | None = None,
+                    proc: subprocess.Popen[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        api = Route53Http(self.api_url)
+        host = host or self.node_host(1)
+        proc = proc or self.authd
+        api = Route53Http(self.api_url if host == self.node_host(1) else
+                          self.node_api(int(host.rsplit(".", 1)[1]) - 1))
         last = ""
         while time.monotonic() < deadline:
-            if self.authd is not None and self.authd.poll() is not None:
+            if proc is not None and proc.poll() is not None:
                 text = (self.work / "logs" / "authd.log").read_text()[-2000:]
-                raise RuntimeError(f"authd exited with status {self.authd.returncode}:\n{text}")
+                raise RuntimeError(f"authd exited with status {proc.returncode}:\n{text}")
             try:
                 api.find_zone_by_name("api.aws.")
-                if dig(self.dns_port, DUAL, "A", timeout=1).rcode != "NO-RESPONSE":
+                if dig(self.dns_port, DUAL, "A", timeout=1, host=host).rcode != "NO-RESPONSE":
                     return
                 last = "DNS not answering yet"
             except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
@@ -245,7 +281,7 @@ class Cluster:
     def stop(self) -> None:
         for p in self.enactors.values():
             p.stop()
-        for proc in (self.planner, self.authd):
+        for proc in (self.planner, self.authd, *(p for _, _, p in self.extra)):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 try:
@@ -253,6 +289,10 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
+        if self.store is not None and self.database is not None:
+            from enactor.pgoutage import drop_database
+
+            drop_database(self.store, self.database)
 
 
 class ProcessDriver:
@@ -350,10 +390,16 @@ class ProcessDriver:
         answers: dict[str, int] = {}
         rcodes: dict[str, str] = {}
         for _, name, rtype in WATCH:
-            r = dig(self.c.dns_port, name, rtype)
+            r = dig(self.c.dns_port, name, rtype, host=self.c.node_host(1))
             answers[f"{name} {rtype}"] = r.answers
             rcodes[f"{name} {rtype}"] = r.rcode
             self.digs.append((self.t, f"{name} {rtype}", r.text))
+        for node, host, _ in self.c.extra:  # every other node, so the empty answer is seen spreading
+            for _, name, rtype in WATCH:
+                r = dig(self.c.dns_port, name, rtype, host=host)
+                key = f"{name} {rtype} @{node}"
+                answers[key], rcodes[key] = r.answers, r.rcode
+                self.digs.append((self.t, key, r.text))
         zid = self.api.find_zone_by_name("api.aws.").id
         sets = self.api.get_record_sets(zid, DUAL, "A")
         from enactor.plan import root_plan
@@ -488,8 +534,12 @@ def schedule_settings(schedule: Schedule) -> tuple[str | None, str, float]:
 
 
 def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
-               work: Path | None = None, verbose: bool = False) -> OutageResult:
-    """Run `schedule` with `defects` (None: what the schedule says, else the 2025 defects)."""
+               work: Path | None = None, verbose: bool = False, store: str | None = None,
+               nodes: int = 1, node_delay: float = 2.0) -> OutageResult:
+    """Run `schedule` with `defects` (None: what the schedule says, else the 2025 defects).
+
+    `store` (postgresql://...) and `nodes`: that many authd nodes on a fresh database in that
+    server, sampled one by one; the last learns of changes `node_delay` seconds late."""
     want, endpoints, lock_ttl = schedule_settings(schedule)
     defects = defects or want or "2025"
     title = f"enactor outage --defects {defects}: {schedule.description}"
@@ -516,7 +566,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         raise RuntimeError("dig is not installed (Debian package bind9-dnsutils); try --inprocess")
     own = work is None
     work = work or Path(tempfile.mkdtemp(prefix="enactor-outage-"))
-    cluster = Cluster(defects, work)
+    if nodes > 1 and store is None:
+        raise RuntimeError("--nodes > 1 needs --store postgresql://USER@HOST:PORT/DB")
+    cluster = Cluster(defects, work, store=store, nodes=nodes if store else 1, node_delay=node_delay)
     rec = Recorder(T0)
     try:
         cluster.start(list(schedule.actors), lock_ttl, endpoints)
@@ -524,7 +576,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         run_schedule(schedule, pdrv)
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
-        summ["dns"] = f"127.0.0.1:{cluster.dns_port}"
+        summ["dns"] = f"{cluster.node_host(1)}:{cluster.dns_port}"
+        if cluster.extra:
+            summ["nodes"] = [summ["dns"], *(f"{h}:{cluster.dns_port}" for _, h, _ in cluster.extra)]
         summ["transitions_confirmed_by_dig"] = all(pdrv.confirmations)
         summ["transitions_checked_by_dig"] = len(pdrv.confirmations)
         summ["work"] = str(work)

@@ -228,7 +228,7 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
     import matplotlib.pyplot as plt
 
     t0 = rec.t0
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(13, 6.5), sharex=True,
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(13, 7), sharex=True, layout="constrained",
                                   gridspec_kw={"height_ratios": [3, 2]})
     lanes = {a: i for i, a in enumerate(actors)}
     end_t = max([s.t for s in rec.samples] + [e.t for e in rec.events] + [t0 + 1]) - t0
@@ -254,15 +254,21 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
                 ax.plot(x, y - 0.12, marker="|", color="#777777", markersize=8)
             elif e.kind == "crash":
                 ax.plot(x, y, marker="X", color="#de2d26", markersize=11)
-            elif e.kind == "typo":
-                ax.axvline(x, color="#de2d26", linestyle="--")
+            elif e.kind in ("restart", "kill"):
+                ax.plot(x, y + 0.12, marker="o" if e.kind == "restart" else "s", color="#636363",
+                        markersize=5, fillstyle="none")
         if start is not None:
             ax.barh(y, end_t - start, left=start, height=0.35, color="#9ecae1")
+    for e in rec.events:  # the operator's own hand (the typo variant): a line across the lanes
+        if e.kind == "typo":
+            ax.axvline(e.t - t0, color="#de2d26", linestyle="--", linewidth=1.5)
+    _annotate_decisive(ax, rec, lanes, focus)
     ax.set_yticks(list(lanes.values()), list(lanes))
-    ax.set_ylim(-0.8, len(lanes) - 0.2)
+    ax.set_ylim(-1.3, len(lanes) + 0.3)  # room for the legend above and the labels below
     import textwrap
 
-    ax.set_title(textwrap.fill(title, 120), fontsize=10)  # long schedule names wrap, not clip
+    fig.suptitle(headline(rec, title), fontsize=12, fontweight="bold")
+    ax.set_title(textwrap.fill(title, 140), fontsize=9)  # long schedule names wrap, not clip
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -270,8 +276,11 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
                        Line2D([], [], marker="|", color="#777777", ls="", label="lost the lock, backed off"),
                        Line2D([], [], marker="v", color="#31a354", ls="", label=f"flip of {focus.rstrip('.')} (plan)"),
                        Line2D([], [], marker="x", color="#e6550d", ls="", mew=2, label="cleaner deleted trees"),
-                       Line2D([], [], marker="X", color="#de2d26", ls="", label="crash")],
-              loc="upper left", fontsize=8, ncol=5)
+                       Line2D([], [], marker="X", color="#de2d26", ls="", label="crash"),
+                       Line2D([], [], marker="o", color="#636363", ls="", fillstyle="none",
+                              label="restarted (s: killed)"),
+                       Line2D([], [], color="#de2d26", ls="--", label="operator deletes a tree")],
+              loc="upper left", fontsize=8, ncol=4)
     keys = list(rec.samples[0].answers) if rec.samples else []
     for i, k in enumerate(keys):
         xs = [s.t - t0 for s in rec.samples]
@@ -287,13 +296,78 @@ def write_png(rec: Recorder, summ: dict[str, Any], actors: list[str], path: str,
     band = [Patch(color="#fcbba1", alpha=0.6, label="no answer (exact: authd's serving index)"
                   if exact else "no answer (between dig samples)")] if spans else []
     src = rec.samples[-1].source if rec.samples else "dig"
-    ax2.set_ylabel("answers (dig)" if src == "dig" else "possible answers (authd serving index, in-process)")
-    ax2.set_xlabel("schedule time (s)")
+    ax2.set_ylabel("answers (real dig)" if src == "dig" else "answers (authd's index,\nevery weighted pick)")
+    if not spans and rec.samples:
+        ax2.text(0.5, 0.35, "never empty: every name kept its answers", transform=ax2.transAxes,
+                 ha="center", fontsize=11, color="#31a354", fontweight="bold")
+    ax2.set_xlabel("schedule time [s]")
     from matplotlib.ticker import MaxNLocator
 
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.legend(handles=[*ax2.get_legend_handles_labels()[0], *band], fontsize=8, loc="upper left")
     ax2.set_ylim(-0.2, max([max(s.answers.values()) for s in rec.samples if s.answers] + [1]) + 0.5)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def headline(rec: Recorder, title: str) -> str:
+    """The figure's first line: what happened to DNS, in a few words."""
+    exact = exact_windows(rec)
+    spans = sorted(w for ws in exact.values() for w in ws) or empty_windows(rec.samples)
+    crashes = sum(1 for e in rec.events if e.kind == "crash")
+    design = "The fixed design" if "--defects fixed" in title else "The 2025 defects"
+    if not spans:
+        what = "answers never went empty"
+    else:
+        start = min(w[0] for w in spans) - rec.t0
+        open_end = any(w[1] is None for w in spans)
+        what = (f"the endpoints answer NOERROR with zero records from {start:.1f} s"
+                + (" and stay empty" if open_end else ", then come back"))
+    tail = f"; {crashes} enactor crash{'es' if crashes != 1 else ''}" if crashes else ""
+    return f"{design}: {what}{tail}"
+
+
+def _annotate_decisive(ax: Any, rec: Recorder, lanes: dict[str, int], focus: str) -> None:
+    """Label the moments a postmortem points at: the flip that went backwards, the cleaner
+    deletion that removed the active tree, the first crash, the operator's deletion."""
+    t0 = rec.t0
+    marks: list[tuple[float, float, str]] = []
+    best = 0
+    for e in rec.events:
+        if e.kind == "flip" and (e.text.startswith(focus) or f"of {focus}" in e.text):
+            mm = re.search(r"-> plan-0*(\d+)", e.text)
+            plan = int(mm.group(1)) if mm else 0
+            if plan and plan < best and e.actor in lanes:
+                marks.append((e.t - t0, lanes[e.actor], f"stale flip back to plan-{plan:04d}"))
+                break
+            best = max(best, plan)
+    refused = next((e for e in rec.events if e.kind == "log" and "backwards" in e.text
+                    and e.actor in lanes), None)
+    if refused is not None:  # the fixed design's compare-and-swap at work
+        marks.append((refused.t - t0, lanes[refused.actor], "stale flip refused: it would go backwards"))
+    typo = next((e for e in rec.events if e.kind == "typo"), None)
+    empty_from = min((w[0] for ws in exact_windows(rec).values() for w in ws), default=None)
+    if empty_from is not None and typo is None:
+        cleans = [e for e in rec.events if e.kind == "clean" and e.t <= empty_from + 1e-6 and e.actor in lanes]
+        if cleans:
+            e = cleans[-1]
+            marks.append((e.t - t0, lanes[e.actor] - 0.3, "cleaner deletes the active tree"))
+    crash = next((e for e in rec.events if e.kind == "crash" and e.actor in lanes), None)
+    if crash is not None:
+        marks.append((crash.t - t0, lanes[crash.actor], "first crash: RollbackTargetMissing"))
+    if typo is not None:
+        marks.append((typo.t - t0, len(lanes) - 0.6, "operator deletes the active tree"))
+    # the labels sit in two rows, above the lanes and below them, moved right when they
+    # would overlap the previous label in their row
+    x0, x1 = ax.get_xlim() if ax.get_xlim()[1] > 1 else (0.0, max([m[0] for m in marks] + [1.0]))
+    per_char = (x1 - x0) / 150  # about one character of bold 8.5 pt text on a 13-inch axis
+    ends = {"up": -1e9, "down": -1e9}
+    for x, y, text in sorted(marks):
+        row = "up" if y >= (len(lanes) - 1) / 2 and len(lanes) > 1 else "down"
+        tx = max(x + per_char, ends[row] + per_char)
+        ends[row] = tx + per_char * (len(text) + 2)
+        ty = len(lanes) - 0.45 if row == "up" else -1.05
+        ax.annotate(text, (x, y), xytext=(tx, ty), textcoords="data", fontsize=8.5,
+                    fontweight="bold", color="#a50f15", va="center",
+                    arrowprops={"arrowstyle": "->", "color": "#a50f15", "lw": 1},
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#a50f15", "lw": 0.6})

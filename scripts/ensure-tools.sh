@@ -7,6 +7,10 @@ missing=()
 for tool in "${!pkg[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then missing+=("${pkg[$tool]}"); fi
 done
+# PostgreSQL (the PostgresStore tests): Debian keeps initdb and pg_ctl off PATH
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  missing+=(postgresql)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing system packages: ${missing[*]}"
@@ -14,7 +18,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts these daemons on install where it can; we start our own on loopback ports.
-  for svc in nsd knot unbound prometheus; do (service "$svc" stop >/dev/null 2>&1 || true); done
+  for svc in nsd knot unbound prometheus postgresql; do (service "$svc" stop >/dev/null 2>&1 || true); done
 else
   echo "missing system packages: ${missing[*]} (install them with: sudo apt-get install ${missing[*]})" >&2
 fi

@@ -14,7 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,13 +48,15 @@ def child(db: str, per: int, wfd: int) -> None:
         n += 1
 
 
-def check(db: Path, acked: int) -> int:
+def check(db: Path, acked: int, connect: Callable[[], Any] | None = None) -> int:
     """Returns the number of batches present; asserts atomicity and durability.
 
-    Reads the file with plain sqlite3 (an independent reader, and cheap per round)."""
+    Reads the file with plain sqlite3 (an independent reader, and cheap per round).
+    `connect`: another DB-API connection with sqlite3's `execute` and `?` (the PostgreSQL
+    crash loop passes one; the tables and columns are the same)."""
     import sqlite3
 
-    conn = sqlite3.connect(db)
+    conn = connect() if connect is not None else sqlite3.connect(db)
     try:
         zone_id, serial, count = conn.execute(
             "SELECT id, serial, record_set_count FROM zones WHERE name='crash.test.'"

@@ -13,25 +13,7 @@ import pytest  # noqa: E402
 
 from resolver.experiment import BatchResult, CellRun, ExperimentResult, Settings, plot  # noqa: E402
 from resolver.outage import Cell, ClientResult, Impl, Layer, Outcome, Sample  # noqa: E402
-
-
-def outside_canvas(fig) -> list[str]:
-    """What a figure draws beyond its canvas: the drawn extent of every artist (titles, labels,
-    tick labels, legends) must lie within the figure, else it is clipped in the PNG."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    tight = fig.get_tightbbox(renderer)  # inches, of everything drawn
-    w, h = fig.get_size_inches()
-    eps = 0.02
-    out = []
-    if tight.x0 < -eps or tight.y0 < -eps or tight.x1 > w + eps or tight.y1 > h + eps:
-        for text in fig.findobj(matplotlib.text.Text):
-            if text.get_visible() and text.get_text().strip():
-                box = text.get_window_extent(renderer).transformed(fig.dpi_scale_trans.inverted())
-                if box.x0 < -eps or box.y0 < -eps or box.x1 > w + eps or box.y1 > h + eps:
-                    out.append(text.get_text())
-        out = out or [f"drawn extent {tight} beyond {w}x{h} in"]
-    return out
+from tests.figure_checks import outside_canvas  # noqa: E402
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The Store contract, run against every backend (MemoryStore, SQLiteStore)."""
+"""The Store contract, run against every backend (MemoryStore, SQLiteStore, PostgresStore)."""
 
 from __future__ import annotations
 
@@ -25,18 +25,23 @@ from authd.zonefile import load_zone_dir, parse_route53_json
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 
 
-def _memory(tmp_path):
+def _memory(request, tmp_path):
     return MemoryStore()
 
 
-def _sqlite(tmp_path):
+def _sqlite(request, tmp_path):
     sqlstore = pytest.importorskip("authd.sqlstore")
     return sqlstore.SQLiteStore(tmp_path / "authd.db")
 
 
-@pytest.fixture(params=[_memory, _sqlite], ids=["memory", "sqlite"])
+def _postgres(request, tmp_path):
+    pgstore = pytest.importorskip("authd.pgstore")
+    return pgstore.PostgresStore(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=[_memory, _sqlite, _postgres], ids=["memory", "sqlite", "postgresql"])
 def store(request, tmp_path):
-    s = request.param(tmp_path)
+    s = request.param(request, tmp_path)
     yield s
     s.close()
 
