@@ -93,3 +93,21 @@ async def test_authd_health_lists_what_dns_routes_by(tmp_path, capsys):
     assert row.endswith("Failure: Connection refused.")
     assert "HEALTHY (disabled)" in next(line for line in out if line.startswith(off))
     assert main(["health", "--store", str(tmp_path / "missing.db")]) == 1
+
+
+async def test_a_node_without_the_prober_still_serves_the_api(tmp_path):
+    from authd.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--no-health-prober"]).health_prober is False
+    cfg = NodeConfig(store_path=None, zones_dir=None, dns_port=0, control=("127.0.0.1", 0),
+                     health_checks=False)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            node = await nursery.start(run_node, cfg)
+            assert node.prober is None
+            hc = (await boto(node.control_url, "create_health_check", CallerReference="x", HealthCheckConfig={
+                "Type": "TCP", "IPAddress": "127.0.0.1", "Port": 9}))["HealthCheck"]["Id"]
+            seen = await boto(node.control_url, "get_health_check_status", HealthCheckId=hc)
+            assert seen["HealthCheckObservations"] == []
+            assert node.store.get_resource(A.STATUS_KIND, hc) is None  # nothing probed it
+            nursery.cancel_scope.cancel()
