@@ -9,8 +9,12 @@ injected `rng` or `Picker`), no trio. Modelled on Knot's staged pipeline
 2. **prepare**: find the served zone that is the closest enclosing one, else REFUSED
    (this is not an open resolver);
 3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`.
-   Following Route 53 aliases and picking a weighted member are steps of this stage, so they
-   compose with CNAME chains, wildcards and delegations instead of being special cases;
+   Following Route 53 aliases and choosing a member of a routing policy's set (weighted,
+   failover, multivalue, latency, geolocation, IP-based, each with health) are steps of this
+   stage, so they compose with CNAME chains, wildcards and delegations instead of being
+   special cases. Where the client is comes from EDNS Client Subnet (RFC 7871) or the source
+   address, through the operator's table (`authd.geo`); health from the serving index's map
+   of health-check statuses (`ZoneTable.health`), healthy when unknown;
 4. **finish**: flags, EDNS(0) OPT, negative-answer SOA, and rendering to wire with truncation
    to the client's limit (`Reply.to_wire`).
 
@@ -23,11 +27,13 @@ from __future__ import annotations
 import bisect
 import enum
 import functools
+import ipaddress
+import math
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.edns
 import dns.exception
@@ -46,6 +52,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.set
 
+from authd.geo import UNKNOWN, GeoMap, Location, region_continent, region_distance
 from authd.records import RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
@@ -53,6 +60,7 @@ from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 # Limits and constants
 
 MAX_CHAIN = 16  # CNAME and alias steps followed for one query before we call it a loop
+MAX_MULTIVALUE = 8  # Route 53 multivalue answer: "up to eight healthy records"
 MAX_PATHS = 4096  # weighted outcomes enumerated for one question (precompute / resolve_all)
 OUR_PAYLOAD = 1232  # EDNS(0) UDP payload we advertise and cap at (DNS flag day 2020, as NSD)
 MIN_UDP = 512  # RFC 1035 §4.2.1, and the floor for EDNS payloads (RFC 6891 §6.2.3)
@@ -241,6 +249,15 @@ class Member:
     set_identifier: str
     weight: int
     data: Plain | AliasTo
+    health: str | None = None  # the HealthCheckId whose status decides this member's health
+    evaluate: bool = False  # alias EvaluateTargetHealth: healthy only if its target is
+    # what the policy routes on: "PRIMARY"/"SECONDARY", a Region, a geolocation
+    # (continent, country, subdivision), a CIDR location name; None for weighted/multivalue
+    where: object = None
+
+    @property
+    def checked(self) -> bool:
+        return self.health is not None or self.evaluate
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +267,21 @@ class Weighted:
 
     members: tuple[Member, ...]
     cumulative: tuple[int, ...]
+    checked: bool = False  # some member has a health check or evaluates its target's health
 
 
-Entry = Plain | AliasTo | Weighted
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A set of members under one of the other routing policies (Route 53 developer guide,
+    "Choosing a routing policy"): "failover", "multivalue", "latency", "geolocation" or
+    "cidr" (with `collection`, the CIDR collection id every member names)."""
+
+    policy: str
+    members: tuple[Member, ...]
+    collection: str | None = None
+
+
+Entry = Plain | AliasTo | Weighted | Routed
 
 
 GroupKey = tuple[str, str]  # (owner text, type text): the record sets answering one name and type
@@ -587,19 +616,43 @@ def _rdata(rdtype: int, value: str) -> dns.rdata.Rdata:
     return dns.rdata.from_text(IN, rdtype, value, origin=dns.name.root, relativize=False)
 
 
+def _member(rs: RecordSet) -> Member:
+    r = rs.routing
+    evaluate = rs.alias is not None and rs.alias.evaluate_target_health
+    if r is None:
+        return Member(rs.set_identifier or "", rs.weight or 0, _compiled(rs), None, evaluate)
+    where: object = None
+    if r.failover is not None:
+        where = r.failover
+    elif r.region is not None:
+        where = r.region
+    elif r.geo is not None:
+        where = (r.geo.continent, r.geo.country, r.geo.subdivision)
+    elif r.cidr is not None:
+        where = r.cidr[1]
+    return Member(rs.set_identifier or "", rs.weight or 0, _compiled(rs), r.health_check_id,
+                  evaluate, where)
+
+
 def _compile(group: list[RecordSet]) -> Entry:
     if len(group) == 1 and group[0].set_identifier is None:
+        # a simple set (a HealthCheckId alone does not route it: Route 53 answers it anyway),
+        # compiled as `Zone.update` compiles one
         return _compiled(group[0])
     group = sorted(group, key=lambda rs: rs.set_identifier or "")
-    members = tuple(Member(rs.set_identifier or "", rs.weight or 0, _compiled(rs))
-                    for rs in group)
+    members = tuple(_member(rs) for rs in group)
+    # every set at a name and type has one policy (`authd.changes`); the first decides
+    policy = group[0].policy
+    if policy not in (None, "weighted"):
+        cidr = group[0].routing.cidr if group[0].routing is not None else None
+        return Routed(policy, members, cidr[0] if cidr else None)  # type: ignore[arg-type]
     all_zero = all(m.weight == 0 for m in members)
     cumulative: list[int] = []
     total = 0
     for m in members:
         total += 1 if all_zero else m.weight
         cumulative.append(total)
-    return Weighted(members, tuple(cumulative))
+    return Weighted(members, tuple(cumulative), any(m.checked for m in members))
 
 
 class ZoneTable:
@@ -607,6 +660,12 @@ class ZoneTable:
 
     def __init__(self, zones: Iterable[Zone] = ()):
         self.zones: dict[Key, Zone] = {z.okey: z for z in zones}
+        # what routing reads besides zone data, fed by the serving index from the journal:
+        # health-check id -> healthy (unknown ids are healthy), the operator's location
+        # table, and CIDR collections: id -> [(network, location name)], longest first
+        self.health: dict[str, bool] = {}
+        self.geomap: GeoMap | None = None
+        self.cidr: dict[str, list[tuple[Any, str]]] = {}
 
     def add(self, zone: Zone) -> None:
         self.zones[zone.okey] = zone
@@ -689,6 +748,218 @@ def _owned(plain: Plain, owner: dns.name.Name, okey: Key) -> AnswerRRset:
     return Renamed(owner, plain.rrset)
 
 
+class Client:
+    """What routing knows of one query's client, and what it used of it.
+
+    `location()` and `address()` mark the answer as depending on the client (`located`), so
+    the serving index does not reuse it for other clients; `scope` is the prefix length the
+    answer holds for, echoed as the ECS SCOPE PREFIX-LENGTH (RFC 7871 §7.2.1).
+    """
+
+    __slots__ = ("health", "geomap", "cidr", "_address", "_prefix", "_loc", "located", "scope")
+
+    def __init__(self, zones: ZoneTable | None = None, address: str | None = None,
+                 prefix: int | None = None):
+        self.health: dict[str, bool] = zones.health if zones is not None else {}
+        self.geomap = zones.geomap if zones is not None else None
+        self.cidr: dict[str, list[tuple[Any, str]]] = zones.cidr if zones is not None else {}
+        self._address, self._prefix = address, prefix
+        self._loc: Location | None = None
+        self.located = False
+        self.scope = 0
+
+    def _narrow(self, n: int | None) -> None:
+        n = self._prefix if n is None else n
+        if n is not None and n > self.scope:
+            self.scope = n
+
+    def address(self) -> tuple[str | None, int | None]:
+        self.located = True
+        return self._address, self._prefix
+
+    def location(self) -> Location:
+        self.located = True
+        if self._loc is None:
+            hit = (self.geomap.lookup(self._address, self._prefix)
+                   if self.geomap is not None and self._address else None)
+            if hit is None:
+                self._loc = UNKNOWN
+                self._narrow(None)
+            else:
+                self._loc = hit[0]
+                self._narrow(hit[1])
+        return self._loc
+
+    def cidr_location(self, collection: str) -> str | None:
+        """The location of the longest block of `collection` holding the client, if any."""
+        address, prefix = self.address()
+        blocks = self.cidr.get(collection)
+        if not blocks or not address:
+            self._narrow(None)
+            return None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        if ip.version == 6 and ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            ip = ip.ipv4_mapped
+        for net, loc in blocks:  # longest prefix first
+            if net.version == ip.version and ip in net and (prefix is None or net.prefixlen <= prefix):
+                self._narrow(net.prefixlen)
+                return loc
+        self._narrow(None)
+        return None
+
+
+_NO_CLIENT = Client()
+
+
+def _healthy(zone: Zone, m: Member, qtype: int, client: Client, depth: int = 0) -> bool:
+    """Route 53: a member is unhealthy when its health check is (unknown checks count as
+    healthy), or when it is an alias with EvaluateTargetHealth whose target has no healthy
+    record (developer guide, "How health checks work in complex configurations")."""
+    if m.health is not None and not client.health.get(m.health, True):
+        return False
+    if m.evaluate and type(m.data) is AliasTo:
+        node = zone.nodes.get(m.data.target)
+        target = node.get(qtype) if node is not None else None
+        return target is not None and _entry_healthy(zone, target, qtype, client, depth + 1)
+    return True
+
+
+def _entry_healthy(zone: Zone, entry: Entry, qtype: int, client: Client, depth: int) -> bool:
+    if depth > MAX_CHAIN:
+        return False
+    if type(entry) is Plain:
+        return True
+    if type(entry) is AliasTo:
+        node = zone.nodes.get(entry.target)
+        target = node.get(qtype) if node is not None else None
+        return target is not None and _entry_healthy(zone, target, qtype, client, depth + 1)
+    return any(_healthy(zone, m, qtype, client, depth) for m in entry.members)  # type: ignore[union-attr]
+
+
+def _uniform(n: int) -> tuple[int, ...]:
+    return tuple(range(1, n + 1))
+
+
+def _pick_weighted(zone: Zone, entry: Weighted, qtype: int, picker: Picker, client: Client) -> Member:
+    """Weighted routing with health: unhealthy members are left out, and when every member
+    is unhealthy all are considered (Route 53 developer guide, "Weighted routing")."""
+    members = entry.members
+    if entry.checked:
+        ok = [m for m in members if _healthy(zone, m, qtype, client)]
+        if ok and len(ok) < len(members):
+            weights = [m.weight for m in ok]
+            if not any(weights):
+                return ok[picker.pick(_uniform(len(ok)))]
+            cumulative, total = [], 0
+            for w in weights:
+                total += w
+                cumulative.append(total)
+            return ok[picker.pick(cumulative)]
+    return members[picker.pick(entry.cumulative)]
+
+
+def _route(zone: Zone, entry: Routed, qtype: int, picker: Picker,
+           client: Client) -> Member | list[Member] | None:
+    """The member (multivalue: the members) answering, or None: no member applies (NODATA)."""
+    members = entry.members
+    policy = entry.policy
+    if policy == "failover":
+        # PRIMARY while healthy, else SECONDARY; when both are unhealthy Route 53 answers with
+        # the primary (developer guide, "Failover routing")
+        primary = next((m for m in members if m.where == "PRIMARY"), None)
+        secondary = next((m for m in members if m.where == "SECONDARY"), None)
+        if primary is not None and (secondary is None or _healthy(zone, primary, qtype, client)):
+            return primary
+        if secondary is not None and (primary is None or _healthy(zone, secondary, qtype, client)):
+            return secondary
+        return primary
+    ok = [m for m in members if _healthy(zone, m, qtype, client)]
+    if policy == "multivalue":
+        # up to eight healthy records, chosen at random; with none healthy, up to eight of
+        # the unhealthy ones (developer guide, "Multivalue answer routing")
+        pool = ok or list(members)
+        if len(pool) <= MAX_MULTIVALUE:
+            return pool
+        # one uniform choice among the C(n, 8) subsets (a single choice point, so the serving
+        # index can render every subset when there are few enough), unranked in order
+        count = math.comb(len(pool), MAX_MULTIVALUE)
+        if count <= MAX_PATHS:
+            return _unrank(pool, MAX_MULTIVALUE, picker.pick(_uniform(count)))
+        chosen = []
+        for _ in range(MAX_MULTIVALUE):
+            chosen.append(pool.pop(picker.pick(_uniform(len(pool)))))
+        return sorted(chosen, key=lambda m: m.set_identifier)
+    if policy == "latency":
+        pool = ok or list(members)
+        loc = client.location()
+        if loc.region is None:
+            # no region for the client: a region on its continent, else the first member
+            near = [m for m in pool if loc.continent is not None
+                    and region_continent(m.where) == loc.continent]  # type: ignore[arg-type]
+            return (near or pool)[0]
+        return min(pool, key=lambda m: region_distance(m.where, loc.region))  # type: ignore[arg-type]
+    if policy == "geolocation":
+        # the most specific location that matches: subdivision, country, continent, then the
+        # default `*`; a matching record that is unhealthy gives way to the next broader one
+        # (developer guide, "Geolocation routing"); no match and no default: NODATA
+        loc = client.location()
+        by_where = {m.where: m for m in members}
+        order = []
+        if loc.country is not None:
+            if loc.subdivision is not None:
+                order.append((None, loc.country, loc.subdivision))
+            order.append((None, loc.country, None))
+        if loc.continent is not None:
+            order.append((loc.continent, None, None))
+        order.append((None, "*", None))
+        found = [by_where[w] for w in order if w in by_where]
+        for m in found:
+            if _healthy(zone, m, qtype, client):
+                return m
+        return found[0] if found else None
+    if policy == "cidr":
+        # IP-based routing: the location of the longest matching block of the collection,
+        # else the `*` default record (developer guide, "IP-based routing")
+        by_where = {m.where: m for m in members}
+        where = client.cidr_location(entry.collection) if entry.collection else None
+        matched = by_where.get(where) if where is not None else None
+        default = by_where.get("*")
+        if matched is not None and (default is None or _healthy(zone, matched, qtype, client)):
+            return matched
+        return default if default is not None else matched
+    return members[0]
+
+
+def _unrank(pool: list[Member], k: int, rank: int) -> list[Member]:
+    """The `rank`-th k-subset of `pool` in lexicographic order (0 <= rank < C(len, k))."""
+    out, start = [], 0
+    for left in range(k, 0, -1):
+        for i in range(start, len(pool)):
+            below = math.comb(len(pool) - i - 1, left - 1)  # subsets that take pool[i] next
+            if rank < below:
+                out.append(pool[i])
+                start = i + 1
+                break
+            rank -= below
+    return out
+
+
+def _merged(owner: dns.name.Name, members: list[Member]) -> WireRRset | None:
+    """One RRset of every chosen multivalue member's records, at the lowest of their TTLs
+    (RFC 2181 §5.2: the TTLs of an RRset are equal)."""
+    plains = [m.data for m in members if type(m.data) is Plain]
+    if not plains:
+        return None
+    out = WireRRset(owner, IN, plains[0].rrset.rdtype)
+    for p in plains:
+        out.update(p.rrset)
+    out.ttl = min(p.rrset.ttl for p in plains)
+    return out.seal()
+
+
 def _resolve_entry(
     zone: Zone,
     entry: Entry,
@@ -697,6 +968,7 @@ def _resolve_entry(
     okey: Key,
     picker: Picker,
     seen: set[tuple[Key, int]],
+    client: Client = _NO_CLIENT,
 ) -> AnswerRRset | None:
     """Follow aliases and weighted picks down to a plain RRset, or None if the tree dangles.
 
@@ -708,7 +980,18 @@ def _resolve_entry(
         if type(entry) is Plain:
             return _owned(entry, owner, okey)
         if type(entry) is Weighted:
-            entry = entry.members[picker.pick(entry.cumulative)].data
+            if entry.checked:
+                entry = _pick_weighted(zone, entry, qtype, picker, client).data
+            else:
+                entry = entry.members[picker.pick(entry.cumulative)].data
+            continue
+        if type(entry) is Routed:
+            chosen = _route(zone, entry, qtype, picker, client)
+            if chosen is None:
+                return None
+            if type(chosen) is list:
+                return _merged(owner, chosen)
+            entry = chosen.data  # type: ignore[union-attr]
             continue
         # AliasTo: a symlink inside the zone, to the same type at the target name
         target = entry.target  # type: ignore[union-attr]
@@ -774,7 +1057,7 @@ def _referral(zone: Zone, cut: Key, sol: Solution) -> Solution:
 
 
 def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
-          qkey: Key | None = None) -> Solution:
+          qkey: Key | None = None, client: Client = _NO_CLIENT) -> Solution:
     """RFC 1034 §4.3.2 lookup in one zone, with CNAME chains, wildcards (RFC 4592),
     delegations, Route 53 aliases and weighted sets."""
     sol = Solution(Outcome.HIT)
@@ -803,10 +1086,10 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
                     return sol
                 # RFC 4592 §3.3.1: synthesize from the source of synthesis, owner = qname
             if qtype == ANY:
-                return _any(zone, node, qname, k, picker, seen, sol)
+                return _any(zone, node, qname, k, picker, seen, sol, client)
             entry = node.get(qtype)
             if entry is not None:
-                rrset = _resolve_entry(zone, entry, qtype, qname, k, picker, seen)
+                rrset = _resolve_entry(zone, entry, qtype, qname, k, picker, seen, client)
                 if rrset is None:
                     return _nodata(zone, sol)  # the dangling alias: NOERROR, ANSWER 0, SOA
                 sol.answer.append(rrset)
@@ -817,7 +1100,7 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
             cname = node.get(CNAME)
             if cname is None:
                 return _nodata(zone, sol)
-            rrset = _resolve_entry(zone, cname, CNAME, qname, k, picker, seen)
+            rrset = _resolve_entry(zone, cname, CNAME, qname, k, picker, seen, client)
             if rrset is None:
                 return _nodata(zone, sol)
             sol.answer.append(rrset)
@@ -861,11 +1144,12 @@ def _any(
     picker: Picker,
     seen: set[tuple[Key, int]],
     sol: Solution,
+    client: Client = _NO_CLIENT,
 ) -> Solution:
     """RFC 8482 §4.1: answer ANY with one RRset, never the lot: the SOA at the apex, else the
     lowest type present (the RRset NSD picks)."""
     for rdtype in sorted(node, key=lambda t: (t != SOA, t)):
-        rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, okey, picker, seen)
+        rrset = _resolve_entry(zone, node[rdtype], rdtype, owner, okey, picker, seen, client)
         if rrset is not None:
             sol.answer.append(rrset)
             sol.outcome = Outcome.HIT
@@ -901,6 +1185,8 @@ class Reply:
     problem: str | None = None
     udp_limit: int = MIN_UDP  # the client's limit over UDP (from its EDNS payload size)
     qwire: bytes | None = None  # the question exactly as the client sent it, when we have it
+    located: bool = False  # the answer depends on where the client is (not reusable for others)
+    options: bytes = b""  # EDNS options of the response's OPT (the ECS echo, RFC 7871 §7.2)
     _full: bytes | None = None
 
     def render(self, *, answer: bool = True, authority: bool = True, additional: bool = True,
@@ -919,7 +1205,7 @@ class Reply:
         ar = sum(r.rrset(x) for x in self.additional) if additional else 0
         if self.edns >= 0:
             # RFC 6891 §6.1.1: OPT in the response; RFC 3225 §3: the DO bit is echoed
-            r.opt(OUR_PAYLOAD, self.rcode >> 4, self.ednsflags)
+            r.opt(OUR_PAYLOAD, self.rcode >> 4, self.ednsflags, self.options)
             ar += 1
         r.out[4:12] = b"".join(n.to_bytes(2, "big") for n in (1 if question else 0, an, ns, ar))
         return bytes(r.out)
@@ -952,7 +1238,9 @@ class Reply:
         m.authority = list(self.authority)
         m.additional = list(self.additional)
         if self.edns >= 0:
-            m.use_edns(0, self.ednsflags, OUR_PAYLOAD)
+            options = [dns.edns.option_from_wire(8, self.options, 4, len(self.options) - 4)] \
+                if self.options else None
+            m.use_edns(0, self.ednsflags, OUR_PAYLOAD, options=options)
         m.set_rcode(self.rcode)
         return m
 
@@ -971,6 +1259,7 @@ class Query:
     payload: int
     qwire: bytes | None = None  # the question section as received (fast parser only)
     qkey: Key | None = None  # key_of(qname), when the parser had the labels at hand
+    ecs: tuple[int, str, int] | None = None  # EDNS Client Subnet: (family, address, source prefix)
 
     def limit(self, tcp: bool) -> int:
         """The largest response the client accepts (RFC 6891 §6.2.5, RFC 1035 §4.2.1)."""
@@ -990,7 +1279,7 @@ def _header_reply(wire: bytes, rcode: int, outcome: Outcome) -> Reply:
 
 def _fast_query(wire: bytes) -> Query | None:
     """The common query shape, read by the hand-written parser (no dnspython Message)."""
-    fq = parse_fast(wire)
+    fq = parse_fast(wire, allow_ecs=True)
     if fq is None:
         return None
     labels = []
@@ -1013,6 +1302,7 @@ def _fast_query(wire: bytes) -> Query | None:
         payload=fq.payload,
         qwire=wire[12:qend],
         qkey=tuple(map(bytes.lower, labels)),
+        ecs=fq.ecs,
     )
 
 
@@ -1039,6 +1329,14 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
     if len(msg.question) != 1 or msg.answer or msg.authority:
         return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)  # RFC 1035 §4.1.2
     q = msg.question[0]
+    ecs = None
+    for opt in msg.options:
+        if opt.otype == dns.edns.ECS:  # RFC 7871 §6
+            if opt.scopelen != 0 or opt.family not in (1, 2):  # type: ignore[attr-defined]
+                # §6: SCOPE PREFIX-LENGTH MUST be 0 in queries; §7.2.1: a malformed option
+                # is answered with FORMERR
+                return _header_reply(wire, dns.rcode.FORMERR, Outcome.FORMERR)
+            ecs = (opt.family, opt.address, opt.srclen)  # type: ignore[attr-defined]
     query = Query(
         id=msg.id,
         flags=msg.flags,
@@ -1048,6 +1346,7 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
         edns=msg.edns,
         ednsflags=msg.ednsflags,
         payload=int(msg.payload),
+        ecs=ecs,
     )
     if msg.edns > 0:
         # RFC 6891 §6.1.3: BADVERS, with OPT at the highest version we implement (0)
@@ -1063,7 +1362,16 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
     return query
 
 
-def _finish(query: Query, sol: Solution) -> Reply:
+def _ecs_echo(ecs: tuple[int, str, int], scope: int) -> bytes:
+    """RFC 7871 §7.2.1: the option as received (FAMILY, SOURCE PREFIX-LENGTH, ADDRESS
+    truncated to the source prefix) with our SCOPE PREFIX-LENGTH."""
+    family, address, source = ecs
+    raw = ipaddress.ip_address(address).packed[:(source + 7) // 8]
+    body = family.to_bytes(2, "big") + bytes((source, scope)) + raw
+    return b"\x00\x08" + len(body).to_bytes(2, "big") + body
+
+
+def _finish(query: Query, sol: Solution, client: Client | None = None) -> Reply:
     """Stage 4: header flags (RFC 1035 §4.1.1: RD and CD copied), EDNS, sections."""
     flags = QR | (query.flags & (RD | CD))
     # RFC 6895 §3.2: an answer to QCLASS=ANY cannot claim to be authoritative (as NSD)
@@ -1076,6 +1384,10 @@ def _finish(query: Query, sol: Solution) -> Reply:
         ednsflags=query.ednsflags & DO,
         glue_required=sol.glue_required, problem=sol.problem, udp_limit=query.limit(tcp=False),
         qwire=query.qwire,
+        located=client is not None and client.located,
+        # RFC 7871 §7.2.1: SCOPE 0 when the answer does not depend on the client's subnet
+        options=(_ecs_echo(query.ecs, client.scope if client is not None and client.located else 0)
+                 if query.ecs is not None and query.edns >= 0 else b""),
     )
 
 
@@ -1093,16 +1405,27 @@ def _axfr(zone: Zone, query: Query) -> Reply:
 
 
 def answer(
-    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
+    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False,
+    source: str | None = None,
 ) -> Reply | None:
-    """The whole pipeline for one packet. None means drop it. Never raises on bad input."""
+    """The whole pipeline for one packet. None means drop it. Never raises on bad input.
+    `source` is the client's address, for routing when the query carries no client subnet."""
     c = classify(wire, tcp=tcp, allow_axfr=allow_axfr)
     if not isinstance(c, Query):
         return c
-    return answer_query(c, zones, rng=rng)
+    return answer_query(c, zones, rng=rng, source=source)
 
 
-def answer_query(c: Query, zones: ZoneTable, *, rng: Rng) -> Reply:
+def client_of(c: Query, zones: ZoneTable, source: str | None) -> Client:
+    """Where routing places the client: the EDNS Client Subnet's address and source prefix
+    (RFC 7871 §7.1.1; a SOURCE PREFIX-LENGTH of 0 asks us not to use it, so the source
+    address stands in), else the packet's source address."""
+    if c.ecs is not None and c.ecs[2] > 0:
+        return Client(zones, c.ecs[1], c.ecs[2])
+    return Client(zones, source, None)
+
+
+def answer_query(c: Query, zones: ZoneTable, *, rng: Rng, source: str | None = None) -> Reply:
     """Stages 2 to 4 for a classified query (lets callers classify once, answer many times)."""
     picker = as_picker(rng)
     qkey = c.qkey or key_of(c.qname)
@@ -1113,18 +1436,20 @@ def answer_query(c: Query, zones: ZoneTable, *, rng: Rng) -> Reply:
         return _axfr(zone, c)
     if c.qtype in XFR_TYPES:
         return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    client = client_of(c, zones, source)
     try:
-        sol = solve(zone, c.qname, c.qtype, picker, qkey)  # stage 3
+        sol = solve(zone, c.qname, c.qtype, picker, qkey, client)  # stage 3
     except Exception as exc:  # Knot: a failure with no rcode of its own becomes SERVFAIL
         sol = Solution(Outcome.SERVFAIL, rcode=dns.rcode.SERVFAIL, aa=False, problem=repr(exc))
-    return _finish(c, sol)
+    return _finish(c, sol, client)
 
 
 def answer_wire(
-    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False
+    wire: bytes, zones: ZoneTable, *, rng: Rng, tcp: bool = False, allow_axfr: bool = False,
+    source: str | None = None,
 ) -> bytes | None:
     """`answer` rendered to wire at the client's limit (the uncached path end to end)."""
-    reply = answer(wire, zones, rng=rng, tcp=tcp, allow_axfr=allow_axfr)
+    reply = answer(wire, zones, rng=rng, tcp=tcp, allow_axfr=allow_axfr, source=source)
     if reply is None:
         return None
     return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)

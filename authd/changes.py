@@ -22,7 +22,16 @@ Theory of operation (Route 53 API reference, ChangeResourceRecordSets):
    weighted and non-weighted sets never share a name and type; every alias created or
    upserted in the batch targets a name and type that exists afterwards (so a batch may
    build a tree and point at it in one go).
-5. Deleting a record set that an alias still targets is ALLOWED. Route 53 checks alias
+5. Routing policies (Route 53 API reference, ResourceRecordSet; developer guide, "Choosing a
+   routing policy"): first, per change, the input rules Route 53 answers with InvalidInput
+   (at most one of Weight, Region, Failover, GeoLocation, MultiValueAnswer and
+   CidrRoutingConfig; SetIdentifier exactly when one is given; valid codes); then, on the
+   state the batch leaves, the set rules (InvalidChangeBatch): every set at a name and type
+   uses the same policy; failover has at most one PRIMARY and one SECONDARY, and a non-alias
+   PRIMARY needs a health check; one geolocation, latency region or CIDR location per name
+   and type; multivalue sets are not aliases; a CIDR set names a location its collection has.
+   A HealthCheckId must name a health check the store holds (NoSuchHealthCheck otherwise).
+6. Deleting a record set that an alias still targets is ALLOWED. Route 53 checks alias
    targets only when the alias is written; this is exactly how the 2025 cleaner could delete
    the active plan's tree and leave `dynamodb.us-east-1.api.aws` dangling (the talk, DAT453).
    The fix belongs in the cleaner (delete by reachability), not in the store.
@@ -33,10 +42,12 @@ All problems are collected, in batch order, so one response names every one of t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from authd.geo import CONTINENTS, COUNTRIES, REGIONS, US_SUBDIVISIONS
+from authd.limits import msg_too_many_record_sets
 from authd.records import RecordKey, RecordSet
 from authd.store import Action, Change
 
@@ -150,6 +161,151 @@ def msg_cname_conflict(rs: RecordSet, origin: str) -> str:
 
 def msg_cname_apex(name: str, origin: str) -> str:
     return f"RRSet of type CNAME with DNS name {name} is not permitted at apex in zone {origin}"
+
+
+# --- routing policies: Route 53's words ----------------------------------------------------
+
+POLICY_FIELDS = ("Weight, Region, Failover, GeoLocation, MultiValueAnswer, GeoProximityLocation, "
+                 "or CidrRoutingConfig")
+MSG_PRIMARY_NEEDS_HEALTH = "A non-alias primary ResourceRecordSet must have an associated health check."
+MSG_NO_SUCH_HEALTH_CHECK = "No health check exists with the specified ID."
+
+# What Route 53 calls each policy in "cannot be created because a non-... RRSet" messages
+_POLICY_WORD = {"weighted": "weighted", "latency": "latency", "failover": "failover",
+                "geolocation": "GEO", "multivalue": "multivalue", "cidr": "CIDR"}
+
+
+def _in_change(action: Action, rs: RecordSet) -> str:
+    ident = rs.set_identifier if rs.set_identifier is not None else "null"
+    return f"in Change with [Action={action.value}, Name={rs.name}, Type={rs.rtype}, SetIdentifier={ident}]"
+
+
+def msg_policy_count(action: Action, rs: RecordSet, found: str) -> str:
+    return f"Invalid request: Expected exactly one of [{POLICY_FIELDS}], but found {found} {_in_change(action, rs)}"
+
+
+def msg_missing_set_identifier(action: Action, rs: RecordSet) -> str:
+    return f"Invalid request: Missing field 'SetIdentifier' {_in_change(action, rs)}"
+
+
+def msg_bad_value(index: int, field: str, value: object, constraint: str) -> str:
+    """AWS's validation error form for a value outside its shape's enum or pattern."""
+    return (f"1 validation error detected: Value '{value}' at "
+            f"'changeBatch.changes.{index}.member.resourceRecordSet.{field}' failed to satisfy "
+            f"constraint: {constraint}")
+
+
+def _routing_text(rs: RecordSet) -> str:
+    """How Route 53 describes a set's routing inside its messages."""
+    r = rs.routing
+    policy = rs.policy
+    if policy == "weighted":
+        return f"Weight={rs.weight}"
+    assert r is not None
+    if policy == "latency":
+        return f"Region Name={r.region}"
+    if policy == "failover":
+        return f"failover {r.failover}"
+    if policy == "geolocation":
+        assert r.geo is not None
+        if r.geo.continent is not None:
+            return f"routing to [continent = ({r.geo.continent}, {CONTINENTS.get(r.geo.continent, '')})]"
+        if r.geo.subdivision is not None:
+            return f"routing to [country = ({r.geo.country}), subdivision = ({r.geo.subdivision})]"
+        return f"routing to [country = ({r.geo.country})]"
+    if policy == "cidr":
+        assert r.cidr is not None
+        return f"CIDR location {r.cidr[1]} in collection {r.cidr[0]}"
+    return "multivalue answer"
+
+
+def msg_mixed_policy(rs: RecordSet) -> str:
+    return (f"RRSet with DNS name {rs.name}, type {rs.rtype}, SetIdentifier {rs.set_identifier}, "
+            f"and {_routing_text(rs)} cannot be created because a non-{_POLICY_WORD[rs.policy or '']} "
+            "RRSet with the same name and type already exists.")
+
+
+def msg_same_routing(rs: RecordSet) -> str:
+    return (f"RRSet with DNS name {rs.name}, type {rs.rtype}, SetIdentifier {rs.set_identifier}, "
+            f"and {_routing_text(rs)} cannot be created because another RRSet with the same name, "
+            "type and routing already exists.")
+
+
+def msg_multivalue_alias(rs: RecordSet) -> str:
+    return (f"RRSet with DNS name {rs.name}, type {rs.rtype}, SetIdentifier {rs.set_identifier} "
+            "cannot be created: Multivalue answer records cannot be alias records.")
+
+
+def msg_cidr_collection(rs: RecordSet) -> str:
+    assert rs.routing is not None and rs.routing.cidr is not None
+    return f"CIDR collection {rs.routing.cidr[0]} does not exist."
+
+
+def msg_cidr_location(rs: RecordSet) -> str:
+    assert rs.routing is not None and rs.routing.cidr is not None
+    cid, loc = rs.routing.cidr
+    return f"CIDR location {loc} does not exist in CIDR collection {cid}."
+
+
+def msg_cidr_mixed_collections(rs: RecordSet) -> str:
+    return (f"CIDR collection of RRSet with DNS name {rs.name}, type {rs.rtype}, SetIdentifier "
+            f"{rs.set_identifier} differs from other CIDR RRSets with the same name and type.")
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
+_CIDR_LOCATION = re.compile(r"[0-9A-Za-z_\-*]{1,16}")
+
+
+def policy_input_problems(index: int, action: Action, rs: RecordSet) -> list[str]:
+    """The InvalidInput rules of one change's routing fields (`index` is 1-based, as AWS's
+    validation messages count). DELETE is held to them too: Route 53 validates the shape of
+    every change before it looks at the zone."""
+    out: list[str] = []
+    r = rs.routing
+    present = (["Weight"] if rs.weight is not None else []) + (r.policies() if r is not None else [])
+    if len(present) > 1:
+        out.append(msg_policy_count(action, rs, "more than one"))
+    elif present and rs.set_identifier is None:
+        out.append(msg_missing_set_identifier(action, rs))
+    elif not present and rs.set_identifier is not None:
+        out.append(msg_policy_count(action, rs, "none"))
+    if r is None:
+        return out
+    if r.failover is not None and r.failover not in ("PRIMARY", "SECONDARY"):
+        out.append(msg_bad_value(index, "failover", r.failover,
+                                 "Member must satisfy enum value set: [PRIMARY, SECONDARY]"))
+    if r.region is not None and r.region not in REGIONS:
+        out.append(msg_bad_value(index, "region", r.region,
+                                 f"Member must satisfy enum value set: [{', '.join(REGIONS)}]"))
+    g = r.geo
+    if g is not None:
+        # botocore model, GeoLocation: a continent alone, or a country with an optional US
+        # state; ContinentCode with CountryCode or SubdivisionCode is InvalidInput
+        if g.continent is None and g.country is None:
+            out.append(f"Invalid request: GeoLocation needs ContinentCode or CountryCode {_in_change(action, rs)}")
+        elif g.continent is not None and (g.country is not None or g.subdivision is not None):
+            out.append(f"Invalid request: ContinentCode cannot be specified with CountryCode or "
+                       f"SubdivisionCode {_in_change(action, rs)}")
+        elif g.continent is not None and g.continent not in CONTINENTS:
+            out.append(f"Invalid request: Unsupported continent code {g.continent} {_in_change(action, rs)}")
+        elif g.country is not None and g.country != "*" and g.country not in COUNTRIES:
+            out.append(f"Invalid request: Unsupported country code {g.country} {_in_change(action, rs)}")
+        elif g.subdivision is not None and (g.country != "US" or g.subdivision not in US_SUBDIVISIONS):
+            out.append(f"Invalid request: Unsupported subdivision code {g.subdivision} for country "
+                       f"{g.country} {_in_change(action, rs)}")
+    if r.cidr is not None:
+        cid, loc = r.cidr
+        if not _UUID.fullmatch(cid):
+            out.append(msg_bad_value(index, "cidrRoutingConfig.collectionId", cid,
+                                     "Member must satisfy regular expression pattern: "
+                                     "[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}"))
+        if not _CIDR_LOCATION.fullmatch(loc):
+            out.append(msg_bad_value(index, "cidrRoutingConfig.locationName", loc,
+                                     "Member must satisfy regular expression pattern: [0-9A-Za-z_\\-\\*]+"))
+    if r.health_check_id is not None and not 1 <= len(r.health_check_id) <= 64:
+        out.append(msg_bad_value(index, "healthCheckId", r.health_check_id,
+                                 "Member must have length less than or equal to 64"))
+    return out
 
 
 MSG_ONE_SOA = "A HostedZone must contain exactly one SOA record."
@@ -274,12 +430,20 @@ def plan_batch(
     view: ZoneView,
     *,
     limits: bool = True,
+    resource: Callable[[str, str], dict[str, Any] | None] | None = None,
+    record_set_count: int = 0,
+    max_record_sets: int | None = None,
 ) -> Accepted | Rejected:
     """Validate `changes` against `view` (the zone `origin`, id `zone_id`) and plan them.
 
     Returns Accepted with the record sets to put (their whole new value) and the keys to
     delete, or Rejected with every problem, in batch order, in Route 53's words.
     `limits=False` lifts the per-request size limits (importing a zone file is not a request).
+    `resource(kind, id)` reads the store's resources (the document, or None when absent):
+    health checks (`healthcheck`) and CIDR collections (`cidrcollection`) that record sets
+    name must exist. Without it those references are not checked.
+    `max_record_sets` (the MAX_RRSETS_BY_ZONE quota, `authd.limits`) refuses a batch that
+    would leave the zone, now holding `record_set_count` sets, with more than that many.
     """
     if not changes:
         # The XML schema requires at least one Change; Route 53 answers InvalidInput.
@@ -292,6 +456,14 @@ def plan_batch(
         over.append(CHARS_LIMIT_MESSAGE)
     if over:
         return Rejected(tuple(over))
+    invalid: list[str] = []
+    for i, ch in enumerate(changes, 1):
+        rs = ch.rrset
+        if rs.routing is None and (rs.set_identifier is None) is (rs.weight is None):
+            continue  # a plain set, or a weighted one with its identifier: nothing to check
+        invalid.extend(policy_input_problems(i, ch.action, rs))
+    if invalid:
+        return Rejected(tuple(dict.fromkeys(invalid)), code="InvalidInput")
 
     problems: list[str] = []
     seen: dict[RecordKey, tuple[Action, ...]] = {}  # the actions on each key so far
@@ -340,14 +512,22 @@ def plan_batch(
             written_by_batch.append(rs)
 
     # Zone-level rules on the state the whole batch leaves behind.
+    groups: dict[tuple[str, str], _Group] = {}
+    missing_checks: list[str] = []
     for rs in written_by_batch:
         if overlay.written.get(rs.key) is not rs:
             continue  # replaced later in the batch (DELETE then CREATE): checked as that one
         if rs.set_identifier is None:
             if overlay.others_at(rs.name, rs.rtype):
                 problems.append(msg_plain_beside_weighted(rs))
-        elif any(o.set_identifier is None for o in overlay.sets(rs.name, rs.rtype)):
-            problems.append(msg_weighted_beside_plain(rs))
+        elif overlay.others_at(rs.name, rs.rtype):  # alone at its name and type: nothing to compare
+            gk = (rs.name, rs.rtype)
+            group = groups.get(gk)
+            if group is None:
+                group = groups[gk] = _Group(overlay.sets(rs.name, rs.rtype))
+            problems.extend(group.problems(rs))
+        if rs.routing is not None:
+            problems.extend(_routing_problems(rs, resource, missing_checks))
         if rs.rtype == "CNAME":
             if rs.name == origin:
                 problems.append(msg_cname_apex(rs.name, origin))
@@ -371,6 +551,9 @@ def plan_batch(
 
     if problems:
         return Rejected(tuple(dict.fromkeys(problems)))  # one line per distinct problem
+    if missing_checks:
+        # ChangeResourceRecordSets' own error for a HealthCheckId the account does not hold
+        return Rejected((MSG_NO_SUCH_HEALTH_CHECK,), code="NoSuchHealthCheck")
     puts: list[RecordSet] = []
     deletes: list[RecordKey] = []
     net_new = 0
@@ -382,7 +565,93 @@ def plan_batch(
         elif existed:
             deletes.append(key)
             net_new -= 1
+    # Route 53 quota "records per hosted zone" (Developer Guide, Quotas on entities): only a
+    # batch that grows the zone past it is refused, so a zone over a lowered limit can shrink.
+    if max_record_sets is not None and net_new > 0 and record_set_count + net_new > max_record_sets:
+        return Rejected((msg_too_many_record_sets(zone_id, max_record_sets),))
     return Accepted(tuple(puts), tuple(deletes), net_new)
+
+
+def _routing_key(rs: RecordSet) -> object:
+    """What must be unique among the sets of one policy at a name and type (None: nothing)."""
+    r = rs.routing
+    if r is None:
+        return None
+    if r.failover is not None:
+        return r.failover  # one PRIMARY, one SECONDARY
+    if r.geo is not None:
+        return r.geo
+    if r.region is not None:
+        return r.region
+    if r.cidr is not None:
+        return r.cidr[1]
+    return None
+
+
+class _Group:
+    """The sets at one name and type after the batch, summarised once (a weighted set of a
+    thousand members is checked in one pass, not once per member)."""
+
+    __slots__ = ("has_plain", "policies", "keys", "collections")
+
+    def __init__(self, sets: list[RecordSet]):
+        self.has_plain = False
+        self.policies: set[str | None] = set()
+        self.keys: dict[object, int] = {}
+        self.collections: set[str] = set()
+        for o in sets:
+            if o.routing is None:  # plain or weighted: the bulk of a big batch, kept cheap
+                if o.set_identifier is None:
+                    self.has_plain = True
+                self.policies.add(None if o.weight is None else "weighted")
+                continue
+            self.policies.add(o.policy)
+            k = _routing_key(o)
+            if k is not None:
+                self.keys[k] = self.keys.get(k, 0) + 1
+            if o.routing.cidr is not None:
+                self.collections.add(o.routing.cidr[0])
+
+    def problems(self, rs: RecordSet) -> list[str]:
+        """A set with a SetIdentifier against the others at its name and type."""
+        if self.has_plain:
+            if rs.policy == "weighted":
+                return [msg_weighted_beside_plain(rs)]
+            return [msg_mixed_policy(rs)]
+        if len(self.policies) > 1:
+            return [msg_mixed_policy(rs)]
+        if len(self.collections) > 1:
+            return [msg_cidr_mixed_collections(rs)]
+        k = _routing_key(rs)
+        if k is not None and self.keys.get(k, 0) > 1:
+            return [msg_same_routing(rs)]
+        return []
+
+
+def _routing_problems(
+    rs: RecordSet,
+    resource: Callable[[str, str], dict[str, Any] | None] | None,
+    missing_checks: list[str],
+) -> list[str]:
+    """One set's own routing rules, and the resources it names."""
+    r = rs.routing
+    assert r is not None
+    out = []
+    if r.failover == "PRIMARY" and rs.alias is None and r.health_check_id is None:
+        out.append(MSG_PRIMARY_NEEDS_HEALTH)
+    if r.multivalue is not None and rs.alias is not None:
+        out.append(msg_multivalue_alias(rs))
+    if resource is None:
+        return out
+    if r.health_check_id is not None and resource("healthcheck", r.health_check_id) is None:
+        missing_checks.append(r.health_check_id)
+    if r.cidr is not None:
+        doc = resource("cidrcollection", r.cidr[0])
+        if doc is None:
+            out.append(msg_cidr_collection(rs))
+        elif r.cidr[1] != "*" and r.cidr[1] not in (doc.get("Locations") or {}):
+            out.append(msg_cidr_location(rs))
+    return out
 
 
 # --- the SOA serial, bumped by every accepted batch ----------------------------------------

@@ -23,6 +23,7 @@ import trio
 from authd import cli_control, cli_dns, cli_nodes
 from authd.clean_exit import Fatal
 from authd.cli_health import add_subcommand as add_health_command
+from authd.geo import GeoMap, GeoMapError
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
 from authd.zonefile import ZoneLoadError, load_zone_dir
@@ -93,6 +94,12 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "answers (for benchmarking the uncached path)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed for weighted picks, for reproducible runs (default: random)")
+    p.add_argument("--geo-map", type=load_geo_map, default=None, metavar="FILE",
+                   help="where clients are, for geolocation, latency and TestDNSAnswer: one "
+                   "line per block, 'CIDR CONTINENT COUNTRY SUBDIVISION REGION' ('-' for none), "
+                   "matched against the EDNS Client Subnet or else the source address "
+                   "(example: zones/geo-map.txt for loopback ranges; default: none, so only "
+                   "`*` defaults answer geolocation sets)")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log verbosity (default: INFO: one line per start, zone load, error)")
@@ -110,7 +117,19 @@ def build_index(args: argparse.Namespace) -> ServingIndex:
         rng=random.Random(args.seed),
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        geomap=args.geo_map,
     )
+
+
+def load_geo_map(path: str) -> GeoMap:
+    """`--geo-map FILE`: read and parse it, or refuse with the line and field at fault."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return GeoMap.parse(f.read(), source=path)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror}") from exc
+    except GeoMapError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
@@ -127,6 +146,8 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
         argv.append("--allow-axfr")
     if args.no_answer_cache:
         argv.append("--no-answer-cache")
+    if args.geo_map is not None:
+        argv += ["--geo-map", args.geo_map.source]
     if args.seed is not None:
         argv += ["--seed", str(args.seed + int(label.split("/")[0]))]
     return argv
@@ -178,6 +199,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("not starting: %s", exc)
         return 2
+    if args.geo_map is not None:
+        log.info("geo map %s: %d blocks place clients for geolocation and latency routing",
+                 args.geo_map.source, len(args.geo_map))
     if cli_control.wants_node(args):  # the store, the change API, replicas: authd.node
         return cli_control.cmd_serve_node(args)
     log.info("authd starting: zones from %s, listen %s:%d, %d worker(s)",

@@ -197,6 +197,8 @@ def cmd_records(args: argparse.Namespace) -> int:
     for rs in control.record_sets(zone.id):
         ident = rs.set_identifier or "-"
         weight = "-" if rs.weight is None else str(rs.weight)
+        if rs.routing is not None:  # the policy's key where the weight column has none
+            weight = _routing_column(rs)
         if rs.alias is not None:
             rows.append((rs.name, rs.rtype, ident, weight, "alias", f"-> {rs.alias.dns_name}"))
         else:
@@ -207,6 +209,25 @@ def cmd_records(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in range(5)) + "  " + r[5])
     return 0
+
+
+def _routing_column(rs: RecordSet) -> str:
+    r = rs.routing
+    assert r is not None
+    parts = [str(rs.weight)] if rs.weight is not None else []
+    if r.failover:
+        parts.append(r.failover)
+    if r.region:
+        parts.append(r.region)
+    if r.geo is not None:
+        parts.append("geo:" + "-".join(c for c in (r.geo.continent, r.geo.country, r.geo.subdivision) if c))
+    if r.multivalue:
+        parts.append("multivalue")
+    if r.cidr is not None:
+        parts.append(f"cidr:{r.cidr[1]}")
+    if r.health_check_id:
+        parts.append(f"hc:{r.health_check_id}")
+    return " ".join(parts) or "-"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -367,6 +388,13 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    help="do not probe health checks on this node (the API still serves them and "
                    "DNS still routes by the stored statuses). With several nodes on one PostgreSQL "
                    "store, run the prober on one node only: each prober writes the statuses it sees")
+    g.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one Route 53 quota the API enforces and reports (repeatable), e.g. "
+                   "MAX_HOSTED_ZONES_BY_OWNER=3 or MAX_RRSETS_BY_ZONE=50000. Names and Route 53's "
+                   "defaults: MAX_HOSTED_ZONES_BY_OWNER 500, MAX_RRSETS_BY_ZONE 10000, "
+                   "MAX_REUSABLE_DELEGATION_SETS_BY_OWNER 100, MAX_ZONES_BY_REUSABLE_DELEGATION_SET 100, "
+                   "MAX_HEALTH_CHECKS_BY_OWNER 200, MAX_VPCS_ASSOCIATED_BY_ZONE 300, "
+                   "MAX_TRAFFIC_POLICIES_BY_OWNER 50, MAX_TRAFFIC_POLICY_INSTANCES_BY_OWNER 5")
     g.add_argument("--watch-empty", action="append", default=[], metavar="NAME:TYPE",
                    type=_watch_arg,
                    help="log the moment NAME's TYPE answer goes empty (zero records, every "
@@ -417,6 +445,13 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
     if bool(args.access_key) != bool(args.secret_key):
         log.error("give both --access-key and --secret-key, or neither")
         return 2
+    from authd.limits import LimitError, Limits
+
+    try:
+        limits = Limits.parse(args.limit)
+    except LimitError as exc:
+        log.error("not starting: %s", exc)
+        return 2
     host, port = args.listen
     cfg = NodeConfig(
         store_path=store_path(args),
@@ -439,6 +474,8 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         allow_axfr=args.allow_axfr,
         probe_any_address=args.probe_any_address,
         health_checks=args.health_prober,
+        geomap=args.geo_map,
+        limits=limits,
         watch_empty=args.watch_empty,
         watch_log=args.watch_log,
         metrics=args.metrics,

@@ -26,11 +26,13 @@ from urllib.parse import parse_qs
 
 import trio
 
+from authd import api_delegation, api_zones, cidr, control_cidr, sigv4
 from authd import changes as rules
 from authd import r53xml as X
-from authd import sigv4
 from authd.api_health import ERROR_STATUS as HEALTH_ERROR_STATUS
 from authd.api_health import route as health_route
+from authd.api_routes import find_route
+from authd.limits import Limits
 from authd.records import (
     RecordError,
     canonical_name,
@@ -51,6 +53,8 @@ SETTLE_MAX = 0.5  # seconds an accepted change waits for the local index before 
 STATUS = {
     "NoSuchHostedZone": 404,
     "NoSuchChange": 404,
+    "NoSuchHealthCheck": 404,
+    **cidr.STATUS,
     "HostedZoneAlreadyExists": 409,
     "HostedZoneNotEmpty": 400,
     "InvalidChangeBatch": 400,
@@ -62,6 +66,8 @@ STATUS = {
     "SignatureDoesNotMatch": 403,
     "RequestEntityTooLarge": 413,
     "UnknownOperation": 404,
+    "NoSuchGeoLocation": 404,
+    "NoSuchKeySigningKey": 404,
     "InternalFailure": 500,
 }
 STATUS.update(HEALTH_ERROR_STATUS)
@@ -123,8 +129,11 @@ class ControlAPI:
         max_body: int = MAX_BODY,
         clock: Callable[[], float] = time.time,
         settle: Callable[[int], Awaitable[None]] | None = None,
+        limits: Limits | None = None,
     ):
         self.store = store
+        self.limits = limits or Limits()  # Route 53's quotas, `authd serve --limit NAME=VALUE`
+        self.serving_index: Any = None  # the node's primary ServingIndex, for TestDNSAnswer
         self.settle = settle
         self.credentials = credentials or sigv4.DEFAULT_CREDENTIALS
         self.applied_seq = applied_seq
@@ -236,6 +245,10 @@ class ControlAPI:
     _CHANGE = re.compile(API + r"/change/([^/]+)")
 
     async def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+        if path.startswith(control_cidr.PREFIX):  # the CIDR collections API
+            got = await control_cidr.route(self, method, path, query, body)
+            if got is not None:
+                return got
         if path == API + "/hostedzone":
             if method == "POST":
                 return await self.create_zone(body)
@@ -260,25 +273,17 @@ class ControlAPI:
         elif path.startswith(API + "/healthcheck") and (
                 health := await health_route(self, method, path, query, body)) is not None:
             return health
+        if found := find_route(method, path):  # tags, limits, delegation sets, ... (api_routes)
+            route, match = found
+            return await route.handler(self, match, query, body)
         raise HttpError("UnknownOperation", [f"no Route 53 operation {method} {path}"])
 
     async def _delegation(self, zone_id: str, zone_name: str) -> str:
-        ns = await self.call(self.store.get_record_sets, zone_id, zone_name, "NS")
-        return X.delegation_set_xml(ns[0].values if ns else ())
+        return await api_zones.delegation_xml(self, zone_id, zone_name)
 
     async def create_zone(self, body: bytes) -> Response:
-        req = X.parse_create_zone_xml(body)
-        try:
-            canonical_name(req["name"])
-        except RecordError as exc:
-            raise HttpError("InvalidDomainName", [str(exc)]) from exc
-        zone, info = await self.call(self.store.create_zone, req["name"], req["caller_reference"], req["comment"])
-        self._changed(info)
-        log.info("control: created hosted zone %s (%s), change %s", zone.name, zone.id, info.id)
-        inner = X.hosted_zone_xml(zone) + X.change_info_xml(info, self.status_of(info))
-        inner += await self._delegation(zone.id, zone.name)
-        location = f"{API}/hostedzone/{zone.id}".encode()
-        return 201, X.document("CreateHostedZoneResponse", inner), [(b"location", location)]
+        # quotas and DelegationSetId live in authd.api_zones
+        return await api_zones.create_zone(self, body)
 
     async def get_zone(self, zone_id: str) -> Response:
         zone = await self.call(self.store.find_zone, zone_id)
@@ -308,6 +313,14 @@ class ControlAPI:
 
     async def list_zones(self, query: dict[str, str]) -> Response:
         zones = await self.call(self.store.list_zones)
+        if query.get("delegationsetid"):  # only the zones that use this reusable set
+            zones = await api_delegation.zones_using(self, query["delegationsetid"], zones)
+        if "hostedzonetype" in query:  # the model's one value; authd has no private zones
+            if query["hostedzonetype"] != "PrivateHostedZone":
+                raise HttpError("InvalidInput", [
+                    f"1 validation error detected: Value '{query['hostedzonetype']}' at 'hostedZoneType' "
+                    "failed to satisfy constraint: Member must satisfy enum value set: [PrivateHostedZone]"])
+            zones = []
         max_items = self._max_items(query, MAX_ITEMS_ZONES)
         marker = query.get("marker")
         start = 0
@@ -318,8 +331,7 @@ class ControlAPI:
             start = ids.index(marker)
         page, rest = zones[start:start + max_items], zones[start + max_items:]
         inner = "<HostedZones>" + "".join(X.hosted_zone_xml(z) for z in page) + "</HostedZones>"
-        if marker:
-            inner += X.element("Marker", marker)
+        inner += X.element("Marker", marker or "")  # required by the model, even when empty
         inner += X.element("IsTruncated", bool(rest))
         if rest:
             inner += X.element("NextMarker", rest[0].id)
@@ -353,7 +365,8 @@ class ControlAPI:
     async def change_batch(self, zone_id: str, body: bytes) -> Response:
         comment, changes = X.parse_change_batch_xml(body)
         try:
-            info = await self.call(self.store.change_batch, zone_id, changes, comment)
+            info = await self.call(self.store.change_batch, zone_id, changes, comment,
+                                   max_record_sets=self.limits["MAX_RRSETS_BY_ZONE"])
         except StoreError as exc:
             messages = getattr(exc, "messages", ())
             log.info("control: rejected batch of %d changes for %s: %s", len(changes),

@@ -9,7 +9,11 @@ lowercased question, EDNS variant) in a table of answers rendered by the full pi
 time that question is asked. A weighted question stores every possible outcome (enumerated
 through the same answer logic) with cumulative probabilities, so a pick is one bisect, O(log n).
 Per packet only the 2-byte ID and the question bytes (for their case) are copied in. Anything
-unusual takes the full path in `authd.answer`.
+unusual takes the full path in `authd.answer`. An answer that depends on where the client is
+(geolocation, latency, IP-based routing) is rendered per source address instead, and one with
+more outcomes than can be listed (multivalue beyond eight) takes the full path every time.
+Health-check statuses and CIDR collections arrive as RESOURCE entries; a status change
+forgets the answers of the zones that name the check.
 
 A CHANGE entry updates its zone in place (`Zone.update`: only the names and types it names, with
 their empty non-terminals, delegation points, weighted tables and the SOA), so applying it costs
@@ -21,6 +25,7 @@ only its own zone's (a SNAPSHOT or a deleted zone forgets them all).
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import logging
 import random
 from collections import deque as _drain
@@ -51,14 +56,39 @@ from authd.answer import (
 )
 from authd.changes import zone_id_for as changes_zone_id_for
 from authd.changes import zone_id_from_aliases
+from authd.geo import GeoMap
 from authd.journal import EntryKind, JournalEntry
 from authd.records import RecordKey, RecordSet
 from authd.wire import parse_fast
 from authd.xfr import TransferView
 from authd.zonefile import LoadedZone
 
+HEALTH_STATUS = "healthcheck-status"  # resource kind: {"healthy": bool, ...} per health check id
+CIDR_COLLECTION = "cidrcollection"  # resource kind: {"Locations": {name: [cidr, ...]}, ...}
+
+
+def cidr_blocks(doc: dict) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+    """A CIDR collection's blocks with their location names, longest prefix first (so the
+    first that holds an address is its longest match). Blocks that do not parse are skipped:
+    the API validated them when it stored them."""
+    out = []
+    for loc, blocks in (doc.get("Locations") or {}).items():
+        for b in blocks:
+            try:
+                out.append((ipaddress.ip_network(b, strict=False), str(loc)))
+            except ValueError:
+                continue
+    out.sort(key=lambda item: -item[0].prefixlen)
+    return out
+
 log = logging.getLogger("authd")
 
+# in the rendered-answer table: "answer this question by the full path every time", because
+# it has too many outcomes to render them all
+_FULL_PATH = object()
+# in the rendered-answer table: "this question's answer depends on where the client is": it is
+# rendered per source address instead (`_by_source`), and never enters the exact tables
+_LOCATED = object()
 _RCODE_TEXT = {rc: dns.rcode.to_text(rc) for rc in range(6)}
 CACHE_LIMIT = 100_000  # distinct questions kept rendered; past it the table starts over
 
@@ -111,6 +141,7 @@ class ServingIndex:
         rng: the source of weighted picks (`random.Random` or a callable giving [0, 1)).
         cache: keep rendered answers (False forces the full parse on every packet).
         allow_axfr: answer AXFR over TCP (RFC 5936); refused otherwise.
+        geomap: the operator's location table for geolocation and latency routing.
     """
 
     def __init__(
@@ -120,6 +151,7 @@ class ServingIndex:
         cache: bool = True,
         cache_limit: int = CACHE_LIMIT,
         allow_axfr: bool = False,
+        geomap: GeoMap | None = None,
     ):
         r = rng if rng is not None else random.Random()
         self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
@@ -129,6 +161,7 @@ class ServingIndex:
         self.allow_axfr = allow_axfr
         self.seq = 0
         self.table = ZoneTable()
+        self.table.geomap = geomap
         self._zones: dict[str, tuple[str, dict[RecordKey, RecordSet]]] = {}  # by zone id
         self._by_id: dict[str, Zone] = {}
         self._cache: dict[tuple[int, bytes, int], _Rendered | _Choice] = {}
@@ -137,11 +170,16 @@ class ServingIndex:
         # cleared in place, never replaced.
         self.exact_udp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
         self._exact_tcp: dict[bytes, bytes | tuple[list[float], list[bytes]]] = {}
-        self._tables = (self._cache, self.exact_udp, self._exact_tcp)
+        # answers that depend on the client's location, per (question key, source address):
+        # everything else such an answer depends on (zone data, health, CIDR collections, the
+        # location table) forgets them when it changes, as it forgets the other tables
+        self._by_source: dict[tuple[tuple[int, bytes, int], str], _Rendered | _Choice | object] = {}
+        self._tables = (self._cache, self.exact_udp, self._exact_tcp, self._by_source)
         # which rendered answers belong to which zone (None: no zone, REFUSED), so a change
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
-        self._filled: dict[Key | None, tuple[list, list, list]] = {}
+        self._filled: dict[Key | None, tuple[list, list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
         # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
         self.on_applied: list[Callable[[JournalEntry], None]] = []
         # query bytes after the ID -> times asked, counted by the server loops when metrics are
@@ -183,6 +221,7 @@ class ServingIndex:
             self._by_id[entry.zone_id] = zone
             self.table.add(zone)
             self._forget_answers(None)  # a new zone may take over names another one answered
+            self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
                 entry.zone_name, entry.zone_id, len(zone.records), entry.serial, entry.seq,
@@ -191,6 +230,7 @@ class ServingIndex:
             zone = self._by_id[entry.zone_id]
             zone.update(entry.puts, entry.deletes)  # raises before any change
             self._forget_answers(zone.okey)
+            self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
                 entry.zone_name, entry.change_id, len(entry.puts), len(entry.deletes),
@@ -223,6 +263,37 @@ class ServingIndex:
             docs.pop(rid, None)
         else:
             docs[rid] = doc
+        if kind == HEALTH_STATUS:
+            # a health check's status, as the prober writes it: {"healthy": bool, ...}
+            healthy = True if doc is None else bool(doc.get("healthy", True))
+            if self.table.health.get(rid, True) != healthy or (doc is None) != (rid not in self.table.health):
+                if doc is None:
+                    self.table.health.pop(rid, None)
+                else:
+                    self.table.health[rid] = healthy
+                # answers rendered under the old health are stale: this is the generation
+                # bump, for the zones whose record sets name this check
+                for okey in list(self._health_zones.get(rid, ())):
+                    self._forget_answers(okey)
+                log.info("health check %s is %s", rid, "healthy" if healthy else "unhealthy")
+        elif kind == CIDR_COLLECTION:
+            if doc is None:
+                self.table.cidr.pop(rid, None)
+            else:
+                self.table.cidr[rid] = cidr_blocks(doc)
+            self._forget_answers(None)
+
+    def _note_health(self, okey: Key, puts: Iterable[RecordSet]) -> None:
+        """Remember which zones name which health checks (a set that no longer names one
+        leaves its zone listed: a status change then forgets a little more than it must)."""
+        for rs in puts:
+            if rs.routing is not None and rs.routing.health_check_id is not None:
+                self._health_zones.setdefault(rs.routing.health_check_id, set()).add(okey)
+
+    def set_geomap(self, geomap: GeoMap | None) -> None:
+        """The operator's location table (`authd serve --geo-map FILE`)."""
+        self.table.geomap = geomap
+        self._forget_answers(None)
 
     def _forget_answers(self, zone: Key | None) -> None:
         """Drop rendered answers that may have changed: those of one zone after its change
@@ -244,21 +315,25 @@ class ServingIndex:
             self._forget_answers(None)
         keys = self._filled.get(zone)
         if keys is None:
-            keys = self._filled[zone] = ([], [], [])
-        keys[0 if table is self._cache else 1 if table is self.exact_udp else 2].append(key)
+            keys = self._filled[zone] = ([], [], [], [])
+        keys[0 if table is self._cache else 1 if table is self.exact_udp
+             else 2 if table is self._exact_tcp else 3].append(key)
 
     def zone_names(self) -> list[str]:
         return sorted(name for name, _ in self._zones.values())
 
     # --- answering -------------------------------------------------------------------------
 
-    def respond(self, wire: bytes, *, tcp: bool) -> bytes | None:
+    def respond(self, wire: bytes, *, tcp: bool, source: str | None = None) -> bytes | None:
         """The response to one packet, or None to drop it. Never raises on bad input.
 
         Two tables: `exact` is keyed by the packet's bytes after the ID (so a repeat of the same
         question, case and EDNS costs one dict lookup and one concatenation); behind it, the
         rendered answers keyed by the lower-cased question (`parse_fast`), which also serve
-        new spellings of a known question.
+        new spellings of a known question. `source` is the client's address: an answer that
+        depends on where the client is (geolocation, latency, IP-based routing) is rendered
+        per source address, looked up by question and source, and never enters the exact
+        tables (which the UDP shell reads without the address).
         """
         exact = self._exact_tcp if tcp else self.exact_udp
         key = wire[2:]
@@ -273,7 +348,13 @@ class ServingIndex:
             entry = self._cache.get(fq.key)
             if entry is None:
                 entry = self._fill(wire, fq.key)
-            if entry is not None:
+            reusable = entry is not _LOCATED  # by every client, so in the exact table too
+            if not reusable:
+                skey = (fq.key, source or "")
+                entry = self._by_source.get(skey)
+                if entry is None:
+                    entry = self._fill(wire, skey, source or "")  # "": no address known
+            if entry is not None and entry is not _FULL_PATH and entry is not _LOCATED:
                 self.stats["fast"] += 1
                 if tcp:
                     limit = TCP_LIMIT
@@ -288,7 +369,12 @@ class ServingIndex:
                     body = rendered.fit(limit)
                     return body[2:12] + question + body[qend:]
 
-                self._remember(exact, key, entry.zone)
+                if not reusable:
+                    if type(entry) is _Choice:
+                        chosen = entry.outcomes[bisect.bisect_right(entry.cumulative, self._random())]
+                        return wire[:2] + tail(chosen)
+                    return wire[:2] + tail(entry)  # type: ignore[arg-type]
+                self._remember(exact, key, entry.zone)  # type: ignore[union-attr]
                 if type(entry) is _Choice:
                     tails = [tail(r) for r in entry.outcomes]
                     exact[key] = (entry.cumulative, tails)
@@ -298,41 +384,52 @@ class ServingIndex:
                 exact[key] = one
                 return wire[:2] + one
         self.stats["slow"] += 1
-        reply = self.answer(wire, tcp=tcp)
+        reply = self.answer(wire, tcp=tcp, source=source)
         if reply is None:
             return None
         return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
 
-    def answer(self, wire: bytes, *, tcp: bool, rng: object = None) -> Reply | None:
+    def answer(self, wire: bytes, *, tcp: bool, rng: object = None,
+               source: str | None = None) -> Reply | None:
         """The full pipeline (no table), logging any SERVFAIL reason."""
         reply = answer(
-            wire, self.table, rng=rng or self._random, tcp=tcp, allow_axfr=self.allow_axfr  # type: ignore[arg-type]
+            wire, self.table, rng=rng or self._random, tcp=tcp, allow_axfr=self.allow_axfr,  # type: ignore[arg-type]
+            source=source,
         )
         if reply is not None and reply.problem:
             log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
         return reply
 
-    def _fill(self, wire: bytes, key: tuple[int, bytes, int]) -> _Rendered | _Choice | None:
-        """Render every outcome of this question once, through the full pipeline."""
+    def _fill(self, wire: bytes, key: tuple, source: str | None = None) -> _Rendered | _Choice | object | None:
+        """Render every outcome of this question once, through the full pipeline: for every
+        client (`source` None, into `_cache`), or for one source address (into `_by_source`)."""
         self.stats["fill"] += 1
+        table = self._cache if source is None else self._by_source
         try:
             outcomes = list(
                 enumerate_outcomes(
-                    lambda picker: answer(wire, self.table, rng=picker, tcp=False)
+                    lambda picker: answer(wire, self.table, rng=picker, tcp=False,
+                                          source=source or None)
                 )
             )
         except OverflowError:
-            return None  # too many weighted combinations to precompute: the full path picks
+            # too many combinations to precompute (a multivalue set of more than eight, deep
+            # weighted trees): the full path picks, and is not asked to enumerate them again
+            return self._mark(wire, table, key, _FULL_PATH)
         renders: list[tuple[float, _Rendered]] = []
         for probability, reply in outcomes:
             if reply is None or reply.outcome in (Outcome.FORMERR, Outcome.BADVERS):
                 return None  # parse_fast and the full parser disagree: never cache that
+            if reply.located and source is None:
+                # depends on the client's location: remember that, so later queries are
+                # rendered per source address (forgotten with the zone's other answers)
+                return self._mark(wire, table, key, _LOCATED)
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
             renders.append((probability, _Rendered.of(reply)))
         found = self.table.find(key_of(outcomes[0][1].qname))  # type: ignore[union-attr,arg-type]
         zone = found.okey if found is not None else None
-        self._remember(self._cache, key, zone)
+        self._remember(table, key, zone)
         result: _Rendered | _Choice
         if len(renders) == 1:
             result = renders[0][1]
@@ -345,8 +442,16 @@ class ServingIndex:
                 cumulative.append(total)
             cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
             result = _Choice(cumulative, [r for _, r in renders], zone)
-        self._cache[key] = result
+        table[key] = result
         return result
+
+    def _mark(self, wire: bytes, table: dict, key: tuple, mark: object) -> object:
+        """Remember `mark` for a question (until its zone changes)."""
+        query = classify(wire, tcp=False)
+        found = self.table.find(key_of(query.qname)) if isinstance(query, Query) else None
+        self._remember(table, key, found.okey if found is not None else None)
+        table[key] = mark
+        return mark
 
     # --- for the enactor's interleaving checker ------------------------------------------
 

@@ -230,16 +230,19 @@ class MemoryStore:
         return self._find(zone_id).get(canonical_name(name), rtype.upper())
 
     def change_batch(
-        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
     ) -> ChangeInfo:
         """Apply all or none; see Store.change_batch. `limits=False` lifts the per-request
-        size limits, for importing zone files only."""
+        size limits, for importing zone files only. `max_record_sets`: the zone's
+        MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one)."""
         z = self._find(zone_id)
-        plan = rules.plan_batch(z.id, z.name, changes, z, limits=limits)
+        plan = rules.plan_batch(z.id, z.name, changes, z, limits=limits, resource=self._resource_doc,
+                                record_set_count=z.count, max_record_sets=max_record_sets)
         if isinstance(plan, rules.Rejected):
             if plan.code == "InvalidInput":
                 raise InvalidInput("; ".join(plan.messages))
-            raise InvalidChangeBatch(plan.messages)
+            raise InvalidChangeBatch(plan.messages, code=plan.code)
         self._invalidate()
         old_soa = z.get(z.name, "SOA")[0]
         soa = rules.bump_soa(old_soa, plan.puts)
@@ -291,6 +294,11 @@ class MemoryStore:
         return self._seq
 
     # --- resources ---------------------------------------------------------------------
+
+    def _resource_doc(self, kind: str, rid: str) -> dict[str, Any] | None:
+        """For the batch rules: the document of a resource a record set names, or None."""
+        got = self._resources.get((kind, rid))
+        return None if got is None else got[0].doc
 
     def get_resource(self, kind: str, rid: str) -> Resource | None:
         got = self._resources.get((kind, rid))

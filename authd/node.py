@@ -36,6 +36,7 @@ import trio
 
 from authd.control import ControlAPI, check_listen, serve_control
 from authd.index import ServingIndex
+from authd.limits import Limits
 from authd.memstore import MemoryStore
 from authd.prober import Prober
 from authd.replica import Follower, Propagation, progress_dir
@@ -69,6 +70,8 @@ class NodeConfig:
     allow_axfr: bool = False
     probe_any_address: bool = False  # health checks may probe non-loopback targets
     health_checks: bool = True  # run the prober (primary with the control API only)
+    geomap: Any = None  # authd.geo.GeoMap: where clients are (`--geo-map FILE`)
+    limits: Limits = field(default_factory=Limits)  # Route 53 quotas (`--limit NAME=VALUE`)
     watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
     watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
     metrics: bool = True  # /metrics on the change API (authd.metrics); counts every query
@@ -114,7 +117,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     rng = random.Random(cfg.seed)
 
     def new_index() -> ServingIndex:
-        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr)
+        return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr,
+                            geomap=cfg.geomap)
 
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)
@@ -150,7 +154,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         peers = pgnodes.Peers("", cfg.node_timeout)  # named once the DNS port is known
     propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None,
                               peers=peers.seqs if peers is not None else None)
-    app = ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq) if not cfg.replica_mode else None
+    app = (ControlAPI(store, credentials=cfg.credentials, applied_seq=propagation.applied_seq, limits=cfg.limits)
+           if not cfg.replica_mode else None)
     call: Any = app.call if app is not None else (_threaded() if pg else _inline)
     if pg:
         link = pgnodes.DatabaseLink(cfg.node_name or "node")
@@ -180,6 +185,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 metrics.followers.append(follower)
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
+                app.serving_index = index  # TestDNSAnswer asks the index DNS is served from
             await nursery.start(follower.run)
             if prime is not None:
                 prime()  # the state the snapshot left (zones load one by one: not before)

@@ -43,6 +43,7 @@ Concurrency (issue 15: two nodes accepting conflicting batches at once give exac
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -185,6 +186,13 @@ class _View:
 
     def get(self, name: str, rtype: str) -> list[RecordSet]:
         return [rs for rs in self.at(name) if rs.rtype == rtype]
+
+
+def _resource_doc(conn: psycopg.Connection[Any], kind: str, rid: str) -> dict[str, Any] | None:
+    """For the batch rules, inside the batch's transaction: a resource's document, or None
+    (health checks and CIDR collections that record sets name must exist)."""
+    row = conn.execute("SELECT doc FROM resources WHERE kind=%s AND id=%s", (kind, rid)).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 class PostgresStore:
@@ -413,9 +421,11 @@ class PostgresStore:
         return self._read(txn)
 
     def change_batch(
-        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
     ) -> ChangeInfo:
-        """Apply all or none, in one transaction under the zone's row lock (module docstring)."""
+        """Apply all or none, in one transaction under the zone's row lock (module docstring).
+        `max_record_sets`: the zone's MAX_RRSETS_BY_ZONE quota (None: none), as in SQLiteStore."""
 
         def txn(conn: psycopg.Connection[Any]) -> ChangeInfo:
             zone = self._find(conn, zone_id, lock=True)
@@ -423,11 +433,14 @@ class PostgresStore:
             names = {c.rrset.name for c in changes} | {zone.name}
             names |= {c.rrset.alias.dns_name for c in changes if c.rrset.alias is not None}
             view.prefetch(names)
-            plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits)
+            plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits,
+                                    resource=functools.partial(_resource_doc, conn),
+                                    record_set_count=zone.record_set_count,
+                                    max_record_sets=max_record_sets)
             if isinstance(plan, rules.Rejected):
                 if plan.code == "InvalidInput":
                     raise InvalidInput("; ".join(plan.messages))
-                raise InvalidChangeBatch(plan.messages)
+                raise InvalidChangeBatch(plan.messages, code=plan.code)
             old_soa = view.get(zone.name, "SOA")[0]
             soa = rules.bump_soa(old_soa, plan.puts)
             puts = tuple(rs for rs in plan.puts if rs.rtype != "SOA" or rs.name != zone.name)

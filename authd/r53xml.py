@@ -57,7 +57,8 @@ def _local(tag: str) -> str:
 _OPENINGS = (
     "Tried to ", "RRSet ", "The request ", "A HostedZone ", "Number of records", "RDATA ",
     "Invalid ", "Weight ", "TTL ", "A record set ", "An alias ", "Alias records ",
-    "Duplicate ", "SetIdentifier must", "A weighted ",
+    "Duplicate ", "SetIdentifier must", "A weighted ", "A non-alias ", "No health check ",
+    "CIDR ", "Geolocation ", "Multivalue ",
 )
 
 
@@ -338,6 +339,23 @@ def record_set_xml(rs: RecordSet) -> str:
         parts.append(_el("SetIdentifier", rs.set_identifier))
     if rs.weight is not None:
         parts.append(_el("Weight", rs.weight))
+    r = rs.routing
+    if r is not None:  # the element order of Route 53's ResourceRecordSet
+        if r.region is not None:
+            parts.append(_el("Region", r.region))
+        if r.geo is not None:
+            parts.append(
+                "<GeoLocation>"
+                + "".join(_el(n, v) for n, v in (("ContinentCode", r.geo.continent),
+                                                 ("CountryCode", r.geo.country),
+                                                 ("SubdivisionCode", r.geo.subdivision))
+                          if v is not None)
+                + "</GeoLocation>"
+            )
+        if r.failover is not None:
+            parts.append(_el("Failover", r.failover))
+        if r.multivalue is not None:
+            parts.append(_el("MultiValueAnswer", r.multivalue))
     if rs.alias is not None:
         parts.append(
             "<AliasTarget>"
@@ -353,6 +371,12 @@ def record_set_xml(rs: RecordSet) -> str:
             + "".join(f"<ResourceRecord>{_el('Value', v)}</ResourceRecord>" for v in rs.values)
             + "</ResourceRecords>"
         )
+    if r is not None:
+        if r.health_check_id is not None:
+            parts.append(_el("HealthCheckId", r.health_check_id))
+        if r.cidr is not None:
+            parts.append("<CidrRoutingConfig>" + _el("CollectionId", r.cidr[0])
+                         + _el("LocationName", r.cidr[1]) + "</CidrRoutingConfig>")
     return "<ResourceRecordSet>" + "".join(parts) + "</ResourceRecordSet>"
 
 

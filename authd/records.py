@@ -1,8 +1,9 @@
 """The record model every part shares: record sets keyed by (name, type, set identifier).
 
 Pure core: no I/O. A `RecordSet` is what Route 53 calls a resource record set: a plain RRset,
-one member of a weighted set (SetIdentifier + Weight), or an alias (AliasTarget instead of
-TTL and values). Names are stored canonically (absolute, lower-case, trailing dot) and rdata
+one member of a routing policy's set (SetIdentifier plus Weight, or the fields in `Routing`:
+Failover, GeoLocation, Region, MultiValueAnswer, CidrRoutingConfig, HealthCheckId), or an alias
+(AliasTarget instead of TTL and values). Names are stored canonically (absolute, lower-case, trailing dot) and rdata
 values in dnspython's canonical presentation form, so comparisons for DELETE-exact are exact.
 """
 
@@ -133,6 +134,47 @@ class AliasTarget:
         object.__setattr__(self, "dns_name", canonical_name(self.dns_name))
 
 
+@dataclass(frozen=True, slots=True)
+class GeoLocation:
+    """Route 53 GeoLocation: a continent, or a country (`*` is the default location) with an
+    optional subdivision. Codes are kept as given (upper case); `authd.changes` checks them."""
+
+    continent: str | None = None
+    country: str | None = None
+    subdivision: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The routing fields of a record set beyond Weight (Route 53 API reference,
+    ResourceRecordSet). Kept apart so a plain set carries one `None`, not seven.
+
+    Which policy a set uses is whichever of failover, geo, region, multivalue or cidr is
+    present (`RecordSet.policy`); `authd.changes` refuses sets with more than one."""
+
+    failover: str | None = None  # PRIMARY or SECONDARY
+    geo: GeoLocation | None = None
+    region: str | None = None  # latency routing
+    multivalue: bool | None = None
+    health_check_id: str | None = None
+    cidr: tuple[str, str] | None = None  # (CollectionId, LocationName); LocationName `*` default
+
+    def policies(self) -> list[str]:
+        """The policy fields present, as Route 53 names them."""
+        out = []
+        if self.region is not None:
+            out.append("Region")
+        if self.failover is not None:
+            out.append("Failover")
+        if self.geo is not None:
+            out.append("GeoLocation")
+        if self.multivalue is not None:
+            out.append("MultiValueAnswer")
+        if self.cidr is not None:
+            out.append("CidrRoutingConfig")
+        return out
+
+
 _setattr = object.__setattr__  # how a frozen dataclass sets its own fields
 
 
@@ -147,6 +189,7 @@ class RecordSet:
     set_identifier: str | None = None
     weight: int | None = None
     alias: AliasTarget | None = None
+    routing: Routing | None = None
     # (name, type, set identifier), computed once: batches look it up several times per change
     key: RecordKey = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -171,6 +214,32 @@ class RecordSet:
     def is_weighted(self) -> bool:
         return self.weight is not None
 
+    @property
+    def policy(self) -> str | None:
+        """The routing policy: "weighted", "latency", "failover", "geolocation",
+        "multivalue", "cidr", or None for a simple set (the first present when several are
+        given, which `authd.changes` refuses)."""
+        if self.weight is not None:
+            return "weighted"
+        r = self.routing
+        if r is None:
+            return None
+        if r.region is not None:
+            return "latency"
+        if r.failover is not None:
+            return "failover"
+        if r.geo is not None:
+            return "geolocation"
+        if r.multivalue is not None:
+            return "multivalue"
+        if r.cidr is not None:
+            return "cidr"
+        return None
+
+    @property
+    def health_check_id(self) -> str | None:
+        return self.routing.health_check_id if self.routing is not None else None
+
     def problems(self) -> list[str]:
         """What makes this record set invalid on its own (empty list when it is fine)."""
         out: list[str] = []
@@ -188,8 +257,8 @@ class RecordSet:
                 out.append("A record set must have at least one resource record")
             if len(set(self.values)) != len(self.values):
                 out.append("Duplicate Resource Record")
-        if (self.set_identifier is None) != (self.weight is None):
-            out.append("A weighted record set needs both SetIdentifier and Weight")
+        # Which routing fields go together with SetIdentifier is a batch rule with Route 53's
+        # InvalidInput wording (`authd.changes.policy_problems`): it names the change's action.
         if self.weight is not None and not 0 <= self.weight <= MAX_WEIGHT:
             out.append(f"Weight {self.weight} is out of range 0..{MAX_WEIGHT}")
         if self.set_identifier is not None and not 1 <= len(self.set_identifier) <= 128:
@@ -204,6 +273,7 @@ class RecordSet:
             and set(self.values) == set(other.values)
             and self.weight == other.weight
             and self.alias == other.alias
+            and self.routing == other.routing
         )
 
     def replace(self, **changes: Any) -> RecordSet:
@@ -224,6 +294,7 @@ class RecordSet:
                     evaluate_target_health=bool(at.get("EvaluateTargetHealth", False)),
                 )
             weight = d.get("Weight")
+            routing = routing_from_route53(d)
             return cls(
                 name=from_route53_name(str(d["Name"])),
                 rtype=str(d["Type"]),
@@ -232,6 +303,7 @@ class RecordSet:
                 set_identifier=str(d["SetIdentifier"]) if "SetIdentifier" in d else None,
                 weight=int(weight) if weight is not None else None,
                 alias=alias,
+                routing=routing,
             )
         except KeyError as exc:
             raise RecordError(f"missing field {exc.args[0]}") from exc
@@ -246,6 +318,19 @@ class RecordSet:
             d["SetIdentifier"] = self.set_identifier
         if self.weight is not None:
             d["Weight"] = self.weight
+        r = self.routing
+        if r is not None:
+            if r.region is not None:
+                d["Region"] = r.region
+            if r.geo is not None:
+                d["GeoLocation"] = {k: v for k, v in (("ContinentCode", r.geo.continent),
+                                                      ("CountryCode", r.geo.country),
+                                                      ("SubdivisionCode", r.geo.subdivision))
+                                    if v is not None}
+            if r.failover is not None:
+                d["Failover"] = r.failover
+            if r.multivalue is not None:
+                d["MultiValueAnswer"] = r.multivalue
         if self.alias is not None:
             d["AliasTarget"] = {
                 "HostedZoneId": self.alias.hosted_zone_id,
@@ -255,7 +340,57 @@ class RecordSet:
         else:
             d["TTL"] = self.ttl
             d["ResourceRecords"] = [{"Value": v} for v in self.values]
+        if r is not None:
+            if r.health_check_id is not None:
+                d["HealthCheckId"] = r.health_check_id
+            if r.cidr is not None:
+                d["CidrRoutingConfig"] = {"CollectionId": r.cidr[0], "LocationName": r.cidr[1]}
         return d
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise RecordError(f"MultiValueAnswer must be true or false, got {value!r}")
+    return text == "true"
+
+
+def routing_from_route53(d: dict[str, Any]) -> Routing | None:
+    """The routing fields of a ResourceRecordSet dict (JSON shape), or None when it has none.
+    Geoproximity and traffic-policy sets are refused, never stored without their routing."""
+    for unsupported in ("GeoProximityLocation", "TrafficPolicyInstanceId"):
+        if unsupported in d:
+            raise RecordError(f"{unsupported} is not supported by authd")
+    if not any(k in d for k in ("Region", "Failover", "GeoLocation", "MultiValueAnswer",
+                                "HealthCheckId", "CidrRoutingConfig")):
+        return None
+    geo = None
+    if "GeoLocation" in d:
+        g = d["GeoLocation"]
+        if not isinstance(g, dict):
+            raise RecordError("GeoLocation must hold ContinentCode, CountryCode or SubdivisionCode")
+        geo = GeoLocation(*(str(g[k]).strip() if g.get(k) not in (None, "") else None
+                            for k in ("ContinentCode", "CountryCode", "SubdivisionCode")))
+    cidr = None
+    if "CidrRoutingConfig" in d:
+        c = d["CidrRoutingConfig"]
+        if not isinstance(c, dict) or "CollectionId" not in c or "LocationName" not in c:
+            raise RecordError("CidrRoutingConfig needs CollectionId and LocationName")
+        cidr = (str(c["CollectionId"]).strip(), str(c["LocationName"]).strip())
+
+    def text(key: str) -> str | None:
+        return str(d[key]).strip() if d.get(key) is not None else None
+
+    return Routing(
+        failover=text("Failover"),
+        geo=geo,
+        region=text("Region"),
+        multivalue=_flag(d["MultiValueAnswer"]) if d.get("MultiValueAnswer") is not None else None,
+        health_check_id=text("HealthCheckId"),
+        cidr=cidr,
+    )
 
 
 def route53_sort_key(rs: RecordSet) -> tuple[tuple[str, ...], str, str]:

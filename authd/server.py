@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import inspect
 import logging
 import os
 import socket
@@ -81,6 +82,18 @@ def _bind_pair(host: str, port: int, reuse_port: bool) -> tuple[socket.socket, s
     raise OSError(errno.EADDRINUSE, "no free port pair for UDP and TCP")
 
 
+def _with_source(respond: Any) -> Any:
+    """`respond` called as `respond(wire, tcp=..., source=address)`: the serving index routes
+    by the client's address; a responder that takes no address is called without it."""
+    if "source" in inspect.signature(respond).parameters:
+        return respond
+
+    def without(wire: bytes, *, tcp: bool, source: str | None = None) -> bytes | None:
+        return respond(wire, tcp=tcp)
+
+    return without
+
+
 async def serve_udp(
     index: ServingIndex, sock: socket.socket, errors: ErrorLog | None = None,
     guard: Guard | None = None, xfr: TransferService | None = None,
@@ -95,7 +108,7 @@ async def serve_udp(
     errors = errors or ErrorLog(log)
     guarded = guard.answer if guard is not None else None
     limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
-    respond = index.respond
+    respond = _with_source(index.respond)
     recvfrom = sock.recvfrom
     sendto = sock.sendto
     # The index's exact-bytes table, looked up inline: a repeat query costs one dict lookup
@@ -130,7 +143,7 @@ async def serve_udp(
                     elif guarded is not None:
                         reply = guarded(data, addr[0], now, wall, tcp=False)
                     else:
-                        reply = respond(data, tcp=False)
+                        reply = respond(data, tcp=False, source=addr[0])  # routing by location
                 else:
                     if hit.__class__ is bytes:
                         reply = data[:2] + hit  # type: ignore[operator]
@@ -209,7 +222,15 @@ async def _serve_tcp_connection(
             def respond(query: bytes, *, tcp: bool) -> bytes | None:
                 return guarded(query, peer, trio.current_time(), int(time.time()), tcp=tcp)
         else:
-            respond = index.respond
+            try:
+                source = stream.socket.getpeername()[0]  # for routing by client location
+            except OSError:
+                source = None
+
+            located = _with_source(index.respond)
+
+            def respond(query: bytes, *, tcp: bool) -> bytes | None:
+                return located(query, tcp=tcp, source=source)
         while True:
             # RFC 7766 §6.2.3: a connection that stays idle (or trickles a partial frame) for
             # the idle timeout is closed

@@ -17,6 +17,7 @@ block the writer). Several writer processes are safe too: BEGIN IMMEDIATE serial
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -28,7 +29,7 @@ from typing import Any
 
 from authd import changes as rules
 from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import AliasTarget, RecordKey, RecordSet, canonical_name
+from authd.records import AliasTarget, GeoLocation, RecordKey, RecordSet, Routing, canonical_name
 from authd.store import (
     Change,
     ChangeInfo,
@@ -90,7 +91,22 @@ def _encode(rs: RecordSet) -> list[Any]:
     alias = None
     if rs.alias is not None:
         alias = [rs.alias.dns_name, rs.alias.hosted_zone_id, rs.alias.evaluate_target_health]
-    return [rs.name, rs.rtype, rs.ttl, list(rs.values), rs.set_identifier, rs.weight, alias]
+    out = [rs.name, rs.rtype, rs.ttl, list(rs.values), rs.set_identifier, rs.weight, alias]
+    if rs.routing is not None:  # an eighth element only when there is one: plain rows unchanged
+        out.append(_encode_routing(rs.routing))
+    return out
+
+
+def _encode_routing(r: Routing) -> list[Any]:
+    geo = None if r.geo is None else [r.geo.continent, r.geo.country, r.geo.subdivision]
+    return [r.failover, geo, r.region, r.multivalue, r.health_check_id,
+            None if r.cidr is None else list(r.cidr)]
+
+
+def _decode_routing(d: list[Any]) -> Routing:
+    failover, geo, region, multivalue, health, cidr = d
+    return Routing(failover, None if geo is None else GeoLocation(*geo), region, multivalue,
+                   health, None if cidr is None else (cidr[0], cidr[1]))
 
 
 # Printable ASCII without `"` and `\`: JSON writes such a string as itself between quotes.
@@ -104,12 +120,18 @@ def _dumps(rs: RecordSet) -> str:
     against json.dumps."""
     plain = _JSON_PLAIN.fullmatch
     if (rs.alias is None and rs.set_identifier is None and rs.weight is None
-            and type(rs.ttl) is int and plain(rs.name) and plain(rs.rtype)
+            and rs.routing is None and type(rs.ttl) is int and plain(rs.name) and plain(rs.rtype)
             and all(plain(v) for v in rs.values)):
         values = '", "'.join(rs.values)
         values = f'["{values}"]' if rs.values else "[]"
         return f'["{rs.name}", "{rs.rtype}", {rs.ttl}, {values}, null, null, null]'
     return json.dumps(_encode(rs))
+
+
+def _resource_doc(conn: sqlite3.Connection, kind: str, rid: str) -> dict[str, Any] | None:
+    """For the batch rules, inside the batch's transaction: a resource's document, or None."""
+    row = conn.execute("SELECT doc FROM resources WHERE kind=? AND id=?", (kind, rid)).fetchone()
+    return None if row is None else json.loads(row[0])
 
 
 def _decode_all(datas: Sequence[str]) -> list[RecordSet]:
@@ -124,7 +146,7 @@ _set = object.__setattr__
 def _decode(d: list[Any]) -> RecordSet:
     """Rebuild a record set the store wrote itself. It was canonicalised when it was first
     built, so skip re-parsing every value (this is what keeps a 1M-set startup fast)."""
-    name, rtype, ttl, values, set_id, weight, alias = d
+    name, rtype, ttl, values, set_id, weight, alias = d[:7]
     rs = _new(RecordSet)
     _set(rs, "name", name)
     _set(rs, "rtype", rtype)
@@ -139,6 +161,7 @@ def _decode(d: list[Any]) -> RecordSet:
         _set(at, "evaluate_target_health", alias[2])
         alias = at
     _set(rs, "alias", alias)
+    _set(rs, "routing", _decode_routing(d[7]) if len(d) > 7 else None)
     _set(rs, "key", RecordKey(name, rtype, set_id))
     return rs
 
@@ -395,10 +418,12 @@ class SQLiteStore:
         return self._read(txn)
 
     def change_batch(
-        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
     ) -> ChangeInfo:
         """Apply all or none, in one transaction; see Store.change_batch. `limits=False`
-        lifts the per-request size limits, for importing zone files only."""
+        lifts the per-request size limits, for importing zone files only. `max_record_sets`: the zone's
+        MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one)."""
 
         def txn(conn: sqlite3.Connection) -> ChangeInfo:
             zone = self._find(conn, zone_id)
@@ -406,11 +431,14 @@ class SQLiteStore:
             names = {c.rrset.name for c in changes} | {zone.name}
             names |= {c.rrset.alias.dns_name for c in changes if c.rrset.alias is not None}
             view.prefetch(names)
-            plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits)
+            plan = rules.plan_batch(zone.id, zone.name, changes, view, limits=limits,
+                                    resource=functools.partial(_resource_doc, conn),
+                                    record_set_count=zone.record_set_count,
+                                    max_record_sets=max_record_sets)
             if isinstance(plan, rules.Rejected):
                 if plan.code == "InvalidInput":
                     raise InvalidInput("; ".join(plan.messages))
-                raise InvalidChangeBatch(plan.messages)
+                raise InvalidChangeBatch(plan.messages, code=plan.code)
             old_soa = view.get(zone.name, "SOA")[0]
             soa = rules.bump_soa(old_soa, plan.puts)
             puts = tuple(rs for rs in plan.puts if rs.rtype != "SOA" or rs.name != zone.name)

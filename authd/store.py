@@ -108,8 +108,9 @@ class InvalidChangeBatch(StoreError):
 
     code = "InvalidChangeBatch"
 
-    def __init__(self, messages: Sequence[str]):
+    def __init__(self, messages: Sequence[str], code: str = "InvalidChangeBatch"):
         self.messages = tuple(messages)
+        self.code = code  # another code of ChangeResourceRecordSets' own: NoSuchHealthCheck
         super().__init__("; ".join(self.messages))
 
 

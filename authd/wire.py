@@ -10,6 +10,7 @@ differently. `tests/test_fuzz*.py` checks it against dnspython on random and mut
 
 from __future__ import annotations
 
+import ipaddress
 from typing import NamedTuple
 
 _QD1_AR0 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
@@ -20,6 +21,7 @@ _UNCACHED_TYPES = frozenset({0, 41, 249, 250, 251, 252})  # OPT, TKEY, TSIG, IXF
 # EDNS options whose content dnspython validates (and may reject as FORMERR) go to the full
 # path; COOKIE (RFC 7873 §4: client 8 bytes, server 8..32) is checked here since dig sends it.
 _COOKIE = 10
+_ECS = 8
 _VALIDATED_OPTIONS = frozenset({8, 15, 18, 22, 23, 24, 25})
 
 
@@ -35,10 +37,33 @@ class FastQuery(NamedTuple):
     key: tuple[int, bytes, int]
     qend: int
     payload: int
+    # EDNS Client Subnet (family, address, source prefix), only with `allow_ecs`: such a query
+    # is answered by the full pipeline (its answer may depend on the subnet, and echoes it)
+    ecs: tuple[int, str, int] | None = None
 
 
-def parse_fast(wire: bytes) -> FastQuery | None:
-    """Parse the common query shape, or return None (then the full parser decides)."""
+def _ecs(data: bytes) -> tuple[int, str, int] | None:
+    """RFC 7871 §6 in its strict form: family 1 or 2, a source prefix within the family,
+    SCOPE 0, exactly ceil(source/8) address bytes with the bits past the prefix zero.
+    Anything else (None) is left to dnspython, which may call it FORMERR."""
+    if len(data) < 4:
+        return None
+    family, source, scope = data[0] << 8 | data[1], data[2], data[3]
+    size = 4 if family == 1 else 16 if family == 2 else 0
+    raw = data[4:]
+    if not size or source > size * 8 or scope or len(raw) != (source + 7) // 8:
+        return None
+    if raw and source % 8 and raw[-1] & (0xFF >> (source % 8)):
+        return None
+    padded = raw + bytes(size - len(raw))
+    address = ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded)
+    return family, str(address), source
+
+
+def parse_fast(wire: bytes, allow_ecs: bool = False) -> FastQuery | None:
+    """Parse the common query shape, or return None (then the full parser decides).
+    `allow_ecs` also takes one well-formed EDNS Client Subnet option (the answer stage's
+    parser; the rendered-answer tables never see such a query)."""
     n = len(wire)
     if n < 17 or wire[2] & 0xF8:  # QR=1 or opcode != QUERY: not ours to shortcut
         return None
@@ -85,19 +110,24 @@ def parse_fast(wire: bytes) -> FastQuery | None:
     if end != n:
         return None
     j = o + 11
+    ecs = None
     while j < end:  # options must tile RDATA exactly, else the full path says FORMERR
         if j + 4 > end:
             return None
         code = wire[j] << 8 | wire[j + 1]
         olen = wire[j + 2] << 8 | wire[j + 3]
-        if code in _VALIDATED_OPTIONS or (code == _COOKIE and olen != 8 and not 16 <= olen <= 40):
+        if code == _ECS and allow_ecs and ecs is None and j + 4 + olen <= end:
+            ecs = _ecs(wire[j + 4:j + 4 + olen])
+            if ecs is None:
+                return None
+        elif code in _VALIDATED_OPTIONS or (code == _COOKIE and olen != 8 and not 16 <= olen <= 40):
             return None
         j += 4 + olen
     if j != end:
         return None
     payload = wire[o + 3] << 8 | wire[o + 4]
     variant = 2 if wire[o + 7] & 0x80 else 1
-    return FastQuery((flags, question, variant), qend, payload)
+    return FastQuery((flags, question, variant), qend, payload, ecs)
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -196,8 +226,8 @@ class Renderer:
             n += 1
         return n
 
-    def opt(self, payload: int, ext_rcode: int, flags: int) -> None:
+    def opt(self, payload: int, ext_rcode: int, flags: int, options: bytes = b"") -> None:
         """RFC 6891 §6.1.2 OPT pseudo-RR: root owner, CLASS = payload, TTL = ext-rcode,
-        version 0 and flags, no options."""
+        version 0 and flags, then the options (already in code, length, data form)."""
         self.out += (_OPT_HEAD + payload.to_bytes(2, "big") + bytes([ext_rcode, 0])
-                     + flags.to_bytes(2, "big") + b"\x00\x00")
+                     + flags.to_bytes(2, "big") + len(options).to_bytes(2, "big") + options)

@@ -14,6 +14,7 @@ import dns.zone
 import trio
 
 from authd.clean_exit import Fatal, OneLineParser, leaves, run_main, until_signal
+from resolver.acl import AccessControl, AclError, check_listen, parse_network
 from resolver.cache import CachePolicy
 from resolver.resolution import Delegation, Server
 from resolver.server import ResolverConfig, serve_resolver
@@ -107,6 +108,24 @@ def _add_cache_flags(p: argparse.ArgumentParser) -> None:
                    help="RFC 9520: remember a resolution failure this long (doubles on repeats)")
 
 
+def cidr_arg(text: str) -> str:
+    try:
+        parse_network(text)
+    except AclError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _add_access_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow", type=cidr_arg, action="append", default=[], metavar="CIDR",
+        help="also serve clients in this network (repeatable, e.g. --allow 10.0.0.0/8 "
+        "--allow 2001:db8::/32). Loopback (127.0.0.0/8, ::1) is always served; every other "
+        "client gets REFUSED, like Unbound's access-control refuse. Listening on a "
+        "non-loopback address requires at least one --allow (no accidental open resolver)",
+    )
+
+
 def _policy(args: argparse.Namespace, **extra: object) -> CachePolicy:
     return CachePolicy(
         min_ttl=args.min_ttl, max_ttl=args.max_ttl, max_negative_ttl=args.max_negative_ttl,
@@ -125,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "hedging, and experiments on how caches stretch the outage clients see.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="serve and stub: log only warnings and errors, not one line per "
+                        "resolution")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser(
@@ -152,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--preset", choices=sorted(SERVE_PRESETS),
                        help="match another resolver's cache defaults")
     serve.add_argument("--no-tcp", action="store_true", help="listen on UDP only")
+    serve.add_argument("--tcp-max-connections", type=int, default=256, metavar="N",
+                       help="open TCP client connections beyond which a new one is closed at "
+                       "once (default 256); each also closes after 10 s idle or a reply not "
+                       "read within 5 s")
+    _add_access_flags(serve)
     _add_cache_flags(serve)
 
     stub = sub.add_parser(
@@ -170,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     stub.add_argument("--positive-ttl", type=int, default=None,
                       help="cache every positive answer exactly this long")
     stub.add_argument("--timeout", type=duration, default=1.5, help="upstream timeout")
+    _add_access_flags(stub)
     _add_cache_flags(stub)
 
     exp = sub.add_parser(
@@ -190,14 +218,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    info = args.verbose or (args.command != "experiment" and not args.quiet)
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command != "experiment" else logging.WARNING,
+        level=logging.INFO if info else logging.WARNING,
         format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%H:%M:%S", stream=sys.stderr,
     )
     if args.command == "experiment":
         from resolver.experiment import run_from_args
 
         return run_from_args(args)
+    try:
+        check_listen(args.listen.host, args.allow)
+    except AclError as exc:
+        raise Fatal(str(exc)) from None
+    acl = AccessControl.from_cidrs(args.allow)
     if args.command == "serve":
         extra = dict(SERVE_PRESETS.get(args.preset or "", {}))
         policy = _policy(args)
@@ -206,7 +240,8 @@ def _run(args: argparse.Namespace) -> int:
         hints = load_root_hints(args.root_hints, args.authority_port) if args.root_hints else None
         config = ResolverConfig(
             listen=args.listen, upstreams=args.forward or [], root_hints=hints, policy=policy,
-            hedge_after=args.hedge_after, timeout=args.timeout, tcp=not args.no_tcp,
+            hedge_after=args.hedge_after, timeout=args.timeout, tcp=not args.no_tcp, acl=acl,
+            max_tcp_connections=args.tcp_max_connections,
         )
     else:
         fixed = dict(STUB_PRESETS.get(args.preset or "", {}))
@@ -216,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
             fixed["fixed_ttl"] = args.positive_ttl
         config = ResolverConfig(
             listen=args.listen, upstreams=args.upstream, policy=_policy(args, **fixed),
-            timeout=args.timeout, name="stub",
+            timeout=args.timeout, name="stub", acl=acl,
         )
     async def run() -> None:
         async with trio.open_nursery() as nursery:

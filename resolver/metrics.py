@@ -39,7 +39,11 @@ class ResolverCollector:
                 ("resolver_hedges", "Questions also sent to a second upstream", counters["hedged"]),
                 ("resolver_hedges_won", "Hedged questions the second upstream answered first",
                  counters["hedge-won"]),
-                ("resolver_servfail", "SERVFAIL answers sent to clients", counters["servfail"])):
+                ("resolver_servfail", "SERVFAIL answers sent to clients", counters["servfail"]),
+                ("resolver_refused_clients", "Queries REFUSED because the client is outside "
+                 "loopback and --allow", counters["refused-acl"]),
+                ("resolver_internal_errors", "Unexpected errors caught at an exchange's boundary "
+                 "(issue 10)", counters["internal-errors"])):
             f = CounterMetricFamily(metric, doc, labels=["resolver"])
             f.add_metric([self.name], value)
             yield f

@@ -18,8 +18,9 @@ Two kinds:
 
 Safety (RFC 5452 §9.1, §10): every query gets a fresh random ID from the injected RNG; a
 response is accepted only from the server and port it was sent to, with the same ID and the same
-question; anything else is counted in `rejected` and dropped. Records outside the answering
-server's bailiwick are removed before anything reaches the cache.
+question (name, type and class); anything else is counted in `rejected` and dropped. Records
+outside the answering server's bailiwick, or of another class than the question's, are removed
+before anything reaches the cache.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class Send:
     qname: dns.name.Name
     rdtype: int
     sent_at: float
+    rdclass: int = dns.rdataclass.IN
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,12 @@ def make_query(
 def check_response(
     send: Send, wire: bytes, source: Server
 ) -> dns.message.Message | Rejection:
-    """RFC 5452 §9.1: accept only a response from the right server, ID and question."""
+    """RFC 5452 §9.1: accept only a response from the right server, ID and question.
+
+    The question must match in name, type and class: names compare case-insensitively
+    (RFC 4343 §3; dnspython's Name equality), so a server that keeps our spelling or not is
+    fine; a CH answer to an IN question is refused like any other question (issue 10).
+    """
     if source != send.server:
         return Rejection.WRONG_SERVER
     if len(wire) < 12 or int.from_bytes(wire[:2], "big") != send.qid:
@@ -149,7 +156,7 @@ def check_response(
     if len(msg.question) != 1:
         return Rejection.WRONG_QUESTION
     q = msg.question[0]
-    if q.name != send.qname or q.rdtype != send.rdtype:
+    if q.name != send.qname or q.rdtype != send.rdtype or q.rdclass != send.rdclass:
         return Rejection.WRONG_QUESTION
     return msg
 
@@ -160,9 +167,11 @@ def scrub(
     """Keep only records a server authoritative for `zone` may speak for.
 
     Bailiwick rule (RFC 5452 §6 and Unbound's scrubber): answer and authority records must be at
-    or below `zone`. The additional section is never cached, so it is dropped here. Returns the
-    scrubbed copy and how many RRsets were removed.
+    or below `zone`, and of the question's class (a record of another class answers another
+    question: RFC 1034 §4.3.2 matches class too). The additional section is never cached, so it
+    is dropped here. Returns the scrubbed copy and how many RRsets were removed.
     """
+    qclass = msg.question[0].rdclass if msg.question else dns.rdataclass.IN
     out = dns.message.Message(id=msg.id)
     out.flags = msg.flags
     out.set_rcode(msg.rcode())
@@ -170,7 +179,7 @@ def scrub(
     dropped = 0
     for src, dst in ((msg.answer, out.answer), (msg.authority, out.authority)):
         for r in src:
-            if r.name.is_subdomain(zone):
+            if r.name.is_subdomain(zone) and r.rdclass == qclass:
                 dst.append(r)
             else:
                 dropped += 1
@@ -216,7 +225,7 @@ class _Base:
         qid = self.rng.getrandbits(16)
         name = qname if qname is not None else self.qname
         wire = make_query(name, self.rdtype, self.rdclass, qid, recursion=recursion)
-        send = Send(server, transport, wire, qid, name, self.rdtype, now)
+        send = Send(server, transport, wire, qid, name, self.rdtype, now, self.rdclass)
         self.outstanding.append(send)
         return send
 
@@ -687,7 +696,9 @@ class IterativeResolution(_Base):
             # a name outside it is looked up like any other name instead (RFC 1034 §5.3.3).
             if target.is_subdomain(zone):
                 for r in checked.additional:
-                    if r.name == target and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                    # Glue of another class is another question's data (and CH A is no address).
+                    if (r.name == target and r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+                            and r.rdclass == self.rdclass):
                         found += [Server(a.address, send.server.port) for a in r]
             glue += found
             if not found and target not in glueless:
@@ -747,7 +758,7 @@ class IterativeResolution(_Base):
         out = dns.message.Message(id=0)
         out.flags = dns.flags.QR | dns.flags.RA
         out.set_rcode(clean.rcode())
-        out.question = [dns.message.make_query(self.qname, self.rdtype).question[0]]
+        out.question = [dns.message.make_query(self.qname, self.rdtype, self.rdclass).question[0]]
         out.answer = list(self.chain)
         out.authority = [r for r in clean.authority if r.rdtype == dns.rdatatype.SOA]
         return out

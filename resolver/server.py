@@ -9,6 +9,15 @@ All decisions live in pure modules: `cache.py` (what to keep and for how long) a
 - TCP: RFC 7766 length-prefixed messages, several per connection.
 - Upstream: each query goes out from a fresh socket bound to port 0, so the kernel picks a
   random source port (RFC 5452 §9.2); the ID is random (resolution.py).
+- Access control (`acl.py`): clients outside loopback and `--allow` get REFUSED, as Unbound's
+  `access-control: refuse` does, before anything else (the cache fast path included).
+
+Every loop is total (issue 10): each exchange (a UDP datagram, a TCP message and its
+connection, an upstream answer) has its own error boundary. A bad packet ends at most its own
+exchange; an unexpected error there is answered SERVFAIL where a query can still be answered
+(Knot's rule: a failure with no rcode set becomes SERVFAIL) and logged as one rate-limited
+line per error class per second with a count of the held-back ones (`authd/errlog.py`),
+never a traceback per packet.
 
 `serve_resolver(...)` never returns; it calls `task_status.started(ResolverHandle)` once
 listening, with the bound addresses (port 0 picks a free port).
@@ -35,6 +44,8 @@ import dns.rcode
 import dns.rdatatype
 import trio
 
+from authd.errlog import ErrorLog
+from resolver.acl import AccessControl, refused_reply
 from resolver.cache import (
     OUR_UDP_SIZE,
     Cache,
@@ -56,13 +67,22 @@ from resolver.resolution import (
     Server,
     Transport,
 )
-from resolver.wire import QueryView, WireError, view_query
+from resolver.wire import QueryView, WireError, error_reply, opt_record, view_query
 
 log = logging.getLogger("resolver")
 
 # RFC 8914 §4: EDE 22 "No Reachable Authority" on SERVFAIL after timeouts.
 EDE_NO_REACHABLE_AUTHORITY = 22
 MAX_TCP_IDLE = 10.0
+# A TCP client that stops reading may hold its connection at most this long per reply
+# (RFC 7766 §6.2.3 lets servers close idle or slow connections; NSD and Knot time writes out).
+TCP_WRITE_TIMEOUT = 5.0
+# Query types a resolver never forwards: RFC 6895 §3.1 meta-types (128-248, TKEY, TSIG, MAILA,
+# MAILB) and OPT, which only lives in the additional section (RFC 6891 §6.1.1). Unbound
+# answers them FORMERR (daemon/worker.c, "formerror for meta-type"); AXFR, IXFR, ANY apart.
+META_QTYPES = frozenset(
+    [dns.rdatatype.OPT, 249, 250, 253, 254, *range(128, 249)]
+)
 
 
 @dataclass
@@ -80,6 +100,11 @@ class ResolverConfig:
     # Like Unbound's num-queries-per-thread (1024): misses being resolved at once. Beyond it a
     # new question is dropped (and counted), so a random-name flood cannot grow memory.
     max_inflight: int = 1024
+    # Who may ask (loopback always; `--allow CIDR` adds); everyone else gets REFUSED.
+    acl: AccessControl = field(default_factory=AccessControl)
+    # Open TCP connections beyond which a new one is closed at once (Unbound caps them too,
+    # incoming-num-tcp): idle clients must not take the file descriptors upstream queries need.
+    max_tcp_connections: int = 256
 
     def __post_init__(self) -> None:
         if bool(self.upstreams) == (self.root_hints is not None):
@@ -112,6 +137,9 @@ class Resolver:
         # RFC 5452 §9.2: IDs must be unpredictable; SystemRandom unless a test injects a seed.
         self.rng = rng or random.SystemRandom()
         self.counters: Counter[str] = Counter()
+        self.acl = config.acl
+        self.errlog = ErrorLog(log)
+        self.tcp_open = 0
         self.inflight: dict[bytes, _Pending] = {}
         # Where resolutions run when a server is up (serve_resolver sets it); None: inline.
         self.background: trio.Nursery | None = None
@@ -129,19 +157,66 @@ class Resolver:
             return None
         return render(hit.entry, view, now, max_size=max_size)
 
+    # ---- error boundaries -----------------------------------------------------------
+
+    def internal_error(self, where: str, exc: BaseException) -> None:
+        """Count an unexpected error; log one line per class per second (authd/errlog.py)."""
+        self.counters["internal-errors"] += 1
+        self.errlog.exception(f"{self.config.name} {where}", exc, trio.current_time())
+
+    def warn(self, kind: str, text: str) -> None:
+        """A warning a client or upstream can cause at will: also one line per kind per second.
+
+        The text is repr()'d, as the error lines are: names come from the network.
+        """
+        self.errlog.report(f"{self.config.name} {kind}", repr(text), trio.current_time(),
+                           level=logging.WARNING)
+
+    async def respond(self, wire: bytes, host: str, *, udp: bool) -> bytes | None:
+        """One client exchange, total: access control, then `answer`; never raises.
+
+        A client outside the allow list gets REFUSED (Unbound `access-control: refuse`).
+        An unexpected error answers SERVFAIL (header only) to anything that is a query.
+        """
+        if not self.acl.allows(host):
+            self.counters["refused-acl"] += 1
+            return refused_reply(wire)
+        try:
+            return await self.answer(wire, max_size_hint=udp)
+        except Exception as exc:  # noqa: BLE001 - the exchange's error boundary (module doc)
+            self.internal_error("udp-query" if udp else "tcp-query", exc)
+            if len(wire) < 12 or wire[2] & 0x80:
+                return None
+            return error_reply(wire, dns.rcode.SERVFAIL, ra=True)
+
+    # ---- answering clients -------------------------------------------------------------
+
     async def answer(self, wire: bytes, max_size_hint: bool) -> bytes | None:
-        """The slow path for one client message. Never raises for bad input."""
+        """The slow path for one client message (bad input gets FORMERR or is dropped).
+
+        The checks come in Unbound's order (`worker_check_request`): no header or QR=1 is
+        dropped; then the opcode; then the question and its type.
+        """
+        if len(wire) < 12 or wire[2] & 0x80:
+            # RFC 1035 §4.1.1 needs a header to answer; a response sent to us is never
+            # answered, whatever it asks (no reflection loops between two servers).
+            self.counters["dropped-not-a-query"] += 1
+            return None
         try:
             view = view_query(wire)
         except WireError:
             return self._odd_query(wire)
-        if view.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.ANY):
-            # RFC 8482: we do not answer ANY; transfers are not a resolver's job.
-            return self._reply_rcode(wire, dns.rcode.NOTIMP if view.qtype != 255 else dns.rcode.REFUSED)
-        if view.flags & 0x8000:
-            return None  # a response sent to us: never answer (no reflection loops)
+        opt = opt_record(OUR_UDP_SIZE) if view.edns else b""  # RFC 6891 §6.1.1: OPT echoed
         if (view.flags >> 11) & 0xF != dns.opcode.QUERY:
-            return self._reply_rcode(wire, dns.rcode.NOTIMP)
+            return error_reply(wire, dns.rcode.NOTIMP, view.end, ra=True, opt=opt)
+        if view.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+            # Transfers are not a resolver's job.
+            return error_reply(wire, dns.rcode.NOTIMP, view.end, ra=True, opt=opt)
+        if view.qtype == dns.rdatatype.ANY:
+            # RFC 8482: we do not answer ANY.
+            return error_reply(wire, dns.rcode.REFUSED, view.end, ra=True, opt=opt)
+        if view.qtype in META_QTYPES:
+            return error_reply(wire, dns.rcode.FORMERR, view.end, ra=True, opt=opt)
         max_size = (view.udp_size if view.edns else 512) if max_size_hint else None
         now = trio.current_time()
         fast = self.answer_from_cache(view, now, max_size)
@@ -223,16 +298,14 @@ class Resolver:
                 )
             else:
                 hold = self.cache.note_failure(key, now)
-                log.warning(
-                    "%s %s %s: failed (%s); failure remembered %.1f s",
-                    self.config.name, question.name, dns.rdatatype.to_text(question.rdtype),
-                    result.reason, hold,
-                )
+                self.warn("resolution-failed", (
+                    f"{question.name} {dns.rdatatype.to_text(question.rdtype)}: failed "
+                    f"({result.reason}); failure remembered {hold:.1f} s"
+                ))
         except (dns.exception.DNSException, ValueError) as exc:
             result = Failure(f"bad question: {exc}", dns.rcode.FORMERR)
-        except Exception:  # noqa: BLE001 - runs in the server's nursery: never take it down
-            log.exception("%s: internal error resolving %r", self.config.name, question_wire)
-            self.counters["internal-errors"] += 1
+        except Exception as exc:  # noqa: BLE001 - runs in the server's nursery: never take it down
+            self.internal_error("resolution", exc)
             result = Failure("internal error")
         finally:
             del self.inflight[key]
@@ -281,44 +354,33 @@ class Resolver:
             msg.flags |= dns.flags.TC
             return msg.to_wire()
 
-    def _reply_rcode(self, wire: bytes, rcode: int) -> bytes | None:
-        try:
-            q = dns.message.from_wire(wire)
-        except dns.message.BadEDNS:
-            # RFC 6891 §6.1.3: unknown EDNS version gets BADVERS.
-            q = dns.message.from_wire(wire, ignore_trailing=True, one_rr_per_rrset=True)
-            r = dns.message.make_response(q)
-            r.use_edns(0)
-            r.set_rcode(dns.rcode.BADVERS)
-            return r.to_wire()
-        except dns.exception.DNSException:
-            return None
-        r = dns.message.make_response(q)
-        r.flags |= dns.flags.RA
-        r.set_rcode(rcode)
-        return r.to_wire()
-
     def _odd_query(self, wire: bytes) -> bytes | None:
-        """Anything the fast parser refused: answer FORMERR/NOTIMP/BADVERS, or drop."""
+        """A query (header, QR=0) the fast parser refused: FORMERR, NOTIMP or BADVERS.
+
+        Whatever dnspython cannot read is FORMERR with the header only (RFC 1035 §4.1.1):
+        an OPT outside the additional section or more than one OPT (RFC 6891 §6.1.1, dnspython's
+        BadEDNS), a name over 255 octets (RFC 1035 §2.3.4), bad pointers, trailing bytes.
+        """
         self.counters["odd-queries"] += 1
-        if len(wire) < 12 or wire[2] & 0x80:
-            return None  # no header, or a response: never answer (avoids reflection loops)
         try:
             q = dns.message.from_wire(wire)
-        except dns.message.BadEDNS:
-            return self._reply_rcode(wire, dns.rcode.BADVERS)
-        except dns.exception.DNSException:
-            # RFC 1035 §4.1.1: FORMERR, echoing only the header we could read.
-            qid, flags = struct.unpack_from("!HH", wire)
-            return struct.pack("!HHHHHH", qid, 0x8000 | (flags & 0x7900) | 0x80 | 1, 0, 0, 0, 0)
-        if q.edns > 0:
+        except Exception:  # noqa: BLE001 - every parse failure is the same answer
+            return error_reply(wire, dns.rcode.FORMERR, ra=True)
+        try:
             r = dns.message.make_response(q)
-            r.use_edns(0)
-            r.set_rcode(dns.rcode.BADVERS)
+            r.flags |= dns.flags.RA
+            if q.edns > 0:
+                # RFC 6891 §6.1.3: an EDNS version we do not speak gets BADVERS, version 0.
+                r.use_edns(0, payload=OUR_UDP_SIZE)
+                r.set_rcode(dns.rcode.BADVERS)
+            elif q.opcode() != dns.opcode.QUERY:
+                r.set_rcode(dns.rcode.NOTIMP)
+            else:
+                # Readable, but not one question and nothing else (RFC 1035 §4.1.2).
+                r.set_rcode(dns.rcode.FORMERR)
             return r.to_wire()
-        if q.opcode() != dns.opcode.QUERY:
-            return self._reply_rcode(wire, dns.rcode.NOTIMP)
-        return self._reply_rcode(wire, dns.rcode.FORMERR)
+        except Exception:  # noqa: BLE001 - a question we cannot echo: header only
+            return error_reply(wire, dns.rcode.FORMERR, ra=True)
 
     # ---- talking to upstreams ----------------------------------------------------------
 
@@ -355,7 +417,12 @@ class Resolver:
                 new: list[Send] = []
                 with trio.move_on_at(deadline):
                     s, data, src = await recv_ch.receive()
-                    new = res.on_response(trio.current_time(), s, data, src)
+                    try:
+                        new = res.on_response(trio.current_time(), s, data, src)
+                    except Exception as exc:  # noqa: BLE001 - one upstream answer's boundary
+                        # The answer is dropped as if never received; the timer goes on.
+                        self.internal_error("upstream-answer", exc)
+                        res.rejected["internal-error"] += 1
                     for s2 in new:
                         nursery.start_soon(self._transmit, s2, send_ch)
                     continue
@@ -364,7 +431,7 @@ class Resolver:
             nursery.cancel_scope.cancel()
         for reason, n in res.rejected.items():
             self.counters[f"rejected-{reason}"] += n
-            log.warning("%s %s: dropped %d upstream response(s): %s", cfg.name, qname, n, reason)
+            self.warn(f"upstream-{reason}", f"{qname}: dropped {n} upstream response(s): {reason}")
         self.counters["dropped-out-of-bailiwick"] += res.dropped_out_of_bailiwick
         if isinstance(res, IterativeResolution):
             self.counters["iterative-queries"] += res.budget.spent
@@ -443,16 +510,11 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
     sendto = raw.sendto
     entries = resolver.cache.entries
     cache = resolver.cache
-    POSITIVE = Kind.POSITIVE  # noqa: N806 - a local for the hot loop
-    plain_header = b"\x00\x01\x00\x00\x00\x00"
+
+    allows = resolver.acl.allows
 
     async def slow(wire: bytes, addr: tuple) -> None:
-        try:
-            reply = await resolver.answer(wire, max_size_hint=True)
-        except Exception:  # noqa: BLE001 - a bad query must never take the server down
-            log.exception("%s: error answering %r", resolver.config.name, wire[:64])
-            resolver.counters["internal-errors"] += 1
-            return
+        reply = await resolver.respond(wire, addr[0], udp=True)  # total: never raises
         if reply is not None:
             try:
                 sendto(reply, addr)
@@ -471,69 +533,113 @@ async def _serve_udp(resolver: Resolver, sock: trio.socket.SocketType) -> None:
                 except OSError as exc:
                     if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
                         continue
-                    raise
+                    # Anything else the socket reports ends this drain, not the server.
+                    resolver.internal_error("udp-receive", exc)
+                    break
                 reply = None
-                n = len(wire)
-                # Hit path: a query (QR=0, opcode 0), QDCOUNT 1, AN/NS 0, AR 0 or 1.
-                if n >= 17 and not wire[2] & 0xF8 and wire[4:10] == plain_header and not wire[10]:
-                    z = wire.find(0, 12)
-                    qend = z + 5
-                    ar = wire[11]
-                    edns = False
-                    size = 512
-                    ok = True
-                    if ar == 0:
-                        ok = qend == n
-                    elif ar == 1:
-                        # RFC 6891 §6.1.2: root owner, type 41, CLASS = UDP size, version 0.
-                        ok = (
-                            qend + 11 <= n
-                            and wire[qend:qend + 3] == b"\x00\x00\x29"
-                            and not wire[qend + 6]
-                            and n == qend + 11 + ((wire[qend + 9] << 8) | wire[qend + 10])
-                        )
-                        if ok:
-                            edns = True
-                            size = max(512, (wire[qend + 3] << 8) | wire[qend + 4])
-                    else:
-                        ok = False
-                    if ok and z > 12:
-                        question = wire[12:qend]
-                        entry = entries.get(question)
-                        if entry is None:
-                            key = wire[12:z].lower() + wire[z:qend]
-                            entry = entries.get(key)
-                        else:
-                            key = question
-                        if entry is not None and now < entry.expires_at:
-                            entries.move_to_end(key)
-                            cache.stats.hits += 1
-                            if entry.kind is not POSITIVE:  # a cached NXDOMAIN or NODATA
-                                cache.stats.negative_hits += 1
-                            reply = render_hit(entry, wire[:4], question, edns, now, size)
+                if allows(addr[0]):
+                    try:
+                        reply = _udp_fast(wire, now, entries, cache)
+                    except Exception as exc:  # noqa: BLE001 - one datagram's boundary
+                        resolver.internal_error("udp-fast-path", exc)
                 if reply is not None:
                     try:
                         sendto(reply, addr)
                     except OSError:
                         resolver.counters["send-errors"] += 1
                 else:
+                    # Misses, odd packets and clients not allowed (respond() refuses them).
                     nursery.start_soon(slow, wire, addr)
             # No extra checkpoint: wait_readable above yields to the scheduler every round.
 
 
+_PLAIN_HEADER = b"\x00\x01\x00\x00\x00\x00"
+
+
+def _udp_fast(wire: bytes, now: float, entries: dict, cache: Cache) -> bytes | None:
+    """A fresh cache hit for a plain query, rendered from precomputed wire; else None.
+
+    The hit path reads the question straight from the bytes: one question, no answer or
+    authority records, at most an EDNS(0) OPT. Only a byte-exact cached question (or the same
+    with the name lowercased) can hit, so whatever this accepts was a valid question once.
+    """
+    reply = None
+    n = len(wire)
+    # Hit path: a query (QR=0, opcode 0), QDCOUNT 1, AN/NS 0, AR 0 or 1.
+    if n >= 17 and not wire[2] & 0xF8 and wire[4:10] == _PLAIN_HEADER and not wire[10]:
+        z = wire.find(0, 12)
+        qend = z + 5
+        ar = wire[11]
+        edns = False
+        size = 512
+        ok = True
+        if ar == 0:
+            ok = qend == n
+        elif ar == 1:
+            # RFC 6891 §6.1.2: root owner, type 41, CLASS = UDP size, version 0.
+            ok = (
+                qend + 11 <= n
+                and wire[qend:qend + 3] == b"\x00\x00\x29"
+                and not wire[qend + 6]
+                and n == qend + 11 + ((wire[qend + 9] << 8) | wire[qend + 10])
+            )
+            if ok:
+                edns = True
+                size = max(512, (wire[qend + 3] << 8) | wire[qend + 4])
+        else:
+            ok = False
+        if ok and z > 12:
+            question = wire[12:qend]
+            entry = entries.get(question)
+            if entry is None:
+                key = wire[12:z].lower() + wire[z:qend]
+                entry = entries.get(key)
+            else:
+                key = question
+            if entry is not None and now < entry.expires_at:
+                entries.move_to_end(key)
+                cache.stats.hits += 1
+                if entry.kind is not Kind.POSITIVE:  # a cached NXDOMAIN or NODATA
+                    cache.stats.negative_hits += 1
+                reply = render_hit(entry, wire[:4], question, edns, now, size)
+    return reply
+
+
 async def _serve_tcp_conn(resolver: Resolver, stream: trio.SocketStream) -> None:
-    async with stream:
-        try:
+    """RFC 7766 messages on one connection until the client closes, idles or stalls.
+
+    Each message goes through `respond` (total); anything else that goes wrong ends only this
+    connection. A reply the client does not read within TCP_WRITE_TIMEOUT closes it.
+    """
+    if resolver.tcp_open >= resolver.config.max_tcp_connections:
+        resolver.counters["tcp-refused-full"] += 1
+        await stream.aclose()
+        return
+    resolver.tcp_open += 1
+    try:
+        async with stream:
+            try:
+                host = stream.socket.getpeername()[0]
+            except OSError:
+                return  # already gone
             while True:
                 with trio.move_on_after(MAX_TCP_IDLE) as idle:
                     wire = await _read_tcp_message(stream)
                 if idle.cancelled_caught or wire is None:
                     return
-                reply = await resolver.answer(wire, max_size_hint=False)
+                reply = await resolver.respond(wire, host, udp=False)
                 if reply is not None:
-                    await stream.send_all(struct.pack("!H", len(reply)) + reply)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
+                    with trio.move_on_after(TCP_WRITE_TIMEOUT) as stalled:
+                        await stream.send_all(struct.pack("!H", len(reply)) + reply)
+                    if stalled.cancelled_caught:
+                        resolver.counters["tcp-write-timeouts"] += 1
+                        return
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        return
+    except Exception as exc:  # noqa: BLE001 - the connection's error boundary (module doc)
+        resolver.internal_error("tcp-connection", exc)
+    finally:
+        resolver.tcp_open -= 1
 
 
 async def serve_resolver(
@@ -578,10 +684,10 @@ async def serve_resolver(
     p = config.policy
     log.info(
         "%s listening on %s (udp%s), %s; max-negative-ttl=%s min-ttl=%s max-ttl=%s serve-stale=%s "
-        "hedge-after=%s",
+        "hedge-after=%s; clients allowed: %s (others REFUSED)",
         config.name, handle.udp, "+tcp" if config.tcp else "", mode,
         p.fixed_negative_ttl if p.fixed_negative_ttl is not None else p.max_negative_ttl,
-        p.min_ttl, p.max_ttl, p.serve_stale, config.hedge_after,
+        p.min_ttl, p.max_ttl, p.serve_stale, config.hedge_after, resolver.acl.describe(),
     )
     async with trio.open_nursery() as nursery:
         resolver.background = nursery

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 HEADER = struct.Struct("!HHHHHH")
 OPT = 41
+MAX_NAME_WIRE = 255  # RFC 1035 §2.3.4: a name is at most 255 octets on the wire
 
 
 class WireError(ValueError):
@@ -59,6 +60,24 @@ def skip_name(wire: bytes | bytearray, pos: int) -> int:
         pos += 1 + length
 
 
+def _check_option(code: int, data: bytes, length: int) -> None:
+    """The options whose shape an RFC fixes, checked so a malformed one is FORMERR (RFC 7871
+    §7.1.1 for Client Subnet, RFC 7873 §5.2.2 for cookies), as dnspython and Unbound read them."""
+    if len(data) != length:
+        raise WireError("OPT option runs past the record")
+    if code == 8:  # EDNS Client Subnet: family, source and scope prefix, the address bytes
+        if length < 4:
+            raise WireError("malformed client subnet option")
+        family, source, scope = int.from_bytes(data[:2], "big"), data[2], data[3]
+        limit = {1: 32, 2: 128}.get(family)
+        if limit is None or source > limit or scope > limit or length - 4 != (source + 7) // 8:
+            raise WireError("malformed client subnet option")
+    elif code == 10 and not (length == 8 or 16 <= length <= 40):  # COOKIE
+        raise WireError("malformed cookie option")
+    elif code == 15 and length < 2:  # extended DNS error: an info code at least
+        raise WireError("malformed extended error option")
+
+
 def view_query(wire: bytes) -> QueryView:
     """Read header, question and OPT of a query without building a Message.
 
@@ -82,6 +101,8 @@ def view_query(wire: bytes) -> QueryView:
         if length & 0xC0:
             raise WireError("compressed or extended label in question")
         pos += 1 + length
+    if pos - 12 > MAX_NAME_WIRE:
+        raise WireError("question name longer than 255 octets")
     if pos + 4 > n:
         raise WireError("short question")
     qtype, qclass = struct.unpack_from("!HH", wire, pos)
@@ -97,6 +118,17 @@ def view_query(wire: bytes) -> QueryView:
         rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", wire, qend + 1)
         if rtype != OPT or qend + 11 + rdlen != n:
             raise WireError("additional record is not a plain OPT")
+        # RFC 6891 §6.1.2: the RDATA is {code, length, data} options that fill it exactly
+        pos = qend + 11
+        while pos < n:
+            if pos + 4 > n:
+                raise WireError("OPT option header cut short")
+            code = int.from_bytes(wire[pos:pos + 2], "big")
+            length = int.from_bytes(wire[pos + 2:pos + 4], "big")
+            _check_option(code, wire[pos + 4:pos + 4 + length], length)
+            pos += 4 + length
+        if pos != n:
+            raise WireError("OPT option runs past the record")
         edns = True
         udp_size = max(512, rclass)
         do_bit = bool(ttl & 0x8000)
@@ -140,3 +172,20 @@ def ede_option(code: int, text: str = "") -> bytes:
     """An Extended DNS Error option (RFC 8914 §2): option code 15, INFO-CODE, EXTRA-TEXT."""
     body = struct.pack("!H", code) + text.encode()
     return struct.pack("!HH", 15, len(body)) + body
+
+
+def error_reply(
+    wire: bytes, rcode: int, qend: int = 0, *, ra: bool = False, opt: bytes = b""
+) -> bytes:
+    """An error reply built from the query's own bytes (Unbound's `query_error`).
+
+    ID echoed, RD kept, QR set, the low four bits of `rcode` in the header; the question is
+    copied when `qend` (its end offset, from a successful `view_query`) is given, else the
+    reply is header-only (RFC 1035 §4.1.1: FORMERR when the question could not be read).
+    `opt` is an OPT record to append (BADVERS needs its upper rcode bits there, RFC 6891
+    §6.1.3). Needs at least the 12-byte header.
+    """
+    flags = 0x8000 | ((wire[2] & 0x01) << 8) | (0x80 if ra else 0) | (rcode & 0xF)
+    qd = 1 if qend else 0
+    counts = struct.pack("!HHHH", qd, 0, 0, 1 if opt else 0)
+    return wire[:2] + struct.pack("!H", flags) + counts + (wire[12:qend] if qend else b"") + opt

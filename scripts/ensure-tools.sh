@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the demo, tests and benchmarks use, when they are missing.
+# pebble is the ACME test server the certbot DNS-01 acceptance test validates against.
 # As root it uses apt-get; otherwise it names what is missing and what to install.
 set -euo pipefail
 declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [kzonecheck]=knot-dnssecutils [unbound]=unbound [dnsperf]=dnsperf [promtool]=prometheus )
+pkg[pebble]=pebble  # on its own line, so other additions to the table merge cleanly
 missing=()
 for tool in "${!pkg[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then missing+=("${pkg[$tool]}"); fi
