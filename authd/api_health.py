@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
+from authd import api_routes
 from authd import healthcheck as H
 from authd import r53xml as X
 from authd.healthcheck import HealthCheckConfig, HealthCheckInputError
@@ -63,6 +64,11 @@ ERROR_STATUS = {
 }
 
 Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+# ControlAPI routes these through `route` below; declared so the model conformance test covers them
+api_routes.declare("CreateHealthCheck", "GetHealthCheck", "ListHealthChecks", "UpdateHealthCheck",
+                   "DeleteHealthCheck", "GetHealthCheckCount", "GetHealthCheckStatus",
+                   "GetHealthCheckLastFailureReason")
 
 _ONE = re.compile(API + r"/healthcheck/([^/]+)")
 _STATUS = re.compile(API + r"/healthcheck/([^/]+)/status")
