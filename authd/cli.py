@@ -22,6 +22,7 @@ import trio
 
 from authd import cli_control, cli_dns, cli_nodes, logsafe
 from authd.clean_exit import Fatal
+from authd.cli_health import add_subcommand as add_health_command
 from authd.geo import GeoMap, GeoMapError
 from authd.index import ServingIndex, index_from_zones
 from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     add_demo_command(sub)
     cli_control.add_subcommands(sub)  # change, records, export
+    add_health_command(sub, cli_control.DEFAULT_STORE)  # health
     cli_nodes.add_subcommand(sub)  # nodes (a PostgreSQL store's authd nodes)
     return parser
 

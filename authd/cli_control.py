@@ -380,6 +380,15 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="PostgreSQL store: a node without a heartbeat for this long stops counting "
                    "for GetChange INSYNC (default 10; it counts again once it is back)")
+    g.add_argument("--probe-any-address", action="store_true",
+                   help="let health checks probe targets outside loopback (127.0.0.0/8, ::1) and "
+                   "resolve FullyQualifiedDomainName targets. Off by default: a health check whose "
+                   "target is elsewhere is reported UNHEALTHY with the reason and never contacted, "
+                   "so a copied production config cannot make authd send traffic to real hosts")
+    g.add_argument("--no-health-prober", dest="health_prober", action="store_false",
+                   help="do not probe health checks on this node (the API still serves them and "
+                   "DNS still routes by the stored statuses). With several nodes on one PostgreSQL "
+                   "store, run the prober on one node only: each prober writes the statuses it sees")
     g.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one Route 53 quota the API enforces and reports (repeatable), e.g. "
                    "MAX_HOSTED_ZONES_BY_OWNER=3 or MAX_RRSETS_BY_ZONE=50000. Names and Route 53's "
@@ -464,6 +473,8 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache=not args.no_answer_cache,
         allow_axfr=args.allow_axfr,
+        probe_any_address=args.probe_any_address,
+        health_checks=args.health_prober,
         geomap=args.geo_map,
         limits=limits,
         watch_empty=args.watch_empty,

@@ -31,6 +31,8 @@ import trio
 from authd import api_delegation, api_zones, cidr, control_cidr, sigv4
 from authd import changes as rules
 from authd import r53xml as X
+from authd.api_health import ERROR_STATUS as HEALTH_ERROR_STATUS
+from authd.api_health import route as health_route
 from authd.api_routes import find_route
 from authd.limits import Limits
 from authd.records import (
@@ -71,6 +73,7 @@ STATUS = {
     "NoSuchKeySigningKey": 404,
     "InternalFailure": 500,
 }
+STATUS.update(HEALTH_ERROR_STATUS)
 
 
 class ControlConfigError(Exception):
@@ -193,6 +196,8 @@ class ControlAPI:
         self.clock = clock
         self._limiter = trio.CapacityLimiter(1)
         self.on_change: list[Callable[[ChangeInfo], None]] = []  # e.g. wake journal followers
+        self.on_health_change: list[Callable[[str], None]] = []  # health check ids: wake the prober
+        self.health_prober: Any = None  # authd.prober.Prober: live statuses for GetHealthCheckStatus
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one store call in the store's worker thread."""
@@ -334,6 +339,9 @@ class ControlAPI:
                 return await self.update_comment(zone_id_of(m), body)
         elif (m := self._CHANGE.fullmatch(path)) and method == "GET":
             return await self.get_change(change_id_of(m))
+        elif path.startswith(API + "/healthcheck") and (
+                health := await health_route(self, method, path, query, body)) is not None:
+            return health
         if found := find_route(method, path):  # tags, limits, delegation sets, ... (api_routes)
             route, match = found
             return await route.handler(self, match, query, body)

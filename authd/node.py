@@ -38,6 +38,7 @@ from authd.control import ControlAPI, check_listen, serve_control
 from authd.index import ServingIndex
 from authd.limits import Limits
 from authd.memstore import MemoryStore
+from authd.prober import Prober
 from authd.replica import Follower, Propagation, progress_dir
 from authd.seed import seed_store
 from authd.server import serve_dns
@@ -67,6 +68,8 @@ class NodeConfig:
     heartbeat: float = 1.0  # PostgreSQL store: seconds between heartbeats
     cache: bool = True
     allow_axfr: bool = False
+    probe_any_address: bool = False  # health checks may probe non-loopback targets
+    health_checks: bool = True  # run the prober (primary with the control API only)
     geomap: Any = None  # authd.geo.GeoMap: where clients are (`--geo-map FILE`)
     limits: Limits = field(default_factory=Limits)  # Route 53 quotas (`--limit NAME=VALUE`)
     watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
@@ -94,6 +97,7 @@ class Node:
     replicas: list[ServingReplica]
     app: ControlAPI | None = None
     control_url: str | None = None
+    prober: Prober | None = None
     name: str = "primary"
     peers: Any = None  # authd.pgnodes.Peers with a PostgreSQL store
     link: Any = None  # authd.pgnodes.DatabaseLink with a PostgreSQL store
@@ -222,6 +226,12 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 nursery.start_soon(_fold_every_second, metrics)
             if app is not None:
                 app.on_change.append(propagation.wake_all)
+                if cfg.health_checks:
+                    node.prober = Prober(store, app.call, probe_any_address=cfg.probe_any_address,
+                                         on_journal=propagation.wake_all)
+                    app.health_prober = node.prober
+                    app.on_health_change.append(node.prober.wake)
+                    await nursery.start(node.prober.run)
                 if metrics is not None:
                     app.on_change.append(lambda _info: metrics.changes.update(["accepted"]))
                 if cfg.control is not None:
