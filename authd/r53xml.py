@@ -419,6 +419,8 @@ def parse_create_zone_xml(body: bytes) -> dict[str, str]:
 
 
 def parse_update_comment_xml(body: bytes) -> str:
+    if not body.strip():  # botocore sends no body when Comment is omitted: Route 53 clears it
+        return ""
     doc = to_dict(parse_xml(body, "UpdateHostedZoneCommentRequest"))
     if not isinstance(doc, dict | str):
         raise BadRequest("InvalidInput", ["Invalid XML ; expected UpdateHostedZoneCommentRequest"])
