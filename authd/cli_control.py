@@ -388,7 +388,8 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-health-prober", dest="health_prober", action="store_false",
                    help="do not probe health checks on this node (the API still serves them and "
                    "DNS still routes by the stored statuses). With several nodes on one PostgreSQL "
-                   "store, run the prober on one node only: each prober writes the statuses it sees")
+                   "store, run the prober on one node only: each prober writes the statuses it sees "
+                   "(default: the prober runs)")
     g.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="override one Route 53 quota the API enforces and reports (repeatable), e.g. "
                    "MAX_HOSTED_ZONES_BY_OWNER=3 or MAX_RRSETS_BY_ZONE=50000. Names and Route 53's "
