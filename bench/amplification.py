@@ -33,6 +33,7 @@ import dns.flags
 import dns.message
 
 from authd.localnet import find_tool, free_port, stop, wait_answering
+from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: amplification under a flood (issue 10)"
@@ -285,16 +286,7 @@ def write_section(results: list[Flood], args: argparse.Namespace,
     ]
     lines += [f"# {r.server}\n{r.server_cmd}" for r in results]
     lines += ["```", ""]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
-    path.write_text(text)
-    print(f"wrote {path}")
+    print(f"wrote {replace_section(SECTION, chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

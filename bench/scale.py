@@ -32,6 +32,7 @@ import dns.message
 import dns.query
 
 from authd.localnet import find_tool, free_port, stop
+from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd at scale: loading big zones (issue 12)"
@@ -198,16 +199,7 @@ def write_section(results: list[Result], args: argparse.Namespace) -> None:
     lines += ["", "Commands (`$WORK` is a temporary directory):", "", "```"]
     lines += [f"# {r.server}, {r.names:,} names\n{r.command}" for r in results]
     lines += ["```", ""]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
-    path.write_text(text)
-    print(f"wrote {path}")
+    print(f"wrote {replace_section(SECTION, chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

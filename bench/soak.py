@@ -35,6 +35,7 @@ import dns.query
 import dns.rcode
 
 from authd.localnet import find_tool, free_port, stop, wait_answering
+from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Soak: DNS load, change churn and the enactors together (issue 10)"
@@ -232,16 +233,7 @@ def write_section(r: dict, args: argparse.Namespace) -> None:
     ]
     if r["empty_examples"] or r["error_examples"]:
         lines += ["First problems:", "", "```", *r["empty_examples"], *r["error_examples"], "```", ""]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines)
-    path.write_text(text)
-    print(f"wrote {path}")
+    print(f"wrote {replace_section(SECTION, chr(10).join(lines))}")
 
 
 if __name__ == "__main__":
