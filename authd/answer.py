@@ -52,6 +52,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.set
 
+from authd import gcpause, rdatawire
 from authd.geo import UNKNOWN, GeoMap, Location, region_continent, region_distance
 from authd.records import RecordKey, RecordSet
 from authd.wire import COMPRESSIBLE, Renderer, parse_fast
@@ -192,16 +193,77 @@ class WireRRset(dns.rrset.RRset):
 _ITEMS = dns.set.Set.__dict__["items"]  # the slot every dnspython set operation goes through
 
 
-class AddressRRset(WireRRset):
-    """An A or AAAA RRset built from wire bytes parsed by hand (`_addresses`), sealed at
-    once, its dnspython rdata objects made only when something reads them (AXFR, `message`,
-    tests): answers render from `tails`, so a change batch of addresses builds no rdata.
+class PackedRRset(WireRRset):
+    """An RRset of zone data built from its texts and wire forms (`authd.rdatawire`, or the
+    hand parser of addresses `_addresses`), without dnspython's constructors: answers render
+    from `wires` and `tails`, so loading a zone or applying a change batch builds no rdata
+    object. The dnspython rdata are made from the texts only when something reads them (a
+    CNAME's target, an NS for glue, AXFR, `Reply.message`, tests), and then kept.
 
     Every dnspython set operation reads the `items` slot, which this property fills from the
-    texts on first use (the same `dns.rdtypes.IN.A`/`AAAA` objects the library would hold).
+    texts on first use (the same rdata objects `dns.rdata.from_text` would give).
     """
 
     __slots__ = ["_pending"]
+
+    @classmethod
+    def of(cls, name: dns.name.Name, rdtype: int, ttl: int, texts: tuple[str, ...],
+           wires: tuple[bytes, ...]) -> PackedRRset:
+        """Sealed at once; the `items` slot stays empty until the rdata are asked for."""
+        self = _new_rrset(cls)
+        self._pending = True
+        self.name = name
+        self.rdclass = IN
+        self.rdtype = _RDTYPES[rdtype]
+        self.covers = _NONE
+        self.deleting = None
+        self.ttl = ttl
+        self.texts = texts
+        self.wires = wires
+        if rdtype in COMPRESSIBLE:
+            self.tails = ()
+        else:
+            head = rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")
+            self.tails = tuple([head + len(w).to_bytes(2, "big") + w for w in wires])
+        return self
+
+    @property  # type: ignore[override]
+    def items(self) -> dict[dns.rdata.Rdata, None]:
+        if self._pending:
+            self._pending = False
+            rdtype = self.rdtype
+            if rdtype in (A, AAAA):
+                cls = dns.rdtypes.IN.A.A if rdtype == A else dns.rdtypes.IN.AAAA.AAAA
+                made = {cls(IN, rdtype, t): None for t in self.texts}
+            else:
+                made = {dns.rdata.from_text(IN, rdtype, t, origin=dns.name.root,
+                                            relativize=False): None for t in self.texts}
+            _ITEMS.__set__(self, made)
+        return _ITEMS.__get__(self)
+
+    @items.setter
+    def items(self, value: dict[dns.rdata.Rdata, None]) -> None:
+        self._pending = False
+        _ITEMS.__set__(self, value)
+
+    def __len__(self) -> int:
+        return len(self.texts) if self._pending else len(_ITEMS.__get__(self))
+
+    def seal(self) -> WireRRset:
+        if self._pending:
+            return self  # sealed at construction, and nothing has touched the rdata since
+        return super().seal()
+
+
+_new_rrset = object.__new__
+_RDTYPES = {int(t): t for t in dns.rdatatype.RdataType}
+_NONE = dns.rdatatype.NONE
+
+
+class AddressRRset(PackedRRset):
+    """A packed A or AAAA RRset (`_addresses` parses its values by hand)."""
+
+    __slots__: list[str] = []
 
     def __init__(self, name: dns.name.Name, rdtype: int, ttl: int, texts: tuple[str, ...],
                  wires: tuple[bytes, ...]):
@@ -213,24 +275,6 @@ class AddressRRset(WireRRset):
         head = rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")
         size = b"\x00\x04" if rdtype == A else b"\x00\x10"
         self.tails = tuple([head + size + w for w in wires])
-
-    @property  # type: ignore[override]
-    def items(self) -> dict[dns.rdata.Rdata, None]:
-        if self._pending:
-            self._pending = False
-            cls = dns.rdtypes.IN.A.A if self.rdtype == A else dns.rdtypes.IN.AAAA.AAAA
-            _ITEMS.__set__(self, {cls(IN, self.rdtype, t): None for t in self.texts})
-        return _ITEMS.__get__(self)
-
-    @items.setter
-    def items(self, value: dict[dns.rdata.Rdata, None]) -> None:
-        self._pending = False
-        _ITEMS.__set__(self, value)
-
-    def seal(self) -> WireRRset:
-        if self._pending:
-            return self  # sealed at construction, and nothing has touched the rdata since
-        return super().seal()
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,17 +362,41 @@ class Zone:
     def build(cls, origin: str, record_sets: Iterable[RecordSet]) -> Zone:
         """Compile record sets into the lookup structure. Raises ValueError without an SOA."""
         records = {rs.key: rs for rs in record_sets}
+        with gcpause.paused(len(records)):
+            return cls._build(origin, records)
+
+    @classmethod
+    def _build(cls, origin: str, records: dict[RecordKey, RecordSet]) -> Zone:
         org = dns.name.from_text(origin)
         okey = key_of(org)
-        grouped: dict[GroupKey, list[RecordSet]] = {}
-        for rs in records.values():
-            grouped.setdefault((rs.name, rs.rtype), []).append(rs)
+        # most (name, type) groups are one plain set: kept as the set itself, not a list
+        grouped: dict[GroupKey, RecordSet | list[RecordSet]] = {}
+        for key, rs in records.items():
+            gk = key[:2]
+            got = grouped.setdefault(gk, rs)
+            if got is not rs:
+                if type(got) is list:
+                    got.append(rs)
+                else:
+                    grouped[gk] = [got, rs]
+        # a big zone compiles each set once: the shared cache would only churn
+        one = _compiled if len(records) <= _CACHED_BUILD else _compiled.__wrapped__
         nodes: dict[Key, dict[int, Entry]] = {}
         weighted: dict[GroupKey, set[str | None]] = {}
         for gk, group in grouped.items():
+            if type(group) is not list:
+                if group.set_identifier is None:
+                    entry = one(group)
+                    k = entry.key if type(entry) is Plain else _owner(gk[0])[1]
+                    node = nodes.get(k)
+                    if node is None:
+                        nodes[k] = {_rdtype(gk[1]): entry}
+                    else:
+                        node[_rdtype(gk[1])] = entry
+                    continue
+                group = [group]
             nodes.setdefault(_owner(gk[0])[1], {})[_rdtype(gk[1])] = _compile(group)
-            if len(group) > 1 or group[0].set_identifier is not None:
-                weighted[gk] = {rs.set_identifier for rs in group}
+            weighted[gk] = {rs.set_identifier for rs in group}
         soa_entry = nodes.get(okey, {}).get(SOA)
         soa, neg = _soas(origin, org, soa_entry)
         zone = cls(org, okey, nodes, set(), set(), soa, neg, records, {}, weighted)
@@ -512,6 +580,8 @@ def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRs
     return soa, neg.seal()
 
 
+_CACHED_BUILD = 1 << 12  # record sets in a zone build that still go through `_compiled`'s cache
+
 # Compiling a record set (parsing names and rdata with dnspython) costs far more than the rest
 # of a zone build. Record sets are immutable values, so each is compiled once and shared by
 # every zone version that holds it: a change rebuilds its zone from mostly cached parts, which
@@ -531,13 +601,19 @@ def _owner(text: str) -> tuple[dns.name.Name, Key]:
     `tests/test_index_fastpaths.py` checks both against dnspython.
     """
     if len(text) <= 254 and _PLAIN_NAME.fullmatch(text):
-        labels = tuple(text.encode().split(b"."))
+        first, _, rest = text.partition(".")
+        labels = (first.encode(), *_suffix_labels(rest))  # a zone's names share their suffixes
         name = _new_name(dns.name.Name)
         _set(name, "labels", labels)
         low = text.lower()  # ASCII only here, so the same as lowering each label's bytes
         return name, labels if low == text else tuple(low.encode().split(b"."))
     name = dns.name.from_text(text)
     return name, key_of(name)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _suffix_labels(text: str) -> tuple[bytes, ...]:
+    return tuple(text.encode().split(b"."))
 
 
 _new_name = object.__new__
@@ -563,7 +639,13 @@ def _compiled(rs: RecordSet) -> Plain | AliasTo:
     if rdtype in (A, AAAA):
         parsed = _addresses(rdtype, rs.values)
         if parsed is not None:
-            return Plain(AddressRRset(name, rdtype, rs.ttl or 0, *parsed), key)
+            texts = rs.values if parsed[0] == rs.values else parsed[0]  # shared, not copied
+            return Plain(AddressRRset.of(name, rdtype, rs.ttl or 0, texts, parsed[1]), key)
+    elif rdtype in rdatawire.FAST_TYPES:
+        parsed = rdatawire.encode(rdtype, rs.values)
+        if parsed is not None:
+            texts = rs.values if parsed[0] == rs.values else parsed[0]
+            return Plain(PackedRRset.of(name, rdtype, rs.ttl or 0, texts, parsed[1]), key)
     rrset = WireRRset(name, IN, rdtype)
     for value in rs.values:
         rrset.add(_rdata(rdtype, value), rs.ttl)
