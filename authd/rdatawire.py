@@ -153,6 +153,11 @@ def encode(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tuple[b
         if got is None:
             return None
         text, w, dup = got
+        if rdtype in _SINGLETONS:
+            # dnspython's RRset keeps only the last record of a singleton type (a second CNAME
+            # replaces the first); the zone checks and the change API refuse such sets anyway
+            texts, wires = [text], [w]
+            continue
         if dup in seen:
             continue
         seen.add(dup)
@@ -161,3 +166,6 @@ def encode(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tuple[b
     if not texts:
         return None
     return tuple(texts), tuple(wires)
+
+
+_SINGLETONS = frozenset({CNAME, SOA})  # of the fast types, those `dns.rdatatype.is_singleton`
