@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from authd import changes as rules
+from authd import gcpause
 from authd.journal import EntryKind, JournalEntry, resource_entry
 from authd.records import AliasTarget, GeoLocation, RecordKey, RecordSet, Routing, canonical_name
 from authd.store import (
+    Action,
     Change,
     ChangeInfo,
     ChangeStatus,
@@ -460,6 +462,74 @@ class SQLiteStore:
 
         return self._write(txn)
 
+    def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "") -> ChangeInfo:
+        """Fill a zone that holds only what `create_zone` gave it with a zone file's sets:
+        the same result, journal entry and errors as `change_batch` of their CREATEs (and
+        UPSERTs of the apex SOA and NS), in one transaction with one bulk insert.
+
+        The file was checked whole by `zonefile.check_zone` (CNAME exclusivity, SOA at the
+        apex, plain and weighted sets apart), so the plain sets (no alias, identifier or
+        routing policy: the bulk of a zone) need only their own checks (`problems()`); the
+        rest (aliases, routing policies, the apex SOA and NS) go through the batch rules
+        against the zone as the plain sets leave it, as a batch would check them.
+        """
+
+        def txn(conn: sqlite3.Connection) -> ChangeInfo:
+            zone = self._find(conn, zone_id)
+            present = {(n, t, i or None) for n, t, i in conn.execute(
+                "SELECT name, rtype, set_id FROM rrsets WHERE zone_id=?", (zone.id,))}
+            plain: list[RecordSet] = []
+            rest: list[Change] = []
+            problems: list[str] = []
+            for rs in sets:
+                if (rs.alias is None and rs.set_identifier is None and rs.routing is None
+                        and rs.weight is None and rs.key not in present):
+                    plain.append(rs)
+                    own = rs.problems()
+                    if own:
+                        problems.extend(own)
+                else:
+                    rest.append(Change(Action.UPSERT if rs.key in present else Action.CREATE, rs))
+            if problems:
+                raise InvalidChangeBatch(list(dict.fromkeys(problems)))
+            view = _View(conn, zone.id)
+            names = {c.rrset.name for c in rest} | {zone.name}
+            names |= {c.rrset.alias.dns_name for c in rest if c.rrset.alias is not None}
+            view.prefetch(names)
+            for rs in plain:  # the zone as the plain sets leave it, at the names the rules read
+                if rs.name in names:
+                    view.at(rs.name).append(rs)
+            plan = rules.plan_batch(zone.id, zone.name, rest, view, limits=False,
+                                    resource=functools.partial(_resource_doc, conn),
+                                    record_set_count=zone.record_set_count + len(plain))
+            if isinstance(plan, rules.Rejected):
+                if plan.code == "InvalidInput":
+                    raise InvalidInput("; ".join(plan.messages))
+                raise InvalidChangeBatch(plan.messages, code=plan.code)
+            old_soa = _decode_all([r[0] for r in conn.execute(
+                "SELECT data FROM rrsets WHERE zone_id=? AND name=? AND rtype='SOA'",
+                (zone.id, zone.name))])[0]
+            soa = rules.bump_soa(old_soa, plan.puts)
+            puts = tuple(plain) + tuple(
+                rs for rs in plan.puts if rs.rtype != "SOA" or rs.name != zone.name) + (soa,)
+            serial = rules.soa_serial(soa)
+            conn.executemany(
+                "DELETE FROM rrsets WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
+                [(zone.id, k.name, k.rtype, k.set_identifier or "") for k in plan.deletes],
+            )
+            encoded = self._put(conn, zone.id, puts)
+            conn.execute(
+                "UPDATE zones SET serial=?, record_set_count=record_set_count+? WHERE id=?",
+                (serial, plan.net_new + len(plain), zone.id),
+            )
+            return self._journal(
+                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, plan.deletes,
+                encoded,
+            )
+
+        with gcpause.paused(len(sets)):
+            return self._write(txn)
+
     @staticmethod
     def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
         """Write the sets; returns their encodings, which the journal row reuses."""
@@ -568,10 +638,11 @@ class SQLiteStore:
                 for k, i, d in conn.execute(
                     "SELECT kind, id, doc FROM resources WHERE journaled=1 ORDER BY kind, id")
             ]
-            for z in zones:
-                rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
-                puts = tuple(_decode_all([r[0] for r in rows]))
-                out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "", puts))
+            with gcpause.paused(sum(z.record_set_count for z in zones)):
+                for z in zones:
+                    rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
+                    puts = tuple(_decode_all([r[0] for r in rows]))
+                    out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "", puts))
             return out
 
         return self._read(txn)
