@@ -7,8 +7,13 @@ issue 12 measured, where authd never answered a 200,000-name zone within 300 s.
 
 Runs, one server at a time (they share the 2 cores with nothing but this script):
 - authd `--control off` (DNS straight from the zone file),
-- authd with the store (`--store FILE`: the file seeds SQLite, the index is fed from it),
+- authd with the store (`--store FILE`: the file seeds a new SQLite file, the index is fed
+  from it), then `authd-restart`: the same command again on that store file, which is the
+  store's own startup (the file is unchanged: the index is built from the store's snapshot),
 - NSD and Knot with the same file.
+
+Besides the wall time to the first answer (which the rest of the machine's load stretches),
+the server's own CPU time up to then is read from /proc, and its peak resident set.
 
 Results go to the "authd at scale: loading big zones" section of BENCHMARKS.md with the
 exact commands. The query-rate mixes of issue 12 are not measured here yet.
@@ -63,25 +68,43 @@ class Result:
     seconds: float | None  # to the first answer; None: not answering within the limit
     rss_mb: int | None
     command: str
+    cpu: float | None = None  # the server's user + system CPU seconds up to the first answer
+    peak_mb: int | None = None  # its peak resident set (VmHWM)
 
 
-def rss_mb(pid: int) -> int:
-    """Resident memory of a process and its children, in MB."""
-    total = 0
+def _family(pid: int) -> list[int]:
     pids = [pid]
     try:
         kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
         pids += [int(k) for k in kids]
     except OSError:
         pass
-    for p in pids:
+    return pids
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory (or, with `VmHWM`, its peak) of a process and its children, in MB."""
+    total = 0
+    for p in _family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
             continue
     return total // 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (/proc/PID/stat)."""
+    total = 0
+    for p in _family(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: float,
@@ -102,12 +125,15 @@ def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: flo
             if reply.answer:
                 seconds = time.perf_counter() - start
                 break
+        cpu = cpu_seconds(proc.pid) if seconds is not None else None
         mem = rss_mb(proc.pid) if seconds is not None else None
+        peak = rss_mb(proc.pid, "VmHWM") if seconds is not None else None
     finally:
         stop(proc)
-    shown = f"{seconds:.1f} s, {mem} MB" if seconds is not None else f"no answer within {limit:.0f} s"
+    shown = (f"{seconds:.1f} s ({cpu:.1f} s CPU), {mem} MB (peak {peak} MB)" if seconds is not None
+             else f"no answer within {limit:.0f} s")
     print(f"  {label} ({names:,} names): {shown}", flush=True)
-    return Result(label, names, seconds, mem, " ".join(cmd))
+    return Result(label, names, seconds, mem, " ".join(cmd), cpu, peak)
 
 
 def main(argv: list[str]) -> int:
@@ -116,7 +142,7 @@ def main(argv: list[str]) -> int:
                     help="comma-separated zone sizes in names (default: %(default)s)")
     ap.add_argument("--limit", type=float, default=300.0,
                     help="seconds to wait for a server's first answer (default: %(default)s)")
-    ap.add_argument("--servers", default="authd,authd-store,nsd,knot",
+    ap.add_argument("--servers", default="authd,authd-store,authd-restart,nsd,knot",
                     help="which to run (default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
@@ -140,7 +166,7 @@ def main(argv: list[str]) -> int:
                 if server == "authd":
                     cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
                            f"127.0.0.1:{port}", "--control", "off", "--log-level", "WARNING"]
-                elif server == "authd-store":
+                elif server in ("authd-store", "authd-restart"):  # restart: the same store file
                     cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
                            f"127.0.0.1:{port}", "--store", str(work / f"store-{n}.sqlite3"),
                            "--control", f"127.0.0.1:{free_port()}", "--log-level", "WARNING"]
@@ -184,18 +210,24 @@ def write_section(results: list[Result], args: argparse.Namespace) -> None:
         f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()}, Python "
         f"{platform.python_version()}). Zones: N names with random suffixes; A for each, AAAA "
         "for every 4th, a CNAME instead for every 10th (`bench.scale.generate_zone`). Time is "
-        "from process start to the first answer (an SOA query polled every 0.2 s); memory is "
-        "the server's resident set then. Other work on the machine shares its 2 cores.",
+        "from process start to the first answer (an SOA query polled every 0.2 s); CPU is the "
+        "server's own user + system time up to then (less stretched than the wall time by the "
+        "rest of the machine's load); memory is the server's resident set then, and its peak. "
+        "`authd-store` seeds a new SQLite file from the zone file; `authd-restart` starts again "
+        "on that file (unchanged zone: the index comes from the store's snapshot). Other work "
+        "on the machine shares its 2 cores.",
         "",
-        "| names | server | first answer | RSS | vs NSD (time) |",
-        "|---:|---|---:|---:|---:|",
+        "| names | server | first answer | CPU | RSS | peak RSS | vs NSD (time) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         nsd = by.get(("nsd", r.names))
         ratio = (f"{r.seconds / nsd.seconds:.1f}x" if r.seconds and nsd and nsd.seconds else "—")
         shown = f"{r.seconds:.1f} s" if r.seconds is not None else f"> {args.limit:.0f} s"
-        lines.append(f"| {r.names:,} | {r.server} | {shown} | "
-                     f"{r.rss_mb if r.rss_mb is not None else '—'} MB | {ratio} |")
+        cpu = f"{r.cpu:.1f} s" if r.cpu is not None else "—"
+        lines.append(f"| {r.names:,} | {r.server} | {shown} | {cpu} | "
+                     f"{r.rss_mb if r.rss_mb is not None else '—'} MB | "
+                     f"{r.peak_mb if r.peak_mb is not None else '—'} MB | {ratio} |")
     lines += ["", "Commands (`$WORK` is a temporary directory):", "", "```"]
     lines += [f"# {r.server}, {r.names:,} names\n{r.command}" for r in results]
     lines += ["```", ""]
