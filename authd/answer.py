@@ -680,6 +680,11 @@ def _addresses(rdtype: int, values: Iterable[str]) -> tuple[tuple[str, ...], tup
                 texts[w] = v  # canonical already: dnspython prints a valid quad as given
     else:
         for v in values:
+            w = rdatawire.aaaa_canonical(v)  # canonical already (as stored): parsed by hand
+            if w is not None:
+                if w not in texts:
+                    texts[w] = v
+                continue
             if not _ADDRESS.fullmatch(v):
                 return None
             try:

@@ -32,6 +32,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.ttl
 
+from authd.rdatawire import aaaa_canonical
+
 
 @dataclass(frozen=True, slots=True)
 class MasterRecord:
@@ -140,6 +142,8 @@ def _fast_value(rtype: str, toks: list[str], names: _Names, line: int) -> str | 
     if rtype == "AAAA":
         if n != 1 or "." in toks[0] or "%" in toks[0]:
             return None
+        if aaaa_canonical(toks[0]) is not None:
+            return toks[0]  # written as dnspython prints it: nothing to convert
         try:
             addr = ipaddress.IPv6Address(toks[0])
         except ValueError:

@@ -56,7 +56,51 @@ def _uint(text: str, limit: int) -> int | None:
     return n if n <= limit else None
 
 
+_HEXTET = re.compile(r"[1-9a-f][0-9a-f]{0,3}|0")  # one group as RFC 5952 §4.1 writes it
+
+
+def aaaa_canonical(text: str) -> bytes | None:
+    """The 16 octets of an IPv6 address already in its canonical text (RFC 5952 §4: lower
+    case, no leading zeros, the longest run of two or more zero groups as `::`, the first
+    of equal runs), which is what dnspython and `ipaddress` print; None for any other text
+    (then the caller parses it the slow way). Addresses whose first 80 bits are zero are
+    left alone: dnspython prints some of them with an embedded IPv4 address."""
+    head, sep, tail = text.partition("::")
+    if sep:
+        h = head.split(":") if head else []
+        t = tail.split(":") if tail else []
+        gap = 8 - len(h) - len(t)
+        if gap < 2:
+            return None
+    else:
+        h, t, gap = text.split(":"), [], 0
+        if len(h) != 8:
+            return None
+    words = []
+    for g in h + t:
+        if not _HEXTET.fullmatch(g):
+            return None  # `::` twice, upper case, leading zeros, empty or non-hex groups
+        words.append(int(g, 16))
+    # no run of zero groups may beat the compressed one: in front of it, none as long; after
+    # it, none longer; and without `::`, none of two or more
+    run = 0
+    for i, w in enumerate(words):
+        run = run + 1 if w == 0 else 0
+        if run >= 2 and (not sep or (i < len(h) and run >= gap) or (i >= len(h) and run > gap)):
+            return None
+    if sep and ((h and words[len(h) - 1] == 0) or (t and words[len(h)] == 0)):
+        return None  # a zero group beside `::` belongs in it
+    if sep:
+        words[len(h):len(h)] = [0] * gap
+    if not any(words[:5]):
+        return None
+    return b"".join([w.to_bytes(2, "big") for w in words])
+
+
 def _aaaa(text: str) -> tuple[str, bytes] | None:
+    packed = aaaa_canonical(text)
+    if packed is not None:
+        return text, packed
     if "." in text or "%" in text:
         return None
     try:

@@ -217,3 +217,27 @@ def test_the_big_zone_build_skips_the_shared_cache():
     k = (b"h7", b"z", b"test", b"")
     assert big.nodes[k][1].rrset.tails == small.nodes[k][1].rrset.tails
     assert big.records[RecordKey(f"h7.{ORIGIN}", "A")] == sets[10]
+
+
+zero_heavy_v6 = st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0xABC, 0x10]), min_size=8, max_size=8)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.ip_addresses(v=6).map(lambda a: a.packed),
+                 zero_heavy_v6.map(lambda ws: b"".join(w.to_bytes(2, "big") for w in ws))),
+       st.sampled_from(["compressed", "exploded", "upper", "one-zero-spelled"]))
+def test_canonical_ipv6_text_is_parsed_by_hand(packed, spelling):
+    """`aaaa_canonical` takes exactly dnspython's own text of an address (unless its first 80
+    bits are zero, which dnspython may print with an IPv4 tail), and nothing else."""
+    import ipaddress
+
+    import dns.ipv6
+
+    canonical = dns.ipv6.inet_ntoa(packed)
+    text = {"compressed": canonical, "exploded": ipaddress.IPv6Address(packed).exploded,
+            "upper": canonical.upper(), "one-zero-spelled": canonical.replace("::", ":0:", 1)}[spelling]
+    got = rdatawire.aaaa_canonical(text)
+    if text == canonical and "." not in text and any(packed[:10]):
+        assert got == packed
+    else:
+        assert got is None or (got == packed and text == canonical)
