@@ -191,6 +191,7 @@ class WireRRset(dns.rrset.RRset):
 
 
 _ITEMS = dns.set.Set.__dict__["items"]  # the slot every dnspython set operation goes through
+_WIRES = WireRRset.__dict__["wires"]
 
 
 class PackedRRset(WireRRset):
@@ -219,13 +220,25 @@ class PackedRRset(WireRRset):
         self.deleting = None
         self.ttl = ttl
         self.texts = texts
-        self.wires = wires
         if rdtype in COMPRESSIBLE:
             self.tails = ()
+            self.wires = wires
         else:
+            # the wires are the tails' ends: kept once (`wires` cuts them out when asked)
             head = rdtype.to_bytes(2, "big") + b"\x00\x01" + ttl.to_bytes(4, "big")
             self.tails = tuple([head + len(w).to_bytes(2, "big") + w for w in wires])
         return self
+
+    @property  # type: ignore[override]
+    def wires(self) -> tuple[bytes, ...]:
+        try:
+            return _WIRES.__get__(self)
+        except AttributeError:  # never set: the rdata are the tails' ends (after 10 octets)
+            return tuple([t[10:] for t in self.tails])
+
+    @wires.setter
+    def wires(self, value: tuple[bytes, ...]) -> None:
+        _WIRES.__set__(self, value)
 
     @property  # type: ignore[override]
     def items(self) -> dict[dns.rdata.Rdata, None]:

@@ -9,7 +9,7 @@ and the reason: `ZoneLoadError` carries them, and `load_zone_dir` never returns 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,8 @@ def parse_master(text: str, path: str, origin: str) -> LoadedZone:
     # differing TTLs merged to the lowest, as dnspython merges them. Most sets have one
     # value: it is kept as a string until a second one comes.
     groups: dict[tuple[str, str], list] = {}  # [ttl, value or {value: None}]
-    lines: dict[tuple[str, str], int] = {}  # the last line of each set: where a rule breaks
     try:
-        for line, owner, ttl, rtype, value in read_tuples(text, origin):
+        for _, owner, ttl, rtype, value in read_tuples(text, origin):
             key = (owner, rtype)
             got = groups.get(key)
             if got is None:
@@ -72,7 +71,6 @@ def parse_master(text: str, path: str, origin: str) -> LoadedZone:
                 vals[value] = None
                 if ttl < got[0]:
                     got[0] = ttl
-            lines[key] = line
     except MasterFileError as exc:
         line_text = _line(text, exc.line)
         reason = f"{exc.reason.rstrip('.')} (in {line_text!r})" if line_text else exc.reason
@@ -83,7 +81,32 @@ def parse_master(text: str, path: str, origin: str) -> LoadedZone:
     # the record sets skip RecordSet's own canonicalisation
     sets = [_trusted(n, t, ttl, (vals,) if type(vals) is str else tuple(vals))
             for (n, t), (ttl, vals) in groups.items()]
-    return LoadedZone(canonical_name(origin), tuple(sets), path, lines)
+    return LoadedZone(canonical_name(origin), tuple(sets), path, _Lines(text, origin))
+
+
+class _Lines(Mapping[tuple[str, str], int]):
+    """(name, type) -> the last line of its records, read again from the text when first
+    asked: only an error message needs it, and keeping it for every set of a big zone cost
+    tens of MB while it loaded."""
+
+    def __init__(self, text: str, origin: str):
+        self._text, self._origin = text, origin
+        self._lines: dict[tuple[str, str], int] | None = None
+
+    def _all(self) -> dict[tuple[str, str], int]:
+        if self._lines is None:
+            self._lines = {(owner, rtype): line
+                           for line, owner, _, rtype, _ in read_tuples(self._text, self._origin)}
+        return self._lines
+
+    def __getitem__(self, key: tuple[str, str]) -> int:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 _new = object.__new__
@@ -208,15 +231,15 @@ _BESIDE_CNAME = frozenset({"CNAME", "RRSIG", "NSEC", "KEY"})
 
 
 def check_zone(zone: LoadedZone) -> None:
-    """Zone-level rules, as strict as Knot's and NSD's, plus Route 53's. Linear in the zone.
+    """Zone-level rules, as strict as Knot's and NSD's, plus Route 53's. Linear in the zone,
+    and without a structure per name: the per-type view is built only for the few names
+    whose rules need it (CNAME and DNAME owners, weighted groups).
 
     Raises ZoneLoadError naming the line (master files) or the record (Route 53 JSON)."""
     path, origin = zone.source, zone.origin
     origin_name = dns.name.from_text(origin)
     plain_suffix = "." + origin if origin != "." else "."
-    by_name: dict[str, dict[str, list[RecordSet]]] = {}
-    for rs in zone.record_sets:
-        by_name.setdefault(rs.name, {}).setdefault(rs.rtype, []).append(rs)
+    sets = zone.record_sets
 
     def fail(reason: str, name: str, *rtypes: str) -> ZoneLoadError:
         """The error, at the latest line among the named sets (the record that broke it)."""
@@ -227,39 +250,61 @@ def check_zone(zone: LoadedZone) -> None:
             return ZoneLoadError(path, reason, line=line)
         return ZoneLoadError(path, reason, record=f"name={name!r}, type={rtype!r}")
 
-    for name, types in by_name.items():
-        first_type = next(iter(types))
+    names: dict[str, str] = {}  # every owner -> the first type seen there
+    plain_keys: set[RecordKey] = set()
+    special: set[str] = set()  # names with a CNAME or DNAME: their types are looked at
+    grouped: dict[tuple[str, str], list[RecordSet]] = {}  # (name, type) with set identifiers
+    for rs in sets:
+        name = rs.name
+        if name not in names:
+            names[name] = rs.rtype
+        if rs.set_identifier is None:
+            if rs.key in plain_keys:
+                raise fail("duplicate record set", name, rs.rtype)
+            plain_keys.add(rs.key)
+        else:
+            grouped.setdefault((name, rs.rtype), []).append(rs)
+        if rs.rtype in ("CNAME", "DNAME"):
+            special.add(name)
+    for name, first_type in names.items():
         # names are canonical text, so a suffix test is exact unless a label holds an escape
         inside = name == origin or (name.endswith(plain_suffix) and "\\" not in name) or \
             dns.name.from_text(name).is_subdomain(origin_name)
         if not inside:
             raise fail(f"{name} is outside the zone {origin}", name, first_type)
-        if "SOA" in types and name != origin:
-            raise fail(f"SOA record at {name}, below the zone apex {origin} (RFC 1035 §5.2)",
-                       name, "SOA")
-    apex = by_name.get(origin, {})
-    if "SOA" not in apex:
+    for rs in sets:
+        if rs.rtype == "SOA" and rs.name != origin:
+            raise fail(f"SOA record at {rs.name}, below the zone apex {origin} (RFC 1035 §5.2)",
+                       rs.name, "SOA")
+    apex_soa = [rs for rs in sets if rs.name == origin and rs.rtype == "SOA"]
+    if not apex_soa:
         raise ZoneLoadError(path, f"no SOA record at the zone apex {origin}")
-    soa_values = [v for rs in apex["SOA"] for v in rs.values]
+    soa_values = [v for rs in apex_soa for v in rs.values]
     if len(soa_values) != 1:
         raise fail(f"{len(soa_values)} SOA records at the zone apex {origin}; a zone has exactly "
                    "one (RFC 1035 §5.2)", origin, "SOA")
-    if "NS" not in apex:
+    if (origin, "NS", None) not in plain_keys and (origin, "NS") not in grouped:
         raise ZoneLoadError(path, f"no NS records at the zone apex {origin}")
-    dnames = {n for n, types in by_name.items() if "DNAME" in types}
 
-    for name, types in by_name.items():
-        for rtype, group in types.items():
-            ids = [rs.set_identifier for rs in group]
-            if len(group) > 1 and any(i is None for i in ids):
-                raise fail("a weighted and a non-weighted record set share a name and type",
-                           name, rtype)
-            if len(set(ids)) != len(ids):
-                raise fail("duplicate record set", name, rtype)
-            for rs in group:
-                if rs.alias is not None and rs.alias.dns_name not in by_name:
-                    raise fail(f"alias target {rs.alias.dns_name} is not a name in this zone",
-                               name, rtype)
+    for (name, rtype), group in grouped.items():
+        ids = [rs.set_identifier for rs in group]
+        if (name, rtype, None) in plain_keys:
+            raise fail("a weighted and a non-weighted record set share a name and type",
+                       name, rtype)
+        if len(set(ids)) != len(ids):
+            raise fail("duplicate record set", name, rtype)
+    for rs in sets:
+        if rs.alias is not None and rs.alias.dns_name not in names:
+            raise fail(f"alias target {rs.alias.dns_name} is not a name in this zone",
+                       rs.name, rs.rtype)
+    if not special:
+        return
+    at: dict[str, dict[str, list[RecordSet]]] = {}  # the types at CNAME and DNAME owners
+    for rs in sets:
+        if rs.name in special:
+            at.setdefault(rs.name, {}).setdefault(rs.rtype, []).append(rs)
+    dnames = {n for n, types in at.items() if "DNAME" in types}
+    for name, types in at.items():
         if "DNAME" in types:
             if "CNAME" in types:
                 raise fail(f"DNAME and CNAME at {name}; they cannot share a name (RFC 6672 §2.4)",
@@ -277,12 +322,15 @@ def check_zone(zone: LoadedZone) -> None:
                 if any(len(rs.values) > 1 for rs in group if rs.set_identifier is None):
                     raise fail(f"more than one CNAME record at {name} (RFC 1034 §3.6.2)",
                                name, "CNAME")
-        if dnames and name != origin:
+    if dnames:
+        for name, first_type in names.items():
+            if name == origin:
+                continue
             parent = _parent(name)
             while parent is not None and len(parent) >= len(origin):
                 if parent in dnames:
                     raise fail(f"{name} is below the DNAME at {parent}; no data may exist below "
-                               "a DNAME (RFC 6672 §2.3)", name, next(iter(types)))
+                               "a DNAME (RFC 6672 §2.3)", name, first_type)
                 parent = None if parent == origin else _parent(parent)
 
 
