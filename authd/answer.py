@@ -382,32 +382,26 @@ class Zone:
     def _build(cls, origin: str, records: dict[RecordKey, RecordSet]) -> Zone:
         org = dns.name.from_text(origin)
         okey = key_of(org)
-        # most (name, type) groups are one plain set: kept as the set itself, not a list
-        grouped: dict[GroupKey, RecordSet | list[RecordSet]] = {}
-        for key, rs in records.items():
-            gk = key[:2]
-            got = grouped.setdefault(gk, rs)
-            if got is not rs:
-                if type(got) is list:
-                    got.append(rs)
-                else:
-                    grouped[gk] = [got, rs]
+        # only the (name, type) pairs where a set has an identifier are grouped: the rest
+        # (the bulk of a zone) are one plain set each, compiled as they come
+        multi = {key[:2] for key in records if key[2] is not None}
+        grouped: dict[GroupKey, list[RecordSet]] = {}
         # a big zone compiles each set once: the shared cache would only churn
         one = _compiled if len(records) <= _CACHED_BUILD else _compiled.__wrapped__
         nodes: dict[Key, dict[int, Entry]] = {}
+        for key, rs in records.items():
+            if multi and key[:2] in multi:
+                grouped.setdefault(key[:2], []).append(rs)
+                continue
+            entry = one(rs)
+            k = entry.key if type(entry) is Plain else _owner(key[0])[1]
+            node = nodes.get(k)
+            if node is None:
+                nodes[k] = {_rdtype(key[1]): entry}
+            else:
+                node[_rdtype(key[1])] = entry
         weighted: dict[GroupKey, set[str | None]] = {}
         for gk, group in grouped.items():
-            if type(group) is not list:
-                if group.set_identifier is None:
-                    entry = one(group)
-                    k = entry.key if type(entry) is Plain else _owner(gk[0])[1]
-                    node = nodes.get(k)
-                    if node is None:
-                        nodes[k] = {_rdtype(gk[1]): entry}
-                    else:
-                        node[_rdtype(gk[1])] = entry
-                    continue
-                group = [group]
             nodes.setdefault(_owner(gk[0])[1], {})[_rdtype(gk[1])] = _compile(group)
             weighted[gk] = {rs.set_identifier for rs in group}
         soa_entry = nodes.get(okey, {}).get(SOA)
