@@ -169,6 +169,7 @@ def _decode(d: list[Any]) -> RecordSet:
 
 
 RECENT_ENTRIES = 64  # committed journal entries kept in memory for in-process followers
+RECENT_MAX_PUTS = 10_000  # bigger entries are read back from the file when a follower asks
 
 
 class _View:
@@ -266,7 +267,10 @@ class SQLiteStore:
                 raise
             self._conn.execute("COMMIT")
             for entry in self._pending:  # committed: in-process followers may skip the decode
-                self._recent[entry.seq] = entry
+                if len(entry.puts) <= RECENT_MAX_PUTS:
+                    # a zone import is left out: the index reads it from the snapshot, and
+                    # keeping it would hold a second copy of every record set
+                    self._recent[entry.seq] = entry
             while len(self._recent) > RECENT_ENTRIES:
                 del self._recent[next(iter(self._recent))]
             self._pending = []
@@ -641,8 +645,14 @@ class SQLiteStore:
             with gcpause.paused(sum(z.record_set_count for z in zones)):
                 for z in zones:
                     rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
-                    puts = tuple(_decode_all([r[0] for r in rows]))
-                    out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "", puts))
+                    sets: list[RecordSet] = []
+                    while True:  # one json.loads per chunk: a 1M-set zone never is one string
+                        chunk = rows.fetchmany(1 << 16)
+                        if not chunk:
+                            break
+                        sets += _decode_all([r[0] for r in chunk])
+                    out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "",
+                                            tuple(sets)))
             return out
 
         return self._read(txn)
