@@ -40,10 +40,9 @@ from authd.limits import Limits
 from authd.memstore import MemoryStore
 from authd.prober import Prober
 from authd.replica import Follower, Propagation, progress_dir
-from authd.seed import seed_store
+from authd.seed import seed_dir
 from authd.server import serve_dns
 from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir
 
 log = logging.getLogger("authd.node")
 
@@ -131,7 +130,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         status_dir = None
         if cfg.zones_dir and not cfg.replica_mode:
             with store.exclusive():  # nodes starting together seed one at a time
-                for line in seed_store(store, load_zone_dir(cfg.zones_dir)):
+                for line in seed_dir(store, cfg.zones_dir):
                     log.info("seed: %s", line)
     elif cfg.replica_mode:
         if not cfg.store_path:
@@ -142,7 +141,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     else:
         store = SQLiteStore(cfg.store_path) if cfg.store_path else MemoryStore(instant_insync=False)
         if cfg.zones_dir:
-            for line in seed_store(store, load_zone_dir(cfg.zones_dir)):
+            for line in seed_dir(store, cfg.zones_dir):
                 log.info("seed: %s", line)
         status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
         if status_dir is not None:

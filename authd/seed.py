@@ -21,13 +21,20 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from authd import changes as rules
 from authd import gcpause
 from authd.records import RecordSet, route53_sort_key
 from authd.store import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
-from authd.zonefile import LoadedZone
+from authd.zonefile import (
+    LoadedZone,
+    ZoneLoadError,
+    load_zone_files,
+    origin_from_filename,
+    zone_paths,
+)
 
 HASH_TAG = "sha256:"
 
@@ -77,34 +84,81 @@ def _plain_json(rs: RecordSet) -> str | None:
     return f'{{"Name": "{rs.name}", "ResourceRecords": [{values}], "TTL": {rs.ttl}, "Type": "{rs.rtype}"}}'
 
 
-def zone_comment(zone: LoadedZone, digest: str) -> str:
-    return f"loaded from {zone.source} {HASH_TAG}{digest}"
+def zone_comment(zone: LoadedZone, digest: str, file_digest: str | None = None) -> str:
+    text = f"loaded from {zone.source} {HASH_TAG}{digest}"
+    return text + (f" {FILE_TAG}{file_digest}" if file_digest else "")
 
 
-def recorded_hash(comment: str) -> str | None:
-    _, tag, rest = comment.rpartition(HASH_TAG)
-    return rest.split()[0] if tag and rest else None
+def recorded_hash(comment: str, tag: str = HASH_TAG) -> str | None:
+    _, found, rest = comment.rpartition(tag)
+    return rest.split()[0] if found and rest.strip() else None
 
 
-def seed_zone(store: SeedableStore, zone: LoadedZone) -> str:
-    """Bring one zone in; returns one log line saying what was decided and why."""
+FILE_TAG = "file-digest:"  # the zone file's bytes, so an unchanged file need not be read again
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def seed_dir(store: SeedableStore, directory: str | Path) -> list[str]:
+    """`seed_store(store, load_zone_dir(directory))`, except that a master file whose bytes
+    are those the store last imported (the digest its zone's comment records) is not parsed
+    again: a restart on a million-name zone then costs the store's snapshot, not a parse and a
+    hash of the whole zone (issue 12). Every file that is read is read and checked before any
+    zone is seeded, so a bad file still changes nothing."""
+    lines: list[str] = []
+    todo: list[Path] = []
+    kept: dict[str, str] = {}  # origin -> the file left unread
+    digests: dict[str, str] = {}
+    for p in zone_paths(directory):
+        if p.suffix == ".zone":
+            try:
+                digest = file_digest(p.read_bytes())
+            except OSError:
+                todo.append(p)  # load_zone_files says what is wrong with it
+                continue
+            origin = origin_from_filename(p)
+            try:
+                existing: HostedZone | None = store.find_zone_by_name(origin)
+            except NoSuchHostedZone:
+                existing = None
+            if existing is not None and recorded_hash(existing.comment, FILE_TAG) == digest:
+                kept[origin] = str(p)
+                lines.append(f"zone {origin} ({existing.id}): {p} unchanged (the same bytes), "
+                             "keeping the store's contents")
+                continue
+            digests[str(p)] = digest
+        todo.append(p)
+    zones = load_zone_files(todo)
+    for z in zones:
+        if z.origin in kept:
+            raise ZoneLoadError(z.source, f"zone {z.origin} is also defined in {kept[z.origin]}")
+    return lines + [seed_zone(store, z, digests.get(z.source)) for z in zones]
+
+
+def seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None = None) -> str:
+    """Bring one zone in; returns one log line saying what was decided and why.
+    `file_digest` (of the file's bytes) is recorded beside the content hash (`seed_dir`)."""
     with gcpause.paused(len(zone.record_sets)):
-        return _seed_zone(store, zone)
+        return _seed_zone(store, zone, file_digest)
 
 
-def _seed_zone(store: SeedableStore, zone: LoadedZone) -> str:
+def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) -> str:
     digest = content_hash(zone.record_sets)
     try:
         existing = store.find_zone_by_name(zone.origin)
     except NoSuchHostedZone:
         existing = None
     if existing is not None and recorded_hash(existing.comment) == digest:
+        if file_digest is not None and recorded_hash(existing.comment, FILE_TAG) != file_digest:
+            store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
         return f"zone {zone.origin} ({existing.id}): {zone.source} unchanged, keeping the store's contents"
     if existing is None:
         zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
         existing, _ = store.create_zone(
             zone.origin, caller_reference=f"zonefile:{zone.origin}:{digest}",
-            comment=zone_comment(zone, digest), zone_id=zid,
+            comment=zone_comment(zone, digest, file_digest), zone_id=zid,
         )
         verb = "created"
     else:
@@ -128,7 +182,7 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone) -> str:
         elif not old.same_as(rs) or rs.rtype == "SOA":
             batch.append(Change(Action.UPSERT, rs))
     info = store.change_batch(existing.id, batch, f"import {zone.source}", limits=False)
-    store.update_zone_comment(existing.id, zone_comment(zone, digest))
+    store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
     return (
         f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
         f"{len(wanted)} record sets, change {info.id}"

@@ -363,10 +363,15 @@ def load_zone_file(path: str | Path) -> LoadedZone:
 
 def load_zone_dir(directory: str | Path) -> list[LoadedZone]:
     """Every `*.zone` and `*.json` directly in `directory`, all or nothing, sorted by origin."""
+    return load_zone_files(zone_paths(directory))
+
+
+def zone_paths(directory: str | Path) -> list[Path]:
+    """The `*.zone` and `*.json` files directly in `directory`, sorted."""
     d = Path(directory)
     if not d.is_dir():
         raise ZoneLoadError(str(d), "not a directory")
-    return load_zone_files(sorted([*d.glob("*.zone"), *d.glob("*.json")]))
+    return sorted([*d.glob("*.zone"), *d.glob("*.json")])
 
 
 def load_zone_files(paths: Iterable[Path]) -> list[LoadedZone]:

@@ -128,3 +128,29 @@ def test_bulk_import_refuses_what_the_batch_refuses(tmp_path):
             zid = store.find_zone_by_name("b.test.").id
             assert {rs.rtype for rs in store.record_sets(zid)} == {"SOA", "NS"}
         assert errors[0] == errors[1]
+
+
+def test_an_unchanged_file_is_not_read_again(tmp_path):
+    """`seed_dir` records the file's digest; the next start with the same bytes reads nothing
+    (the store's contents are kept), a reformatted file is read and found unchanged, and a
+    changed one is re-imported."""
+    from authd import seed as seed_mod
+    from authd.seed import seed_dir
+
+    zdir = tmp_path / "zones"
+    zdir.mkdir()
+    zfile = zdir / "g.test.zone"
+    zfile.write_text(generated(50))
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    assert "created" in seed_dir(store, zdir)[0]
+    read: list = []
+    with mock.patch.object(seed_mod, "load_zone_files", side_effect=lambda paths: read.extend(paths) or []):
+        lines = seed_dir(store, zdir)
+    assert "the same bytes" in lines[0] and read == []
+    zfile.write_text(generated(50).replace(" A ", "  A "))  # the same records, reformatted
+    assert "unchanged, keeping" in seed_dir(store, zdir)[0]
+    assert "the same bytes" in seed_dir(store, zdir)[0]  # the new digest was recorded
+    zfile.write_text(generated(51))
+    assert "re-imported" in seed_dir(store, zdir)[0]
+    zid = store.find_zone_by_name("g.test.").id
+    assert any(rs.name == "h50.g.test." for rs in store.record_sets(zid))
