@@ -68,6 +68,7 @@ _SPECIAL = frozenset('"();\\')
 _TXT_SAFE = re.compile(r'"[ !#-\[\]-~]*"')  # printable ASCII, no quote or backslash inside
 _CAA_TAG = re.compile(r"[A-Za-z0-9]{1,255}")
 _TYPES: dict[str, str] = {}  # type token as written -> mnemonic
+_DIGITS = frozenset("0123456789")
 
 
 def _is_ttl(tok: str) -> bool:
@@ -354,16 +355,24 @@ def read_tuples(text: str, origin: str) -> Iterator[tuple[int, str, int, str, st
             owner = names.owner(first, line)
             i = 1
         ttl: int | None = None
+        n = len(toks)
         # [TTL] [class] type, with TTL and class in either order (RFC 2308 §4 allows both)
         for _ in range(2):
-            if i < len(toks) and ttl is None and _is_ttl(toks[i]):
-                ttl = _ttl(toks[i], line)
+            if i >= n:
+                break
+            tok = toks[i]
+            if tok == "IN":  # the usual spelling, first
                 i += 1
-            elif i < len(toks) and toks[i].upper() in _CLASSES:
-                if toks[i].upper() != "IN":
-                    raise MasterFileError(line, f"only class IN is served, not {toks[i].upper()}")
+            elif ttl is None and tok[0] in _DIGITS and _is_ttl(tok):
+                ttl = _ttl(tok, line)
                 i += 1
-        if i >= len(toks):
+            elif tok.upper() in _CLASSES:
+                if tok.upper() != "IN":
+                    raise MasterFileError(line, f"only class IN is served, not {tok.upper()}")
+                i += 1
+            else:
+                break
+        if i >= n:
             raise MasterFileError(line, "missing record type")
         rtype = _TYPES.get(toks[i])
         if rtype is None:
