@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -369,7 +370,8 @@ class TransferService:
             log.warning("transfer %s %s to %s refused: %s", q.name, kind, ip,
                         f"key {keyname} not allowed" if signed else
                         "not signed, or not in --allow-transfer")
-            return [self._simple(query, dns.rcode.REFUSED, signed)]
+            # RFC 8914 §4.19: EDE 18 (Prohibited), as NSD attaches to a refused transfer
+            return [self._simple(query, dns.rcode.REFUSED, signed, ede=dns.edns.EDECode.PROHIBITED)]
         zone = self.view.find(q.name.canonicalize().to_text()) if self.view is not None else None
         if zone is None or q.rdclass != dns.rdataclass.IN:
             return [self._simple(query, dns.rcode.NOTAUTH, signed)]  # RFC 5936 §2.2.1
@@ -442,9 +444,11 @@ class TransferService:
         return [resp.to_wire()]
 
     def _simple(self, query: dns.message.Message, rcode: int, signed: bool,
-                aa: bool = False) -> bytes:
+                aa: bool = False, ede: int | None = None) -> bytes:
         resp = dns.message.make_response(query)
         resp.set_rcode(rcode)
+        if ede is not None and resp.edns >= 0:
+            resp.use_edns(0, resp.ednsflags, resp.payload, options=[dns.edns.EDEOption(ede)])
         if aa:
             resp.flags |= dns.flags.AA
         if signed:
