@@ -1145,6 +1145,8 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
                 target = _dname(zone, dname, k, qname, sol)
                 if target is None:
                     return sol  # YXDOMAIN
+                if qtype == CNAME:
+                    return sol  # the synthesised CNAME is the answer (RFC 1034 §3.6.2)
                 qname, k = target, target.labels  # (lower case already)
                 if (k, CNAME) in seen:
                     sol.outcome = Outcome.FOLLOW  # a loop through DNAMEs: answered once
