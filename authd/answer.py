@@ -6,9 +6,11 @@ injected `rng` or `Picker`), no trio. Modelled on Knot's staged pipeline
 
 1. **classify** the packet: drop what is not a query, FORMERR what is malformed, NOTIMP unknown
    opcodes, BADVERS EDNS versions above 0, REFUSED zone transfers and foreign classes;
-2. **prepare**: find the served zone that is the closest enclosing one, else REFUSED
-   (this is not an open resolver);
-3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`.
+2. **prepare**: find the served zone that is the closest enclosing one (for DS at a zone's
+   apex, its parent's when served, RFC 4035 §3.1.4.1), else REFUSED with EDE 20 (this is
+   not an open resolver);
+3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`,
+   with DNAME substitution (RFC 6672 §3.2) met on the way down as a zone cut is.
    Following Route 53 aliases and choosing a member of a routing policy's set (weighted,
    failover, multivalue, latency, geolocation, IP-based, each with health) are steps of this
    stage, so they compose with CNAME chains, wildcards and delegations instead of being
@@ -1468,9 +1470,8 @@ def _finish(query: Query, sol: Solution, client: Client | None = None) -> Reply:
     """Stage 4: header flags, EDNS, sections.
 
     RD is copied (RFC 1035 §4.1.1). CD is not: RFC 4035 §3.1.6 says to copy it, but Knot
-    and NSD, serving zones without DNSSEC as authd does, clear it in every response, and a
-    validator that sent CD reads nothing from it in an answer (RFC 6840 §5.9 is about what a
-    resolver does with CD); we answer as they do (tests/test_dns_differential.py).
+    and NSD, serving zones without DNSSEC as authd does, clear it in every response, and
+    authd answers as they do (checked by tests/test_dns_differential.py).
     """
     flags = QR | (query.flags & RD)
     # RFC 6895 §3.2: an answer to QCLASS=ANY cannot claim to be authoritative (as NSD)
