@@ -30,6 +30,7 @@ import re
 import select
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
+from authd.localnet import find_tool
 from tests.dns_cases import Case, cases, describe_cases
 from tests.dns_peers import Server, start
 
@@ -59,10 +61,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # Sending: UDP with a window of queries in flight, TCP pipelined; answers matched by ID
 
 
-def send_udp(port: int, todo: list[Case], *, window: int = 64, wait: float = 1.0,
-             attempts: int = 2) -> dict[int, bytes]:
+def send_udp(port: int, todo: list[Case], *, window: int = 64, wait: float = 1.5,
+             attempts: int = 3) -> dict[int, bytes]:
     """Every case's response, by ID; a case unanswered after `attempts` sends is missing
-    (dropped). Queries expire from the window after `wait` seconds."""
+    (dropped). Queries expire from the window after `wait` seconds; a loaded machine may
+    lose a datagram on loopback, so each unanswered case is sent again."""
     got: dict[int, bytes] = {}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
@@ -310,17 +313,31 @@ def render_report(todo: list[Case], agree: int, chosen: dict[str, int], peers_di
         f"{len(failures)}",
         f"- Knot and NSD disagree: {len(peers_differ)} (authd as Knot {matches_peer['knot']}, "
         f"as NSD {matches_peer['nsd']}, as neither {matches_peer['neither']})",
-        f"- sent in {elapsed:.1f} s",
+        f"- sent in {elapsed:.1f} s; peers: {versions()}",
         "",
         "## Documented choices",
         "",
     ]
     for c in CHOICES:
         lines.append(f"- **{c.key}** ({chosen.get(c.key, 0)} cases): {c.reason}")
+    unused = [c.key for c in CHOICES if not chosen.get(c.key)]
+    if unused:  # a choice no case needs any more: the peers changed, or authd did
+        lines += ["", f"Choices no case needed this run: {', '.join(unused)}"]
     lines += ["", "## Where Knot and NSD disagree", "", *peers_differ]
     if failures:
         lines += ["", "## Undocumented differences (failures)", "", *(f"- {f}" for f in failures)]
     return "\n".join(lines) + "\n"
+
+
+def versions() -> str:
+    """The peers' versions as they print them (`knotd -V`, `nsd -v`)."""
+    out = []
+    for tool, flag in (("knotd", "-V"), ("nsd", "-v")):
+        path = find_tool(tool)
+        if path is not None:
+            res = subprocess.run([path, flag], capture_output=True, text=True, timeout=10)
+            out.append((res.stdout or res.stderr).splitlines()[0].strip())
+    return "; ".join(out)
 
 
 def test_readme_names_every_documented_choice():
