@@ -138,6 +138,10 @@ def test_refused_carries_ede_20_only_under_edns(zones):
     assert m.rcode() == dns.rcode.REFUSED and not m.flags & dns.flags.AA
     assert [(o.code, o.text) for o in m.options] == [(dns.edns.EDECode.NOT_AUTHORITATIVE, None)]
     assert ask(zones, "example.com.").edns < 0  # no OPT without EDNS in the query
+    q = dns.message.make_query("example.com.", "A", use_edns=0)
+    reply = answer(q.to_wire(), zones, rng=lambda: 0.5)
+    assert reply is not None  # the dnspython view of the reply carries the option too
+    assert [o.code for o in reply.message.options] == [dns.edns.EDECode.NOT_AUTHORITATIVE]
     axfr = ask(zones, "diff.test.", "AXFR", edns=0)  # not allowed here
     assert [o.code for o in axfr.options] == [dns.edns.EDECode.PROHIBITED]
 
