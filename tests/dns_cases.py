@@ -6,7 +6,8 @@ pipelined over TCP are matched back by ID. What the cases cover, by group:
 
 - `lookup`: every interesting name of the zone (CNAME chains and loops, wildcards, a
   wildcard that is an empty non-terminal, empty non-terminals, DNAMEs in and out of the zone,
-  DNAME chains, a DNAME to itself, DNAME rewrites of 255 and 256 octets, delegations with and
+  DNAME chains, a DNAME to itself, into a wildcard, a delegation and the served child, CNAMEs
+  into a DNAME and into the child, DNAME rewrites of 255 and 256 octets, delegations with and
   without DS, a served child zone, escaped labels, a 255-octet name, big RRsets) crossed with
   many query types, each in a few of the variants (EDNS sizes 512/1232/4096 or none, DO, RD,
   CD, 0x20 mixed case, TCP);
@@ -89,7 +90,8 @@ NAMES = [_n(x) for x in [
     # DNAME
     "dn", "x.dn", "a.dn", "b.a.dn", "c.dn", "z.y.dn", "target", "a.target", "c.target",
     "x.ext", "y.x.ext", "ext", "x.dn2", "a.dn2", "dn2", "x.selfdn", "selfdn",
-    "long", "x.long", f"{'p' * 44}.long", f"{'p' * 45}.long",
+    "long", "x.long", f"{'p' * 44}.long", f"{'p' * 45}.long", "tochild", "www.dnchild",
+    "x.dnwild", "sub.dnwild", "x.dndeleg", "ns.dndeleg", "todn",
     # delegations and the served child
     "deleg", "x.deleg", "ns.deleg", "nods", "x.nods", "child", "www.child", "ns1.child",
     "nothing.child",
