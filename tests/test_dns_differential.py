@@ -357,3 +357,33 @@ def test_cases_are_many_deterministic_and_uniquely_numbered():
     assert set(groups) >= {"lookup", "size", "opcode", "class", "edns", "header", "malformed",
                            "transfer"}
     assert sum(c.tcp for c in first) >= 100
+
+
+def test_cases_cover_what_issue_13_lists():
+    """Every opcode, QDCOUNT 0 and 2, classes ANY and CH, truncation limits, 0x20 case,
+    escaped labels, 255-octet names and pipelined TCP are all among the cases sent."""
+    todo = cases()
+    opcodes, qdcounts, classes, payloads, names = set(), set(), set(), set(), set()
+    for c in todo:
+        if len(c.wire) < 12:
+            continue
+        opcodes.add((c.wire[2] >> 3) & 0xF)
+        qdcounts.add(struct.unpack("!H", c.wire[4:6])[0])
+        try:
+            m = dns.message.from_wire(c.wire)
+        except dns.exception.DNSException:
+            continue
+        if m.question:
+            classes.add(m.question[0].rdclass)
+            names.add(m.question[0].name)
+        if m.edns >= 0:
+            payloads.add(m.payload)
+    assert opcodes == set(range(16)) and {0, 1, 2} <= qdcounts
+    assert {dns.rdataclass.ANY, dns.rdataclass.CH} <= classes
+    assert {512, 1232, 4096} <= payloads
+    assert any(len(n.to_wire()) == 255 for n in names)
+    assert any(b"." in label or b" " in label for n in names for label in n.labels)  # escaped
+    spellings = {m.question[0].name.to_text() for c in todo if "0x20" in c.label
+                 for m in [dns.message.from_wire(c.wire)]}  # (Names compare without case)
+    assert sum(t != t.lower() for t in spellings) > 100
+    assert sum(c.tcp for c in todo) >= 500
