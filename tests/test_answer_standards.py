@@ -14,6 +14,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
+
 from authd.control.r53xml import (
     BadRequest,
     changes_from_route53,
@@ -25,7 +26,6 @@ from authd.dns.index import ServingIndex, index_from_zones, zone_id_for
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey, RecordSet
 from authd.zonefiles.zonefile import LoadedZone, load_zone_file
-
 from tests.test_dns_differential import ZONE_FILES
 
 P44, P45 = "p" * 44, "p" * 45  # below `long`: rewrites to 255 octets, and to 256
@@ -238,6 +238,7 @@ def test_a_change_batch_with_type_dname_is_invalid_input():
 
 def test_transfer_of_a_zone_we_do_not_serve_is_notauth_before_the_access_rules():
     import dns.name
+
     from authd.dns.xfr import TransferService
 
     served = dns.name.from_text("diff.test.")
