@@ -102,6 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:
         if all(isinstance(e, KeyboardInterrupt) for e in leaves(exc)):
             raise  # a stop that came before the signal watcher: one line, exit 0
+        from authd.clean_exit import Fatal
+
+        if all(isinstance(e, Fatal) for e in leaves(exc)):
+            raise  # bad input (--web's port in use): one line, exit 2, not a crash
         if args.metrics:
             record_crash(counts, crash_file(args.status_dir, cfg.name))
         traceback.print_exc()  # a crash: the supervisor (or the outage runner) restarts us

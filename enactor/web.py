@@ -164,6 +164,20 @@ async def serve_web(app: LiveApp, host: str, port: int, *,
     await serve(app, config, task_status=Started())  # type: ignore[arg-type]
 
 
+async def start_web(nursery: trio.Nursery, hub: Hub, host: str, port: int) -> str:
+    """Start `serve_web` in `nursery`; its URL. A port in use (or any bind error) is one line
+    naming the address (`authd.clean_exit.Fatal`), not hypercorn's exception group."""
+    from authd.clean_exit import Fatal, leaves, one_line
+
+    try:
+        return str(await nursery.start(serve_web, LiveApp(hub), host, port))
+    except (OSError, BaseExceptionGroup) as exc:
+        errors = list(leaves(exc))
+        if not errors or not all(isinstance(e, OSError) for e in errors):
+            raise
+        raise Fatal(f"cannot serve the live page on {host}:{port}: {one_line(errors[0])}") from None
+
+
 # --- the hook run_outage calls (worker thread) -------------------------------------------
 
 
@@ -284,7 +298,7 @@ def serve_outage(run: Callable[[LiveRun], Any], host: str, port: int, pace: floa
     """Serve the page, run `run(live)` in a worker thread, hand its result to `on_result`
     (the trio thread prints the report), then keep the page up `linger` seconds (None: until
     SIGINT/SIGTERM). A signal ends it all with one line and exit status 0."""
-    from authd.clean_exit import Fatal, one_line, until_signal
+    from authd.clean_exit import until_signal
 
     stop = threading.Event()
     hub = Hub()
@@ -295,10 +309,7 @@ def serve_outage(run: Callable[[LiveRun], Any], host: str, port: int, pace: floa
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            try:
-                url = await nursery.start(serve_web, LiveApp(hub), host, port)
-            except OSError as exc:
-                raise Fatal(f"cannot serve the live page on {host}:{port}: {one_line(exc)}") from None
+            url = await start_web(nursery, hub, host, port)
             say(f"live page: {url}")
             token = trio.lowlevel.current_trio_token()
 
@@ -344,12 +355,7 @@ async def run_with_page(name: str, host: str, port: int, linger: float | None,
     rec = Recorder(time.time())
     tr = Translator(rec)
     async with trio.open_nursery() as nursery:
-        try:
-            url = await nursery.start(serve_web, LiveApp(hub), host, port)
-        except OSError as exc:
-            from authd.clean_exit import Fatal, one_line
-
-            raise Fatal(f"cannot serve the live page on {host}:{port}: {one_line(exc)}") from None
+        url = await start_web(nursery, hub, host, port)
         print(f"{stamp(time.time())} {name} live page: {url}", file=sys.stderr, flush=True)
         hub.publish([tr.hello(f"enactor run --name {name}", [name], endpoints, [])])
 
@@ -368,7 +374,7 @@ async def run_with_page(name: str, host: str, port: int, linger: float | None,
                 if linger:
                     await trio.sleep(linger)
             finally:
-                raise  # the crash, even if a signal cut the linger short
+                raise exc  # the crash (exit 70 for the supervisor), even if a signal cut the linger short
         nursery.cancel_scope.cancel()
 
 

@@ -418,3 +418,123 @@ def test_enactor_run_web_serves_its_lane(tmp_path: Path) -> None:
             if p is not None and p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
+
+
+# --- stopping and failing cleanly -----------------------------------------------------------
+
+
+def test_a_stop_between_steps_unwinds_the_run() -> None:
+    import threading
+
+    from enactor.web import LiveRun, RunStopped
+
+    stop = threading.Event()
+    sent: list[list[dict[str, object]]] = []
+    live = LiveRun(sent.append, pace=0.0, stop=stop)
+    live.step(0, {})  # not attached yet: nothing to say, no error
+    stop.set()
+    with pytest.raises(RunStopped):
+        live.step(1, {})
+    assert sent == []
+
+
+def descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for k in kids:
+            out |= {k} | descendants(k)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.realtime
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sigterm_mid_run_stops_every_process_with_one_line(tmp_path: Path) -> None:
+    """SIGTERM while real processes run under --web: one line, exit 0, and authd, the
+    planner and the enactors are gone (run_outage's own cleanup ran)."""
+    if subprocess.run(["which", "dig"], capture_output=True).returncode:
+        pytest.skip("dig not installed (Debian package bind9-dnsutils)")
+    proc, url = start_outage("--pace", "0.3", png=tmp_path / "t.png")
+    try:
+        deadline = time.monotonic() + 90
+        kids: set[int] = set()
+        while time.monotonic() < deadline and len(kids) < 5:  # authd, planner, three enactors
+            kids = descendants(proc.pid)
+            time.sleep(0.2)  # polling /proc under a deadline
+        assert len(kids) >= 5, kids
+        msgs = httpx.get(url + "messages.json", timeout=10).json()
+        assert msgs[0]["type"] == "hello" and not any(m["type"] == "end" for m in msgs)
+    finally:
+        code, _, err = stop_outage(proc)
+    assert code == 0 and "Traceback" not in err, err
+    assert err.count("stopping on SIGTERM") == 1, err
+    assert not [k for k in kids if alive(k)]
+
+
+def test_web_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "enactor", "outage", "--inprocess", "--web",
+                              f"127.0.0.1:{port}", "--png", str(tmp_path / "t.png")],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert res.returncode == 2, res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"cannot serve the live page on 127.0.0.1:{port}" in lines[0], res.stderr
+        # `enactor run --web`: the same line, exit 2, not a crash (70) with a traceback
+        res = subprocess.run([sys.executable, "-m", "enactor", "run", "--name", "enactor-a",
+                              "--plans", str(tmp_path / "plans"), "--api", f"http://127.0.0.1:{free_port()}",
+                              "--web", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.strip().splitlines()[-1] == (
+            f"enactor run: cannot serve the live page on 127.0.0.1:{port}: Address already in use")
+
+
+@pytest.mark.realtime
+async def test_run_page_shows_the_crash_while_it_lingers_then_the_crash_propagates() -> None:
+    from authd.clean_exit import leaves
+    from enactor import machine as m
+    from enactor.web import run_with_page
+
+    port = free_port()
+    crashed = trio.Event()
+    caught: list[BaseException] = []
+
+    async def enactor_loop(observe: object) -> None:
+        observe(m.SubmitBatch("Z1", (), m.Purpose.LOCK), m.BatchAccepted(0.0), m.Status.WORKING)  # type: ignore[operator]
+        crashed.set()
+        raise RuntimeError("RollbackTargetMissing: plan-0002 has no records")
+
+    async def run() -> None:
+        try:
+            await run_with_page("enactor-a", "127.0.0.1", port, 30.0, enactor_loop,
+                                [(REGIONAL + ".", ("A",))])
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what came out
+            caught.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await crashed.wait()
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.get(f"http://127.0.0.1:{port}/events")  # ends after `end`
+        msgs = parse_sse(r.text)
+        assert [m_.get("kind") or m_["type"] for m_ in msgs] == ["hello", "lock", "crash", "end"]
+        assert "RollbackTargetMissing" in msgs[-1]["headline"]
+        nursery.cancel_scope.cancel()  # as a signal would, cutting the linger short
+    assert caught and any(isinstance(e, RuntimeError) for e in leaves(caught[0]))
