@@ -86,8 +86,8 @@ def event_message(e: Event, t0: float) -> dict[str, Any]:
         endpoint, plan = display(mm["name"]), int(mm["plan"])
     elif e.kind in ("clean", "typo") and (mm := _OF.search(e.text)):
         endpoint = display(mm["name"])
-        plans = [int(p) for p in _PLAN.findall(e.text)]
-        plan = plans[0] if plans else None
+        deleted = deleted_plans(e.text)
+        plan = deleted[0] if deleted else None
     elif e.kind in ("empty", "back"):
         endpoint = display(e.text.rsplit(" ", 1)[0])
     msg: dict[str, Any] = {"type": "event", "t": round(e.t - t0, 3), "clock": clock_ms(e.t),
@@ -96,6 +96,14 @@ def event_message(e: Event, t0: float) -> dict[str, Any]:
     if e.kind in LANE_AFTER:
         msg["lane"] = LANE_AFTER[e.kind]
     return msg
+
+
+def deleted_plans(text: str) -> list[int]:
+    """The plans a cleaner (`deleted plan-0001, plan-0002 (older than plan-0004) of NAME`) or
+    an operator (`deleted the plan-0012 tree of NAME by hand`) deleted: not the ones named in
+    the reason in parentheses."""
+    head = text.split(" (", 1)[0].split(" of ", 1)[0]
+    return [int(p) for p in _PLAN.findall(head)]
 
 
 def answer_message(a: Answer, t: float, t0: float) -> dict[str, Any]:
@@ -122,6 +130,8 @@ class Translator:
         self.node = node
         self._events = 0
         self._active: dict[str, int | None] = {}
+        self._dangling: set[str] = set()  # endpoints whose active tree was deleted
+        self._newest: dict[str, int] = {}  # endpoint -> the newest plan ever flipped to
         self._answers: dict[tuple[str, str, str], Answer] = {}
 
     def hello(self, title: str, actors: list[str], endpoints: list[tuple[str, tuple[str, ...]]],
@@ -159,9 +169,20 @@ class Translator:
         if obs is not None and obs.events:
             new = sorted([*new, *obs.events], key=lambda e: e.t)  # stable: same-time order kept
         for e in new:
-            out.append(event_message(e, t0))
+            msg = event_message(e, t0)
+            out.append(msg)
             if e.kind == "flip" and (mm := _FLIP.match(e.text)):
-                out += self._set_active(display(mm["name"]), int(mm["plan"]), e.t)
+                name, plan = display(mm["name"]), int(mm["plan"])
+                # the race's trigger: a flip to a plan older than one already installed
+                msg["backwards"] = plan < self._newest.get(name, 0)
+                self._newest[name] = max(plan, self._newest.get(name, 0))
+                out += self._set_active(name, plan, e.t)
+            elif e.kind in ("clean", "typo") and (mm := _OF.search(e.text)):
+                # the tree the alias points at is gone: the name now dangles (the outage)
+                name = display(mm["name"])
+                if self._active.get(name) in deleted_plans(e.text) and name not in self._dangling:
+                    self._dangling.add(name)
+                    out.append(self._active_message(name, e.t))
             elif e.kind in ("empty", "back"):
                 # authd's serving index, at the change that did it (authd.emptywatch): exact
                 name, rtype = e.text.rsplit(" ", 1)
@@ -179,8 +200,14 @@ class Translator:
         if endpoint in self._active and self._active[endpoint] == plan:
             return []
         self._active[endpoint] = plan
-        return [{"type": "active", "t": round(t - self.rec.t0, 3), "clock": clock_ms(t),
-                 "endpoint": endpoint, "plan": plan, "label": plan_label(plan)}]
+        self._dangling.discard(endpoint)  # a flip to another plan points at a tree just built
+        return [self._active_message(endpoint, t)]
+
+    def _active_message(self, endpoint: str, t: float) -> dict[str, Any]:
+        plan = self._active.get(endpoint)
+        return {"type": "active", "t": round(t - self.rec.t0, 3), "clock": clock_ms(t),
+                "endpoint": endpoint, "plan": plan, "label": plan_label(plan),
+                "dangling": endpoint in self._dangling}
 
 
 def end_message(summary: dict[str, Any], headline: str, error: str | None = None) -> dict[str, Any]:

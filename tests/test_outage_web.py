@@ -91,6 +91,15 @@ def test_translator_sends_only_what_is_new_and_what_changed() -> None:
     active[REGIONAL + "."] = 2
     out = tr.pull()
     assert [m["type"] for m in out] == ["event", "active"]  # the flip's plan, once
+    assert out[0]["backwards"] is False
+    rec.add(T0 + 4.2, "enactor-a", "flip", f"{REGIONAL}. A: plan-0002 -> plan-0012 (rollback -> plan-0002)")
+    rec.add(T0 + 4.4, "enactor-b", "flip", f"{REGIONAL}. A: plan-0012 -> plan-0002 (rollback -> plan-0012)")
+    active[REGIONAL + "."] = 2
+    assert [m.get("backwards") for m in tr.pull()] == [False, None, True, None]  # flip, active x2
+    rec.add(T0 + 4.5, "enactor-a", "clean", f"deleted plan-0001, plan-0002 (older than plan-0011) of {REGIONAL}.")
+    out = tr.pull()
+    assert [(m["type"], m.get("dangling")) for m in out] == [("event", None), ("active", True)]
+    assert out[0]["plan"] == 1 and out[1]["label"] == "plan-0002"
     rec.add(T0 + 5, "authd", "empty", f"{REGIONAL}. A")
     answers[0] = Answer("node-1", REGIONAL + ".", "A", "NOERROR", (), "dig")
     out = tr.pull()
@@ -278,7 +287,8 @@ def check_page(url: str, variant: str, node: str, plans: int = 12) -> Path:
             page.wait_for("document.querySelectorAll('.mark.crash').length >= 1", 60)
             page.wait_for("document.getElementById('status').dataset.state === 'FINISHED'", 120)
             cell = page.evaluate(f"document.getElementById('active-{REGIONAL}').textContent")
-            assert cell == "plan-0002", cell  # the stale plan the alias was flipped back to
+            # the stale plan the alias was flipped back to, whose tree the cleaner deleted
+            assert cell.startswith("plan-0002") and "alias dangles" in cell, cell
             text = page.evaluate("document.body.innerText")
             assert "EMPTY" in text and "plan-0002" in text and "dynamodb.us-east-1.api.aws" in text
             assert "RollbackTargetMissing" in text or "crashed" in text
@@ -287,6 +297,9 @@ def check_page(url: str, variant: str, node: str, plans: int = 12) -> Path:
             flips = page.evaluate("[...document.querySelectorAll('.mark.flip')].map(m => m.textContent)")
             assert "\u25bc2" in flips and f"\u25bc{plans}" in flips
             assert page.evaluate("document.querySelectorAll('.mark.clean').length") >= 1
+            stale = page.evaluate("[...document.querySelectorAll('.mark.flip.backwards')]"
+                                  ".map(m => m.textContent + ' ' + m.dataset.endpoint)")
+            assert sorted(stale) == sorted(f"\u25bc2 {n}" for n in (REGIONAL, "dynamodb.us-east-1.api.aws")), stale
             assert page.evaluate("document.querySelectorAll('.band').length") >= 1
             shot = page.screenshot(RESULTS / f"outage-web-{variant}.png")
         finally:
