@@ -552,3 +552,25 @@ async def test_run_page_shows_the_crash_while_it_lingers_then_the_crash_propagat
         assert "RollbackTargetMissing" in msgs[-1]["headline"]
         nursery.cancel_scope.cancel()  # as a signal would, cutting the linger short
     assert caught and any(isinstance(e, RuntimeError) for e in leaves(caught[0]))
+
+
+@pytest.mark.realtime
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_fixed_design_never_shows_empty_on_the_feed(tmp_path: Path) -> None:
+    """The same schedule on the fixed design, read as a late client would (the SSE stream
+    from the start, ended by `end`): every answer has addresses, no lane crashes, and the
+    stale flip never happens."""
+    proc, url = start_outage("--inprocess", "--defects", "fixed", "--pace", "0", png=tmp_path / "t.png")
+    try:
+        with httpx.stream("GET", url + "events", timeout=60) as r:
+            msgs = parse_sse(r.read().decode())
+    finally:
+        code, _, err = stop_outage(proc)
+    assert code == 0, err
+    assert msgs[0]["type"] == "hello" and msgs[-1]["type"] == "end"
+    assert "never went empty" in msgs[-1]["headline"]
+    answers = [m for m in msgs if m["type"] == "answer"]
+    assert answers and not any(m["empty"] for m in answers)
+    assert not [m for m in msgs if m.get("kind") == "crash" or m.get("backwards")]
+    assert {m["label"] for m in msgs if m["type"] == "active"} >= {"plan-0001", "plan-0012"}
