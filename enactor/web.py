@@ -41,14 +41,15 @@ from enactor.webfeed import (
 )
 
 PAGE = Path(__file__).resolve().parent / "static" / "outage.html"
+RUN_KEEP = 5000  # messages `enactor run --web` keeps for late pages (it runs for days)
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies and browsers keep the stream open
 
 
 class Hub:
     """The feed plus a wake-up for every stream waiting on it (trio thread only)."""
 
-    def __init__(self) -> None:
-        self.feed = Feed()
+    def __init__(self, limit: int | None = None) -> None:
+        self.feed = Feed(limit)
         self._changed = trio.Event()
 
     def publish(self, msgs: list[dict[str, Any]]) -> None:
@@ -60,7 +61,7 @@ class Hub:
 
     async def wait(self, seen: int, timeout: float) -> bool:
         """Until there is a message after `seen` (True) or `timeout` passes (False)."""
-        if len(self.feed.messages) > seen:
+        if self.feed.last_id > seen:
             return True
         with trio.move_on_after(timeout):
             await self._changed.wait()
@@ -351,7 +352,7 @@ async def run_with_page(name: str, host: str, port: int, linger: float | None,
     from enactor.timeline import Recorder
     from enactor.webfeed import run_events
 
-    hub = Hub()
+    hub = Hub(limit=RUN_KEEP)
     rec = Recorder(time.time())
     tr = Translator(rec)
     async with trio.open_nursery() as nursery:

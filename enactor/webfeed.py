@@ -219,18 +219,35 @@ def end_message(summary: dict[str, Any], headline: str, error: str | None = None
 
 
 class Feed:
-    """Every message of a run, numbered from 1, kept for replay."""
+    """Every message of a run, numbered from 1, kept for replay.
 
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+    Args:
+        limit: keep only this many of the newest messages besides the first (`hello`, which
+            every late page needs to lay itself out): a long-lived `enactor run --web` must
+            not grow without bound. None keeps all (an outage run is a few thousand).
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.messages: list[dict[str, Any]] = []  # the kept ones, ids ascending
+        self.limit = limit
+        self.last_id = 0
 
     def publish(self, msg: dict[str, Any]) -> int:
-        self.messages.append({**msg, "id": len(self.messages) + 1})
-        return len(self.messages)
+        self.last_id += 1
+        self.messages.append({**msg, "id": self.last_id})
+        if self.limit is not None and len(self.messages) > self.limit + 1:
+            del self.messages[1:len(self.messages) - self.limit]
+        return self.last_id
 
     def since(self, last_id: int) -> list[dict[str, Any]]:
-        """The messages after `last_id` (0: all of them, for a page loaded late)."""
-        return self.messages[max(0, last_id):]
+        """The messages after `last_id` (0: all kept ones, for a page loaded late). A client
+        further behind than what is kept gets the `hello` and what is kept."""
+        if last_id <= 0 or not self.messages:
+            return list(self.messages)
+        kept_from = self.messages[1]["id"] if len(self.messages) > 1 else self.last_id + 1
+        if last_id + 1 < kept_from and last_id >= self.messages[0]["id"]:
+            return list(self.messages)
+        return [m for m in self.messages if m["id"] > last_id]
 
     @property
     def ended(self) -> bool:

@@ -137,6 +137,18 @@ def test_feed_replays_from_any_point_and_frames_round_trip() -> None:
     assert last_event_id("7") == 7 and last_event_id("junk") == 0 and last_event_id(None) == 0
 
 
+def test_a_bounded_feed_keeps_hello_and_the_newest() -> None:
+    feed = Feed(limit=3)
+    feed.publish({"type": "hello"})
+    for i in range(10):
+        feed.publish({"type": "event", "text": f"e{i}"})
+    assert [m["id"] for m in feed.messages] == [1, 9, 10, 11]
+    assert [m["id"] for m in feed.since(0)] == [1, 9, 10, 11]  # a late page: hello first
+    assert [m["id"] for m in feed.since(9)] == [10, 11]  # a reconnect within what is kept
+    assert [m["id"] for m in feed.since(4)] == [1, 9, 10, 11]  # too far behind: start over
+    assert feed.since(11) == []
+
+
 DIG_TEXT = """;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1
 ;; flags: qr aa; QUERY: 1, ANSWER: 2, AUTHORITY: 0, ADDITIONAL: 1
 
