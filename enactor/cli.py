@@ -33,6 +33,17 @@ def _defects(text: str) -> str:
     return text
 
 
+def _seconds(text: str) -> float:
+    """A non-negative number of seconds (--pace, --web-linger)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
+
+
 def _api_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api", default="http://127.0.0.1:8053", metavar="URL",
                    help="the Route 53 control API of authd (default http://127.0.0.1:8053)")
@@ -463,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web", type=_host_port, metavar="HOST:PORT",
                    help="serve a live page of this enactor's lane (locks, backoffs, flips, "
                         "cleaner deletions, a crash) at http://HOST:PORT/ (default: off)")
-    p.add_argument("--web-linger", type=float, metavar="SECONDS",
+    p.add_argument("--web-linger", type=_seconds, metavar="SECONDS",
                    help="after a crash, keep the page up this long before exiting 70 "
                         "(default: exit at once, for the supervisor)")
     p.set_defaults(fn=cmd_run)
@@ -536,10 +547,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve a live page of the run at http://HOST:PORT/ (server-sent events): "
                         "a lane per enactor, the active plan per endpoint, each authd node's "
                         "answers (default: off)")
-    p.add_argument("--pace", type=float, metavar="SECONDS",
+    p.add_argument("--pace", type=_seconds, metavar="SECONDS",
                    help="wait this long before each schedule step, so a human can follow "
                         "(default: 0.5 with --web, else 0)")
-    p.add_argument("--web-linger", type=float, metavar="SECONDS",
+    p.add_argument("--web-linger", type=_seconds, metavar="SECONDS",
                    help="with --web, keep the page up this long after the run, then exit "
                         "(default: until Ctrl-C)")
     p.set_defaults(fn=cmd_outage)

@@ -586,3 +586,11 @@ def test_the_fixed_design_never_shows_empty_on_the_feed(tmp_path: Path) -> None:
     assert answers and not any(m["empty"] for m in answers)
     assert not [m for m in msgs if m.get("kind") == "crash" or m.get("backwards")]
     assert {m["label"] for m in msgs if m["type"] == "active"} >= {"plan-0001", "plan-0012"}
+
+
+@pytest.mark.parametrize("flag", ["--pace", "--web-linger"])
+def test_negative_seconds_are_a_one_line_flag_error(flag: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "enactor", "outage", "--inprocess", flag, "-1"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"argument {flag}: must be 0 or more seconds" in res.stderr
