@@ -594,3 +594,35 @@ def test_negative_seconds_are_a_one_line_flag_error(flag: str) -> None:
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert f"argument {flag}: must be 0 or more seconds" in res.stderr
+
+
+@pytest.mark.realtime
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_feed_has_a_column_per_node_and_the_late_node_goes_empty_last(pg_cluster, tmp_path: Path) -> None:
+    """Three authd nodes on one PostgreSQL database, the last 4 s late (`--nodes 3`): the
+    feed has one answer column per node, and node-3's EMPTY comes after node-1's."""
+    import threading
+
+    from enactor.outage import run_outage
+    from enactor.schedule import schedule_2025
+    from enactor.web import LiveRun
+    from tests.conftest import require_tool
+
+    require_tool("dig")
+    msgs: list[dict[str, object]] = []
+    live = LiveRun(msgs.extend, pace=0.0, stop=threading.Event())
+    run_outage("2025", schedule_2025(4), store=pg_cluster.url(), nodes=3, node_delay=4.0,
+               png=str(tmp_path / "nodes.png"), live=live)
+    assert msgs[0]["type"] == "hello" and msgs[0]["nodes"] == ["node-1", "node-2", "node-3"]
+    key = "dynamodb.us-east-1.api.aws A"
+    answers = [(i, m["node"], m["empty"]) for i, m in enumerate(msgs)
+               if m["type"] == "answer" and m["key"] == key]
+    first_empty = {node: next((i for i, n, e in answers if n == node and e), None)
+                   for node in ("node-1", "node-2", "node-3")}
+    assert None not in first_empty.values(), answers
+    assert first_empty["node-1"] < first_empty["node-3"]
+    # when node-1 went empty, the page still showed addresses for the late node
+    before = [e for i, n, e in answers if n == "node-3" and i < first_empty["node-1"]]
+    assert before and before[-1] is False, answers
+    assert msgs[-1]["type"] == "end"
