@@ -1,7 +1,7 @@
 """The live web page of an outage run (`enactor outage --web HOST:PORT`, `enactor run --web`).
 
 Thin trio shell around `enactor.webfeed` (the pure feed): a small ASGI app served by
-hypercorn's trio worker, as `authd.control` is, with three routes:
+hypercorn's trio worker, as `authd.control.app` is, with three routes:
 
 - `GET /`: the page, one HTML file with inline CSS and JS (`enactor/static/outage.html`);
 - `GET /events`: server-sent events (`text/event-stream`): every message since the client's

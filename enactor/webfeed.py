@@ -184,7 +184,7 @@ class Translator:
                     self._dangling.add(name)
                     out.append(self._active_message(name, e.t))
             elif e.kind in ("empty", "back"):
-                # authd's serving index, at the change that did it (authd.emptywatch): exact
+                # authd's serving index, at the change that did it (authd.dns.emptywatch): exact
                 name, rtype = e.text.rsplit(" ", 1)
                 out += self._answer(Answer(self.node, name, rtype, "NOERROR",
                                            () if e.kind == "empty" else None, "watch"), e.t)
