@@ -1,7 +1,7 @@
 """The load fast path, checked against dnspython (issue 12).
 
 `authd.rdatawire` turns canonical presentation text into rdata wire forms for the common
-types, and `authd.answer.PackedRRset` holds them without dnspython rdata objects. Each must
+types, and `authd.dns.answer.PackedRRset` holds them without dnspython rdata objects. Each must
 give exactly what the library gives: the same text, wire and duplicate rule per value, the
 same RRset once the rdata are asked for, and, over generated zones and questions, the same
 answers as an index built the old way (every set through dnspython's rdata).
@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd import answer as answer_mod
-from authd import rdatawire
-from authd.answer import PackedRRset, WireRRset, Zone, ZoneTable, _compiled, answer
-from authd.records import RecordKey, RecordSet
-from authd.wire import Renderer
+from authd.dns import answer as answer_mod
+from authd.dns import rdatawire
+from authd.dns.answer import PackedRRset, WireRRset, Zone, ZoneTable, _compiled, answer
+from authd.dns.wire import Renderer
+from authd.model.records import RecordKey, RecordSet
 
 IN = dns.rdataclass.IN
 ldh = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=20)

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd.records import RecordSet, route53_sort_key
-from authd.seed import content_hash, seed_store
-from authd.sqlstore import SQLiteStore
-from authd.store import InvalidChangeBatch
-from authd.zonefile import LoadedZone, load_zone_dir, parse_master
+from authd.model.records import RecordSet, route53_sort_key
+from authd.store.contract import InvalidChangeBatch
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import content_hash, seed_store
+from authd.zonefiles.zonefile import LoadedZone, load_zone_dir, parse_master
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 
@@ -134,8 +134,8 @@ def test_an_unchanged_file_is_not_read_again(tmp_path):
     """`seed_dir` records the file's digest; the next start with the same bytes reads nothing
     (the store's contents are kept), a reformatted file is read and found unchanged, and a
     changed one is re-imported."""
-    from authd import seed as seed_mod
-    from authd.seed import seed_dir
+    from authd.zonefiles import seed as seed_mod
+    from authd.zonefiles.seed import seed_dir
 
     zdir = tmp_path / "zones"
     zdir.mkdir()

@@ -1,0 +1,194 @@
+"""Seeding a store from zone files (`zones/`): every loaded zone becomes a hosted zone.
+
+Pure core over the Store protocol (no I/O of its own; the caller loads the files with
+`authd.zonefiles.zonefile`). The rule, so API changes survive restarts:
+
+- a zone the store does not have is created, with the id its Route 53 export already uses
+  in its alias targets (`Z0API0AWS`, `Z0AMAZONAWS`) or else one derived from the origin,
+  and filled with the file's record sets in one journaled batch;
+- a zone the store has, loaded from a file with the *same content hash*, is left alone:
+  whatever the API changed since is kept;
+- a zone whose file content changed is re-imported as ONE journaled batch that makes the
+  zone equal to the file (deletes what the file lacks, upserts the rest; the SOA serial
+  still moves forward), then the new hash is recorded in the zone's comment.
+
+The hash covers the record sets, not the file bytes, so reformatting a file changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from authd import gcpause
+from authd.model import changes as rules
+from authd.model.records import RecordSet, route53_sort_key
+from authd.store.contract import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
+from authd.zonefiles.zonefile import (
+    LoadedZone,
+    ZoneLoadError,
+    load_zone_files,
+    origin_from_filename,
+    zone_paths,
+)
+
+HASH_TAG = "sha256:"
+
+
+class SeedableStore(Store, Protocol):
+    def update_zone_comment(self, zone_id: str, comment: str) -> HostedZone: ...
+
+    def change_batch(  # type: ignore[override]
+        self, zone_id: str, changes: Any, comment: str = "", *, limits: bool = True
+    ) -> ChangeInfo: ...
+
+
+def content_hash(record_sets: Iterable[RecordSet]) -> str:
+    """The first 16 hex digits of the SHA-256 of the sets' Route 53 JSON, sorted by
+    `route53_sort_key`: `json.dumps([rs.to_route53() ...], sort_keys=True)`, written out by
+    hand for plain sets (a million-set zone has a million of them; `tests/test_seed_fast.py`
+    checks the two agree byte for byte) and hashed in pieces."""
+    digest = hashlib.sha256()
+    chunk: list[str] = []
+    first = True
+    for rs in sorted(record_sets, key=route53_sort_key):
+        chunk.append(_plain_json(rs) or json.dumps(rs.to_route53(), sort_keys=True))
+        if len(chunk) >= 4096:
+            digest.update((("[" if first else ", ") + ", ".join(chunk)).encode())
+            first, chunk = False, []
+    digest.update((("[" if first else ", ") + ", ".join(chunk) + "]").encode())
+    return digest.hexdigest()[:16]
+
+
+# Printable ASCII without `"` and `\`: JSON writes such a string as itself between quotes;
+# names of these characters are their own Route 53 form (`records.route53_name`)
+_JSON_PLAIN = re.compile(r'[ !#-\[\]-~]*')
+_R53_PLAIN = re.compile(r"[a-z0-9_.-]+")
+
+
+def _plain_json(rs: RecordSet) -> str | None:
+    """`json.dumps(rs.to_route53(), sort_keys=True)` for a plain set, or None."""
+    if (rs.alias is not None or rs.set_identifier is not None or rs.weight is not None
+            or rs.routing is not None or type(rs.ttl) is not int or not _R53_PLAIN.fullmatch(rs.name)
+            or not _JSON_PLAIN.fullmatch(rs.rtype)):
+        return None
+    plain = _JSON_PLAIN.fullmatch
+    for v in rs.values:
+        if not plain(v):
+            return None
+    values = ", ".join([f'{{"Value": "{v}"}}' for v in rs.values])
+    return f'{{"Name": "{rs.name}", "ResourceRecords": [{values}], "TTL": {rs.ttl}, "Type": "{rs.rtype}"}}'
+
+
+def zone_comment(zone: LoadedZone, digest: str, file_digest: str | None = None) -> str:
+    text = f"loaded from {zone.source} {HASH_TAG}{digest}"
+    return text + (f" {FILE_TAG}{file_digest}" if file_digest else "")
+
+
+def recorded_hash(comment: str, tag: str = HASH_TAG) -> str | None:
+    _, found, rest = comment.rpartition(tag)
+    return rest.split()[0] if found and rest.strip() else None
+
+
+FILE_TAG = "file-digest:"  # the zone file's bytes, so an unchanged file need not be read again
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def seed_dir(store: SeedableStore, directory: str | Path) -> list[str]:
+    """`seed_store(store, load_zone_dir(directory))`, except that a master file whose bytes
+    are those the store last imported (the digest its zone's comment records) is not parsed
+    again: a restart on a million-name zone then costs the store's snapshot, not a parse and a
+    hash of the whole zone (issue 12). Every file that is read is read and checked before any
+    zone is seeded, so a bad file still changes nothing."""
+    lines: list[str] = []
+    todo: list[Path] = []
+    kept: dict[str, str] = {}  # origin -> the file left unread
+    digests: dict[str, str] = {}
+    for p in zone_paths(directory):
+        if p.suffix == ".zone":
+            try:
+                digest = file_digest(p.read_bytes())
+            except OSError:
+                todo.append(p)  # load_zone_files says what is wrong with it
+                continue
+            origin = origin_from_filename(p)
+            try:
+                existing: HostedZone | None = store.find_zone_by_name(origin)
+            except NoSuchHostedZone:
+                existing = None
+            if existing is not None and recorded_hash(existing.comment, FILE_TAG) == digest:
+                kept[origin] = str(p)
+                lines.append(f"zone {origin} ({existing.id}): {p} unchanged (the same bytes), "
+                             "keeping the store's contents")
+                continue
+            digests[str(p)] = digest
+        todo.append(p)
+    zones = load_zone_files(todo)
+    for z in zones:
+        if z.origin in kept:
+            raise ZoneLoadError(z.source, f"zone {z.origin} is also defined in {kept[z.origin]}")
+    return lines + [seed_zone(store, z, digests.get(z.source)) for z in zones]
+
+
+def seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None = None) -> str:
+    """Bring one zone in; returns one log line saying what was decided and why.
+    `file_digest` (of the file's bytes) is recorded beside the content hash (`seed_dir`)."""
+    with gcpause.paused(len(zone.record_sets)):
+        return _seed_zone(store, zone, file_digest)
+
+
+def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) -> str:
+    digest = content_hash(zone.record_sets)
+    try:
+        existing = store.find_zone_by_name(zone.origin)
+    except NoSuchHostedZone:
+        existing = None
+    if existing is not None and recorded_hash(existing.comment) == digest:
+        if file_digest is not None and recorded_hash(existing.comment, FILE_TAG) != file_digest:
+            store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
+        return f"zone {zone.origin} ({existing.id}): {zone.source} unchanged, keeping the store's contents"
+    if existing is None:
+        zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
+        existing, _ = store.create_zone(
+            zone.origin, caller_reference=f"zonefile:{zone.origin}:{digest}",
+            comment=zone_comment(zone, digest, file_digest), zone_id=zid,
+        )
+        verb = "created"
+    else:
+        verb = "re-imported (file changed)"
+    bulk = getattr(store, "import_sets", None)
+    if verb == "created" and bulk is not None:
+        # a new zone: one bulk import with the batch's result and rules (SQLiteStore)
+        info = bulk(existing.id, zone.record_sets, f"import {zone.source}")
+        return (f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
+                f"{len(zone.record_sets)} record sets, change {info.id}")
+    current = {rs.key: rs for rs in store.record_sets(existing.id)}
+    wanted = {rs.key: rs for rs in zone.record_sets}
+    batch: list[Change] = []
+    for key, rs in current.items():
+        if key not in wanted and rs.rtype != "SOA":
+            batch.append(Change(Action.DELETE, rs))
+    for key, rs in wanted.items():
+        old = current.get(key)
+        if old is None:
+            batch.append(Change(Action.CREATE, rs))
+        elif not old.same_as(rs) or rs.rtype == "SOA":
+            batch.append(Change(Action.UPSERT, rs))
+    info = store.change_batch(existing.id, batch, f"import {zone.source}", limits=False)
+    store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
+    return (
+        f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
+        f"{len(wanted)} record sets, change {info.id}"
+    )
+
+
+def seed_store(store: SeedableStore, zones: Iterable[LoadedZone]) -> list[str]:
+    """Seed every zone; returns the log lines, one per zone."""
+    return [seed_zone(store, z) for z in zones]
