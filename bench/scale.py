@@ -146,6 +146,7 @@ def main(argv: list[str]) -> int:
                     help="which to run (default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
+    args.load = os.getloadavg()[0]  # the rest of the machine's work, said beside the figures
     sizes = [int(s) for s in args.names.split(",") if s]
     servers = args.servers.split(",")
     nsd, knotd = find_tool("nsd"), find_tool("knotd")
@@ -204,15 +205,15 @@ def main(argv: list[str]) -> int:
 # What the profile (`python -m cProfile`, 1M names) says, kept with the table it explains.
 NOTES = """\
 Where the time goes (cProfile of the 1M-name load, in process; the profiler's shares). The
-zone file path is about two thirds parsing and checking (`masterfile.read_tuples`: splitting,
-owner names, per-type canonical values; `zonefile.check_zone` about a tenth of that) and one
-third building the index (`answer.Zone.build`: per record set a `PackedRRset` from wire forms,
+zone file path is about two thirds parsing and checking (`zonefiles.masterfile.read_tuples`: splitting,
+owner names, per-type canonical values; `zonefiles.zonefile.check_zone` about a tenth of that) and one
+third building the index (`dns.answer.Zone.build`: per record set a `PackedRRset` from wire forms,
 a `Plain`, the owner's `Name` and key, its node dict, `existing`). No dnspython rdata object is
 made at load: they are made from the texts when an answer needs one (a CNAME target, glue,
 AXFR). The cyclic garbage collector is paused during a load (`authd.gcpause`): it took a third
 to a half of the time before. The store path adds one bulk insert of a new zone
 (`SQLiteStore.import_sets`) and a chunked snapshot read (one `json.loads` per 65,536 rows); a
-restart on an unchanged file skips the parse (`seed.seed_dir`: the file's digest is recorded).
+restart on an unchanged file skips the parse (`zonefiles.seed.seed_dir`: the file's digest is recorded).
 The floor in pure Python is about 8 µs of CPU per line read and 7 µs per record set built on this
 machine (allocation of some ten small objects per set); memory is about 1.2 KB per record set,
 most of it a dict per owner name (224 B), the packed RRset (120 B), the stored `RecordSet` and its
@@ -226,7 +227,7 @@ def write_section(results: list[Result], args: argparse.Namespace) -> None:
         f"Measured {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC with "
         f"`python -m bench scale --names {args.names} --servers {args.servers}` on "
         f"{platform.node()} ({os.cpu_count()} cores, {platform.machine()}, Python "
-        f"{platform.python_version()}). Zones: N names with random suffixes; A for each, AAAA "
+        f"{platform.python_version()}; load average {args.load:.1f} at the start). Zones: N names with random suffixes; A for each, AAAA "
         "for every 4th, a CNAME instead for every 10th (`bench.scale.generate_zone`). Time is "
         "from process start to the first answer (an SOA query polled every 0.2 s); CPU is the "
         "server's own user + system time up to then (less stretched than the wall time by the "
