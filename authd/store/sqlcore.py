@@ -460,8 +460,6 @@ class SQLCore:
             raise common.no_such_change(change_id)
         return ChangeInfo(row[0], ChangeStatus.PENDING, row[1], row[2], row[3])
 
-    _entry = staticmethod(_entry)
-
     def journal_since(self, seq: int, limit: int | None = None) -> list[JournalEntry]:
         """Entries with seq > `seq`, in order (at most `limit` of them when given).
 
