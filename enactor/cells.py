@@ -129,7 +129,7 @@ class CellLayout:
 # --- the zones a layout implies (Route 53 JSON, the format of zones/*.json) ----------------
 
 
-def _apex(origin: str) -> list[dict[str, Any]]:
+def apex_records(origin: str) -> list[dict[str, Any]]:
     ns = [f"ns1.{origin}", f"ns2.{origin}"]
     return [
         {"Name": origin, "Type": "NS", "TTL": NS_TTL, "ResourceRecords": [{"Value": n} for n in ns]},
@@ -144,7 +144,7 @@ def cell_zone(cell: Cell, plan: Plan) -> dict[str, Any]:
     in zones/api.aws.json for the regional layout)."""
     from enactor.machine import alias_to, tree_records
 
-    sets: list[dict[str, Any]] = _apex(cell.zone)
+    sets: list[dict[str, Any]] = apex_records(cell.zone)
     for ep in plan.endpoints:
         leaves, members = tree_records(plan, ep, cell.zone_id)
         sets += [rs.to_route53() for rs in (*leaves, *members)]
@@ -156,16 +156,18 @@ def customer_zone(layout: CellLayout) -> dict[str, Any]:
     """The customer zone, empty of customers (the cell map writes their CNAMEs through the
     change API), delegating each cell's zone to it (RFC 1034 §4.2.2: a zone cut needs NS
     records in the parent, so a resolver can find the cell's own zone)."""
-    sets = _apex(layout.customer_zone)
+    sets = apex_records(layout.customer_zone)
     for c in layout.cells:
         sets.append({"Name": c.zone, "Type": "NS", "TTL": NS_TTL,
                      "ResourceRecords": [{"Value": f"ns1.{c.zone}"}, {"Value": f"ns2.{c.zone}"}]})
+        sets += [{"Name": f"{ns}.{c.zone}", "Type": "A", "TTL": NS_TTL,  # glue (RFC 9471 §2.1)
+                  "ResourceRecords": [{"Value": "127.0.0.1"}]} for ns in ("ns1", "ns2")]
     return {"ResourceRecordSets": sets}
 
 
 def router_zone(layout: CellLayout) -> dict[str, Any]:
     """The legacy regional name's zone, without the router (the cell map writes it)."""
-    return {"ResourceRecordSets": _apex(layout.router_zone)}
+    return {"ResourceRecordSets": apex_records(layout.router_zone)}
 
 
 ROOT_HINTS = """; the cells universe: one authd serves the root and every zone below it
