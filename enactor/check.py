@@ -1201,6 +1201,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from enactor.invariants import parse_invariants
 
+    if argv and any(a == "--cells" or a.startswith("--cells=") for a in argv):
+        from enactor.cellcheck import main as cells_main  # cells (issue 16): enactor/cellcheck.py
+
+        return cells_main(list(argv))
     args = build_parser().parse_args(argv)
     try:
         defects = m.parse_defects(args.defects)
