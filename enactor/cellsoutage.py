@@ -445,9 +445,13 @@ def cli(args: Any, results_dir: Path) -> int:
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     run = run_cells_outage(args.cells, args.defect_cell, defects, plans=args.plans, customers=args.customers,
                            png=png, verbose=args.verbose)
+    text = Path(png).with_suffix(".txt")
+    text.write_text(f"$ enactor outage --cells {args.cells} --defects {defects} --defect-cell "
+                    f"{args.defect_cell} --customers {args.customers} --plans {args.plans}\n\n{report(run)}\n")
     if args.json:
         cells, flat = run.results
-        print(json.dumps({"cells": cells, "no_cells": flat, "png": png}, indent=2))
+        print(json.dumps({"cells": cells, "no_cells": flat, "png": png, "table": str(text)}, indent=2))
     else:
         print(report(run))
+        print(f"table: {text}")
     return 0
