@@ -199,12 +199,14 @@ class CellsDriver:
 
 
 @contextmanager
-def shared_dns(work: Path, zones: dict[str, dict[str, Any]]) -> Iterator[tuple[int, int, int]]:
-    """authd (every zone, one store) and an iterative `resolver serve` with caching off.
+def shared_dns(work: Path, zones: dict[str, dict[str, Any]] | None,
+               cache: bool = False) -> Iterator[tuple[int, int, int]]:
+    """authd (every zone, one store) and an iterative `resolver serve` with caching off
+    (`cache`: its defaults). `zones` None: the files already in `work/zones`.
     Yields (authd DNS port, change API port, resolver port)."""
     zdir = work / "zones"
     zdir.mkdir(parents=True, exist_ok=True)
-    for fname, doc in zones.items():
+    for fname, doc in (zones or {}).items():
         (zdir / fname).write_text(json.dumps(doc, indent=1) + "\n")
     hints = work / "root.hints"
     hints.write_text(ROOT_HINTS)
@@ -221,7 +223,7 @@ def shared_dns(work: Path, zones: dict[str, dict[str, Any]]) -> Iterator[tuple[i
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "resolver", "serve", "--listen", f"127.0.0.1:{res_port}",
                  "--root-hints", str(hints), "--authority-port", str(dns_port),
-                 "--max-ttl", "0", "--max-negative-ttl", "0", "--failure-ttl", "0.01"],
+                 *([] if cache else ["--max-ttl", "0", "--max-negative-ttl", "0", "--failure-ttl", "0.01"])],
                 stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
         _wait_ready(procs, work, api_port, res_port)
         yield dns_port, api_port, res_port

@@ -543,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
+    from enactor.cellscli import add_parser as add_cells_parser  # issue 16: enactor/cellscli.py
+
+    add_cells_parser(sub)
     sub.add_parser(
         "check",
         help="explore interleavings of the real enactor code for violations (enactor check --help)",
