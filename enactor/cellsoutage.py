@@ -239,7 +239,7 @@ def shared_dns(work: Path, zones: dict[str, dict[str, Any]] | None,
 
 
 def _wait_ready(procs: list[subprocess.Popen[bytes]], work: Path, api_port: int, res_port: int,
-                timeout: float = 60.0) -> None:
+                timeout: float = 120.0) -> None:
     api = Route53Http(f"http://127.0.0.1:{api_port}")
     deadline = time.monotonic() + timeout
     last = ""
