@@ -118,6 +118,12 @@ class CellLayout:
     def customer_name(self, account: str) -> str:
         return f"{account}.{self.customer_zone}"
 
+    def targets_json(self, root: str) -> dict[str, Any]:
+        """The cells as `enactor lanes --targets FILE` reads them: one rollout target per cell,
+        in order, each its own plan store under `root` and its own endpoints."""
+        return {"targets": [{"name": c.name, "plans": str(PurePath(root) / c.plan_dir),
+                             "endpoints": list(c.endpoints)} for c in self.cells]}
+
     def to_json(self) -> dict[str, Any]:
         return {"region": self.region, "customer_zone": self.customer_zone,
                 "router": self.router_name,

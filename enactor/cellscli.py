@@ -2,7 +2,8 @@
 
 Shell (files, the change API). Three operations over `enactor.cells` and `enactor.cellmap`:
 
-    enactor cells init --cells 4 --dir cells/     # zones for authd, each cell's plan-0001, root hints
+    enactor cells init --cells 4 --dir cells/     # zones for authd, each cell's plan-0001,
+                                                  # capacity.json, root hints, targets.json (lanes)
     enactor cells map --cells 4 --customers 200 --api URL          # every customer's CNAME + the router
     enactor cells map --cells 4 --api URL --move 111100007919=cell-3   # one CNAME UPSERT
     enactor cells show --cells 4 --customers 200                   # the layout and who is where
@@ -42,6 +43,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     for fname, doc in zone_files(layout, now).items():
         (zdir / fname).write_text(json.dumps(doc, indent=1) + "\n")
     (root / "root.hints").write_text(ROOT_HINTS)
+    # the slow lane rolls out cell by cell over these (enactor lanes --targets FILE)
+    (root / "targets.json").write_text(json.dumps(layout.targets_json(str(root)), indent=1) + "\n")
     for c in layout.cells:
         PlanStore(root / c.plan_dir).put(c.first_plan(now))
         # the cell's own capacity file: `enactor planner` without one plans the regional

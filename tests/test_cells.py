@@ -56,6 +56,9 @@ def test_cells_share_no_zone_lock_plan_dir_or_name() -> None:
         others = {lb.ipv4 for o in layout.cells if o is not c for e in o.capacity() for lb in e.load_balancers}
         assert not addrs & others
     assert layout.find_cell(2) is layout.find_cell("cell-2")
+    targets = layout.targets_json("cells")["targets"]  # what `enactor lanes --targets` reads
+    assert [(t["name"], t["plans"]) for t in targets][1] == ("cell-2", "cells/cell-2/plans")
+    assert targets[2]["endpoints"] == list(layout.find_cell(3).endpoints)
     with pytest.raises(ValueError, match="cell-1..cell-4"):
         layout.find_cell(5)
     with pytest.raises(ValueError, match="1..12"):

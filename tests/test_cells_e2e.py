@@ -38,6 +38,8 @@ def test_one_cells_enactor_changes_only_its_zone_and_a_move_is_bounded_by_the_tt
     layout = CellLayout.make(2)
     for c in layout.cells:
         assert (root / c.plan_dir / "plan-0001.json").exists() and (root / c.name / "capacity.json").exists()
+    targets = json.loads((root / "targets.json").read_text())["targets"]
+    assert [t["plans"] for t in targets] == [str(root / c.plan_dir) for c in layout.cells]
     ttl = 4
     with shared_dns(root, None, cache=True) as (dns_port, api_port, res_port):
         url = f"http://127.0.0.1:{api_port}"
