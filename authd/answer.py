@@ -13,7 +13,7 @@ injected `rng` or `Picker`), no trio. Modelled on Knot's staged pipeline
    failover, multivalue, latency, geolocation, IP-based, each with health) are steps of this
    stage, so they compose with CNAME chains, wildcards and delegations instead of being
    special cases. Where the client is comes from EDNS Client Subnet (RFC 7871) or the source
-   address, through the operator's table (`authd.geo`); health from the serving index's map
+   address, through the operator's table (`authd.dns.geo`); health from the serving index's map
    of health-check statuses (`ZoneTable.health`), healthy when unknown;
 4. **finish**: flags, EDNS(0) OPT, negative-answer SOA, and rendering to wire with truncation
    to the client's limit (`Reply.to_wire`).
@@ -52,9 +52,9 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.set
 
-from authd.geo import UNKNOWN, GeoMap, Location, region_continent, region_distance
-from authd.records import RecordKey, RecordSet
-from authd.wire import COMPRESSIBLE, Renderer, parse_fast
+from authd.dns.geo import UNKNOWN, GeoMap, Location, region_continent, region_distance
+from authd.dns.wire import COMPRESSIBLE, Renderer, parse_fast
+from authd.model.records import RecordKey, RecordSet
 
 # --------------------------------------------------------------------------------------------
 # Limits and constants
@@ -644,7 +644,7 @@ def _compile(group: list[RecordSet]) -> Entry:
         return _compiled(group[0])
     group = sorted(group, key=lambda rs: rs.set_identifier or "")
     members = tuple(_member(rs) for rs in group)
-    # every set at a name and type has one policy (`authd.changes`); the first decides
+    # every set at a name and type has one policy (`authd.model.changes`); the first decides
     policy = group[0].policy
     if policy not in (None, "weighted"):
         cidr = group[0].routing.cidr if group[0].routing is not None else None
@@ -1168,7 +1168,7 @@ def _any(
 class Reply:
     """A response ready to render; `to_wire(limit)` applies truncation (RFC 2181 §9).
 
-    Rendering uses `authd.wire.Renderer`; `message` gives the same response as a dnspython
+    Rendering uses `authd.dns.wire.Renderer`; `message` gives the same response as a dnspython
     Message for tools and tests.
     """
 

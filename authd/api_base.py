@@ -1,7 +1,7 @@
 """What the newer Route 53 operations share: their error type and strict XML request reading.
 
 Pure core. `ApiError` is a `StoreError`, so the control API's one error path turns it into
-Route 53's ErrorResponse with `code` and HTTP 400 (404 where `authd.control.STATUS` says so).
+Route 53's ErrorResponse with `code` and HTTP 400 (404 where `authd.control.app.STATUS` says so).
 `read_request` refuses every element a request holds that the operation does not define,
 naming it (issue 11 section 4: nothing silently dropped), and gives leaves as text and
 repeated children as lists, in document order.
@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from authd.r53xml import _local, parse_xml
-from authd.store import StoreError
+from authd.control.r53xml import _local, parse_xml
+from authd.store.contract import StoreError
 
 Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
 

@@ -29,15 +29,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from authd import r53xml as X
-from authd.api_base import ApiError, Response, invalid, read_request, require
-from authd.changes import DEFAULT_NS_TTL, clean_zone_id
-from authd.limits import MSG_TOO_MANY_DELEGATION_SETS
-from authd.records import RecordSet
-from authd.store import Action, Change, ChangeInfo
+from authd.control import r53xml as X
+from authd.control.api_base import ApiError, Response, invalid, read_request, require
+from authd.model.changes import DEFAULT_NS_TTL, clean_zone_id
+from authd.model.limits import MSG_TOO_MANY_DELEGATION_SETS
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change, ChangeInfo
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 KIND = "delegationset"
 COUNTER = ("counter", "delegationset")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from authd import r53xml as X
-from authd.api_base import ApiError, Response, read_request, require
+from authd.control import r53xml as X
+from authd.control.api_base import ApiError, Response, read_request, require
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 NOT_SIGNING = "authd does not sign zones (DNSSEC signing is not implemented); answers are served unsigned"
 KSK_GRAMMAR = {

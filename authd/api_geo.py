@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from authd import r53xml as X
-from authd.api_base import ApiError, Response, invalid
+from authd.control import r53xml as X
+from authd.control.api_base import ApiError, Response, invalid
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
-DATA = Path(__file__).resolve().parent / "data" / "geolocations.json"
+DATA = Path(__file__).resolve().parents[1] / "data" / "geolocations.json"
 CHECKER_IP_RANGES = ("127.0.0.0/8", "::1/128")
 MAX_ITEMS = 100  # ListGeoLocations: "maxitems ... the default is 100", also the cap
 

@@ -4,14 +4,14 @@ GetHealthCheckLastFailureReason, over the store's generic resources.
 
 Trio shell around pure parts: request XML in (`parse_*`, pure), XML out (`*_xml`, pure),
 and handlers that run each store step in the control API's store thread (`app.call`).
-The configuration rules are `authd.healthcheck`'s, the status rules `authd.healthpolicy`'s.
+The configuration rules are `authd.health.healthcheck`'s, the status rules `authd.health.healthpolicy`'s.
 
-Storage (the shared resource contract, `authd.store`):
+Storage (the shared resource contract, `authd.store.contract`):
 - kind `healthcheck`, id `hc-0001-<hash>`: {"caller_reference", "config": the Route 53
   members}. The resource version is the HealthCheckVersion, so UpdateHealthCheck's optimistic
   concurrency is the store's compare-and-swap.
-- kind `healthcheck-status` (journal=True, written by `authd.prober`): see
-  `authd.prober.status_doc`; every serving index keeps it in `index.resources`.
+- kind `healthcheck-status` (journal=True, written by `authd.health.prober`): see
+  `authd.health.prober.status_doc`; every serving index keeps it in `index.resources`.
 - kind `healthcheck-tombstone`: the caller reference of a deleted check, so that reusing it
   is HealthCheckAlreadyExists, as Route 53 does (and ids are never reused).
 
@@ -36,14 +36,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
-from authd import api_routes
-from authd import healthcheck as H
-from authd import r53xml as X
-from authd.healthcheck import HealthCheckConfig, HealthCheckInputError
-from authd.store import NoSuchResource, Resource, ResourceConflict
+from authd.control import api_routes
+from authd.control import r53xml as X
+from authd.health import healthcheck as H
+from authd.health.healthcheck import HealthCheckConfig, HealthCheckInputError
+from authd.store.contract import NoSuchResource, Resource, ResourceConflict
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 log = logging.getLogger("authd.health")
 

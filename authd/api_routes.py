@@ -1,7 +1,7 @@
 """The Route 53 operations authd serves beyond the zone and record core, as one table.
 
 Each row is (HTTP method, path pattern under /2013-04-01, botocore operation name, handler).
-`authd.control.ControlAPI._route` looks a request up here when its own core routes do not
+`authd.control.app.ControlAPI._route` looks a request up here when its own core routes do not
 take it. `implemented_operations()` is every operation authd answers (the core ones that
 `ControlAPI` routes itself, declared in `CORE_OPERATIONS`, and this table): the model
 conformance test (`tests/test_r53_model.py`) walks it and checks each response against
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from authd import api_delegation, api_dnssec, api_geo, api_tags, api_testdns, api_zones
-from authd.api_base import Response
+from authd.control import api_delegation, api_dnssec, api_geo, api_tags, api_testdns, api_zones
+from authd.control.api_base import Response
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 Handler = Callable[["ControlAPI", "re.Match[str]", Mapping[str, str], bytes], Awaitable[Response]]
 

@@ -22,13 +22,13 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from authd import r53xml as X
-from authd.api_base import ApiError, Response, invalid, read_request
-from authd.changes import clean_zone_id
-from authd.store import NoSuchResource
+from authd.control import r53xml as X
+from authd.control.api_base import ApiError, Response, invalid, read_request
+from authd.model.changes import clean_zone_id
+from authd.store.contract import NoSuchResource
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 KIND = "tags"
 RESOURCE_TYPES = ("hostedzone", "healthcheck")

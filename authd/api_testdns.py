@@ -2,7 +2,7 @@
 
 The query is built as a resolver would send it (EDNS(0), and the EDNS Client Subnet option
 of RFC 7871 section 6 when EDNS0ClientSubnetIP is given) and answered by the same
-`authd.index.ServingIndex` that serves DNS: the primary index of the running node when the
+`authd.dns.index.ServingIndex` that serves DNS: the primary index of the running node when the
 control API has one (`app.serving_index`), else an index fed from the store's snapshot. So
 weighted picks, aliases, failover and location rules are exactly what `dig` would see.
 ResolverIP is passed as the query's source address to pipelines that take one; the client
@@ -25,12 +25,12 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from authd import r53xml as X
-from authd.api_base import Response, invalid
-from authd.records import RecordError, canonical_name
+from authd.control import r53xml as X
+from authd.control.api_base import Response, invalid
+from authd.model.records import RecordError, canonical_name
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 ECS_DEFAULT_MASK = {4: 24, 6: 56}  # RFC 7871 section 11.1: recommended source prefix lengths
 
@@ -99,7 +99,7 @@ def response_xml(nameserver: str, name: str, rtype: str, values: list[str], rcod
 
 
 def _snapshot_index(store: Any) -> Any:
-    from authd.index import ServingIndex
+    from authd.dns.index import ServingIndex
 
     index = ServingIndex(cache=False)
     for entry in store.snapshot():

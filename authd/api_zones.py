@@ -1,7 +1,7 @@
 """Hosted-zone quotas: CreateHostedZone under the limits (and with DelegationSetId),
 GetHostedZoneCount, GetAccountLimit, GetHostedZoneLimit.
 
-Thin handlers over `authd.limits` (the names and values) and `authd.api_delegation` (the
+Thin handlers over `authd.model.limits` (the names and values) and `authd.control.api_delegation` (the
 set a new zone takes its name servers from). The check and the creation run in one
 `app.call`, one step on the store's single worker thread, so two concurrent
 CreateHostedZone calls cannot both pass the last free slot.
@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from authd import api_delegation as DS
-from authd import r53xml as X
-from authd.api_base import ApiError, Response, invalid
-from authd.limits import ACCOUNT_LIMITS, MSG_TOO_MANY_ZONES, ZONE_LIMITS
-from authd.records import RecordError, from_route53_name
+from authd.control import api_delegation as DS
+from authd.control import r53xml as X
+from authd.control.api_base import ApiError, Response, invalid
+from authd.model.limits import ACCOUNT_LIMITS, MSG_TOO_MANY_ZONES, ZONE_LIMITS
+from authd.model.records import RecordError, from_route53_name
 
 if TYPE_CHECKING:
-    from authd.control import ControlAPI
+    from authd.control.app import ControlAPI
 
 log = logging.getLogger("authd.control")
 

@@ -46,10 +46,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from authd.geo import CONTINENTS, COUNTRIES, REGIONS, US_SUBDIVISIONS
-from authd.limits import msg_too_many_record_sets
-from authd.records import RecordKey, RecordSet
-from authd.store import Action, Change
+from authd.dns.geo import CONTINENTS, COUNTRIES, REGIONS, US_SUBDIVISIONS
+from authd.model.limits import msg_too_many_record_sets
+from authd.model.records import RecordKey, RecordSet
+from authd.store.contract import Action, Change
 
 MAX_RECORDS = 1000  # ResourceRecord elements per request, UPSERT counted twice
 MAX_VALUE_CHARS = 32000  # characters in all Value elements per request, UPSERT twice
@@ -442,7 +442,7 @@ def plan_batch(
     `resource(kind, id)` reads the store's resources (the document, or None when absent):
     health checks (`healthcheck`) and CIDR collections (`cidrcollection`) that record sets
     name must exist. Without it those references are not checked.
-    `max_record_sets` (the MAX_RRSETS_BY_ZONE quota, `authd.limits`) refuses a batch that
+    `max_record_sets` (the MAX_RRSETS_BY_ZONE quota, `authd.model.limits`) refuses a batch that
     would leave the zone, now holding `record_set_count` sets, with more than that many.
     """
     if not changes:

@@ -5,8 +5,8 @@ Pure core: no I/O. A collection is stored through the store's generic resources 
 `{"Name": ..., "CallerReference": ..., "Locations": {location: [cidr, ...]}}`; its Version is
 the resource's version (1 when created, +1 per change), which ChangeCidrCollection's
 CollectionVersion is checked against (compare-and-swap). The shell that serves the API is
-`authd.control_cidr`; record sets name a location with CidrRoutingConfig, and
-`authd.answer` routes on the longest block that holds the client.
+`authd.control.api_cidr`; record sets name a location with CidrRoutingConfig, and
+`authd.dns.answer` routes on the longest block that holds the client.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from authd import r53xml as X
+from authd.control import r53xml as X
 
 KIND = "cidrcollection"
 MAX_CHANGES = 1000  # CidrCollectionChanges and CidrList: at most 1,000 items (botocore model)

@@ -20,13 +20,16 @@ from pathlib import Path
 
 import trio
 
-from authd import cli_control, cli_dns, cli_nodes, logsafe
+from authd import logsafe
 from authd.clean_exit import Fatal
-from authd.cli_health import add_subcommand as add_health_command
-from authd.geo import GeoMap, GeoMapError
-from authd.index import ServingIndex, index_from_zones
-from authd.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
-from authd.zonefile import ZoneLoadError, load_zone_dir
+from authd.cli import control as cli_control
+from authd.cli import dns as cli_dns
+from authd.cli import nodes as cli_nodes
+from authd.cli.health import add_subcommand as add_health_command
+from authd.dns.geo import GeoMap, GeoMapError
+from authd.dns.index import ServingIndex, index_from_zones
+from authd.dns.server import DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_TCP_MAX_CONNECTIONS, serve_dns
+from authd.zonefiles.zonefile import ZoneLoadError, load_zone_dir
 
 log = logging.getLogger("authd")
 
@@ -310,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     """Every `authd` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
     failure (bad zone file, flag, address in use, unreachable API) one line and exit 2."""
     from authd.clean_exit import run_main
-    from authd.control import ControlConfigError
+    from authd.control.app import ControlConfigError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from authd import r53xml
-from authd.records import RecordSet
-from authd.replica import Propagation, progress_dir
-from authd.store import Change, HostedZone, StoreError
+from authd.control import r53xml
+from authd.model.records import RecordSet
+from authd.store.contract import Change, HostedZone, StoreError
+from authd.store.replica import Propagation, progress_dir
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8053"
 
@@ -104,7 +104,7 @@ class StoreControl:
     from the journal). INSYNC means every live server following the file applied it."""
 
     def __init__(self, path: str):
-        from authd.sqlstore import SQLiteStore
+        from authd.store.sqlstore import SQLiteStore
 
         self.path = path
         if path.startswith(("postgresql://", "postgres://")):
@@ -139,10 +139,10 @@ class StoreControl:
 
 
 def _postgres_control(url: str) -> tuple[Any, Propagation]:
-    """A PostgreSQL store, and INSYNC = every live node registered in it (authd.nodes)."""
-    from authd.nodes import live_seqs
-    from authd.pgnodes import NodeRegistry
-    from authd.pgstore import PostgresStore
+    """A PostgreSQL store, and INSYNC = every live node registered in it (authd.store.nodes)."""
+    from authd.store.nodes import live_seqs
+    from authd.store.pgnodes import NodeRegistry
+    from authd.store.pgstore import PostgresStore
 
     try:
         store = PostgresStore(url)
@@ -322,7 +322,7 @@ def _control_address(text: str) -> tuple[str, int] | None:
 
 
 def _watch_arg(text: str) -> tuple[str, str]:
-    from authd.emptywatch import parse_watch
+    from authd.dns.emptywatch import parse_watch
 
     try:
         return parse_watch(text)
@@ -434,10 +434,10 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
 
     import trio
 
-    from authd import cli_dns
-    from authd.control import ControlConfigError
+    from authd.cli import dns as cli_dns
+    from authd.control.app import ControlConfigError
     from authd.node import NodeConfig, run_node
-    from authd.zonefile import ZoneLoadError
+    from authd.zonefiles.zonefile import ZoneLoadError
 
     log = logging.getLogger("authd")
     if args.workers > 1:
@@ -447,7 +447,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
     if bool(args.access_key) != bool(args.secret_key):
         log.error("give both --access-key and --secret-key, or neither")
         return 2
-    from authd.limits import LimitError, Limits
+    from authd.model.limits import LimitError, Limits
 
     try:
         limits = Limits.parse(args.limit)

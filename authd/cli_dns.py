@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from authd import cli_xfr
-from authd.rrl import (
+from authd.cli import xfr as cli_xfr
+from authd.dns.rrl import (
     DEFAULT_IPV4_PREFIX,
     DEFAULT_IPV6_PREFIX,
     DEFAULT_RATE,
@@ -19,7 +19,7 @@ from authd.rrl import (
     MODES,
     RrlConfig,
 )
-from authd.server import DEFAULT_TCP_OUTPUT_BUDGET, DEFAULT_TCP_WRITE_TIMEOUT
+from authd.dns.server import DEFAULT_TCP_OUTPUT_BUDGET, DEFAULT_TCP_WRITE_TIMEOUT
 
 # how workers get the first process's secrets, active first, comma-separated (not in argv,
 # where any local user could read them)

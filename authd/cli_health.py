@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from authd.api_health import KIND, STATUS_KIND
-from authd.healthcheck import HealthCheckConfig
+from authd.control.api_health import KIND, STATUS_KIND
+from authd.health.healthcheck import HealthCheckConfig
 
 
 def _when(epoch: Any) -> str:
@@ -49,7 +49,7 @@ def rows(store: Any) -> list[dict[str, Any]]:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from authd.sqlstore import SQLiteStore
+    from authd.store.sqlstore import SQLiteStore
 
     path = Path(args.store)
     if not path.exists():

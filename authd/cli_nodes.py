@@ -1,7 +1,7 @@
 """`authd nodes`: every authd node registered in a PostgreSQL store, its journal position, its
 lag behind the journal head, its last heartbeat, and whether INSYNC waits for it (shell).
 
-The rules (who counts) are `authd.nodes`; this only reads the `nodes` table and prints.
+The rules (who counts) are `authd.store.nodes`; this only reads the `nodes` table and prints.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         return 2
     from psycopg.errors import UndefinedTable
 
-    from authd.nodes import state_of, table
-    from authd.pgnodes import NodeRegistry
-    from authd.store import StoreError
+    from authd.store.contract import StoreError
+    from authd.store.nodes import state_of, table
+    from authd.store.pgnodes import NodeRegistry
 
     registry = NodeRegistry(args.store)
     try:

@@ -1,7 +1,7 @@
 """`authd serve` flags for secondaries: who may transfer, TSIG keys, NOTIFY targets.
 
 Shell (argparse only). `add_options` adds the flags; `transfer_config(args)` turns them into
-the `authd.xfr.TransferConfig` that `serve_dns` takes, raising ValueError with the flag named;
+the `authd.dns.xfr.TransferConfig` that `serve_dns` takes, raising ValueError with the flag named;
 `worker_argv(args)` repeats them for worker processes (which never send NOTIFY: the first
 process does).
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from authd import tsig
-from authd.notify import NotifyTarget
-from authd.xfr import DEFAULT_HISTORY, TransferConfig, TransferRule
+from authd.dns import tsig
+from authd.dns.notify import NotifyTarget
+from authd.dns.xfr import DEFAULT_HISTORY, TransferConfig, TransferRule
 
 
 def add_options(p: argparse.ArgumentParser) -> None:

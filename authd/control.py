@@ -1,9 +1,9 @@
 """The control API: Route 53's REST/XML API (2013-04-01) as an ASGI app, served by hypercorn's
 trio worker in the same trio process as DNS.
 
-Trio shell. It moves bytes: SigV4 check (`authd.sigv4`), XML in and out (`authd.r53xml`),
+Trio shell. It moves bytes: SigV4 check (`authd.control.sigv4`), XML in and out (`authd.control.r53xml`),
 store calls in one worker thread (`trio.to_thread`, capacity 1, so the DNS loop never waits
-on an fsync and the store sees one caller at a time). The rules live in `authd.changes`.
+on an fsync and the store sees one caller at a time). The rules live in `authd.model.changes`.
 
 Operations (what boto3 and `aws route53` call): CreateHostedZone, GetHostedZone,
 ListHostedZones, ListHostedZonesByName, UpdateHostedZoneComment, DeleteHostedZone,
@@ -14,7 +14,7 @@ Bad input never changes state and never crashes: unsigned or wrongly signed requ
 403, bodies over `max_body` get 400 InvalidInput before they are read whole (Route 53's
 model has no other error for it), and so does malformed XML; unexpected failures get a 500 InternalFailure and a log line. Routing and
 SigV4 use the raw path (`request_path`), never the decoded one, and the payload hash is
-always the received body's (`authd.sigv4`). Log lines are escaped by `authd.logsafe`.
+always the received body's (`authd.control.sigv4`). Log lines are escaped by `authd.logsafe`.
 """
 
 from __future__ import annotations
@@ -28,20 +28,22 @@ from urllib.parse import parse_qs, quote, unquote
 
 import trio
 
-from authd import api_delegation, api_zones, cidr, control_cidr, sigv4
-from authd import changes as rules
-from authd import r53xml as X
-from authd.api_health import ERROR_STATUS as HEALTH_ERROR_STATUS
-from authd.api_health import route as health_route
-from authd.api_routes import find_route
-from authd.limits import Limits
-from authd.records import (
+from authd.control import api_cidr as control_cidr
+from authd.control import api_delegation, api_zones, sigv4
+from authd.control import r53xml as X
+from authd.control.api_health import ERROR_STATUS as HEALTH_ERROR_STATUS
+from authd.control.api_health import route as health_route
+from authd.control.api_routes import find_route
+from authd.model import changes as rules
+from authd.model import cidr
+from authd.model.limits import Limits
+from authd.model.records import (
     RecordError,
     from_route53_name,
     route53_name,
     route53_sort_key,
 )
-from authd.store import ChangeInfo, ChangeStatus, Store, StoreError
+from authd.store.contract import ChangeInfo, ChangeStatus, Store, StoreError
 
 log = logging.getLogger("authd.control")
 
@@ -197,7 +199,7 @@ class ControlAPI:
         self._limiter = trio.CapacityLimiter(1)
         self.on_change: list[Callable[[ChangeInfo], None]] = []  # e.g. wake journal followers
         self.on_health_change: list[Callable[[str], None]] = []  # health check ids: wake the prober
-        self.health_prober: Any = None  # authd.prober.Prober: live statuses for GetHealthCheckStatus
+        self.health_prober: Any = None  # authd.health.prober.Prober: live statuses for GetHealthCheckStatus
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one store call in the store's worker thread."""
@@ -351,7 +353,7 @@ class ControlAPI:
         return await api_zones.delegation_xml(self, zone_id, zone_name)
 
     async def create_zone(self, body: bytes) -> Response:
-        # quotas and DelegationSetId live in authd.api_zones
+        # quotas and DelegationSetId live in authd.control.api_zones
         return await api_zones.create_zone(self, body)
 
     async def get_zone(self, zone_id: str) -> Response:

@@ -1,9 +1,9 @@
 """The CIDR collections API of the control plane: CreateCidrCollection, ChangeCidrCollection,
 ListCidrBlocks, ListCidrCollections, ListCidrLocations, DeleteCidrCollection.
 
-Trio shell (called by `authd.control.ControlAPI._route`): it moves bytes and makes store
+Trio shell (called by `authd.control.app.ControlAPI._route`): it moves bytes and makes store
 calls through the API's one worker thread (`app.call`); the documents and their rules are
-in `authd.cidr`. Collections are resources of kind `cidrcollection`, written with
+in `authd.model.cidr`. Collections are resources of kind `cidrcollection`, written with
 `journal=True`, so every serving index (this process's and replica processes') learns the
 blocks through the journal, as it learns record sets.
 """
@@ -15,10 +15,10 @@ import uuid
 from functools import partial
 from typing import Any
 
-from authd import api_routes
-from authd import cidr as C
-from authd import r53xml as X
-from authd.store import NoSuchResource, ResourceConflict
+from authd.control import api_routes
+from authd.control import r53xml as X
+from authd.model import cidr as C
+from authd.store.contract import NoSuchResource, ResourceConflict
 
 PREFIX = "/2013-04-01/cidrcollection"
 _ONE = re.compile(PREFIX + r"/([^/]+)")
@@ -32,7 +32,7 @@ api_routes.declare("CreateCidrCollection", "ChangeCidrCollection", "ListCidrBloc
 
 
 def _error(code: str, message: str) -> Exception:
-    from authd.control import HttpError  # the API's error type (control imports this module)
+    from authd.control.app import HttpError  # the API's error type (control imports this module)
 
     return HttpError(code, [message])
 

@@ -1,7 +1,7 @@
 """DNS cookies (RFC 7873) with interoperable server cookies (RFC 9018): make, check, and the wire.
 
 Pure core: no sockets, no clock (the caller passes the wall-clock second), no randomness (the
-caller passes the secret). The responder in `authd.guard` uses it to take the COOKIE option out
+caller passes the secret). The responder in `authd.dns.guard` uses it to take the COOKIE option out
 of a query before the serving index sees it, and to put one into the response.
 
 A server cookie (RFC 9018 §4) is 16 bytes: version 1, three reserved bytes, a 32-bit timestamp

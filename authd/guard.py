@@ -1,6 +1,6 @@
 """The responder in front of the serving index: DNS cookies on every query, RRL on UDP.
 
-Pure core: the shells in `authd.server` pass the packet, the client address, the monotonic
+Pure core: the shells in `authd.dns.server` pass the packet, the client address, the monotonic
 `now` (for RRL) and the wall-clock second (for cookie timestamps); nothing here reads a clock
 or a socket. The serving index never sees a COOKIE option: it is taken out of the query (so the
 index's tables of rendered answers stay shared by every client) and the response's COOKIE is
@@ -26,10 +26,10 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from authd import cookies
-from authd.answer import OUR_PAYLOAD
-from authd.cookies import Status
-from authd.rrl import RateLimiter, RClass, Verdict, truncated
+from authd.dns import cookies
+from authd.dns.answer import OUR_PAYLOAD
+from authd.dns.cookies import Status
+from authd.dns.rrl import RateLimiter, RClass, Verdict, truncated
 
 BADCOOKIE = 23  # RFC 7873 §8
 FORMERR = 1

@@ -21,7 +21,7 @@ health checks"):
 - RequestInterval is 10 or 30 and, like MeasureLatency and Type, can't be changed later.
 - An endpoint check needs IPAddress or FullyQualifiedDomainName; TCP needs a Port.
 - Unlike Route 53, loopback IPAddresses are allowed (authd's prober probes only loopback
-  unless the operator says otherwise; see `authd.prober`).
+  unless the operator says otherwise; see `authd.health.prober`).
 """
 
 from __future__ import annotations

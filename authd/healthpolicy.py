@@ -1,6 +1,6 @@
 """The health-check policy: a check's status from the history of its probe results.
 
-Pure core (no trio, socket or time: `at` is a parameter). The trio prober (`authd.prober`)
+Pure core (no trio, socket or time: `at` is a parameter). The trio prober (`authd.health.prober`)
 feeds each probe's `Observation` to `observe` and persists the result when it changes;
 `effective` and `calculated` turn measured statuses into what DNS answers by.
 

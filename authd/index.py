@@ -4,12 +4,12 @@ Pure core (no sockets, no clock; randomness injected). `ServingIndex.apply(entry
 path from the store to DNS, at startup (one SNAPSHOT entry per zone) and at runtime (CHANGE and
 ZONE_DELETED entries in `seq` order). `respond(wire, tcp=...)` is the per-packet entry point.
 
-Speed: a query in the common shape (`authd.wire.parse_fast`) is looked up by (RD/CD bits,
+Speed: a query in the common shape (`authd.dns.wire.parse_fast`) is looked up by (RD/CD bits,
 lowercased question, EDNS variant) in a table of answers rendered by the full pipeline the first
 time that question is asked. A weighted question stores every possible outcome (enumerated
 through the same answer logic) with cumulative probabilities, so a pick is one bisect, O(log n).
 Per packet only the 2-byte ID and the question bytes (for their case) are copied in. Anything
-unusual takes the full path in `authd.answer`. An answer that depends on where the client is
+unusual takes the full path in `authd.dns.answer`. An answer that depends on where the client is
 (geolocation, latency, IP-based routing) is rendered per source address instead, and one with
 more outcomes than can be listed (multivalue beyond eight) takes the full path every time.
 Health-check statuses and CIDR collections arrive as RESOURCE entries; a status change
@@ -37,7 +37,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from authd.answer import (
+from authd.dns.answer import (
     MIN_UDP,
     OUR_PAYLOAD,
     TCP_LIMIT,
@@ -54,14 +54,14 @@ from authd.answer import (
     key_of,
     make_query_wire,
 )
-from authd.changes import zone_id_for as changes_zone_id_for
-from authd.changes import zone_id_from_aliases
-from authd.geo import GeoMap
-from authd.journal import EntryKind, JournalEntry
-from authd.records import RecordKey, RecordSet
-from authd.wire import parse_fast
-from authd.xfr import TransferView
-from authd.zonefile import LoadedZone
+from authd.dns.geo import GeoMap
+from authd.dns.wire import parse_fast
+from authd.dns.xfr import TransferView
+from authd.model.changes import zone_id_for as changes_zone_id_for
+from authd.model.changes import zone_id_from_aliases
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordKey, RecordSet
+from authd.zonefiles.zonefile import LoadedZone
 
 HEALTH_STATUS = "healthcheck-status"  # resource kind: {"healthy": bool, ...} per health check id
 CIDR_COLLECTION = "cidrcollection"  # resource kind: {"Locations": {name: [cidr, ...]}, ...}
@@ -180,12 +180,12 @@ class ServingIndex:
         self._filled: dict[Key | None, tuple[list, list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
         self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
-        # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
+        # called after every applied entry (e.g. authd.dns.emptywatch); empty by default: no cost
         self.on_applied: list[Callable[[JournalEntry], None]] = []
         # query bytes after the ID -> times asked, counted by the server loops when metrics are
         # on (authd.metrics folds and clears it in place); None: not counted
         self.query_counts: dict[bytes, int] | None = None
-        # zone transfers' view (`authd.xfr`), when the node serves secondaries
+        # zone transfers' view (`authd.dns.xfr`), when the node serves secondaries
         self.transfers: TransferView | None = None
         # journaled resources by kind and id (see `_apply_resource`)
         self.resources: dict[str, dict[str, dict]] = {}
@@ -244,7 +244,7 @@ class ServingIndex:
         return True
 
     def enable_transfers(self, history: int) -> TransferView:
-        """Start keeping what secondaries get (`authd.xfr`), from the zones served now on."""
+        """Start keeping what secondaries get (`authd.dns.xfr`), from the zones served now on."""
         if self.transfers is None:
             view = TransferView(history)
             for zone_id, zone in self._by_id.items():
@@ -484,7 +484,7 @@ def _qtext(reply: Reply) -> str:
 
 
 def zone_id_for(zone: LoadedZone) -> str:
-    """The hosted zone id, by the store's one rule (`authd.changes`): the id its in-zone alias
+    """The hosted zone id, by the store's one rule (`authd.model.changes`): the id its in-zone alias
     records already name, else derived from the origin (`example.test.` -> `Z0EXAMPLE0TEST`)."""
     return zone_id_from_aliases(zone.origin, zone.record_sets) or changes_zone_id_for(zone.origin)
 

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from authd.records import RecordKey, RecordSet
+from authd.model.records import RecordKey, RecordSet
 
 
 class EntryKind(enum.Enum):

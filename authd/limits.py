@@ -8,8 +8,8 @@ reusable delegation set, 300 VPCs per private zone, 200 health checks, 50 traffi
 5 traffic policy records). `authd serve --limit NAME=VALUE` overrides any of them.
 
 Where each limit is enforced:
-- MAX_HOSTED_ZONES_BY_OWNER: CreateHostedZone (`authd.api_zones`), TooManyHostedZones.
-- MAX_RRSETS_BY_ZONE: the change-batch rules (`authd.changes.plan_batch`), InvalidChangeBatch.
+- MAX_HOSTED_ZONES_BY_OWNER: CreateHostedZone (`authd.control.api_zones`), TooManyHostedZones.
+- MAX_RRSETS_BY_ZONE: the change-batch rules (`authd.model.changes.plan_batch`), InvalidChangeBatch.
 - MAX_REUSABLE_DELEGATION_SETS_BY_OWNER: CreateReusableDelegationSet, LimitsExceeded.
 - MAX_ZONES_BY_REUSABLE_DELEGATION_SET: CreateHostedZone with DelegationSetId, LimitsExceeded.
 - MAX_HEALTH_CHECKS_BY_OWNER: reported here; CreateHealthCheck enforces it (TooManyHealthChecks).

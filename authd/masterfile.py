@@ -184,7 +184,7 @@ def _fast_value(rtype: str, toks: list[str], names: _Names, line: int) -> str | 
 
 def fast_canonical_value(rtype: str, text: str) -> str | None:
     """A value's canonical form when it is plainly well-formed (names relative to the root),
-    else None and the caller asks dnspython. `authd.records.canonical_value` uses it, so the
+    else None and the caller asks dnspython. `authd.model.records.canonical_value` uses it, so the
     change API's 1,000-change batches and zone loading share the same fast path."""
     if _SPECIAL.isdisjoint(text) or rtype in ("TXT", "SPF", "CAA"):
         toks = text.split()

@@ -2,7 +2,7 @@
 interleaving checker.
 
 Pure core apart from an injectable clock (`clock`, default `time.time`, only used for the
-ChangeInfo timestamp). Batches go through `authd.changes.plan_batch`, the one copy of
+ChangeInfo timestamp). Batches go through `authd.model.changes.plan_batch`, the one copy of
 Route 53's rules, so a MemoryStore accepts and rejects exactly what SQLiteStore and the HTTP
 API do. Every read is a dict lookup; a batch costs O(changes), never O(zone size).
 
@@ -19,10 +19,10 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from authd import changes as rules
-from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import RecordKey, RecordSet, canonical_name, route53_sort_key
-from authd.store import (
+from authd.model import changes as rules
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import RecordKey, RecordSet, canonical_name, route53_sort_key
+from authd.store.contract import (
     Change,
     ChangeInfo,
     ChangeStatus,
@@ -55,7 +55,7 @@ class _Zone:
         self.listing: list[RecordSet] | None = None  # sorted for paging; None after a change
         self.listing_keys: list[str] = []
 
-    # ZoneView, for authd.changes
+    # ZoneView, for authd.model.changes
     def at(self, name: str) -> list[RecordSet]:
         return [rs for by_id in self.sets.get(name, {}).values() for rs in by_id.values()]
 

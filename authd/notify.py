@@ -28,8 +28,8 @@ import dns.rdatatype
 import dns.rrset
 import trio
 
-from authd import tsig
-from authd.xfr import TransferView
+from authd.dns import tsig
+from authd.dns.xfr import TransferView
 
 log = logging.getLogger("authd.notify")
 

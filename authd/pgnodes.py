@@ -2,7 +2,7 @@
 
 - `NodeRegistry` (blocking, psycopg): its own connection, so a heartbeat never queues behind
   a 1,000-change batch on the store's connection. Writes this node's row (seq, heartbeat by
-  the database's clock) and reads every node's row. The rules live in `authd.nodes` (pure).
+  the database's clock) and reads every node's row. The rules live in `authd.store.nodes` (pure).
 - `serve_registry`: heartbeats every `heartbeat` seconds and at once whenever the local
   seq moves, and keeps `peers()` (the live nodes' seqs) fresh for the control API, whose
   GetChange reads it without touching the database.
@@ -27,8 +27,8 @@ from typing import Any
 import psycopg
 import trio
 
-from authd.nodes import NodeRow, live_seqs
-from authd.pgstore import NOTIFY_CHANNEL, StoreUnavailable, connect_kwargs, first_line, redact
+from authd.store.nodes import NodeRow, live_seqs
+from authd.store.pgstore import NOTIFY_CHANNEL, StoreUnavailable, connect_kwargs, first_line, redact
 
 log = logging.getLogger("authd.nodes")
 

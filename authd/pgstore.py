@@ -4,8 +4,8 @@ Blocking I/O shell (psycopg 3), no trio: like SQLiteStore it is called from the 
 one worker thread (`trio.to_thread`), and followers call it through the same `call`.
 
 Tables are SQLite's (`zones`, `rrsets`, `journal`, `resources`, same columns, same JSON
-encodings, see `authd.sqlstore`), plus `journal_head` (one row: the newest journal seq) and
-`nodes` (see `authd.pgnodes`). Text that is sorted is `COLLATE "C"`, so listings come out in
+encodings, see `authd.store.sqlstore`), plus `journal_head` (one row: the newest journal seq) and
+`nodes` (see `authd.store.pgnodes`). Text that is sorted is `COLLATE "C"`, so listings come out in
 Route 53's byte order whatever the database's locale.
 
 Concurrency (issue 15: two nodes accepting conflicting batches at once give exactly one winner).
@@ -14,7 +14,7 @@ Concurrency (issue 15: two nodes accepting conflicting batches at once give exac
   creation and resource writes lock the `journal_head` row. Only a holder of a zone's lock
   ever writes that zone's record sets, and under READ COMMITTED every statement after the
   lock sees everything committed before it was granted. So the second of two conflicting
-  batches is planned (by `authd.changes.plan_batch`, exactly as SQLiteStore does) against
+  batches is planned (by `authd.model.changes.plan_batch`, exactly as SQLiteStore does) against
   the first one's result, and its DELETE with the old value fails with Route 53's message.
   One winner, deterministically, with no retry loop. SERIALIZABLE would also give one
   winner, but by aborting the loser with a serialization failure that we would have to
@@ -30,7 +30,7 @@ Concurrency (issue 15: two nodes accepting conflicting batches at once give exac
   so there is no deadlock; different zones plan and write their record sets in parallel and
   serialise only on the short journal append.
 - `pg_notify('authd_journal', seq)` in the same transaction tells LISTENing nodes after
-  COMMIT (`authd.pgnodes.listen_journal`); followers still poll, because a notification sent while a
+  COMMIT (`authd.store.pgnodes.listen_journal`); followers still poll, because a notification sent while a
   listener was reconnecting is lost.
 - Durability: every connection asks for `synchronous_commit=on` (PostgreSQL's default, set
   explicitly so a server configured otherwise cannot weaken it): the COMMIT that
@@ -52,11 +52,10 @@ from typing import Any
 
 import psycopg
 
-from authd import changes as rules
-from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import RecordKey, RecordSet, canonical_name
-from authd.sqlstore import RECENT_ENTRIES, _decode, _decode_all, _dumps
-from authd.store import (
+from authd.model import changes as rules
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import RecordKey, RecordSet, canonical_name
+from authd.store.contract import (
     Change,
     ChangeInfo,
     ChangeStatus,
@@ -72,6 +71,7 @@ from authd.store import (
     StoreError,
     check_expected_version,
 )
+from authd.store.sqlstore import RECENT_ENTRIES, _decode, _decode_all, _dumps
 
 NOTIFY_CHANNEL = "authd_journal"
 SCHEMA_LOCK = 0x61757468  # pg_advisory_xact_lock key: nodes starting together create tables once
@@ -160,7 +160,7 @@ def redact(dsn: str) -> str:
 
 
 class _View:
-    """authd.changes.ZoneView over the rrsets table, inside the batch's transaction: every
+    """authd.model.changes.ZoneView over the rrsets table, inside the batch's transaction: every
     set at the batch's names in one `name = ANY(...)` query."""
 
     def __init__(self, conn: psycopg.Connection[Any], zone_id: str):

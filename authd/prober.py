@@ -1,7 +1,7 @@
 """The health-check prober: probes every health check's endpoint on its RequestInterval and
 stores the status when it changes, so that every serving index learns it.
 
-Trio shell. The decisions are `authd.healthpolicy`'s (pure); this module only moves time and
+Trio shell. The decisions are `authd.health.healthpolicy`'s (pure); this module only moves time and
 bytes: one task per enabled endpoint check, a TCP connect or an HTTP(S) GET (httpx, no
 certificate verification, as Route 53's checkers do not verify either), then
 `healthpolicy.observe`. A status change is one log line a tired operator can read:
@@ -37,9 +37,9 @@ from typing import Any
 
 import trio
 
-from authd import healthpolicy as P
-from authd.api_health import KIND, STATUS_KIND
-from authd.healthcheck import STR_MATCH_TYPES, TLS_TYPES, HealthCheckConfig
+from authd.control.api_health import KIND, STATUS_KIND
+from authd.health import healthpolicy as P
+from authd.health.healthcheck import STR_MATCH_TYPES, TLS_TYPES, HealthCheckConfig
 
 log = logging.getLogger("authd.health")
 

@@ -21,8 +21,8 @@ from xml.sax.saxutils import escape
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from authd.records import RecordError, RecordSet, from_route53_name, route53_name
-from authd.store import Action, Change, ChangeInfo, HostedZone
+from authd.model.records import RecordError, RecordSet, from_route53_name, route53_name
+from authd.store.contract import Action, Change, ChangeInfo, HostedZone
 
 NS = "https://route53.amazonaws.com/doc/2013-04-01/"
 XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -155,7 +155,7 @@ def _check_depth(tree: Element) -> None:
 
 IMPLEMENTED: dict[str, dict[str, str | None]] = {
     "CreateHostedZoneRequest": {"Name": None, "CallerReference": None, "HostedZoneConfig": "HostedZoneConfig",
-                                "DelegationSetId": None},  # read by authd.api_zones
+                                "DelegationSetId": None},  # read by authd.control.api_zones
     "HostedZoneConfig": {"Comment": None, "PrivateZone": None},
     "UpdateHostedZoneCommentRequest": {"Comment": None},
     "ChangeResourceRecordSetsRequest": {"ChangeBatch": "ChangeBatch"},

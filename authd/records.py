@@ -20,8 +20,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
-from authd import r53values
-from authd.masterfile import fast_canonical_value
+from authd.model import r53values
+from authd.zonefiles.masterfile import fast_canonical_value
 
 # Route 53 allows alias records of these types (AWS docs, "Choosing between alias and
 # non-alias records"). We follow aliases inside the server for all of them.
@@ -153,7 +153,7 @@ _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.
 def canonical_value(rtype: str, text: str) -> str:
     """One rdata value in canonical presentation form (absolute names, dnspython spelling).
 
-    Raises RecordError with Route 53's problem text (`authd.r53values`) for a value Route 53
+    Raises RecordError with Route 53's problem text (`authd.model.r53values`) for a value Route 53
     refuses, including master-file syntax that dnspython would silently cut off."""
     if rtype == "A" and _DOTTED_QUAD.fullmatch(text):
         return text  # already canonical: four decimal octets, no leading zeros
@@ -201,7 +201,7 @@ class AliasTarget:
 @dataclass(frozen=True, slots=True)
 class GeoLocation:
     """Route 53 GeoLocation: a continent, or a country (`*` is the default location) with an
-    optional subdivision. Codes are kept as given (upper case); `authd.changes` checks them."""
+    optional subdivision. Codes are kept as given (upper case); `authd.model.changes` checks them."""
 
     continent: str | None = None
     country: str | None = None
@@ -214,7 +214,7 @@ class Routing:
     ResourceRecordSet). Kept apart so a plain set carries one `None`, not seven.
 
     Which policy a set uses is whichever of failover, geo, region, multivalue or cidr is
-    present (`RecordSet.policy`); `authd.changes` refuses sets with more than one."""
+    present (`RecordSet.policy`); `authd.model.changes` refuses sets with more than one."""
 
     failover: str | None = None  # PRIMARY or SECONDARY
     geo: GeoLocation | None = None
@@ -282,7 +282,7 @@ class RecordSet:
     def policy(self) -> str | None:
         """The routing policy: "weighted", "latency", "failover", "geolocation",
         "multivalue", "cidr", or None for a simple set (the first present when several are
-        given, which `authd.changes` refuses)."""
+        given, which `authd.model.changes` refuses)."""
         if self.weight is not None:
             return "weighted"
         r = self.routing
@@ -322,7 +322,7 @@ class RecordSet:
             if len(set(self.values)) != len(self.values):
                 out.append("Duplicate Resource Record")
         # Which routing fields go together with SetIdentifier is a batch rule with Route 53's
-        # InvalidInput wording (`authd.changes.policy_problems`): it names the change's action.
+        # InvalidInput wording (`authd.model.changes.policy_problems`): it names the change's action.
         if self.weight is not None and not 0 <= self.weight <= MAX_WEIGHT:
             out.append(f"Weight {self.weight} is out of range 0..{MAX_WEIGHT}")
         if self.set_identifier is not None and not 1 <= len(self.set_identifier) <= 128:

@@ -29,13 +29,13 @@ from typing import Any, Protocol
 
 import trio
 
-from authd.journal import JournalEntry
+from authd.model.journal import JournalEntry
 
 log = logging.getLogger("authd.replica")
 
 
 class ServingIndexLike(Protocol):
-    """The contract `authd.index.ServingIndex` fulfils."""
+    """The contract `authd.dns.index.ServingIndex` fulfils."""
 
     @property
     def seq(self) -> int: ...
@@ -205,7 +205,7 @@ class Propagation:
                  wall_clock: Callable[[], float] | None = None,
                  peers: Callable[[], dict[str, int]] | None = None):
         self.followers: list[Follower] = []
-        self.peers = peers  # other nodes' applied seqs (a shared PostgreSQL store: authd.pgnodes)
+        self.peers = peers  # other nodes' applied seqs (a shared PostgreSQL store: authd.store.pgnodes)
         self.status_dir = status_dir
         self.stale_after = stale_after
         self._wall = wall_clock

@@ -1,7 +1,7 @@
 """Response-rate limiting (RRL) with slip, as NSD, Knot and BIND do it.
 
 Pure core: no sockets, no clock (every call is given `now`, a monotonic second count). The
-responder in `authd.guard` asks `RateLimiter.check(...)` about each UDP response before it is
+responder in `authd.dns.guard` asks `RateLimiter.check(...)` about each UDP response before it is
 sent; TCP is never limited, since a TCP handshake proves the source address.
 
 Buckets. A response is charged to a bucket keyed by the client's network (a /24 for IPv4 and a

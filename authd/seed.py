@@ -1,7 +1,7 @@
 """Seeding a store from zone files (`zones/`): every loaded zone becomes a hosted zone.
 
 Pure core over the Store protocol (no I/O of its own; the caller loads the files with
-`authd.zonefile`). The rule, so API changes survive restarts:
+`authd.zonefiles.zonefile`). The rule, so API changes survive restarts:
 
 - a zone the store does not have is created, with the id its Route 53 export already uses
   in its alias targets (`Z0API0AWS`, `Z0AMAZONAWS`) or else one derived from the origin,
@@ -22,10 +22,10 @@ import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from authd import changes as rules
-from authd.records import RecordSet, route53_sort_key
-from authd.store import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
-from authd.zonefile import LoadedZone
+from authd.model import changes as rules
+from authd.model.records import RecordSet, route53_sort_key
+from authd.store.contract import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
+from authd.zonefiles.zonefile import LoadedZone
 
 HASH_TAG = "sha256:"
 

@@ -32,12 +32,12 @@ from typing import Any, NamedTuple
 
 import trio
 
+from authd.dns.guard import Guard
+from authd.dns.index import ServingIndex
+from authd.dns.notify import serve_notify
+from authd.dns.rrl import RClass, RrlConfig, Verdict
+from authd.dns.xfr import TransferConfig, TransferService
 from authd.errlog import ErrorLog
-from authd.guard import Guard
-from authd.index import ServingIndex
-from authd.notify import serve_notify
-from authd.rrl import RClass, RrlConfig, Verdict
-from authd.xfr import TransferConfig, TransferService
 
 log = logging.getLogger("authd")
 
@@ -389,7 +389,7 @@ async def serve_dns(
         cookie_secret: the 16-byte DNS cookie secret; None draws a random one.
         cookie_previous: retired secrets whose cookies are still accepted and renewed.
         worker: "i/n", for the start log line.
-        transfers: AXFR/IXFR, TSIG and NOTIFY for secondaries (`authd.xfr`); None: transfers
+        transfers: AXFR/IXFR, TSIG and NOTIFY for secondaries (`authd.dns.xfr`); None: transfers
             only as the index's `allow_axfr` says, no keys (a signed query gets BADKEY).
         task_status: `task_status.started((host, port))` once both sockets listen.
 

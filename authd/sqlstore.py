@@ -1,7 +1,7 @@
 """SQLiteStore: the durable default Store, one SQLite file in WAL mode.
 
 Blocking I/O shell (sqlite3), no trio: the control API calls it from one worker thread.
-Batches go through `authd.changes.plan_batch` (the one copy of Route 53's rules) inside ONE
+Batches go through `authd.model.changes.plan_batch` (the one copy of Route 53's rules) inside ONE
 `BEGIN IMMEDIATE` transaction that also bumps the SOA serial and appends the journal row;
 the COMMIT that acknowledges a change runs with `synchronous=FULL`, so an acknowledged batch
 survives power loss, and a crash before COMMIT leaves no trace of it (SQLite's WAL gives
@@ -27,10 +27,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from authd import changes as rules
-from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import AliasTarget, GeoLocation, RecordKey, RecordSet, Routing, canonical_name
-from authd.store import (
+from authd.model import changes as rules
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import (
+    AliasTarget,
+    GeoLocation,
+    RecordKey,
+    RecordSet,
+    Routing,
+    canonical_name,
+)
+from authd.store.contract import (
     Change,
     ChangeInfo,
     ChangeStatus,
@@ -170,7 +177,7 @@ RECENT_ENTRIES = 64  # committed journal entries kept in memory for in-process f
 
 
 class _View:
-    """authd.changes.ZoneView over the rrsets table, inside the batch's transaction.
+    """authd.model.changes.ZoneView over the rrsets table, inside the batch's transaction.
 
     `prefetch` loads every set at the batch's names in a few `IN (...)` queries, so a
     1,000-change batch costs a handful of round trips instead of two per change."""

@@ -1,7 +1,7 @@
 """The store interface: hosted zones, record sets and the change journal.
 
 This module holds the contract only (types, errors and the `Store` protocol). The rules of a
-change batch live in `authd.changes` (pure), and every backend (`MemoryStore` for the
+change batch live in `authd.model.changes` (pure), and every backend (`MemoryStore` for the
 checker, `SQLiteStore` as the durable default, a PostgreSQL backend later) applies batches
 through that one implementation, inside one transaction per batch.
 """
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from authd.journal import JournalEntry
-from authd.records import RecordSet
+from authd.model.journal import JournalEntry
+from authd.model.records import RecordSet
 
 
 class Action(enum.Enum):

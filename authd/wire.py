@@ -3,7 +3,7 @@
 Pure core. `parse_fast` accepts only the plain, unambiguous shape most resolvers send: a
 query header (QR=0, opcode QUERY), exactly one question with an uncompressed name, no answer
 or authority records, and either nothing or one well-formed OPT record (EDNS version 0) after
-it. Anything else returns None and goes to the full dnspython parse in `authd.answer`, so the
+it. Anything else returns None and goes to the full dnspython parse in `authd.dns.answer`, so the
 fast parser may be strict but must never accept a packet the full path would treat
 differently. `tests/test_fuzz*.py` checks it against dnspython on random and mutated packets.
 """

@@ -3,7 +3,7 @@
 Pure core. `TransferView` follows the same journal entries as the serving index (one call in
 `ServingIndex.apply`), keeping for every zone what a secondary gets and the differences
 between serials. `TransferService.respond` turns a transfer query, or any TSIG-signed query,
-into the response messages; the shells in `authd.server` only send them.
+into the response messages; the shells in `authd.dns.server` only send them.
 
 **What a secondary gets.** Weighted and alias record sets have no RFC 1035 form, and neither
 do the other routing policies. A transfer renders each (name, type) as every address any client
@@ -48,9 +48,9 @@ import dns.rdatatype
 import dns.renderer
 import dns.rrset
 
-from authd import tsig
-from authd.journal import EntryKind, JournalEntry
-from authd.records import RecordKey, RecordSet
+from authd.dns import tsig
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordKey, RecordSet
 
 log = logging.getLogger("authd.xfr")
 
@@ -301,7 +301,7 @@ class TransferConfig:
     rules: tuple[TransferRule, ...] = ()
     allow_any: bool = False  # --allow-axfr
     keyring: tsig.Keyring = field(default_factory=dict)
-    notify: tuple[object, ...] = ()  # authd.notify.NotifyTarget
+    notify: tuple[object, ...] = ()  # authd.dns.notify.NotifyTarget
     history: int = DEFAULT_HISTORY
 
     @property

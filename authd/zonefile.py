@@ -20,8 +20,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
-from authd.masterfile import MasterFileError, NeedsFullReader, read_master
-from authd.records import RecordError, RecordSet, canonical_name
+from authd.model.records import RecordError, RecordSet, canonical_name
+from authd.zonefiles.masterfile import MasterFileError, NeedsFullReader, read_master
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def origin_from_filename(path: Path) -> str:
 def parse_master(text: str, path: str, origin: str) -> LoadedZone:
     """Parse an RFC 1035 master file; the zone's origin is the file name's.
 
-    `authd.masterfile` reads it line by line (fast, and every record keeps its line); a file
+    `authd.zonefiles.masterfile` reads it line by line (fast, and every record keeps its line); a file
     with $INCLUDE or $GENERATE is read by dnspython instead."""
     try:
         records = list(read_master(text, origin))
@@ -86,7 +86,7 @@ def _line(text: str, line: int) -> str:
 
 
 def _parse_master_dnspython(text: str, path: str, origin: str) -> LoadedZone:
-    """dnspython's reader, for the directives `authd.masterfile` leaves to it."""
+    """dnspython's reader, for the directives `authd.zonefiles.masterfile` leaves to it."""
     try:
         zone = dns.zone.from_text(
             text, origin=origin, relativize=False, check_origin=False, filename=path

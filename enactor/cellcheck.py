@@ -2,7 +2,7 @@
 
 Pure core (no sockets, no real clock), over the real code as `enactor.check` is: the real
 `enactor.machine` enactors, their actions through the real `enactor.client.perform`, against
-one real `authd.memstore.MemoryStore` holding every cell's zone (`enactor.cells`). Nothing
+one real `authd.store.memstore.MemoryStore` holding every cell's zone (`enactor.cells`). Nothing
 here models an enactor; this module only chooses who goes next.
 
 The world: N cells. Cell `defect_cell` runs its enactors with the 2025 defects, every other
@@ -38,9 +38,10 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from authd.memstore import MemoryStore
-from authd.seed import seed_store
-from authd.zonefile import parse_route53_json
+from authd.store.memstore import MemoryStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import parse_route53_json
+
 from enactor import machine as m
 from enactor.cells import CellLayout, zone_files
 from enactor.check import TICK, _state_key

@@ -33,8 +33,9 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from authd.records import RecordSet
-from authd.store import Action, Change
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change
+
 from enactor.cells import Cell, CellLayout
 
 CNAME_TTL = 60  # seconds: a move reaches every client within this (plus propagation)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from authd.changes import zone_id_for
+from authd.model.changes import zone_id_for
+
 from enactor.plan import Endpoint, LoadBalancer, Plan, lock_name
 
 REGION = "us-east-1"

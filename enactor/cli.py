@@ -41,7 +41,7 @@ def _api_args(p: argparse.ArgumentParser) -> None:
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    from authd.cli import parse_listen
+    from authd.cli.main import parse_listen
 
     return parse_listen(text)
 
@@ -337,7 +337,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from authd.store import Action, Change, InvalidChangeBatch
+    from authd.store.contract import Action, Change, InvalidChangeBatch
+
     from enactor.plan import lock_name
 
     api = _api(args)
@@ -365,8 +366,9 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Install plan N's tree and flip to it through the API, without any enactor."""
+    from authd.store.contract import Action, Change
+
     from authd.clean_exit import Fatal
-    from authd.store import Action, Change
     from enactor.machine import alias_to, chunk, tree_records
     from enactor.plan import PlanStore, lock_name, rollback_name, root_name, root_plan
 

@@ -201,7 +201,7 @@ class Cluster:
 
     @property
     def watch_log(self) -> Path:
-        """authd's exact record of answers going empty and coming back (authd.emptywatch)."""
+        """authd's exact record of answers going empty and coming back (authd.dns.emptywatch)."""
         return self.work / "logs" / "empty-answers.jsonl"
 
     def start(self, actors: list[str], lock_ttl: float, endpoints: str = "both") -> None:
@@ -313,7 +313,7 @@ class ProcessDriver:
         """Stamp authd's empty/back transitions with the schedule time of the step that caused
         them: authd answers a change batch only once its serving index has applied it, so
         the line is in the file when the step returns."""
-        from authd.emptywatch import Transition
+        from authd.dns.emptywatch import Transition
 
         path = self.c.watch_log
         if not path.exists():
@@ -428,7 +428,7 @@ class ProcessDriver:
             how = "authd change"
             if out.returncode != 0:
                 # Older authd without the `change` command: same batch, same API.
-                from authd.store import Action, Change
+                from authd.store.contract import Action, Change
 
                 self.api.change_batch(zid, [Change(Action.DELETE, rs) for rs in recs], "operator typo")
                 how = "the change API"
@@ -476,8 +476,8 @@ def record_transition(rec: Recorder, t: float, name: str, rtype: str, empty: boo
 def watch_in_process(sim: Any, rec: Recorder) -> Any:
     """In-process, the same exact measurement: a serving index fed from the store's journal,
     checked after every enactor step (and after an operator's delete)."""
-    from authd.emptywatch import EmptyWatch
-    from authd.index import ServingIndex
+    from authd.dns.emptywatch import EmptyWatch
+    from authd.dns.index import ServingIndex
 
     index = ServingIndex()
     for entry in sim.api.snapshot():

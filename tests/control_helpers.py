@@ -11,9 +11,8 @@ from typing import Any
 
 import boto3
 import trio
+from authd.control.app import ControlAPI, serve_control
 from botocore.config import Config
-
-from authd.control import ControlAPI, serve_control
 
 AWS = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "aws"
 

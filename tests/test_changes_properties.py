@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change, InvalidChangeBatch
+from authd.store.memstore import MemoryStore
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from authd.memstore import MemoryStore
-from authd.records import AliasTarget, RecordSet
-from authd.store import Action, Change, InvalidChangeBatch
 
 NAMES = ["a.t.", "b.t.", "c.t."]
 ZID = "Z0T"
