@@ -150,7 +150,6 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     peers = link = None
     if pg:
         from authd.store import pgnodes
-
         peers = pgnodes.Peers("", cfg.node_timeout)  # named once the DNS port is known
     propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None,
                               peers=peers.seqs if peers is not None else None)

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import trio
+
 from authd.control.app import ControlAPI, serve_control
 from authd.model.journal import JournalEntry
 from authd.model.records import RecordSet
@@ -303,9 +304,8 @@ def bench_stages(tmp: Path, rounds: int = 40) -> dict[str, dict[str, float]]:
     """Where a 1,000-change batch's time goes, stage by stage, in one process (no HTTP):
     SigV4 check, XML to Changes, the store's transaction (rules, SQLite, fsync), the serving
     index applying the journal entry. p50 ms per stage, for CREATE and for DELETE batches."""
-    from authd.dns.index import ServingIndex
-
     from authd.control import r53xml, sigv4
+    from authd.dns.index import ServingIndex
 
     store = SQLiteStore(tmp / "stages.db")
     zone, _ = store.create_zone(ZONE, "stages")

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import trio
+
+from authd.control import api_health as A
 from authd.health import healthcheck as H
 from authd.health.prober import Prober
 from authd.store.memstore import MemoryStore
-
-from authd.control import api_health as A
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: health-check prober"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import dns.message
+
 from authd.dns.index import ServingIndex
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordSet

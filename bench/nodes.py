@@ -118,7 +118,6 @@ def bench_sqlite(tmp: Path, batches: int) -> dict[str, Any]:
 
 def bench_postgres(batches: int) -> dict[str, Any]:
     from authd.store.pgstore import PostgresStore
-
     from tests.pg_helpers import Cluster
 
     cluster = Cluster(fsync=True).start()

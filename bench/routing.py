@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dns.edns
 import dns.message
+
 from authd.dns.geo import GeoMap
 from authd.dns.index import ServingIndex
 from authd.model.journal import EntryKind, JournalEntry, resource_entry

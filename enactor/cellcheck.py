@@ -41,7 +41,6 @@ from typing import Any
 from authd.store.memstore import MemoryStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import parse_route53_json
-
 from enactor import machine as m
 from enactor.cells import CellLayout, zone_files
 from enactor.check import TICK, _state_key

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 
 from authd.model.records import RecordSet
 from authd.store.contract import Action, Change
-
 from enactor.cells import Cell, CellLayout
 
 CNAME_TTL = 60  # seconds: a move reaches every client within this (plus propagation)

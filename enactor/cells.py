@@ -28,7 +28,6 @@ from pathlib import PurePath
 from typing import Any
 
 from authd.model.changes import zone_id_for
-
 from enactor.plan import Endpoint, LoadBalancer, Plan, lock_name
 
 REGION = "us-east-1"

@@ -71,7 +71,6 @@ from typing import Any
 from authd.store.memstore import MemoryStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
-
 from enactor import liveness as lv
 from enactor import machine as m
 from enactor.client import perform

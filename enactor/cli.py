@@ -338,7 +338,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     from authd.store.contract import Action, Change, InvalidChangeBatch
-
     from enactor.plan import lock_name
 
     api = _api(args)
@@ -366,9 +365,8 @@ def cmd_pause(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     """Install plan N's tree and flip to it through the API, without any enactor."""
-    from authd.store.contract import Action, Change
-
     from authd.clean_exit import Fatal
+    from authd.store.contract import Action, Change
     from enactor.machine import alias_to, chunk, tree_records
     from enactor.plan import PlanStore, lock_name, rollback_name, root_name, root_plan
 

@@ -27,7 +27,6 @@ from authd.store.contract import (
     NoSuchHostedZone,
     StoreError,
 )
-
 from enactor.machine import (
     ActionT,
     BatchAccepted,

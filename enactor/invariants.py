@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from authd.model.records import RecordSet
-
 from enactor import machine as m
 from enactor.plan import Endpoint, lock_name, rollback_name, root_plan
 

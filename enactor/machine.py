@@ -86,7 +86,6 @@ from dataclasses import dataclass, field
 from authd.model.changes import msg_not_found
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import Action, Change
-
 from enactor.plan import (
     Endpoint,
     Plan,

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authd.store.memstore import MemoryStore
-
 from enactor import machine as m
 from enactor.invariants import Inv, StoreChecker, Violation, check_monotonic, watched
 from enactor.plan import Plan

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authd.model.records import RecordSet
-
 from enactor import machine as m
 from enactor.client import ChangeApi, perform
 from enactor.plan import Plan, lock_name, rollback_name, root_plan

@@ -13,7 +13,6 @@ from authd.store.contract import Action, Change
 from authd.store.memstore import MemoryStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
-
 from enactor import machine as m
 from enactor.plan import Plan
 from enactor.planner import Capacity, churn, default_capacity

@@ -11,8 +11,9 @@ from typing import Any
 
 import boto3
 import trio
-from authd.control.app import ControlAPI, serve_control
 from botocore.config import Config
+
+from authd.control.app import ControlAPI, serve_control
 
 AWS = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "aws"
 

@@ -6,15 +6,16 @@ import ast
 import random
 from pathlib import Path
 
-import authd.dns.answer
-import authd.dns.index
-import authd.dns.wire
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
+
+import authd.dns.answer
+import authd.dns.index
+import authd.dns.wire
 from authd.dns.answer import (
     OUR_PAYLOAD,
     Outcome,

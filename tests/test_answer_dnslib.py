@@ -7,9 +7,9 @@ import dns.flags
 import dns.message
 import dns.rdatatype
 import pytest
-from authd.dns.index import ServingIndex, snapshot_entries
 from dnslib import DNSRecord
 
+from authd.dns.index import ServingIndex, snapshot_entries
 from tests.test_differential import NAMES as DIFF_NAMES
 from tests.test_differential import TYPES as DIFF_TYPES
 

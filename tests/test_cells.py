@@ -12,8 +12,8 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 import pytest
-from authd.zonefiles.zonefile import check_zone, parse_route53_json
 
+from authd.zonefiles.zonefile import check_zone, parse_route53_json
 from enactor.cellmap import (
     CNAME_TTL,
     CellMap,

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from authd.model import changes as rules
 from authd.model.changes import Accepted, Rejected, plan_batch
 from authd.model.records import AliasTarget, RecordKey, RecordSet

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import Action, Change
-
 from enactor import check as c
 from enactor import machine as m
 from enactor.invariants import (

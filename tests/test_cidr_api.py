@@ -8,10 +8,10 @@ from __future__ import annotations
 import botocore.exceptions
 import dns.message
 import pytest
+
 from authd.control.app import ControlAPI
 from authd.dns.index import ServingIndex
 from authd.store.sqlstore import SQLiteStore
-
 from tests.control_helpers import client, running
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import botocore.exceptions
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
 from authd.control.app import ControlAPI, ControlConfigError, check_listen, serve_control
 from authd.control.r53xml import split_messages
 from authd.store.sqlstore import SQLiteStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 from tests.control_helpers import client, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"

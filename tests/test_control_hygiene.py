@@ -23,12 +23,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import trio
-from authd.control.app import ControlAPI
-from authd.control.r53xml import split_messages
-from authd.store.memstore import MemoryStore
-from authd.store.sqlstore import SQLiteStore
-from authd.zonefiles.seed import seed_store
-from authd.zonefiles.zonefile import load_zone_dir
 from botocore import serialize
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -37,9 +31,15 @@ from botocore.session import get_session
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd.cli import main
+from authd.cli.main import main
 from authd.control import r53xml as X
+from authd.control.app import ControlAPI
+from authd.control.r53xml import split_messages
 from authd.logsafe import SafeFormatter, escape_controls, setup_logging
+from authd.store.memstore import MemoryStore
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from authd.store.sqlstore import SQLiteStore
 
 PER_BATCH = 40  # record sets per batch: enough that kills land inside transactions

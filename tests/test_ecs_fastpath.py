@@ -8,10 +8,11 @@ import ipaddress
 
 import dns.edns
 import dns.message
-from authd.dns.answer import Query, classify
-from authd.dns.wire import parse_fast
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from authd.dns.answer import Query, classify
+from authd.dns.wire import parse_fast
 
 
 def ecs_query(family: int, source: int, scope: int, raw: bytes) -> bytes:

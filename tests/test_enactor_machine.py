@@ -11,9 +11,9 @@ import contextlib
 from pathlib import Path
 
 import pytest
+
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import Action, Change
-
 from enactor import machine as m
 from enactor.client import perform
 from enactor.plan import lock_name, rollback_name, root_name

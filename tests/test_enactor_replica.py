@@ -16,7 +16,6 @@ from authd.model.records import RecordSet
 from authd.store.contract import Action, Change, InvalidChangeBatch
 from authd.store.memstore import MemoryStore
 from authd.store.replica import DelayLine
-
 from enactor import machine as m
 from enactor.plan import lock_name, root_name
 from enactor.testing import DUAL, T0, seeded_store

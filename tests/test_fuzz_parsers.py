@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from authd.zonefiles.zonefile import LoadedZone, ZoneLoadError, parse_master, parse_route53_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from authd.zonefiles.zonefile import LoadedZone, ZoneLoadError, parse_master, parse_route53_json
 from enactor.plan import Plan, PlanError, loads_plan
 from enactor.planner import default_capacity, next_plan
 

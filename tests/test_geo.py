@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from authd.dns.geo import GeoMap, GeoMapError, Location, region_distance
 
 ROOT = Path(__file__).resolve().parent.parent

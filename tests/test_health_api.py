@@ -10,11 +10,11 @@ from typing import Any
 
 import botocore
 import pytest
-from authd.control.app import ControlAPI
-from authd.store.memstore import MemoryStore
 from botocore.exceptions import ClientError
 
 from authd.control import api_health as A
+from authd.control.app import ControlAPI
+from authd.store.memstore import MemoryStore
 from tests.control_helpers import client, running
 
 TCP = {"Type": "TCP", "IPAddress": "127.0.0.1", "Port": 9001, "RequestInterval": 10, "FailureThreshold": 2}

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from authd.model import records
 
+from authd.model import records
 from tests.control_helpers import client
 
 INTERVAL, THRESHOLD = 10, 2

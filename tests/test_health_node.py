@@ -67,7 +67,7 @@ async def test_node_probes_and_every_index_learns_the_status(tmp_path):
 
 
 async def test_authd_health_lists_what_dns_routes_by(tmp_path, capsys):
-    from authd.cli import main
+    from authd.cli.main import main
 
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     closed_port = listeners[0].socket.getsockname()[1]

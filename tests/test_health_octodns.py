@@ -11,9 +11,9 @@ real provider looks them up (its creation path also tags them, which is another 
 from __future__ import annotations
 
 import pytest
+
 from authd.control.app import ControlAPI
 from authd.store.memstore import MemoryStore
-
 from tests.control_helpers import client, running
 
 octodns_route53 = pytest.importorskip("octodns_route53", reason="PyPI octodns-route53 is not installed")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import authd.health.healthcheck
-import authd.health.healthpolicy
 import pytest
-from authd.health import healthcheck as H
-from authd.health import healthpolicy as P
 from hypothesis import given
 from hypothesis import strategies as st
+
+import authd.health.healthcheck
+import authd.health.healthpolicy
+from authd.health import healthcheck as H
+from authd.health import healthpolicy as P
 
 
 def history(results: list[bool]) -> list[P.Observation]:

@@ -9,6 +9,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import pytest
+
 from authd.dns.answer import answer_wire
 from authd.dns.index import ServingIndex, snapshot_entries, zone_id_for
 from authd.model.journal import EntryKind, JournalEntry

@@ -21,6 +21,9 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from authd.dns.answer import (
     AddressRRset,
     Plain,
@@ -34,8 +37,6 @@ from authd.dns.index import ServingIndex
 from authd.dns.wire import Renderer
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey, RecordSet
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 A, AAAA, IN = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdataclass.IN
 

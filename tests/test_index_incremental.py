@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dns.message
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from authd.dns.index import ServingIndex
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import AliasTarget, RecordKey, RecordSet
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 Z, ZID = "inc.test.", "Z0INC0TEST"
 OTHER, OTHER_ID = "other.test.", "Z0OTHER0TEST"

@@ -8,10 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from authd.zonefiles.masterfile import read_master, tokenizer_reference
-from authd.zonefiles.zonefile import ZoneLoadError, check_zone, load_zone_file, parse_master
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from authd.zonefiles.masterfile import read_master, tokenizer_reference
+from authd.zonefiles.zonefile import ZoneLoadError, check_zone, load_zone_file, parse_master
 
 ORIGIN = "gen.test."
 
@@ -208,6 +209,7 @@ def test_fast_canonical_value_equals_dnspython(case):
     import dns.rdata
     import dns.rdataclass
     import dns.rdatatype
+
     from authd.zonefiles.masterfile import fast_canonical_value
 
     rtype, value = case

@@ -11,12 +11,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import Action, Change, InvalidChangeBatch, InvalidInput
 from authd.store.memstore import MemoryStore
 from authd.store.sqlstore import SQLiteStore
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 
 pgstore = pytest.importorskip("authd.store.pgstore")
 

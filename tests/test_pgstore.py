@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from authd.model.records import RecordSet
 from authd.store.contract import Action, Change, InvalidChangeBatch
 

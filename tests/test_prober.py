@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 import pytest
 import trio
+
+from authd.control import api_health as A
 from authd.dns.index import ServingIndex
 from authd.health import healthcheck as H
 from authd.health import prober as PR
 from authd.store.memstore import MemoryStore
-
-from authd.control import api_health as A
 
 EPOCH = 1_800_000_000.0
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
+
 from authd.control.api_routes import implemented_operations
 from authd.control.app import ControlAPI
 from authd.model.limits import Limits
 from authd.store.sqlstore import SQLiteStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
-
 from tests.control_helpers import client, running
 from tests.r53_model import check_response, synthetic_input
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import botocore.exceptions
 import httpx
 import pytest
+
+from authd.control import api_geo
 from authd.control.app import ControlAPI
 from authd.model.changes import Accepted, Rejected, plan_batch
 from authd.model.limits import DEFAULTS, LimitError, Limits
@@ -20,8 +22,6 @@ from authd.store.contract import Action, Change
 from authd.store.sqlstore import SQLiteStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
-
-from authd.control import api_geo
 from tests.control_helpers import client, running
 from tests.test_control import signed
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from authd.model.records import AliasTarget, RecordSet
-from authd.store.contract import Action, Change
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authd.control import r53xml as X
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change
 
 NS = X.NS
 

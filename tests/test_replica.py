@@ -9,6 +9,7 @@ import time
 import pytest
 import trio
 import trio.testing
+
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordSet
 from authd.store.contract import Action, Change

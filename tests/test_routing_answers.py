@@ -13,11 +13,12 @@ import dns.edns
 import dns.message
 import dns.rcode
 import pytest
+from dnslib import DNSRecord
+
 from authd.dns.geo import GeoMap
 from authd.dns.index import ServingIndex
 from authd.model.journal import EntryKind, JournalEntry, resource_entry
 from authd.model.records import AliasTarget, GeoLocation, RecordSet, Routing
-from dnslib import DNSRecord
 
 ORIGIN = "r.test."
 ZID = "Z0R0TEST"

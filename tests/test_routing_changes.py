@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import pytest
+
+from authd.control import r53xml as X
 from authd.model.changes import Accepted, Rejected, plan_batch
 from authd.model.records import AliasTarget, GeoLocation, RecordSet, Routing
 from authd.store.contract import Action, Change, InvalidChangeBatch, InvalidInput
 from authd.store.memstore import MemoryStore
 from authd.store.sqlstore import SQLiteStore
-
-from authd.control import r53xml as X
 from tests.test_changes import NS, ORIGIN, SOA, ZID, View
 
 HC = "0d6a1d2e-0000-4000-8000-00000000aaaa"

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from authd.store.sqlstore import SQLiteStore
 
+from authd.store.sqlstore import SQLiteStore
 from tests.control_helpers import client
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import dns.edns
 import dns.message
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from authd.dns.answer import answer as full_answer
 from authd.dns.answer import enumerate_outcomes
 from authd.dns.geo import GeoMap
 from authd.dns.index import ServingIndex
 from authd.model.journal import EntryKind, JournalEntry, resource_entry
 from authd.model.records import AliasTarget, GeoLocation, RecordSet, Routing
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 ORIGIN = "p.test."
 ZID = "Z0P0TEST"

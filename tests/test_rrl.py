@@ -10,6 +10,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import pytest
+
 from authd.dns import cookies, rrl
 from authd.dns.answer import make_query_wire
 from authd.dns.guard import Guard
@@ -135,7 +136,6 @@ def test_a_valid_server_cookie_exempts_a_client_and_a_cookie_client_slips_badcoo
 def test_pure_modules_import_no_clock_socket_or_trio():
     import authd.dns.cookies
     import authd.dns.guard
-
     import authd.errlog
 
     for mod in (rrl, authd.dns.cookies, authd.dns.guard, authd.errlog):

@@ -14,8 +14,8 @@ import dns.message
 import dns.rcode
 import pytest
 import trio
-from authd.dns.cookies import COOKIE, make_server_cookie
 
+from authd.dns.cookies import COOKIE, make_server_cookie
 from tests.conftest import ZONES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,9 +17,9 @@ import dns.message
 import dns.rcode
 import pytest
 import trio
+
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey
-
 from tests.conftest import ZONES, dig, require_tool, start_authd
 
 pytestmark = pytest.mark.realtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from authd.model.journal import EntryKind
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import (

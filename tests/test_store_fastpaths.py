@@ -6,9 +6,10 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-from authd.model.records import canonical_name, canonical_value
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from authd.model.records import canonical_name, canonical_value
 
 labels = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=63)
 

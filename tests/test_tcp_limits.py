@@ -9,8 +9,8 @@ import dns.message
 import dns.rcode
 import pytest
 import trio
-from authd.dns.server import _bind_pair, _Slot, pick_victim, serve_tcp
 
+from authd.dns.server import _bind_pair, _Slot, pick_victim, serve_tcp
 from authd.errlog import ErrorLog
 
 QUERY = dns.message.make_query("host.example.test.", "A").to_wire()

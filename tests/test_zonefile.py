@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from authd.model.records import RecordSet
 from authd.zonefiles.zonefile import ZoneLoadError, load_zone_dir, load_zone_file
 
