@@ -128,16 +128,17 @@ class Blast:
 
 def table(results: Sequence[dict[str, Any]]) -> str:
     """The blast-radius table, one row per layout and name."""
-    rows = [("layout", "clients of", "clients", "affected", "share", "longest empty (s)")]
+    rows = [("layout", "clients of", "clients", "affected", "share", "")]
     for r in results:
         name = "no cells (one system)" if r["layout"] == "no-cells" else f"{len(r['cells'])} cells"
         rows.append((name, "own names (ACCOUNT.ddb)", str(r["customers"]), str(r["customers_affected"]),
-                     f"{100 * r['share_affected']:.0f} %", f"{r['longest_empty_seconds']:.0f}"))
+                     f"{100 * r['share_affected']:.0f} %", f"longest empty {r['longest_empty_seconds']:.0f} s"))
         rt = r["router"]
         via = "regional name (router)" if r["layout"] != "no-cells" else "regional name"
         rows.append((name, via, str(rt["clients"]), str(rt["clients_affected"]),
                      f"{100 * rt['share_clients_affected']:.0f} %",
-                     f"{100 * rt['share_empty_while_a_member_is_empty']:.0f} % of answers empty"))
+                     f"{100 * rt['share_empty_while_a_member_is_empty']:.0f} % of answers empty "
+                     "while a member was"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
