@@ -19,10 +19,10 @@ cell must keep serving that customer at least that long (tests/test_cells.py che
 with the resolver's own cache).
 
 The cell router is the standard design the talk compares against: the legacy regional name
-`dynamodb.us-east-1.amazonaws.com` as a weighted CNAME set, one member per cell. Not an alias
+`dynamodb.us-east-1.amazonaws.com` as a weighted CNAME set, one member per cell (Route 53
+weighted routing: each answer picks one member with probability weight/sum). Not an alias
 set: a Route 53 alias to another record set must name "a resource record set in the current
-hosted zone" (AliasTarget.DNSName in the API model), and every cell has its own zone
-(Route 53 weighted routing: each answer picks one member with probability weight/sum). The
+hosted zone" (AliasTarget.DNSName in the API model), and every cell has its own zone. The
 router has no health of its own, so a cell whose name answers empty (the 2025 dangling alias)
 is still picked: with N equal weights, 1/N of router answers end in an empty answer, for every
 client of the regional name, whichever cell its data lives in. That is the shared regional
