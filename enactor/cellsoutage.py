@@ -431,9 +431,11 @@ def report(run: CellsRun) -> str:
 def cli(args: Any, results_dir: Path) -> int:
     """`enactor outage --cells N ...` (enactor.cli hands over here)."""
     defects = args.defects or "2025"
-    if args.typo or args.schedule or args.inprocess or args.nodes > 1 or args.store:
+    if (args.typo or args.schedule or args.inprocess or args.nodes > 1 or args.store
+            or getattr(args, "web", None) or args.write_schedule):
         print("enactor outage: --cells runs the built-in 2025 schedule over real processes; it "
-              "takes none of --typo, --schedule, --inprocess, --store, --nodes", file=sys.stderr)
+              "takes none of --typo, --schedule, --write-schedule, --inprocess, --store, --nodes, "
+              "--web", file=sys.stderr)
         return 2
     try:
         CellLayout.make(args.cells).find_cell(args.defect_cell)

@@ -41,7 +41,7 @@ from enactor.testing import (
     make_driver,
     make_sim,
 )
-from enactor.timeline import Recorder, Sample, report, summary, write_png
+from enactor.timeline import Recorder, Sample, headline, report, summary, write_png
 
 REPO = Path(__file__).resolve().parent.parent
 ACTORS = ("enactor-a", "enactor-b", "enactor-c")
@@ -535,11 +535,13 @@ def schedule_settings(schedule: Schedule) -> tuple[str | None, str, float]:
 
 def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
                work: Path | None = None, verbose: bool = False, store: str | None = None,
-               nodes: int = 1, node_delay: float = 2.0) -> OutageResult:
+               nodes: int = 1, node_delay: float = 2.0, live: Any = None) -> OutageResult:
     """Run `schedule` with `defects` (None: what the schedule says, else the 2025 defects).
 
     `store` (postgresql://...) and `nodes`: that many authd nodes on a fresh database in that
-    server, sampled one by one; the last learns of changes `node_delay` seconds late."""
+    server, sampled one by one; the last learns of changes `node_delay` seconds late.
+    `live` (`enactor.web.LiveRun`): sees the driver before the run, every schedule step and
+    the summary at the end (the live web page, and pacing)."""
     want, endpoints, lock_ttl = schedule_settings(schedule)
     defects = defects or want or "2025"
     title = f"enactor outage --defects {defects}: {schedule.description}"
@@ -552,7 +554,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         drv.delete_tree = lambda plan: (delete(plan), catch_up())  # type: ignore[method-assign]
         if verbose:
             sim.on_log = lambda t, line: print(f"  {t - T0:7.2f}  {line}", flush=True)
-        run_schedule(schedule, drv)
+        if live is not None:
+            live.attach(drv, title, list(schedule.actors))
+        run_schedule(schedule, drv, on_step=live.step if live is not None else None)
         actors = {n: {"state": state_word(a.action is None, a.crashes, a.state.status.value),
                       "crashes": a.crashes,
                       "last_error": (a.crashed or "").strip().splitlines()[-1] if a.crashed else a.state.last_error}
@@ -561,6 +565,8 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         rep = report(drv.rec, summ)
         if png:
             write_png(drv.rec, summ, list(schedule.actors), png, title)
+        if live is not None:
+            live.end(summ, headline(drv.rec, title))
         return OutageResult(summ, rep, png, [], Path("."))
     if shutil.which("dig") is None:
         raise RuntimeError("dig is not installed (Debian package bind9-dnsutils); try --inprocess")
@@ -573,7 +579,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
     try:
         cluster.start(list(schedule.actors), lock_ttl, endpoints)
         pdrv = ProcessDriver(cluster, rec, verbose=verbose)
-        run_schedule(schedule, pdrv)
+        if live is not None:
+            live.attach(pdrv, title, list(schedule.actors))
+        run_schedule(schedule, pdrv, on_step=live.step if live is not None else None)
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
         summ["dns"] = f"{cluster.node_host(1)}:{cluster.dns_port}"
@@ -585,6 +593,8 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         rep = report(rec, summ)
         if png:
             write_png(rec, summ, list(schedule.actors), png, title)
+        if live is not None:
+            live.end(summ, headline(rec, title))
         return OutageResult(summ, rep, png, pdrv.digs, work)
     finally:
         cluster.stop()
