@@ -107,7 +107,7 @@ class _Names:
         if got is None:
             got = self._convert(tok, line).lower() if "\\" not in tok else \
                 dns.name.from_text(self._convert(tok, line)).canonicalize().to_text()
-            if len(self._cache) < 1 << 20:
+            if len(self._cache) < 1 << 16:  # owners rarely repeat far apart
                 self._cache[tok] = got
         return got
 
@@ -325,6 +325,7 @@ def read_tuples(text: str, origin: str) -> Iterator[tuple[int, str, int, str, st
     default_ttl: int | None = None
     last_ttl: int | None = None
     owner: str | None = None
+    last_first = ""  # the owner token of the last line that had one
     for line, body, careful in _logical_lines(text):
         if careful:
             try:
@@ -340,6 +341,7 @@ def read_tuples(text: str, origin: str) -> Iterator[tuple[int, str, int, str, st
             directive = first.upper()
             if directive == "$ORIGIN" and len(toks) >= 2:
                 names = _Names(names.target(toks[1], line))  # relative to the current origin
+                last_first = ""  # the same token now names another owner
             elif directive == "$TTL" and len(toks) >= 2:
                 default_ttl = _ttl(toks[1], line)
             elif directive in ("$INCLUDE", "$GENERATE"):
@@ -352,7 +354,9 @@ def read_tuples(text: str, origin: str) -> Iterator[tuple[int, str, int, str, st
                 raise MasterFileError(line, "a record with no owner name before any owner")
             i = 0
         else:
-            owner = names.owner(first, line)
+            if first != last_first:  # else the usual repeat: another record of the same owner
+                owner = names.owner(first, line)
+                last_first = first
             i = 1
         ttl: int | None = None
         n = len(toks)
