@@ -221,3 +221,13 @@ def test_fast_canonical_value_equals_dnspython(case):
         assert fast is None
         return
     assert fast is None or fast == ref
+
+
+def test_the_same_owner_token_after_a_new_origin_is_another_name():
+    """The reader reuses the last owner for a repeated owner token, but not across $ORIGIN."""
+    text = ("$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nwww A 192.0.2.1\nwww AAAA 2001:db8::1\n"
+            "$ORIGIN b.a.test.\nwww A 192.0.2.2\n")
+    got = sorted((r.owner, r.rtype, r.value) for r in read_master(text, "a.test."))
+    want = sorted((o, t, v) for o, _, t, v in tokenizer_reference(text, "a.test."))
+    assert got == want
+    assert ("www.b.a.test.", "A", "192.0.2.2") in got and ("www.a.test.", "A", "192.0.2.1") in got
