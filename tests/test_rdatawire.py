@@ -202,7 +202,8 @@ def test_answers_equal_the_old_build(recs, questions):
             b = answer(wire, old, rng=lambda: 0.5, tcp=tcp)
             limit = 65535 if tcp else 1232
             assert a.to_wire(limit) == b.to_wire(limit), (qname, qtype)
-            assert a.message.to_wire() == b.message.to_wire()
+            # (compared as messages: dnspython's own to_wire shuffles the records of a set)
+            assert a.message == b.message
 
 
 def test_the_big_zone_build_skips_the_shared_cache():
