@@ -418,8 +418,15 @@ class Zone:
         soa_entry = nodes.get(okey, {}).get(SOA)
         soa, neg = _soas(origin, org, soa_entry)
         zone = cls(org, okey, nodes, set(), set(), soa, neg, records, {}, weighted)
+        existing, kids, n = zone.existing, zone.kids, len(okey)
         for k, node in nodes.items():
-            zone._add_name(k)
+            parent = k[1:]
+            if len(k) > n and parent in existing and k not in existing:
+                # the usual case, inline: a name whose parent exists already (`_add_name`)
+                existing.add(k)
+                kids[parent] = kids.get(parent, 0) + 1
+            else:
+                zone._add_name(k)
             if NS in node and k != okey:
                 zone.cuts.add(k)
             if DNAME in node:
