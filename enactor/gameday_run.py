@@ -1,0 +1,451 @@
+"""`enactor gameday`, the shell: one game day from the enactors to the clients, in real time.
+
+Processes and sockets (trio for the clients, a worker thread for the schedule). It starts
+`authd serve`, the planner and three enactors (`enactor.outage.Cluster`), our resolver
+(`resolver serve`), Unbound with the preset the resolver experiment validated, and a stub
+cache (`resolver stub`), all on loopback and stopped by PID. Clients sample the endpoint names
+at a steady rate through each layer. The 2025 schedule (`enactor.schedule.schedule_2025`)
+then runs paced by the wall clock: schedule time goes `--speed` times as fast as real time
+and never ahead of it (the enactors stay in `--stepped` mode, so the race happens exactly as
+scheduled, whatever the machine's load), and every event is stamped with the wall-clock
+moment it happened. After the crash loop the operator repairs it as the README's runbook says:
+`enactor pause`, then `enactor recover --plan N` to the last plan that served answers. The
+clients keep sampling while their caches let go of the empty answer.
+
+The analysis, the table and the figure are `enactor.gameday` (pure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import trio
+
+from enactor import gameday as gd
+from enactor.outage import (
+    REPO,
+    Cluster,
+    ProcessDriver,
+    actor_states_from_procs,
+    schedule_settings,
+)
+from enactor.schedule import run_schedule, schedule_2025
+from enactor.testing import T0  # schedule time starts at 2025-10-20 06:00:00 UTC
+from enactor.timeline import Recorder, summary
+from resolver.resolution import Server
+
+
+@dataclass(frozen=True)
+class Settings:
+    design: str = "2025"  # "2025": all three defects restored; "fixed": none
+    speed: float = 2.0  # schedule seconds per wall-clock second
+    plans: int = 12
+    layers: tuple[str, ...] = gd.LAYERS
+    clients: int = 6  # per layer, half on each endpoint name
+    rate: float = 2.0  # queries per second per client
+    record_ttl: int = 5  # resolvers cap positive TTLs here (DynamoDB's endpoint TTL is 5 s)
+    negative_ttl: int = 30  # the zones' SOA MINIMUM: RFC 2308 negative TTL min(900, this)
+    stub_negative_ttl: int = 5
+    warmup: float = 6.0  # clients run this long before the schedule starts
+    tail: float | None = None  # seconds after the repair; default: every cache can let go
+    timeout: float = 2.0  # a client query unanswered this long is an error
+
+    @property
+    def defects(self) -> str:
+        return "2025" if self.design == "2025" else "fixed"
+
+    @property
+    def tail_seconds(self) -> float:
+        if self.tail is not None:
+            return self.tail
+        stub = self.stub_negative_ttl if "stub" in self.layers else 0
+        return self.negative_ttl + self.record_ttl + stub + 4.0
+
+
+# --- the schedule, paced by the wall clock ---------------------------------------------------
+
+
+class PacedDriver(ProcessDriver):
+    """`ProcessDriver` whose schedule clock may not run ahead of `speed` x the wall clock.
+
+    Before each action it sleeps until the wall clock has caught up with the schedule time
+    the action is due at; a slow machine only makes the game day lag, never changes the
+    order. `pairs` maps schedule time to game-day seconds, so each event gets the wall-clock
+    moment it really happened at."""
+
+    def __init__(self, cluster: Cluster, rec: Recorder, speed: float, offset: float,
+                 verbose: bool = False):
+        super().__init__(cluster, rec, verbose=verbose)
+        self.speed = speed
+        self.offset = offset
+        self.mono0 = time.monotonic()
+        self.pairs: list[tuple[float, float]] = [(rec.t0, offset)]
+        self.repaired_at: float | None = None
+        self.repair_plan: int | None = None
+
+    def now_real(self) -> float:
+        return self.offset + time.monotonic() - self.mono0
+
+    def _pace(self, vt: float) -> None:
+        wait = self.mono0 + (vt - self.rec.t0) / self.speed - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _mark(self) -> None:
+        self.pairs.append((self.t, self.now_real()))
+
+    def to_real(self, vt: float) -> float:
+        """The game-day second at which schedule time `vt` was reached (events are stamped
+        with the schedule time of the step that made them; a pair is taken after each)."""
+        i = next((i for i, (v, _) in enumerate(self.pairs) if v >= vt - 1e-9), len(self.pairs) - 1)
+        return self.pairs[i][1]
+
+    def go(self, actor: str) -> tuple[str, bool]:
+        self._pace(max(self.t, self.ready_at[actor]))
+        out = super().go(actor)
+        self._mark()
+        return out
+
+    def _restart_if_due(self, actor: str) -> None:
+        p = self.c.enactors[actor]
+        if p.pending is None and p.status == "CRASHED":
+            self._pace(max(self.t, self.ready_at[actor]))
+            super()._restart_if_due(actor)
+            self._mark()
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        self._pace(self.t)
+        self._mark()
+
+    def run_free(self, seconds: float) -> None:
+        end = self.t + seconds
+        super().run_free(seconds)
+        self._pace(end)
+        self._mark()
+
+    def sample(self, note: str = "") -> Any:
+        s = super().sample(note)
+        self._mark()
+        return s
+
+    def emit_plan(self) -> int:
+        n = super().emit_plan()
+        self._mark()
+        return n
+
+    def rebase(self) -> None:
+        """From now on pace from here: a schedule that lagged the wall clock (a busy machine)
+        must not rush what follows, so the tail after the repair lasts its full length."""
+        self.mono0 = time.monotonic() - (self.t - self.rec.t0) / self.speed
+
+    def _cli(self, *argv: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "enactor", *argv, "--api", self.c.api_url,
+                              "--plans", str(self.c.plans_dir)],
+                             capture_output=True, text=True, cwd=REPO, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"enactor {argv[0]} failed: {out.stderr.strip() or out.stdout.strip()}")
+        return out.stdout.strip()
+
+    def repair(self, plan: int) -> None:
+        """The runbook: pause every enactor (DNS stays as it is), then install the known-good
+        plan's tree and flip every endpoint to it through the change API, no enactor needed."""
+        self.t += 0.01
+        self._cli("pause", "--by", "gameday-operator")
+        self.rec.add(self.t, "operator", "pause", "operator: enactor pause")
+        self._mark()
+        self.t += 0.01
+        self._cli("recover", "--plan", str(plan))
+        self.rec.add(self.t, "operator", "repair", f"operator: enactor recover --plan {plan}")
+        self._read_watch()
+        self.repaired_at = self.now_real()
+        self.repair_plan = plan
+        self._mark()
+
+
+def known_good_plan(rec: Recorder) -> int:
+    """The newest plan the stable alias pointed at while every name still had answers: what
+    an operator reads off the status history at 3 a.m."""
+    good = [s.active for s in rec.samples if s.active is not None and s.answers
+            and all(n > 0 for n in s.answers.values())]
+    if not good:
+        raise RuntimeError("no sample ever had answers: nothing known-good to recover to")
+    return int(max(good))  # the newest: a sample right after a stale flip may show plan-0002
+
+
+def set_negative_ttl(cluster: Cluster, seconds: int) -> None:
+    """UPSERT each endpoint zone's SOA with MINIMUM `seconds` (Route 53 lets the SOA be
+    UPSERTed): the negative TTL becomes min(SOA TTL, MINIMUM), RFC 2308 §5."""
+    from authd.store import Action, Change
+
+    for zone in ("api.aws.", "amazonaws.com."):
+        zid = cluster_api(cluster).find_zone_by_name(zone).id
+        soa = cluster_api(cluster).get_record_sets(zid, zone, "SOA")[0]
+        fields = soa.values[0].split()
+        new = dataclasses.replace(soa, values=(" ".join([*fields[:-1], str(seconds)]),))
+        cluster_api(cluster).change_batch(zid, [Change(Action.UPSERT, new)],
+                                          f"gameday: negative TTL {seconds} s")
+
+
+def cluster_api(cluster: Cluster) -> Any:
+    from enactor.client import Route53Http
+
+    return Route53Http(cluster.api_url)
+
+
+# --- clients --------------------------------------------------------------------------------
+
+
+async def client(layer: str, index: int, server: Server, name: str, rate: float, t0: float,
+                 out: list[gd.ClientSample], rng: random.Random, timeout: float) -> None:
+    """One client asking for `name` A every 1/rate seconds (its phase random), each query from
+    its own socket, at most three outstanding (an app's few threads)."""
+    from resolver.experiment import ask
+
+    template = bytearray(dns.message.make_query(name, "A").to_wire())
+    outstanding = 0
+
+    async def one(sent: float, wire: bytes) -> None:
+        nonlocal outstanding
+        outstanding += 1
+        try:
+            out.append(gd.ClientSample(sent - t0, layer, index, name, await ask(server, wire, timeout)))
+        finally:
+            outstanding -= 1
+
+    period = 1.0 / rate
+    async with trio.open_nursery() as nursery:
+        next_t = t0 + rng.uniform(0, period)
+        while True:
+            await trio.sleep_until(next_t)
+            struct.pack_into("!H", template, 0, rng.getrandbits(16))
+            if outstanding < 3:
+                nursery.start_soon(one, trio.current_time(), bytes(template))
+            next_t = max(next_t + period, trio.current_time())
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class GamedayResult:
+    settings: Settings
+    samples: list[gd.ClientSample]
+    marks: list[gd.Mark]
+    results: dict[str, gd.LayerResult]
+    authd_spans: list[tuple[float, float]]
+    t_repair: float
+    end: float
+    outage: dict[str, Any]
+    table: str
+    png: str | None
+    work: Path
+    servers: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "design": s.design, "defects": s.defects, "speed": s.speed,
+            "clients_per_layer": s.clients, "rate_qps": s.rate, "record_ttl": s.record_ttl,
+            "negative_ttl": s.negative_ttl, "duration_s": round(self.end, 1),
+            "repair_at_s": round(self.t_repair, 3),
+            "authd_empty_s": [[round(a, 3), round(b, 3)] for a, b in self.authd_spans],
+            "authd_ever_empty": self.outage["ever_empty"],
+            "authd_empty_confirmed_by_dig": self.outage.get("transitions_confirmed_by_dig"),
+            "authd_transitions_checked_by_dig": self.outage.get("transitions_checked_by_dig"),
+            "marks": [{"t": round(m.t, 3), "kind": m.kind, "text": m.text} for m in self.marks],
+            "layers": {k: r.to_json() for k, r in self.results.items()},
+            "servers": self.servers,
+            "enactors": self.outage["enactors"],
+            "png": self.png,
+        }
+
+
+def _start_layers(stack: contextlib.ExitStack, s: Settings, authd: Server, work: Path) -> dict[str, Server]:
+    from resolver.experiment import unbound_options
+    from resolver.outage import Cell, Impl, Layer
+    from resolver.procs import run_resolver, run_unbound
+
+    servers = {"authd": authd}
+    ours = None
+    if "resolver" in s.layers or "stub" in s.layers:
+        ours = stack.enter_context(run_resolver(
+            ["serve", "--forward", f"{authd.host}:{authd.port}", "--max-ttl", str(s.record_ttl)],
+            work / "logs" / "resolver.log", probe="api.aws."))
+        if "resolver" in s.layers:
+            servers["resolver"] = ours
+    if "unbound" in s.layers:
+        cell = Cell(900, s.negative_ttl, False, Layer.RESOLVER, s.rate, Impl.UNBOUND)
+        ub = stack.enter_context(run_unbound(
+            [authd], extra=[*unbound_options(cell), f"cache-max-ttl: {s.record_ttl}"], probe="api.aws."))
+        servers["unbound"] = ub.server
+    if "stub" in s.layers:
+        assert ours is not None
+        servers["stub"] = stack.enter_context(run_resolver(
+            ["stub", "--upstream", f"{ours.host}:{ours.port}", "--positive-ttl", str(s.record_ttl),
+             "--negative-ttl", str(s.stub_negative_ttl)],
+            work / "logs" / "stub.log", probe="api.aws."))
+    return servers
+
+
+def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None,
+                verbose: bool = False) -> GamedayResult:
+    """The whole game day. Raises FileNotFoundError naming a missing tool (dig, unbound)."""
+    from resolver.procs import require
+
+    require("dig", "bind9-dnsutils")
+    if "unbound" in s.layers:
+        require("unbound", "unbound")
+    sched = schedule_2025(s.plans)
+    _, endpoints, lock_ttl = schedule_settings(sched)
+    own = work is None
+    work = work or Path(tempfile.mkdtemp(prefix="enactor-gameday-"))
+    cluster = Cluster(s.defects, work)
+    rec = Recorder(T0)
+    samples: list[gd.ClientSample] = []
+    holder: dict[str, PacedDriver] = {}
+    try:
+        cluster.start(list(sched.actors), lock_ttl, endpoints)
+        set_negative_ttl(cluster, s.negative_ttl)
+        with contextlib.ExitStack() as stack:
+            servers = _start_layers(stack, s, Server("127.0.0.1", cluster.dns_port), work)
+
+            def script(offset: float) -> None:
+                drv = PacedDriver(cluster, rec, s.speed, offset, verbose=verbose)
+                holder["drv"] = drv
+                run_schedule(sched, drv)
+                drv.repair(known_good_plan(rec))
+                drv.rebase()
+                drv.run_free(s.tail_seconds * s.speed)  # paused enactors poll; caches let go
+                drv.sample("the end")
+
+            async def live() -> float:
+                t0 = trio.current_time()
+                rng = random.Random(1)
+                async with trio.open_nursery() as nursery:
+                    for layer in s.layers:
+                        for i in range(s.clients):
+                            nursery.start_soon(client, layer, i, servers[layer], gd.NAMES[i % 2],
+                                               s.rate, t0, samples, random.Random(rng.random()),
+                                               s.timeout)
+                    await trio.sleep(s.warmup)
+                    await trio.to_thread.run_sync(script, trio.current_time() - t0)
+                    end = trio.current_time() - t0
+                    nursery.cancel_scope.cancel()
+                return end
+
+            end = trio.run(live)
+        drv = holder["drv"]
+        assert drv.repaired_at is not None
+        outage = summary(rec, actor_states_from_procs(cluster), s.defects, sched.description)
+        outage["transitions_confirmed_by_dig"] = all(drv.confirmations)
+        outage["transitions_checked_by_dig"] = len(drv.confirmations)
+        # only what was sent before the end counts (the last queries may have been cut off)
+        samples = [x for x in samples if x.t <= end - s.timeout]
+        marks = gd.decisive_marks(rec.events, drv.to_real)
+        spans = gd.authd_windows(rec.events, drv.to_real, end)
+        results = gd.analyse(samples, drv.repaired_at, s.layers)
+        res = GamedayResult(s, samples, marks, results, spans, drv.repaired_at, end, outage,
+                            gd.table(results, drv.repaired_at), png, work,
+                            {k: f"{v.host}:{v.port}" for k, v in servers.items()})
+        if png:
+            title = (f"enactor gameday --design {s.design} --speed {s.speed:g}: the 2025 schedule in "
+                     f"real time; {s.clients} clients per layer at {s.rate:g} queries/s; resolvers "
+                     f"cap TTLs at {s.record_ttl} s, negative TTL {s.negative_ttl} s")
+            gd.write_png(png, samples, marks, results, spans, end, title,
+                         gd.headline(s.design, results, bool(spans)))
+        return res
+    finally:
+        cluster.stop()
+        if own and not os.environ.get("ENACTOR_KEEP_WORK"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = Settings()
+    p.add_argument("--design", choices=("2025", "fixed"), default="2025",
+                   help="2025: the three defects restored (the outage); fixed: the same schedule "
+                        "on the fixed design (default 2025)")
+    p.add_argument("--speed", type=float, default=d.speed,
+                   help=f"schedule seconds per wall-clock second (default {d.speed:g}: about two "
+                        "minutes in all)")
+    p.add_argument("--clients", type=int, default=d.clients,
+                   help=f"clients per layer, half on each endpoint name (default {d.clients})")
+    p.add_argument("--rate", type=float, default=d.rate,
+                   help=f"queries per second of each client (default {d.rate:g})")
+    p.add_argument("--layers", default=",".join(d.layers),
+                   help="client layers, comma list of authd (straight at it), resolver (ours), "
+                        "unbound, stub (a stub cache in front of ours) (default: all four)")
+    p.add_argument("--record-ttl", type=int, default=d.record_ttl,
+                   help=f"resolvers and the stub cap positive TTLs at this (default {d.record_ttl} "
+                        "s; the trees' leaves carry 60)")
+    p.add_argument("--negative-ttl", type=int, default=d.negative_ttl,
+                   help=f"the zones' SOA MINIMUM, so the RFC 2308 negative TTL (default "
+                        f"{d.negative_ttl} s; the shipped zones say 60)")
+    p.add_argument("--stub-negative-ttl", type=int, default=d.stub_negative_ttl,
+                   help=f"the stub cache's fixed negative TTL (default {d.stub_negative_ttl} s)")
+    p.add_argument("--tail", type=float, default=None,
+                   help="seconds to keep sampling after the repair (default: negative TTL + "
+                        "record TTL + stub negative TTL + 4)")
+    p.add_argument("--plans", type=int, default=12,
+                   help="as `enactor outage --plans`: the stuck enactors lose the lock N-1 times "
+                        "(default 12)")
+    p.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
+    p.add_argument("--png", help="figure path (default results/gameday-<design>.png)")
+    p.add_argument("--verbose", action="store_true", help="print every enactor log line as it happens")
+
+
+def cmd_gameday(args: argparse.Namespace) -> int:
+    from authd.clean_exit import Fatal
+
+    layers = tuple(x.strip() for x in args.layers.split(",") if x.strip())
+    bad = [x for x in layers if x not in gd.LAYERS]
+    if bad or not layers:
+        raise Fatal(f"--layers: unknown layer {', '.join(bad) or '(none)'}; use "
+                    f"{', '.join(gd.LAYERS)}")
+    if args.speed <= 0 or args.clients < 1 or args.rate <= 0:
+        raise Fatal("--speed, --clients and --rate must be positive")
+    if args.plans < 4:
+        raise Fatal("--plans must be at least 4 (the cleaner keeps the newest 2)")
+    s = Settings(design=args.design, speed=args.speed, plans=args.plans, layers=layers,
+                 clients=args.clients, rate=args.rate, record_ttl=args.record_ttl,
+                 negative_ttl=args.negative_ttl, stub_negative_ttl=args.stub_negative_ttl,
+                 tail=args.tail)
+    png = args.png or str(Path("results") / f"gameday-{args.design}.png")
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        res = run_gameday(s, png=png, verbose=args.verbose)
+    except FileNotFoundError as exc:
+        raise Fatal(str(exc)) from None
+    if args.json:
+        print(json.dumps(res.to_json(), indent=2))
+        return 0
+    for m in res.marks:
+        print(f"{m.t:7.1f} s  {m.text}")
+    for a, b in res.authd_spans:
+        print(f"authd answered empty from {a:.1f} s to {b:.1f} s (exact: its serving index; "
+              f"dig {'confirms' if res.outage.get('transitions_confirmed_by_dig') else 'DISAGREES'})")
+    print()
+    print(res.table)
+    print()
+    print(gd.TABLE_COLUMNS)
+    print(f"\nfigure: {png}   ({res.end:.0f} s of wall time)")
+    return 0
