@@ -301,24 +301,28 @@ def write_png(path: str, samples: Sequence[ClientSample], marks: Sequence[Mark],
         ax.set_title(f"{LAYER_TITLES.get(layer, layer)}: {note}", fontsize=9, loc="left")
         for m in marks:
             ax.axvline(m.t, color=_MARK_COLOURS.get(m.kind, "grey"), ls="--", lw=1)
-    # the event lane: each label in the first of three rows where it does not overlap
+    # the event lane: each label in the first of four rows where it does not overlap
     lane.set_ylim(0, 1)
     lane.set_yticks([])
     for side in ("left", "right", "top"):
         lane.spines[side].set_visible(False)
-    per_char = end / 175  # about one character of 8 pt text on a 13-inch axis
-    row_end = [-1e9, -1e9, -1e9]
+    per_char = end / 160  # about one character of bold 8 pt text on a 13-inch axis
+    rows = 4
+    row_end = [-1e9] * rows
     for m in marks:
-        lane.axvline(m.t, color=_MARK_COLOURS.get(m.kind, "grey"), ls="--", lw=1)
+        colour = _MARK_COLOURS.get(m.kind, "grey")
+        lane.axvline(m.t, color=colour, ls="--", lw=1)
         width = per_char * (len(m.text) + 2)
-        row = next((i for i in range(3) if row_end[i] < m.t), min(range(3), key=lambda i: row_end[i]))
-        x = max(m.t, row_end[row]) if m.t + width < end else max(0.0, m.t - width)
+        want = max(0.0, min(m.t, end - width))  # left-aligned at its line, kept on the canvas
+        row = next((i for i in range(rows) if row_end[i] <= want), None)
+        if row is None:
+            row = min(range(rows), key=lambda i: row_end[i])
+        x = max(want, row_end[row])
         row_end[row] = x + width
-        lane.annotate(m.text, (m.t, 0.0), xytext=(x, 0.82 - 0.3 * row), textcoords="data",
-                      fontsize=8, fontweight="bold", color=_MARK_COLOURS.get(m.kind, "grey"),
-                      va="center", arrowprops={"arrowstyle": "-", "color": "#bbbbbb", "lw": 0.6},
-                      bbox={"boxstyle": "round,pad=0.2", "fc": "white", "lw": 0.6,
-                            "ec": _MARK_COLOURS.get(m.kind, "grey")})
+        lane.annotate(m.text, (m.t, 0.0), xytext=(x, 0.86 - 0.23 * row), textcoords="data",
+                      fontsize=8, fontweight="bold", color=colour, va="center",
+                      arrowprops={"arrowstyle": "-", "color": "#bbbbbb", "lw": 0.6},
+                      bbox={"boxstyle": "round,pad=0.2", "fc": "white", "lw": 0.6, "ec": colour})
     lane.set_title(title, fontsize=9)
     fig.suptitle(headline_text, fontsize=12, fontweight="bold")
     bands[-1].set_xlabel("time since the game day started [s] (wall clock)")

@@ -1,0 +1,73 @@
+"""A short `enactor gameday` over real processes (issue 14): authd, the planner, three
+enactors, our resolver, Unbound and a stub cache on loopback, clients sampling through each.
+
+2025: authd goes empty (its exact record, confirmed by real dig), clients of every layer fail
+and all of them recover after the operator's repair. Fixed: the same schedule, and no client
+of any layer ever fails. Scaled (`speed` 8, TTLs of a few seconds) so both runs fit in about
+90 s of CI time.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest  # noqa: E402
+
+from enactor.gameday import LAYERS  # noqa: E402
+from enactor.gameday_run import Settings, run_gameday  # noqa: E402
+from tests.figure_checks import capture, outside_canvas  # noqa: E402
+
+pytestmark = [pytest.mark.realtime, pytest.mark.slow]
+
+
+def _settings(design: str) -> Settings:
+    return Settings(design=design, speed=8.0, clients=2, rate=4.0, record_ttl=2, negative_ttl=3,
+                    stub_negative_ttl=2, warmup=3.0)
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    for tool, package in (("dig", "bind9-dnsutils"), ("unbound", "unbound")):
+        if shutil.which(tool) is None and not (tool == "unbound" and shutil.which("/usr/sbin/unbound")):
+            pytest.skip(f"{tool} not installed (Debian package {package})")
+
+
+def test_gameday_2025_every_layer_fails_and_recovers_after_the_repair(tmp_path, monkeypatch):
+    saved = capture(monkeypatch)
+    s = _settings("2025")
+    png = tmp_path / "gameday-2025.png"
+    res = run_gameday(s, png=str(png))
+    doc = res.to_json()
+    # authd itself answered NOERROR / ANSWER 0, and real dig said so at each transition
+    assert doc["authd_ever_empty"] and res.authd_spans
+    assert doc["authd_transitions_checked_by_dig"] > 0 and doc["authd_empty_confirmed_by_dig"]
+    kinds = [m.kind for m in res.marks]
+    for kind in ("stale-flip", "deletion", "first-crash", "pause", "repair"):
+        assert kind in kinds, kinds
+    assert any(st["crashes"] for st in doc["enactors"].values())
+    for layer in LAYERS:
+        r = res.results[layer]
+        assert r.clients == s.clients and r.samples > 10 * s.clients, r
+        assert r.failed_clients == s.clients and r.empty_samples > 0, r
+        assert r.first_failure is not None and r.first_failure >= res.authd_spans[0][0] - 0.5, r
+        assert r.recovered == s.clients, r  # every client got addresses again after the repair
+        assert r.max_after_repair is not None
+        # caches hold the empty answer for at most their TTLs past the repair (plus sampling)
+        assert r.max_after_repair <= s.negative_ttl + s.stub_negative_ttl + s.record_ttl + 2.0, r
+    assert res.results["authd"].max_after_repair <= 1.0  # no cache: back with the records
+    ((_, fig),) = [(p, f) for p, f in saved if str(p) == str(png)]
+    assert outside_canvas(fig) == []
+
+
+def test_gameday_fixed_no_client_ever_fails():
+    s = _settings("fixed")
+    res = run_gameday(s)
+    assert not res.to_json()["authd_ever_empty"] and res.authd_spans == []
+    assert "refused" in [m.kind for m in res.marks]  # the fenced flip said no to plan-0002
+    for layer in LAYERS:
+        r = res.results[layer]
+        assert r.samples > 10 * s.clients, r
+        assert (r.failed_clients, r.empty_samples, r.error_samples) == (0, 0, 0), r
