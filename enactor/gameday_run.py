@@ -93,7 +93,7 @@ class PacedDriver(ProcessDriver):
         super().__init__(cluster, rec, verbose=verbose)
         self.speed = speed
         self.offset = offset
-        self.mono0 = time.monotonic()
+        self.mono0 = time.monotonic()  # schedule time T0 is due now; the game day is at offset
         self.pairs: list[tuple[float, float]] = [(rec.t0, offset)]
         self.repaired_at: float | None = None
         self.repair_plan: int | None = None
@@ -148,11 +148,6 @@ class PacedDriver(ProcessDriver):
         n = super().emit_plan()
         self._mark()
         return n
-
-    def rebase(self) -> None:
-        """From now on pace from here: a schedule that lagged the wall clock (a busy machine)
-        must not rush what follows, so the tail after the repair lasts its full length."""
-        self.mono0 = time.monotonic() - (self.t - self.rec.t0) / self.speed
 
     def _cli(self, *argv: str) -> str:
         out = subprocess.run([sys.executable, "-m", "enactor", *argv, "--api", self.c.api_url,
@@ -330,8 +325,10 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
                 holder["drv"] = drv
                 run_schedule(sched, drv)
                 drv.repair(known_good_plan(rec))
-                drv.rebase()
-                drv.run_free(s.tail_seconds * s.speed)  # paused enactors poll; caches let go
+                # Paused, the enactors only look at the pause lock: DNS stays as it is while
+                # the caches let go of the empty answer, in wall-clock time.
+                time.sleep(s.tail_seconds)
+                drv.t += s.tail_seconds * s.speed
                 drv.sample("the end")
 
             async def live() -> float:
