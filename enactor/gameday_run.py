@@ -341,7 +341,9 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
                                                s.rate, t0, samples, random.Random(rng.random()),
                                                s.timeout)
                     await trio.sleep(s.warmup)
-                    await trio.to_thread.run_sync(script, trio.current_time() - t0)
+                    # abandoned on Ctrl-C: the finally below stops the processes it drives
+                    await trio.to_thread.run_sync(script, trio.current_time() - t0,
+                                                  abandon_on_cancel=True)
                     end = trio.current_time() - t0
                     nursery.cancel_scope.cancel()
                 return end

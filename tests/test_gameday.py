@@ -104,3 +104,17 @@ def test_the_figure_fits_its_canvas_and_names_every_mark(tmp_path, monkeypatch):
     assert {"stale flip", "cleaner deletion", "first crash", "operator's repair on authd",
             "share of clients getting an empty answer"} <= legend
     assert any(t.startswith("The 2025 defects: authd answers empty") for t in texts)
+
+
+def test_bad_flags_are_one_line_and_exit_2():
+    import subprocess
+    import sys
+
+    for argv, want in ((["--layers", "authd,bogus"], "--layers: unknown layer bogus"),
+                       (["--speed", "0"], "--speed, --clients and --rate must be positive"),
+                       (["--plans", "3"], "--plans must be at least 4")):
+        out = subprocess.run([sys.executable, "-m", "enactor", "gameday", *argv],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, out
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"enactor gameday: {want}"), out.stderr
