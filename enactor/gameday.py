@@ -56,7 +56,8 @@ class ClientSample:
 @dataclass(frozen=True)
 class Mark:
     """A decisive moment, in game-day seconds: stale-flip, deletion, first-crash, refused,
-    pause, repair (the kind), with the sentence the figure shows."""
+    pause, repair (the kind), with the sentence the figure shows; `crash` marks each later
+    crash of the loop (a marker, no label)."""
 
     t: float
     kind: str
@@ -116,9 +117,11 @@ def decisive_marks(events: Iterable[Any], to_real: Callable[[float], float]) -> 
         if cleans:
             marks.append(Mark(to_real(cleans[-1].t), "deletion",
                               f"{cleans[-1].actor}'s cleaner deletes the active tree"))
-    crash = next((e for e in evs if e.kind == "crash"), None)
-    if crash is not None:
-        marks.append(Mark(to_real(crash.t), "first-crash", f"first crash ({crash.actor})"))
+    crashes = [e for e in evs if e.kind == "crash"]
+    if crashes:
+        marks.append(Mark(to_real(crashes[0].t), "first-crash", f"first crash ({crashes[0].actor})"))
+    # every later crash of the loop (restarted by the supervisor, crashed again): a marker only
+    marks += [Mark(to_real(e.t), "crash", f"{e.actor} crashes again") for e in crashes[1:]]
     for kind in ("pause", "repair"):
         e = next((e for e in evs if e.kind == kind), None)
         if e is not None:
@@ -300,7 +303,8 @@ def write_png(path: str, samples: Sequence[ClientSample], marks: Sequence[Mark],
                    if r.max_after_repair is not None else ""))
         ax.set_title(f"{LAYER_TITLES.get(layer, layer)}: {note}", fontsize=9, loc="left")
         for m in marks:
-            ax.axvline(m.t, color=_MARK_COLOURS.get(m.kind, "grey"), ls="--", lw=1)
+            if m.kind != "crash":
+                ax.axvline(m.t, color=_MARK_COLOURS.get(m.kind, "grey"), ls="--", lw=1)
     # the event lane: each label in the first of four rows where it does not overlap
     lane.set_ylim(0, 1)
     lane.set_yticks([])
@@ -311,6 +315,9 @@ def write_png(path: str, samples: Sequence[ClientSample], marks: Sequence[Mark],
     row_end = [-1e9] * rows
     for m in marks:
         colour = _MARK_COLOURS.get(m.kind, "grey")
+        if m.kind == "crash":
+            lane.plot(m.t, 0.05, marker="X", color=_MARK_COLOURS["first-crash"], markersize=8, ls="")
+            continue
         lane.axvline(m.t, color=colour, ls="--", lw=1)
         width = per_char * (len(m.text) + 2)
         want = max(0.0, min(m.t, end - width))  # left-aligned at its line, kept on the canvas
@@ -336,6 +343,9 @@ def write_png(path: str, samples: Sequence[ClientSample], marks: Sequence[Mark],
                                  ("pause", "operator pauses the enactors"),
                                  ("repair", "operator's repair on authd"))
                 if any(m.kind == k for m in marks)]
+    if any(m.kind == "crash" for m in marks):
+        handles.append(Line2D([], [], marker="X", color=_MARK_COLOURS["first-crash"], ls="",
+                              label="an enactor crashes again (the crash loop)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)

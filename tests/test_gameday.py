@@ -75,8 +75,8 @@ EVENTS = [
 def test_decisive_marks_and_authd_windows():
     marks = gd.decisive_marks(EVENTS, lambda t: 10 + t)  # schedule time -> game-day seconds
     assert [(m.t, m.kind) for m in marks] == [
-        (12.0, "stale-flip"), (13.0, "deletion"), (14.0, "first-crash"), (19.0, "pause"),
-        (19.5, "repair")]
+        (12.0, "stale-flip"), (13.0, "deletion"), (14.0, "first-crash"), (15.0, "crash"),
+        (19.0, "pause"), (19.5, "repair")]
     assert "plan-0002" in marks[0].text and "enactor-c" in marks[0].text
     assert gd.authd_windows(EVENTS, lambda t: 10 + t, end=30.0) == [(13.0, 19.5)]
     assert gd.authd_windows(EVENTS[:4], lambda t: t, end=30.0) == [(3.0, 30.0)]  # never back
@@ -99,9 +99,10 @@ def test_the_figure_fits_its_canvas_and_names_every_mark(tmp_path, monkeypatch):
     assert outside_canvas(fig) == []
     texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
     for m in marks:
-        assert m.text in texts
+        assert m.text in texts or m.kind == "crash"  # later crashes: a marker each
     legend = {t.get_text() for lg in fig.legends for t in lg.get_texts()}
     assert {"stale flip", "cleaner deletion", "first crash", "operator's repair on authd",
+            "an enactor crashes again (the crash loop)",
             "share of clients getting an empty answer"} <= legend
     assert any(t.startswith("The 2025 defects: authd answers empty") for t in texts)
 
