@@ -302,6 +302,10 @@ def write_png(path: str, samples: Sequence[ClientSample], marks: Sequence[Mark],
                 + (f"; the slowest kept failing {r.max_after_repair:.1f} s after the repair"
                    if r.max_after_repair is not None else ""))
         ax.set_title(f"{LAYER_TITLES.get(layer, layer)}: {note}", fontsize=9, loc="left")
+        if not r.failed_clients:  # a flat band says so, in words
+            ax.text(0.5, 0.5, f"no failure: {r.samples} answers, every one with addresses",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=10,
+                    color="#31a354", fontweight="bold")
         for m in marks:
             if m.kind != "crash":
                 ax.axvline(m.t, color=_MARK_COLOURS.get(m.kind, "grey"), ls="--", lw=1)
@@ -335,8 +339,9 @@ def write_png(path: str, samples: Sequence[ClientSample], marks: Sequence[Mark],
     bands[-1].set_xlabel("time since the game day started [s] (wall clock)")
     bands[-1].set_xlim(0, end)
     handles = [Patch(color="#cb181d", label="share of clients getting an empty answer"),
-               Patch(color="#252525", label="share of clients getting an error or no answer"),
-               Patch(color="#fcbba1", alpha=0.45, label="authd itself answers empty (exact)")]
+               Patch(color="#252525", label="share of clients getting an error or no answer")]
+    if authd_spans:
+        handles.append(Patch(color="#fcbba1", alpha=0.45, label="authd itself answers empty (exact)"))
     handles += [Line2D([], [], color=_MARK_COLOURS[k], ls="--", label=label)
                 for k, label in (("stale-flip", "stale flip"), ("refused", "stale flip refused"),
                                  ("deletion", "cleaner deletion"), ("first-crash", "first crash"),

@@ -119,3 +119,18 @@ def test_bad_flags_are_one_line_and_exit_2():
         assert out.returncode == 2, out
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"enactor gameday: {want}"), out.stderr
+
+
+def test_a_flat_figure_says_no_client_failed(tmp_path, monkeypatch):
+    saved = capture(monkeypatch)
+    samples = [s for layer in gd.LAYERS for c in range(2) for s in _hist(layer, c, "a" * 30, 0.5)]
+    res = gd.analyse(samples, 10.0)
+    marks = [gd.Mark(5.0, "refused", "stale flip refused (enactor-c): it would go backwards"),
+             gd.Mark(10.0, "repair", "operator: enactor recover --plan 13")]
+    gd.write_png(str(tmp_path / "gameday-fixed.png"), samples, marks, res, [], 15.0,
+                 "enactor gameday --design fixed", gd.headline("fixed", res, False))
+    ((_, fig),) = saved
+    texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+    assert texts.count("no failure: 60 answers, every one with addresses") == len(gd.LAYERS)
+    assert "The fixed design: the same schedule, and no client of any layer ever failed" in texts
+    assert outside_canvas(fig) == []
