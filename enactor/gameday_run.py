@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,10 @@ class Settings:
 # --- the schedule, paced by the wall clock ---------------------------------------------------
 
 
+class Aborted(Exception):
+    """The schedule thread was told to stop (the game day is shutting down)."""
+
+
 class PacedDriver(ProcessDriver):
     """`ProcessDriver` whose schedule clock may not run ahead of `speed` x the wall clock.
 
@@ -96,6 +101,7 @@ class PacedDriver(ProcessDriver):
         self.mono0 = time.monotonic()  # schedule time T0 is due now; the game day is at offset
         self.pairs: list[tuple[float, float]] = [(rec.t0, offset)]
         self.repaired_at: float | None = None
+        self.abort = threading.Event()
         self.repair_plan: int | None = None
 
     def now_real(self) -> float:
@@ -103,8 +109,13 @@ class PacedDriver(ProcessDriver):
 
     def _pace(self, vt: float) -> None:
         wait = self.mono0 + (vt - self.rec.t0) / self.speed - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        self.wait(wait)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, unless the game day is being stopped (Ctrl-C): then stop driving at once,
+        so nothing is restarted after the processes were stopped."""
+        if self.abort.wait(max(0.0, seconds)):
+            raise Aborted("the game day was stopped")
 
     def _mark(self) -> None:
         self.pairs.append((self.t, self.now_real()))
@@ -327,7 +338,7 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
                 drv.repair(known_good_plan(rec))
                 # Paused, the enactors only look at the pause lock: DNS stays as it is while
                 # the caches let go of the empty answer, in wall-clock time.
-                time.sleep(s.tail_seconds)
+                drv.wait(s.tail_seconds)
                 drv.t += s.tail_seconds * s.speed
                 drv.sample("the end")
 
@@ -370,6 +381,8 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
                          gd.headline(s.design, results, bool(spans)))
         return res
     finally:
+        if "drv" in holder:  # a schedule thread abandoned by Ctrl-C must not restart anything
+            holder["drv"].abort.set()
         cluster.stop()
         if own and not os.environ.get("ENACTOR_KEEP_WORK"):
             shutil.rmtree(work, ignore_errors=True)

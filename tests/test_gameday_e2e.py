@@ -9,6 +9,7 @@ layer) so both runs take about 90 s of CI time.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import matplotlib
@@ -40,7 +41,7 @@ def test_gameday_2025_every_layer_fails_and_recovers_after_the_repair(tmp_path, 
     s = _settings("2025")
     png = tmp_path / "gameday-2025.png"
     res = run_gameday(s, png=str(png))
-    doc = res.to_json()
+    doc = json.loads(json.dumps(res.to_json()))  # what --json prints
     # authd itself answered NOERROR / ANSWER 0, and real dig said so at each transition
     assert doc["authd_ever_empty"] and res.authd_spans
     assert doc["authd_transitions_checked_by_dig"] > 0 and doc["authd_empty_confirmed_by_dig"]
@@ -72,3 +73,34 @@ def test_gameday_fixed_no_client_ever_fails():
         r = res.results[layer]
         assert r.samples > 10 * s.clients, r
         assert (r.failed_clients, r.empty_samples, r.error_samples) == (0, 0, 0), r
+
+
+def test_gameday_stopped_midway_stops_every_process(tmp_path):
+    """Ctrl-C in the middle of the game day: one line, exit 0, and no authd, enactor,
+    resolver or Unbound of it left running (everything it started was in its session)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "enactor", "gameday", "--verbose", "--clients", "1",
+                             "--png", str(tmp_path / "g.png")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    assert proc.stdout is not None
+    try:
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:  # the enactors' log lines, once the schedule runs
+            if "lock" in line.lower():
+                break
+            assert time.monotonic() < deadline
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "enactor gameday: stopped on SIGINT"
+    left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert not left.stdout.strip(), f"left running: {left.stdout}"
