@@ -9,8 +9,9 @@ then runs paced by the wall clock: schedule time goes `--speed` times as fast as
 and never ahead of it (the enactors stay in `--stepped` mode, so the race happens exactly as
 scheduled, whatever the machine's load), and every event is stamped with the wall-clock
 moment it happened. After the crash loop the operator repairs it as the README's runbook says:
-`enactor pause`, then `enactor recover --plan N` to the last plan that served answers. The
-clients keep sampling while their caches let go of the empty answer.
+`enactor pause`, then `enactor recover --plan N` to the newest plan that served answers, then
+`enactor status` to check. The clients keep sampling while their caches let go of the empty
+answer; the enactors stay paused (in 2025 the automation stayed off).
 
 The analysis, the table and the figure are `enactor.gameday` (pure).
 """
@@ -47,7 +48,7 @@ from enactor.outage import (
 )
 from enactor.schedule import run_schedule, schedule_2025
 from enactor.testing import T0  # schedule time starts at 2025-10-20 06:00:00 UTC
-from enactor.timeline import Recorder, summary
+from enactor.timeline import Event, Recorder, summary
 from resolver.resolution import Server
 
 
@@ -100,9 +101,11 @@ class PacedDriver(ProcessDriver):
         self.offset = offset
         self.mono0 = time.monotonic()  # schedule time T0 is due now; the game day is at offset
         self.pairs: list[tuple[float, float]] = [(rec.t0, offset)]
-        self.repaired_at: float | None = None
+        self.repaired_at: float | None = None  # when `enactor recover` returned
+        self.repair_started = 0.0
         self.abort = threading.Event()
         self.repair_plan: int | None = None
+        self.status_after_repair: list[dict[str, Any]] = []
 
     def now_real(self) -> float:
         return self.offset + time.monotonic() - self.mono0
@@ -176,12 +179,35 @@ class PacedDriver(ProcessDriver):
         self.rec.add(self.t, "operator", "pause", "operator: enactor pause")
         self._mark()
         self.t += 0.01
+        self.repair_started = self.now_real()
         self._cli("recover", "--plan", str(plan))
         self.rec.add(self.t, "operator", "repair", f"operator: enactor recover --plan {plan}")
         self._read_watch()
         self.repaired_at = self.now_real()
         self.repair_plan = plan
         self._mark()
+        # the runbook's check: every endpoint on the known-good plan, answering, still paused
+        doc = json.loads(self._cli("status", "--status-dir", str(self.c.work / "status"), "--json"))
+        self.status_after_repair = doc["endpoints"]
+        for row in self.status_after_repair:
+            self.rec.add(self.t, "operator", "note",
+                         f"enactor status: {row['endpoint']} active {row['active']}, lock "
+                         f"{row['lock']}, answers {row['answers']}")
+
+
+def watch_events(cluster: Cluster, wall0: float) -> list[Event]:
+    """authd's exact record of each watched name going empty and coming back (`--watch-log`,
+    stamped by the wall clock when its serving index applied the change), as `empty` /
+    `back` events in game-day seconds."""
+    from authd.emptywatch import Transition
+
+    if not cluster.watch_log.exists():
+        return []
+    out = []
+    for line in cluster.watch_log.read_text().splitlines():
+        tr = Transition.from_line(line)
+        out.append(Event(tr.t - wall0, "authd", "empty" if tr.empty else "back", f"{tr.name} {tr.rtype}"))
+    return out
 
 
 def known_good_plan(rec: Recorder) -> int:
@@ -262,6 +288,7 @@ class GamedayResult:
     png: str | None
     work: Path
     servers: dict[str, str] = field(default_factory=dict)
+    status_after_repair: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         s = self.settings
@@ -277,6 +304,7 @@ class GamedayResult:
             "marks": [{"t": round(m.t, 3), "kind": m.kind, "text": m.text} for m in self.marks],
             "layers": {k: r.to_json() for k, r in self.results.items()},
             "servers": self.servers,
+            "status_after_repair": self.status_after_repair,
             "enactors": self.outage["enactors"],
             "png": self.png,
         }
@@ -325,6 +353,7 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
     rec = Recorder(T0)
     samples: list[gd.ClientSample] = []
     holder: dict[str, PacedDriver] = {}
+    clock: dict[str, float] = {}
     try:
         cluster.start(list(sched.actors), lock_ttl, endpoints)
         set_negative_ttl(cluster, s.negative_ttl)
@@ -344,6 +373,7 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
 
             async def live() -> float:
                 t0 = trio.current_time()
+                clock["wall0"] = time.time()  # authd stamps its watch log with the wall clock
                 rng = random.Random(1)
                 async with trio.open_nursery() as nursery:
                     for layer in s.layers:
@@ -368,11 +398,17 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
         # only what was sent before the end counts (the last queries may have been cut off)
         samples = [x for x in samples if x.t <= end - s.timeout]
         marks = gd.decisive_marks(rec.events, drv.to_real)
-        spans = gd.authd_windows(rec.events, drv.to_real, end)
-        results = gd.analyse(samples, drv.repaired_at, s.layers)
-        res = GamedayResult(s, samples, marks, results, spans, drv.repaired_at, end, outage,
-                            gd.table(results, drv.repaired_at), png, work,
-                            {k: f"{v.host}:{v.port}" for k, v in servers.items()})
+        watch = watch_events(cluster, clock["wall0"])
+        spans = gd.authd_windows(watch, lambda t: t, end)
+        # the repair is on authd when its serving index had the last name back (exact);
+        # the fixed design never went empty: then when `enactor recover` returned
+        backs = [e.t for e in watch if e.kind == "back" and e.t >= drv.repair_started]
+        t_repair = max(backs, default=drv.repaired_at)
+        results = gd.analyse(samples, t_repair, s.layers)
+        res = GamedayResult(s, samples, marks, results, spans, t_repair, end, outage,
+                            gd.table(results, t_repair), png, work,
+                            {k: f"{v.host}:{v.port}" for k, v in servers.items()},
+                            drv.status_after_repair)
         if png:
             title = (f"enactor gameday --design {s.design} --speed {s.speed:g}: the 2025 schedule in "
                      f"real time; {s.clients} clients per layer at {s.rate:g} queries/s; resolvers "

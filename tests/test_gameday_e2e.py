@@ -49,6 +49,11 @@ def test_gameday_2025_every_layer_fails_and_recovers_after_the_repair(tmp_path, 
     for kind in ("stale-flip", "deletion", "first-crash", "pause", "repair"):
         assert kind in kinds, kinds
     assert any(st["crashes"] for st in doc["enactors"].values())
+    # the runbook's check after `enactor recover`: every endpoint answers, still paused
+    assert len(doc["status_after_repair"]) == 2
+    for row in doc["status_after_repair"]:
+        assert row["active"] == f"plan-{s.plans:04d}" and row["lock"].startswith("PAUSED"), row
+        assert all(n > 0 for n in row["answers"].values()), row
     for layer in LAYERS:
         r = res.results[layer]
         assert r.clients == s.clients and r.samples > 10 * s.clients, r
@@ -59,7 +64,8 @@ def test_gameday_2025_every_layer_fails_and_recovers_after_the_repair(tmp_path, 
         # caches hold the empty answer for at most their TTLs past the repair (plus sampling)
         assert r.max_after_repair <= s.negative_ttl + s.stub_negative_ttl + s.record_ttl + 2.0, r
     # no cache: back with the records
-    assert res.results["authd"].max_after_repair <= 1.0, (res.t_repair, res.authd_spans, res.marks)
+    late = [(x.t, x.name) for x in res.samples if x.layer == "authd" and x.failed and x.t > res.t_repair]
+    assert res.results["authd"].max_after_repair <= 1.0, (res.t_repair, res.authd_spans, late)
     ((_, fig),) = [(p, f) for p, f in saved if str(p) == str(png)]
     assert outside_canvas(fig) == []
 
