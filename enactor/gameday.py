@@ -132,7 +132,7 @@ def decisive_marks(events: Iterable[Any], to_real: Callable[[float], float]) -> 
 def authd_windows(events: Iterable[Any], to_real: Callable[[float], float],
                   end: float) -> list[tuple[float, float]]:
     """When authd's serving index had no answer left for some watched name (its exact
-    `empty` / `back` record, `authd.emptywatch`), merged over the names, in game-day seconds."""
+    `empty` / `back` record, `authd.dns.emptywatch`), merged over the names, in game-day seconds."""
     open_at: dict[str, float] = {}
     spans: list[tuple[float, float]] = []
     for e in events:

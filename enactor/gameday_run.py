@@ -199,7 +199,7 @@ def watch_events(cluster: Cluster, wall0: float) -> list[Event]:
     """authd's exact record of each watched name going empty and coming back (`--watch-log`,
     stamped by the wall clock when its serving index applied the change), as `empty` /
     `back` events in game-day seconds."""
-    from authd.emptywatch import Transition
+    from authd.dns.emptywatch import Transition
 
     if not cluster.watch_log.exists():
         return []
@@ -223,7 +223,7 @@ def known_good_plan(rec: Recorder) -> int:
 def set_negative_ttl(cluster: Cluster, seconds: int) -> None:
     """UPSERT each endpoint zone's SOA with MINIMUM `seconds` (Route 53 lets the SOA be
     UPSERTed): the negative TTL becomes min(SOA TTL, MINIMUM), RFC 2308 §5."""
-    from authd.store import Action, Change
+    from authd.store.contract import Action, Change
 
     for zone in ("api.aws.", "amazonaws.com."):
         zid = cluster_api(cluster).find_zone_by_name(zone).id
