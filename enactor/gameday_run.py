@@ -404,6 +404,8 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
         # the fixed design never went empty: then when `enactor recover` returned
         backs = [e.t for e in watch if e.kind == "back" and e.t >= drv.repair_started]
         t_repair = max(backs, default=drv.repaired_at)
+        # the repair's line where the records were back on authd, not where the command ended
+        marks = [dataclasses.replace(m, t=t_repair) if m.kind == "repair" else m for m in marks]
         results = gd.analyse(samples, t_repair, s.layers)
         res = GamedayResult(s, samples, marks, results, spans, t_repair, end, outage,
                             gd.table(results, t_repair), png, work,
