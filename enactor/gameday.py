@@ -224,7 +224,7 @@ def _fmt(x: float | None, unit: str = " s") -> str:
 
 
 TABLE_COLUMNS = """columns (times in seconds since the game day started; one row per layer):
-  layer        where the clients' queries go
+  layer        where the clients' queries go; under it, one row per endpoint name
   clients      clients in the layer (half ask each endpoint name, A records)
   failed       clients that saw an empty answer or an error at least once
   first/last   the layer's first and last failed sample
@@ -233,16 +233,32 @@ TABLE_COLUMNS = """columns (times in seconds since the game day started; one row
   recovered    clients whose last answer had addresses"""
 
 
-def table(results: dict[str, LayerResult], t_repair: float) -> str:
-    head = (f"{'layer':28} {'clients':>7} {'failed':>6} {'first':>8} {'last':>8} "
-            f"{'empty/error':>11} {'after repair: median':>20} {'slowest':>8} {'recovered':>9}")
-    lines = [f"repair on authd at {t_repair:.1f} s", head, "-" * len(head)]
-    for r in results.values():
-        lines.append(
-            f"{LAYER_TITLES.get(r.layer, r.layer):28} {r.clients:7d} {r.failed_clients:6d} "
+def analyse_by_name(samples: Sequence[ClientSample], t_repair: float,
+                    layers: Sequence[str] = LAYERS) -> dict[str, dict[str, LayerResult]]:
+    """`analyse` per layer and per endpoint name: the regional amazonaws.com name (the one
+    AWS's summary says was left empty) and the api.aws name (the talk's)."""
+    names = sorted({s.name for s in samples})
+    return {layer: {n: analyse([s for s in samples if s.name == n], t_repair, (layer,))[layer]
+                    for n in names} for layer in layers}
+
+
+def _row(title: str, r: LayerResult) -> str:
+    return (f"{title:36} {r.clients:7d} {r.failed_clients:6d} "
             f"{_fmt(r.first_failure):>8} {_fmt(r.last_failure):>8} "
             f"{f'{r.empty_samples}/{r.error_samples}':>11} {_fmt(r.median_after_repair):>20} "
             f"{_fmt(r.max_after_repair):>8} {f'{r.recovered}/{r.clients}':>9}")
+
+
+def table(results: dict[str, LayerResult], t_repair: float,
+          by_name: dict[str, dict[str, LayerResult]] | None = None) -> str:
+    """One row per layer, and under it one per endpoint name when `by_name` is given."""
+    head = (f"{'layer / endpoint name':36} {'clients':>7} {'failed':>6} {'first':>8} {'last':>8} "
+            f"{'empty/error':>11} {'after repair: median':>20} {'slowest':>8} {'recovered':>9}")
+    lines = [f"repair on authd at {t_repair:.1f} s", head, "-" * len(head)]
+    for r in results.values():
+        lines.append(_row(LAYER_TITLES.get(r.layer, r.layer), r))
+        for name, rn in (by_name or {}).get(r.layer, {}).items():
+            lines.append(_row(f"  {name.rstrip('.')}", rn))
     return "\n".join(lines)
 
 

@@ -289,6 +289,7 @@ class GamedayResult:
     work: Path
     servers: dict[str, str] = field(default_factory=dict)
     status_after_repair: list[dict[str, Any]] = field(default_factory=list)
+    by_name: dict[str, dict[str, gd.LayerResult]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         s = self.settings
@@ -303,6 +304,7 @@ class GamedayResult:
             "authd_transitions_checked_by_dig": self.outage.get("transitions_checked_by_dig"),
             "marks": [{"t": round(m.t, 3), "kind": m.kind, "text": m.text} for m in self.marks],
             "layers": {k: r.to_json() for k, r in self.results.items()},
+            "layers_by_name": {k: {n: r.to_json() for n, r in v.items()} for k, v in self.by_name.items()},
             "servers": self.servers,
             "status_after_repair": self.status_after_repair,
             "enactors": self.outage["enactors"],
@@ -407,10 +409,11 @@ def run_gameday(s: Settings, *, png: str | None = None, work: Path | None = None
         # the repair's line where the records were back on authd, not where the command ended
         marks = [dataclasses.replace(m, t=t_repair) if m.kind == "repair" else m for m in marks]
         results = gd.analyse(samples, t_repair, s.layers)
+        by_name = gd.analyse_by_name(samples, t_repair, s.layers)
         res = GamedayResult(s, samples, marks, results, spans, t_repair, end, outage,
-                            gd.table(results, t_repair), png, work,
+                            gd.table(results, t_repair, by_name), png, work,
                             {k: f"{v.host}:{v.port}" for k, v in servers.items()},
-                            drv.status_after_repair)
+                            drv.status_after_repair, by_name)
         if png:
             title = (f"enactor gameday --design {s.design} --speed {s.speed:g}: the 2025 schedule in "
                      f"real time; {s.clients} clients per layer at {s.rate:g} queries/s; resolvers "

@@ -50,6 +50,13 @@ def test_analyse_per_layer():
     assert (s.failed_clients, s.recovered, s.empty_samples, s.max_after_repair) == (1, 1, 7, None)
     text = gd.table(res, 4.5)
     assert "straight at authd" in text and "1/2" in text
+    by = gd.analyse_by_name(samples, 4.5, ("authd", "stub"))
+    # client 0 asks the regional amazonaws.com name, client 1 the api.aws one
+    assert by["stub"]["dynamodb.us-east-1.amazonaws.com."].failed_clients == 1
+    assert by["stub"]["dynamodb.us-east-1.api.aws."].failed_clients == 0
+    assert by["authd"]["dynamodb.us-east-1.api.aws."].max_after_repair == 0.0
+    rows = gd.table(res, 4.5, by).splitlines()
+    assert rows[-2].startswith("  dynamodb.us-east-1.amazonaws.com ")
 
 
 def test_failing_share_steps_with_each_clients_latest_answer():

@@ -65,6 +65,11 @@ def test_gameday_2025_every_layer_fails_and_recovers_after_the_repair(tmp_path, 
         assert r.max_after_repair <= s.negative_ttl + s.stub_negative_ttl + s.record_ttl + 2.0, r
     # no cache: back with the records
     late = [(x.t, x.name) for x in res.samples if x.layer == "authd" and x.failed and x.t > res.t_repair]
+    # both endpoint names went empty for every layer: the regional one, as AWS's summary says
+    for layer, names in doc["layers_by_name"].items():
+        assert set(names) == {"dynamodb.us-east-1.amazonaws.com.", "dynamodb.us-east-1.api.aws."}, layer
+        for name, r in names.items():
+            assert r["clients"] > 0 and r["failed_clients"] == r["clients"], (layer, name, r)
     assert res.results["authd"].max_after_repair <= 1.0, (res.t_repair, res.authd_spans, late)
     ((_, fig),) = [(p, f) for p, f in saved if str(p) == str(png)]
     assert outside_canvas(fig) == []
