@@ -586,8 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
-    from enactor.gameday_run import add_arguments as gameday_arguments
-    from enactor.gameday_run import cmd_gameday
+    from enactor.gameday_cli import add_arguments as gameday_arguments
+    from enactor.gameday_cli import cmd_gameday
 
     p = sub.add_parser(
         "gameday", help="one game day: the 2025 schedule in real time, clients behind every cache",

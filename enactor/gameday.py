@@ -82,6 +82,33 @@ class LayerResult:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+@dataclass(frozen=True)
+class Settings:
+    design: str = "2025"  # "2025": all three defects restored; "fixed": none
+    speed: float = 2.0  # schedule seconds per wall-clock second
+    plans: int = 12
+    layers: tuple[str, ...] = LAYERS
+    clients: int = 6  # per layer, half on each endpoint name
+    rate: float = 2.0  # queries per second per client
+    record_ttl: int = 5  # resolvers cap positive TTLs here (DynamoDB's endpoint TTL is 5 s)
+    negative_ttl: int = 30  # the zones' SOA MINIMUM: RFC 2308 negative TTL min(900, this)
+    stub_negative_ttl: int = 5
+    warmup: float = 6.0  # clients run this long before the schedule starts
+    tail: float | None = None  # seconds after the repair; default: every cache can let go
+    timeout: float = 2.0  # a client query unanswered this long is an error
+
+    @property
+    def defects(self) -> str:
+        return "2025" if self.design == "2025" else "fixed"
+
+    @property
+    def tail_seconds(self) -> float:
+        if self.tail is not None:
+            return self.tail
+        stub = self.stub_negative_ttl if "stub" in self.layers else 0
+        return self.negative_ttl + self.record_ttl + stub + 4.0
+
+
 # --- the decisive events ------------------------------------------------------------------
 
 
