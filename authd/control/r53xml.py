@@ -332,7 +332,7 @@ def _scan_change_batch(body: bytes) -> tuple[str, list[Change]] | None:
         while (m := match(text, pos)) is not None:
             act, name, rtype, set_id, weight, ttl, records = m.groups()
             action = actions.get(act.strip().upper())
-            if action is None:
+            if action is None or rtype.strip() not in RR_TYPES:
                 return None
             values = tuple([v.strip() for v in values_in(records)])
             rs = RecordSet(
@@ -346,6 +346,19 @@ def _scan_change_batch(body: bytes) -> tuple[str, list[Change]] | None:
     if not out or text[pos:].rstrip(" \t\n") != _SCAN_TAIL:
         return None
     return comment, out
+
+
+# botocore's model, shape RRType, in its order (the order Route 53's schema error lists them).
+# DNAME is not among them: zone files may hold one, a change batch may not.
+RR_TYPES = ("SOA", "A", "TXT", "NS", "CNAME", "MX", "NAPTR", "PTR", "SRV", "SPF", "AAAA", "CAA",
+            "DS", "TLSA", "SSHFP", "SVCB", "HTTPS")
+
+
+def msg_bad_rrtype(value: object) -> str:
+    """Route 53's schema validation text for a Type outside the RRType enumeration."""
+    return (f"Invalid XML ; cvc-enumeration-valid: Value '{value}' is not facet-valid with "
+            f"respect to enumeration '[{', '.join(RR_TYPES)}]'. It must be a value from the "
+            "enumeration.")
 
 
 def _int(value: Any, field: str) -> int:
@@ -392,6 +405,8 @@ def changes_from_route53(batch: Any) -> tuple[str, list[Change]]:
             raise BadRequest("InvalidInput", [f"Invalid change batch ; Changes[{i}].ResourceRecords must be a list"])
         if "Name" not in rrs or "Type" not in rrs:
             raise BadRequest("InvalidInput", [f"Invalid change batch ; Changes[{i}] needs Name and Type"])
+        if str(rrs["Type"]).strip() not in RR_TYPES:
+            raise BadRequest("InvalidInput", [msg_bad_rrtype(str(rrs["Type"]).strip())])
         try:
             out.append(Change(action, RecordSet.from_route53(rrs)))
         except RecordError as exc:

@@ -6,9 +6,11 @@ injected `rng` or `Picker`), no trio. Modelled on Knot's staged pipeline
 
 1. **classify** the packet: drop what is not a query, FORMERR what is malformed, NOTIMP unknown
    opcodes, BADVERS EDNS versions above 0, REFUSED zone transfers and foreign classes;
-2. **prepare**: find the served zone that is the closest enclosing one, else REFUSED
-   (this is not an open resolver);
-3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`.
+2. **prepare**: find the served zone that is the closest enclosing one (for DS at a zone's
+   apex, its parent's when served, RFC 4035 §3.1.4.1), else REFUSED with EDE 20 (this is
+   not an open resolver);
+3. **answer** (`solve`): the RFC 1034 §4.3.2 lookup, section by section, returning an `Outcome`,
+   with DNAME substitution (RFC 6672 §3.2) met on the way down as a zone cut is.
    Following Route 53 aliases and choosing a member of a routing policy's set (weighted,
    failover, multivalue, latency, geolocation, IP-based, each with health) are steps of this
    stage, so they compose with CNAME chains, wildcards and delegations instead of being
@@ -47,6 +49,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
 import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
@@ -71,6 +74,7 @@ SOA = dns.rdatatype.SOA
 NS = dns.rdatatype.NS
 CNAME = dns.rdatatype.CNAME
 DS = dns.rdatatype.DS
+DNAME = dns.rdatatype.DNAME
 A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA
 ANY = dns.rdatatype.ANY
@@ -79,6 +83,10 @@ WILDCARD = b"*"
 # Header and EDNS flag bits as plain ints (enum arithmetic is slow on the per-query path)
 QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
 DO = 0x8000  # in the OPT TTL's flags
+MAX_NAME = 255  # octets in wire form (RFC 1035 §2.3.4)
+# Extended DNS Errors (RFC 8914 §4), the ones Knot and NSD attach (tests/test_dns_differential.py)
+EDE_OTHER, EDE_PROHIBITED, EDE_NOT_AUTHORITATIVE = 0, 18, 20
+EDE_OPTION = 15  # the EDNS option code of an EDE (RFC 8914 §2)
 
 
 class Outcome(enum.Enum):
@@ -94,6 +102,7 @@ class Outcome(enum.Enum):
     NOTIMP = "notimp"
     BADVERS = "badvers"
     SERVFAIL = "servfail"  # alias loop or too deep a tree
+    YXDOMAIN = "yxdomain"  # a DNAME substitution longer than 255 octets (RFC 6672 §2.2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,6 +318,7 @@ class Zone:
     # every weighted group (a plain group is the one record set keyed with identifier None).
     kids: dict[Key, int] = field(default_factory=dict)
     weighted: dict[GroupKey, set[str | None]] = field(default_factory=dict)
+    dnames: set[Key] = field(default_factory=set)  # owners of a DNAME (RFC 6672)
 
     @property
     def record_sets(self) -> tuple[RecordSet, ...]:
@@ -336,6 +346,8 @@ class Zone:
             zone._add_name(k)
             if NS in node and k != okey:
                 zone.cuts.add(k)
+            if DNAME in node:
+                zone.dnames.add(k)
         return zone
 
     def update(self, puts: Iterable[RecordSet], deletes: Iterable[RecordKey]) -> None:
@@ -436,6 +448,11 @@ class Zone:
                     cuts.add(k)
                 else:
                     cuts.discard(k)
+            elif t == DNAME:
+                if entry is not None:
+                    self.dnames.add(k)
+                else:
+                    self.dnames.discard(k)
         # (the order of additions and removals does not matter: `existing` and `kids` follow
         # from the set of owner names alone)
         for name, rtype in gone:
@@ -448,6 +465,8 @@ class Zone:
                     self._drop_name(k)
             if t == NS:
                 cuts.discard(k)
+            elif t == DNAME:
+                self.dnames.discard(k)
         self.soa, self.negative_soa = soa, neg
 
     def _add_name(self, k: Key) -> None:
@@ -700,6 +719,13 @@ class Solution:
     additional: list[WireRRset] = field(default_factory=list)
     glue_required: bool = False  # RFC 9471: in-domain glue that must fit, else TC=1
     problem: str | None = None  # why SERVFAIL, for the log
+    ede: tuple[int, str] | None = None  # an Extended DNS Error (RFC 8914), sent under EDNS
+
+
+def _refused(ede: int) -> Solution:
+    """REFUSED, not authoritative, with the EDE Knot and NSD attach (RFC 8914 §4.21: 20 for
+    a name in no zone we serve; §4.19: 18 for a transfer we do not allow, as NSD)."""
+    return Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False, ede=(ede, ""))
 
 
 class _Servfail(Exception):
@@ -1031,6 +1057,46 @@ def _find_cut(zone: Zone, k: Key, qtype: int) -> Key | None:
     return None
 
 
+def _find_dname(zone: Zone, k: Key, cut: Key | None) -> Key | None:
+    """The highest DNAME owner strictly above the name, unless a delegation comes first
+    (RFC 6672 §3.2: the DNAME is met while matching labels downwards, as a cut is; a DNAME
+    never applies at its own owner, RFC 6672 §2.3)."""
+    dnames = zone.dnames
+    if not dnames:
+        return None
+    stop = len(k) - len(cut) + 1 if cut is not None else 1  # at or below the cut: occluded
+    for i in range(len(k) - len(zone.okey), stop - 1, -1):
+        if k[i:] in dnames:
+            return k[i:]
+    return None
+
+
+def _dname(zone: Zone, owner: Key, k: Key, qname: dns.name.Name,
+           sol: Solution) -> dns.name.Name | None:
+    """RFC 6672 §3.2: answer the DNAME and a CNAME synthesised from it (owner the name
+    asked, TTL the DNAME's, §3.1, as Knot and NSD give it), and return the new name to chase
+    (in the zone or not, as a CNAME's target is, §3.2 step 3c). None: the new name would be
+    longer than 255 octets, which is YXDOMAIN with the DNAME alone (§2.2, as NSD answers).
+
+    The new name is the lower-cased labels of the name asked before the DNAME's target, so
+    the answer does not depend on the question's spelling (the serving index reuses it)."""
+    entry = zone.nodes[owner][DNAME]
+    if type(entry) is not Plain:
+        raise _Servfail(f"DNAME at {_text(owner)} is not plain data")
+    rrset = entry.rrset
+    sol.answer.append(rrset)
+    labels = k[:len(k) - len(owner)] + rrset[0].target.labels
+    if sum(len(label) + 1 for label in labels) > MAX_NAME:
+        sol.outcome, sol.rcode = Outcome.YXDOMAIN, dns.rcode.YXDOMAIN
+        sol.ede = (EDE_OTHER, "DNAME expansion became too large")  # NSD's text
+        return None
+    target = dns.name.Name(labels)
+    cname = WireRRset(qname, IN, CNAME)
+    cname.add(dns.rdtypes.ANY.CNAME.CNAME(IN, CNAME, target), rrset.ttl)
+    sol.answer.append(cname.seal())
+    return target
+
+
 def _closest_encloser(zone: Zone, k: Key) -> Key:
     n = len(zone.okey)
     while k not in zone.existing and len(k) > n:
@@ -1075,6 +1141,19 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
                 sol.outcome = Outcome.FOLLOW
                 return sol
             cut = _find_cut(zone, k, qtype)
+            dname = _find_dname(zone, k, cut) if zone.dnames else None
+            if dname is not None:
+                seen.add((k, CNAME))
+                target = _dname(zone, dname, k, qname, sol)
+                if target is None:
+                    return sol  # YXDOMAIN
+                if qtype == CNAME:
+                    return sol  # the synthesised CNAME is the answer (RFC 1034 §3.6.2)
+                qname, k = target, target.labels  # (lower case already)
+                if (k, CNAME) in seen:
+                    sol.outcome = Outcome.FOLLOW  # a loop through DNAMEs: answered once
+                    return sol
+                continue
             if cut is not None:
                 return _referral(zone, cut, sol)
             node = nodes.get(k)
@@ -1084,6 +1163,10 @@ def solve(zone: Zone, qname: dns.name.Name, qtype: int, picker: Picker,
                 source = (WILDCARD,) + _closest_encloser(zone, k)
                 node = nodes.get(source)
                 if node is None:
+                    if source in zone.existing:
+                        # RFC 4592 §4.9: a wildcard that is an empty non-terminal still
+                        # exists, and synthesises its (empty) node: NODATA, not NXDOMAIN
+                        return _nodata(zone, sol)
                     sol.outcome, sol.rcode = Outcome.MISS, dns.rcode.NXDOMAIN
                     sol.authority.append(zone.negative_soa)
                     return sol
@@ -1241,9 +1324,12 @@ class Reply:
         m.authority = list(self.authority)
         m.additional = list(self.additional)
         if self.edns >= 0:
-            options = [dns.edns.option_from_wire(8, self.options, 4, len(self.options) - 4)] \
-                if self.options else None
-            m.use_edns(0, self.ednsflags, OUR_PAYLOAD, options=options)
+            options, i, raw = [], 0, self.options
+            while i + 4 <= len(raw):
+                code, size = int.from_bytes(raw[i:i + 2], "big"), int.from_bytes(raw[i + 2:i + 4], "big")
+                options.append(dns.edns.option_from_wire(code, raw, i + 4, size))
+                i += 4 + size
+            m.use_edns(0, self.ednsflags, OUR_PAYLOAD, options=options or None)
         m.set_rcode(self.rcode)
         return m
 
@@ -1357,11 +1443,11 @@ def classify(wire: bytes, *, tcp: bool, allow_axfr: bool = False) -> Query | Rep
     if q.rdtype == dns.rdatatype.AXFR and not tcp:
         # RFC 5936 §4.2: AXFR is a TCP affair (NSD and Knot say NOTIMP too)
         return _finish(query, Solution(Outcome.NOTIMP, rcode=dns.rcode.NOTIMP, aa=False))
-    if q.rdclass not in (IN, dns.rdataclass.ANY) or (
-        q.rdtype in XFR_TYPES and not allow_axfr
-    ):
-        # Only class IN is served; zone transfers only when the operator allows them
+    if q.rdclass not in (IN, dns.rdataclass.ANY):
+        # Only class IN is served
         return _finish(query, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+    if q.rdtype in XFR_TYPES and not allow_axfr:
+        return _finish(query, _refused(EDE_PROHIBITED))  # transfers only when allowed
     return query
 
 
@@ -1374,9 +1460,20 @@ def _ecs_echo(ecs: tuple[int, str, int], scope: int) -> bytes:
     return b"\x00\x08" + len(body).to_bytes(2, "big") + body
 
 
+def _ede_option(code: int, text: str) -> bytes:
+    """RFC 8914 §2: INFO-CODE then EXTRA-TEXT (UTF-8, no terminator)."""
+    body = code.to_bytes(2, "big") + text.encode()
+    return EDE_OPTION.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+
+
 def _finish(query: Query, sol: Solution, client: Client | None = None) -> Reply:
-    """Stage 4: header flags (RFC 1035 §4.1.1: RD and CD copied), EDNS, sections."""
-    flags = QR | (query.flags & (RD | CD))
+    """Stage 4: header flags, EDNS, sections.
+
+    RD is copied (RFC 1035 §4.1.1). CD is not: RFC 4035 §3.1.6 says to copy it, but Knot
+    and NSD, serving zones without DNSSEC as authd does, clear it in every response, and
+    authd answers as they do (checked by tests/test_dns_differential.py).
+    """
+    flags = QR | (query.flags & RD)
     # RFC 6895 §3.2: an answer to QCLASS=ANY cannot claim to be authoritative (as NSD)
     if sol.aa and query.qclass == IN:
         flags |= AA
@@ -1390,7 +1487,8 @@ def _finish(query: Query, sol: Solution, client: Client | None = None) -> Reply:
         located=client is not None and client.located,
         # RFC 7871 §7.2.1: SCOPE 0 when the answer does not depend on the client's subnet
         options=(_ecs_echo(query.ecs, client.scope if client is not None and client.located else 0)
-                 if query.ecs is not None and query.edns >= 0 else b""),
+                 if query.ecs is not None and query.edns >= 0 else b"")
+        + (_ede_option(*sol.ede) if sol.ede is not None and query.edns >= 0 else b""),
     )
 
 
@@ -1428,17 +1526,28 @@ def client_of(c: Query, zones: ZoneTable, source: str | None) -> Client:
     return Client(zones, source, None)
 
 
+def answering_zone(zones: ZoneTable, qkey: Key, qtype: int) -> Zone | None:
+    """The served zone that answers: the closest enclosing one (RFC 1034 §4.3.2 step 2),
+    except that DS at a zone's apex is the parent's data (RFC 4034 §5.1, RFC 4035 §3.1.4.1:
+    a server authoritative for both sides answers DS from the parent), when we serve the
+    parent too, as Knot and NSD do. The serving index files the answer under this zone."""
+    zone = zones.find(qkey)
+    if qtype == DS and zone is not None and qkey == zone.okey and len(qkey) > 1:
+        return zones.find(qkey[1:]) or zone
+    return zone
+
+
 def answer_query(c: Query, zones: ZoneTable, *, rng: Rng, source: str | None = None) -> Reply:
     """Stages 2 to 4 for a classified query (lets callers classify once, answer many times)."""
     picker = as_picker(rng)
     qkey = c.qkey or key_of(c.qname)
-    zone = zones.find(qkey)  # stage 2: prepare
+    zone = answering_zone(zones, qkey, c.qtype)  # stage 2: prepare
     if zone is None:
-        return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+        return _finish(c, _refused(EDE_NOT_AUTHORITATIVE))
     if c.qtype == dns.rdatatype.AXFR and qkey == zone.okey:
         return _axfr(zone, c)
     if c.qtype in XFR_TYPES:
-        return _finish(c, Solution(Outcome.REFUSED, rcode=dns.rcode.REFUSED, aa=False))
+        return _finish(c, _refused(EDE_PROHIBITED))
     client = client_of(c, zones, source)
     try:
         sol = solve(zone, c.qname, c.qtype, picker, qkey, client)  # stage 3

@@ -49,6 +49,7 @@ from authd.dns.answer import (
     ZoneTable,
     answer,
     answer_query,
+    answering_zone,
     classify,
     enumerate_outcomes,
     key_of,
@@ -427,7 +428,8 @@ class ServingIndex:
             if reply.problem:
                 log.error("SERVFAIL for %s: %s", _qtext(reply), reply.problem)
             renders.append((probability, _Rendered.of(reply)))
-        found = self.table.find(key_of(outcomes[0][1].qname))  # type: ignore[union-attr,arg-type]
+        first = outcomes[0][1]
+        found = answering_zone(self.table, key_of(first.qname), first.qtype)  # type: ignore[union-attr,arg-type]
         zone = found.okey if found is not None else None
         self._remember(table, key, zone)
         result: _Rendered | _Choice
@@ -448,7 +450,8 @@ class ServingIndex:
     def _mark(self, wire: bytes, table: dict, key: tuple, mark: object) -> object:
         """Remember `mark` for a question (until its zone changes)."""
         query = classify(wire, tcp=False)
-        found = self.table.find(key_of(query.qname)) if isinstance(query, Query) else None
+        found = (answering_zone(self.table, key_of(query.qname), query.qtype)
+                 if isinstance(query, Query) else None)
         self._remember(table, key, found.okey if found is not None else None)
         table[key] = mark
         return mark

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import trio
 
+from authd.dns.answer import key_of
 from authd.dns.guard import Guard
 from authd.dns.index import ServingIndex
 from authd.dns.notify import serve_notify
@@ -412,7 +413,8 @@ async def serve_dns(
     transfers = transfers or TransferConfig(allow_any=index.allow_axfr)
     view = index.enable_transfers(transfers.history) if transfers.enabled else None
     xfr = TransferService(view, index.respond, rules=transfers.rules,
-                          allow_any=transfers.allow_any, keyring=transfers.keyring)
+                          allow_any=transfers.allow_any, keyring=transfers.keyring,
+                          serves=lambda name: key_of(name) in index.table.zones)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve_udp, index, udp, errors, guard, xfr)

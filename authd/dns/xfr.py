@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -49,6 +50,7 @@ import dns.renderer
 import dns.rrset
 
 from authd.dns import tsig
+from authd.dns.answer import OUR_PAYLOAD
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey, RecordSet
 
@@ -323,11 +325,15 @@ class TransferService:
         rules: who may transfer (`--allow-transfer`); empty with `allow_any` False refuses all.
         allow_any: `--allow-axfr`: anyone may transfer, signed or not.
         keyring: TSIG keys (`--tsig-key`).
+        serves: whether a name is the apex of a zone we serve, for the NOTAUTH answer when
+            transfers are off (no view); without it, only the view's zones count.
     """
 
     def __init__(self, view: TransferView | None, answer, *, rules: Sequence[TransferRule] = (),
-                 allow_any: bool = False, keyring: tsig.Keyring | None = None):
+                 allow_any: bool = False, keyring: tsig.Keyring | None = None,
+                 serves: Callable[[dns.name.Name], bool] | None = None):
         self.view = view
+        self.serves = serves
         self.answer = answer
         self.rules = list(rules)
         self.allow_any = allow_any
@@ -364,14 +370,20 @@ class TransferService:
         kind = "AXFR" if q.rdtype == AXFR else "IXFR"
         if q.rdtype == AXFR and not tcp:  # RFC 5936 §4.2: AXFR is TCP only (NSD, Knot: NOTIMP)
             return [self._simple(query, dns.rcode.NOTIMP, signed, aa=False)]
+        zone = self.view.find(q.name.canonicalize().to_text()) if self.view is not None else None
+        if q.rdclass != dns.rdataclass.IN or (
+                zone is None and (self.serves is None or not self.serves(q.name))):
+            # RFC 5936 §2.2.1: not a zone we serve is NOTAUTH, before any access rule is
+            # consulted (as Knot and NSD answer, tests/test_dns_differential.py)
+            return [self._simple(query, dns.rcode.NOTAUTH, signed)]
         if not (self.allow_any or any(r.allows(ip, keyname) for r in self.rules)):
             self.stats["refused"] += 1
             log.warning("transfer %s %s to %s refused: %s", q.name, kind, ip,
                         f"key {keyname} not allowed" if signed else
                         "not signed, or not in --allow-transfer")
-            return [self._simple(query, dns.rcode.REFUSED, signed)]
-        zone = self.view.find(q.name.canonicalize().to_text()) if self.view is not None else None
-        if zone is None or q.rdclass != dns.rdataclass.IN:
+            # RFC 8914 §4.19: EDE 18 (Prohibited), as NSD attaches to a refused transfer
+            return [self._simple(query, dns.rcode.REFUSED, signed, ede=dns.edns.EDECode.PROHIBITED)]
+        if zone is None:
             return [self._simple(query, dns.rcode.NOTAUTH, signed)]  # RFC 5936 §2.2.1
         if q.rdtype == AXFR:
             self.stats["axfr"] += 1
@@ -442,9 +454,11 @@ class TransferService:
         return [resp.to_wire()]
 
     def _simple(self, query: dns.message.Message, rcode: int, signed: bool,
-                aa: bool = False) -> bytes:
-        resp = dns.message.make_response(query)
+                aa: bool = False, ede: int | None = None) -> bytes:
+        resp = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
         resp.set_rcode(rcode)
+        if ede is not None and resp.edns >= 0:
+            resp.use_edns(0, resp.ednsflags, resp.payload, options=[dns.edns.EDEOption(ede)])
         if aa:
             resp.flags |= dns.flags.AA
         if signed:
