@@ -76,7 +76,6 @@ class PacedDriver(ProcessDriver):
         self.repaired_at: float | None = None  # when `enactor recover` returned
         self.repair_started = 0.0
         self.abort = threading.Event()
-        self.repair_plan: int | None = None
         self.status_after_repair: list[dict[str, Any]] = []
 
     def now_real(self) -> float:
@@ -156,7 +155,6 @@ class PacedDriver(ProcessDriver):
         self.rec.add(self.t, "operator", "repair", f"operator: enactor recover --plan {plan}")
         self._read_watch()
         self.repaired_at = self.now_real()
-        self.repair_plan = plan
         self._mark()
         # the runbook's check: every endpoint on the known-good plan, answering, still paused
         doc = json.loads(self._cli("status", "--status-dir", str(self.c.work / "status"), "--json"))
