@@ -1,0 +1,70 @@
+"""Run one `authd` command under `tracemalloc` and write where its memory grows (a bench aid).
+
+`python -m bench._memtrace --out FILE --every 30 -- serve --zones zones ...` starts
+tracemalloc, runs `authd.cli.main` with the arguments after `--`, and every `--every` seconds
+a thread takes a snapshot and rewrites FILE with the allocation sites (file:line) that grew the
+most since the first snapshot (taken `--every` seconds in, once the process is warm), with
+their sizes and block counts. `bench soak --trace-memory` starts authd this way. Tracing
+costs CPU and roughly doubles the traced process's memory, so RSS figures from such a run
+are not comparable with an untraced one; the growth *sites* are what it is for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+TOP = 25
+
+
+def growth_report(first: tracemalloc.Snapshot, now: tracemalloc.Snapshot, elapsed: float) -> str:
+    """The sites that grew most between two snapshots, as text lines (largest first)."""
+    keep = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    stats = now.filter_traces(keep).compare_to(first.filter_traces(keep), "lineno")
+    total_now = sum(s.size for s in stats)
+    total_diff = sum(s.size_diff for s in stats)
+    lines = [f"after {elapsed:.0f} s: traced {total_now / 1e6:.1f} MB, "
+             f"{total_diff / 1e6:+.2f} MB since the first snapshot"]
+    for s in sorted(stats, key=lambda s: -s.size_diff)[:TOP]:
+        frame = s.traceback[0]
+        lines.append(f"{s.size_diff / 1024:+10.1f} KiB {s.count_diff:+8d} blocks  "
+                     f"(now {s.size / 1024:.1f} KiB)  {frame.filename}:{frame.lineno}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv:
+        print("usage: python -m bench._memtrace --out FILE [--every S] -- AUTHD-ARGS...",
+              file=sys.stderr)
+        return 2
+    cut = argv.index("--")
+    ap = argparse.ArgumentParser(prog="python -m bench._memtrace", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True, help="file rewritten with the growth report")
+    ap.add_argument("--every", type=float, default=30.0,
+                    help="seconds between snapshots; the first is the baseline (default: %(default)s)")
+    args = ap.parse_args(argv[:cut])
+    tracemalloc.start(1)
+    t0 = time.monotonic()
+
+    def snapshots() -> None:
+        time.sleep(args.every)
+        first = tracemalloc.take_snapshot()
+        while True:
+            time.sleep(args.every)
+            report = growth_report(first, tracemalloc.take_snapshot(), time.monotonic() - t0)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(report)
+            tmp.replace(args.out)
+
+    threading.Thread(target=snapshots, daemon=True).start()
+    from authd.cli import main as authd_main
+
+    return authd_main(argv[cut + 1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
