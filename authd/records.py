@@ -41,7 +41,12 @@ class RecordError(ValueError):
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
 
 
-@functools.lru_cache(maxsize=1 << 16)
+# The caches below hold what a batch is likely to name again soon (a record set is
+# canonicalised when a request is parsed and again when the store reads it back), not every
+# name ever seen: a churning zone names new owners all day (bench soak). Measured full sizes,
+# by tracemalloc (`bench/_memtrace.py`, BENCHMARKS.md "Soak"): canonical_name about 170 B
+# per entry (4,096: 0.7 MB), canonical_value about 270 B (4,096: 1.1 MB).
+@functools.lru_cache(maxsize=1 << 12)
 def canonical_name(text: str) -> str:
     """Absolute, lower-case presentation form of a domain name (RFC 1035 escapes)."""
     if len(text) <= 253 and _PLAIN_NAME.fullmatch(text):
@@ -149,14 +154,21 @@ _TYPES: dict[str, str] = {}
 _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def canonical_value(rtype: str, text: str) -> str:
     """One rdata value in canonical presentation form (absolute names, dnspython spelling).
 
     Raises RecordError with Route 53's problem text (`authd.r53values`) for a value Route 53
     refuses, including master-file syntax that dnspython would silently cut off."""
     if rtype == "A" and _DOTTED_QUAD.fullmatch(text):
-        return text  # already canonical: four decimal octets, no leading zeros
+        return text  # already canonical: four decimal octets, no leading zeros; not cached
+    if rtype == "SOA":
+        # every accepted batch writes a new serial (RFC 1982; `changes.bump_soa`), so an SOA
+        # text is a one-off: a few are kept for the repeats within one batch, not 4,096
+        return _soa_value(rtype, text)
+    return _cached_value(rtype, text)
+
+
+def _canonical_value(rtype: str, text: str) -> str:
     problem = r53values.check_value(rtype, text)  # what Route 53 refuses, before any parser
     if problem is not None:
         raise RecordError(problem)
@@ -171,6 +183,10 @@ def canonical_value(rtype: str, text: str) -> str:
     except dns.exception.DNSException as exc:
         raise RecordError(r53values.illegal(rtype, text, exc)) from exc
     return rd.to_text()
+
+
+_cached_value = functools.lru_cache(maxsize=1 << 12)(_canonical_value)
+_soa_value = functools.lru_cache(maxsize=16)(_canonical_value)
 
 
 class RecordKey(NamedTuple):
