@@ -60,5 +60,5 @@ def test_cache_sizes_are_the_ones_documented():
     assert records.canonical_name.cache_info().maxsize == 4096
     assert records._cached_value.cache_info().maxsize == 4096
     assert answer._owner.cache_info().maxsize == 4096
-    assert answer._compiled_set.cache_info().maxsize == 4096
+    assert answer._compiled_set.cache_info().maxsize == 1024
     assert CACHE_LIMIT == 25_000
