@@ -3,7 +3,7 @@
 `python -m bench._memtrace --out FILE --every 30 -- serve --zones zones ...` starts
 tracemalloc, runs `authd.cli.main` with the arguments after `--`, and every `--every` seconds
 a thread takes a snapshot and rewrites FILE with the allocation sites (file:line) that grew the
-most since the first snapshot (taken `--every` seconds in, once the process is warm), with
+most since the first snapshot (taken `--first` seconds in, once the process is warm), with
 their sizes and block counts. `bench soak --trace-memory` starts authd this way. Tracing
 costs CPU and roughly doubles the traced process's memory, so RSS figures from such a run
 are not comparable with an untraced one; the growth *sites* are what it is for.
@@ -36,6 +36,41 @@ def growth_report(first: tracemalloc.Snapshot, now: tracemalloc.Snapshot, elapse
     return "\n".join(lines) + "\n"
 
 
+def _status() -> dict[str, int]:
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def _count_objects(args: argparse.Namespace, t0: float) -> None:
+    """Every `--every` s: RSS (anon, file), Python's allocated blocks, and the object types
+    whose live count grew most since the baseline (`--first` s in)."""
+    import gc
+    from collections import Counter
+
+    def census() -> Counter[str]:
+        return Counter(type(o).__name__ for o in gc.get_objects())
+
+    time.sleep(args.every if args.first is None else args.first)
+    base, base_blocks, base_status = census(), sys.getallocatedblocks(), _status()
+    lines: list[str] = []
+    while True:
+        time.sleep(args.every)
+        now, status = census(), _status()
+        grew = sorted(((n - base[t], t) for t, n in now.items() if n > base[t]), reverse=True)[:8]
+        lines.append(
+            f"after {time.monotonic() - t0:.0f} s: RSS {status['VmRSS'] / 1024:.1f} MB "
+            f"(anon {status['RssAnon'] / 1024:.1f}, was {base_status['RssAnon'] / 1024:.1f}; "
+            f"file {status['RssFile'] / 1024:.1f}), allocated blocks "
+            f"{sys.getallocatedblocks() - base_blocks:+,}, gc objects "
+            f"{sum(now.values()) - sum(base.values()):+,}: "
+            + ", ".join(f"{t} {d:+,}" for d, t in grew))
+        args.out.write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
         print("usage: python -m bench._memtrace --out FILE [--every S] -- AUTHD-ARGS...",
@@ -45,13 +80,24 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench._memtrace", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="file rewritten with the growth report")
     ap.add_argument("--every", type=float, default=30.0,
-                    help="seconds between snapshots; the first is the baseline (default: %(default)s)")
+                    help="seconds between snapshots (default: %(default)s)")
+    ap.add_argument("--first", type=float, default=None,
+                    help="seconds before the baseline snapshot, once caches are warm "
+                         "(default: --every)")
+    ap.add_argument("--objects", action="store_true",
+                    help="no tracemalloc: count live objects by type and Python's allocated "
+                         "blocks beside RSS (cheap; tells Python growth from C-level growth)")
     args = ap.parse_args(argv[:cut])
-    tracemalloc.start(1)
     t0 = time.monotonic()
+    if args.objects:
+        threading.Thread(target=_count_objects, args=(args, t0), daemon=True).start()
+        from authd.cli import main as authd_main
+
+        return authd_main(argv[cut + 1:])
+    tracemalloc.start(1)
 
     def snapshots() -> None:
-        time.sleep(args.every)
+        time.sleep(args.every if args.first is None else args.first)
         first = tracemalloc.take_snapshot()
         while True:
             time.sleep(args.every)

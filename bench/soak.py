@@ -111,9 +111,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--plan-every", type=float, default=5.0,
                     help="seconds between new plans (default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
-    ap.add_argument("--trace-memory", action="store_true",
-                    help="run authd under tracemalloc (bench/_memtrace.py) and print its top "
-                         "growth sites at the end; implies --no-write (tracing changes RSS)")
+    ap.add_argument("--trace-memory", choices=["sites", "objects"], default=None,
+                    help="run authd under bench/_memtrace.py and print its report at the end: "
+                         "'sites' the top growth sites by tracemalloc (slow; RSS not comparable), "
+                         "'objects' live objects by type and Python's blocks beside RSS; "
+                         "implies --no-write")
     args = ap.parse_args(argv)
     dnsperf = find_tool("dnsperf")
     if dnsperf is None:
@@ -138,7 +140,9 @@ def main(argv: list[str]) -> int:
              "--control", f"127.0.0.1:{cport}", "--store", str(work / "store.sqlite3")]
     trace = work / "memtrace.txt"
     if args.trace_memory:
-        serve = ["-m", "bench._memtrace", "--out", str(trace), "--every", "30", "--", *serve]
+        serve = ["-m", "bench._memtrace", "--out", str(trace), "--every", "30",
+                 "--first", str(min(args.warmup, duration / 3)),
+                 *(["--objects"] if args.trace_memory == "objects" else []), "--", *serve]
     else:
         serve = ["-m", "authd", *serve]
     authd = start("authd", [py, *serve])
