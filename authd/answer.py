@@ -518,9 +518,10 @@ def _soas(origin: str, org: dns.name.Name, entry: Entry | None) -> tuple[WireRRs
 # the enactor's checker (one index per explored state) depends on.
 
 
-# 4,096 owners (about 380 B each, 1.6 MB full): a batch's names repeat within the batch and
-# the next few, while a churning zone names new owners all day (bench soak)
-@functools.lru_cache(maxsize=1 << 12)
+# 1,024 owners (about 380 B each, 0.4 MB full): a batch's names repeat within the batch and
+# the next few (a zone build asks twice per name, one after the other; the checker uses a few
+# dozen), while a churning zone names new owners all day (bench soak: about 10 a second)
+@functools.lru_cache(maxsize=1 << 10)
 def _owner(text: str) -> tuple[dns.name.Name, Key]:
     """A name in presentation form as a dnspython Name, and its lookup key (`key_of`).
 

@@ -43,10 +43,12 @@ _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
 
 # The caches below hold what a batch is likely to name again soon (a record set is
 # canonicalised when a request is parsed and again when the store reads it back), not every
-# name ever seen: a churning zone names new owners all day (bench soak). Measured full sizes,
-# by tracemalloc (`bench/_memtrace.py`, BENCHMARKS.md "Soak"): canonical_name about 170 B
-# per entry (4,096: 0.7 MB), canonical_value about 270 B (4,096: 1.1 MB).
-@functools.lru_cache(maxsize=1 << 12)
+# name ever seen: a churning zone names new owners all day, and every enactor batch writes a
+# new lock value (bench soak: about 10 new names and 4 new values a second, which filled
+# 65,536 entries for hours). A zone load misses any bounded cache alike (each value passes
+# once, then once more from the store). Measured by tracemalloc: canonical_name about 170 B an
+# entry (1,024: 0.2 MB full), canonical_value about 270 B (512: 0.14 MB full).
+@functools.lru_cache(maxsize=1 << 10)
 def canonical_name(text: str) -> str:
     """Absolute, lower-case presentation form of a domain name (RFC 1035 escapes)."""
     if len(text) <= 253 and _PLAIN_NAME.fullmatch(text):
@@ -163,7 +165,7 @@ def canonical_value(rtype: str, text: str) -> str:
         return text  # already canonical: four decimal octets, no leading zeros; not cached
     if rtype == "SOA":
         # every accepted batch writes a new serial (RFC 1982; `changes.bump_soa`), so an SOA
-        # text is a one-off: a few are kept for the repeats within one batch, not 4,096
+        # text is a one-off: a few are kept for the repeats within one batch
         return _soa_value(rtype, text)
     return _cached_value(rtype, text)
 
@@ -185,7 +187,7 @@ def _canonical_value(rtype: str, text: str) -> str:
     return rd.to_text()
 
 
-_cached_value = functools.lru_cache(maxsize=1 << 12)(_canonical_value)
+_cached_value = functools.lru_cache(maxsize=512)(_canonical_value)
 _soa_value = functools.lru_cache(maxsize=16)(_canonical_value)
 
 

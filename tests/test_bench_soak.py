@@ -57,8 +57,8 @@ def test_compiled_soas_do_not_push_out_other_sets():
 
 
 def test_cache_sizes_are_the_ones_documented():
-    assert records.canonical_name.cache_info().maxsize == 4096
-    assert records._cached_value.cache_info().maxsize == 4096
-    assert answer._owner.cache_info().maxsize == 4096
+    assert records.canonical_name.cache_info().maxsize == 1024
+    assert records._cached_value.cache_info().maxsize == 512
+    assert answer._owner.cache_info().maxsize == 1024
     assert answer._compiled_set.cache_info().maxsize == 1024
     assert CACHE_LIMIT == 25_000
