@@ -288,7 +288,33 @@ def write_section(r: dict, args: argparse.Namespace) -> None:
         f"{r['rss_mb_end']} MB ({r['rss_growth_since_60s'] * 100:+.1f} %) |",
         f"| ERROR lines or tracebacks in any log | {r['error_lines']} |",
         "",
+        "**What the memory bound measures** (changed on 2026-12-01; issue 10 asks for \"no memory "
+        "growth beyond 10 % after warm-up\"). authd keeps bounded caches that this traffic fills "
+        "with one-off values (new churn names, a new lock value and a new SOA serial with every "
+        "batch). Growth into a bounded cache stops when it is full; a leak does not. So the "
+        f"baseline is RSS once the caches are warm ({r['rss_warm_at_s']} s in: `--warmup`, at "
+        "most a third of the run), and the bound is that every sample in the last third stays "
+        "within 10 % of it (`bench/soak.py` `memory_verdict`, tested in "
+        "`tests/test_bench_soak.py`); the slope over the last third is shown to tell the two "
+        "apart. The earlier measure (RSS at 60 s against the end) is kept in the table. The "
+        "first ten-minute run, with caches of 65,536 entries, measured 49.5 MB -> 86.9 MB "
+        "(+75.6 %) by that earlier measure.",
+        "",
+        "The caches and their full sizes (bytes per entry by tracemalloc x entries): "
+        "`records.canonical_name` 170 B x 1,024 = 0.2 MB; `records.canonical_value` 270 B x 512 "
+        "= 0.14 MB, dotted quads not cached, SOA texts 16 entries of their own; "
+        "`answer._owner` 380 B x 1,024 = 0.4 MB; `answer._compiled` 0.9-1.8 KB x 1,024 = under "
+        "2 MB, SOAs 64 entries of their own; the serving index's rendered answers about 620 B "
+        "per UDP question x 25,000 = 16 MB (it starts over when full). "
+        "`python -m bench soak --trace-memory sites` (tracemalloc) or `objects` (live objects by "
+        "type) shows where authd's memory grows.",
+        "",
     ]
+    if r["rss_mb_per_min_last_third"] > 0.2:
+        lines += [
+            f"RSS still rose {r['rss_mb_per_min_last_third']:.2f} MB a minute over the last "
+            "third: within the bound for this run, but not shown flat; a longer run would tell "
+            "a slow leak from the last caches filling.", ""]
     if r["empty_examples"] or r["error_examples"]:
         lines += ["First problems:", "", "```", *r["empty_examples"], *r["error_examples"], "```", ""]
     print(f"wrote {replace_section(SECTION, chr(10).join(lines))}")
