@@ -68,7 +68,35 @@ def _count_objects(args: argparse.Namespace, t0: float) -> None:
             f"{sys.getallocatedblocks() - base_blocks:+,}, gc objects "
             f"{sum(now.values()) - sum(base.values()):+,}: "
             + ", ".join(f"{t} {d:+,}" for d, t in grew))
+        lines.extend(_held_tracebacks())
+        if args.collect:  # is what the census saw garbage in cycles, or reachable?
+            lines.append(f"  gc.collect() freed {gc.collect()} objects; then "
+                         + _held_tracebacks()[0].strip())
         args.out.write_text("\n".join(lines) + "\n")
+
+
+def _held_tracebacks(limit: int = 3) -> list[str]:
+    """Where live tracebacks come from (the innermost frame) and what holds their exception:
+    a traceback kept alive keeps its frames and their locals."""
+    import gc
+    import types
+    from collections import Counter
+
+    tbs = [o for o in gc.get_objects() if type(o) is types.TracebackType]
+    where: Counter[str] = Counter()
+    for tb in tbs:
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        where[f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"] += 1
+    out = [f"  {len(tbs)} live tracebacks; innermost frames: "
+           + ", ".join(f"{w} x{n}" for w, n in where.most_common(limit))]
+    for tb in tbs[-limit:]:
+        for ref in gc.get_referrers(tb):
+            if isinstance(ref, BaseException):
+                holders = [type(h).__name__ + (f"({sorted(h)[:4]})" if isinstance(h, dict) else "")
+                           for h in gc.get_referrers(ref) if h is not tbs]
+                out.append(f"  {type(ref).__name__}: {str(ref)[:80]!r} held by {holders[:5]}")
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -87,6 +115,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--objects", action="store_true",
                     help="no tracemalloc: count live objects by type and Python's allocated "
                          "blocks beside RSS (cheap; tells Python growth from C-level growth)")
+    ap.add_argument("--collect", action="store_true",
+                    help="with --objects: run a full gc.collect() after each census and count "
+                         "again, to tell cyclic garbage from reachable objects")
     args = ap.parse_args(argv[:cut])
     t0 = time.monotonic()
     if args.objects:

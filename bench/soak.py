@@ -142,7 +142,8 @@ def main(argv: list[str]) -> int:
     if args.trace_memory:
         serve = ["-m", "bench._memtrace", "--out", str(trace), "--every", "30",
                  "--first", str(min(args.warmup, duration / 3)),
-                 *(["--objects"] if args.trace_memory == "objects" else []), "--", *serve]
+                 *(["--objects", "--collect"] if args.trace_memory == "objects" else []),
+                 "--", *serve]
     else:
         serve = ["-m", "authd", *serve]
     authd = start("authd", [py, *serve])
