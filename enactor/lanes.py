@@ -334,9 +334,10 @@ class Lanes:
             for ch in p.changes:
                 out.append(Delivered(target, p.number, p.lane, ch.id, now - ch.submitted,
                                      ch.heartbeat is not None))
-                if ch.heartbeat is None:
-                    out.append(Log(f"{p.lane.value} change #{ch.id} delivered to {target} in "
-                                   f"{now - ch.submitted:.1f}s ({plan_label(p.number)})"))
+                what = f"heartbeat {ch.heartbeat}" if ch.heartbeat is not None else \
+                    f"{p.lane.value} change #{ch.id}"
+                out.append(Log(f"{what} delivered to {target} in {now - ch.submitted:.1f}s "
+                               f"({plan_label(p.number)})"))
         if self.fast_alarm and any(p.lane is Lane.FAST for p in done) and \
                 not any(p.alarmed for t in self.targets for p in t.pending):
             self.fast_alarm = False
