@@ -80,21 +80,27 @@ def main(argv: list[str]) -> int:
                          60, "the first heartbeat")
             fast: list[float] = []
             slow: list[float] = []
+            fast_api: list[float] = []
+            slow_api: list[float] = []
             queued: list[int] = []
             with SlowStream(rig) as stream:
                 time.sleep(5)  # let the backlog build
                 for i in range(args.fast_rounds):
                     queued.append(int(rig.status().get("queued") or 0))
                     t = time.monotonic()
-                    rig.submit("fast", drain("az1"), "emergency")
+                    sub = rig.submit("fast", drain("az1"), "emergency")
                     fast.append(rig.seconds_until_az1_gone(t, 60))
-                    print(f"fast drain {i + 1}: {fast[-1]:.2f} s (slow backlog {queued[-1]})", flush=True)
+                    fast_api.append(rig.delivery_seconds(sub))
+                    print(f"fast drain {i + 1}: {fast[-1]:.2f} s to dig, {fast_api[-1]:.1f} s to the "
+                          f"change API (slow backlog {queued[-1]})", flush=True)
                     _restore(rig)
                 queued.append(int(rig.status().get("queued") or 0))
                 t = time.monotonic()
-                rig.submit("slow", drain("az1"), "everyday drain")
+                sub = rig.submit("slow", drain("az1"), "everyday drain")
                 slow.append(rig.seconds_until_az1_gone(t, 180))
-                print(f"slow drain: {slow[-1]:.2f} s (slow backlog {queued[-1]})", flush=True)
+                slow_api.append(rig.delivery_seconds(sub))
+                print(f"slow drain: {slow[-1]:.2f} s to dig, {slow_api[-1]:.1f} s to the change API "
+                      f"(slow backlog {queued[-1]})", flush=True)
                 _restore(rig)
                 sent = stream.sent
             lock_found: list[float] = []
@@ -137,7 +143,7 @@ def main(argv: list[str]) -> int:
     body = "\n".join([
         SECTION, "",
         f"`{cmd}` on {machine}, shared with other work. Real processes on loopback: `authd serve` "
-        "(SQLite store), three `enactor run --poll 0.2 --lock-ttl 10` and `enactor lanes run "
+        "(SQLite store), three `enactor run --poll 1 --lock-ttl 10` and `enactor lanes run "
         f"{' '.join(lanes_args)}`; one target (today's single layout). A steady stream of slow "
         f"changes (one a second, alternating the two endpoints; {sent} in all) keeps the slow lane "
         "busy. A drain is timed from its submission until real `dig` shows no az1 address in "
@@ -147,7 +153,9 @@ def main(argv: list[str]) -> int:
         "|---|---|---|---|",
         f"| drain az1 (weight 0), until dig shows it gone | fast | {span(fast)} over {len(fast)} rounds | "
         f"{', '.join(map(str, queued[:-1]))} changes |",
+        f"| the same, until every alias points at it (the controller's log) | fast | {span(fast_api)} |  |",
         f"| drain az1 (weight 0), until dig shows it gone | slow | {span(slow)} | {queued[-1]} changes |",
+        f"| the same, until every alias points at it (the controller's log) | slow | {span(slow_api)} |  |",
         f"| heartbeat delivered, verified over DNS | fast | {hb_mean:.2f} s mean over {int(hb_n or 0)} |  |",
         f"| stuck lock holder on `_lock.{DUAL}` found | heartbeat | {span(lock_found)} over "
         f"{len(lock_found)} breaks (bound: one period, {args.period:g} s) |  |",

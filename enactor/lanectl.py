@@ -287,9 +287,11 @@ class Controller:
     """Carries out the machine's actions; `run` is the trio loop."""
 
     def __init__(self, lanes: ln.Lanes, probe: Probe, inbox: Path, *, poll: float = 0.2,
-                 metrics: LaneMetrics | None = None, status: Path | None = None,
-                 log: IO[str] = sys.stderr, clock: Callable[[], float] = time.time):
+                 probe_every: float = 0.5, metrics: LaneMetrics | None = None,
+                 status: Path | None = None, log: IO[str] = sys.stderr,
+                 clock: Callable[[], float] = time.time):
         self.lanes, self.probe, self.inbox, self.poll = lanes, probe, inbox, poll
+        self.probe_every, self.last_probe = probe_every, float("-inf")
         self.metrics, self.status, self.log, self.clock = metrics, status, log, clock
         self.targets = {t.target.name: t.target for t in lanes.targets}
 
@@ -331,6 +333,9 @@ class Controller:
         for path, doc in take_inbox(self.inbox):
             await self.perform(self._accept(path, doc))
         await self.perform(self.lanes.tick(self.clock()))
+        if self.clock() - self.last_probe < self.probe_every:
+            return self._write_status()
+        self.last_probe = self.clock()
         for tgt, _number in self.lanes.watching():
             cap = self.lanes.capacity(tgt.name)
             try:
@@ -339,6 +344,9 @@ class Controller:
                 self.say(f"cannot read {tgt.name}'s delivery: {exc}")
                 continue
             await self.perform(self.lanes.delivered(self.clock(), tgt.name, active, seq))
+        self._write_status()
+
+    def _write_status(self) -> None:
         if self.status is not None:
             tmp = self.status.with_name(f".{self.status.name}.tmp")
             tmp.write_text(json.dumps(self.lanes.status()) + "\n")
@@ -422,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--step-timeout", type=float, default=120.0,
                    help="a slow step not delivered in this long halts the slow lane (default 120)")
     r.add_argument("--no-heartbeat", action="store_true", help="do not exercise the fast lane (not advised)")
-    r.add_argument("--poll", type=float, default=0.2, help="seconds between looks at inbox and DNS (default 0.2)")
+    r.add_argument("--poll", type=float, default=0.2, help="seconds between looks at the inbox (default 0.2)")
+    r.add_argument("--probe", type=float, default=0.5,
+                   help="seconds between delivery reads (change API and DNS) while plans are in "
+                        "flight (default 0.5)")
     r.add_argument("--metrics", metavar="HOST:PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
     r.add_argument("--status", metavar="FILE", help="rewrite the lanes' state as JSON here (default: none)")
@@ -504,7 +515,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = LaneMetrics()
     if args.metrics:
         metrics.serve(*_host_port(args.metrics))
-    ctl = Controller(lanes, probe, Path(args.inbox), poll=args.poll, metrics=metrics,
+    ctl = Controller(lanes, probe, Path(args.inbox), poll=args.poll, probe_every=args.probe, metrics=metrics,
                      status=Path(args.status) if args.status else None)
     trio.run(until_signal, "enactor lanes", functools.partial(ctl.run))
     return 0

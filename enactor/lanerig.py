@@ -36,6 +36,7 @@ class Rig:
     work: Path
     lanes_args: list[str] = field(default_factory=list)
     lock_ttl: float = 10.0
+    poll: float = 1.0  # `enactor run --poll`: each idle loop reads every endpoint and lists its zone
     dns_port: int = 0
     api_port: int = 0
     metrics_port: int = 0
@@ -81,7 +82,7 @@ class Rig:
 
     def start_enactor(self, name: str) -> None:
         self._start(name, [sys.executable, "-m", "enactor", "run", "--name", name,
-                           "--plans", str(self.plans), "--api", self.api_url, "--poll", "0.2",
+                           "--plans", str(self.plans), "--api", self.api_url, "--poll", str(self.poll),
                            "--lock-ttl", str(self.lock_ttl)])
 
     def _wait_authd(self, timeout: float = 60.0) -> None:
@@ -120,8 +121,22 @@ class Rig:
 
     # --- the change side ---
 
-    def submit(self, lane: str, edits: list[dict[str, Any]], note: str = "") -> None:
-        submit(self.inbox, {"lane": lane, "edits": edits, "note": note})
+    def submit(self, lane: str, edits: list[dict[str, Any]], note: str = "") -> Path:
+        return submit(self.inbox, {"lane": lane, "edits": edits, "note": note})
+
+    def delivery_seconds(self, submitted: Path, timeout: float = 30.0) -> float:
+        """The controller's own figure for a change: from acceptance until every endpoint's
+        alias pointed at a plan carrying it (read through the change API)."""
+        def find() -> re.Match[str] | None:
+            log = self.log("lanes")
+            acc = re.search(rf"accepted {re.escape(submitted.name)} as \w+ change #(\d+)", log)
+            if acc is None:
+                return None
+            return re.search(rf"\w+ change #{acc.group(1)} delivered to \S+ in ([\d.]+)s", log)
+        self.wait_for(lambda: find() is not None, timeout, f"the delivery line of {submitted.name}")
+        m = find()
+        assert m is not None
+        return float(m.group(1))
 
     def status(self) -> dict[str, Any]:
         p = self.work / "lanes.json"

@@ -344,10 +344,15 @@ class Lanes:
             out.append(Alarm("fast-path", False, f"fast path restored: {target} took "
                                                  f"{plan_label(max(p.number for p in done))}"))
         r = self.rollout
-        if r is not None and r.phase is SlowPhase.AWAIT_DELIVERY and \
-                self._current_target(r).target.name == target and active is not None and active >= r.number:
+        slow_step = r is not None and r.phase is SlowPhase.AWAIT_DELIVERY and \
+            self._current_target(r).target.name == target and active is not None and active >= r.number
+        if slow_step:
+            assert r is not None
             r.phase, r.since = SlowPhase.AWAIT_CHECK, now
-        out.append(RunCheck(target, max(p.number for p in done)))
+        # Every real change is checked; a heartbeat alone was already verified over DNS, and
+        # checking it too would cost the change API a full read of the target every period/2.
+        if slow_step or any(ch.heartbeat is None for p in done for ch in p.changes):
+            out.append(RunCheck(target, max(p.number for p in done)))
         return out
 
     def check_result(self, now: float, target: str, number: int,
