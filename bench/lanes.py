@@ -72,6 +72,7 @@ def main(argv: list[str]) -> int:
     lanes_args = ["--period", str(args.period), "--batch", "1", "--window", "10", "--gather", "2",
                   "--bake", "5"]
     rng = random.Random(16)
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-lanes-") as tmp:
         rig = Rig(Path(tmp), lanes_args=lanes_args)
         try:
@@ -132,6 +133,7 @@ def main(argv: list[str]) -> int:
         finally:
             rig.stop()
     hb_mean = (hb_sum or 0) / hb_n if hb_n else float("nan")
+    load1 = os.getloadavg()[0]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     cmd = "python -m bench lanes" + (f" --fast-rounds {args.fast_rounds}" if args.fast_rounds != 3 else "") + \
         (f" --break-rounds {args.break_rounds}" if args.break_rounds != 2 else "") + \
@@ -161,11 +163,14 @@ def main(argv: list[str]) -> int:
         f"{len(lock_found)} breaks (bound: one period, {args.period:g} s) |  |",
         f"| all three enactors stopped, found | heartbeat | {stopped_found:.2f} s (bound {args.period:g} s) |  |",
         "",
-        f"The fast lane waits for nothing but the enactors (a plan written at once, read at their "
-        f"next 0.2 s poll, flipped under the same lock); the slow lane waits its turn: at most one "
-        f"batch per 10 s window, oldest first, so the drain queues behind the backlog. "
+        "The fast lane waits for nothing but the enactors: its plan is written at once, and they "
+        "take it up at their next poll (1 s) once they have finished the plan in flight (every "
+        "endpoint locked, built, flipped and cleaned; the heartbeat and the slow batches keep them "
+        "busy), which is most of its time and all of its spread. The slow lane waits its turn: one "
+        "batch per 10 s window, oldest first, so the drain queues behind the backlog. "
         f"FAST PATH BROKEN lines: {alarms}, for {args.break_rounds + 1} breaks (any more are false "
-        f"alarms: a heartbeat slower than period/2); slow-lane halts: {halts}.",
+        f"alarms: a heartbeat slower than period/2); slow-lane halts: {halts}. Load average "
+        f"(1 min) {load0:.1f} at the start, {load1:.1f} at the end.",
         "",
     ])
     print(body)
