@@ -538,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "lanes",
         help="the fast and slow lanes: run, submit, resume (enactor lanes --help)",
+        description="The fast and slow lanes for changes (issue 16); see `enactor lanes --help`.",
         add_help=False,
     )
     p = sub.add_parser(
