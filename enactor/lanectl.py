@@ -14,6 +14,9 @@ per change there), feeds them and the clock to the pure machine, and carries out
 - RunCheck: the fixed design's invariants over the change API (`enactor.invariants`:
   resolves, rollback, one-lock, monotonic) and the answer check over real DNS (every endpoint
   of the target answers NOERROR with at least one address, A and AAAA where dual-stack).
+- Durability: an accepted change's file moves to `<inbox>/queued/` and is deleted only when
+  the machine says it is delivered everywhere (`Done`); a restarted controller takes up what
+  is left there first. A file it cannot read moves to `<inbox>/rejected/` with the reason.
 - Alarms: one log line each (`FAST PATH BROKEN: ...`, `SLOW LANE HALTED: ...`) and the
   metrics `lanes_fast_path_up`, `lanes_slow_halted` (`--metrics HOST:PORT`).
 
@@ -294,6 +297,7 @@ class Controller:
         self.probe_every, self.last_probe = probe_every, float("-inf")
         self.metrics, self.status, self.log, self.clock = metrics, status, log, clock
         self.targets = {t.target.name: t.target for t in lanes.targets}
+        self.kept: dict[int, Path] = {}  # change id -> its file in <inbox>/queued/, until Done
 
     def say(self, text: str) -> None:
         print(f"{stamp(self.clock())} {LOG_PREFIX} {text}", file=self.log, flush=True)
@@ -308,6 +312,11 @@ class Controller:
                 self.metrics.observe(a, self.clock())
             if isinstance(a, ln.Log | ln.Alarm):
                 self.say(a.text)
+            elif isinstance(a, ln.Done):
+                for cid in a.changes:
+                    kept = self.kept.pop(cid, None)
+                    if kept is not None:
+                        kept.unlink(missing_ok=True)
             elif isinstance(a, ln.WritePlan):
                 tgt = self.targets[a.target]
                 try:
@@ -352,6 +361,10 @@ class Controller:
             tmp.write_text(json.dumps(self.lanes.status()) + "\n")
             tmp.replace(self.status)
 
+    @property
+    def queued_dir(self) -> Path:
+        return self.inbox / "queued"
+
     def _accept(self, path: Path, doc: Any) -> list[ln.LaneAction]:
         now = self.clock()
         try:
@@ -364,18 +377,29 @@ class Controller:
             cid, acts = self.lanes.change(now, lane, edits, note)
         except ValueError as exc:
             # Bad input loses nothing: the file is kept, beside the inbox, with the reason.
-            bad = path.parent / "rejected"
-            bad.mkdir(exist_ok=True)
+            bad = self.inbox / "rejected"
+            bad.mkdir(parents=True, exist_ok=True)
             path.replace(bad / path.name)
             (bad / (path.name + ".error")).write_text(str(exc) + "\n")
             return [ln.Log(f"REJECTED {path.name}: {exc} (kept in {bad})")]
-        path.unlink()
-        return [ln.Log(f"accepted {path.name} as {lane.value} change #{cid}")] + acts
+        # Kept until the machine says Done: a restarted controller takes it up again.
+        self.queued_dir.mkdir(parents=True, exist_ok=True)
+        kept = self.queued_dir / path.name
+        if path != kept:
+            path.replace(kept)
+        self.kept[cid] = kept
+        again = " (again, after a restart)" if path == kept else ""
+        return [ln.Log(f"accepted {path.name} as {lane.value} change #{cid}{again}")] + acts
+
+    async def start(self) -> None:
+        await self.perform(self.lanes.start(self.clock()))
+        for path, doc in take_inbox(self.queued_dir):  # accepted before a restart, not yet done
+            await self.perform(self._accept(path, doc))
 
     async def run(self) -> None:
         import trio
 
-        await self.perform(self.lanes.start(self.clock()))
+        await self.start()
         while True:
             await self.once()
             await trio.sleep(self.poll)

@@ -36,7 +36,7 @@ Events (methods)                                   Actions (returned, in order)
     tick(now)                                          RunCheck(target, number)
     change(now, lane, edits, note) -> (id, actions)    Delivered(target, number, lane, change, seconds)
     delivered(now, target, active, heartbeat)          Alarm(kind, on, text)
-    check_result(now, target, number, violations)      Log(text)
+    check_result(now, target, number, violations)      Log(text), Done(changes)
     write_failed(now, target, number, error)
     resume(now)
 """
@@ -152,7 +152,15 @@ class Log:
     text: str
 
 
-LaneAction = WritePlan | RunCheck | Delivered | Alarm | Log
+@dataclass(frozen=True, slots=True)
+class Done:
+    """These changes are delivered everywhere they apply: the shell may forget them (until
+    then it keeps each one durably, so a restarted controller takes it up again)."""
+
+    changes: tuple[int, ...]
+
+
+LaneAction = WritePlan | RunCheck | Delivered | Alarm | Log | Done
 
 
 # --- heartbeat names -------------------------------------------------------------------------
@@ -278,6 +286,7 @@ class Lanes:
         self.fast_alarm = False
         # (target, endpoint, load balancer) -> id of the newest change applied to it
         self.stamps: dict[tuple[str, str, str], int] = {}
+        self.fast_open: dict[int, set[str]] = {}  # fast change -> targets not yet delivered
         self.now = 0.0
 
     # --- events ------------------------------------------------------------------------------
@@ -338,6 +347,12 @@ class Lanes:
                     f"{p.lane.value} change #{ch.id}"
                 out.append(Log(f"{what} delivered to {target} in {now - ch.submitted:.1f}s "
                                f"({plan_label(p.number)})"))
+                left = self.fast_open.get(ch.id)
+                if left is not None:
+                    left.discard(target)
+                    if not left:
+                        del self.fast_open[ch.id]
+                        out.append(Done((ch.id,)))
         if self.fast_alarm and any(p.lane is Lane.FAST for p in done) and \
                 not any(p.alarmed for t in self.targets for p in t.pending):
             self.fast_alarm = False
@@ -371,6 +386,7 @@ class Lanes:
             if last:
                 out.append(Log(f"slow batch {r.batch} ({_ids(r.changes)}) rolled out to every "
                                f"target; checks passed"))
+                out.append(Done(tuple(c.id for c in r.changes)))
                 self.rollout = None
             else:
                 r.phase, r.since, r.bake_until = SlowPhase.BAKING, now, now + self.cfg.bake
@@ -433,6 +449,8 @@ class Lanes:
 
     def _fast(self, ch: LaneChange, now: float) -> list[LaneAction]:
         out: list[LaneAction] = []
+        if ch.heartbeat is None:
+            self.fast_open[ch.id] = set()
         for ts in self.targets:
             cap = self._apply(ts, (ch,))
             if ch.heartbeat is not None:
@@ -443,6 +461,11 @@ class Lanes:
             out.append(self._write(ts, cap, Lane.FAST, (ch,), now,
                                    "heartbeat" if ch.heartbeat is not None else
                                    f"fast change #{ch.id} ({_edits_text(ch.edits)})"))
+            if ch.heartbeat is None:
+                self.fast_open[ch.id].add(ts.target.name)
+        if ch.heartbeat is None and not self.fast_open[ch.id]:
+            del self.fast_open[ch.id]
+            out.append(Done((ch.id,)))
         return out
 
     def _heartbeat(self, now: float) -> list[LaneAction]:
@@ -504,6 +527,7 @@ class Lanes:
             if cap == ts.capacity:
                 out.append(Log(f"slow batch {r.batch}: nothing to change on {ts.target.name}"))
                 if r.index == len(self.targets) - 1:
+                    out.append(Done(tuple(c.id for c in r.changes)))
                     self.rollout = None
                     return out
                 r.index += 1  # nothing written, nothing to bake

@@ -83,7 +83,7 @@ async def test_controller_writes_both_lanes_into_the_targets_store_and_keeps_bad
     probe = FakeProbe(PlanStore(plans))
     ctl = Controller(lanes, probe, tmp_path / "inbox", probe_every=0.0, log=log,  # type: ignore[arg-type]
                      status=tmp_path / "status.json", clock=lambda: clock[0])
-    await ctl.perform(lanes.start(clock[0]))
+    await ctl.start()
     submit(ctl.inbox, {"lane": "fast", "edits": [{"selector": "az1", "weight": 0}]})
     (ctl.inbox / "zz-bad.json").write_text("{not json")
     await ctl.once()
@@ -97,6 +97,7 @@ async def test_controller_writes_both_lanes_into_the_targets_store_and_keeps_bad
     assert "REJECTED zz-bad.json" in log.getvalue()
     assert "fast change #2 delivered to region" in log.getvalue()
     assert json.loads((tmp_path / "status.json").read_text())["halted"] is None
+    assert not list((ctl.inbox / "queued").glob("*.json"))  # delivered: forgotten
     # A plan number someone else took: nothing is overwritten, and the slow lane halts.
     store.put(Plan(4, 0.0, default_capacity()))
     submit(ctl.inbox, {"lane": "slow", "edits": [{"selector": "az2", "weight": 9}]})
@@ -104,3 +105,11 @@ async def test_controller_writes_both_lanes_into_the_targets_store_and_keeps_bad
     assert lanes.halted is not None and "plan-0004" in lanes.halted
     assert store.find(4).endpoints == default_capacity()
     assert "SLOW LANE HALTED: could not write plan-0004" in log.getvalue()
+    # The slow change is not lost: a restarted controller takes it up from queued/.
+    (kept,) = (ctl.inbox / "queued").glob("*.json")
+    again = ln.Lanes(ln.LaneConfig(gather=0.0, window=0.0, bake=0.0), load_targets(None, str(plans)))
+    ctl2 = Controller(again, probe, ctl.inbox, probe_every=0.0, log=log,  # type: ignore[arg-type]
+                      clock=lambda: clock[0])
+    await ctl2.start()
+    assert f"accepted {kept.name} as slow change" in log.getvalue().split("plan-0004")[-1]
+    assert again.queue or again.rollout is not None

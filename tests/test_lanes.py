@@ -5,6 +5,7 @@ wins, and the synthetic heartbeat finds a broken fast path within one period."""
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +144,13 @@ def test_the_slow_lane_honours_halt_bake_and_rate_limit(n_targets: int, events: 
         starts.setdefault(a.changes, t)
     by_id = {c.id: c for _, a in slow for c in world.lanes.queue}  # queued ones are not in batches
     assert not set(by_id) & {i for _, a in slow for i in a.changes}
+    # Done once per change, and only for changes that went out (or had nothing to change).
+    done = [i for _, a in world.log if isinstance(a, ln.Done) for i in a.changes]
+    assert len(done) == len(set(done))
+    written = {i for _, a in world.log if isinstance(a, ln.WritePlan) for i in a.changes}
+    assert set(done) <= written | {i for _, a in world.log if isinstance(a, ln.Log)
+                                   for i in map(int, re.findall(r"#(\d+)", a.text))
+                                   if "nothing to change" in a.text or "slow batch" in a.text}
     times = sorted(starts.values())
     assert all(b - a >= cfg["window"] for a, b in zip(times, times[1:], strict=False))
     # The bake: the next target's write comes at least `bake` after the previous target passed
@@ -238,7 +246,7 @@ def test_fast_and_slow_write_the_same_way() -> None:
     acts = lanes.start(0.0) + lanes.change(0.0, Lane.FAST, [Edit("az1", 0)])[1] + \
         lanes.change(0.0, Lane.SLOW, [Edit("az2", 3)])[1]
     kinds = {type(a) for a in acts}
-    assert kinds <= {ln.WritePlan, ln.Log, ln.RunCheck, ln.Delivered, ln.Alarm}
+    assert kinds <= {ln.WritePlan, ln.Log, ln.RunCheck, ln.Delivered, ln.Alarm, ln.Done}
     numbers = [(a.target, a.plan.number) for a in acts if isinstance(a, ln.WritePlan)]
     for t in ("cell-1", "cell-2"):
         ns = [n for tg, n in numbers if tg == t]
@@ -302,3 +310,25 @@ def test_the_core_is_pure() -> None:
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not mods & {"trio", "socket", "time", "subprocess", "os"}
+
+
+def test_done_comes_once_a_change_is_delivered_everywhere() -> None:
+    lanes = make(2, heartbeat=False, gather=0.0, window=0.0, bake=0.0)
+    w = World(lanes)
+    w.feed(lanes.start(0.0))
+    cid, acts = lanes.change(0.0, Lane.FAST, [Edit("az1", 0)])
+    w.feed(acts)
+    assert not [a for a in w.deliver("cell-1") if isinstance(a, ln.Done)]
+    assert [a.changes for a in w.deliver("cell-2") if isinstance(a, ln.Done)] == [(cid,)]
+    sid, acts = lanes.change(1.0, Lane.SLOW, [Edit("az2", 9)])
+    w.feed(acts)
+    w.now = 1.0
+    dones: list[tuple[int, ...]] = []
+    for _ in range(4):
+        for t in ("cell-1", "cell-2"):
+            dones += [a.changes for a in w.deliver(t) if isinstance(a, ln.Done)]
+        while w.checks:
+            dones += [a.changes for a in w.answer_check(True) if isinstance(a, ln.Done)]
+        w.now += 1.0
+        dones += [a.changes for a in w.feed(lanes.tick(w.now)) if isinstance(a, ln.Done)]
+    assert dones == [(sid,)]
