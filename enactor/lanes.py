@@ -396,11 +396,20 @@ class Lanes:
         return out
 
     def write_failed(self, now: float, target: str, number: int, error: str) -> list[LaneAction]:
-        """The shell could not write the plan: nothing was written; the slow lane halts."""
+        """The shell could not write the plan: nothing was written. The slow lane halts; a fast
+        plan that could not be written is a broken fast path, and says so at once. (Someone
+        else wrote to the target's plan store: restart the controller once it is the only
+        writer again; it starts from the store's newest plan.)"""
         self.now = now
         ts = self._target(target)
+        lost = [p for p in ts.pending if p.number == number]
         ts.pending = [p for p in ts.pending if p.number != number]
-        return self._halt(f"could not write {plan_label(number)} for {target}: {error}")
+        why = f"could not write {plan_label(number)} for {target}: {error}"
+        out: list[LaneAction] = []
+        if any(p.lane is Lane.FAST for p in lost) and not self.fast_alarm:
+            self.fast_alarm = True
+            out.append(Alarm("fast-path", True, f"FAST PATH BROKEN: {why}"))
+        return out + self._halt(why)
 
     def resume(self, now: float) -> list[LaneAction]:
         """The operator's word that the halt is understood: the slow lane carries on with the

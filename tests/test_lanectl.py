@@ -105,6 +105,11 @@ async def test_controller_writes_both_lanes_into_the_targets_store_and_keeps_bad
     assert lanes.halted is not None and "plan-0004" in lanes.halted
     assert store.find(4).endpoints == default_capacity()
     assert "SLOW LANE HALTED: could not write plan-0004" in log.getvalue()
+    assert not lanes.fast_alarm  # that was a slow plan
+    store.put(Plan(5, 0.0, default_capacity()))  # and the next: the heartbeat cannot be written
+    clock[0] += 60.0
+    await ctl.once()
+    assert lanes.fast_alarm and "FAST PATH BROKEN: could not write plan-0005" in log.getvalue()
     # The slow change is not lost: a restarted controller takes it up from queued/.
     (kept,) = (ctl.inbox / "queued").glob("*.json")
     again = ln.Lanes(ln.LaneConfig(gather=0.0, window=0.0, bake=0.0), load_targets(None, str(plans)))
