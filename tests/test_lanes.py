@@ -127,6 +127,20 @@ def run(world: World, events: list[tuple[str, object]]) -> None:
                 world.answer_check(True)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3), st.lists(event_st, min_size=30, max_size=80))
+def test_the_fast_lane_is_never_queued_behind_the_slow_lane(n_targets: int, events: list[tuple[str, object]]) -> None:
+    """Whatever the slow backlog, halts and steps in flight: a fast change is written to every
+    target it changes in the very event that submits it (`run` asserts it at each one), so the
+    only wait left is the enactors finishing the plan they hold (one in-flight step)."""
+    world = World(make(n_targets, batch_max=1, window=50.0, gather=3.0, bake=30.0))
+    run(world, events)
+    # ... and each fast plan carries that change alone (never a slow batch riding along).
+    for _, a in world.log:
+        if isinstance(a, ln.WritePlan) and a.lane is Lane.FAST:
+            assert len(a.changes) == 1
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.integers(1, 3), st.lists(event_st, min_size=30, max_size=80))
 def test_the_slow_lane_honours_halt_bake_and_rate_limit(n_targets: int, events: list[tuple[str, object]]) -> None:
