@@ -36,6 +36,7 @@ class Rig:
     work: Path
     lanes_args: list[str] = field(default_factory=list)
     lock_ttl: float = 10.0
+    cells: int = 0  # 0: today's single layout; N: N targets, each its own zone, plans and enactor
     poll: float = 1.0  # `enactor run --poll`: each idle loop reads every endpoint and lists its zone
     dns_port: int = 0
     api_port: int = 0
@@ -73,17 +74,54 @@ class Rig:
                               "--control", f"127.0.0.1:{self.api_port}",
                               "--store", str(self.work / "authd.sqlite3")])
         self._wait_authd()
-        for name in ENACTORS:
-            self.start_enactor(name)
-        self._start("lanes", [py, "-m", "enactor", "lanes", "run", "--plans", str(self.plans),
+        where = ["--plans", str(self.plans)]
+        if self.cells:
+            where = ["--targets", str(self.start_cells())]
+        else:
+            for name in ENACTORS:
+                self.start_enactor(name)
+        self._start("lanes", [py, "-m", "enactor", "lanes", "run", *where,
                               "--api", self.api_url, "--dns", f"127.0.0.1:{self.dns_port}",
                               "--inbox", str(self.inbox), "--status", str(self.work / "lanes.json"),
                               "--metrics", f"127.0.0.1:{self.metrics_port}", *self.lanes_args])
 
-    def start_enactor(self, name: str) -> None:
+    def start_enactor(self, name: str, plans: Path | None = None) -> None:
         self._start(name, [sys.executable, "-m", "enactor", "run", "--name", name,
-                           "--plans", str(self.plans), "--api", self.api_url, "--poll", str(self.poll),
-                           "--lock-ttl", str(self.lock_ttl)])
+                           "--plans", str(plans or self.plans), "--api", self.api_url,
+                           "--poll", str(self.poll), "--lock-ttl", str(self.lock_ttl)])
+
+    # --- cells-style targets (each: its own hosted zone, plan store and enactor) ---
+
+    def cell_zone(self, i: int) -> str:
+        return f"cell-{i}.lanes.test."
+
+    def cell_endpoint(self, i: int) -> str:
+        return f"ddb.{self.cell_zone(i)}"
+
+    def cell_plans(self, i: int) -> Path:
+        return self.work / "cells" / f"cell-{i}" / "plans"
+
+    def start_cells(self) -> Path:
+        """Create each cell's zone through the change API, write its plan 1 and start its own
+        enactor (which installs plan 1: nothing flows as nothing); returns the targets file."""
+        from enactor.plan import Endpoint, LoadBalancer
+
+        api = Route53Http(self.api_url)
+        targets = []
+        for i in range(1, self.cells + 1):
+            api._call("create_hosted_zone", Name=self.cell_zone(i), CallerReference=f"lanes-cell-{i}")
+            ep = Endpoint(self.cell_endpoint(i), self.cell_zone(i), False, (
+                LoadBalancer("az1-lb1", f"198.51.100.{10 * i + 1}", None, 100),
+                LoadBalancer("az2-lb1", f"198.51.100.{10 * i + 2}", None, 100)))
+            PlanStore(self.cell_plans(i)).put(Plan(1, float(int(time.time())), (ep,)))
+            self.start_enactor(f"enactor-cell-{i}", self.cell_plans(i))
+            targets.append({"name": f"cell-{i}", "plans": str(self.cell_plans(i))})
+        for i in range(1, self.cells + 1):
+            self.wait_for(lambda i=i: bool(self.addresses(self.cell_endpoint(i))), 60,
+                          f"cell-{i}'s plan 1 answering")
+        path = self.work / "targets.json"
+        path.write_text(json.dumps({"targets": targets}) + "\n")
+        return path
 
     def _wait_authd(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -107,7 +145,7 @@ class Rig:
 
     def stop(self, name: str | None = None) -> None:
         """Stop one process (or all, the controller first) by PID: SIGTERM, then SIGKILL."""
-        names = [name] if name else ["lanes", *ENACTORS, "authd"]
+        names = [name] if name else ["lanes", *[n for n in self.procs if n.startswith("enactor")], "authd"]
         for n in names:
             p = self.procs.get(n)
             if p is None or p.poll() is not None:
