@@ -118,3 +118,21 @@ async def test_controller_writes_both_lanes_into_the_targets_store_and_keeps_bad
     await ctl2.start()
     assert f"accepted {kept.name} as slow change" in log.getvalue().split("plan-0004")[-1]
     assert again.queue or again.rollout is not None
+
+
+async def test_a_failed_check_through_the_shell_halts_the_slow_lane(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    lanes = ln.Lanes(ln.LaneConfig(gather=0.0, window=0.0, bake=0.0, heartbeat=False),
+                     load_targets(None, str(plans)))
+    log = io.StringIO()
+    probe = FakeProbe(PlanStore(plans))
+    probe.violations = ["resolves: dynamodb.us-east-1.api.aws. A answers NOERROR with 0 addresses"]
+    ctl = Controller(lanes, probe, tmp_path / "inbox", probe_every=0.0, log=log,  # type: ignore[arg-type]
+                     clock=lambda: 5.0)
+    await ctl.start()
+    submit(ctl.inbox, {"lane": "slow", "edits": [{"selector": "az3", "weight": 1}]})
+    await ctl.once()
+    assert lanes.halted is not None and "resolves:" in lanes.halted
+    assert "check of region at plan-0002: resolves:" in log.getvalue()
+    assert "SLOW LANE HALTED: check failed on region at plan-0002" in log.getvalue()
+    assert list((ctl.inbox / "queued").glob("*.json"))  # not done: kept
