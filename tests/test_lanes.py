@@ -346,3 +346,18 @@ def test_done_comes_once_a_change_is_delivered_everywhere() -> None:
         w.now += 1.0
         dones += [a.changes for a in w.feed(lanes.tick(w.now)) if isinstance(a, ln.Done)]
     assert dones == [(sid,)]
+
+
+def test_a_real_fast_change_stands_in_for_the_next_heartbeat() -> None:
+    lanes = make(1, period=20.0)
+    assert len(writes(lanes.start(0.0))) == 1  # heartbeat 1; the next is due at 10
+    lanes.delivered(1.0, "cell-1", 2, 1)
+    lanes.change(8.0, Lane.FAST, [Edit("az1", 0)])
+    assert not writes(lanes.tick(10.0))  # the drain at 8 exercised the path: next due at 18
+    assert [w.why for w in writes(lanes.tick(18.0))] == ["heartbeat"]
+    # ...and it is held to the same deadline: never delivered, it raises the alarm.
+    lanes2 = make(1, period=20.0)
+    lanes2.start(0.0)
+    lanes2.delivered(1.0, "cell-1", 2, 1)
+    lanes2.change(8.0, Lane.FAST, [Edit("az1", 0)])
+    assert any(isinstance(a, ln.Alarm) and "change #" in a.text for a in lanes2.tick(18.0))
