@@ -170,6 +170,7 @@ class Probe:
         import dns.message
         import dns.query
         import dns.rcode
+        import dns.rdatatype
 
         q = dns.message.make_query(name, rtype)
         q.flags &= ~dns.flags.RD  # asking the authoritative server itself (+norecurse)
@@ -298,6 +299,7 @@ class Controller:
         self.metrics, self.status, self.log, self.clock = metrics, status, log, clock
         self.targets = {t.target.name: t.target for t in lanes.targets}
         self.kept: dict[int, Path] = {}  # change id -> its file in <inbox>/queued/, until Done
+        self.probe_errors: dict[str, str] = {}  # target -> the last delivery read error
 
     def say(self, text: str) -> None:
         print(f"{stamp(self.clock())} {LOG_PREFIX} {text}", file=self.log, flush=True)
@@ -349,9 +351,14 @@ class Controller:
             cap = self.lanes.capacity(tgt.name)
             try:
                 active, seq = await trio.to_thread.run_sync(self.probe.delivery, cap)
-            except Exception as exc:  # noqa: BLE001 - not delivered yet; said once per poll
-                self.say(f"cannot read {tgt.name}'s delivery: {exc}")
+            except Exception as exc:  # noqa: BLE001 - not delivered yet; said once, not per poll
+                text = f"cannot read {tgt.name}'s delivery: {exc}"
+                if self.probe_errors.get(tgt.name) != text:
+                    self.say(text)
+                self.probe_errors[tgt.name] = text
                 continue
+            if self.probe_errors.pop(tgt.name, None) is not None:
+                self.say(f"reading {tgt.name}'s delivery again")
             await self.perform(self.lanes.delivered(self.clock(), tgt.name, active, seq))
         self._write_status()
 

@@ -265,7 +265,11 @@ class _Rollout:
 
 
 class Lanes:
-    """The fast and slow lanes over an ordered list of targets. See the module docstring."""
+    """The fast and slow lanes over an ordered list of targets. See the module docstring.
+
+    A plain object rather than a frozen state (unlike `enactor.machine`): it is still pure and
+    deterministic, the same events in the same order give the same actions, and the shell,
+    the tests and the hypothesis runs drive it alike."""
 
     def __init__(self, cfg: LaneConfig, targets: Sequence[tuple[Target, int, Capacity]]):
         if not targets:
