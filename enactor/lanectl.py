@@ -56,6 +56,7 @@ def stamp(t: float) -> str:
 def load_targets(path: str | None, plans: str) -> list[tuple[ln.Target, int, Capacity]]:
     """The targets, each with its newest plan number and capacity (from its plan store; a
     store with no plan yet gets the default capacity as plan 1, the plan the zones describe)."""
+    specs: Any
     if path is None:
         specs = [{"name": "region", "plans": plans, "endpoints": None}]
     else:
