@@ -2,7 +2,7 @@
 
 Pure core (no sockets, no real clock). The actors are the real `enactor.machine` state
 machines; their actions go through the real `enactor.client.perform` against the real
-`authd.memstore.MemoryStore` and its change-batch rules (`authd.changes`). Nothing here models
+`authd.store.memstore.MemoryStore` and its change-batch rules (`authd.model.changes`). Nothing here models
 the enactor: this module only chooses *who goes next*.
 
 The world
@@ -68,9 +68,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authd.memstore import MemoryStore
-from authd.seed import seed_store
-from authd.zonefile import load_zone_dir
+from authd.store.memstore import MemoryStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from enactor import liveness as lv
 from enactor import machine as m
 from enactor.client import perform

@@ -9,7 +9,7 @@ import argparse
 
 import pytest
 
-from authd import cli as authd_cli
+from authd.cli import main as authd_cli
 from enactor import check as enactor_check
 from enactor import cli as enactor_cli
 from enactor import lanectl
