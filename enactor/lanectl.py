@@ -495,7 +495,7 @@ def _inbox_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    from authd.cli import parse_listen
+    from authd.cli.main import parse_listen
 
     return parse_listen(text)
 

@@ -248,7 +248,7 @@ class Rig:
     def hold_lock(self, endpoint: str = DUAL, holder: str = "enactor-stuck", seconds: int = 3600) -> str:
         """A stuck holder takes the endpoint's lock (waiting until it is free): the enactors
         back off forever and nothing new is flipped."""
-        from authd.store import Action, Change, InvalidChangeBatch
+        from authd.store.contract import Action, Change, InvalidChangeBatch
         from enactor import machine as m
 
         api = Route53Http(self.api_url)
@@ -264,7 +264,7 @@ class Rig:
         raise TimeoutError("the lock never came free")
 
     def release_lock(self, value: str, endpoint: str = DUAL) -> None:
-        from authd.store import Action, Change
+        from authd.store.contract import Action, Change
         from enactor import machine as m
 
         api = Route53Http(self.api_url)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from authd.store import Action, Change
+from authd.store.contract import Action, Change
 from enactor.client import Route53Http
 from enactor.lanectl import Probe
 from enactor.lanerig import Rig
