@@ -136,3 +136,33 @@ async def test_a_failed_check_through_the_shell_halts_the_slow_lane(tmp_path: Pa
     assert "check of region at plan-0002: resolves:" in log.getvalue()
     assert "SLOW LANE HALTED: check failed on region at plan-0002" in log.getvalue()
     assert list((ctl.inbox / "queued").glob("*.json"))  # not done: kept
+
+
+def test_lane_metrics_follow_the_alarms_and_pass_promtool() -> None:
+    import shutil
+    import subprocess
+
+    from prometheus_client import generate_latest
+
+    from enactor.lanectl import LaneMetrics
+
+    mx = LaneMetrics()
+    plan = Plan(2, 0.0, default_capacity())
+    for a in (ln.WritePlan("region", plan, ln.Lane.FAST, (1,), "heartbeat"),
+              ln.Delivered("region", 2, ln.Lane.FAST, 1, 1.5, heartbeat=True),
+              ln.Alarm("fast-path", True, "FAST PATH BROKEN: ..."),
+              ln.Alarm("slow-halted", True, "SLOW LANE HALTED: ...")):
+        mx.observe(a, 100.0)
+    text = generate_latest(mx.registry).decode()
+    assert "lanes_fast_path_up 0.0" in text and "lanes_slow_halted 1.0" in text
+    assert 'lanes_plans_written_total{lane="fast"} 1.0' in text
+    assert "lanes_heartbeat_delivered_timestamp_seconds 100.0" in text
+    mx.observe(ln.Alarm("fast-path", False, "fast path restored"), 101.0)
+    mx.observe(ln.Alarm("slow-halted", False, "slow lane resumed"), 101.0)
+    text = generate_latest(mx.registry).decode()
+    assert "lanes_fast_path_up 1.0" in text and "lanes_slow_halted 0.0" in text
+    tool = shutil.which("promtool")
+    if tool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    out = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
