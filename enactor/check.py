@@ -1192,6 +1192,9 @@ def build_parser(prog: str = "enactor check") -> Any:
                    help="do not replay the counterexample in-process to print its timeline")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--cells", type=int, metavar="N",
+                   help="check cells instead (enactor/cellcheck.py): one cell replays the 2025 race, "
+                        "the others must never answer empty; `enactor check --cells 2 --help` lists its flags")
     return p
 
 
@@ -1201,6 +1204,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from enactor.invariants import parse_invariants
 
+    if argv and any(a == "--cells" or a.startswith("--cells=") for a in argv):
+        from enactor.cellcheck import main as cells_main  # cells (issue 16): enactor/cellcheck.py
+
+        return cells_main(list(argv))
     args = build_parser().parse_args(argv)
     try:
         defects = m.parse_defects(args.defects)

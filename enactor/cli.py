@@ -222,6 +222,10 @@ def cmd_outage(args: argparse.Namespace) -> int:
         print("enactor outage: --plans must be at least 4 (b and c are stuck on plan 2; the "
               "cleaner keeps the newest 2)", file=sys.stderr)
         return 2
+    if args.cells:  # the blast-radius experiment (issue 16): enactor/cellsoutage.py
+        from enactor.cellsoutage import cli as cells_cli
+
+        return cells_cli(args, RESULTS)
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
         sched.dump(args.write_schedule)
@@ -543,6 +547,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "to a different one, and every sample digs every node (default 1)")
     p.add_argument("--node-delay", type=float, default=2.0, metavar="SECONDS",
                    help="propagation delay of the last node (default 2): the empty answer reaches it last")
+    p.add_argument("--cells", type=int, default=0, metavar="N",
+                   help="the blast-radius experiment: N cells, each its own zone, locks, plans and "
+                        "enactors; the 2025 schedule in --defect-cell only; clients resolve through a "
+                        "real resolver; then the same schedule with no cells (default: no cells)")
+    p.add_argument("--defect-cell", type=int, default=2, metavar="K",
+                   help="with --cells: the cell whose enactors get the 2025 schedule (default 2)")
+    p.add_argument("--customers", type=int, default=200, metavar="N",
+                   help="with --cells: customer names resolved at every sample, and as many clients "
+                        "of the regional name (default 200)")
     p.add_argument("--web", type=_host_port, metavar="HOST:PORT",
                    help="serve a live page of the run at http://HOST:PORT/ (server-sent events): "
                         "a lane per enactor, the active plan per endpoint, each authd node's "
@@ -586,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
+    from enactor.cellscli import add_parser as add_cells_parser  # issue 16: enactor/cellscli.py
+
+    add_cells_parser(sub)
     sub.add_parser(
         "check",
         help="explore interleavings of the real enactor code for violations (enactor check --help)",

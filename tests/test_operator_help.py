@@ -10,6 +10,7 @@ import argparse
 import pytest
 
 from authd.cli import main as authd_cli
+from enactor import cellcheck as enactor_cellcheck
 from enactor import check as enactor_check
 from enactor import cli as enactor_cli
 from enactor import lanectl
@@ -28,6 +29,7 @@ def walk(parser: argparse.ArgumentParser, path: str):
 
 PARSERS = [*walk(authd_cli.build_parser(), "authd"), *walk(enactor_cli.build_parser(), "enactor"),
            *walk(resolver_cli.build_parser(), "resolver"), ("enactor check", enactor_check.build_parser()),
+           ("enactor check --cells", enactor_cellcheck.build_parser()),
            *walk(lanectl.build_parser(), "enactor lanes")]
 
 

@@ -697,7 +697,8 @@ def default_apex(origin: str, serial: int = 1) -> tuple[RecordSet, RecordSet]:
         name=origin,
         rtype="SOA",
         ttl=DEFAULT_SOA_TTL,
-        values=(f"{DEFAULT_NAME_SERVERS[0]} hostmaster.{origin} {serial} 7200 900 1209600 86400",),
+        # "hostmaster." + "." would be the illegal name "hostmaster.." for the root zone
+        values=(f"{DEFAULT_NAME_SERVERS[0]} hostmaster.{origin.lstrip('.')} {serial} 7200 900 1209600 86400",),
     )
     ns = RecordSet(name=origin, rtype="NS", ttl=DEFAULT_NS_TTL, values=DEFAULT_NAME_SERVERS)
     return soa, ns
