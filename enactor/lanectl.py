@@ -21,7 +21,7 @@ per change there), feeds them and the clock to the pure machine, and carries out
   metrics `lanes_fast_path_up`, `lanes_slow_halted` (`--metrics HOST:PORT`).
 
 Targets: by default one, `region`, over `--plans` (today's single layout); `--targets FILE`
-names several (with cells, one per cell):
+names several (with cells, one per cell: `enactor cells init` writes `cells/targets.json`):
 
     {"targets": [{"name": "cell-1", "plans": "cells/cell-1/plans",
                   "endpoints": ["cell-1.ddb.us-east-1.api.aws."]}, ...]}

@@ -36,7 +36,7 @@ class Rig:
     work: Path
     lanes_args: list[str] = field(default_factory=list)
     lock_ttl: float = 10.0
-    cells: int = 0  # 0: today's single layout; N: N targets, each its own zone, plans and enactor
+    cells: int = 0  # 0: today's single layout; N: `enactor cells init --cells N`, one enactor each
     poll: float = 1.0  # `enactor run --poll`: each idle loop reads every endpoint and lists its zone
     dns_port: int = 0
     api_port: int = 0
@@ -69,7 +69,11 @@ class Rig:
         PlanStore(self.plans).put(Plan(1, float(int(time.time())), default_capacity()))
         self.dns_port, self.api_port, self.metrics_port = free_port(), free_port(), free_port()
         py = sys.executable
-        self._start("authd", [py, "-m", "authd", "serve", "--zones", str(REPO / "zones"),
+        zones = REPO / "zones"
+        if self.cells:
+            self.init_cells()
+            zones = self.work / "cells" / "zones"
+        self._start("authd", [py, "-m", "authd", "serve", "--zones", str(zones),
                               "--listen", f"127.0.0.1:{self.dns_port}",
                               "--control", f"127.0.0.1:{self.api_port}",
                               "--store", str(self.work / "authd.sqlite3")])
@@ -90,49 +94,52 @@ class Rig:
                            "--plans", str(plans or self.plans), "--api", self.api_url,
                            "--poll", str(self.poll), "--lock-ttl", str(self.lock_ttl)])
 
-    # --- cells-style targets (each: its own hosted zone, plan store and enactor) ---
+    # --- cells (enactor.cells: each its own hosted zone, plan store and enactor) ---
+
+    @property
+    def layout(self) -> Any:
+        from enactor.cells import CellLayout
+
+        return CellLayout.make(self.cells)
 
     def cell_zone(self, i: int) -> str:
-        return f"cell-{i}.lanes.test."
+        return str(self.layout.cells[i - 1].zone)
 
     def cell_endpoint(self, i: int) -> str:
-        return f"ddb.{self.cell_zone(i)}"
+        """The cell's dual-stack endpoint (where customers' CNAMEs point)."""
+        return str(self.layout.cells[i - 1].endpoints[0])
 
     def cell_plans(self, i: int) -> Path:
-        return self.work / "cells" / f"cell-{i}" / "plans"
+        return self.work / "cells" / self.layout.cells[i - 1].plan_dir
+
+    def init_cells(self) -> Path:
+        """`enactor cells init`: every cell's zone (for authd), its plan-0001 and the lanes'
+        targets file, exactly as an operator would set the cells up."""
+        subprocess.run([sys.executable, "-m", "enactor", "cells", "init", "--cells", str(self.cells),
+                        "--dir", str(self.work / "cells")], check=True, cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+        return self.work / "cells" / "targets.json"
 
     def start_cells(self) -> Path:
-        """Create each cell's zone through the change API, write its plan 1 and start its own
-        enactor (which installs plan 1: nothing flows as nothing); returns the targets file."""
-        from enactor.plan import Endpoint, LoadBalancer
-
-        api = Route53Http(self.api_url)
-        targets = []
+        """One enactor per cell, each given only its own cell's plan store."""
         for i in range(1, self.cells + 1):
-            api._call("create_hosted_zone", Name=self.cell_zone(i), CallerReference=f"lanes-cell-{i}")
-            ep = Endpoint(self.cell_endpoint(i), self.cell_zone(i), False, (
-                LoadBalancer("az1-lb1", f"198.51.100.{10 * i + 1}", None, 100),
-                LoadBalancer("az2-lb1", f"198.51.100.{10 * i + 2}", None, 100)))
-            PlanStore(self.cell_plans(i)).put(Plan(1, float(int(time.time())), (ep,)))
             self.start_enactor(f"enactor-cell-{i}", self.cell_plans(i))
-            targets.append({"name": f"cell-{i}", "plans": str(self.cell_plans(i))})
         for i in range(1, self.cells + 1):
             self.wait_for(lambda i=i: bool(self.addresses(self.cell_endpoint(i))), 60,
                           f"cell-{i}'s plan 1 answering")
-        path = self.work / "targets.json"
-        path.write_text(json.dumps({"targets": targets}) + "\n")
-        return path
+        return self.work / "cells" / "targets.json"
 
     def _wait_authd(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         api = Route53Http(self.api_url)
+        zone, name = ("api.aws.", DUAL) if not self.cells else (self.cell_zone(1), self.cell_endpoint(1))
         while time.monotonic() < deadline:
             p = self.procs["authd"]
             if p.poll() is not None:
                 raise RuntimeError(f"authd exited {p.returncode}: {self.log('authd')[-2000:]}")
             try:
-                api.find_zone_by_name("api.aws.")
-                if dig(self.dns_port, DUAL, "A", timeout=1).rcode == "NOERROR":
+                api.find_zone_by_name(zone)
+                if dig(self.dns_port, name, "A", timeout=1).rcode == "NOERROR":
                     return
             except Exception:  # noqa: BLE001 - keep polling until the deadline
                 pass

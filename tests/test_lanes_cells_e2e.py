@@ -1,5 +1,6 @@
-"""The slow lane over several targets, on real processes: two cells-style targets (each its
-own hosted zone, plan store and enactor) behind one `enactor lanes run --targets`. A slow
+"""The slow lane over the cells, on real processes: `enactor cells init --cells 2` (each cell
+its own hosted zone, plan store and, here, one enactor) behind one `enactor lanes run
+--targets cells/targets.json`. A slow
 change goes to cell-1, is delivered and checked, bakes, and only then goes to cell-2; a step
 that is never delivered (cell-2's enactor stopped) halts the slow lane, and nothing further is
 rolled out, not even to the healthy cell-1. The check itself, on a damaged zone, names what is
