@@ -599,6 +599,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
+    from enactor.gameday_cli import add_arguments as gameday_arguments
+    from enactor.gameday_cli import cmd_gameday
+
+    p = sub.add_parser(
+        "gameday", help="one game day: the 2025 schedule in real time, clients behind every cache",
+        description="Run the 2025 schedule in real time (scaled by --speed) against authd, the "
+                    "planner and three enactors, with clients sampling the endpoint names straight "
+                    "at authd, through our resolver, through Unbound and through a stub cache; then "
+                    "the operator's repair (pause, recover). Prints a table per layer (or --json) "
+                    "and writes one figure. About two minutes with the defaults.")
+    gameday_arguments(p)
+    p.set_defaults(fn=cmd_gameday)
+
     from enactor.cellscli import add_parser as add_cells_parser  # issue 16: enactor/cellscli.py
 
     add_cells_parser(sub)
