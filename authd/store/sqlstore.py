@@ -1,0 +1,239 @@
+"""SQLiteStore: the durable default Store, one SQLite file in WAL mode.
+
+Blocking I/O shell (sqlite3), no trio: the control API calls it from one worker thread.
+Batches go through `authd.model.changes.plan_batch` (the one copy of Route 53's rules) inside ONE
+`BEGIN IMMEDIATE` transaction that also bumps the SOA serial and appends the journal row;
+the COMMIT that acknowledges a change runs with `synchronous=FULL`, so an acknowledged batch
+survives power loss, and a crash before COMMIT leaves no trace of it (SQLite's WAL gives
+atomic commit). Restarting on the same file gives the same state.
+
+Tables: `zones` (id, name, caller reference, comment, serial, count), `rrsets` (one row per
+record set, keyed by zone, name, type, set identifier), `journal` (seq, kind, zone,
+serial, change id, time, comment, the puts and deletes as JSON; a RESOURCE row keeps
+`[kind, id, doc]` in `puts`) and `resources` (kind, id, JSON document, version). Followers in other
+processes open the same file read-only and poll `journal_since(seq)` (WAL readers never
+block the writer). Several writer processes are safe too: BEGIN IMMEDIATE serialises them.
+
+The operations themselves (the batch flow, the journal, resources, the row encoding) are
+`authd.store.sqlcore`'s, shared with PostgresStore; this module keeps the connection and its
+threading, the schema and its migration, the transactions and the SQLite dialect.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from authd.model import changes as rules
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import RecordKey, RecordSet
+from authd.store.sqlcore import (  # noqa: F401  (the encoders, re-exported for their old importers)
+    RECENT_ENTRIES,
+    SQLCore,
+    _decode,
+    _decode_all,
+    _dumps,
+    _encode,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS zones (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    caller_reference TEXT NOT NULL UNIQUE,
+    comment TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    record_set_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rrsets (
+    zone_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    rtype TEXT NOT NULL,
+    set_id TEXT NOT NULL,          -- '' for a plain set (real identifiers are 1..128 chars)
+    data TEXT NOT NULL,            -- the record set, compact JSON (see _encode)
+    sort_key TEXT NOT NULL DEFAULT '',  -- changes.listing_key: Route 53's listing order
+    PRIMARY KEY (zone_id, name, rtype, set_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    zone_id TEXT NOT NULL,
+    zone_name TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    change_id TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    comment TEXT NOT NULL,
+    puts TEXT NOT NULL,
+    deletes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL,            -- "healthcheck", "healthcheck-status", "tags", ...
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,             -- JSON
+    version INTEGER NOT NULL,      -- 1 when created, +1 per put
+    journaled INTEGER NOT NULL,    -- 1: written with journal=True; snapshot() carries it
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteStore(SQLCore):
+    """The durable Store. Thread-safe (one connection behind a lock).
+
+    Args:
+        path: the database file; created with its schema if missing.
+        readonly: open for reading only (journal followers, `authd records --store`).
+        clock: epoch seconds for ChangeInfo.submitted_at.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        readonly: bool = False,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._pending: list[JournalEntry] = []
+        self._recent: dict[int, JournalEntry] = {}  # the newest committed entries, by seq
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        if not readonly:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: the COMMIT that acknowledges a batch reaches the disk before we answer.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Files written before `sort_key` existed get it filled in once."""
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(rrsets)")}
+        if "sort_key" not in cols:
+            self._conn.execute("ALTER TABLE rrsets ADD COLUMN sort_key TEXT NOT NULL DEFAULT ''")
+        stale = self._conn.execute("SELECT zone_id, name, rtype, set_id FROM rrsets WHERE sort_key=''").fetchall()
+        if stale:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(
+                "UPDATE rrsets SET sort_key=? WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
+                [(rules.listing_key(n, t, i or None), z, n, t, i) for z, n, t, i in stale],
+            )
+            self._conn.execute("COMMIT")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS rrsets_order ON rrsets(zone_id, sort_key)")
+
+    # --- transactions ------------------------------------------------------------------
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._lock:
+            self._pending = []
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                self._pending = []
+                raise
+            self._conn.execute("COMMIT")
+            self._committed()
+            return result
+
+    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                return fn(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def _reads(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Single-statement reads need no BEGIN: each statement is its own snapshot."""
+        with self._lock:
+            return fn(self._conn)
+
+    # --- the dialect (see authd.store.sqlcore) -------------------------------------------
+    # BEGIN IMMEDIATE already holds the one database write lock, so a write needs no row
+    # lock (`_FOR_UPDATE` is empty and `_lock_writers` does nothing), and MAX(seq)+1 inside
+    # it is the next journal seq with no gap and no race.
+
+    _NO_LIMIT = -1
+
+    def _next_seq(self, conn: sqlite3.Connection) -> int:
+        return self._head_seq(conn) + 1
+
+    @staticmethod
+    def _head_seq(conn: sqlite3.Connection) -> int:
+        return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+
+    @staticmethod
+    def _sets_at(conn: sqlite3.Connection, zone_id: str, names: list[str]) -> list[tuple[str, str]]:
+        rows: list[tuple[str, str]] = []
+        for i in range(0, len(names), 500):  # SQLite's host-parameter limit is 999 (older builds)
+            chunk = names[i:i + 500]
+            rows += conn.execute(
+                f"SELECT name, data FROM rrsets WHERE zone_id=? AND name IN ({','.join('?' * len(chunk))})",
+                (zone_id, *chunk),
+            ).fetchall()
+        return rows
+
+    @staticmethod
+    def _delete_sets(conn: sqlite3.Connection, zone_id: str, keys: Sequence[RecordKey]) -> None:
+        conn.executemany(
+            "DELETE FROM rrsets WHERE zone_id=? AND name=? AND rtype=? AND set_id=?",
+            [(zone_id, k.name, k.rtype, k.set_identifier or "") for k in keys],
+        )
+
+    @staticmethod
+    def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
+        """Write the sets; returns their encodings, which the journal row reuses."""
+        encoded = [_dumps(rs) for rs in sets]
+        conn.executemany(
+            "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (zone_id, rs.name, rs.rtype, rs.set_identifier or "", e,
+                 rules.listing_key(rs.name, rs.rtype, rs.set_identifier))
+                for rs, e in zip(sets, encoded, strict=True)
+            ],
+        )
+        return encoded
+
+    # --- reads of whole zones (here, not in SQLCore: tuned for million-set zones) ---------
+
+    def record_sets(self, zone_id: str) -> list[RecordSet]:
+        def txn(conn: sqlite3.Connection) -> list[RecordSet]:
+            zone = self._find(conn, zone_id)
+            rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=? ORDER BY sort_key", (zone.id,))
+            return _decode_all([r[0] for r in rows])
+
+        return self._read(txn)
+
+    def snapshot(self) -> list[JournalEntry]:
+        """One SNAPSHOT per zone, all read in one transaction at one journal position."""
+
+        def txn(conn: sqlite3.Connection) -> list[JournalEntry]:
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
+            zones = [self._zone(r) for r in conn.execute(f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name")]
+            out = [
+                resource_entry(seq, k, i, json.loads(d))
+                for k, i, d in conn.execute(
+                    "SELECT kind, id, doc FROM resources WHERE journaled=1 ORDER BY kind, id")
+            ]
+            for z in zones:
+                rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
+                puts = tuple(_decode_all([r[0] for r in rows]))
+                out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "", puts))
+            return out
+
+        return self._read(txn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
