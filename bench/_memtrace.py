@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     if args.objects:
         threading.Thread(target=_count_objects, args=(args, t0), daemon=True).start()
-        from authd.cli import main as authd_main
+        from authd.cli.main import main as authd_main
 
         return authd_main(argv[cut + 1:])
     tracemalloc.start(1)
@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
             tmp.replace(args.out)
 
     threading.Thread(target=snapshots, daemon=True).start()
-    from authd.cli import main as authd_main
+    from authd.cli.main import main as authd_main
 
     return authd_main(argv[cut + 1:])
 

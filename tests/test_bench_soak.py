@@ -3,9 +3,10 @@ and the caches it found growing stay the sizes their comments give."""
 
 from __future__ import annotations
 
-from authd import answer, records
-from authd.index import CACHE_LIMIT
-from authd.records import RecordSet
+from authd.dns import answer
+from authd.dns.index import CACHE_LIMIT
+from authd.model import records
+from authd.model.records import RecordSet
 from bench.soak import memory_verdict
 
 MB = 1024

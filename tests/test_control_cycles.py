@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from authd.control import ControlAPI
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.store import StoreError
-from authd.zonefile import load_zone_dir
+from authd.control.app import ControlAPI
+from authd.store.contract import StoreError
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
