@@ -620,6 +620,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="explore interleavings of the real enactor code for violations (enactor check --help)",
         add_help=False,
     )
+    sub.add_parser(
+        "lanes",
+        help="the fast and slow lanes: run, submit, resume (enactor lanes --help)",
+        description="The fast and slow lanes for changes (issue 16); see `enactor lanes --help`.",
+        add_help=False,
+    )
     p = sub.add_parser(
         "recover", help="install plan N's tree and flip to it directly through the API",
         description="The operator's repair: install plan N's tree and flip every endpoint's "
@@ -648,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
         from enactor.check import main as check_main
 
         return run_main("enactor check", lambda: check_main(argv[1:]))
+    if argv[:1] == ["lanes"]:  # the fast and slow lanes (issue 16) parse their own flags
+        from enactor.lanectl import main as lanes_main
+
+        return run_main("enactor lanes", lambda: lanes_main(argv[1:]), (PlanError, ApiUnavailable))
     args = build_parser().parse_args(argv)
     setup_logging(logging.WARNING)  # library log lines escaped too (authd.logsafe, issue 10)
     return run_main(f"enactor {args.cmd}", lambda: int(args.fn(args)),
