@@ -1,7 +1,8 @@
 """Seeding a store from zone files (`zones/`): every loaded zone becomes a hosted zone.
 
-Pure core over the Store protocol (no I/O of its own; the caller loads the files with
-`authd.zonefiles.zonefile`). The rule, so API changes survive restarts:
+Over the Store protocol; the files are loaded with `authd.zonefiles.zonefile`, and `seed_dir`
+also reads their bytes for a digest (its only I/O besides the store's). The rule, so API
+changes survive restarts:
 
 - a zone the store does not have is created, with the id its Route 53 export already uses
   in its alias targets (`Z0API0AWS`, `Z0AMAZONAWS`) or else one derived from the origin,
@@ -13,6 +14,9 @@ Pure core over the Store protocol (no I/O of its own; the caller loads the files
   still moves forward), then the new hash is recorded in the zone's comment.
 
 The hash covers the record sets, not the file bytes, so reformatting a file changes nothing.
+Beside it the comment keeps the digest of the master file's bytes (`seed_dir`): a file with
+the same bytes is not parsed again at all, which is most of a restart on a big zone.
+A new zone goes into an SQLite store as one bulk insert (`SQLiteStore.import_sets`).
 """
 
 from __future__ import annotations
