@@ -56,6 +56,7 @@ from authd.answer import (
 )
 from authd.changes import zone_id_for as changes_zone_id_for
 from authd.changes import zone_id_from_aliases
+from authd.compiled import CompiledAnswers
 from authd.geo import GeoMap
 from authd.journal import EntryKind, JournalEntry
 from authd.records import RecordKey, RecordSet
@@ -142,6 +143,7 @@ class ServingIndex:
         cache: keep rendered answers (False forces the full parse on every packet).
         allow_axfr: answer AXFR over TCP (RFC 5936); refused otherwise.
         geomap: the operator's location table for geolocation and latency routing.
+        compiled: answer from compiled templates (`authd.compiled`) before the pipeline.
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class ServingIndex:
         cache_limit: int = CACHE_LIMIT,
         allow_axfr: bool = False,
         geomap: GeoMap | None = None,
+        compiled: bool = True,
     ):
         r = rng if rng is not None else random.Random()
         self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
@@ -179,6 +182,8 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        # answers compiled per zone, owner and type (`authd.compiled`): asked after `exact`
+        self.compiled = CompiledAnswers(self.table, self._random) if cache and compiled else None
         self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
         # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
         self.on_applied: list[Callable[[JournalEntry], None]] = []
@@ -211,6 +216,8 @@ class ServingIndex:
             self._by_id.pop(entry.zone_id, None)
             if old is not None:
                 self.table.remove(dns.name.from_text(old[0]))
+                if self.compiled is not None:
+                    self.compiled.forget(None)
             self._forget_answers(None)
             log.info("zone %s (%s) deleted at seq %d", entry.zone_name, entry.zone_id, entry.seq)
         elif entry.kind is EntryKind.SNAPSHOT or entry.zone_id not in self._zones:
@@ -221,6 +228,8 @@ class ServingIndex:
             self._by_id[entry.zone_id] = zone
             self.table.add(zone)
             self._forget_answers(None)  # a new zone may take over names another one answered
+            if self.compiled is not None:
+                self.compiled.forget(zone.okey)
             self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
@@ -230,6 +239,8 @@ class ServingIndex:
             zone = self._by_id[entry.zone_id]
             zone.update(entry.puts, entry.deletes)  # raises before any change
             self._forget_answers(zone.okey)
+            if self.compiled is not None:
+                self.compiled.changed(zone, entry.puts, entry.deletes)
             self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
@@ -343,6 +354,15 @@ class ServingIndex:
             if type(hit) is bytes:
                 return wire[:2] + hit
             return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
+        if self.compiled is not None:
+            done = self.compiled.respond(wire, tcp)
+            if done is not None:
+                self.stats["fast"] += 1
+                out, okey = done
+                if okey is not None:  # one owner's single answer: the exact table's too
+                    self._remember(exact, key, okey)
+                    exact[key] = out[2:]
+                return out
         fq = parse_fast(wire) if self.cache_enabled else None
         if fq is not None:
             entry = self._cache.get(fq.key)
