@@ -204,6 +204,8 @@ _OWNER, _WILDCARD, _CUT = 0, 1, 2
 def name_key(text: str) -> Key:
     """The lookup key of a stored record name (absolute presentation form, as the store keeps
     it), as `answer.key_of` gives it. Names with escapes go through dnspython."""
+    if text == ".":
+        return (b"",)
     if "\\" in text:
         import dns.name
 
