@@ -52,6 +52,7 @@ from authd.answer import (
     TCP_LIMIT,
     Key,
     Outcome,
+    Plain,
     Routed,
     Weighted,
     Zone,
@@ -61,7 +62,7 @@ from authd.answer import (
     key_of,
 )
 from authd.records import RecordKey, RecordSet
-from authd.wire import COMPRESSIBLE, parse_fast
+from authd.wire import COMPRESSIBLE, Renderer, parse_fast
 
 _CNAME, _NS, _SOA, _DS, _DNAME, _ANY = 5, 2, 6, 43, 39, 255
 _WILD = b"*"
@@ -72,6 +73,13 @@ _QUERY_HEAD = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 # extended RCODE 0, version 0, DO echoed (RFC 3225 §3), no options
 _OPT = {1: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00",
         2: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x80\x00\x00\x00"}
+_QD1_AR0 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+# parse_fast's uncached types (OPT, TKEY, TSIG, IXFR, AXFR and 0), ANY (RFC 8482) and DS (the
+# parent side of a cut, RFC 4035 §3.1.4.1): the pipeline's
+_NOT_COMPILED = frozenset({0, 41, 249, 250, 251, 252, _ANY, _DS})
+_QR_AA = 0x8400
+_PTR_QNAME = b"\xc0\x0c"  # RFC 1035 §4.1.4: a pointer to the question's name
 _MAX_PTR = 0x3FFF  # a response past this might need pointers the renderer would not write
 _VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, start over
 
@@ -226,7 +234,7 @@ class CompiledAnswers:
         self.table = table
         self.random = rng
         self._states: dict[Key, _ZoneState] = {}
-        self.stats = {"hit": 0, "render": 0, "declined": 0, "mismatch": 0}
+        self.stats = {"render": 0, "mismatch": 0}  # templates rendered; decisions overruled
 
     # --- keeping up with the zones -----------------------------------------------------------
 
@@ -285,24 +293,55 @@ class CompiledAnswers:
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
         """The response to one query, with its zone's key when the answer is one owner's own
         single answer (so the index may keep it in its exact table, forgotten with the zone's
-        other answers), or None: not compiled, ask the pipeline."""
-        fq = parse_fast(wire)
-        if fq is None:
+        other answers), or None: not compiled, ask the pipeline.
+
+        The query is read as `authd.wire.parse_fast` reads it (the same checks, inline: this
+        is the per-packet path), a plain OPT without options read here and one with options
+        (cookies) by `parse_fast` itself."""
+        n = len(wire)
+        if n < 17 or wire[2] & 0xF8:  # QR=1 or opcode != QUERY
             return None
-        flags, question, variant = fq.key
-        qend = fq.qend
-        qtype = question[-4] << 8 | question[-3]
-        if qtype in (_ANY, _DS):
+        counts = wire[4:12]
+        if counts == _QD1_AR0:
+            has_opt = False
+        elif counts == _QD1_AR1:
+            has_opt = True
+        else:
             return None
-        # the lowered name's labels (parse_fast checked the label lengths)
+        low = wire.lower()  # label lengths are < 64, so only the names' letters change
         labels = []
-        i = 0
+        i = 12
+        total = 1
         while True:
-            length = question[i]
+            length = wire[i]
             if not length:
                 break
-            labels.append(question[i + 1:i + 1 + length])
+            if length > 63:
+                return None
+            labels.append(low[i + 1:i + 1 + length])
             i += length + 1
+            total += length + 1
+            if i >= n or total > 255:  # RFC 1035 §2.3.4
+                return None
+        qend = i + 5
+        if qend > n or wire[i + 3:qend] != b"\x00\x01":  # class IN only
+            return None
+        qtype = wire[i + 1] << 8 | wire[i + 2]
+        if qtype in _NOT_COMPILED:
+            return None
+        if not has_opt:
+            if qend != n:
+                return None
+            variant = payload = 0
+        elif n == qend + 11 and wire[qend:qend + 3] == b"\x00\x00\x29" and not wire[qend + 6] \
+                and not wire[qend + 9] and not wire[qend + 10]:
+            variant = 2 if wire[qend + 7] & 0x80 else 1  # EDNS version 0, no options
+            payload = wire[qend + 3] << 8 | wire[qend + 4]
+        else:
+            fq = parse_fast(wire)
+            if fq is None:
+                return None
+            variant, payload = fq.key[2], fq.payload
         labels.append(b"")
         k = tuple(labels)
         zones = self.table.zones
@@ -320,6 +359,7 @@ class CompiledAnswers:
             return None
         nz = len(zone.okey)
         template: Template | _Declined | None
+        tail: bytes | None = None
         cuts = zone.cuts
         cut = None
         if cuts:
@@ -330,25 +370,37 @@ class CompiledAnswers:
         if cut is not None:
             template = st.cuts.get(cut)
             if template is None:
-                template = st.cuts[cut] = self._template(st, question, Outcome.DELEG, False)
+                template = st.cuts[cut] = self._template(st, low[12:qend], k, Outcome.DELEG, False)
                 self._note_deps(st, template, _CUT, cut, 0)
         else:
             nodes = zone.nodes
             node = nodes.get(k)
             if node is not None:
-                if qtype in node or _CNAME in node:
+                entry = node.get(qtype)
+                if type(entry) is Plain and entry.rrset.tails:  # type: ignore[union-attr]
+                    # the owner's own RRset with no name to compress in its rdata: its RRs
+                    # rendered at load (`WireRRset.tails`), each owner a pointer to the question
+                    tails = entry.rrset.tails  # type: ignore[union-attr]
+                    tail = _PTR_QNAME + _PTR_QNAME.join(tails) if len(tails) > 1 \
+                        else _PTR_QNAME + tails[0]
+                    shape: Shape | Pick = (_QR_AA, len(tails), 0, 0, tail)
+                    template = None
+                elif entry is not None or _CNAME in node:
                     types = st.owners.get(k)
                     if types is None:
                         types = st.owners[k] = {}
-                        st.size += 1
                     template = types.get(qtype)
                     if template is None:
-                        template = types[qtype] = self._template(st, question, None, True)
+                        template = types[qtype] = self._template(st, low[12:qend], k, None, True)
                         self._note_deps(st, template, _OWNER, k, qtype)
                 else:
-                    template = self._zone_template(st, question, Outcome.NODATA)
-            elif k in zone.existing:
-                template = self._zone_template(st, question, Outcome.NODATA)  # an ENT
+                    template = st.nodata if st.soa is zone.negative_soa else None
+                    if template is None:
+                        template = self._zone_template(st, Outcome.NODATA)
+            elif k in zone.existing:  # an empty non-terminal (RFC 4592 §2.2.2)
+                template = st.nodata if st.soa is zone.negative_soa else None
+                if template is None:
+                    template = self._zone_template(st, Outcome.NODATA)
             else:
                 existing = zone.existing
                 ce = k[1:]
@@ -361,33 +413,33 @@ class CompiledAnswers:
                         types = st.wild[source] = {}
                     template = types.get(qtype)
                     if template is None:
-                        template = types[qtype] = self._template(st, question, None, False)
+                        template = types[qtype] = self._template(st, low[12:qend], k, None, False)
                         self._note_deps(st, template, _WILDCARD, source, qtype)
                 elif source in existing:
                     return None  # a wildcard that is an empty non-terminal: the pipeline's
                 else:
-                    template = self._zone_template(st, question, Outcome.MISS)
-        if template is DECLINED:
-            self.stats["declined"] += 1
-            return None
-        assert isinstance(template, Template)
-        qlen = qend - 12
-        if template.fixed:
-            shape = template.variants.get(((), qlen))
-            if shape is None:
-                shape = self._fill(st, template, question, (), qlen)
-        else:
-            s = template.suffixes
-            m: Key = ()
-            for j in range(len(k)):
-                if k[j:] in s:
-                    m = k[j:]
-                    break
-            shape = template.variants.get((m, qlen))
-            if shape is None:
-                shape = self._fill(st, template, question, m, qlen)
-        if shape is None:
-            return None
+                    template = st.nxdomain if st.soa is zone.negative_soa else None
+                    if template is None:
+                        template = self._zone_template(st, Outcome.MISS)
+        qlen = qend - 16  # the name's wire length
+        if tail is None:
+            if template is DECLINED:
+                return None
+            if template.fixed:  # type: ignore[union-attr]
+                m: Key = ()
+            else:
+                s = template.suffixes  # type: ignore[union-attr]
+                m = ()
+                for j in range(len(k)):
+                    if k[j:] in s:
+                        m = k[j:]
+                        break
+            got = template.variants.get((m, qlen))  # type: ignore[union-attr]
+            if got is None:
+                got = self._fill(st, template, low[12:qend], m, qlen)  # type: ignore[arg-type]
+                if got is None:
+                    return None
+            shape = got
         single = type(shape[0]) is int
         if not single:  # a weighted pick
             cumulative, shapes = shape  # type: ignore[misc]
@@ -398,7 +450,6 @@ class CompiledAnswers:
             ar += 1
             opt = _OPT[variant]
             size += 11
-            payload = fq.payload
             limit = (TCP_LIMIT if tcp else OUR_PAYLOAD if payload > OUR_PAYLOAD
                      else payload if payload > MIN_UDP else MIN_UDP)
         else:
@@ -406,13 +457,15 @@ class CompiledAnswers:
             limit = TCP_LIMIT if tcp else MIN_UDP
         if size > limit or size > _MAX_PTR:
             return None  # truncation is the pipeline's (RFC 2181 §9)
-        self.stats["hit"] += 1
-        return (wire[:2] + _HEAD.pack(base | flags, 1, an, ns, ar) + wire[12:qend] + tail + opt,
-                zone.okey if template.fixed and single else None)
+        return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & _RD_CD, 1, an, ns, ar)
+                + wire[12:qend] + tail + opt,
+                zone.okey if single and (template is None or template.fixed) else None)  # type: ignore[union-attr]
 
-    def _zone_template(self, st: _ZoneState, question: bytes, outcome: Outcome) -> Template:
+    def _zone_template(self, st: _ZoneState, outcome: Outcome) -> Template:
+        """The zone's NXDOMAIN or NODATA template, new with every SOA (each accepted batch
+        bumps the serial): only the negative SOA is in its sections (RFC 2308 §2.1, §2.2)."""
         neg = st.zone.negative_soa
-        if st.soa is not neg:  # a new SOA (every accepted batch bumps the serial)
+        if st.soa is not neg:
             st.soa, st.nxdomain, st.nodata = neg, None, None
         if outcome is Outcome.MISS:
             if st.nxdomain is None:
@@ -422,17 +475,29 @@ class CompiledAnswers:
             st.nodata = Template(_names(neg), False, outcome)
         return st.nodata
 
-    def _template(self, st: _ZoneState, question: bytes, expect: Outcome | None,
+    def _template(self, st: _ZoneState, question: bytes, k: Key, expect: Outcome | None,
                   fixed: bool) -> Template | _Declined:
-        """A new template, its suffixes found by rendering this question once."""
-        rendered = self._run(st.zone, question)
+        """A new template and its first variant, rendered for this question (`fixed`: an
+        owner's own answer, the same bytes for every spelling of its name)."""
+        rendered = self._direct(st.zone, question, k) if fixed else None
         if rendered is None:
-            return DECLINED
+            rendered = self._run(st.zone, question)
+            if rendered is None:
+                return DECLINED
         outcomes, suffixes, reads = rendered
         if expect is not None and any(r.outcome is not expect for _, r in outcomes):
             self.stats["mismatch"] += 1
             return DECLINED
-        return Template(frozenset(suffixes), fixed, expect, frozenset(reads))
+        t = Template(frozenset(suffixes), fixed, expect, frozenset(reads))
+        m: Key = ()
+        if not fixed:
+            for j in range(len(k)):
+                if k[j:] in t.suffixes:
+                    m = k[j:]
+                    break
+        t.variants[(m, len(question) - 4)] = _shape(outcomes, question)
+        self.stats["render"] += 1
+        return t
 
     @staticmethod
     def _note_deps(st: _ZoneState, t: Template | _Declined, kind: int, key: Key,
@@ -445,10 +510,35 @@ class CompiledAnswers:
                 if r != key:
                     st.deps.setdefault(r, set()).add((kind, key, qtype))
 
+    def _direct(self, zone: Zone, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
+        """An owner's CNAME to a plain RRset of the asked type in the zone, not below a cut
+        (RFC 1034 §4.3.2 step 3a, one restart), rendered by the reference's own renderer
+        without the rest of the pipeline; None for every other shape."""
+        node = zone.nodes[k]
+        qtype = question[-4] << 8 | question[-3]
+        cname = node.get(_CNAME)
+        if qtype in node or qtype == _NS or type(cname) is not Plain:
+            return None
+        target = key_of(cname.rrset[0].target)  # type: ignore[union-attr]
+        if not zone.contains(target) or target == k:
+            return None
+        for j in range(len(target) - len(zone.okey)):
+            if target[j:] in zone.cuts:
+                return None
+        tnode = zone.nodes.get(target)
+        data = tnode.get(qtype) if tnode is not None else None
+        if type(data) is not Plain:
+            return None
+        reply = _DirectReply([cname.rrset, data.rrset])  # type: ignore[union-attr]
+        suffixes: set[Key] = set()
+        _add_suffixes(suffixes, target)
+        return [(1.0, reply)], suffixes, {k, target}
+
     def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
               qlen: int) -> Shape | Pick | None:
         """Render one (suffix, L) variant through the reference pipeline and keep it."""
-        rendered = self._run(st.zone, question)
+        rendered = (self._direct(st.zone, question, question_key(question)) if t.fixed else None) \
+            or self._run(st.zone, question)
         if rendered is None:
             return None
         outcomes, suffixes, _ = rendered
@@ -456,23 +546,7 @@ class CompiledAnswers:
                 or (not t.fixed and frozenset(suffixes) - t.suffixes):
             self.stats["mismatch"] += 1  # the decision and the reference disagree: theirs
             return None
-        shapes: list[Shape] = []
-        for _, reply in outcomes:
-            full = reply.to_wire(TCP_LIMIT)
-            an, ns, ar = (full[6] << 8 | full[7], full[8] << 8 | full[9],
-                          full[10] << 8 | full[11])
-            shapes.append(((full[2] << 8 | full[3]) & ~_RD_CD, an, ns, ar, full[12 + len(question):]))
-        shape: Shape | Pick
-        if len(shapes) == 1:
-            shape = shapes[0]
-        else:
-            cumulative: list[float] = []
-            total = 0.0
-            for p, _ in outcomes:
-                total += p
-                cumulative.append(total)
-            cumulative[-1] = 1.0
-            shape = (cumulative, shapes)
+        shape = _shape(outcomes, question)
         if len(t.variants) >= _VARIANTS_PER_TEMPLATE:
             t.variants.clear()
         t.variants[(m, qlen)] = shape
@@ -511,6 +585,52 @@ class CompiledAnswers:
                         for name in _rdata_names(rrset):
                             _add_suffixes(suffixes, key_of(name))
         return outcomes, suffixes, reads
+
+
+class _DirectReply:
+    """What `_shape` and `_run`'s callers read of a reply, for `_direct`'s answers."""
+
+    outcome = Outcome.HIT
+
+    def __init__(self, answer: list):
+        self.answer = answer
+
+    def to_wire(self, limit: int, question: bytes = b"") -> bytes:
+        labels = tuple(question_key(question)[:-1])
+        r = Renderer(bytes(12), question, labels)
+        an = sum(r.rrset(x) for x in self.answer)
+        r.out[2:12] = _HEAD.pack(_QR_AA, 1, an, 0, 0)
+        return bytes(r.out)
+
+
+def _shape(outcomes: list, question: bytes) -> Shape | Pick:
+    """The sections of each outcome as rendered, with its header's flags and counts."""
+    shapes: list[Shape] = []
+    for _, reply in outcomes:
+        full = (reply.to_wire(TCP_LIMIT, question) if type(reply) is _DirectReply
+                else reply.to_wire(TCP_LIMIT))
+        shapes.append(((full[2] << 8 | full[3]) & ~_RD_CD, full[6] << 8 | full[7],
+                       full[8] << 8 | full[9], full[10] << 8 | full[11], full[12 + len(question):]))
+    if len(shapes) == 1:
+        return shapes[0]
+    cumulative: list[float] = []
+    total = 0.0
+    for p, _ in outcomes:
+        total += p
+        cumulative.append(total)
+    cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
+    return cumulative, shapes
+
+
+def question_key(question: bytes) -> Key:
+    """The lookup key of a (lowered) question section's name."""
+    labels = []
+    i = 0
+    while question[i]:
+        labels.append(question[i + 1:i + 1 + question[i]])
+        i += question[i] + 1
+    labels.append(b"")
+    return tuple(labels)
 
 
 def _add_suffixes(out: set[Key], k: Key) -> None:

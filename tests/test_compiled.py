@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 
+import dns.exception
 import dns.flags
 import dns.message
 import dnslib
@@ -121,13 +122,19 @@ def reference_wires(ref: ServingIndex, wire: bytes, tcp: bool) -> set[bytes | No
     return out
 
 
+def shown(wire: bytes | None) -> str:
+    try:
+        return dns.message.from_wire(wire).to_text() if wire else repr(wire)
+    except dns.exception.DNSException:
+        return repr(wire)
+
+
 def check(index: ServingIndex, ref: ServingIndex, asked: list[tuple[bytes, bool]]) -> None:
     for wire, tcp in asked:
         got = index.respond(wire, tcp=tcp)
         want = reference_wires(ref, wire, tcp)
-        assert got in want, (dns.message.from_wire(wire).question, tcp,
-                             got and dns.message.from_wire(got).to_text(),
-                             [w and dns.message.from_wire(w).to_text() for w in want])
+        assert got in want, (dns.message.from_wire(wire).question, tcp, shown(got),
+                             [shown(w) for w in want])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -177,7 +184,7 @@ def test_every_shape_takes_the_compiled_path():
     for name, qtype in shapes:
         wire = dns.message.make_query(name, qtype).to_wire()
         assert index.respond(wire, tcp=False) in reference_wires(ref, wire, False)
-    assert index.compiled.stats["hit"] == len(shapes) and index.stats["fill"] == 0
+    assert index.stats["fast"] == len(shapes) and index.stats["fill"] == index.stats["slow"] == 0
     renders = index.compiled.stats["render"]
     for name, qtype in [("r2.c.test.", "A"), ("y.w.c.test.", "A"), ("ftp.sub.c.test.", "A"),
                         ("zz.c.test.", "TXT")]:  # same lengths as the first of their shape
@@ -199,7 +206,7 @@ def test_dnslib_reads_compiled_answers_as_it_reads_the_reference():
             want = ref.respond(wire, tcp=False)
             assert got == want
             assert str(dnslib.DNSRecord.parse(got)) == str(dnslib.DNSRecord.parse(want))
-    assert index.compiled.stats["hit"] > 0
+    assert index.stats["fill"] == index.stats["slow"] == 0  # every one compiled
 
 
 @pytest.mark.parametrize("sets, wire", [
@@ -220,25 +227,26 @@ def test_rare_shapes_decline_to_the_pipeline(sets, wire):
 
 
 def test_a_change_recompiles_only_the_names_it_touches():
+    """CNAME answers hold their targets' data: a batch that changes 1,000 targets re-renders
+    those 1,000 answers and no other (plain sets are spliced from the zone's own wire)."""
     index = ServingIndex(rng=lambda: 0.5)
-    many = [RecordSet(f"h{i}.c.test.", "A", 60, (f"10.0.{i // 256}.{i % 256}",)) for i in range(2000)]
-    index.apply(snapshot(zone_sets() + many))
-    wires = [dns.message.make_query(rs.name, "A").to_wire() for rs in many]
-    wires.append(dns.message.make_query("cn.c.test.", "A").to_wire())
+    hosts = [RecordSet(f"h{i}.c.test.", "A", 60, (f"10.0.{i // 256}.{i % 256}",)) for i in range(2000)]
+    aliases = [RecordSet(f"n{i}.c.test.", "CNAME", 60, (f"h{i}.c.test.",)) for i in range(2000)]
+    index.apply(snapshot(zone_sets() + hosts + aliases))
+    wires = [dns.message.make_query(rs.name, "A").to_wire() for rs in aliases + hosts]
     for w in wires:
         index.respond(w, tcp=False)
+    assert index.stats["fill"] == index.stats["slow"] == 0
     index.exact_udp.clear()  # so every question asks the templates again
     renders = index.compiled.stats["render"]
-    # a batch of 1,000 changes, one of them the CNAME's target
-    puts = [RecordSet(f"h{i}.c.test.", "A", 60, ("192.0.2.99",)) for i in range(999)]
-    puts.append(RecordSet("a.c.test.", "A", 300, ("192.0.2.77",)))
+    puts = [RecordSet(f"h{i}.c.test.", "A", 60, ("192.0.2.99",)) for i in range(1000)]
     index.apply(change(1, puts, []))
     for w in wires:
         index.respond(w, tcp=False)
-    # the 999 names, and the CNAME whose answer holds the target's address
     assert index.compiled.stats["render"] - renders == 1000
-    reply = dns.message.from_wire(index.respond(wires[-1], tcp=False))
-    assert reply.answer[-1][0].address == "192.0.2.77"
+    for i in (0, 999, 1000):
+        reply = dns.message.from_wire(index.respond(wires[i], tcp=False))
+        assert reply.answer[-1][0].address == ("192.0.2.99" if i < 1000 else "10.0.3.232")
 
 
 def test_name_key_is_key_of():
