@@ -355,13 +355,8 @@ class ServingIndex:
                 return wire[:2] + hit
             return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
         if self.compiled is not None:
-            done = self.compiled.respond(wire, tcp)
-            if done is not None:
-                self.stats["fast"] += 1
-                out, okey = done
-                if okey is not None:  # one owner's single answer: the exact table's too
-                    self._remember(exact, key, okey)
-                    exact[key] = out[2:]
+            out = self._from_compiled(wire, tcp, exact)
+            if out is not None:
                 return out
         fq = parse_fast(wire) if self.cache_enabled else None
         if fq is not None:
@@ -408,6 +403,23 @@ class ServingIndex:
         if reply is None:
             return None
         return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
+
+    def _from_compiled(self, wire: bytes, tcp: bool, exact: dict) -> bytes | None:
+        done = self.compiled.respond(wire, tcp)  # type: ignore[union-attr]
+        if done is None:
+            return None
+        self.stats["fast"] += 1
+        out, okey = done
+        if okey is not None:  # one owner's single answer: the exact table's too
+            self._remember(exact, wire[2:], okey)
+            exact[wire[2:]] = out[2:]
+        return out
+
+    def compiled_udp(self, wire: bytes) -> bytes | None:
+        """The response to a UDP query from the compiled templates (`authd.compiled`), or
+        None when they do not answer it: `respond` without the tables in front, for the UDP
+        shell's queries that no guard needs to see. Never raises on bad input."""
+        return self._from_compiled(wire, False, self.exact_udp) if self.compiled is not None else None
 
     def answer(self, wire: bytes, *, tcp: bool, rng: object = None,
                source: str | None = None) -> Reply | None:
