@@ -234,6 +234,9 @@ class CompiledAnswers:
         self.table = table
         self.random = rng
         self._states: dict[Key, _ZoneState] = {}
+        # where `udp` keeps an owner's own answer: (query after the ID, response after the
+        # ID, zone key); set by the serving index
+        self.keep: Callable[[bytes, bytes, Key], None] | None = None
         self.stats = {"render": 0, "mismatch": 0}  # templates rendered; decisions overruled
 
     # --- keeping up with the zones -----------------------------------------------------------
@@ -289,6 +292,16 @@ class CompiledAnswers:
         return st
 
     # --- answering ---------------------------------------------------------------------------
+
+    def udp(self, wire: bytes) -> bytes | None:
+        """`respond` over UDP for the UDP shell, handing an owner's own answer to `keep`
+        (the serving index's exact table) as it goes."""
+        done = self.respond(wire, False)
+        if done is None:
+            return None
+        if done[1] is not None and self.keep is not None:
+            self.keep(wire[2:], done[0][2:], done[1])
+        return done[0]
 
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
         """The response to one query, with its zone's key when the answer is one owner's own

@@ -184,6 +184,8 @@ class ServingIndex:
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
         # answers compiled per zone, owner and type (`authd.compiled`): asked after `exact`
         self.compiled = CompiledAnswers(self.table, self._random) if cache and compiled else None
+        if self.compiled is not None:
+            self.compiled.keep = self._keep_udp
         self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
         # called after every applied entry (e.g. authd.emptywatch); empty by default: no cost
         self.on_applied: list[Callable[[JournalEntry], None]] = []
@@ -415,11 +417,16 @@ class ServingIndex:
             exact[wire[2:]] = out[2:]
         return out
 
-    def compiled_udp(self, wire: bytes) -> bytes | None:
-        """The response to a UDP query from the compiled templates (`authd.compiled`), or
-        None when they do not answer it: `respond` without the tables in front, for the UDP
-        shell's queries that no guard needs to see. Never raises on bad input."""
-        return self._from_compiled(wire, False, self.exact_udp) if self.compiled is not None else None
+    @property
+    def compiled_udp(self) -> Callable[[bytes], bytes | None] | None:
+        """The compiled templates' UDP responder (`CompiledAnswers.udp`: bytes, or None when
+        they do not answer), for the UDP shell's queries that no guard needs to see; None
+        when answers are not compiled."""
+        return self.compiled.udp if self.compiled is not None else None
+
+    def _keep_udp(self, key: bytes, out: bytes, okey: Key) -> None:
+        self._remember(self.exact_udp, key, okey)
+        self.exact_udp[key] = out
 
     def answer(self, wire: bytes, *, tcp: bool, rng: object = None,
                source: str | None = None) -> Reply | None:

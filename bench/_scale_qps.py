@@ -209,3 +209,35 @@ def write(results: list[MixResult], names: int, duration: int, notes: list[str] 
         at = lines.index("Goals (issue 12):")
         lines[at:at] = [*notes, ""]
     return write_section(SECTION, "\n".join(lines))
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench._scale_qps`: the query mixes alone (`python -m bench scale` runs them
+    after its loading measurements)."""
+    import argparse
+    import tempfile
+
+    from bench.scale import ORIGIN, generate_zone
+
+    ap = argparse.ArgumentParser(prog="python -m bench._scale_qps", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--names", type=int, default=200_000, help="zone size (default: %(default)s)")
+    ap.add_argument("--duration", type=int, default=10,
+                    help="seconds of dnsperf per mix and server (default: %(default)s)")
+    ap.add_argument("--servers", default="authd,nsd,knot",
+                    help="servers to run (default: %(default)s)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-qps-") as tmp:
+        work = Path(tmp)
+        zdir = work / "zones"
+        zdir.mkdir()
+        zfile = zdir / f"{ORIGIN}zone"
+        zfile.write_text(generate_zone(args.names))
+        results = run_mixes(zdir, zfile, ORIGIN, args.servers.split(","), args.duration, work)
+    if results and not args.no_write:
+        print(f"wrote {write(results, args.names, args.duration)}")
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
