@@ -80,7 +80,9 @@ _QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _NOT_COMPILED = frozenset({0, 41, 249, 250, 251, 252, _ANY, _DS})
 _QR_AA = 0x8400
 _PTR_QNAME = b"\xc0\x0c"  # RFC 1035 §4.1.4: a pointer to the question's name
-_MAX_PTR = 0x3FFF  # a response past this might need pointers the renderer would not write
+_MAX_PTR = 0x3FFF
+_NOTHING: frozenset = frozenset()
+_NO_VARIANTS: dict = {}  # never written: fixed templates keep their one shape apart  # a response past this might need pointers the renderer would not write
 _VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, start over
 
 # A rendered outcome: (header flags without RD/CD, ANCOUNT, NSCOUNT, ARCOUNT, sections).
@@ -97,12 +99,14 @@ class Template:
     one variant, no suffix to find.
     """
 
-    __slots__ = ("suffixes", "variants", "fixed", "expect", "reads")
+    __slots__ = ("suffixes", "variants", "fixed", "expect", "reads", "shape")
 
     def __init__(self, suffixes: frozenset[Key], fixed: bool, expect: Outcome | None,
                  reads: frozenset[Key] = frozenset()):
         self.suffixes = suffixes
-        self.variants: dict[tuple[Key, int], Shape | Pick] = {}
+        # a fixed template's one variant is `shape` (no dict: there is one per CNAME owner)
+        self.variants: dict[tuple[Key, int], Shape | Pick] = {} if not fixed else _NO_VARIANTS
+        self.shape: Shape | Pick | None = None
         self.fixed = fixed
         self.expect = expect  # the outcome the decision promised (None: any)
         self.reads = reads  # the names its rendering read (for forgetting it after a change)
@@ -191,19 +195,20 @@ class _ZoneState:
     the zone's NXDOMAIN and NODATA; `deps` says which templates read which names."""
 
     __slots__ = ("zone", "soa", "nxdomain", "nodata", "owners", "wild", "cuts", "deps",
-                 "has_dname", "size")
+                 "has_dname", "qtypes")
 
     def __init__(self, zone: Zone):
         self.zone = zone
         self.soa: object = None  # the negative SOA the zone templates were rendered with
         self.nxdomain: Template | None = None
         self.nodata: Template | None = None
-        self.owners: dict[Key, dict[int, Template | _Declined]] = {}
+        # by (owner, type): flat, for memory (one entry per CNAME owner asked, typically)
+        self.owners: dict[tuple[Key, int], Template | _Declined] = {}
+        self.qtypes: set[int] = set()  # the types `owners` has held (for forgetting an owner)
         self.wild: dict[Key, dict[int, Template | _Declined]] = {}
         self.cuts: dict[Key, Template | _Declined] = {}
-        self.deps: dict[Key, set[tuple[int, Key, int]]] = {}
+        self.deps: dict[Key, list[tuple[int, Key, int]]] = {}  # (a list: memory; repeats harmless)
         self.has_dname = any(_DNAME in node for node in zone.nodes.values())
-        self.size = 0
 
 
 _OWNER, _WILDCARD, _CUT = 0, 1, 2
@@ -269,20 +274,21 @@ class CompiledAnswers:
             while len(k) >= n and k not in touched:
                 touched.add(k)
                 k = k[1:]
-        owners, wild, cuts, deps = st.owners, st.wild, st.cuts, st.deps
+        owners, wild, cuts, deps, qtypes = st.owners, st.wild, st.cuts, st.deps, st.qtypes
         for k in touched:
-            if owners.pop(k, None) is not None:
-                st.size -= 1
+            for t in qtypes:
+                owners.pop((k, t), None)
             wild.pop(k, None)
             cuts.pop(k, None)
             for kind, key, qtype in deps.pop(k, ()):
-                table = owners if kind == _OWNER else wild if kind == _WILDCARD else None
-                if table is None:
+                if kind == _OWNER:
+                    owners.pop((key, qtype), None)
+                elif kind == _CUT:
                     cuts.pop(key, None)
-                    continue
-                types = table.get(key)
-                if types is not None:
-                    types.pop(qtype, None)
+                else:
+                    types = wild.get(key)
+                    if types is not None:
+                        types.pop(qtype, None)
         # the NXDOMAIN/NODATA templates follow the negative SOA by identity (`_zone_template`)
 
     def _state(self, zone: Zone) -> _ZoneState:
@@ -399,12 +405,11 @@ class CompiledAnswers:
                     shape: Shape | Pick = (_QR_AA, len(tails), 0, 0, tail)
                     template = None
                 elif entry is not None or _CNAME in node:
-                    types = st.owners.get(k)
-                    if types is None:
-                        types = st.owners[k] = {}
-                    template = types.get(qtype)
+                    template = st.owners.get((k, qtype))
                     if template is None:
-                        template = types[qtype] = self._template(st, low[12:qend], k, None, True)
+                        template = st.owners[(k, qtype)] = self._template(st, low[12:qend], k,
+                                                                          None, True)
+                        st.qtypes.add(qtype)
                         self._note_deps(st, template, _OWNER, k, qtype)
                 else:
                     template = st.nodata if st.soa is zone.negative_soa else None
@@ -439,19 +444,19 @@ class CompiledAnswers:
             if template is DECLINED:
                 return None
             if template.fixed:  # type: ignore[union-attr]
-                m: Key = ()
+                got = template.shape  # type: ignore[union-attr]
             else:
                 s = template.suffixes  # type: ignore[union-attr]
-                m = ()
+                m: Key = ()
                 for j in range(len(k)):
                     if k[j:] in s:
                         m = k[j:]
                         break
-            got = template.variants.get((m, qlen))  # type: ignore[union-attr]
-            if got is None:
-                got = self._fill(st, template, low[12:qend], m, qlen)  # type: ignore[arg-type]
+                got = template.variants.get((m, qlen))  # type: ignore[union-attr]
                 if got is None:
-                    return None
+                    got = self._fill(st, template, low[12:qend], m, qlen)  # type: ignore[arg-type]
+            if got is None:
+                return None
             shape = got
         single = type(shape[0]) is int
         if not single:  # a weighted pick
@@ -501,14 +506,17 @@ class CompiledAnswers:
         if expect is not None and any(r.outcome is not expect for _, r in outcomes):
             self.stats["mismatch"] += 1
             return DECLINED
-        t = Template(frozenset(suffixes), fixed, expect, frozenset(reads))
-        m: Key = ()
-        if not fixed:
+        # a fixed template needs no suffixes (one spelling of one name): none kept, for memory
+        t = Template(_NOTHING if fixed else frozenset(suffixes), fixed, expect, frozenset(reads))
+        if fixed:
+            t.shape = _shape(outcomes, question)
+        else:
+            m: Key = ()
             for j in range(len(k)):
                 if k[j:] in t.suffixes:
                     m = k[j:]
                     break
-        t.variants[(m, len(question) - 4)] = _shape(outcomes, question)
+            t.variants[(m, len(question) - 4)] = _shape(outcomes, question)
         self.stats["render"] += 1
         return t
 
@@ -521,7 +529,8 @@ class CompiledAnswers:
         if isinstance(t, Template):
             for r in t.reads:
                 if r != key:
-                    st.deps.setdefault(r, set()).add((kind, key, qtype))
+                    st.deps.setdefault(r, []).append((kind, key, qtype))
+            t.reads = _NOTHING  # registered: the template need not keep them
 
     def _direct(self, zone: Zone, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
         """An owner's CNAME to a plain RRset of the asked type in the zone, not below a cut
@@ -550,13 +559,12 @@ class CompiledAnswers:
     def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
               qlen: int) -> Shape | Pick | None:
         """Render one (suffix, L) variant through the reference pipeline and keep it."""
-        rendered = (self._direct(st.zone, question, question_key(question)) if t.fixed else None) \
-            or self._run(st.zone, question)
+        rendered = self._run(st.zone, question)  # (fixed templates are rendered once, whole)
         if rendered is None:
             return None
         outcomes, suffixes, _ = rendered
         if (t.expect is not None and any(r.outcome is not t.expect for _, r in outcomes)) \
-                or (not t.fixed and frozenset(suffixes) - t.suffixes):
+                or (not t.fixed and not t.suffixes.issuperset(suffixes)):
             self.stats["mismatch"] += 1  # the decision and the reference disagree: theirs
             return None
         shape = _shape(outcomes, question)
