@@ -146,19 +146,12 @@ def serve(kind: str, port: int) -> None:
     LOOPS[kind](sock)
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench._udp_loop", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=int, default=5, help="seconds of dnsperf per loop")
-    ap.add_argument("--serve", choices=sorted(LOOPS), help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.serve:
-        serve(args.serve, args.port)
-        return 0
+def measure(duration: int) -> list[tuple[str, float]]:
+    """(loop, datagrams per CPU-second) for each loop; empty without dnsperf and taskset."""
     dnsperf, taskset = find_tool("dnsperf"), find_tool("taskset")
     if not dnsperf or not taskset:
-        print("needs dnsperf and taskset", file=sys.stderr)
-        return 1
+        return []
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
         qfile = Path(tmp) / "q.txt"
         qfile.write_text("".join(f"h{i}.big.test. A\n" for i in range(1000)))
@@ -170,14 +163,30 @@ def main(argv: list[str]) -> int:
             try:
                 wait_replying(port, proc)
                 res = run_dnsperf([taskset, "-c", "1", dnsperf, "-s", "127.0.0.1", "-p", str(port),
-                                   "-d", str(qfile), "-l", str(args.duration), "-c", "4", "-q",
+                                   "-d", str(qfile), "-l", str(duration), "-c", "4", "-q",
                                    "100"], kind, kind, proc.pid)
             finally:
                 os.kill(proc.pid, 15)
                 proc.wait()
-            print(f"{kind:14s} {res.qps:9,.0f} qps  {res.per_cpu_second:9,.0f} datagrams per "
+            print(f"  {kind:14s} {res.qps:9,.0f} qps  {res.per_cpu_second:9,.0f} datagrams per "
                   f"CPU-second ({1e6 / max(res.per_cpu_second, 1):.2f} us each)  lost {res.lost}",
                   flush=True)
+            out.append((kind, res.per_cpu_second))
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench._udp_loop", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=int, default=5, help="seconds of dnsperf per loop")
+    ap.add_argument("--serve", choices=sorted(LOOPS), help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port)
+        return 0
+    if not measure(args.duration):
+        print("needs dnsperf and taskset", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -183,7 +183,11 @@ def main(argv: list[str]) -> int:
                 mixes = _scale_qps.run_mixes(zdir, zfile, ORIGIN, args.qps_servers.split(","),
                                              args.qps_duration, work, args.limit)
                 if mixes and not args.no_write:
-                    print(f"wrote {_scale_qps.write(mixes, n, args.qps_duration)}")
+                    from bench import _udp_loop
+
+                    extra = _scale_qps.notes(mixes, _udp_loop.measure(args.qps_duration),
+                                             _scale_qps.template_bytes(zfile))
+                    print(f"wrote {_scale_qps.write(mixes, n, args.qps_duration, extra)}")
     if not args.no_write:
         write_section(results, args)
     return 0
