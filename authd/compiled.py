@@ -533,28 +533,56 @@ class CompiledAnswers:
             t.reads = _NOTHING  # registered: the template need not keep them
 
     def _direct(self, zone: Zone, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
-        """An owner's CNAME to a plain RRset of the asked type in the zone, not below a cut
-        (RFC 1034 §4.3.2 step 3a, one restart), rendered by the reference's own renderer
-        without the rest of the pipeline; None for every other shape."""
+        """An owner's CNAME followed one step as `answer.solve` follows it (RFC 1034 §4.3.2
+        step 3a, one restart), rendered by the reference's own renderer without the rest of
+        the pipeline: to a plain RRset of the asked type (HIT), out of the zone (FOLLOW: the
+        chain so far), to a name without the type (NODATA) or to no name (NXDOMAIN; RFC 2308
+        §2.1, the CNAME in the answer, the SOA in authority). None for every other shape
+        (cuts, wildcards, further CNAMEs, aliases and weighted sets: the pipeline's)."""
         node = zone.nodes[k]
         qtype = question[-4] << 8 | question[-3]
         cname = node.get(_CNAME)
         if qtype in node or qtype == _NS or type(cname) is not Plain:
             return None
         target = key_of(cname.rrset[0].target)  # type: ignore[union-attr]
-        if not zone.contains(target) or target == k:
+        if target == k:
             return None
-        for j in range(len(target) - len(zone.okey)):
+        reads = {k, target}
+        suffixes: set[Key] = set()
+        _add_suffixes(suffixes, target)
+        if not zone.contains(target):
+            return [(1.0, _DirectReply([cname.rrset]))], suffixes, reads  # type: ignore[union-attr]
+        okey = zone.okey
+        for j in range(len(target) - len(okey)):
             if target[j:] in zone.cuts:
                 return None
         tnode = zone.nodes.get(target)
-        data = tnode.get(qtype) if tnode is not None else None
-        if type(data) is not Plain:
-            return None
-        reply = _DirectReply([cname.rrset, data.rrset])  # type: ignore[union-attr]
-        suffixes: set[Key] = set()
-        _add_suffixes(suffixes, target)
-        return [(1.0, reply)], suffixes, {k, target}
+        negative = zone.negative_soa
+        if tnode is not None:
+            data = tnode.get(qtype)
+            if type(data) is Plain:
+                return [(1.0, _DirectReply([cname.rrset, data.rrset]))], suffixes, reads  # type: ignore[union-attr]
+            if data is not None or _CNAME in tnode:
+                return None
+            rcode = 0  # NODATA at the target (RFC 2308 §2.2)
+        elif target in zone.existing:
+            rcode = 0  # an empty non-terminal
+        else:
+            ce = target[1:]
+            while ce not in zone.existing and len(ce) > len(okey):
+                reads.add(ce)
+                ce = ce[1:]
+            source = (_WILD,) + ce
+            reads.add(source)
+            if source in zone.nodes or source in zone.existing:
+                return None  # wildcard synthesis (or a wildcard ENT): the pipeline's
+            rcode = 3  # NXDOMAIN
+        reads.add(okey)  # the SOA
+        _add_suffixes(suffixes, key_of(negative.name))
+        for name in _rdata_names(negative):
+            _add_suffixes(suffixes, key_of(name))
+        reply = _DirectReply([cname.rrset], [negative], rcode)  # type: ignore[union-attr]
+        return [(1.0, reply)], suffixes, reads
 
     def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
               qlen: int) -> Shape | Pick | None:
@@ -611,16 +639,16 @@ class CompiledAnswers:
 class _DirectReply:
     """What `_shape` and `_run`'s callers read of a reply, for `_direct`'s answers."""
 
-    outcome = Outcome.HIT
-
-    def __init__(self, answer: list):
-        self.answer = answer
+    def __init__(self, answer: list, authority: list = (), rcode: int = 0):  # type: ignore[assignment]
+        self.answer, self.authority, self.rcode = answer, list(authority), rcode
+        self.outcome = (Outcome.MISS if rcode else Outcome.NODATA) if authority else Outcome.HIT
 
     def to_wire(self, limit: int, question: bytes = b"") -> bytes:
         labels = tuple(question_key(question)[:-1])
         r = Renderer(bytes(12), question, labels)
         an = sum(r.rrset(x) for x in self.answer)
-        r.out[2:12] = _HEAD.pack(_QR_AA, 1, an, 0, 0)
+        ns = sum(r.rrset(x) for x in self.authority)
+        r.out[2:12] = _HEAD.pack(_QR_AA | self.rcode, 1, an, ns, 0)
         return bytes(r.out)
 
 
