@@ -26,7 +26,7 @@ test: $(STAMP) tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check authd enactor resolver tests bench
-	$(BIN)/mypy authd/records.py authd/journal.py authd/zonefile.py
+	$(BIN)/mypy authd/model/records.py authd/model/journal.py authd/zonefiles/zonefile.py
 
 # The crash loops at the issue's full counts (CI runs a small share of them), then ten minutes
 # of DNS load, change churn and three enactors against one authd (bench/soak.py).

@@ -1,5 +1,5 @@
 """`python -m authd` runs the `authd` command."""
 
-from authd.cli import main
+from authd.cli.main import main
 
 raise SystemExit(main())

@@ -2,13 +2,13 @@
 from the journal, DNS, the Route 53 API, and in-process replicas on their own addresses.
 
 Trio shell: it wires parts together and starts tasks; every decision lives elsewhere
-(`authd.changes`, `authd.seed`, `authd.replica`, `authd.index`). `run_node` is what
+(`authd.model.changes`, `authd.zonefiles.seed`, `authd.store.replica`, `authd.dns.index`). `run_node` is what
 `authd serve --store/--control/--replicas` runs, and what tests and the enactor's demo start
 in a nursery: `node = await nursery.start(run_node, NodeConfig(...))`.
 
 Two shapes:
 - a primary (`replica_mode=False`): opens the store read-write, seeds it from `zones/`
-  (see `authd.seed` for the rule), serves DNS from a primary index, the control API if
+  (see `authd.zonefiles.seed` for the rule), serves DNS from a primary index, the control API if
   asked, and `replicas` more indexes each on 127.0.0.(2+i), each behind its own
   propagation delay. GetChange is INSYNC once the primary index and every replica applied it.
 - a replica process (`replica_mode=True`): opens the SQLite file read-only, follows its
@@ -18,7 +18,7 @@ Two shapes:
 With a PostgreSQL store (`store_path` = `postgresql://...`) every node is a peer: any of
 them seeds (one at a time), serves DNS and the change API, learns of new journal entries
 through LISTEN/NOTIFY (polling as the fallback), and registers with a heartbeat in the
-`nodes` table; GetChange waits for every live node (`authd.pgnodes`, `authd.nodes`).
+`nodes` table; GetChange waits for every live node (`authd.store.pgnodes`, `authd.store.nodes`).
 """
 
 from __future__ import annotations
@@ -34,16 +34,16 @@ from typing import Any
 
 import trio
 
-from authd.control import ControlAPI, check_listen, serve_control
-from authd.index import ServingIndex
-from authd.limits import Limits
-from authd.memstore import MemoryStore
-from authd.prober import Prober
-from authd.replica import Follower, Propagation, progress_dir
-from authd.seed import seed_store
-from authd.server import serve_dns
-from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir
+from authd.control.app import ControlAPI, check_listen, serve_control
+from authd.dns.index import ServingIndex
+from authd.dns.server import serve_dns
+from authd.health.prober import Prober
+from authd.model.limits import Limits
+from authd.store.memstore import MemoryStore
+from authd.store.replica import Follower, Propagation, progress_dir
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 
 log = logging.getLogger("authd.node")
 
@@ -53,7 +53,7 @@ class NodeConfig:
     store_path: str | None = None  # SQLite file; None = in memory (nothing survives exit)
     zones_dir: str | None = "zones/"  # seed from here (primary only); None = no seeding
     dns_host: str = "127.0.0.1"
-    dns_port: int = 5380  # authd.cli.DEFAULT_LISTEN; 0 = ephemeral (each replica then picks its own too)
+    dns_port: int = 5380  # authd.cli.main.DEFAULT_LISTEN; 0 = ephemeral (each replica then picks its own too)
     control: tuple[str, int] | None = None  # Route 53 API address; None = no API
     credentials: Mapping[str, str] | None = None  # None = test/test, loopback only
     replicas: int = 0
@@ -70,10 +70,10 @@ class NodeConfig:
     allow_axfr: bool = False
     probe_any_address: bool = False  # health checks may probe non-loopback targets
     health_checks: bool = True  # run the prober (primary with the control API only)
-    geomap: Any = None  # authd.geo.GeoMap: where clients are (`--geo-map FILE`)
+    geomap: Any = None  # authd.dns.geo.GeoMap: where clients are (`--geo-map FILE`)
     limits: Limits = field(default_factory=Limits)  # Route 53 quotas (`--limit NAME=VALUE`)
     watch_empty: list[tuple[str, str]] = field(default_factory=list)  # (name, type) to watch
-    watch_log: str | None = None  # JSON lines of authd.emptywatch transitions (primary index)
+    watch_log: str | None = None  # JSON lines of authd.dns.emptywatch transitions (primary index)
     metrics: bool = True  # /metrics on the change API (authd.metrics); counts every query
     dns_options: dict[str, Any] = field(default_factory=dict)  # more serve_dns keywords
 
@@ -99,8 +99,8 @@ class Node:
     control_url: str | None = None
     prober: Prober | None = None
     name: str = "primary"
-    peers: Any = None  # authd.pgnodes.Peers with a PostgreSQL store
-    link: Any = None  # authd.pgnodes.DatabaseLink with a PostgreSQL store
+    peers: Any = None  # authd.store.pgnodes.Peers with a PostgreSQL store
+    link: Any = None  # authd.store.pgnodes.DatabaseLink with a PostgreSQL store
 
     @property
     def servers(self) -> list[ServingReplica]:
@@ -125,7 +125,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     status_dir: Path | None
     pg = _is_postgres(cfg.store_path)
     if pg:
-        from authd.pgstore import PostgresStore
+        from authd.store.pgstore import PostgresStore
 
         store = PostgresStore(str(cfg.store_path))
         status_dir = None
@@ -149,8 +149,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             status_dir.mkdir(exist_ok=True)
     peers = link = None
     if pg:
-        from authd import pgnodes
-
+        from authd.store import pgnodes
         peers = pgnodes.Peers("", cfg.node_timeout)  # named once the DNS port is known
     propagation = Propagation(status_dir=status_dir if not cfg.replica_mode else None,
                               peers=peers.seqs if peers is not None else None)
@@ -261,8 +260,8 @@ def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | 
     import json
     import time
 
-    from authd.emptywatch import EmptyWatch
-    from authd.journal import EntryKind
+    from authd.dns.emptywatch import EmptyWatch
+    from authd.model.journal import EntryKind
 
     watch = EmptyWatch(names)
     out = open(path, "a", buffering=1) if path else None  # noqa: SIM115 - lives with the process

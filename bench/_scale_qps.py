@@ -220,8 +220,8 @@ def template_bytes(zfile: Path) -> tuple[int, int, float]:
 
     import dns.message
 
-    from authd.index import index_from_zones
-    from authd.zonefile import load_zone_dir
+    from authd.dns.index import index_from_zones
+    from authd.zonefiles.zonefile import load_zone_dir
 
     zones = load_zone_dir(zfile.parent)
     index = index_from_zones(zones, rng=random.Random(1))
@@ -267,7 +267,7 @@ def notes(results: list[MixResult], loops: list[tuple[str, float]],
                 f"compiled answer, {per:,.0f} bytes each (tracemalloc); plain A/AAAA/TXT "
                 "answers, NXDOMAIN and NODATA keep nothing per name (spliced from the zone's "
                 "own wire and one template per zone, per query-name length).", ""]
-    out += ["Every query of these mixes takes a compiled path (`authd.compiled`): a random "
+    out += ["Every query of these mixes takes a compiled path (`authd.dns.compiled`): a random "
             "existing name is its RRset's load-time wire behind a pointer to the question, a "
             "CNAME owner its answer rendered once, a random missing name the zone's NXDOMAIN "
             "template for that name length. What remains is Python's per-packet floor above "

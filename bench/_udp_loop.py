@@ -3,7 +3,7 @@
 Not a benchmark of authd: three bare Python loops that answer every datagram with a fixed
 transformation of itself (the work of a table hit: the ID copied, a few bytes spliced), so
 only the socket calls differ:
-- `recvfrom`: `recvfrom` + `sendto` per datagram, as `authd.server.serve_udp` does now;
+- `recvfrom`: `recvfrom` + `sendto` per datagram, as `authd.dns.server.serve_udp` does now;
 - `recvmsg_into`: `recvmsg_into` a preallocated buffer + `sendto`;
 - `mmsg`: Linux `recvmmsg`/`sendmmsg` through ctypes, up to 32 datagrams per call each way.
 Each loop runs pinned to CPU 0 while dnsperf (pinned to CPU 1) sends it queries for a few

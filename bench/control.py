@@ -33,13 +33,13 @@ from typing import Any
 import httpx
 import trio
 
-from authd.control import ControlAPI, serve_control
-from authd.journal import JournalEntry
-from authd.memstore import MemoryStore
-from authd.records import RecordSet
-from authd.replica import Follower, Propagation
-from authd.sqlstore import SQLiteStore
-from authd.store import Action, Change
+from authd.control.app import ControlAPI, serve_control
+from authd.model.journal import JournalEntry
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change
+from authd.store.memstore import MemoryStore
+from authd.store.replica import Follower, Propagation
+from authd.store.sqlstore import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: change API and store (issue 3)"
@@ -47,7 +47,7 @@ ZONE = "bench.test."
 
 
 class DictIndex:
-    """A stand-in serving index (name -> sets) used when authd.index is not present."""
+    """A stand-in serving index (name -> sets) used when authd.dns.index is not present."""
 
     def __init__(self) -> None:
         self.seq = 0
@@ -65,7 +65,7 @@ class DictIndex:
 
 def make_index() -> Any:
     try:
-        from authd.index import ServingIndex  # the data plane's, once merged
+        from authd.dns.index import ServingIndex  # the data plane's, once merged
 
         return ServingIndex()
     except Exception:
@@ -82,7 +82,7 @@ def batch_sets(tag: str, n: int = 1000) -> list[RecordSet]:
 
 
 def batch_xml(action: str, sets: list[RecordSet]) -> bytes:
-    from authd.r53xml import record_set_xml
+    from authd.control.r53xml import record_set_xml
 
     changes = "".join(f"<Change><Action>{action}</Action>{record_set_xml(rs)}</Change>" for rs in sets)
     return (
@@ -209,7 +209,7 @@ def bench_api(batches: int, tmp: Path, real_index: bool, run: int = 0) -> dict[s
         # the real thing: `authd serve` in its own process, the client (this process) apart
         store.close()
         url, dns_addr, stop, pid = serve_process(db, tmp)
-        index_name = "authd.index.ServingIndex"
+        index_name = "authd.dns.index.ServingIndex"
     else:
         index = DictIndex()
         index_name = "a dict (stand-in)"
@@ -304,8 +304,8 @@ def bench_stages(tmp: Path, rounds: int = 40) -> dict[str, dict[str, float]]:
     """Where a 1,000-change batch's time goes, stage by stage, in one process (no HTTP):
     SigV4 check, XML to Changes, the store's transaction (rules, SQLite, fsync), the serving
     index applying the journal entry. p50 ms per stage, for CREATE and for DELETE batches."""
-    from authd import r53xml, sigv4
-    from authd.index import ServingIndex
+    from authd.control import r53xml, sigv4
+    from authd.dns.index import ServingIndex
 
     store = SQLiteStore(tmp / "stages.db")
     zone, _ = store.create_zone(ZONE, "stages")

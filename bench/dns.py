@@ -65,8 +65,8 @@ QUERIES = [
 def nsd_zones(workdir: Path) -> list[tuple[str, Path]]:
     """RFC 1035 files for NSD: example.test as shipped; the Route 53 zones with each alias or
     weighted name rendered as one static answer (the first the index can give)."""
-    from authd.index import index_from_zones
-    from authd.zonefile import load_zone_dir
+    from authd.dns.index import index_from_zones
+    from authd.zonefiles.zonefile import load_zone_dir
 
     zones = load_zone_dir(ROOT / "zones")
     index = index_from_zones(zones)

@@ -1,7 +1,7 @@
 """The health-check prober's cost: CPU per probe and in all, for N checks on the fast
 (10 s) interval against loopback listeners, TCP and HTTP.
 
-Runs `authd.prober.Prober` over a MemoryStore of N checks for T seconds per type, against one
+Runs `authd.health.prober.Prober` over a MemoryStore of N checks for T seconds per type, against one
 loopback listener (accept-and-close for TCP, a 200 response for HTTP), and reports probes
 made, CPU seconds (this process: prober and listener together), CPU per probe, share of one
 core and max RSS. Route 53's default limit is 200 checks per account. Rewrites the
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import trio
 
-from authd import api_health as A
-from authd import healthcheck as H
-from authd.memstore import MemoryStore
-from authd.prober import Prober
+from authd.control import api_health as A
+from authd.health import healthcheck as H
+from authd.health.prober import Prober
+from authd.store.memstore import MemoryStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: health-check prober"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import dns.message
 
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry
-from authd.records import RecordSet
+from authd.dns.index import ServingIndex
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordSet
 
 ORIGIN = "bench.test."
 ZID = "Z0BENCH0TEST"

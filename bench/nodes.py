@@ -96,7 +96,7 @@ def run_batches(url: str, zone_id: str, batches: int) -> dict[str, Any]:
 
 
 def bench_sqlite(tmp: Path, batches: int) -> dict[str, Any]:
-    from authd.sqlstore import SQLiteStore
+    from authd.store.sqlstore import SQLiteStore
 
     db = tmp / "nodes.db"
     empty = tmp / "no-zones"
@@ -117,7 +117,7 @@ def bench_sqlite(tmp: Path, batches: int) -> dict[str, Any]:
 
 
 def bench_postgres(batches: int) -> dict[str, Any]:
-    from authd.pgstore import PostgresStore
+    from authd.store.pgstore import PostgresStore
     from tests.pg_helpers import Cluster
 
     cluster = Cluster(fsync=True).start()

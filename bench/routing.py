@@ -19,10 +19,10 @@ from pathlib import Path
 import dns.edns
 import dns.message
 
-from authd.geo import GeoMap
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import GeoLocation, RecordSet, Routing
+from authd.dns.geo import GeoMap
+from authd.dns.index import ServingIndex
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import GeoLocation, RecordSet, Routing
 
 SECTION = "## authd: routing policies over DNS (issue 11)"
 ROOT = Path(__file__).resolve().parent.parent

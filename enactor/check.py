@@ -2,7 +2,7 @@
 
 Pure core (no sockets, no real clock). The actors are the real `enactor.machine` state
 machines; their actions go through the real `enactor.client.perform` against the real
-`authd.memstore.MemoryStore` and its change-batch rules (`authd.changes`). Nothing here models
+`authd.store.memstore.MemoryStore` and its change-batch rules (`authd.model.changes`). Nothing here models
 the enactor: this module only chooses *who goes next*.
 
 The world
@@ -68,9 +68,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authd.memstore import MemoryStore
-from authd.seed import seed_store
-from authd.zonefile import load_zone_dir
+from authd.store.memstore import MemoryStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from enactor import liveness as lv
 from enactor import machine as m
 from enactor.client import perform
@@ -1192,6 +1192,9 @@ def build_parser(prog: str = "enactor check") -> Any:
                    help="do not replay the counterexample in-process to print its timeline")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--cells", type=int, metavar="N",
+                   help="check cells instead (enactor/cellcheck.py): one cell replays the 2025 race, "
+                        "the others must never answer empty; `enactor check --cells 2 --help` lists its flags")
     return p
 
 
@@ -1201,6 +1204,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from enactor.invariants import parse_invariants
 
+    if argv and any(a == "--cells" or a.startswith("--cells=") for a in argv):
+        from enactor.cellcheck import main as cells_main  # cells (issue 16): enactor/cellcheck.py
+
+        return cells_main(list(argv))
     args = build_parser().parse_args(argv)
     try:
         defects = m.parse_defects(args.defects)

@@ -33,6 +33,17 @@ def _defects(text: str) -> str:
     return text
 
 
+def _seconds(text: str) -> float:
+    """A non-negative number of seconds (--pace, --web-linger)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
+
+
 def _api_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api", default="http://127.0.0.1:8053", metavar="URL",
                    help="the Route 53 control API of authd (default http://127.0.0.1:8053)")
@@ -41,7 +52,7 @@ def _api_args(p: argparse.ArgumentParser) -> None:
 
 
 def _host_port(text: str) -> tuple[str, int]:
-    from authd.cli import parse_listen
+    from authd.cli.main import parse_listen
 
     return parse_listen(text)
 
@@ -88,13 +99,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         counts = EnactorCounts(cfg.name, crashes=load_crashes(crash_file(args.status_dir, cfg.name)))
         serve_metrics(counts, *args.metrics)
         observe = counts.observe
+    body: Any = functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir,
+                                  observe=observe)
+    if args.web:  # its own lane, live (enactor.web)
+        from enactor.web import endpoints_of, run_with_page
+
+        body = functools.partial(
+            run_with_page, cfg.name, *args.web, args.web_linger,
+            lambda obs: run_enactor(cfg, api, plans, status_dir=args.status_dir, observe=obs),
+            endpoints_of(plans), chained=observe)
     try:
-        trio.run(until_signal, f"enactor run ({cfg.name})",
-                 functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir,
-                                   observe=observe))
+        trio.run(until_signal, f"enactor run ({cfg.name})", body)
     except Exception as exc:
         if all(isinstance(e, KeyboardInterrupt) for e in leaves(exc)):
             raise  # a stop that came before the signal watcher: one line, exit 0
+        from authd.clean_exit import Fatal
+
+        if all(isinstance(e, Fatal) for e in leaves(exc)):
+            raise  # bad input (--web's port in use): one line, exit 2, not a crash
         if args.metrics:
             record_crash(counts, crash_file(args.status_dir, cfg.name))
         traceback.print_exc()  # a crash: the supervisor (or the outage runner) restarts us
@@ -200,6 +222,10 @@ def cmd_outage(args: argparse.Namespace) -> int:
         print("enactor outage: --plans must be at least 4 (b and c are stuck on plan 2; the "
               "cleaner keeps the newest 2)", file=sys.stderr)
         return 2
+    if args.cells:  # the blast-radius experiment (issue 16): enactor/cellsoutage.py
+        from enactor.cellsoutage import cli as cells_cli
+
+        return cells_cli(args, RESULTS)
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
     if args.write_schedule:
         sched.dump(args.write_schedule)
@@ -214,13 +240,31 @@ def cmd_outage(args: argparse.Namespace) -> int:
     if args.nodes > 1 and not str(args.store or "").startswith(("postgresql://", "postgres://")):
         print("enactor outage: --nodes > 1 needs --store postgresql://USER@HOST:PORT/DB", file=sys.stderr)
         return 2
-    res = run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose,
-                     store=args.store, nodes=args.nodes, node_delay=args.node_delay)
-    if args.json:
-        print(json.dumps({**res.summary, "png": png}, indent=2))
-    else:
-        print(res.report)
-        print(f"timeline PNG: {png}")
+    def run(live: Any = None) -> Any:
+        return run_outage(args.defects, sched, inprocess=args.inprocess, png=png, verbose=args.verbose,
+                          store=args.store, nodes=args.nodes, node_delay=args.node_delay, live=live)
+
+    def show(res: Any) -> None:
+        if args.json:
+            print(json.dumps({**res.summary, "png": png}, indent=2))
+        else:
+            print(res.report)
+            print(f"timeline PNG: {png}")
+        sys.stdout.flush()
+
+    pace = args.pace if args.pace is not None else (0.5 if args.web else 0.0)
+    if args.web:  # the live page (enactor.web): the same run, served as it happens
+        from enactor.web import serve_outage
+
+        return serve_outage(run, *args.web, pace=pace, linger=args.web_linger, on_result=show)
+    if pace > 0:
+        import threading
+
+        from enactor.web import LiveRun
+
+        show(run(LiveRun(None, pace, threading.Event())))
+        return 0
+    show(run())
     return 0
 
 
@@ -333,7 +377,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    from authd.store import Action, Change, InvalidChangeBatch
+    from authd.store.contract import Action, Change, InvalidChangeBatch
     from enactor.plan import lock_name
 
     api = _api(args)
@@ -362,7 +406,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     """Install plan N's tree and flip to it through the API, without any enactor."""
     from authd.clean_exit import Fatal
-    from authd.store import Action, Change
+    from authd.store.contract import Action, Change
     from enactor.machine import alias_to, chunk, tree_records
     from enactor.plan import PlanStore, lock_name, rollback_name, root_name, root_plan
 
@@ -431,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=_host_port, metavar="HOST:PORT",
                    help="serve Prometheus metrics (locks, flips, cleaner deletions, crashes, "
                         "state) at http://HOST:PORT/metrics (default: off)")
+    p.add_argument("--web", type=_host_port, metavar="HOST:PORT",
+                   help="serve a live page of this enactor's lane (locks, backoffs, flips, "
+                        "cleaner deletions, a crash) at http://HOST:PORT/ (default: off)")
+    p.add_argument("--web-linger", type=_seconds, metavar="SECONDS",
+                   help="after a crash, keep the page up this long before exiting 70 "
+                        "(default: exit at once, for the supervisor)")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("planner", help="write plan N+1 whenever the capacity input changes",
@@ -497,6 +547,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "to a different one, and every sample digs every node (default 1)")
     p.add_argument("--node-delay", type=float, default=2.0, metavar="SECONDS",
                    help="propagation delay of the last node (default 2): the empty answer reaches it last")
+    p.add_argument("--cells", type=int, default=0, metavar="N",
+                   help="the blast-radius experiment: N cells, each its own zone, locks, plans and "
+                        "enactors; the 2025 schedule in --defect-cell only; clients resolve through a "
+                        "real resolver; then the same schedule with no cells (default: no cells)")
+    p.add_argument("--defect-cell", type=int, default=2, metavar="K",
+                   help="with --cells: the cell whose enactors get the 2025 schedule (default 2)")
+    p.add_argument("--customers", type=int, default=200, metavar="N",
+                   help="with --cells: customer names resolved at every sample, and as many clients "
+                        "of the regional name (default 200)")
+    p.add_argument("--web", type=_host_port, metavar="HOST:PORT",
+                   help="serve a live page of the run at http://HOST:PORT/ (server-sent events): "
+                        "a lane per enactor, the active plan per endpoint, each authd node's "
+                        "answers (default: off)")
+    p.add_argument("--pace", type=_seconds, metavar="SECONDS",
+                   help="wait this long before each schedule step, so a human can follow "
+                        "(default: 0.5 with --web, else 0)")
+    p.add_argument("--web-linger", type=_seconds, metavar="SECONDS",
+                   help="with --web, keep the page up this long after the run, then exit "
+                        "(default: until Ctrl-C)")
     p.set_defaults(fn=cmd_outage)
 
     p = sub.add_parser("demo", help="the 2025 run then the fixed run, with dig output (make demo)",
@@ -530,6 +599,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
+    from enactor.cellscli import add_parser as add_cells_parser  # issue 16: enactor/cellscli.py
+
+    add_cells_parser(sub)
     sub.add_parser(
         "check",
         help="explore interleavings of the real enactor code for violations (enactor check --help)",

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from authd.records import RecordSet, route53_sort_key
-from authd.store import (
+from authd.model.records import RecordSet, route53_sort_key
+from authd.store.contract import (
     Change,
     ChangeInfo,
     HostedZone,
@@ -47,7 +47,7 @@ from enactor.plan import Plan, PlanError
 
 
 class ChangeApi(Protocol):
-    """The part of the Store protocol (authd.store) the enactor uses."""
+    """The part of the Store protocol (authd.store.contract) the enactor uses."""
 
     def find_zone_by_name(self, name: str) -> HostedZone: ...
 
@@ -183,7 +183,7 @@ class Route53Http:
             err = exc.response.get("Error", {})
             code, msg = str(err.get("Code", "")), str(err.get("Message", ""))
             if code == "InvalidChangeBatch":
-                from authd.r53xml import split_messages
+                from authd.control.r53xml import split_messages
 
                 raise InvalidChangeBatch(split_messages(msg)) from None
             if code == "NoSuchHostedZone":
@@ -196,7 +196,7 @@ class Route53Http:
             raise ApiUnavailable(f"{self.endpoint}: {exc}") from None
 
     def find_zone_by_name(self, name: str) -> HostedZone:
-        from authd.records import canonical_name
+        from authd.model.records import canonical_name
 
         want = canonical_name(name)
         out = self._call("list_hosted_zones_by_name", DNSName=want, MaxItems="1")
@@ -224,7 +224,7 @@ class Route53Http:
 
     def get_record_sets(self, zone_id: str, name: str, rtype: str) -> list[RecordSet]:
         """A point read: ListResourceRecordSets from (name, type), kept while it matches."""
-        from authd.records import canonical_name
+        from authd.model.records import canonical_name
 
         name = canonical_name(name)
         out: list[RecordSet] = []
@@ -239,7 +239,7 @@ class Route53Http:
         return [rs for page in self._pages(zone_id) for rs in page]
 
     def change_batch(self, zone_id: str, changes: Sequence[Change], comment: str = "") -> ChangeInfo:
-        from authd.store import ChangeStatus
+        from authd.store.contract import ChangeStatus
 
         batch: dict[str, Any] = {"Changes": [
             {"Action": c.action.value, "ResourceRecordSet": c.rrset.to_route53()} for c in changes]}

@@ -15,7 +15,7 @@ in an operator's words. The invariants (issue 6):
 - EVENTUALLY: under a fair schedule the newest plan becomes active (checked at quiescence and
   at the end of fair runs).
 
-Resolution uses the data plane's answer logic (`authd.index.ServingIndex.resolve_all`, fed
+Resolution uses the data plane's answer logic (`authd.dns.index.ServingIndex.resolve_all`, fed
 the store's snapshot journal entries) when it is installed, and otherwise a small alias and
 weighted-member walk over the store (`walk_outcomes`) with the same rules (aliases followed
 like symlinks; a weighted set answers one member with weight > 0, any member when all are 0).
@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from authd.records import RecordSet
+from authd.model.records import RecordSet
 from enactor import machine as m
 from enactor.plan import Endpoint, lock_name, rollback_name, root_plan
 
@@ -128,13 +128,13 @@ def _one(get: Callable[[str, str], Sequence[RecordSet]], rs: RecordSet, rtype: s
 
 def _serving_index() -> Any:
     try:
-        from authd.index import ServingIndex  # the data plane's real answer logic
+        from authd.dns.index import ServingIndex  # the data plane's real answer logic
     except ImportError:
         return None
     return ServingIndex if hasattr(ServingIndex, "resolve_all") else None
 
 
-ANSWER_LOGIC = "authd.index.ServingIndex.resolve_all" if _serving_index() else "enactor.invariants.walk_outcomes"
+ANSWER_LOGIC = "authd.dns.index.ServingIndex.resolve_all" if _serving_index() else "enactor.invariants.walk_outcomes"
 
 
 class Resolver:
@@ -144,7 +144,7 @@ class Resolver:
         self.names = tuple(names)
         self.index_cls = _serving_index() if use_index in (None, True) else None
         if use_index and self.index_cls is None:
-            raise RuntimeError("authd.index.ServingIndex.resolve_all is not installed")
+            raise RuntimeError("authd.dns.index.ServingIndex.resolve_all is not installed")
         self.cache: dict[Hashable, tuple[tuple[str, str, int, int], ...]] = {}
         self.zone_ids: dict[str, str] = {}
 

@@ -83,9 +83,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from authd.changes import msg_not_found
-from authd.records import AliasTarget, RecordSet
-from authd.store import Action, Change
+from authd.model.changes import msg_not_found
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change
 from enactor.plan import (
     Endpoint,
     Plan,

@@ -41,7 +41,7 @@ from enactor.testing import (
     make_driver,
     make_sim,
 )
-from enactor.timeline import Recorder, Sample, report, summary, write_png
+from enactor.timeline import Recorder, Sample, headline, report, summary, write_png
 
 REPO = Path(__file__).resolve().parent.parent
 ACTORS = ("enactor-a", "enactor-b", "enactor-c")
@@ -201,7 +201,7 @@ class Cluster:
 
     @property
     def watch_log(self) -> Path:
-        """authd's exact record of answers going empty and coming back (authd.emptywatch)."""
+        """authd's exact record of answers going empty and coming back (authd.dns.emptywatch)."""
         return self.work / "logs" / "empty-answers.jsonl"
 
     def start(self, actors: list[str], lock_ttl: float, endpoints: str = "both") -> None:
@@ -313,7 +313,7 @@ class ProcessDriver:
         """Stamp authd's empty/back transitions with the schedule time of the step that caused
         them: authd answers a change batch only once its serving index has applied it, so
         the line is in the file when the step returns."""
-        from authd.emptywatch import Transition
+        from authd.dns.emptywatch import Transition
 
         path = self.c.watch_log
         if not path.exists():
@@ -428,7 +428,7 @@ class ProcessDriver:
             how = "authd change"
             if out.returncode != 0:
                 # Older authd without the `change` command: same batch, same API.
-                from authd.store import Action, Change
+                from authd.store.contract import Action, Change
 
                 self.api.change_batch(zid, [Change(Action.DELETE, rs) for rs in recs], "operator typo")
                 how = "the change API"
@@ -476,8 +476,8 @@ def record_transition(rec: Recorder, t: float, name: str, rtype: str, empty: boo
 def watch_in_process(sim: Any, rec: Recorder) -> Any:
     """In-process, the same exact measurement: a serving index fed from the store's journal,
     checked after every enactor step (and after an operator's delete)."""
-    from authd.emptywatch import EmptyWatch
-    from authd.index import ServingIndex
+    from authd.dns.emptywatch import EmptyWatch
+    from authd.dns.index import ServingIndex
 
     index = ServingIndex()
     for entry in sim.api.snapshot():
@@ -535,11 +535,13 @@ def schedule_settings(schedule: Schedule) -> tuple[str | None, str, float]:
 
 def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = False, png: str | None = None,
                work: Path | None = None, verbose: bool = False, store: str | None = None,
-               nodes: int = 1, node_delay: float = 2.0) -> OutageResult:
+               nodes: int = 1, node_delay: float = 2.0, live: Any = None) -> OutageResult:
     """Run `schedule` with `defects` (None: what the schedule says, else the 2025 defects).
 
     `store` (postgresql://...) and `nodes`: that many authd nodes on a fresh database in that
-    server, sampled one by one; the last learns of changes `node_delay` seconds late."""
+    server, sampled one by one; the last learns of changes `node_delay` seconds late.
+    `live` (`enactor.web.LiveRun`): sees the driver before the run, every schedule step and
+    the summary at the end (the live web page, and pacing)."""
     want, endpoints, lock_ttl = schedule_settings(schedule)
     defects = defects or want or "2025"
     title = f"enactor outage --defects {defects}: {schedule.description}"
@@ -552,7 +554,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         drv.delete_tree = lambda plan: (delete(plan), catch_up())  # type: ignore[method-assign]
         if verbose:
             sim.on_log = lambda t, line: print(f"  {t - T0:7.2f}  {line}", flush=True)
-        run_schedule(schedule, drv)
+        if live is not None:
+            live.attach(drv, title, list(schedule.actors))
+        run_schedule(schedule, drv, on_step=live.step if live is not None else None)
         actors = {n: {"state": state_word(a.action is None, a.crashes, a.state.status.value),
                       "crashes": a.crashes,
                       "last_error": (a.crashed or "").strip().splitlines()[-1] if a.crashed else a.state.last_error}
@@ -561,6 +565,8 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         rep = report(drv.rec, summ)
         if png:
             write_png(drv.rec, summ, list(schedule.actors), png, title)
+        if live is not None:
+            live.end(summ, headline(drv.rec, title))
         return OutageResult(summ, rep, png, [], Path("."))
     if shutil.which("dig") is None:
         raise RuntimeError("dig is not installed (Debian package bind9-dnsutils); try --inprocess")
@@ -573,7 +579,9 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
     try:
         cluster.start(list(schedule.actors), lock_ttl, endpoints)
         pdrv = ProcessDriver(cluster, rec, verbose=verbose)
-        run_schedule(schedule, pdrv)
+        if live is not None:
+            live.attach(pdrv, title, list(schedule.actors))
+        run_schedule(schedule, pdrv, on_step=live.step if live is not None else None)
         actors = actor_states_from_procs(cluster)
         summ = summary(rec, actors, defects, schedule.description)
         summ["dns"] = f"{cluster.node_host(1)}:{cluster.dns_port}"
@@ -585,6 +593,8 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
         rep = report(rec, summ)
         if png:
             write_png(rec, summ, list(schedule.actors), png, title)
+        if live is not None:
+            live.end(summ, headline(rec, title))
         return OutageResult(summ, rep, png, pdrv.digs, work)
     finally:
         cluster.stop()

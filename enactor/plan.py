@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authd.records import MAX_WEIGHT, RecordError, canonical_name
+from authd.model.records import MAX_WEIGHT, RecordError, canonical_name
 
 SCHEMA_VERSION = 1
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from authd.memstore import MemoryStore
+from authd.store.memstore import MemoryStore
 from enactor import machine as m
 from enactor.invariants import Inv, StoreChecker, Violation, check_monotonic, watched
 from enactor.plan import Plan

@@ -2,7 +2,7 @@
 
 Pure core (no real clock, no sockets): a small discrete-event driver. Each actor is one
 enactor (`machine.step` over its own frozen state) whose actions go through the same
-`client.perform` as production, against an in-process Store (`authd.memstore.MemoryStore`).
+`client.perform` as production, against an in-process Store (`authd.store.memstore.MemoryStore`).
 Time is virtual: an action costs `op_time` seconds, a `Sleep` wakes the actor later, and the
 driver always runs the actor that is ready first (ties by name), so every run is the same.
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from authd.records import RecordSet
+from authd.model.records import RecordSet
 from enactor import machine as m
 from enactor.client import ChangeApi, perform
 from enactor.plan import Plan, lock_name, rollback_name, root_plan
@@ -199,11 +199,11 @@ class Sim:
 
 
 class DnsView:
-    """What authd's DNS would answer: its real serving index (`authd.index.ServingIndex`), fed
+    """What authd's DNS would answer: its real serving index (`authd.dns.index.ServingIndex`), fed
     from the store's journal like every authd server. `answers()` catches up first."""
 
     def __init__(self, store: Any):
-        from authd.index import ServingIndex
+        from authd.dns.index import ServingIndex
 
         self.store = store
         self.index = ServingIndex()
@@ -316,7 +316,7 @@ class SimDriver:
         return s
 
     def delete_tree(self, plan: int) -> None:
-        from authd.store import Action, Change  # local: only the operator path needs it
+        from authd.store.contract import Action, Change  # local: only the operator path needs it
 
         for zone, name, _ in {(z, n, "") for z, n, _ in self.watch}:
             zid = self.zone_id(zone)

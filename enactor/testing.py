@@ -1,6 +1,6 @@
 """Fixtures shared by the enactor's tests, the in-process outage and the checker.
 
-Pure core over `authd.memstore.MemoryStore` (no sockets, no clock): a store seeded from the
+Pure core over `authd.store.memstore.MemoryStore` (no sockets, no clock): a store seeded from the
 shipped zones (plan-0001 active on both endpoints), plans made from the default capacity,
 and a Sim with enactor-a, -b and -c.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from authd.memstore import MemoryStore
-from authd.seed import seed_store
-from authd.store import Action, Change
-from authd.zonefile import load_zone_dir
+from authd.store.contract import Action, Change
+from authd.store.memstore import MemoryStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from enactor import machine as m
 from enactor.plan import Plan
 from enactor.planner import Capacity, churn, default_capacity

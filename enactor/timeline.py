@@ -88,7 +88,7 @@ def clock_ms(t: float) -> str:
 def exact_windows(rec: Recorder) -> dict[str, list[tuple[float, float | None]]]:
     """Per "name TYPE": (start, end) of every window in which authd's serving index had no
     answer for it, from the `empty` / `back` events recorded at the change that did it
-    (`authd.emptywatch`); end None = still empty at the end of the run."""
+    (`authd.dns.emptywatch`); end None = still empty at the end of the run."""
     out: dict[str, list[tuple[float, float | None]]] = {}
     open_at: dict[str, float] = {}
     for e in rec.events:

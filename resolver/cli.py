@@ -78,7 +78,7 @@ def load_root_hints(path: Path, port: int) -> Delegation:
 
 
 def _metrics_address(text: str) -> tuple[str, int]:
-    from authd.cli import parse_listen
+    from authd.cli.main import parse_listen
 
     return parse_listen(text)
 

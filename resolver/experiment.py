@@ -235,7 +235,7 @@ class ControlAuthority:
 
     def __init__(self, authd: subprocess.Popen, server: Server, control: str,
                  runs: list[CellRun], settings: Settings) -> None:
-        from authd.cli_control import HttpControl
+        from authd.cli.control import HttpControl
 
         self.proc = authd
         self.server = server

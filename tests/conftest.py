@@ -12,9 +12,9 @@ import pytest
 import trio
 
 from authd import localnet
-from authd.index import ServingIndex, index_from_zones
-from authd.server import serve_dns
-from authd.zonefile import LoadedZone, load_zone_dir
+from authd.dns.index import ServingIndex, index_from_zones
+from authd.dns.server import serve_dns
+from authd.zonefiles.zonefile import LoadedZone, load_zone_dir
 from tests.pg_helpers import pg_cluster, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"

@@ -13,7 +13,7 @@ import boto3
 import trio
 from botocore.config import Config
 
-from authd.control import ControlAPI, serve_control
+from authd.control.app import ControlAPI, serve_control
 
 AWS = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "aws"
 

@@ -13,10 +13,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-import authd.answer
-import authd.index
-import authd.wire
-from authd.answer import (
+import authd.dns.answer
+import authd.dns.index
+import authd.dns.wire
+from authd.dns.answer import (
     OUR_PAYLOAD,
     Outcome,
     Zone,
@@ -25,7 +25,7 @@ from authd.answer import (
     answer_wire,
     make_query_wire,
 )
-from authd.records import AliasTarget, RecordSet
+from authd.model.records import AliasTarget, RecordSet
 
 ORIGIN = "t.test."
 SOA_VALUE = "ns1.t.test. hostmaster.t.test. 7 3600 900 604800 120"
@@ -125,7 +125,7 @@ def test_alias_loop_is_servfail_with_a_reason():
 
 
 def test_alias_chain_deeper_than_the_limit_is_servfail():
-    n = authd.answer.MAX_CHAIN + 2
+    n = authd.dns.answer.MAX_CHAIN + 2
     sets = [alias(f"h{i}.t.test.", "A", f"h{i + 1}.t.test.") for i in range(n)]
     sets.append(RecordSet(f"h{n}.t.test.", "A", 60, ("192.0.2.9",)))
     reply = ask(table(*sets), "h0.t.test.")
@@ -288,7 +288,7 @@ def test_axfr_refused_unless_allowed_and_tcp(index):
 # --- purity ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [authd.answer, authd.index, authd.wire])
+@pytest.mark.parametrize("module", [authd.dns.answer, authd.dns.index, authd.dns.wire])
 def test_pure_modules_import_no_io(module):
     tree = ast.parse(Path(module.__file__).read_text())
     imported = set()

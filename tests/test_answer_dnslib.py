@@ -9,7 +9,7 @@ import dns.rdatatype
 import pytest
 from dnslib import DNSRecord
 
-from authd.index import ServingIndex, snapshot_entries
+from authd.dns.index import ServingIndex, snapshot_entries
 from tests.test_differential import NAMES as DIFF_NAMES
 from tests.test_differential import TYPES as DIFF_TYPES
 
@@ -85,8 +85,8 @@ def test_every_answer_decodes_the_same_in_dnslib_and_dnspython(idx, variant):
 
 @pytest.mark.parametrize("edns", [None, 0])
 def test_hand_renderer_matches_dnspython_renderer(idx, edns):
-    """authd.wire.Renderer writes what dnspython's Message.to_wire writes, byte for byte."""
-    from authd.answer import answer
+    """authd.dns.wire.Renderer writes what dnspython's Message.to_wire writes, byte for byte."""
+    from authd.dns.answer import answer
 
     count = 0
     for i, name in enumerate(NAMES):

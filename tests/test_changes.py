@@ -1,4 +1,4 @@
-"""Change-batch rules (authd.changes): Route 53's semantics and wording, with no store."""
+"""Change-batch rules (authd.model.changes): Route 53's semantics and wording, with no store."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from authd import changes as rules
-from authd.changes import Accepted, Rejected, plan_batch
-from authd.records import AliasTarget, RecordKey, RecordSet
-from authd.store import Action, Change
+from authd.model import changes as rules
+from authd.model.changes import Accepted, Rejected, plan_batch
+from authd.model.records import AliasTarget, RecordKey, RecordSet
+from authd.store.contract import Action, Change
 
 ZID, ORIGIN = "Z0API0AWS", "api.aws."
 
@@ -268,7 +268,7 @@ def test_ids_are_readable_and_stable():
 
 
 def test_zone_id_from_the_files_own_aliases():
-    from authd.zonefile import load_zone_dir
+    from authd.zonefiles.zonefile import load_zone_dir
 
     zones = {z.origin: z for z in load_zone_dir(Path(__file__).parent.parent / "zones")}
     assert rules.zone_id_from_aliases("api.aws.", zones["api.aws."].record_sets) == "Z0API0AWS"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from authd.memstore import MemoryStore
-from authd.records import AliasTarget, RecordSet
-from authd.store import Action, Change, InvalidChangeBatch
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change, InvalidChangeBatch
+from authd.store.memstore import MemoryStore
 
 NAMES = ["a.t.", "b.t.", "c.t."]
 ZID = "Z0T"
@@ -86,7 +86,11 @@ def test_a_rejected_batch_changes_nothing(history, batch):
         assert store.journal_since(before_seq)[0].serial == store.find_zone(ZID).serial
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Most random batches are rightly rejected (that is the other test's subject), so with some
+# seeds more than half of the draws are filtered out by the `assume`s below; the check that
+# matters is on the batches that apply, and Hypothesis still fails if none ever does.
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.lists(changes, max_size=5), changes)
 def test_apply_then_inverse_restores(history, batch):
     store = fresh()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from authd.records import AliasTarget, RecordSet
-from authd.store import Action, Change
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change
 from enactor import check as c
 from enactor import machine as m
 from enactor.invariants import (

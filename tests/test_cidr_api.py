@@ -9,9 +9,9 @@ import botocore.exceptions
 import dns.message
 import pytest
 
-from authd.control import ControlAPI
-from authd.index import ServingIndex
-from authd.sqlstore import SQLiteStore
+from authd.control.app import ControlAPI
+from authd.dns.index import ServingIndex
+from authd.store.sqlstore import SQLiteStore
 from tests.control_helpers import client, running
 
 

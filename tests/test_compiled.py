@@ -1,4 +1,4 @@
-"""Compiled answers (`authd.compiled`) equal the reference pipeline's, byte for byte.
+"""Compiled answers (`authd.dns.compiled`) equal the reference pipeline's, byte for byte.
 
 Generated zones hold names, wildcards, empty non-terminals, CNAME chains in and out of the
 zone, delegations with glue, MX, weighted sets and aliases, with SOA names inside the zone or
@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.answer import TCP_LIMIT, enumerate_outcomes
-from authd.compiled import name_key
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordSet
+from authd.dns.answer import TCP_LIMIT, enumerate_outcomes
+from authd.dns.compiled import name_key
+from authd.dns.index import ServingIndex
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import AliasTarget, RecordSet
 
 Z, ZID = "c.test.", "Z0C0TEST"
 NAMES = ["c.test.", "a.c.test.", "b.a.c.test.", "*.c.test.", "*.a.c.test.", "x.*.w.c.test.",
@@ -252,6 +252,6 @@ def test_a_change_recompiles_only_the_names_it_touches():
 def test_name_key_is_key_of():
     from dns.name import from_text
 
-    from authd.answer import key_of
+    from authd.dns.answer import key_of
     for text in ["c.test.", "A.b.C.test.", "*.w.c.test.", "we\\.ird.c.test.", "."]:
         assert name_key(text) == key_of(from_text(text))

@@ -12,11 +12,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from authd.control import ControlAPI, ControlConfigError, check_listen, serve_control
-from authd.r53xml import split_messages
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir
+from authd.control.app import ControlAPI, ControlConfigError, check_listen, serve_control
+from authd.control.r53xml import split_messages
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
@@ -346,7 +346,7 @@ def test_non_loopback_listen_refuses_default_credentials():
 
 
 async def test_serve_control_refuses_non_loopback_without_credentials(tmp_path):
-    from authd.memstore import MemoryStore
+    from authd.store.memstore import MemoryStore
 
     with pytest.raises(ControlConfigError):
         await serve_control(ControlAPI(MemoryStore()), "0.0.0.0", 0)

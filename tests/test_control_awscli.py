@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from authd.control import ControlAPI
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir
+from authd.control.app import ControlAPI
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import AWS, aws_env, running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from authd.cli import main
-from authd.control import ControlAPI
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir, load_zone_file
+from authd.cli.main import main
+from authd.control.app import ControlAPI
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir, load_zone_file
 from tests.control_helpers import running
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"

@@ -31,15 +31,15 @@ from botocore.session import get_session
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd import r53xml as X
-from authd.cli import main
-from authd.control import ControlAPI
+from authd.cli.main import main
+from authd.control import r53xml as X
+from authd.control.app import ControlAPI
+from authd.control.r53xml import split_messages
 from authd.logsafe import SafeFormatter, escape_controls, setup_logging
-from authd.memstore import MemoryStore
-from authd.r53xml import split_messages
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir
+from authd.store.memstore import MemoryStore
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ def test_every_entry_point_installs_the_safe_formatter():
     for package in ("authd", "enactor", "resolver", "bench"):
         for path in (ROOT / package).glob("*.py"):
             assert "logging.basicConfig(" not in path.read_text(), path
-    for cli in ("authd/cli.py", "enactor/cli.py", "resolver/cli.py"):
+    for cli in ("authd/cli/main.py", "enactor/cli.py", "resolver/cli.py"):
         assert "setup_logging(" in (ROOT / cli).read_text(), cli
 
 

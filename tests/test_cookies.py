@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd import cookies, rrl
-from authd.cookies import Status, make_server_cookie, read_query, server_cookie_age, siphash24
-from authd.guard import Guard
+from authd.dns import cookies, rrl
+from authd.dns.cookies import Status, make_server_cookie, read_query, server_cookie_age, siphash24
+from authd.dns.guard import Guard
 
 # SipHash-2-4 reference vectors (the paper's appendix, and vectors.h of the reference code):
 # key 00..0f, message 00..(n-1)

@@ -10,9 +10,9 @@ import dns.message
 import pytest
 import trio
 
-from authd.cookies import server_cookie_age
-from authd.rrl import RrlConfig
-from authd.server import serve_dns
+from authd.dns.cookies import server_cookie_age
+from authd.dns.rrl import RrlConfig
+from authd.dns.server import serve_dns
 from tests.conftest import AuthdServer, require_tool, start_authd
 
 COOKIE_RE = re.compile(r"COOKIE: ([0-9a-fA-F]+)( \(good\))?")

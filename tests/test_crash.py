@@ -20,15 +20,15 @@ from typing import Any
 
 import pytest
 
-from authd.sqlstore import SQLiteStore
+from authd.store.sqlstore import SQLiteStore
 
 PER_BATCH = 40  # record sets per batch: enough that kills land inside transactions
 
 def child(db: str, per: int, wfd: int) -> None:
     """Runs in a forked process (no interpreter start-up per round): apply batches forever,
     writing `ACK n` after each acknowledged commit."""
-    from authd.records import RecordSet
-    from authd.store import Action, Change
+    from authd.model.records import RecordSet
+    from authd.store.contract import Action, Change
 
     store = SQLiteStore(db)
     try:

@@ -338,9 +338,6 @@ ODD_DELIBERATE = {
     ("knot", "opcode NOTIFY"): "as above",
     ("nsd", "trailing junk"): "authd says FORMERR for bytes after the last record, like Knot "
                               "and dnspython's parser (NSD ignores them)",
-    ("nsd", "CD set"): "RFC 4035 §3.1.6: the server MUST copy CD into the response; NSD and "
-                       "Knot clear it when they do no DNSSEC",
-    ("knot", "CD set"): "as above",
     ("nsd", "rcode set in query"): "authd ignores the RCODE of a query, like Knot (NSD says "
                                    "FORMERR)",
     ("knot", "class ANY"): "RFC 6895 §3.2: an answer to QCLASS=ANY is not authoritative; authd "

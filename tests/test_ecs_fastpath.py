@@ -1,4 +1,4 @@
-"""The hand parser's EDNS Client Subnet option (`authd.wire.parse_fast(allow_ecs=True)`)
+"""The hand parser's EDNS Client Subnet option (`authd.dns.wire.parse_fast(allow_ecs=True)`)
 against dnspython's: whatever it takes, dnspython reads the same family, source prefix and
 address; what it leaves, dnspython decides (and the answer is the same either way)."""
 
@@ -11,8 +11,8 @@ import dns.message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd.answer import Query, classify
-from authd.wire import parse_fast
+from authd.dns.answer import Query, classify
+from authd.dns.wire import parse_fast
 
 
 def ecs_query(family: int, source: int, scope: int, raw: bytes) -> bytes:

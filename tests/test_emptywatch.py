@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from authd.emptywatch import EmptyWatch, Transition, parse_watch
-from authd.store import Action, Change
+from authd.dns.emptywatch import EmptyWatch, Transition, parse_watch
+from authd.store.contract import Action, Change
 from enactor.outage import run_outage
 from enactor.schedule import schedule_2025
 from enactor.sim import DnsView

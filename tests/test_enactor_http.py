@@ -8,7 +8,7 @@ import json
 
 import trio
 
-from authd.control import ControlAPI, serve_control
+from authd.control.app import ControlAPI, serve_control
 from enactor import machine as m
 from enactor.client import Route53Http, perform
 from enactor.runner import run_enactor, run_stepped

@@ -1,7 +1,7 @@
 """The enactor state machine, in-process against MemoryStore on virtual time.
 
 Fast and deterministic: every test drives the real `enactor.machine.step` through the real
-`enactor.client.perform` against the real change-batch rules (`authd.changes`).
+`enactor.client.perform` against the real change-batch rules (`authd.model.changes`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from authd.records import AliasTarget, RecordSet
-from authd.store import Action, Change
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change
 from enactor import machine as m
 from enactor.client import perform
 from enactor.plan import lock_name, rollback_name, root_name

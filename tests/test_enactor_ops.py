@@ -9,7 +9,7 @@ from pathlib import Path
 
 import trio
 
-from authd.control import ControlAPI, serve_control
+from authd.control.app import ControlAPI, serve_control
 from enactor import machine as m
 from enactor.cli import main
 from enactor.client import Route53Http

@@ -6,16 +6,16 @@ control API, you will transactionally know if that's there or not and if you hol
 (DAT453, the DNS management system.)
 
 A DNS replica here is authd's real serving index (`ServingIndex`) fed from the store's journal
-through authd's real propagation delay model (`authd.replica.DelayLine`), on virtual time.
+through authd's real propagation delay model (`authd.store.replica.DelayLine`), on virtual time.
 """
 
 from __future__ import annotations
 
-from authd.index import ServingIndex
-from authd.memstore import MemoryStore
-from authd.records import RecordSet
-from authd.replica import DelayLine
-from authd.store import Action, Change, InvalidChangeBatch
+from authd.dns.index import ServingIndex
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change, InvalidChangeBatch
+from authd.store.memstore import MemoryStore
+from authd.store.replica import DelayLine
 from enactor import machine as m
 from enactor.plan import lock_name, root_name
 from enactor.testing import DUAL, T0, seeded_store
@@ -25,7 +25,7 @@ LOCK = lock_name(DUAL)
 
 class LaggingReplica:
     """A DNS server that hears of each change `delay` seconds late: authd's real propagation
-    model (`authd.replica.DelayLine`) in front of authd's real serving index, on virtual time."""
+    model (`authd.store.replica.DelayLine`) in front of authd's real serving index, on virtual time."""
 
     def __init__(self, store: MemoryStore, delay: float):
         self.store = store

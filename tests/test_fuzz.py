@@ -19,9 +19,9 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.answer import Outcome, answer
-from authd.index import ServingIndex, snapshot_entries
-from authd.wire import RD_CD, parse_fast
+from authd.dns.answer import Outcome, answer
+from authd.dns.index import ServingIndex, snapshot_entries
+from authd.dns.wire import RD_CD, parse_fast
 
 NAMES = ["host.example.test.", "HoSt.ExAmPlE.tEsT.", "dynamodb.us-east-1.api.aws.", "a.b.c.d.e.",
          "nosuch.example.test.", "big.example.test.", "x.wild.example.test.", ".",

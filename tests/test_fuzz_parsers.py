@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.zonefile import LoadedZone, ZoneLoadError, parse_master, parse_route53_json
+from authd.zonefiles.zonefile import LoadedZone, ZoneLoadError, parse_master, parse_route53_json
 from enactor.plan import Plan, PlanError, loads_plan
 from enactor.planner import default_capacity, next_plan
 

@@ -1,4 +1,4 @@
-"""The location table (`authd.geo`, `authd serve --geo-map FILE`): parsing with errors that
+"""The location table (`authd.dns.geo`, `authd serve --geo-map FILE`): parsing with errors that
 name the line and field, longest-prefix lookup bounded by a client subnet's source prefix,
 and region distances for latency routing."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from authd.geo import GeoMap, GeoMapError, Location, region_distance
+from authd.dns.geo import GeoMap, GeoMapError, Location, region_distance
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = """
@@ -74,7 +74,7 @@ def test_serve_refuses_a_bad_geo_map_naming_line_and_field(tmp_path):
     assert f"{bad} line 2: field 4 (SUBDIVISION) 'XX'" in out.stderr
 
 
-@pytest.mark.parametrize("module", ["geo", "cidr", "answer", "index", "changes", "records"])
+@pytest.mark.parametrize("module", ["dns/geo", "model/cidr", "dns/answer", "dns/index", "model/changes", "model/records"])
 def test_routing_cores_are_pure(module):
     """Pure cores import neither trio, socket nor time (house rule)."""
     import ast
@@ -90,7 +90,7 @@ def test_routing_cores_are_pure(module):
 
 
 def test_every_latency_region_is_on_a_continent():
-    from authd.geo import CONTINENTS, REGIONS, region_continent
+    from authd.dns.geo import CONTINENTS, REGIONS, region_continent
 
     assert all(region_continent(r) in CONTINENTS for r in REGIONS)
     assert (region_continent("ap-southeast-2"), region_continent("ap-northeast-1"),

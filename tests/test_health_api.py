@@ -12,9 +12,9 @@ import botocore
 import pytest
 from botocore.exceptions import ClientError
 
-from authd import api_health as A
-from authd.control import ControlAPI
-from authd.memstore import MemoryStore
+from authd.control import api_health as A
+from authd.control.app import ControlAPI
+from authd.store.memstore import MemoryStore
 from tests.control_helpers import client, running
 
 TCP = {"Type": "TCP", "IPAddress": "127.0.0.1", "Port": 9001, "RequestInterval": 10, "FailureThreshold": 2}
@@ -304,7 +304,7 @@ def test_awscli_health_check_commands(api, tmp_path):
     assert aws("list-health-checks")["HealthChecks"] == []
 
 
-@pytest.mark.skipif(not hasattr(__import__("authd.records").records.RecordSet, "health_check_id"),
+@pytest.mark.skipif(not hasattr(__import__("authd.model.records").model.records.RecordSet, "health_check_id"),
                     reason="waiting for routing policies (records.RecordSet.health_check_id) to be merged")
 def test_delete_while_record_sets_name_it_is_allowed_and_logged(api, caplog):
     """Route 53 "does not prevent you from deleting a health check even if the health check is

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from authd import records
+from authd.model import records
 from tests.control_helpers import client
 
 INTERVAL, THRESHOLD = 10, 2
@@ -34,7 +34,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed"),
     pytest.mark.skipif(not hasattr(records.RecordSet, "health_check_id"),
                        reason="waiting for routing policies (records.RecordSet.health_check_id, "
-                       "failover answers in authd.answer) to be merged"),
+                       "failover answers in authd.dns.answer) to be merged"),
 ]
 
 

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import trio
 
-from authd import api_health as A
+from authd.control import api_health as A
 from authd.node import NodeConfig, run_node
 from tests.control_helpers import client
 from tests.test_health_api import raw_problems, signed
@@ -67,7 +67,7 @@ async def test_node_probes_and_every_index_learns_the_status(tmp_path):
 
 
 async def test_authd_health_lists_what_dns_routes_by(tmp_path, capsys):
-    from authd.cli import main
+    from authd.cli.main import main
 
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     closed_port = listeners[0].socket.getsockname()[1]
@@ -96,7 +96,7 @@ async def test_authd_health_lists_what_dns_routes_by(tmp_path, capsys):
 
 
 async def test_a_node_without_the_prober_still_serves_the_api(tmp_path):
-    from authd.cli import build_parser
+    from authd.cli.main import build_parser
 
     assert build_parser().parse_args(["serve", "--no-health-prober"]).health_prober is False
     cfg = NodeConfig(store_path=None, zones_dir=None, dns_port=0, control=("127.0.0.1", 0),

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from authd.control import ControlAPI
-from authd.memstore import MemoryStore
+from authd.control.app import ControlAPI
+from authd.store.memstore import MemoryStore
 from tests.control_helpers import client, running
 
 octodns_route53 = pytest.importorskip("octodns_route53", reason="PyPI octodns-route53 is not installed")

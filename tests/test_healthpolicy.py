@@ -1,4 +1,4 @@
-"""The pure health-check policy (`authd.healthpolicy`) and configuration (`authd.healthcheck`):
+"""The pure health-check policy (`authd.health.healthpolicy`) and configuration (`authd.health.healthcheck`):
 property tests with hypothesis, Route 53's rules case by case."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import authd.healthcheck
-import authd.healthpolicy
-from authd import healthcheck as H
-from authd import healthpolicy as P
+import authd.health.healthcheck
+import authd.health.healthpolicy
+from authd.health import healthcheck as H
+from authd.health import healthpolicy as P
 
 
 def history(results: list[bool]) -> list[P.Observation]:
@@ -186,7 +186,7 @@ def test_ids_are_readable_stable_and_short():
     assert H.id_number("3f2e-uuid-like") == 0
 
 
-@pytest.mark.parametrize("module", [authd.healthpolicy, authd.healthcheck])
+@pytest.mark.parametrize("module", [authd.health.healthpolicy, authd.health.healthcheck])
 def test_pure_modules_import_no_io(module):
     tree = ast.parse(Path(module.__file__).read_text())
     imported = set()

@@ -10,10 +10,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from authd.answer import answer_wire
-from authd.index import ServingIndex, snapshot_entries, zone_id_for
-from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordKey, RecordSet
+from authd.dns.answer import answer_wire
+from authd.dns.index import ServingIndex, snapshot_entries, zone_id_for
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import AliasTarget, RecordKey, RecordSet
 
 STABLE = "dynamodb.us-east-1.api.aws."
 

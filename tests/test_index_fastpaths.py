@@ -1,6 +1,6 @@
 """The serving index's hand-written fast paths, checked against dnspython.
 
-`authd.answer` compiles address record sets without dnspython rdata (`_addresses`,
+`authd.dns.answer` compiles address record sets without dnspython rdata (`_addresses`,
 `AddressRRset`) and makes plain names without dnspython's checks (`_owner`). Each must give
 exactly what the library gives, and anything they do not take must still go through the
 library, so a malformed value raises before a change batch alters anything.
@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd.answer import (
+from authd.dns.answer import (
     AddressRRset,
     Plain,
     WireRRset,
@@ -33,10 +33,10 @@ from authd.answer import (
     _owner,
     key_of,
 )
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry
-from authd.records import RecordKey, RecordSet
-from authd.wire import Renderer
+from authd.dns.index import ServingIndex
+from authd.dns.wire import Renderer
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordKey, RecordSet
 
 A, AAAA, IN = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdataclass.IN
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordKey, RecordSet
+from authd.dns.index import ServingIndex
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import AliasTarget, RecordKey, RecordSet
 
 Z, ZID = "inc.test.", "Z0INC0TEST"
 OTHER, OTHER_ID = "other.test.", "Z0OTHER0TEST"
@@ -194,9 +194,9 @@ def test_a_change_forgets_only_its_own_zones_answers():
 
 
 def test_index_uses_the_stores_zone_id_rule_for_names_with_hyphens():
-    from authd import changes
-    from authd.index import snapshot_entries, zone_id_for
-    from authd.zonefile import LoadedZone
+    from authd.dns.index import snapshot_entries, zone_id_for
+    from authd.model import changes
+    from authd.zonefiles.zonefile import LoadedZone
 
     zone = LoadedZone("us-east-1.ex-ample.", (RecordSet("us-east-1.ex-ample.", "SOA", 60, (
         "ns.us-east-1.ex-ample. a.us-east-1.ex-ample. 1 2 3 4 5",)),), "test")

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.masterfile import read_master, tokenizer_reference
-from authd.zonefile import ZoneLoadError, check_zone, load_zone_file, parse_master
+from authd.zonefiles.masterfile import read_master, tokenizer_reference
+from authd.zonefiles.zonefile import ZoneLoadError, check_zone, load_zone_file, parse_master
 
 ORIGIN = "gen.test."
 
@@ -204,13 +204,13 @@ def test_good_cases_stay_loadable(tmp_path):
 @settings(max_examples=400, deadline=None)
 @given(rdata)
 def test_fast_canonical_value_equals_dnspython(case):
-    """The shortcut `authd.records.canonical_value` takes for plainly well-formed values."""
+    """The shortcut `authd.model.records.canonical_value` takes for plainly well-formed values."""
     import dns.name
     import dns.rdata
     import dns.rdataclass
     import dns.rdatatype
 
-    from authd.masterfile import fast_canonical_value
+    from authd.zonefiles.masterfile import fast_canonical_value
 
     rtype, value = case
     fast = fast_canonical_value(rtype, value)

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from authd.node import NodeConfig, run_node
-from authd.store import Action, Change, InvalidChangeBatch
+from authd.store.contract import Action, Change, InvalidChangeBatch
 from enactor import machine as m
 from enactor.client import Route53Http
 from enactor.metrics import EnactorCollector, EnactorCounts, load_crashes, record_crash

@@ -1,12 +1,12 @@
-"""The pure rules of `authd.nodes`: who counts for INSYNC, and the `authd nodes` table."""
+"""The pure rules of `authd.store.nodes`: who counts for INSYNC, and the `authd nodes` table."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import authd.nodes
-from authd.nodes import NodeRow, NodeState, insync_seq, live_seqs, state_of, table
+import authd.store.nodes
+from authd.store.nodes import NodeRow, NodeState, insync_seq, live_seqs, state_of, table
 
 
 def row(name: str, seq: int, age: float) -> NodeRow:
@@ -33,7 +33,7 @@ def test_the_table_shows_state_lag_and_heartbeat():
 
 
 def test_nodes_is_pure():
-    tree = ast.parse(Path(authd.nodes.__file__).read_text())
+    tree = ast.parse(Path(authd.store.nodes.__file__).read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not imported & {"trio", "socket", "time", "asyncio", "psycopg"}

@@ -9,7 +9,8 @@ import argparse
 
 import pytest
 
-from authd import cli as authd_cli
+from authd.cli import main as authd_cli
+from enactor import cellcheck as enactor_cellcheck
 from enactor import check as enactor_check
 from enactor import cli as enactor_cli
 from resolver import cli as resolver_cli
@@ -26,7 +27,8 @@ def walk(parser: argparse.ArgumentParser, path: str):
 
 
 PARSERS = [*walk(authd_cli.build_parser(), "authd"), *walk(enactor_cli.build_parser(), "enactor"),
-           *walk(resolver_cli.build_parser(), "resolver"), ("enactor check", enactor_check.build_parser())]
+           *walk(resolver_cli.build_parser(), "resolver"), ("enactor check", enactor_check.build_parser()),
+           ("enactor check --cells", enactor_cellcheck.build_parser())]
 
 
 @pytest.mark.parametrize("path,parser", PARSERS, ids=[p for p, _ in PARSERS])

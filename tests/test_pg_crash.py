@@ -22,7 +22,7 @@ import pytest
 
 from tests.test_crash import PER_BATCH, check
 
-pgstore = pytest.importorskip("authd.pgstore")
+pgstore = pytest.importorskip("authd.store.pgstore")
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime]
 
@@ -47,8 +47,8 @@ class QmarkConnection:
 def child(url: str, wfd: int) -> None:
     """In the forked process: apply batches forever, `ACK n` after each commit. A lost
     database ends the child (its in-flight batch is unacknowledged)."""
-    from authd.records import RecordSet
-    from authd.store import Action, Change
+    from authd.model.records import RecordSet
+    from authd.store.contract import Action, Change
 
     store = pgstore.PostgresStore(url)
     try:

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from authd.memstore import MemoryStore
-from authd.records import AliasTarget, RecordSet
-from authd.sqlstore import SQLiteStore
-from authd.store import Action, Change, InvalidChangeBatch, InvalidInput
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change, InvalidChangeBatch, InvalidInput
+from authd.store.memstore import MemoryStore
+from authd.store.sqlstore import SQLiteStore
 
-pgstore = pytest.importorskip("authd.pgstore")
+pgstore = pytest.importorskip("authd.store.pgstore")
 
 LABELS = ["a", "b", "c", "_lock"]
 _zones = itertools.count(1)

@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from authd.records import RecordSet
-from authd.store import Action, Change, InvalidChangeBatch
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change, InvalidChangeBatch
 
-pgstore = pytest.importorskip("authd.pgstore")
+pgstore = pytest.importorskip("authd.store.pgstore")
 
 PAIRS = 50
 
@@ -135,8 +135,8 @@ def test_losing_the_database_is_a_clear_error_and_the_store_reconnects(pg_cluste
 
 
 def test_node_registry_rows_forget_and_reregistering(pg_url):
-    from authd.nodes import NodeState, state_of
-    from authd.pgnodes import NodeRegistry
+    from authd.store.nodes import NodeState, state_of
+    from authd.store.pgnodes import NodeRegistry
 
     pgstore.PostgresStore(pg_url).close()  # the schema
     reg = NodeRegistry(pg_url)

@@ -12,11 +12,11 @@ from collections.abc import Callable
 import pytest
 import trio
 
-from authd import api_health as A
-from authd import healthcheck as H
-from authd import prober as PR
-from authd.index import ServingIndex
-from authd.memstore import MemoryStore
+from authd.control import api_health as A
+from authd.dns.index import ServingIndex
+from authd.health import healthcheck as H
+from authd.health import prober as PR
+from authd.store.memstore import MemoryStore
 
 EPOCH = 1_800_000_000.0
 

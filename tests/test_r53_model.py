@@ -3,7 +3,7 @@ model gives (issue 11 section 4), checked on the raw XML, not on what boto3 make
 
 The responses are captured from real boto3 calls (botocore's `after-call` event hands over
 the raw HTTP response) and walked by `tests.r53_model.check_response`. A scenario drives
-every operation of the zone/record core and of the surface in `authd.api_routes` through
+every operation of the zone/record core and of the surface in `authd.control.api_routes` through
 its success path and its refusals; any operation the router declares that the scenario does
 not know (health checks, CIDR collections, ... added elsewhere) is called with a synthetic
 input built from the model, and whatever comes back, success or error, must conform too.
@@ -19,12 +19,12 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from authd.api_routes import implemented_operations
-from authd.control import ControlAPI
-from authd.limits import Limits
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.zonefile import load_zone_dir
+from authd.control.api_routes import implemented_operations
+from authd.control.app import ControlAPI
+from authd.model.limits import Limits
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 from tests.r53_model import check_response, synthetic_input
 
@@ -223,7 +223,7 @@ def test_the_router_answers_exactly_the_declared_operations(api):
     assert len(answered) == len(declared)
     assert [p for op, st, b, h in answered for p in check_response(op, st, b, h)] == []
     assert routed_but_undeclared == [], (
-        "routed but not declared: add them to authd.api_routes (CORE_OPERATIONS or register())"
+        "routed but not declared: add them to authd.control.api_routes (CORE_OPERATIONS or register())"
     )
 
 

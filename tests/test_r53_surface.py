@@ -13,15 +13,15 @@ import botocore.exceptions
 import httpx
 import pytest
 
-from authd import api_geo
-from authd.changes import Accepted, Rejected, plan_batch
-from authd.control import ControlAPI
-from authd.limits import DEFAULTS, LimitError, Limits
-from authd.records import RecordSet
-from authd.seed import seed_store
-from authd.sqlstore import SQLiteStore
-from authd.store import Action, Change
-from authd.zonefile import load_zone_dir
+from authd.control import api_geo
+from authd.control.app import ControlAPI
+from authd.model.changes import Accepted, Rejected, plan_batch
+from authd.model.limits import DEFAULTS, LimitError, Limits
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change
+from authd.store.sqlstore import SQLiteStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir
 from tests.control_helpers import client, running
 from tests.test_control import signed
 
@@ -324,7 +324,8 @@ def test_test_dns_answer_runs_the_answer_pipeline(api):
 
 def test_api_modules_are_pure_where_they_say_so():
     """limits, api_base and the geo/tags shaping import neither trio, socket nor time."""
-    for name in ("limits", "api_base", "api_geo", "api_tags", "api_delegation", "api_dnssec", "api_zones"):
+    for name in ("model/limits", "control/api_base", "control/api_geo", "control/api_tags", "control/api_delegation",
+                 "control/api_dnssec", "control/api_zones"):
         tree = ast.parse((ROOT / "authd" / f"{name}.py").read_text())
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
@@ -340,8 +341,8 @@ def test_unsigned_requests_to_the_new_operations_are_refused(api):
 def test_test_dns_answer_locates_the_client_by_subnet_or_resolver(tmp_path):
     """Geolocation through TestDNSAnswer: the EDNS client subnet, else the resolver's address,
     mapped by the operator's table, decide the answer (the routing steps of the pipeline)."""
-    geo = pytest.importorskip("authd.geo", reason="authd.geo (geolocation routing) is not on this branch yet")
-    from authd.index import ServingIndex
+    geo = pytest.importorskip("authd.dns.geo", reason="authd.dns.geo (geolocation routing) is not on this branch yet")
+    from authd.dns.index import ServingIndex
 
     store, app = start(tmp_path)
     with running(app) as url:
@@ -370,8 +371,8 @@ def test_test_dns_answer_locates_the_client_by_subnet_or_resolver(tmp_path):
 
 
 def test_read_request_names_what_it_refuses():
-    from authd.api_base import ApiError, read_request
-    from authd.r53xml import BadRequest
+    from authd.control.api_base import ApiError, read_request
+    from authd.control.r53xml import BadRequest
 
     grammar = {"A": None, "L": ("list", "I", {"K": None}, 2)}
     ns = b' xmlns="https://route53.amazonaws.com/doc/2013-04-01/"'
@@ -394,11 +395,11 @@ def test_read_request_names_what_it_refuses():
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite", "postgresql"])
 def test_every_store_passes_its_count_to_the_record_set_quota(tmp_path, backend, request):
-    from authd.memstore import MemoryStore
-    from authd.store import InvalidChangeBatch
+    from authd.store.contract import InvalidChangeBatch
+    from authd.store.memstore import MemoryStore
 
     if backend == "postgresql":
-        pgstore = pytest.importorskip("authd.pgstore")
+        pgstore = pytest.importorskip("authd.store.pgstore")
         store = pgstore.PostgresStore(request.getfixturevalue("pg_url"))  # skips naming what is missing
     else:
         store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "q.db")

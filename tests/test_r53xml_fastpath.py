@@ -1,6 +1,6 @@
 """The change-batch XML fast path gives exactly what the generic conversion gives.
 
-`authd.r53xml._scan_change_batch` reads botocore's exact serialisation without a tree and
+`authd.control.r53xml._scan_change_batch` reads botocore's exact serialisation without a tree and
 leaves every other batch to the XML parser and `_generic_change_batch` (XML to the JSON
 shape, then `changes_from_route53`).
 Generated batches mix well-formed changes with the odd shapes a client could send; for each
@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd import r53xml as X
-from authd.records import AliasTarget, RecordSet
-from authd.store import Action, Change
+from authd.control import r53xml as X
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import Action, Change
 
 NS = X.NS
 
@@ -219,7 +219,7 @@ def test_character_data_the_parser_refuses_or_rewrites_is_left_to_it() -> None:
         assert outcome(X.parse_change_batch_xml, body) == outcome(reference), value
         assert X._scan_change_batch(body) is None, value
     # a tab is plain character data to the scanner (here in the comment); in a value, a raw
-    # control character is refused by the value check (authd.r53values), on either path
+    # control character is refused by the value check (authd.model.r53values), on either path
     with_tab = body.replace(b"<Changes>", b"<Comment>tab\there</Comment><Changes>").replace(b"tab\there</Value>", b"x</Value>")
     assert X._scan_change_batch(with_tab) is not None
     assert X._scan_change_batch(with_tab)[0] == "tab\there"

@@ -23,7 +23,7 @@ from authd.localnet import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-PORTS = (5380, 5381, 5382, 5390, 5391, 8053)  # every fixed port the README uses
+PORTS = (5380, 5381, 5382, 5390, 5391, 8053, 8080)  # every fixed port the README uses
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
 
 
@@ -68,7 +68,7 @@ def _explicit(line: str) -> str:
 def _ready(head: str) -> str:
     """A bash condition that is true once the server started by `head` is serving."""
     words = shlex.split(head)
-    addrs = [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("--listen", "--control")
+    addrs = [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("--listen", "--control", "--web")
              and words[i + 1] != "off"]
     if addrs:
         return " && ".join(f"(exec 3<>/dev/tcp/{a.rsplit(':', 1)[0]}/{a.rsplit(':', 1)[1]}) 2>/dev/null"

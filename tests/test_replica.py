@@ -10,12 +10,12 @@ import pytest
 import trio
 import trio.testing
 
-from authd.journal import EntryKind, JournalEntry
-from authd.memstore import MemoryStore
-from authd.records import RecordSet
-from authd.replica import DelayLine, Follower, Propagation
-from authd.sqlstore import SQLiteStore
-from authd.store import Action, Change
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change
+from authd.store.memstore import MemoryStore
+from authd.store.replica import DelayLine, Follower, Propagation
+from authd.store.sqlstore import SQLiteStore
 
 
 class RecordingIndex:

@@ -206,7 +206,7 @@ async def test_cli_change_on_the_store_file_waits_for_running_servers(tmp_path, 
     import json
     import time
 
-    from authd.cli import main
+    from authd.cli.main import main
 
     db = tmp_path / "authd.db"
     cfg = NodeConfig(store_path=str(db), zones_dir=ZONES, dns_port=0, replicas=1, replica_delays=[1.0],

@@ -15,10 +15,10 @@ import dns.rcode
 import pytest
 from dnslib import DNSRecord
 
-from authd.geo import GeoMap
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import AliasTarget, GeoLocation, RecordSet, Routing
+from authd.dns.geo import GeoMap
+from authd.dns.index import ServingIndex
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import AliasTarget, GeoLocation, RecordSet, Routing
 
 ORIGIN = "r.test."
 ZID = "Z0R0TEST"
@@ -371,8 +371,8 @@ def test_route53_json_zone_files_with_routing_are_served_without_a_store(tmp_pat
     """`authd serve --control off --geo-map ...`: a zones/ JSON export keeps its routing."""
     import json
 
-    from authd.index import index_from_zones
-    from authd.zonefile import load_zone_dir
+    from authd.dns.index import index_from_zones
+    from authd.zonefiles.zonefile import load_zone_dir
 
     sets = [{"Name": "geo.test.", "Type": "SOA", "TTL": 900,
              "ResourceRecords": [{"Value": "ns.geo.test. h.geo.test. 1 7200 900 1209600 60"}]},

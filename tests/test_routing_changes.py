@@ -1,17 +1,17 @@
 """Routing-policy record sets in the change API: the batch rules with Route 53's texts
-(`authd.changes`), the XML both ways (`authd.r53xml`), and every store keeping every field
+(`authd.model.changes`), the XML both ways (`authd.control.r53xml`), and every store keeping every field
 (nothing silently dropped: the HealthCheckId regression)."""
 
 from __future__ import annotations
 
 import pytest
 
-from authd import r53xml as X
-from authd.changes import Accepted, Rejected, plan_batch
-from authd.memstore import MemoryStore
-from authd.records import AliasTarget, GeoLocation, RecordSet, Routing
-from authd.sqlstore import SQLiteStore
-from authd.store import Action, Change, InvalidChangeBatch, InvalidInput
+from authd.control import r53xml as X
+from authd.model.changes import Accepted, Rejected, plan_batch
+from authd.model.records import AliasTarget, GeoLocation, RecordSet, Routing
+from authd.store.contract import Action, Change, InvalidChangeBatch, InvalidInput
+from authd.store.memstore import MemoryStore
+from authd.store.sqlstore import SQLiteStore
 from tests.test_changes import NS, ORIGIN, SOA, ZID, View
 
 HC = "0d6a1d2e-0000-4000-8000-00000000aaaa"
@@ -228,7 +228,7 @@ def test_botocore_serialisation_of_a_weighted_set_with_health_check_keeps_it():
 @pytest.mark.parametrize("kind", ["memory", "sqlite", "postgresql"])
 def test_stores_keep_and_list_back_every_routing_field(kind, tmp_path, request):
     if kind == "postgresql":
-        pgstore = pytest.importorskip("authd.pgstore")
+        pgstore = pytest.importorskip("authd.store.pgstore")
         store = pgstore.PostgresStore(request.getfixturevalue("pg_url"))
     else:
         store = MemoryStore() if kind == "memory" else SQLiteStore(str(tmp_path / "s.db"))

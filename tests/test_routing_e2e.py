@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from authd.sqlstore import SQLiteStore
+from authd.store.sqlstore import SQLiteStore
 from tests.control_helpers import client
 
 ROOT = Path(__file__).resolve().parent.parent

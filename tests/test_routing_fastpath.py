@@ -1,4 +1,4 @@
-"""Property: the answer fast path (the rendered-answer tables in `authd.index`) gives exactly
+"""Property: the answer fast path (the rendered-answer tables in `authd.dns.index`) gives exactly
 what the full pipeline gives, over generated zones with every routing policy, health states,
 clients in different mapped subnets (source address and EDNS Client Subnet) and health
 changes between questions.
@@ -16,12 +16,12 @@ import dns.message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.answer import answer as full_answer
-from authd.answer import enumerate_outcomes
-from authd.geo import GeoMap
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry, resource_entry
-from authd.records import AliasTarget, GeoLocation, RecordSet, Routing
+from authd.dns.answer import answer as full_answer
+from authd.dns.answer import enumerate_outcomes
+from authd.dns.geo import GeoMap
+from authd.dns.index import ServingIndex
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import AliasTarget, GeoLocation, RecordSet, Routing
 
 ORIGIN = "p.test."
 ZID = "Z0P0TEST"

@@ -11,10 +11,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from authd import cookies, rrl
-from authd.answer import make_query_wire
-from authd.guard import Guard
-from authd.rrl import RateLimiter, RClass, RrlConfig, Verdict, classify, network_of, truncated
+from authd.dns import cookies, rrl
+from authd.dns.answer import make_query_wire
+from authd.dns.guard import Guard
+from authd.dns.rrl import RateLimiter, RClass, RrlConfig, Verdict, classify, network_of, truncated
 
 SECRET = bytes(range(16))
 
@@ -134,11 +134,11 @@ def test_a_valid_server_cookie_exempts_a_client_and_a_cookie_client_slips_badcoo
 
 
 def test_pure_modules_import_no_clock_socket_or_trio():
-    import authd.cookies
+    import authd.dns.cookies
+    import authd.dns.guard
     import authd.errlog
-    import authd.guard
 
-    for mod in (rrl, authd.cookies, authd.guard, authd.errlog):
+    for mod in (rrl, authd.dns.cookies, authd.dns.guard, authd.errlog):
         text = Path(mod.__file__).read_text()
         for banned in ("import trio", "import socket", "import time", "from time"):
             assert banned not in text, (mod.__name__, banned)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from authd.cli_control import DEFAULT_STORE
+from authd.cli.control import DEFAULT_STORE
 from tests.control_helpers import client
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import dns.rcode
 import pytest
 import trio
 
-from authd.cookies import COOKIE, make_server_cookie
+from authd.dns.cookies import COOKIE, make_server_cookie
 from tests.conftest import ZONES
 
 ROOT = Path(__file__).resolve().parent.parent

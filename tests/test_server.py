@@ -18,8 +18,8 @@ import dns.rcode
 import pytest
 import trio
 
-from authd.journal import EntryKind, JournalEntry
-from authd.records import RecordKey
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordKey
 from tests.conftest import ZONES, dig, require_tool, start_authd
 
 pytestmark = pytest.mark.realtime

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from authd.journal import EntryKind
-from authd.memstore import MemoryStore
-from authd.records import AliasTarget, RecordSet
-from authd.seed import seed_store
-from authd.store import (
+from authd.model.journal import EntryKind
+from authd.model.records import AliasTarget, RecordSet
+from authd.store.contract import (
     Action,
     Change,
     HostedZoneAlreadyExists,
@@ -20,7 +18,9 @@ from authd.store import (
     NoSuchChange,
     NoSuchHostedZone,
 )
-from authd.zonefile import load_zone_dir, parse_route53_json
+from authd.store.memstore import MemoryStore
+from authd.zonefiles.seed import seed_store
+from authd.zonefiles.zonefile import load_zone_dir, parse_route53_json
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 
@@ -30,12 +30,12 @@ def _memory(request, tmp_path):
 
 
 def _sqlite(request, tmp_path):
-    sqlstore = pytest.importorskip("authd.sqlstore")
+    sqlstore = pytest.importorskip("authd.store.sqlstore")
     return sqlstore.SQLiteStore(tmp_path / "authd.db")
 
 
 def _postgres(request, tmp_path):
-    pgstore = pytest.importorskip("authd.pgstore")
+    pgstore = pytest.importorskip("authd.store.pgstore")
     return pgstore.PostgresStore(request.getfixturevalue("pg_url"))
 
 
@@ -211,7 +211,7 @@ def test_record_sets_page_matches_the_listing(store):
 
 
 def test_resource_create_get_list_count_delete(store):
-    from authd.store import NoSuchResource
+    from authd.store.contract import NoSuchResource
 
     assert store.get_resource("healthcheck", "hc-1") is None
     assert store.list_resources("healthcheck") == [] and store.count_resources("healthcheck") == 0
@@ -230,7 +230,7 @@ def test_resource_create_get_list_count_delete(store):
 
 
 def test_resource_version_conflicts_change_nothing(store):
-    from authd.store import ResourceConflict
+    from authd.store.contract import ResourceConflict
 
     store.put_resource("cidrcollection", "c1", {"v": 1})
     with pytest.raises(ResourceConflict):
@@ -256,7 +256,7 @@ def test_resource_documents_are_copies(store):
 
 
 def test_journaled_resources_reach_an_index_by_journal_and_by_snapshot(store):
-    from authd.index import ServingIndex
+    from authd.dns.index import ServingIndex
 
     store.create_zone("example.test", "ref-1")
     store.put_resource("tags", "quiet", {"not": "journaled"})  # no journal entry
@@ -288,7 +288,7 @@ def test_journaled_resources_reach_an_index_by_journal_and_by_snapshot(store):
 
 
 def test_resources_survive_reopen(tmp_path):
-    sqlstore = pytest.importorskip("authd.sqlstore")
+    sqlstore = pytest.importorskip("authd.store.sqlstore")
     s = sqlstore.SQLiteStore(tmp_path / "r.db")
     s.put_resource("healthcheck", "hc-1", {"port": 1}, journal=True)
     s.close()

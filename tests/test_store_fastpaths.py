@@ -9,7 +9,7 @@ import dns.rdatatype
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authd.records import canonical_name, canonical_value
+from authd.model.records import canonical_name, canonical_value
 
 labels = st.text(alphabet="abcXYZ019-_", min_size=1, max_size=63)
 
@@ -43,8 +43,8 @@ names = st.lists(st.text(alphabet="abz09-_", min_size=1, max_size=4), min_size=0
 @given(st.lists(st.tuples(names, st.sampled_from(["A", "AAAA", "TXT", "NS"]),
                           st.one_of(st.none(), st.sampled_from(["a", "b", "lb-1"]))), min_size=2, max_size=8))
 def test_listing_key_orders_like_route53_sort_key(items):
-    from authd.changes import listing_key
-    from authd.records import RecordSet, route53_sort_key
+    from authd.model.changes import listing_key
+    from authd.model.records import RecordSet, route53_sort_key
 
     sets = [
         RecordSet(".".join([*labels, "t"]) + ".", rtype, 60, ('"x"',) if rtype == "TXT" else
@@ -68,7 +68,7 @@ def test_store_encoding_matches_json_dumps(name, rtype, ttl, values, set_id, wei
     """The store's hand-written row encoding is json.dumps's, byte for byte, and decodes back."""
     import json
 
-    from authd.sqlstore import _decode, _decode_all, _dumps, _encode
+    from authd.store.sqlstore import _decode, _decode_all, _dumps, _encode
 
     rs = _decode([name, rtype, ttl, values, set_id, weight, list(alias) if alias else None])
     assert _dumps(rs) == json.dumps(_encode(rs))
@@ -77,8 +77,8 @@ def test_store_encoding_matches_json_dumps(name, rtype, ttl, values, set_id, wei
 
 def test_store_encoding_takes_the_fast_path_for_plain_sets():
     """Guards the property above against vacuity: a plain A set is written by the f-string."""
-    import authd.sqlstore as S
-    from authd.records import RecordSet
+    import authd.store.sqlstore as S
+    from authd.model.records import RecordSet
 
     rs = RecordSet("h1.t.", "A", 60, ("192.0.2.1", "192.0.2.2"))
     real_json = S.json

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from authd.memstore import MemoryStore
-from authd.records import RecordSet
-from authd.sqlstore import SQLiteStore
-from authd.store import Action, Change, InvalidChangeBatch
+from authd.model.records import RecordSet
+from authd.store.contract import Action, Change, InvalidChangeBatch
+from authd.store.memstore import MemoryStore
+from authd.store.sqlstore import SQLiteStore
 
 
 def test_restart_gives_the_same_state(tmp_path):

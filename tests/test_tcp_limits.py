@@ -10,8 +10,8 @@ import dns.rcode
 import pytest
 import trio
 
+from authd.dns.server import _bind_pair, _Slot, pick_victim, serve_tcp
 from authd.errlog import ErrorLog
-from authd.server import _bind_pair, _Slot, pick_victim, serve_tcp
 
 QUERY = dns.message.make_query("host.example.test.", "A").to_wire()
 FRAME = len(QUERY).to_bytes(2, "big") + QUERY
@@ -94,9 +94,9 @@ def test_error_log_writes_one_line_per_class_per_interval(caplog):
 
 
 def test_the_stop_line_says_what_the_guards_did(index):
-    from authd.guard import Guard
-    from authd.rrl import RateLimiter
-    from authd.server import hardening_summary
+    from authd.dns.guard import Guard
+    from authd.dns.rrl import RateLimiter
+    from authd.dns.server import hardening_summary
 
     guard = Guard(index.respond, bytes(16), RateLimiter(rate=1, slip=2, window=1))
     for _ in range(3):

@@ -16,10 +16,10 @@ import dns.message
 import pytest
 import trio
 
-from authd.answer import Zone, ZoneTable, answer, make_query_wire
-from authd.index import ServingIndex, snapshot_entries
-from authd.journal import EntryKind, JournalEntry
-from authd.records import AliasTarget, RecordSet
+from authd.dns.answer import Zone, ZoneTable, answer, make_query_wire
+from authd.dns.index import ServingIndex, snapshot_entries
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import AliasTarget, RecordSet
 from tests.conftest import start_authd
 
 ALPHA = 0.001

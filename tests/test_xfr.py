@@ -18,12 +18,12 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from authd import tsig
-from authd.index import ServingIndex
-from authd.journal import EntryKind, JournalEntry
+from authd.dns import tsig
+from authd.dns.index import ServingIndex
+from authd.dns.xfr import TransferRule, TransferService, TransferView
 from authd.localnet import free_port, stop, wait_answering
-from authd.records import AliasTarget, RecordSet
-from authd.xfr import TransferRule, TransferService, TransferView
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import AliasTarget, RecordSet
 from tests.xfr_peers import start_knot, start_nsd
 
 ROOT = Path(__file__).resolve().parent.parent

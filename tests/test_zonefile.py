@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from authd.records import RecordSet
-from authd.zonefile import ZoneLoadError, load_zone_dir, load_zone_file
+from authd.model.records import RecordSet
+from authd.zonefiles.zonefile import ZoneLoadError, load_zone_dir, load_zone_file
 
 ZONES = Path(__file__).resolve().parent.parent / "zones"
 

@@ -1,0 +1,1 @@
+"""The record model and the change-batch rules that every part shares."""

@@ -1,0 +1,256 @@
+"""Journal followers: how every serving index (the primary's and each replica's) learns of
+changes, and how the control API learns that a change is INSYNC.
+
+Two parts:
+- `DelayLine` (pure core): holds journal entries until `observed_at + delay`, in order. It
+  models a replica that hears of changes late (eventual consistency, an injectable delay).
+- `Follower` (trio shell): at start applies `source.snapshot()` to the index, then reads
+  `source.journal_since(index.seq)` whenever woken (the control API wakes in-process
+  followers on every accepted change) or every `poll_interval` (replicas in other processes
+  reading the SQLite file), and applies entries through the same `index.apply`, so startup
+  and runtime share one code path.
+
+`Propagation` answers the control API's question "which journal seq has every serving
+replica applied?" from in-process followers and from progress files that replica processes
+write (`<db>.replicas/<name>.seq`, updated atomically after each apply). A progress file
+that has not been touched for `stale_after` seconds is a replica that is gone and no longer
+counts (it is logged once), so one dead process cannot keep every change PENDING forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import trio
+
+from authd.model.journal import JournalEntry
+
+log = logging.getLogger("authd.replica")
+
+
+class ServingIndexLike(Protocol):
+    """The contract `authd.dns.index.ServingIndex` fulfils."""
+
+    @property
+    def seq(self) -> int: ...
+
+    def apply(self, entry: JournalEntry) -> object: ...
+
+
+class JournalSource(Protocol):
+    def snapshot(self) -> list[JournalEntry]: ...
+
+    def journal_since(self, seq: int) -> list[JournalEntry]: ...
+
+
+class DelayLine:
+    """Entries become due `delay` seconds after they were first observed, in seq order."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self._queue: deque[tuple[float, JournalEntry]] = deque()
+        self.observed_seq = 0
+
+    def observe(self, entries: Iterable[JournalEntry], now: float) -> None:
+        for e in entries:
+            if e.seq > self.observed_seq:
+                self._queue.append((now + self.delay, e))
+                self.observed_seq = e.seq
+
+    def due(self, now: float) -> list[JournalEntry]:
+        out = []
+        while self._queue and self._queue[0][0] <= now:
+            out.append(self._queue.popleft()[1])
+        return out
+
+    def next_due(self) -> float | None:
+        return self._queue[0][0] if self._queue else None
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+class Follower:
+    """Keeps one serving index in step with a store's journal.
+
+    Args:
+        name: for logs and progress files, e.g. "replica-1".
+        source: the store (or a read-only view of it).
+        index: the serving index to feed (`apply(entry)`, `seq`).
+        delay: propagation delay in seconds (0 for the primary).
+        poll_interval: how often to look for new entries when nobody wakes us.
+        call: runs a blocking store call (the control API's worker thread); default inline.
+        progress_path: if set, the applied seq is written there after each apply.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: JournalSource,
+        index: ServingIndexLike,
+        *,
+        delay: float = 0.0,
+        poll_interval: float = 0.05,
+        call: Callable[..., Awaitable[Any]] = _inline,
+        progress_path: Path | None = None,
+    ):
+        self.name, self.source, self.index = name, source, index
+        self.line = DelayLine(delay)
+        self.poll_interval = poll_interval
+        self.call = call
+        self.progress_path = progress_path
+        self._wake = trio.Event()
+        self.applied = trio.Condition()  # notified after every apply, for waiters in tests
+        self._last_progress = float("-inf")
+
+    @property
+    def delay(self) -> float:
+        return self.line.delay
+
+    @delay.setter
+    def delay(self, value: float) -> None:
+        self.line.delay = value
+
+    @property
+    def applied_seq(self) -> int:
+        return self.index.seq
+
+    def wake(self) -> None:
+        """Look at the journal now (called from trio, e.g. after an accepted change)."""
+        self._wake.set()
+
+    async def bootstrap(self) -> None:
+        snapshot = await self.call(self.source.snapshot)
+        for entry in snapshot:
+            self._apply(entry)
+        self.line.observed_seq = max(self.line.observed_seq, self.index.seq)
+        log.info("%s: loaded snapshot at seq %d (%d zones)", self.name, self.index.seq, len(snapshot))
+        self._write_progress()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bootstrap, then follow forever. `task_status.started()` once the snapshot is in."""
+        await self.bootstrap()
+        task_status.started()
+        while True:
+            self._wake = trio.Event()
+            entries = await self.call(self.source.journal_since, self.line.observed_seq)
+            now = trio.current_time()
+            self.line.observe(entries, now)
+            await self._apply_due(now)
+            timeout = self.poll_interval
+            nxt = self.line.next_due()
+            if nxt is not None:
+                timeout = min(timeout, max(0.0, nxt - trio.current_time()))
+            if self.progress_path is not None and trio.current_time() - self._last_progress > 1.0:
+                self._write_progress()  # heartbeat: an idle replica is still a live replica
+            with trio.move_on_after(timeout):
+                await self._wake.wait()
+
+    async def _apply_due(self, now: float) -> None:
+        due = self.line.due(now)
+        if not due:
+            return
+        for entry in due:
+            if entry.seq > self.index.seq:
+                self._apply(entry)
+        if self.line.delay:
+            log.info("%s: applied up to seq %d (%.2fs behind the journal by design)",
+                     self.name, self.index.seq, self.line.delay)
+        self._write_progress()
+        async with self.applied:
+            self.applied.notify_all()
+
+    def _apply(self, entry: JournalEntry) -> None:
+        try:
+            self.index.apply(entry)
+        except Exception as exc:  # the index refuses what it cannot serve; keep following
+            log.error("%s: could not apply %s seq %d (%s, change %s): %s; answers for %s stay as they were",
+                      self.name, entry.kind.value, entry.seq, entry.zone_name, entry.change_id or "-",
+                      exc, entry.zone_name)
+
+    async def wait_applied(self, seq: int) -> None:
+        """Return once this follower's index has applied `seq`."""
+        async with self.applied:
+            while self.index.seq < seq:
+                await self.applied.wait()
+
+    def _write_progress(self) -> None:
+        if self.progress_path is None:
+            return
+        self._last_progress = trio.current_time()
+        tmp = self.progress_path.with_suffix(".tmp")
+        tmp.write_text(f"{self.index.seq}\n")
+        os.replace(tmp, self.progress_path)
+
+
+def progress_dir(db_path: str | Path) -> Path:
+    """Where replica processes following `db_path` report their applied seq."""
+    return Path(str(db_path) + ".replicas")
+
+
+class Propagation:
+    """The lowest journal seq applied by every serving replica (the GetChange question)."""
+
+    def __init__(self, status_dir: Path | None = None, stale_after: float = 10.0,
+                 wall_clock: Callable[[], float] | None = None,
+                 peers: Callable[[], dict[str, int]] | None = None):
+        self.followers: list[Follower] = []
+        self.peers = peers  # other nodes' applied seqs (a shared PostgreSQL store: authd.store.pgnodes)
+        self.status_dir = status_dir
+        self.stale_after = stale_after
+        self._wall = wall_clock
+        self._gone: set[str] = set()
+
+    def add(self, follower: Follower) -> None:
+        self.followers.append(follower)
+
+    def wake_all(self, *_: Any) -> None:
+        for f in self.followers:
+            f.wake()
+
+    def external(self) -> dict[str, int]:
+        """Replica processes' applied seqs, from fresh progress files."""
+        out: dict[str, int] = {}
+        if self.status_dir is None or not self.status_dir.is_dir():
+            return out
+        now = self._wall() if self._wall else time.time()  # progress files carry wall-clock mtimes
+        own = {f.name for f in self.followers}  # their files are this process's own writes
+        for path in self.status_dir.glob("*.seq"):
+            if path.stem in own:
+                continue
+            try:
+                age = now - path.stat().st_mtime
+                seq = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                continue
+            if age > self.stale_after:
+                if path.stem not in self._gone:
+                    log.warning("replica %s: no progress for %.0fs, no longer counted for INSYNC", path.stem, age)
+                    self._gone.add(path.stem)
+                continue
+            self._gone.discard(path.stem)
+            out[path.stem] = seq
+        return out
+
+    def applied_seq(self) -> int:
+        seqs = [f.applied_seq for f in self.followers] + list(self.external().values())
+        if self.peers is not None:
+            seqs += self.peers().values()
+        return min(seqs) if seqs else 2**63
+
+    def describe(self) -> dict[str, int]:
+        d = {f.name: f.applied_seq for f in self.followers}
+        d.update(self.external())
+        if self.peers is not None:
+            d.update(self.peers())
+        return d
