@@ -24,13 +24,21 @@ on the zone's own lookup structures without dnspython:
 - else the closest encloser's wildcard (RFC 4592 §3.3.1): that source and type's template;
 - else NXDOMAIN: the zone's NXDOMAIN template (RFC 2308 §2.1).
 
-Every template is rendered by the reference pipeline itself (`answer.answer`, with a
-representative query: ID 0, no flags, no EDNS, the lowered question), the first time a
-(template, suffix, L) is met, and checked then to have the outcome the decision expected.
-Per query only the header (RD/CD copied, RFC 1035 §4.1.1; the EDNS OPT appended with DO
-echoed, RFC 6891 §6.1.1, RFC 3225 §3) is built. The reference run goes through a view of the
-zone that records which names it read, so a change batch forgets only the templates of the
-names it touches and of the names that read them (CNAME and alias targets, glue).
+Where the bytes come from, cheapest first:
+- an owner's own plain RRset with no name in its rdata (A, AAAA, TXT, ...): its RRs were
+  rendered at load (`WireRRset.tails`), so the sections are a pointer to the question before
+  each; nothing is kept per name;
+- an owner's CNAME followed one step (to data, to a name without the type, to no name, out
+  of the zone): rendered once by the reference's own `Renderer`, kept per owner and type;
+- everything else (NXDOMAIN, NODATA, wildcards, referrals, aliases, weighted sets, longer
+  chains): rendered by the reference pipeline itself (`answer.answer`, with a representative
+  query: ID 0, no flags, no EDNS, the lowered question) the first time a (template,
+  suffix, L) is met, and checked then to have the outcome the decision expected.
+Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
+§4.1.1; `copied_flags` asks the pipeline which), and the EDNS OPT appended with DO echoed
+(RFC 6891 §6.1.1, RFC 3225 §3). A rendering reads the zone through a view that records which
+names it read, so a change batch forgets only the templates of the names it touches and of
+the names that read them (CNAME and alias targets, glue, the SOA).
 
 Declined, so answered by the full pipeline: zones holding a DNAME, ANY and DS questions,
 wildcards that are empty non-terminals, sets with health checks or another routing policy,
@@ -244,8 +252,8 @@ class CompiledAnswers:
         # where `udp` keeps an owner's own answer: (query after the ID, response after the
         # ID, zone key); set by the serving index
         self.keep: Callable[[bytes, bytes, Key], None] | None = None
-        self.stats = {"render": 0, "mismatch": 0}
-        self.copied = copied_flags()  # templates rendered; decisions overruled
+        self.stats = {"render": 0, "mismatch": 0}  # templates rendered; decisions overruled
+        self.copied = copied_flags()
 
     # --- keeping up with the zones -----------------------------------------------------------
 
