@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench fuzz lint venv tools clean soak
+.PHONY: demo gameday test bench fuzz lint venv tools clean soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ tools:
 
 demo: $(STAMP) tools
 	$(BIN)/enactor demo
+
+# One game day: the 2025 schedule in real time, clients behind every cache (~2 minutes).
+gameday: $(STAMP) tools
+	$(BIN)/enactor gameday
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q

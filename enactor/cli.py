@@ -599,12 +599,31 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
+    from enactor.gameday_cli import add_arguments as gameday_arguments
+    from enactor.gameday_cli import cmd_gameday
+
+    p = sub.add_parser(
+        "gameday", help="one game day: the 2025 schedule in real time, clients behind every cache",
+        description="Run the 2025 schedule in real time (scaled by --speed) against authd, the "
+                    "planner and three enactors, with clients sampling the endpoint names straight "
+                    "at authd, through our resolver, through Unbound and through a stub cache; then "
+                    "the operator's repair (pause, recover). Prints a table per layer (or --json) "
+                    "and writes one figure. About two minutes with the defaults.")
+    gameday_arguments(p)
+    p.set_defaults(fn=cmd_gameday)
+
     from enactor.cellscli import add_parser as add_cells_parser  # issue 16: enactor/cellscli.py
 
     add_cells_parser(sub)
     sub.add_parser(
         "check",
         help="explore interleavings of the real enactor code for violations (enactor check --help)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "lanes",
+        help="the fast and slow lanes: run, submit, resume (enactor lanes --help)",
+        description="The fast and slow lanes for changes (issue 16); see `enactor lanes --help`.",
         add_help=False,
     )
     p = sub.add_parser(
@@ -635,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
         from enactor.check import main as check_main
 
         return run_main("enactor check", lambda: check_main(argv[1:]))
+    if argv[:1] == ["lanes"]:  # the fast and slow lanes (issue 16) parse their own flags
+        from enactor.lanectl import main as lanes_main
+
+        return run_main("enactor lanes", lambda: lanes_main(argv[1:]), (PlanError, ApiUnavailable))
     args = build_parser().parse_args(argv)
     setup_logging(logging.WARNING)  # library log lines escaped too (authd.logsafe, issue 10)
     return run_main(f"enactor {args.cmd}", lambda: int(args.fn(args)),

@@ -13,6 +13,7 @@ from authd.cli import main as authd_cli
 from enactor import cellcheck as enactor_cellcheck
 from enactor import check as enactor_check
 from enactor import cli as enactor_cli
+from enactor import lanectl
 from resolver import cli as resolver_cli
 
 TAKEN = {5353: "mDNS (RFC 6762, avahi)", 5355: "LLMNR (systemd-resolved)", 5300: "the test universe"}
@@ -28,7 +29,8 @@ def walk(parser: argparse.ArgumentParser, path: str):
 
 PARSERS = [*walk(authd_cli.build_parser(), "authd"), *walk(enactor_cli.build_parser(), "enactor"),
            *walk(resolver_cli.build_parser(), "resolver"), ("enactor check", enactor_check.build_parser()),
-           ("enactor check --cells", enactor_cellcheck.build_parser())]
+           ("enactor check --cells", enactor_cellcheck.build_parser()),
+           *walk(lanectl.build_parser(), "enactor lanes")]
 
 
 @pytest.mark.parametrize("path,parser", PARSERS, ids=[p for p, _ in PARSERS])

@@ -77,7 +77,7 @@ def test_store_encoding_matches_json_dumps(name, rtype, ttl, values, set_id, wei
 
 def test_store_encoding_takes_the_fast_path_for_plain_sets():
     """Guards the property above against vacuity: a plain A set is written by the f-string."""
-    import authd.store.sqlstore as S
+    import authd.store.sqlcore as S  # where _dumps lives: its json must not be needed
     from authd.model.records import RecordSet
 
     rs = RecordSet("h1.t.", "A", 60, ("192.0.2.1", "192.0.2.2"))

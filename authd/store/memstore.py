@@ -22,18 +22,12 @@ from typing import Any
 from authd.model import changes as rules
 from authd.model.journal import EntryKind, JournalEntry, resource_entry
 from authd.model.records import RecordKey, RecordSet, canonical_name, route53_sort_key
+from authd.store import common
 from authd.store.contract import (
     Change,
     ChangeInfo,
     ChangeStatus,
     HostedZone,
-    HostedZoneAlreadyExists,
-    HostedZoneNotEmpty,
-    InvalidChangeBatch,
-    InvalidInput,
-    NoSuchChange,
-    NoSuchHostedZone,
-    NoSuchResource,
     Resource,
     StoreError,
     check_expected_version,
@@ -147,35 +141,26 @@ class MemoryStore:
         return self._find(zone_id).info()
 
     def find_zone_by_name(self, name: str) -> HostedZone:
-        try:
-            origin = canonical_name(name)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+        origin = common.origin_of(name)
         for z in self._zones.values():
             if z.name == origin:
                 return z.info()
-        raise NoSuchHostedZone(f"No hosted zone found with name: {origin}")
+        raise common.no_such_zone_name(origin)
 
     def _find(self, zone_id: str) -> _Zone:
         z = self._zones.get(rules.clean_zone_id(zone_id))
         if z is None:
-            raise NoSuchHostedZone(f"No hosted zone found with ID: {rules.clean_zone_id(zone_id)}")
+            raise common.no_such_zone(zone_id)
         return z
 
     def create_zone(
         self, name: str, caller_reference: str, comment: str = "", zone_id: str | None = None
     ) -> tuple[HostedZone, ChangeInfo]:
-        try:
-            origin = canonical_name(name)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+        origin = common.origin_of(name)
         zid = zone_id or rules.zone_id_for(origin)
         for z in self._zones.values():
             if z.name == origin or z.id == zid or z.caller_reference == caller_reference:
-                raise HostedZoneAlreadyExists(
-                    f"A hosted zone has already been created with the specified caller "
-                    f"reference or name {origin} (id {z.id})"
-                )
+                raise common.zone_exists(origin, z.id)
         zone = _Zone(zid, origin, caller_reference, comment)
         soa, ns = rules.default_apex(origin)
         zone.put(soa)
@@ -199,10 +184,7 @@ class MemoryStore:
     def delete_zone(self, zone_id: str) -> ChangeInfo:
         z = self._find(zone_id)
         if any(k != z.name or set(bt) - {"SOA", "NS"} for k, bt in z.sets.items()):
-            raise HostedZoneNotEmpty(
-                "The specified hosted zone contains non-required resource record sets "
-                "and so cannot be deleted."
-            )
+            raise common.zone_not_empty()
         self._invalidate()
         del self._zones[z.id]
         seq = self._next_seq()
@@ -237,26 +219,18 @@ class MemoryStore:
         size limits, for importing zone files only. `max_record_sets`: the zone's
         MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one)."""
         z = self._find(zone_id)
-        plan = rules.plan_batch(z.id, z.name, changes, z, limits=limits, resource=self._resource_doc,
-                                record_set_count=z.count, max_record_sets=max_record_sets)
-        if isinstance(plan, rules.Rejected):
-            if plan.code == "InvalidInput":
-                raise InvalidInput("; ".join(plan.messages))
-            raise InvalidChangeBatch(plan.messages, code=plan.code)
+        puts, deletes, serial, _ = common.plan(
+            z.id, z.name, changes, z, limits=limits, resource=self._resource_doc,
+            record_set_count=z.count, max_record_sets=max_record_sets)
         self._invalidate()
-        old_soa = z.get(z.name, "SOA")[0]
-        soa = rules.bump_soa(old_soa, plan.puts)
-        puts = tuple(rs for rs in plan.puts if rs.rtype != "SOA" or rs.name != z.name) + (soa,)
-        for key in plan.deletes:
+        for key in deletes:
             z.delete(key)
         for rs in puts:
             z.put(rs)
-        z.serial = rules.soa_serial(soa)
+        z.serial = serial
         seq = self._next_seq()
         info = self._record_change(seq, comment)
-        self._append(
-            JournalEntry(seq, EntryKind.CHANGE, z.id, z.name, z.serial, info.id, puts, plan.deletes)
-        )
+        self._append(JournalEntry(seq, EntryKind.CHANGE, z.id, z.name, z.serial, info.id, puts, deletes))
         return info
 
     # --- changes and the journal -------------------------------------------------------
@@ -265,7 +239,7 @@ class MemoryStore:
         seq = rules.seq_of_change_id(change_id)
         info = self._changes.get(seq) if seq is not None else None
         if info is None:
-            raise NoSuchChange(f"Could not find resource with ID: {change_id.rsplit('/', 1)[-1]}")
+            raise common.no_such_change(change_id)
         return info
 
     def journal_since(self, seq: int) -> list[JournalEntry]:
@@ -315,9 +289,9 @@ class MemoryStore:
         expect_version: int | None = None, journal: bool = False,
     ) -> Resource:
         old = self._resources.get((kind, rid))
-        check_expected_version(kind, rid, old[0].version if old else None, expect_version)
-        res = Resource(kind, rid, _copy(doc), (old[0].version if old else 0) + 1)
-        journaled = journal or bool(old and old[1])  # once journaled, always: readers follow it
+        version, journaled = common.next_resource_version(
+            kind, rid, None if old is None else (old[0].version, old[1]), expect_version, journal)
+        res = Resource(kind, rid, _copy(doc), version)
         self._resources[(kind, rid)] = (res, journaled)
         if journaled:
             self._append(resource_entry(self._next_seq(), kind, rid, _copy(doc)))
@@ -328,7 +302,7 @@ class MemoryStore:
     ) -> None:
         old = self._resources.get((kind, rid))
         if old is None:
-            raise NoSuchResource(f"No {kind} found with ID: {rid}")
+            raise common.no_such_resource(kind, rid)
         check_expected_version(kind, rid, old[0].version, expect_version)
         del self._resources[(kind, rid)]
         if journal or old[1]:

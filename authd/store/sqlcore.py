@@ -1,0 +1,551 @@
+"""SQLCore: the Store contract over SQL tables, shared by SQLiteStore and PostgresStore.
+
+Blocking I/O core with no driver of its own: it runs SQL through the `Conn` its backend hands
+to each transaction, and writes it with sqlite3's `?` placeholders (PostgresStore's
+connection translates them). What lives here is everything the two backends do the same way:
+the row encoding of record sets and routing (byte-identical to `json.dumps`), the zone row
+mapping, the change-batch flow around `authd.model.changes.plan_batch` (prefetch, plan, SOA
+bump, delete, put, journal row), change lookup, journal reads and resources.
+
+Each backend supplies the dialect (see the hooks on `SQLCore`): how a write transaction is
+opened and which lock it takes, how the journal seq is assigned, how many sets are read,
+deleted and upserted in a few statements, and the after-commit notification. Those choices,
+and why, are documented in `authd.store.sqlstore` and `authd.store.pgstore`.
+
+Tables (both backends): `zones`, `rrsets` (one row per record set; `data` is `_dumps`),
+`journal` (seq, kind, zone, serial, change id, time, comment, puts and deletes as JSON; a
+RESOURCE row keeps `[kind, id, doc]` in `puts`) and `resources` (kind, id, JSON, version,
+journaled).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+from authd.model import changes as rules
+from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.records import (
+    AliasTarget,
+    GeoLocation,
+    RecordKey,
+    RecordSet,
+    Routing,
+    canonical_name,
+)
+from authd.store import common
+from authd.store.contract import (
+    Change,
+    ChangeInfo,
+    ChangeStatus,
+    HostedZone,
+    Resource,
+    check_expected_version,
+)
+
+RECENT_ENTRIES = 64  # committed journal entries kept in memory for in-process followers
+
+# --- row encoding ------------------------------------------------------------------------
+
+
+def _encode(rs: RecordSet) -> list[Any]:
+    alias = None
+    if rs.alias is not None:
+        alias = [rs.alias.dns_name, rs.alias.hosted_zone_id, rs.alias.evaluate_target_health]
+    out = [rs.name, rs.rtype, rs.ttl, list(rs.values), rs.set_identifier, rs.weight, alias]
+    if rs.routing is not None:  # an eighth element only when there is one: plain rows unchanged
+        out.append(_encode_routing(rs.routing))
+    return out
+
+
+def _encode_routing(r: Routing) -> list[Any]:
+    geo = None if r.geo is None else [r.geo.continent, r.geo.country, r.geo.subdivision]
+    return [r.failover, geo, r.region, r.multivalue, r.health_check_id,
+            None if r.cidr is None else list(r.cidr)]
+
+
+def _decode_routing(d: list[Any]) -> Routing:
+    failover, geo, region, multivalue, health, cidr = d
+    return Routing(failover, None if geo is None else GeoLocation(*geo), region, multivalue,
+                   health, None if cidr is None else (cidr[0], cidr[1]))
+
+
+# Printable ASCII without `"` and `\`: JSON writes such a string as itself between quotes.
+_JSON_PLAIN = re.compile(r'[ !#-\[\]-~]*')
+
+
+def _dumps(rs: RecordSet) -> str:
+    """`json.dumps(_encode(rs))`, byte for byte, without the encoder's per-call setup for the
+    plain sets that make up a big batch (one name, values and no alias, nothing to escape).
+    A 1,000-set batch writes 1,000 of these; `tests/test_store_fastpaths.py` checks this
+    against json.dumps."""
+    plain = _JSON_PLAIN.fullmatch
+    if (rs.alias is None and rs.set_identifier is None and rs.weight is None
+            and rs.routing is None and type(rs.ttl) is int and plain(rs.name) and plain(rs.rtype)
+            and all(plain(v) for v in rs.values)):
+        values = '", "'.join(rs.values)
+        values = f'["{values}"]' if rs.values else "[]"
+        return f'["{rs.name}", "{rs.rtype}", {rs.ttl}, {values}, null, null, null]'
+    return json.dumps(_encode(rs))
+
+
+def _decode_all(datas: Sequence[str]) -> list[RecordSet]:
+    """Decode many stored sets with one json.loads call instead of one per set."""
+    return [_decode(d) for d in json.loads("[" + ",".join(datas) + "]")] if datas else []
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _decode(d: list[Any]) -> RecordSet:
+    """Rebuild a record set the store wrote itself. It was canonicalised when it was first
+    built, so skip re-parsing every value (this is what keeps a 1M-set startup fast)."""
+    name, rtype, ttl, values, set_id, weight, alias = d[:7]
+    rs = _new(RecordSet)
+    _set(rs, "name", name)
+    _set(rs, "rtype", rtype)
+    _set(rs, "ttl", ttl)
+    _set(rs, "values", tuple(values))
+    _set(rs, "set_identifier", set_id)
+    _set(rs, "weight", weight)
+    if alias is not None:
+        at = _new(AliasTarget)
+        _set(at, "dns_name", alias[0])
+        _set(at, "hosted_zone_id", alias[1])
+        _set(at, "evaluate_target_health", alias[2])
+        alias = at
+    _set(rs, "alias", alias)
+    _set(rs, "routing", _decode_routing(d[7]) if len(d) > 7 else None)
+    _set(rs, "key", RecordKey(name, rtype, set_id))
+    return rs
+
+
+def _entry(row: Sequence[Any]) -> JournalEntry:
+    """A journal row (seq, kind, zone_id, zone_name, serial, change_id, puts, deletes)."""
+    seq, kind, zone_id, zone_name, serial, change_id, puts, deletes = row
+    if kind == EntryKind.RESOURCE.value:
+        rkind, rid, doc = json.loads(puts)
+        return resource_entry(seq, rkind, rid, doc)
+    return JournalEntry(
+        seq, EntryKind(kind), zone_id, zone_name, serial, change_id,
+        tuple(_decode(d) for d in json.loads(puts)),
+        tuple(RecordKey(*k) for k in json.loads(deletes)),
+    )
+
+
+# --- the connection a backend hands to a transaction -------------------------------------
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Conn(Protocol):
+    """What the core needs of a connection: sqlite3's `execute` with `?` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+SetsAt = Callable[[Conn, str, list[str]], list[tuple[str, str]]]
+
+
+class _View:
+    """authd.model.changes.ZoneView over the rrsets table, inside the batch's transaction.
+
+    `prefetch` loads every set at the batch's names through the backend's `sets_at` (a few
+    statements), so a 1,000-change batch costs a handful of round trips, not two per change."""
+
+    def __init__(self, conn: Conn, zone_id: str, sets_at: SetsAt):
+        self.conn, self.zone_id, self._sets_at = conn, zone_id, sets_at
+        self._by_name: dict[str, list[RecordSet]] = {}
+
+    def prefetch(self, names: set[str]) -> None:
+        todo = [n for n in names if n not in self._by_name]
+        for n in todo:
+            self._by_name[n] = []
+        if not todo:
+            return
+        rows = self._sets_at(self.conn, self.zone_id, todo)
+        for (name, _), rs in zip(rows, _decode_all([data for _, data in rows]), strict=True):
+            self._by_name[name].append(rs)
+
+    def at(self, name: str) -> list[RecordSet]:
+        if name not in self._by_name:
+            self.prefetch({name})
+        return self._by_name[name]
+
+    def get(self, name: str, rtype: str) -> list[RecordSet]:
+        return [rs for rs in self.at(name) if rs.rtype == rtype]
+
+
+def _resource_doc(conn: Conn, kind: str, rid: str) -> dict[str, Any] | None:
+    """For the batch rules, inside the batch's transaction: a resource's document, or None
+    (health checks and CIDR collections that record sets name must exist)."""
+    row = conn.execute("SELECT doc FROM resources WHERE kind=? AND id=?", (kind, rid)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+class SQLCore:
+    """The Store operations both SQL backends share. A backend subclasses it, sets the
+    attributes below in its constructor, and implements the dialect hooks."""
+
+    _clock: Callable[[], float]
+    _pending: list[JournalEntry]  # appended by this write transaction, kept once it commits
+    _recent: dict[int, JournalEntry]  # the newest committed entries, by seq
+
+    _FOR_UPDATE = ""  # appended to the zone row read of a write that must hold its zone
+    _NO_LIMIT: Any = None  # the LIMIT value that means "no limit"
+
+    # --- dialect hooks -----------------------------------------------------------------
+
+    def _write(self, fn: Callable[[Any], Any]) -> Any:
+        """Run fn(conn) in one write transaction; call `_committed()` after COMMIT."""
+        raise NotImplementedError
+
+    def _read(self, fn: Callable[[Any], Any]) -> Any:
+        """Run fn(conn) in one read transaction (one consistent view across statements)."""
+        raise NotImplementedError
+
+    def _reads(self, fn: Callable[[Any], Any]) -> Any:
+        """Run fn(conn) for reads that need no common view (each statement stands alone)."""
+        return self._read(fn)
+
+    def _lock_writers(self, conn: Any) -> None:
+        """Serialise zone creations and resource writes (their checks read more than a row)."""
+
+    def _next_seq(self, conn: Any) -> int:
+        """The journal seq of the row about to be appended, in this write transaction."""
+        raise NotImplementedError
+
+    def _head_seq(self, conn: Any) -> int:
+        """The newest committed journal seq."""
+        raise NotImplementedError
+
+    def _notify(self, conn: Any, seq: int) -> None:
+        """Tell other processes, once this transaction commits, that `seq` exists."""
+
+    def _sets_at(self, conn: Any, zone_id: str, names: list[str]) -> list[tuple[str, str]]:
+        """(name, data) of every set at `names` in one zone."""
+        raise NotImplementedError
+
+    def _delete_sets(self, conn: Any, zone_id: str, keys: Sequence[RecordKey]) -> None:
+        raise NotImplementedError
+
+    def _put(self, conn: Any, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
+        """Write (upsert) the sets; returns their encodings, which the journal row reuses."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _sort_key(listing_key: str) -> Any:
+        """changes.listing_key as the `sort_key` column stores it."""
+        return listing_key
+
+    def _committed(self) -> None:
+        """After COMMIT: keep this transaction's entries for in-process followers."""
+        for entry in self._pending:  # committed: in-process followers may skip the decode
+            self._recent[entry.seq] = entry
+        while len(self._recent) > RECENT_ENTRIES:
+            del self._recent[next(iter(self._recent))]
+        self._pending = []
+
+    # --- zones -------------------------------------------------------------------------
+
+    _ZONE_COLS = "id, name, caller_reference, comment, serial, record_set_count"
+
+    @staticmethod
+    def _zone(row: Sequence[Any]) -> HostedZone:
+        return HostedZone(row[0], row[1], row[2], row[3], row[4], row[5])
+
+    def list_zones(self) -> list[HostedZone]:
+        return self._reads(lambda c: [
+            self._zone(r) for r in c.execute(f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name, id")
+        ])
+
+    def _get_zone(self, conn: Conn, zone_id: str, lock: bool = False) -> HostedZone | None:
+        row = conn.execute(
+            f"SELECT {self._ZONE_COLS} FROM zones WHERE id=?" + (self._FOR_UPDATE if lock else ""),
+            (rules.clean_zone_id(zone_id),),
+        ).fetchone()
+        return self._zone(row) if row else None
+
+    def _find(self, conn: Conn, zone_id: str, lock: bool = False) -> HostedZone:
+        zone = self._get_zone(conn, zone_id, lock)
+        if zone is None:
+            raise common.no_such_zone(zone_id)
+        return zone
+
+    def get_zone(self, zone_id: str) -> HostedZone | None:
+        return self._reads(lambda c: self._get_zone(c, zone_id))
+
+    def find_zone(self, zone_id: str) -> HostedZone:
+        return self._reads(lambda c: self._find(c, zone_id))
+
+    def find_zone_by_name(self, name: str) -> HostedZone:
+        origin = common.origin_of(name)
+        row = self._reads(lambda c: c.execute(
+            f"SELECT {self._ZONE_COLS} FROM zones WHERE name=?", (origin,)).fetchone())
+        if row is None:
+            raise common.no_such_zone_name(origin)
+        return self._zone(row)
+
+    def create_zone(
+        self, name: str, caller_reference: str, comment: str = "", zone_id: str | None = None
+    ) -> tuple[HostedZone, ChangeInfo]:
+        origin = common.origin_of(name)
+        zid = zone_id or rules.zone_id_for(origin)
+        soa, ns = rules.default_apex(origin)
+        serial = rules.soa_serial(soa)
+
+        def txn(conn: Conn) -> tuple[HostedZone, ChangeInfo]:
+            self._lock_writers(conn)  # zone creations serialise here, so the clash check is exact
+            clash = conn.execute(
+                "SELECT id FROM zones WHERE id=? OR name=? OR caller_reference=?",
+                (zid, origin, caller_reference),
+            ).fetchone()
+            if clash:
+                raise common.zone_exists(origin, clash[0])
+            conn.execute(
+                "INSERT INTO zones VALUES (?, ?, ?, ?, ?, 2)",
+                (zid, origin, caller_reference, comment, serial),
+            )
+            self._put(conn, zid, (soa, ns))
+            info = self._journal(conn, EntryKind.SNAPSHOT, zid, origin, serial, comment, (soa, ns), ())
+            return self._find(conn, zid), info
+
+        return self._write(txn)
+
+    def update_zone_comment(self, zone_id: str, comment: str) -> HostedZone:
+        """Route 53 UpdateHostedZoneComment. Not journaled: DNS answers do not change."""
+
+        def txn(conn: Conn) -> HostedZone:
+            zone = self._find(conn, zone_id, lock=True)
+            conn.execute("UPDATE zones SET comment=? WHERE id=?", (comment, zone.id))
+            return self._find(conn, zone.id)
+
+        return self._write(txn)
+
+    def delete_zone(self, zone_id: str) -> ChangeInfo:
+        def txn(conn: Conn) -> ChangeInfo:
+            zone = self._find(conn, zone_id, lock=True)
+            other = conn.execute(
+                "SELECT 1 FROM rrsets WHERE zone_id=? AND NOT (name=? AND rtype IN ('SOA','NS')) LIMIT 1",
+                (zone.id, zone.name),
+            ).fetchone()
+            if other:
+                raise common.zone_not_empty()
+            conn.execute("DELETE FROM rrsets WHERE zone_id=?", (zone.id,))
+            conn.execute("DELETE FROM zones WHERE id=?", (zone.id,))
+            return self._journal(conn, EntryKind.ZONE_DELETED, zone.id, zone.name, zone.serial, "", (), ())
+
+        return self._write(txn)
+
+    # --- record sets -------------------------------------------------------------------
+
+    def record_sets(self, zone_id: str) -> list[RecordSet]:
+        def txn(conn: Conn) -> list[RecordSet]:
+            zone = self._find(conn, zone_id)
+            rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=? ORDER BY sort_key", (zone.id,))
+            return _decode_all([r[0] for r in rows])
+
+        return self._read(txn)
+
+    def record_sets_page(
+        self, zone_id: str, start: tuple[str, str, str | None] | None, limit: int
+    ) -> list[RecordSet]:
+        """Up to `limit` record sets in listing order from (name, type, identifier) on: one
+        index range scan, whatever the zone's size (ListResourceRecordSets paging)."""
+
+        def txn(conn: Conn) -> list[RecordSet]:
+            zone = self._find(conn, zone_id)
+            key = self._sort_key(rules.listing_key(*start) if start else "")
+            rows = conn.execute(
+                "SELECT data FROM rrsets WHERE zone_id=? AND sort_key>=? ORDER BY sort_key LIMIT ?",
+                (zone.id, key, limit),
+            )
+            return _decode_all([r[0] for r in rows])
+
+        return self._read(txn)
+
+    def get_record_sets(self, zone_id: str, name: str, rtype: str) -> list[RecordSet]:
+        def txn(conn: Conn) -> list[RecordSet]:
+            zone = self._find(conn, zone_id)
+            return _View(conn, zone.id, self._sets_at).get(canonical_name(name), rtype.upper())
+
+        return self._read(txn)
+
+    def change_batch(
+        self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
+        max_record_sets: int | None = None,
+    ) -> ChangeInfo:
+        """Apply all or none, in one transaction holding the zone (the backend's lock); see
+        Store.change_batch. `limits=False` lifts the per-request size limits, for importing
+        zone files only. `max_record_sets`: the zone's MAX_RRSETS_BY_ZONE quota (None: none;
+        the control API passes its configured one)."""
+
+        def txn(conn: Conn) -> ChangeInfo:
+            zone = self._find(conn, zone_id, lock=True)
+            view = _View(conn, zone.id, self._sets_at)
+            view.prefetch(common.batch_names(zone.name, changes))
+            puts, deletes, serial, net_new = common.plan(
+                zone.id, zone.name, changes, view, limits=limits,
+                resource=lambda kind, rid: _resource_doc(conn, kind, rid),
+                record_set_count=zone.record_set_count, max_record_sets=max_record_sets)
+            if deletes:
+                self._delete_sets(conn, zone.id, deletes)
+            encoded = self._put(conn, zone.id, puts)
+            conn.execute(
+                "UPDATE zones SET serial=?, record_set_count=record_set_count+? WHERE id=?",
+                (serial, net_new, zone.id),
+            )
+            return self._journal(
+                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, deletes, encoded,
+            )
+
+        return self._write(txn)
+
+    # --- changes and the journal -------------------------------------------------------
+
+    def _append(self, conn: Conn, kind: str, zone_id: str, zone_name: str,
+                serial: int, comment: str, puts: str, deletes: str) -> tuple[int, str, float]:
+        """One journal row, with the seq the backend assigns (`_next_seq`)."""
+        seq = self._next_seq(conn)
+        change_id = rules.change_id_for(seq)
+        now = self._clock()
+        conn.execute(
+            "INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, kind, zone_id, zone_name, serial, change_id, now, comment, puts, deletes),
+        )
+        self._notify(conn, seq)
+        return seq, change_id, now
+
+    def _journal(
+        self,
+        conn: Conn,
+        kind: EntryKind,
+        zone_id: str,
+        zone_name: str,
+        serial: int,
+        comment: str,
+        puts: Sequence[RecordSet],
+        deletes: Sequence[RecordKey],
+        encoded_puts: Sequence[str] | None = None,
+    ) -> ChangeInfo:
+        if encoded_puts is None:
+            encoded_puts = [_dumps(rs) for rs in puts]
+        seq, change_id, now = self._append(
+            conn, kind.value, zone_id, zone_name, serial, comment,
+            "[" + ",".join(encoded_puts) + "]", json.dumps([list(k) for k in deletes]),
+        )
+        # kept for in-process followers once the transaction commits (see _committed)
+        self._pending.append(
+            JournalEntry(seq, kind, zone_id, zone_name, serial, change_id, tuple(puts), tuple(deletes))
+        )
+        return ChangeInfo(change_id, ChangeStatus.PENDING, now, comment, seq)
+
+    def get_change(self, change_id: str) -> ChangeInfo:
+        seq = rules.seq_of_change_id(change_id)
+        row = None
+        if seq is not None:
+            row = self._reads(lambda c: c.execute(
+                "SELECT change_id, submitted_at, comment, seq FROM journal WHERE seq=?", (seq,)
+            ).fetchone())
+        if row is None:
+            raise common.no_such_change(change_id)
+        return ChangeInfo(row[0], ChangeStatus.PENDING, row[1], row[2], row[3])
+
+    def journal_since(self, seq: int, limit: int | None = None) -> list[JournalEntry]:
+        """Entries with seq > `seq`, in order (at most `limit` of them when given).
+
+        Entries this process committed recently come from memory; the database is still
+        asked which seqs exist, so entries other processes wrote are never missed."""
+
+        def txn(conn: Conn) -> list[JournalEntry]:
+            seqs = [r[0] for r in conn.execute(
+                "SELECT seq FROM journal WHERE seq>? ORDER BY seq LIMIT ?",
+                (seq, self._NO_LIMIT if limit is None else limit))]
+            if not seqs:
+                return []
+            if all(s in self._recent for s in seqs):
+                return [self._recent[s] for s in seqs]
+            rows = conn.execute(
+                "SELECT seq, kind, zone_id, zone_name, serial, change_id, puts, deletes "
+                "FROM journal WHERE seq>? AND seq<=? ORDER BY seq", (seq, seqs[-1]),
+            ).fetchall()
+            return [self._recent.get(r[0]) or _entry(r) for r in rows]
+
+        return self._reads(txn)
+
+    @property
+    def seq(self) -> int:
+        """The newest committed journal position."""
+        return self._reads(self._head_seq)
+
+    # --- resources ---------------------------------------------------------------------
+
+    def get_resource(self, kind: str, rid: str) -> Resource | None:
+        row = self._reads(lambda c: c.execute(
+            "SELECT doc, version FROM resources WHERE kind=? AND id=?", (kind, rid)).fetchone())
+        return None if row is None else Resource(kind, rid, json.loads(row[0]), row[1])
+
+    def list_resources(self, kind: str) -> list[Resource]:
+        rows = self._reads(lambda c: c.execute(
+            "SELECT id, doc, version FROM resources WHERE kind=? ORDER BY id", (kind,)).fetchall())
+        return [Resource(kind, i, json.loads(d), v) for i, d, v in rows]
+
+    def count_resources(self, kind: str) -> int:
+        return self._reads(lambda c: c.execute(
+            "SELECT COUNT(*) FROM resources WHERE kind=?", (kind,)).fetchone()[0])
+
+    def put_resource(
+        self, kind: str, rid: str, doc: dict[str, Any], *,
+        expect_version: int | None = None, journal: bool = False,
+    ) -> Resource:
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+        def txn(conn: Conn) -> Resource:
+            self._lock_writers(conn)  # resource writes serialise here: an exact compare-and-swap
+            row = conn.execute(
+                "SELECT version, journaled FROM resources WHERE kind=? AND id=?", (kind, rid)
+            ).fetchone()
+            version, journaled = common.next_resource_version(kind, rid, row, expect_version, journal)
+            conn.execute(  # both SQLite (3.24+) and PostgreSQL spell the upsert this way
+                "INSERT INTO resources VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE "
+                "SET doc=EXCLUDED.doc, version=EXCLUDED.version, journaled=EXCLUDED.journaled",
+                (kind, rid, text, version, journaled),
+            )
+            if journaled:
+                self._journal_resource(conn, kind, rid, text)
+            return Resource(kind, rid, json.loads(text), version)
+
+        return self._write(txn)
+
+    def delete_resource(
+        self, kind: str, rid: str, *, expect_version: int | None = None, journal: bool = False,
+    ) -> None:
+        def txn(conn: Conn) -> None:
+            self._lock_writers(conn)
+            row = conn.execute(
+                "SELECT version, journaled FROM resources WHERE kind=? AND id=?", (kind, rid)
+            ).fetchone()
+            if row is None:
+                raise common.no_such_resource(kind, rid)
+            check_expected_version(kind, rid, row[0], expect_version)
+            conn.execute("DELETE FROM resources WHERE kind=? AND id=?", (kind, rid))
+            if journal or row[1]:
+                self._journal_resource(conn, kind, rid, None)
+
+        self._write(txn)
+
+    def _journal_resource(self, conn: Conn, kind: str, rid: str, doc: str | None) -> None:
+        seq, _, _ = self._append(
+            conn, EntryKind.RESOURCE.value, "", "", 0, "",
+            f'[{json.dumps(kind)},{json.dumps(rid)},{doc or "null"}]', "[]",
+        )
+        self._pending.append(resource_entry(seq, kind, rid, None if doc is None else json.loads(doc)))
