@@ -137,7 +137,7 @@ def check(index: ServingIndex, ref: ServingIndex, asked: list[tuple[bytes, bool]
                              [shown(w) for w in want])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(record_sets(), max_size=14), soas(), st.lists(questions(), min_size=1, max_size=40),
        st.lists(record_sets(), max_size=4), st.lists(st.integers(0, 30), max_size=3), soas())
 def test_compiled_answers_equal_the_reference(sets, soa_rs, asked, puts, delete_picks, soa2):
@@ -255,3 +255,23 @@ def test_name_key_is_key_of():
     from authd.dns.answer import key_of
     for text in ["c.test.", "A.b.C.test.", "*.w.c.test.", "we\\.ird.c.test.", "."]:
         assert name_key(text) == key_of(from_text(text))
+
+
+def test_the_udp_shells_lane_answers_as_respond_and_fills_the_exact_table():
+    """`ServingIndex.compiled_udp` (what the UDP loop calls for queries without additional
+    records) gives `respond`'s bytes, keeps an owner's own answer in the exact table, and
+    declines what the templates do not answer."""
+    index = ServingIndex(rng=lambda: 0.5)
+    ref = ServingIndex(cache=False)
+    for ix in (index, ref):
+        ix.apply(snapshot(zone_sets()))
+    lane = index.compiled_udp
+    assert lane is not None
+    owner = dns.message.make_query("a.c.test.", "A").to_wire()
+    missing = dns.message.make_query("nope.c.test.", "A").to_wire()
+    assert lane(owner) == ref.respond(owner, tcp=False)
+    assert owner[2:] in index.exact_udp  # the next one is a table hit in the loop itself
+    assert lane(missing) == ref.respond(missing, tcp=False)
+    assert missing[2:] not in index.exact_udp  # random names would only churn the table
+    assert lane(dns.message.make_query("a.c.test.", "ANY").to_wire()) is None
+    assert ServingIndex(cache=False).compiled_udp is None

@@ -50,6 +50,7 @@ than cookies, ECS, compression in the question) never reach here.
 from __future__ import annotations
 
 import bisect
+import functools
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -693,6 +694,7 @@ def question_key(question: bytes) -> Key:
     return tuple(labels)
 
 
+@functools.cache  # a property of the pipeline's code, not of any zone: asked once
 def copied_flags() -> int:
     """The header bits (of RD and CD) the reference pipeline copies from a query into its
     response (RFC 1035 §4.1.1 copies RD; whether CD is copied is `answer._finish`'s call)."""
