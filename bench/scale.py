@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
                          "(default: %(default)s)")
     ap.add_argument("--qps-duration", type=int, default=10,
                     help="seconds of dnsperf per query mix and server (default: %(default)s)")
-    ap.add_argument("--qps-servers", default="authd,nsd,knot",
+    ap.add_argument("--qps-servers", default="authd,authd-pipeline,nsd,knot",
                     help="servers the query mixes run against (default: %(default)s)")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.names.split(",") if s]
