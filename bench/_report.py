@@ -11,14 +11,20 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
-def write_section(heading: str, body: str, path: Path = BENCHMARKS) -> Path:
+def write_section(heading: str, body: str, path: Path = BENCHMARKS, *, keep: str | None = None) -> Path:
     """Replace (or append) the section that starts with `heading` by `body`, which starts with
-    that heading itself. Returns the file written."""
+    that heading itself. Returns the file written.
+
+    `keep` names a subsection heading (`### ...`) inside the section that another benchmark
+    writes: the part replaced ends before it, so that subsection stays as it is."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     body = body.rstrip("\n") + "\n"
     if heading in text:
         start = text.index(heading)
         nxt = text.find("\n## ", start + len(heading))
+        if keep is not None:
+            sub = text.find(f"\n{keep}", start + len(heading), len(text) if nxt == -1 else nxt)
+            nxt = sub if sub != -1 else nxt
         text = text[:start] + body + ("\n" + text[nxt + 1:] if nxt != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + body

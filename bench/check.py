@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
+from bench._report import write_section as replace_section
 from enactor import check as c
 from enactor import machine as m
 from enactor.invariants import ANSWER_LOGIC, Inv
 
-ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## enactor check: interleaving checker (issue 6)"
 SPIN = {"depth": 285, "states": 23_201, "enactors": 2, "plans": 5}
 
 
@@ -110,12 +109,10 @@ def main(argv: list[str]) -> int:
 
 
 def _write(rows: list[str], notes: list[str], args: argparse.Namespace) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
     cmd = "python -m bench check" + (" --quick" if args.quick else "") + (
         f" --budget {args.budget:g}" if args.budget != 600 else "")
     body = "\n".join([
-        "## enactor check: interleaving checker (issue 6)",
+        SECTION,
         "",
         f"Command: `{cmd}` on {platform.machine()} with {os.cpu_count()} cores "
         f"(load average {os.getloadavg()[0]:.2f} at the end), Python {platform.python_version()}, "
@@ -135,11 +132,7 @@ def _write(rows: list[str], notes: list[str], args: argparse.Namespace) -> None:
         "exhausted at 4 plans, last row).",
         "",
     ])
-    pat = re.compile(r"## enactor check: interleaving checker \(issue 6\)\n.*?(?=\n## |\Z)", re.S)
-    body = body.rstrip("\n") + "\n"
-    text = pat.sub(lambda _: body, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + body
-    path.write_text(text)
-    print(f"wrote {path.name}")
+    print(f"wrote {replace_section(SECTION, body).name}")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ from authd.store.contract import Action, Change
 from authd.store.memstore import MemoryStore
 from authd.store.replica import Follower, Propagation
 from authd.store.sqlstore import SQLiteStore
+from bench._report import write_section as replace_section
 
-ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: change API and store (issue 3)"
 ZONE = "bench.test."
 
@@ -421,14 +421,7 @@ def bench_startup(path: Path) -> dict[str, Any]:
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\n" + SECTION + "\n"
-    start = doc.index(SECTION)
-    nxt = doc.find("\n## ", start + len(SECTION))
-    sub = doc.find("\n### serving index apply", start, len(doc) if nxt == -1 else nxt)
-    nxt = sub if sub != -1 else nxt  # keep `python -m bench index`'s subsection
-    end = len(doc) if nxt == -1 else nxt + 1
-    path.write_text(doc[:start] + text.rstrip() + "\n\n" + doc[end:].lstrip("\n") if nxt != -1 else doc[:start] + text)
+    replace_section(SECTION, text, keep="### serving index apply")  # `python -m bench index`'s
 
 
 def main(argv: list[str]) -> int:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from authd.localnet import find_tool, free_port, stop, wait_answering
+from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## authd: DNS answers (issue 2)"
@@ -342,13 +343,7 @@ def write_section(results: list[Result], goals: list[tuple[str, bool]],
     for r in results:
         lines += [f"# {r.label}, {r.server}", f"server:  {r.server_cmd}", f"client:  {r.command}"]
     lines += ["```", ""]
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    start = text.index(SECTION)
-    nxt = text.find("\n## ", start + len(SECTION))
-    text = text[:start] + "\n".join(lines) + ("\n" + text[nxt + 1:] if nxt != -1 else "")
-    path.write_text(text)
-    print(f"wrote {path}")
+    print(f"wrote {replace_section(SECTION, chr(10).join(lines))}")
 
 
 if __name__ == "__main__":

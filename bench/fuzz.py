@@ -48,6 +48,7 @@ from bench._fuzzcases import (
     query,
     well_formed_queries,
 )
+from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONES = ROOT / "zones"
@@ -488,15 +489,7 @@ def machine() -> str:
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = doc.find(SECTION)
-    if start == -1:
-        path.write_text(doc.rstrip() + "\n\n" + text.rstrip() + "\n")
-        return
-    nxt = doc.find("\n## ", start + len(SECTION))
-    end = len(doc) if nxt == -1 else nxt + 1
-    path.write_text(doc[:start] + text.rstrip() + "\n\n" + doc[end:].lstrip("\n"))
+    replace_section(SECTION, text)
 
 
 def main(argv: list[str]) -> int:

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from bench._report import write_section as replace_section
 from bench.control import batch_sets, batch_xml, pct, signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,15 +142,7 @@ def bench_postgres(batches: int) -> dict[str, Any]:
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION)
-    if start == -1:
-        path.write_text(doc.rstrip() + "\n\n" + text.rstrip() + "\n")
-        return
-    nxt = doc.find("\n## ", start + len(SECTION))
-    rest = "" if nxt == -1 else doc[nxt + 1:]
-    path.write_text(doc[:start] + text.rstrip() + "\n" + ("\n" + rest if rest else ""))
+    replace_section(SECTION, text)
 
 
 def main(argv: list[str]) -> int:

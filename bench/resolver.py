@@ -31,6 +31,7 @@ from pathlib import Path
 import dns.message
 import trio
 
+from bench._report import write_section as replace_section
 from resolver.experiment import Settings, run_grid, table, validation_table
 from resolver.outage import Impl, Layer
 from resolver.procs import run_authd, run_resolver, run_unbound
@@ -165,12 +166,7 @@ def unbound_version() -> str:
 
 
 def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text()
-    start = doc.index(SECTION)
-    nxt = doc.find("\n## ", start + len(SECTION))
-    end = len(doc) if nxt == -1 else nxt + 1
-    path.write_text(doc[:start] + text.rstrip() + "\n\n" + doc[end:].lstrip("\n"))
+    replace_section(SECTION, text)
 
 
 def main(argv: list[str]) -> int:

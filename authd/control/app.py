@@ -236,6 +236,10 @@ class ControlAPI:
         except HttpError as exc:
             status, body, headers = STATUS.get(exc.code, 400), X.error_xml(exc.code, exc.messages, req_id), []
         except StoreError as exc:
+            # raised in the store's worker thread, it comes back through trio.to_thread, whose
+            # frames in its traceback hold it again: a cycle per rejected batch (an enactor's
+            # lost lock) that only a full gc frees. Its traceback is not needed for the reply.
+            exc.__traceback__ = None
             if self.metrics is not None and exc.code == "InvalidChangeBatch":
                 self.metrics.changes["InvalidChangeBatch"] += 1
             messages = list(getattr(exc, "messages", ())) or [str(exc)]
