@@ -66,6 +66,7 @@ class NodeConfig:
     node_timeout: float = 10.0  # PostgreSQL store: a node silent this long stops counting
     heartbeat: float = 1.0  # PostgreSQL store: seconds between heartbeats
     cache: bool = True
+    compiled: bool = True  # answer from compiled templates (authd.dns.compiled) first
     allow_axfr: bool = False
     probe_any_address: bool = False  # health checks may probe non-loopback targets
     health_checks: bool = True  # run the prober (primary with the control API only)
@@ -117,7 +118,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
 
     def new_index() -> ServingIndex:
         return ServingIndex(rng=random.Random(rng.random()), cache=cfg.cache, allow_axfr=cfg.allow_axfr,
-                            geomap=cfg.geomap)
+                            geomap=cfg.geomap, compiled=cfg.compiled)
 
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)

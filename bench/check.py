@@ -15,9 +15,9 @@ import platform
 import time
 
 from bench._report import write_section as replace_section
-from enactor import check as c
 from enactor import machine as m
-from enactor.invariants import ANSWER_LOGIC, Inv
+from enactor.checker import check as c
+from enactor.checker.invariants import ANSWER_LOGIC, Inv
 
 SECTION = "## enactor check: interleaving checker (issue 6)"
 SPIN = {"depth": 285, "states": 23_201, "enactors": 2, "plans": 5}

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 from enactor import machine as m
+from enactor.checker.schedule import schedule_2025
+from enactor.checker.sim import PlanList
+from enactor.checker.testing import T0, plan_n, seeded_store
 from enactor.client import Route53Http, perform
-from enactor.outage import authd_command, free_port, free_port_pair, run_outage
-from enactor.schedule import schedule_2025
-from enactor.sim import PlanList
-from enactor.testing import T0, plan_n, seeded_store
+from enactor.drills.outage import authd_command, free_port, free_port_pair, run_outage
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## enactor: in-process vs HTTP (issue 4)"

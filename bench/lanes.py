@@ -1,7 +1,7 @@
 """Lanes benchmark: an emergency weight-to-zero (drain az1) on each lane with the slow lane busy,
 and the time the heartbeat takes to find a broken fast path, against real processes.
 
-`authd serve`, three `enactor run` and `enactor lanes run` on loopback (`enactor.lanerig`).
+`authd serve`, three `enactor run` and `enactor lanes run` on loopback (`enactor.lanes.lanerig`).
 While a steady stream of slow changes (one a second, alternating endpoints) keeps the slow lane
 busy, az1 is drained through the fast lane (several rounds) and then through the slow lane,
 each measured from the submission until real `dig` shows no az1 address in 12 answers in a row
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench._report import write_section
-from enactor.lanerig import DUAL, ENACTORS, LEGACY, Rig, drain, restore_az1
+from enactor.lanes.lanerig import DUAL, ENACTORS, LEGACY, Rig, drain, restore_az1
 
 SECTION = "## Lanes: an emergency AZ drain on each lane, and the heartbeat finding a broken fast path"
 

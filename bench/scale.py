@@ -16,7 +16,8 @@ Besides the wall time to the first answer (which the rest of the machine's load 
 the server's own CPU time up to then is read from /proc, and its peak resident set.
 
 Results go to the "authd at scale: loading big zones" section of BENCHMARKS.md with the
-exact commands. The query-rate mixes of issue 12 are not measured here yet.
+exact commands. The query mixes of issue 12 (queries per server CPU-second against NSD and Knot)
+run on the `--qps-names` zone, in `bench/_scale_qps.py`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import dns.message
 import dns.query
 
 from authd.localnet import find_tool, free_port, stop
+from bench import _scale_qps
 from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +147,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--servers", default="authd,authd-store,authd-restart,nsd,knot",
                     help="which to run (default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--qps-names", type=int, default=200_000,
+                    help="zone size (one of --names) the query mixes run on; 0: none "
+                         "(default: %(default)s)")
+    ap.add_argument("--qps-duration", type=int, default=10,
+                    help="seconds of dnsperf per query mix and server (default: %(default)s)")
+    ap.add_argument("--qps-servers", default="authd,authd-pipeline,nsd,knot",
+                    help="servers the query mixes run against (default: %(default)s)")
     args = ap.parse_args(argv)
     args.load = os.getloadavg()[0]  # the rest of the machine's work, said beside the figures
     sizes = [int(s) for s in args.names.split(",") if s]
@@ -197,6 +206,15 @@ def main(argv: list[str]) -> int:
                     print(f"  {server}: skipped (missing tool or unknown name)")
                     continue
                 results.append(time_to_answer(cmd, port, server, n, args.limit, cwd=ROOT))
+            if n == args.qps_names:  # issue 12's query mixes (bench/_scale_qps.py)
+                mixes = _scale_qps.run_mixes(zdir, zfile, ORIGIN, args.qps_servers.split(","),
+                                             args.qps_duration, work, args.limit)
+                if mixes and not args.no_write:
+                    from bench import _udp_loop
+
+                    extra = _scale_qps.notes(mixes, _udp_loop.measure(args.qps_duration),
+                                             _scale_qps.template_bytes(zfile))
+                    print(f"wrote {_scale_qps.write(mixes, n, args.qps_duration, extra)}")
     if not args.no_write:
         write_section(results, args)
     return 0

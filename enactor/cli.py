@@ -101,8 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         observe = counts.observe
     body: Any = functools.partial(run_enactor, cfg, api, plans, status_dir=args.status_dir,
                                   observe=observe)
-    if args.web:  # its own lane, live (enactor.web)
-        from enactor.web import endpoints_of, run_with_page
+    if args.web:  # its own lane, live (enactor.drills.web)
+        from enactor.drills.web import endpoints_of, run_with_page
 
         body = functools.partial(
             run_with_page, cfg.name, *args.web, args.web_linger,
@@ -215,15 +215,15 @@ def png_name(defects: str, *, typo: bool = False, inprocess: bool = False,
 
 
 def cmd_outage(args: argparse.Namespace) -> int:
-    from enactor.outage import run_outage
-    from enactor.schedule import load_schedule, schedule_2025
+    from enactor.checker.schedule import load_schedule, schedule_2025
+    from enactor.drills.outage import run_outage
 
     if args.plans < 4:
         print("enactor outage: --plans must be at least 4 (b and c are stuck on plan 2; the "
               "cleaner keeps the newest 2)", file=sys.stderr)
         return 2
-    if args.cells:  # the blast-radius experiment (issue 16): enactor/cellsoutage.py
-        from enactor.cellsoutage import cli as cells_cli
+    if args.cells:  # the blast-radius experiment (issue 16): enactor/cells/outage.py
+        from enactor.cells.outage import cli as cells_cli
 
         return cells_cli(args, RESULTS)
     sched = load_schedule(args.schedule) if args.schedule else schedule_2025(args.plans, typo=args.typo)
@@ -231,7 +231,7 @@ def cmd_outage(args: argparse.Namespace) -> int:
         sched.dump(args.write_schedule)
         print(f"wrote {args.write_schedule}", file=sys.stderr)
         return 0
-    from enactor.outage import schedule_settings
+    from enactor.drills.outage import schedule_settings
 
     defects = args.defects or schedule_settings(sched)[0] or "2025"
     png = args.png or str(RESULTS / png_name(defects, typo=args.typo, inprocess=args.inprocess,
@@ -253,14 +253,14 @@ def cmd_outage(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     pace = args.pace if args.pace is not None else (0.5 if args.web else 0.0)
-    if args.web:  # the live page (enactor.web): the same run, served as it happens
-        from enactor.web import serve_outage
+    if args.web:  # the live page (enactor.drills.web): the same run, served as it happens
+        from enactor.drills.web import serve_outage
 
         return serve_outage(run, *args.web, pace=pace, linger=args.web_linger, on_result=show)
     if pace > 0:
         import threading
 
-        from enactor.web import LiveRun
+        from enactor.drills.web import LiveRun
 
         show(run(LiveRun(None, pace, threading.Event())))
         return 0
@@ -269,8 +269,8 @@ def cmd_outage(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from enactor.outage import run_outage
-    from enactor.schedule import schedule_2025
+    from enactor.checker.schedule import schedule_2025
+    from enactor.drills.outage import run_outage
 
     drop = ("; <<>>", "; (1 server", ";; global", ";; Got answer", ";; Query time", ";; SERVER",
             ";; WHEN", ";; MSG SIZE", ";; OPT", "; EDNS")
@@ -335,8 +335,8 @@ def _endpoints(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from enactor.checker.sim import addresses
     from enactor.plan import lock_name, plan_label, rollback_name, root_plan
-    from enactor.sim import addresses
 
     api = _api(args)
     rows = []
@@ -599,8 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--by", default="operator", help="who pauses, shown to everyone (default operator)")
         p.set_defaults(fn=fn, resume=name == "resume")
 
-    from enactor.gameday_cli import add_arguments as gameday_arguments
-    from enactor.gameday_cli import cmd_gameday
+    from enactor.drills.gameday_cli import add_arguments as gameday_arguments
+    from enactor.drills.gameday_cli import cmd_gameday
 
     p = sub.add_parser(
         "gameday", help="one game day: the 2025 schedule in real time, clients behind every cache",
@@ -612,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     gameday_arguments(p)
     p.set_defaults(fn=cmd_gameday)
 
-    from enactor.cellscli import add_parser as add_cells_parser  # issue 16: enactor/cellscli.py
+    from enactor.cells.cli import add_parser as add_cells_parser  # issue 16: enactor/cells/cli.py
 
     add_cells_parser(sub)
     sub.add_parser(
@@ -645,17 +645,17 @@ def main(argv: list[str] | None = None) -> int:
     """Every `enactor` command: a stop (SIGINT, SIGTERM) is one line and exit 0; an expected
     failure (bad plan or schedule file, bad flag, authd not reachable) one line and exit 2."""
     from authd.clean_exit import run_main
+    from enactor.checker.schedule import ScheduleError
     from enactor.client import ApiUnavailable
     from enactor.plan import PlanError
-    from enactor.schedule import ScheduleError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["check"]:  # the interleaving checker (issue 6) parses its own flags
-        from enactor.check import main as check_main
+        from enactor.checker.check import main as check_main
 
         return run_main("enactor check", lambda: check_main(argv[1:]))
     if argv[:1] == ["lanes"]:  # the fast and slow lanes (issue 16) parse their own flags
-        from enactor.lanectl import main as lanes_main
+        from enactor.lanes.lanectl import main as lanes_main
 
         return run_main("enactor lanes", lambda: lanes_main(argv[1:]), (PlanError, ApiUnavailable))
     args = build_parser().parse_args(argv)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from enactor import cellcheck
 from enactor import machine as m
-from enactor.cellcheck import CellBounds, explore_cells, explore_race, record_race
-from enactor.cells import CellLayout
+from enactor.cells import check as cellcheck
+from enactor.cells.check import CellBounds, explore_cells, explore_race, record_race
+from enactor.cells.layout import CellLayout
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from enactor.cellmap import CellMap, accounts
-from enactor.cells import CellLayout
-from enactor.cellsoutage import dig_answer, shared_dns
+from enactor.cells.cellmap import CellMap, accounts
+from enactor.cells.layout import CellLayout
+from enactor.cells.outage import dig_answer, shared_dns
+from enactor.checker.sim import active_plan
 from enactor.client import Route53Http
-from enactor.sim import active_plan
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from enactor.blast import Blast, BlastSample, table, write_figure
+from enactor.cells.blast import Blast, BlastSample, table, write_figure
 from tests.figure_checks import outside_canvas
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,9 +73,9 @@ def test_real_processes_only_the_defect_cells_customers_go_empty(tmp_path: Path)
     """Two cells, the 2025 schedule (4 plans) in cell 2: about a minute on a quiet machine."""
     if shutil.which("dig") is None:
         pytest.skip("dig not installed (Debian package bind9-dnsutils)")
-    from enactor.cellmap import CellMap, accounts
-    from enactor.cells import CellLayout
-    from enactor.cellsoutage import run_cells_outage
+    from enactor.cells.cellmap import CellMap, accounts
+    from enactor.cells.layout import CellLayout
+    from enactor.cells.outage import run_cells_outage
 
     png = tmp_path / "cells.png"
     run = run_cells_outage(2, 2, "2025", plans=4, customers=16, png=str(png), work=tmp_path / "work")

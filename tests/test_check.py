@@ -10,9 +10,9 @@ import pytest
 
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import Action, Change
-from enactor import check as c
 from enactor import machine as m
-from enactor.invariants import (
+from enactor.checker import check as c
+from enactor.checker.invariants import (
     Inv,
     StoreChecker,
     StoreFacts,
@@ -21,7 +21,7 @@ from enactor.invariants import (
     walk_outcomes,
     watched,
 )
-from enactor.schedule import load_schedule
+from enactor.checker.schedule import load_schedule
 
 DUAL = "dynamodb.us-east-1.api.aws."
 OUTAGE = frozenset({Inv.RESOLVES})
@@ -226,7 +226,7 @@ def test_replayed_counterexample_is_a_real_dig_outage(outage: c.Report, tmp_path
     --schedule` against real processes (authd, planner, enactors) and queried with real dig."""
     if shutil.which("dig") is None:
         pytest.skip("dig not installed (Debian package bind9-dnsutils)")
-    from enactor.outage import run_outage
+    from enactor.drills.outage import run_outage
 
     sched = c.to_schedule(outage.found[0].trace, ["enactor-a", "enactor-b"], "2025 shortest",
                           extra={"checker": {"defects": "2025", "bounds": {"endpoints": "dual"}}})

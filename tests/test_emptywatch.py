@@ -11,10 +11,10 @@ import pytest
 
 from authd.dns.emptywatch import EmptyWatch, Transition, parse_watch
 from authd.store.contract import Action, Change
-from enactor.outage import run_outage
-from enactor.schedule import schedule_2025
-from enactor.sim import DnsView
-from enactor.testing import DUAL, LEGACY, seeded_store
+from enactor.checker.schedule import schedule_2025
+from enactor.checker.sim import DnsView
+from enactor.checker.testing import DUAL, LEGACY, seeded_store
+from enactor.drills.outage import run_outage
 
 
 def test_watch_reports_the_change_that_empties_and_the_one_that_repairs() -> None:

@@ -6,9 +6,17 @@ from __future__ import annotations
 import pytest
 
 from enactor import machine as m
-from enactor.schedule import run_schedule, schedule_2025
-from enactor.sim import SimDriver, active_plan, addresses, rollback_plan
-from enactor.testing import DUAL, LEGACY, delete_tree, make_driver, make_sim, plan_n, zone_id
+from enactor.checker.schedule import run_schedule, schedule_2025
+from enactor.checker.sim import SimDriver, active_plan, addresses, rollback_plan
+from enactor.checker.testing import (
+    DUAL,
+    LEGACY,
+    delete_tree,
+    make_driver,
+    make_sim,
+    plan_n,
+    zone_id,
+)
 
 D = m.Defect
 

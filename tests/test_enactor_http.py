@@ -10,10 +10,10 @@ import trio
 
 from authd.control.app import ControlAPI, serve_control
 from enactor import machine as m
+from enactor.checker.sim import PlanList, active_plan, rollback_plan
+from enactor.checker.testing import DUAL, LEGACY, T0, plan_n, seeded_store
 from enactor.client import Route53Http, perform
 from enactor.runner import run_enactor, run_stepped
-from enactor.sim import PlanList, active_plan, rollback_plan
-from enactor.testing import DUAL, LEGACY, T0, plan_n, seeded_store
 
 
 async def start_api(nursery: trio.Nursery):

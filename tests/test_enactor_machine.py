@@ -15,10 +15,8 @@ import pytest
 from authd.model.records import AliasTarget, RecordSet
 from authd.store.contract import Action, Change
 from enactor import machine as m
-from enactor.client import perform
-from enactor.plan import lock_name, rollback_name, root_name
-from enactor.sim import PlanList, Sim, active_plan, lock_holder, rollback_plan
-from enactor.testing import (
+from enactor.checker.sim import PlanList, Sim, active_plan, lock_holder, rollback_plan
+from enactor.checker.testing import (
     DUAL,
     LEGACY,
     T0,
@@ -28,6 +26,8 @@ from enactor.testing import (
     zone_contents,
     zone_id,
 )
+from enactor.client import perform
+from enactor.plan import lock_name, rollback_name, root_name
 
 FIXED: frozenset[m.Defect] = frozenset()
 
@@ -38,7 +38,7 @@ def add_plans(sim: Sim, *ns: int) -> None:
 
 
 def test_pure_modules_import_no_io() -> None:
-    for mod in ("machine", "plan", "planner", "schedule", "sim", "client", "testing"):
+    for mod in ("machine", "plan", "planner", "checker/schedule", "checker/sim", "client", "checker/testing"):
         tree = ast.parse((Path(__file__).parent.parent / "enactor" / f"{mod}.py").read_text())
         names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

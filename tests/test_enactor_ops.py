@@ -11,12 +11,12 @@ import trio
 
 from authd.control.app import ControlAPI, serve_control
 from enactor import machine as m
+from enactor.checker.sim import active_plan, addresses, rollback_plan
+from enactor.checker.testing import DUAL, LEGACY, plan_n, seeded_store
 from enactor.cli import main
 from enactor.client import Route53Http
 from enactor.plan import PlanStore, lock_name
 from enactor.runner import run_enactor
-from enactor.sim import active_plan, addresses, rollback_plan
-from enactor.testing import DUAL, LEGACY, plan_n, seeded_store
 
 
 async def cli(*argv: str) -> tuple[int, str]:

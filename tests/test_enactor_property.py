@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enactor import machine as m
-from enactor.sim import active_plan
-from enactor.testing import DUAL, LEGACY, answers, make_sim, plan_n, zone_id
+from enactor.checker.sim import active_plan
+from enactor.checker.testing import DUAL, LEGACY, answers, make_sim, plan_n, zone_id
 
 NAMES = ("enactor-a", "enactor-b", "enactor-c")
 

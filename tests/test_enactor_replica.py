@@ -17,8 +17,8 @@ from authd.store.contract import Action, Change, InvalidChangeBatch
 from authd.store.memstore import MemoryStore
 from authd.store.replica import DelayLine
 from enactor import machine as m
+from enactor.checker.testing import DUAL, T0, seeded_store
 from enactor.plan import lock_name, root_name
-from enactor.testing import DUAL, T0, seeded_store
 
 LOCK = lock_name(DUAL)
 

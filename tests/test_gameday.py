@@ -10,8 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from enactor import gameday as gd  # noqa: E402
-from enactor.timeline import Event  # noqa: E402
+from enactor.drills import gameday as gd  # noqa: E402
+from enactor.drills.timeline import Event  # noqa: E402
 from resolver.outage import Outcome  # noqa: E402
 from tests.figure_checks import capture, outside_canvas  # noqa: E402
 

@@ -17,11 +17,11 @@ import matplotlib
 matplotlib.use("Agg")
 import pytest  # noqa: E402
 
-from enactor.gameday import (
+from enactor.drills.gameday import (
     LAYERS,  # noqa: E402
     Settings,
 )
-from enactor.gameday_run import run_gameday  # noqa: E402
+from enactor.drills.gameday_run import run_gameday  # noqa: E402
 from tests.figure_checks import capture, outside_canvas  # noqa: E402
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from authd.clean_exit import Fatal
-from enactor import lanes as ln
-from enactor.lanectl import Controller, load_targets, main, parse_change, submit
+from enactor.lanes import core as ln
+from enactor.lanes.lanectl import Controller, load_targets, main, parse_change, submit
 from enactor.plan import Plan, PlanError, PlanStore
 from enactor.planner import default_capacity
 
@@ -144,7 +144,7 @@ def test_lane_metrics_follow_the_alarms_and_pass_promtool() -> None:
 
     from prometheus_client import generate_latest
 
-    from enactor.lanectl import LaneMetrics
+    from enactor.lanes.lanectl import LaneMetrics
 
     mx = LaneMetrics()
     plan = Plan(2, 0.0, default_capacity())

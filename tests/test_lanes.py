@@ -1,4 +1,4 @@
-"""The lanes machine (enactor.lanes), pure: fast lane never queued behind the slow lane, a failed
+"""The lanes machine (enactor.lanes.core), pure: fast lane never queued behind the slow lane, a failed
 check halts the slow rollout, the bake time and the rate limit are honoured, the newest intent
 wins, and the synthetic heartbeat finds a broken fast path within one period."""
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enactor import lanes as ln
-from enactor.lanes import Edit, Lane, LaneConfig, Lanes, Target
+from enactor.lanes import core as ln
+from enactor.lanes.core import Edit, Lane, LaneConfig, Lanes, Target
 from enactor.planner import default_capacity
 
 CAP = default_capacity()

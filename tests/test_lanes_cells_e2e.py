@@ -18,9 +18,9 @@ import pytest
 
 from authd.store.contract import Action, Change
 from enactor.client import Route53Http
-from enactor.lanectl import Probe
-from enactor.lanerig import Rig
-from enactor.lanes import Target
+from enactor.lanes.core import Target
+from enactor.lanes.lanectl import Probe
+from enactor.lanes.lanerig import Rig
 from enactor.plan import PlanStore
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from enactor.lanerig import DUAL, LEGACY, Rig, drain
+from enactor.lanes.lanerig import DUAL, LEGACY, Rig, drain
 from enactor.plan import PlanStore
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]

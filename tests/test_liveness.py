@@ -1,14 +1,14 @@
-"""Full liveness under weak fairness (`enactor.liveness`): hand-made transition systems with
-known answers, and the real checker (`enactor.check --liveness full`)."""
+"""Full liveness under weak fairness (`enactor.checker.liveness`): hand-made transition systems with
+known answers, and the real checker (`enactor.checker.check --liveness full`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from enactor import check as c
-from enactor import liveness as lv
 from enactor import machine as m
-from enactor.invariants import Inv
+from enactor.checker import check as c
+from enactor.checker import liveness as lv
+from enactor.checker.invariants import Inv
 
 GOOD = 9  # the goal state in the hand-made systems
 

@@ -24,11 +24,11 @@ from prometheus_client.registry import CollectorRegistry
 from authd.node import NodeConfig, run_node
 from authd.store.contract import Action, Change, InvalidChangeBatch
 from enactor import machine as m
+from enactor.checker.testing import DUAL, plan_n
 from enactor.client import Route53Http
 from enactor.metrics import EnactorCollector, EnactorCounts, load_crashes, record_crash
 from enactor.plan import PlanStore
 from enactor.runner import run_enactor
-from enactor.testing import DUAL, plan_n
 from resolver.cache import CachePolicy
 from resolver.metrics import ResolverCollector
 from resolver.resolution import Server

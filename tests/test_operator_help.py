@@ -10,10 +10,10 @@ import argparse
 import pytest
 
 from authd.cli import main as authd_cli
-from enactor import cellcheck as enactor_cellcheck
-from enactor import check as enactor_check
 from enactor import cli as enactor_cli
-from enactor import lanectl
+from enactor.cells import check as enactor_cellcheck
+from enactor.checker import check as enactor_check
+from enactor.lanes import lanectl
 from resolver import cli as resolver_cli
 
 TAKEN = {5353: "mDNS (RFC 6762, avahi)", 5355: "LLMNR (systemd-resolved)", 5300: "the test universe"}

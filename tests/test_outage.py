@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from enactor.outage import run_outage
-from enactor.schedule import load_schedule, schedule_2025
+from enactor.checker.schedule import load_schedule, schedule_2025
+from enactor.drills.outage import run_outage
 
 REPO = Path(__file__).resolve().parent.parent
 DUAL = "dynamodb.us-east-1.api.aws."
@@ -124,7 +124,7 @@ def test_real_enactor_killed_while_holding_the_lock_others_converge(tmp_path: Pa
     done, nothing flipped); the lock expires, b and c take over and finish; a restarts with
     no memory, adopts nothing stale, and agrees. Real dig never comes back empty."""
     need_dig()
-    from enactor.schedule import Schedule
+    from enactor.checker.schedule import Schedule
 
     steps = [
         {"do": "sample"}, {"do": "plan"},

@@ -8,8 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import pytest  # noqa: E402
 
-from enactor.outage import run_outage  # noqa: E402
-from enactor.schedule import schedule_2025  # noqa: E402
+from enactor.checker.schedule import schedule_2025  # noqa: E402
+from enactor.drills.outage import run_outage  # noqa: E402
 from tests.figure_checks import capture, outside_canvas  # noqa: E402
 
 

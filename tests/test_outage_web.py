@@ -24,9 +24,9 @@ import trio
 import trio.testing
 
 from authd.localnet import free_port
-from enactor.timeline import Recorder
-from enactor.web import Hub, LiveApp, serve_web
-from enactor.webfeed import (
+from enactor.drills.timeline import Recorder
+from enactor.drills.web import Hub, LiveApp, serve_web
+from enactor.drills.webfeed import (
     Answer,
     Feed,
     Observation,
@@ -51,7 +51,7 @@ REGIONAL = "dynamodb.us-east-1.amazonaws.com"
 
 
 def test_feed_is_a_pure_module() -> None:
-    tree = ast.parse((REPO / "enactor" / "webfeed.py").read_text())
+    tree = ast.parse((REPO / "enactor" / "drills" / "webfeed.py").read_text())
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not names & {"trio", "socket", "time", "hypercorn", "httpx"}, names
@@ -368,7 +368,7 @@ def test_live_page_in_chromium_real_processes(tmp_path: Path) -> None:
 def test_observed_lane_events_merge_in_time_order() -> None:
     """In-process restarts are only logged by the Sim: they come from the observer, and the
     lane sees crash, restart, backoff in the order they happened."""
-    from enactor.timeline import Event
+    from enactor.drills.timeline import Event
 
     rec = Recorder(T0)
     rec.add(T0 + 1, "enactor-c", "crash", "crashed (RollbackTargetMissing)")
@@ -385,8 +385,8 @@ def test_a_live_enactors_actions_become_its_lane() -> None:
     """The real machine in the in-process Sim, seen through `run_events` as `run --web` sees
     it: the lock, the flip (endpoint and plan), the cleaner's deletions, the release."""
     from enactor import machine as m
-    from enactor.testing import DUAL, make_sim, plan_n
-    from enactor.webfeed import run_events
+    from enactor.checker.testing import DUAL, make_sim, plan_n
+    from enactor.drills.webfeed import run_events
 
     sim = make_sim(frozenset({m.Defect.CLEANER_BY_AGE}), names=("enactor-a",))
     seen: list[dict[str, object]] = []
@@ -452,7 +452,7 @@ def test_enactor_run_web_serves_its_lane(tmp_path: Path) -> None:
 def test_a_stop_between_steps_unwinds_the_run() -> None:
     import threading
 
-    from enactor.web import LiveRun, RunStopped
+    from enactor.drills.web import LiveRun, RunStopped
 
     stop = threading.Event()
     sent: list[list[dict[str, object]]] = []
@@ -536,7 +536,7 @@ def test_web_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
 async def test_run_page_shows_the_crash_while_it_lingers_then_the_crash_propagates() -> None:
     from authd.clean_exit import leaves
     from enactor import machine as m
-    from enactor.web import run_with_page
+    from enactor.drills.web import run_with_page
 
     port = free_port()
     crashed = trio.Event()
@@ -604,9 +604,9 @@ def test_the_feed_has_a_column_per_node_and_the_late_node_goes_empty_last(pg_clu
     feed has one answer column per node, and node-3's EMPTY comes after node-1's."""
     import threading
 
-    from enactor.outage import run_outage
-    from enactor.schedule import schedule_2025
-    from enactor.web import LiveRun
+    from enactor.checker.schedule import schedule_2025
+    from enactor.drills.outage import run_outage
+    from enactor.drills.web import LiveRun
     from tests.conftest import require_tool
 
     require_tool("dig")

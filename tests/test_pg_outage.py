@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from enactor.outage import run_outage
-from enactor.schedule import schedule_2025
+from enactor.checker.schedule import schedule_2025
+from enactor.drills.outage import run_outage
 from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from enactor.checker.testing import plan_n
 from enactor.plan import PlanError, PlanStore, loads_plan, parse_plan, tree_of
-from enactor.testing import plan_n
 
 
 def doc() -> dict:

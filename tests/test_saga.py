@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from enactor import check as c
 from enactor import machine as m
-from enactor.saga import Outcome, Saga
-from enactor.sim import PlanList, Sim
+from enactor.checker import check as c
+from enactor.checker.saga import Outcome, Saga
+from enactor.checker.sim import PlanList, Sim
 
 
 def _plan2_active() -> object:

@@ -473,6 +473,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         node_timeout=args.node_timeout,
         seed=args.seed,
         cache=not args.no_answer_cache,
+        compiled=not args.no_compiled_answers,
         allow_axfr=args.allow_axfr,
         probe_any_address=args.probe_any_address,
         health_checks=args.health_prober,

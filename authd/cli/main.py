@@ -92,6 +92,9 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-answer-cache", action="store_true",
                    help="parse and answer every query in full, without the table of rendered "
                    "answers (for benchmarking the uncached path)")
+    p.add_argument("--no-compiled-answers", action="store_true",
+                   help="answer questions the answer table does not hold through the full "
+                   "pipeline, not from compiled templates (for benchmarking what they save)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed for weighted picks, for reproducible runs (default: random)")
     p.add_argument("--geo-map", type=load_geo_map, default=None, metavar="FILE",
@@ -116,6 +119,7 @@ def build_index(args: argparse.Namespace) -> ServingIndex:
         zones,
         rng=random.Random(args.seed),
         cache=not args.no_answer_cache,
+        compiled=not args.no_compiled_answers,
         allow_axfr=args.allow_axfr,
         geomap=args.geo_map,
     )
@@ -146,6 +150,8 @@ def _worker_argv(args: argparse.Namespace, port: int, label: str) -> list[str]:
         argv.append("--allow-axfr")
     if args.no_answer_cache:
         argv.append("--no-answer-cache")
+    if args.no_compiled_answers:
+        argv.append("--no-compiled-answers")
     if args.geo_map is not None:
         argv += ["--geo-map", args.geo_map.source]
     if args.seed is not None:

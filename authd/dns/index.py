@@ -55,6 +55,7 @@ from authd.dns.answer import (
     key_of,
     make_query_wire,
 )
+from authd.dns.compiled import CompiledAnswers
 from authd.dns.geo import GeoMap
 from authd.dns.wire import parse_fast
 from authd.dns.xfr import TransferView
@@ -146,6 +147,7 @@ class ServingIndex:
         cache: keep rendered answers (False forces the full parse on every packet).
         allow_axfr: answer AXFR over TCP (RFC 5936); refused otherwise.
         geomap: the operator's location table for geolocation and latency routing.
+        compiled: answer from compiled templates (`authd.dns.compiled`) before the pipeline.
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class ServingIndex:
         cache_limit: int = CACHE_LIMIT,
         allow_axfr: bool = False,
         geomap: GeoMap | None = None,
+        compiled: bool = True,
     ):
         r = rng if rng is not None else random.Random()
         self._random: Callable[[], float] = r.random if isinstance(r, random.Random) else r
@@ -183,6 +186,10 @@ class ServingIndex:
         # batch forgets only its own zone's answers: per zone, its keys in each of `_tables`
         self._filled: dict[Key | None, tuple[list, list, list, list]] = {}
         self.stats = {"fast": 0, "fill": 0, "slow": 0}
+        # answers compiled per zone, owner and type (`authd.dns.compiled`): asked after `exact`
+        self.compiled = CompiledAnswers(self.table, self._random) if cache and compiled else None
+        if self.compiled is not None:
+            self.compiled.keep = self._keep_udp
         self._health_zones: dict[str, set[Key]] = {}  # health-check id -> zones naming it
         # called after every applied entry (e.g. authd.dns.emptywatch); empty by default: no cost
         self.on_applied: list[Callable[[JournalEntry], None]] = []
@@ -215,6 +222,8 @@ class ServingIndex:
             self._by_id.pop(entry.zone_id, None)
             if old is not None:
                 self.table.remove(dns.name.from_text(old[0]))
+                if self.compiled is not None:
+                    self.compiled.forget(None)
             self._forget_answers(None)
             log.info("zone %s (%s) deleted at seq %d", entry.zone_name, entry.zone_id, entry.seq)
         elif entry.kind is EntryKind.SNAPSHOT or entry.zone_id not in self._zones:
@@ -225,6 +234,8 @@ class ServingIndex:
             self._by_id[entry.zone_id] = zone
             self.table.add(zone)
             self._forget_answers(None)  # a new zone may take over names another one answered
+            if self.compiled is not None:
+                self.compiled.forget(zone.okey)
             self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s (%s) loaded: %d record sets, serial %d, seq %d",
@@ -234,6 +245,8 @@ class ServingIndex:
             zone = self._by_id[entry.zone_id]
             zone.update(entry.puts, entry.deletes)  # raises before any change
             self._forget_answers(zone.okey)
+            if self.compiled is not None:
+                self.compiled.changed(zone, entry.puts, entry.deletes)
             self._note_health(zone.okey, entry.puts)
             log.info(
                 "zone %s change %s applied: %d put, %d deleted, serial %d, seq %d",
@@ -347,6 +360,10 @@ class ServingIndex:
             if type(hit) is bytes:
                 return wire[:2] + hit
             return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
+        if self.compiled is not None:
+            out = self._from_compiled(wire, tcp, exact)
+            if out is not None:
+                return out
         fq = parse_fast(wire) if self.cache_enabled else None
         if fq is not None:
             entry = self._cache.get(fq.key)
@@ -392,6 +409,28 @@ class ServingIndex:
         if reply is None:
             return None
         return reply.to_wire(TCP_LIMIT if tcp else reply.udp_limit)
+
+    def _from_compiled(self, wire: bytes, tcp: bool, exact: dict) -> bytes | None:
+        done = self.compiled.respond(wire, tcp)  # type: ignore[union-attr]
+        if done is None:
+            return None
+        self.stats["fast"] += 1
+        out, okey = done
+        if okey is not None:  # one owner's single answer: the exact table's too
+            self._remember(exact, wire[2:], okey)
+            exact[wire[2:]] = out[2:]
+        return out
+
+    @property
+    def compiled_udp(self) -> Callable[[bytes], bytes | None] | None:
+        """The compiled templates' UDP responder (`CompiledAnswers.udp`: bytes, or None when
+        they do not answer), for the UDP shell's queries that no guard needs to see; None
+        when answers are not compiled."""
+        return self.compiled.udp if self.compiled is not None else None
+
+    def _keep_udp(self, key: bytes, out: bytes, okey: Key) -> None:
+        self._remember(self.exact_udp, key, okey)
+        self.exact_udp[key] = out
 
     def answer(self, wire: bytes, *, tcp: bool, rng: object = None,
                source: str | None = None) -> Reply | None:

@@ -118,6 +118,9 @@ async def serve_udp(
     counts = getattr(index, "query_counts", None)  # authd.metrics: one increment per query
     random = index.random
     bisect_right = bisect.bisect_right
+    # A query without additional records carries no cookie, TSIG or EDNS for the guard to
+    # read, so without RRL the compiled templates answer it directly (`authd.dns.compiled`)
+    direct = getattr(index, "compiled_udp", None) if limit is None else None
     while True:
         await trio.lowlevel.wait_readable(sock)
         now = trio.current_time()
@@ -138,7 +141,10 @@ async def serve_udp(
                 counts[key] = counts.get(key, 0) + 1
             try:
                 if hit is None:
-                    if xfr is not None and xfr.wants(data):  # a transfer, or a signed query
+                    reply = direct(data) if direct is not None and data[10:12] == b"\0\0" else None
+                    if reply is not None:
+                        pass
+                    elif xfr is not None and xfr.wants(data):  # a transfer, or a signed query
                         replies = xfr.respond(data, addr[0], tcp=False, now=wall)
                         reply = next(iter(replies), None) if replies is not None else None
                     elif guarded is not None:

@@ -1,7 +1,7 @@
 """`enactor gameday`, the pure core: client samples and enactor events in, per-layer windows,
 the table and the figure out.
 
-No sockets, no clock, no trio: the shell (`enactor.gameday_run`) runs the 2025 schedule in
+No sockets, no clock, no trio: the shell (`enactor.drills.gameday_run`) runs the 2025 schedule in
 real time against real processes, with clients sampling the endpoint names through each layer
 (straight at authd, through our resolver, through Unbound, through a stub cache), and hands
 this module what they saw. Times are seconds since the game day started (wall clock).
@@ -116,7 +116,7 @@ _PLAN = re.compile(r"-> plan-0*(\d+)")
 
 
 def decisive_marks(events: Iterable[Any], to_real: Callable[[float], float]) -> list[Mark]:
-    """From the outage recorder's events (`enactor.timeline.Event`, schedule time): the
+    """From the outage recorder's events (`enactor.drills.timeline.Event`, schedule time): the
     stale flip (the first flip to an older plan than its endpoint had), the cleaner deletion
     that left an alias dangling (the last one before authd first went empty), the first
     crash, a flip the fixed design refused, and the operator's pause and repair."""

@@ -1,5 +1,5 @@
 """`enactor gameday`'s flags and command (argument parsing and wiring only; light to import,
-since `enactor`'s parser is built for every command). The run is `enactor.gameday_run`."""
+since `enactor`'s parser is built for every command). The run is `enactor.drills.gameday_run`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from enactor import gameday as gd
-from enactor.gameday import Settings
+from enactor.drills import gameday as gd
+from enactor.drills.gameday import Settings
 
 # --- the command line -----------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ def cmd_gameday(args: argparse.Namespace) -> int:
                  tail=args.tail)
     png = args.png or str(Path("results") / f"gameday-{args.design}.png")
     Path(png).parent.mkdir(parents=True, exist_ok=True)
-    from enactor.gameday_run import run_gameday
+    from enactor.drills.gameday_run import run_gameday
 
     try:
         res = run_gameday(s, png=png, verbose=args.verbose)

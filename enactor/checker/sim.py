@@ -6,7 +6,7 @@ enactor (`machine.step` over its own frozen state) whose actions go through the 
 Time is virtual: an action costs `op_time` seconds, a `Sleep` wakes the actor later, and the
 driver always runs the actor that is ready first (ties by name), so every run is the same.
 
-Tests use it directly; `enactor.schedule` uses it to replay exact interleavings; the
+Tests use it directly; `enactor.checker.schedule` uses it to replay exact interleavings; the
 interleaving checker can use `Actor` and `perform` the same way.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 
 from authd.model.records import RecordSet
 from enactor import machine as m
+from enactor.checker.schedule import label
 from enactor.client import ChangeApi, perform
+from enactor.drills.timeline import Recorder, Sample
 from enactor.plan import Plan, lock_name, rollback_name, root_plan
-from enactor.schedule import label
-from enactor.timeline import Recorder, Sample
 
 
 class PlanList:
@@ -261,7 +261,7 @@ def lock_holder(api: ChangeApi, zone_id: str, endpoint: str) -> tuple[str, int] 
 
 
 class SimDriver:
-    """`enactor.schedule.Driver` over an in-process Sim (the outage without processes)."""
+    """`enactor.checker.schedule.Driver` over an in-process Sim (the outage without processes)."""
 
     def __init__(self, sim: Sim, capacity_fn: Callable[[int], Plan],
                  watch: list[tuple[str, str, str]]):

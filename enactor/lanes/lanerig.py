@@ -19,8 +19,8 @@ from typing import Any
 
 from authd.localnet import free_port
 from enactor.client import Route53Http
-from enactor.lanectl import submit
-from enactor.outage import REPO, dig
+from enactor.drills.outage import REPO, dig
+from enactor.lanes.lanectl import submit
 from enactor.plan import Plan, PlanStore
 from enactor.planner import default_capacity
 
@@ -94,11 +94,11 @@ class Rig:
                            "--plans", str(plans or self.plans), "--api", self.api_url,
                            "--poll", str(self.poll), "--lock-ttl", str(self.lock_ttl)])
 
-    # --- cells (enactor.cells: each its own hosted zone, plan store and enactor) ---
+    # --- cells (enactor.cells.layout: each its own hosted zone, plan store and enactor) ---
 
     @property
     def layout(self) -> Any:
-        from enactor.cells import CellLayout
+        from enactor.cells.layout import CellLayout
 
         return CellLayout.make(self.cells)
 

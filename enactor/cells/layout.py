@@ -18,7 +18,7 @@ Nothing in a cell names another cell. Without `--cells` nothing here is used and
 single regional layout (`dynamodb.us-east-1.api.aws`, `zones/`) is exactly as before.
 
 `CellLayout.make(4)` is what `enactor outage --cells 4` and `enactor check --cells 2` use;
-`enactor.lanes` rolls changes out over `CellLayout.cells` in order.
+`enactor.lanes.core` rolls changes out over `CellLayout.cells` in order.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`enactor cells`: set up a cell layout on disk, and write or move customers through the API.
 
-Shell (files, the change API). Three operations over `enactor.cells` and `enactor.cellmap`:
+Shell (files, the change API). Three operations over `enactor.cells.layout` and `enactor.cells.cellmap`:
 
     enactor cells init --cells 4 --dir cells/     # zones for authd, each cell's plan-0001,
                                                   # capacity.json, root hints, targets.json (lanes)
@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from enactor import cellmap
-from enactor.cells import ROOT_HINTS, CellLayout, zone_files
+from enactor.cells import cellmap
+from enactor.cells.layout import ROOT_HINTS, CellLayout, zone_files
 from enactor.plan import PlanStore
 from enactor.planner import save_capacity
 

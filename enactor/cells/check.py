@@ -1,15 +1,15 @@
 """`enactor check --cells N`: a defect in one cell's enactors never empties another cell's names.
 
-Pure core (no sockets, no real clock), over the real code as `enactor.check` is: the real
+Pure core (no sockets, no real clock), over the real code as `enactor.checker.check` is: the real
 `enactor.machine` enactors, their actions through the real `enactor.client.perform`, against
-one real `authd.store.memstore.MemoryStore` holding every cell's zone (`enactor.cells`). Nothing
+one real `authd.store.memstore.MemoryStore` holding every cell's zone (`enactor.cells.layout`). Nothing
 here models an enactor; this module only chooses who goes next.
 
 The world: N cells. Cell `defect_cell` runs its enactors with the 2025 defects, every other
 cell the fixed design, each cell with its own plan source (its own planner transition) and
 its own enactors; one shared virtual clock ("time passes" expires every lock). Every
 interleaving of every cell's enactors, planners and the clock is explored breadth-first, with
-state hashing (store contents, each enactor's decision-relevant state as `enactor.check`
+state hashing (store contents, each enactor's decision-relevant state as `enactor.checker.check`
 keys it, each planner's position, the clock), up to the bounds.
 
 Checked in every reachable state and transition:
@@ -42,12 +42,12 @@ from authd.store.memstore import MemoryStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import parse_route53_json
 from enactor import machine as m
-from enactor.cells import CellLayout, zone_files
-from enactor.check import TICK, _state_key
+from enactor.cells.layout import CellLayout, zone_files
+from enactor.checker.check import TICK, _state_key
+from enactor.checker.sim import addresses
 from enactor.client import describe_action, perform
 from enactor.plan import Plan
 from enactor.planner import churn
-from enactor.sim import addresses
 
 T0 = 1_760_940_000.0
 NAMES = tuple(f"enactor-{c}" for c in "abcd")
@@ -217,7 +217,7 @@ class CellExplorer:
     def fuse(self, cfg: m.Config, agent: Agent, now: float, planner: int, done: list[m.ActionT]) -> Agent:
         # Sleep and FindZone read nothing another transition writes and write nothing
         # (zones are never created here, time moves only by the clock transition): run them
-        # at once, as enactor.check does (`_fuse`).
+        # at once, as enactor.checker.check does (`_fuse`).
         for _ in range(50):
             if agent[3] or not isinstance(agent[2], m.Sleep | m.FindZone) or agent[1].phase is m.Phase.FROZEN:
                 break
@@ -346,12 +346,12 @@ class _StopRecording(Exception):
 
 
 def record_race(layout: CellLayout, cell: int, plans: int = 4) -> tuple[list[Event], list[m.Config]]:
-    """The scripted 2025 race (`enactor.schedule.schedule_2025`) run in-process in cell `cell`
+    """The scripted 2025 race (`enactor.checker.schedule.schedule_2025`) run in-process in cell `cell`
     alone, recorded action by action up to the first crash: what its enactors do when nothing
     else exists. Returns the events and the three enactors' configs."""
-    from enactor.schedule import ScheduleError, run_schedule, schedule_2025
-    from enactor.sim import PlanList, Sim, SimDriver
-    from enactor.testing import RESTART_DELAY
+    from enactor.checker.schedule import ScheduleError, run_schedule, schedule_2025
+    from enactor.checker.sim import PlanList, Sim, SimDriver
+    from enactor.checker.testing import RESTART_DELAY
 
     c = layout.find_cell(cell)
     store = MemoryStore(clock=lambda: T0, keep_journal=False)

@@ -2,12 +2,12 @@
 
 Shell (subprocesses, sockets, files). It starts `authd serve` (DNS + the Route 53 control
 API over a SQLite store, loopback ports), the planner and three enactors as real processes in
-`--stepped` mode, and drives a schedule (`enactor.schedule`) over them: the same schedule
+`--stepped` mode, and drives a schedule (`enactor.checker.schedule`) over them: the same schedule
 format the interleaving checker writes its counterexamples in. Time is virtual and handed
 to each enactor with its `go` line, so every run is the same; DNS is sampled with real `dig`
 between steps. Afterwards: a readable timeline, a JSON summary and a PNG.
 
-`--inprocess` runs the very same schedule over `enactor.sim` (MemoryStore, no processes,
+`--inprocess` runs the very same schedule over `enactor.checker.sim` (MemoryStore, no processes,
 answers counted by walking the records through the store API): seconds instead of tens of
 seconds, for tests and machines without dig.
 """
@@ -28,10 +28,8 @@ from typing import Any
 
 from authd.localnet import free_port
 from enactor import machine as m
-from enactor.client import Route53Http
-from enactor.plan import Plan, PlanStore
-from enactor.schedule import Schedule, run_schedule
-from enactor.testing import (
+from enactor.checker.schedule import Schedule, run_schedule
+from enactor.checker.testing import (
     DUAL,
     LEGACY,
     RESTART_DELAY,
@@ -41,11 +39,13 @@ from enactor.testing import (
     make_driver,
     make_sim,
 )
-from enactor.timeline import Recorder, Sample, headline, report, summary, write_png
+from enactor.client import Route53Http
+from enactor.drills.timeline import Recorder, Sample, headline, report, summary, write_png
+from enactor.plan import Plan, PlanStore
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ACTORS = ("enactor-a", "enactor-b", "enactor-c")
-OP_TIME = 0.01  # virtual seconds per action (as in enactor.sim, so replays line up)
+OP_TIME = 0.01  # virtual seconds per action (as in enactor.checker.sim, so replays line up)
 
 
 def free_port_pair() -> int:
@@ -212,7 +212,7 @@ class Cluster:
         py = sys.executable
         store = str(self.work / "authd.sqlite3")
         if self.store is not None:
-            from enactor.pgoutage import fresh_database
+            from enactor.drills.pgoutage import fresh_database
 
             self.database, store = fresh_database(self.store)
         for i in range(1, self.nodes + 1):
@@ -290,13 +290,13 @@ class Cluster:
                     proc.kill()
                     proc.wait(timeout=5)
         if self.store is not None and self.database is not None:
-            from enactor.pgoutage import drop_database
+            from enactor.drills.pgoutage import drop_database
 
             drop_database(self.store, self.database)
 
 
 class ProcessDriver:
-    """`enactor.schedule.Driver` over real processes, on a virtual clock."""
+    """`enactor.checker.schedule.Driver` over real processes, on a virtual clock."""
 
     def __init__(self, cluster: Cluster, rec: Recorder, verbose: bool = False):
         self.c = cluster
@@ -540,7 +540,7 @@ def run_outage(defects: str | None, schedule: Schedule, *, inprocess: bool = Fal
 
     `store` (postgresql://...) and `nodes`: that many authd nodes on a fresh database in that
     server, sampled one by one; the last learns of changes `node_delay` seconds late.
-    `live` (`enactor.web.LiveRun`): sees the driver before the run, every schedule step and
+    `live` (`enactor.drills.web.LiveRun`): sees the driver before the run, every schedule step and
     the summary at the end (the live web page, and pacing)."""
     want, endpoints, lock_ttl = schedule_settings(schedule)
     defects = defects or want or "2025"

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from authd.model.records import RecordSet
 from authd.store.contract import Action, Change
-from enactor.cells import Cell, CellLayout
+from enactor.cells.layout import Cell, CellLayout
 
 CNAME_TTL = 60  # seconds: a move reaches every client within this (plus propagation)
 ROUTER_TTL = 60

@@ -1,4 +1,4 @@
-"""The invariants the interleaving checker (`enactor.check`) and the saga tests hold the enactor to.
+"""The invariants the interleaving checker (`enactor.checker.check`) and the saga tests hold the enactor to.
 
 Pure core: functions over a Store's contents and the enactors' frozen `machine.State`s; no
 clock, no I/O. Each check returns `Violation`s naming the invariant and saying what is wrong
@@ -134,7 +134,7 @@ def _serving_index() -> Any:
     return ServingIndex if hasattr(ServingIndex, "resolve_all") else None
 
 
-ANSWER_LOGIC = "authd.dns.index.ServingIndex.resolve_all" if _serving_index() else "enactor.invariants.walk_outcomes"
+ANSWER_LOGIC = "authd.dns.index.ServingIndex.resolve_all" if _serving_index() else "enactor.checker.invariants.walk_outcomes"
 
 
 class Resolver:

@@ -3,8 +3,8 @@
 Shell (subprocesses, sockets, files). One `authd serve` hosts every zone (Route 53 is one
 service for all cells too: what is cellularised is DNS *management*). Per cell: its own plan
 directory, its own `enactor planner --stepped` and its own three `enactor run --stepped`
-processes, each given only its cell's plan directory (`enactor.cells`). The cell map
-(`enactor.cellmap`) writes every customer's CNAME and the cell router through the change API.
+processes, each given only its cell's plan directory (`enactor.cells.layout`). The cell map
+(`enactor.cells.cellmap`) writes every customer's CNAME and the cell router through the change API.
 A real `resolver serve`, iterating from a root zone that authd also serves, answers the stub
 clients: one per customer resolving `ACCOUNT.ddb.us-east-1.api.aws` A, and as many resolving
 the legacy regional name `dynamodb.us-east-1.amazonaws.com` A through the router.
@@ -47,16 +47,16 @@ import dns.rcode
 import dns.rdatatype
 
 from authd.localnet import free_port
-from enactor import cellmap
-from enactor.blast import Blast, BlastSample, table, write_figure
-from enactor.cells import ROOT_HINTS, CellLayout, apex_records, root_zone, zone_files
+from enactor.cells import cellmap
+from enactor.cells.blast import Blast, BlastSample, table, write_figure
+from enactor.cells.layout import ROOT_HINTS, CellLayout, apex_records, root_zone, zone_files
+from enactor.checker.schedule import Schedule, run_schedule, schedule_2025
+from enactor.checker.testing import DUAL, LEGACY, T0, capacity_for
 from enactor.client import Route53Http
-from enactor.outage import _STATUS, REPO, Cluster, ProcessDriver
+from enactor.drills.outage import _STATUS, REPO, Cluster, ProcessDriver
+from enactor.drills.timeline import Recorder
 from enactor.plan import Plan, PlanStore
 from enactor.planner import Capacity
-from enactor.schedule import Schedule, run_schedule, schedule_2025
-from enactor.testing import DUAL, LEGACY, T0, capacity_for
-from enactor.timeline import Recorder
 
 REGIONAL = "regional"
 
@@ -76,7 +76,7 @@ class System(Cluster):
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
         PlanStore(self.plans_dir).put(Plan(1, T0 - 3600 + 1, self.capacity))
         py = sys.executable
-        from enactor.outage import EnactorProc
+        from enactor.drills.outage import EnactorProc
 
         self.planner = subprocess.Popen(
             [py, "-m", "enactor", "planner", "--plans", str(self.plans_dir), "--stepped"],
@@ -140,7 +140,7 @@ class Stubs:
 
 
 class CellsDriver:
-    """`enactor.schedule.Driver`: cell K's ProcessDriver for every step; `sample` brings every
+    """`enactor.checker.schedule.Driver`: cell K's ProcessDriver for every step; `sample` brings every
     other cell to the same virtual time, then asks every client."""
 
     def __init__(self, defect: ProcessDriver, others: list[ProcessDriver], stubs: Stubs,

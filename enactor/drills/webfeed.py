@@ -15,7 +15,7 @@ what each authd node answers) and turns whatever is new into small JSON messages
 `Feed` numbers the messages and keeps them all, so a page loaded late replays the whole run
 from the start (SSE `Last-Event-ID` resumes after a reconnect, WHATWG HTML "Server-sent
 events" section 9.2), and `sse_frame` writes one message in the `text/event-stream` format.
-The trio/ASGI shell that serves them is `enactor.web`.
+The trio/ASGI shell that serves them is `enactor.drills.web`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from enactor.timeline import Event, Recorder, clock_ms
+from enactor.drills.timeline import Event, Recorder, clock_ms
 
 # The lane states a page shows; each event kind moves an enactor's lane into one of them.
 LANE_AFTER = {

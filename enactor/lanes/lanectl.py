@@ -1,4 +1,4 @@
-"""`enactor lanes`: the fast and slow lanes (`enactor.lanes`) driven against real authd.
+"""`enactor lanes`: the fast and slow lanes (`enactor.lanes.core`) driven against real authd.
 
 Trio shell: it only moves bytes and time. `enactor lanes run` is the planner's output stage
 for lanes: it takes changes from an inbox directory (`enactor lanes submit` drops one JSON file
@@ -11,7 +11,7 @@ per change there), feeds them and the clock to the pure machine, and carries out
 - Delivery: every poll, for each target with plans in flight, each endpoint's alias is read
   through the change API (the source of truth) and the heartbeat name is asked over DNS; a
   heartbeat counts only when DNS answers its address.
-- RunCheck: the fixed design's invariants over the change API (`enactor.invariants`:
+- RunCheck: the fixed design's invariants over the change API (`enactor.checker.invariants`:
   resolves, rollback, one-lock, monotonic) and the answer check over real DNS (every endpoint
   of the target answers NOERROR with at least one address, A and AAAA where dual-stack).
 - Durability: an accepted change's file moves to `<inbox>/queued/` and is deleted only when
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from enactor import lanes as ln
+from enactor.lanes import core as ln
 from enactor.plan import Plan, PlanError, PlanStore, plan_label, root_plan
 from enactor.planner import Capacity, default_capacity
 
@@ -153,7 +153,7 @@ class Probe:
     """Reads for delivery and checks: the change API (botocore) and DNS (dnspython)."""
 
     def __init__(self, api: Any, dns: tuple[str, int]):
-        from enactor.invariants import StoreChecker
+        from enactor.checker.invariants import StoreChecker
 
         self.api = api
         self.dns = dns
@@ -200,7 +200,7 @@ class Probe:
 
     def check(self, target: ln.Target, cap: Capacity) -> list[str]:
         """The fixed design's invariants (change API) and the answer check (real DNS)."""
-        from enactor.invariants import check_monotonic, watched
+        from enactor.checker.invariants import check_monotonic, watched
 
         eps = [e for e in ln.real_endpoints(cap) if e.name in target.endpoints]
         checker = self._checker(watched(eps), use_index=False)

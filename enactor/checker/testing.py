@@ -14,11 +14,11 @@ from authd.store.memstore import MemoryStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
 from enactor import machine as m
+from enactor.checker.sim import DnsView, PlanList, Sim, SimDriver
 from enactor.plan import Plan
 from enactor.planner import Capacity, churn, default_capacity
-from enactor.sim import DnsView, PlanList, Sim, SimDriver
 
-ZONES = Path(__file__).resolve().parent.parent / "zones"
+ZONES = Path(__file__).resolve().parents[2] / "zones"
 T0 = 1_760_940_000.0  # 2025-10-20 06:00:00 UTC
 DUAL = "dynamodb.us-east-1.api.aws."
 LEGACY = "dynamodb.us-east-1.amazonaws.com."

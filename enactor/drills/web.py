@@ -1,6 +1,6 @@
 """The live web page of an outage run (`enactor outage --web HOST:PORT`, `enactor run --web`).
 
-Thin trio shell around `enactor.webfeed` (the pure feed): a small ASGI app served by
+Thin trio shell around `enactor.drills.webfeed` (the pure feed): a small ASGI app served by
 hypercorn's trio worker, as `authd.control.app` is, with three routes:
 
 - `GET /`: the page, one HTML file with inline CSS and JS (`enactor/static/outage.html`);
@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from enactor.webfeed import (
+from enactor.drills.webfeed import (
     Answer,
     Feed,
     Observation,
@@ -202,7 +202,7 @@ class LiveRun:
 
     def attach(self, drv: Any, title: str, actors: list[str]) -> None:
         """Before the first step: the driver (in-process `SimDriver` or `ProcessDriver`)."""
-        from enactor.testing import WATCH
+        from enactor.checker.testing import WATCH
 
         observe, nodes = observer_for(drv)
         endpoints: dict[str, tuple[str, ...]] = {}
@@ -233,11 +233,11 @@ def observer_for(drv: Any) -> tuple[Callable[[], Observation], list[str]]:
     """How to see DNS after a step: in-process, authd's serving index over the store (every
     address a weighted pick could give); with processes, the dig samples the driver took of
     every node, and the active plans from the change API (the source of truth)."""
-    from enactor.sim import DnsView, SimDriver, active_plan
-    from enactor.testing import WATCH
+    from enactor.checker.sim import DnsView, SimDriver, active_plan
+    from enactor.checker.testing import WATCH
 
     if isinstance(drv, SimDriver):
-        from enactor.timeline import Event
+        from enactor.drills.timeline import Event
 
         view = DnsView(drv.sim.api)
         node = "authd (in-process index)"
@@ -348,9 +348,9 @@ async def run_with_page(name: str, host: str, port: int, linger: float | None,
     import sys
     import time
 
+    from enactor.drills.timeline import Recorder
+    from enactor.drills.webfeed import run_events
     from enactor.runner import stamp
-    from enactor.timeline import Recorder
-    from enactor.webfeed import run_events
 
     hub = Hub(limit=RUN_KEEP)
     rec = Recorder(time.time())
@@ -384,7 +384,7 @@ def endpoints_of(plans: Any) -> list[tuple[str, tuple[str, ...]]]:
     latest = plans.latest()
     if latest is not None:
         return [(e.name, e.rtypes) for e in latest.endpoints]
-    from enactor.testing import WATCH
+    from enactor.checker.testing import WATCH
 
     out: dict[str, tuple[str, ...]] = {}
     for _, name, rtype in WATCH:

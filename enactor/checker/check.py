@@ -40,7 +40,7 @@ where an enactor failed to get the lock more often than that is not expanded), a
 jumps. Exhaustive search is breadth-first, so the first counterexample found is a shortest.
 
 Liveness (EVENTUALLY): by default the explored graph is recorded and, after the search,
-`enactor.liveness` looks for a reachable cycle a weakly fair run can stay in forever, or a
+`enactor.checker.liveness` looks for a reachable cycle a weakly fair run can stay in forever, or a
 deadlock, short of the goal (`Explorer.converged`); the shallowest becomes a lasso
 (`_full_liveness`). Fairness is `Explorer.fair_mask`. `liveness="sampled"` keeps the older
 check: a round-robin `fair_finish` from every k-th state with all plans written.
@@ -48,9 +48,9 @@ check: a round-robin `fair_finish` from every k-th state with all plans written.
 Random mode runs seeded random schedules (no hashing, larger bounds) for a time budget; a
 run is reproduced from its seed.
 
-Counterexamples become `enactor.schedule` documents ("step actor count N", "plan",
+Counterexamples become `enactor.checker.schedule` documents ("step actor count N", "plan",
 "advance"), which `enactor outage --schedule FILE` replays against real processes, and
-`replay_in_process` replays through `enactor.sim` to confirm the violation and render the
+`replay_in_process` replays through `enactor.checker.sim` to confirm the violation and render the
 timeline.
 """
 
@@ -71,10 +71,9 @@ from typing import Any
 from authd.store.memstore import MemoryStore
 from authd.zonefiles.seed import seed_store
 from authd.zonefiles.zonefile import load_zone_dir
-from enactor import liveness as lv
 from enactor import machine as m
-from enactor.client import perform
-from enactor.invariants import (
+from enactor.checker import liveness as lv
+from enactor.checker.invariants import (
     ANSWER_LOGIC,
     Inv,
     StoreChecker,
@@ -85,10 +84,11 @@ from enactor.invariants import (
     check_newest,
     watched,
 )
+from enactor.client import perform
 from enactor.plan import Endpoint, Plan, plan_label
 from enactor.planner import churn, default_capacity
 
-ZONES = Path(__file__).resolve().parent.parent / "zones"
+ZONES = Path(__file__).resolve().parents[2] / "zones"
 T0 = 1_760_940_000.0  # 2025-10-20 06:00:00 UTC, as in the in-process outage
 NAMES = tuple(f"enactor-{c}" for c in "abcdefgh")
 
@@ -998,10 +998,10 @@ def random_run(opts: Options, seed: int, max_steps: int = 400,
 
 def to_schedule(trace: Iterable[Move], names: Sequence[str], description: str,
                 extra: dict[str, Any] | None = None, aftermath: bool = True) -> Any:
-    """The trace as an `enactor.schedule.Schedule`: one `step ... count` per run of moves by
+    """The trace as an `enactor.checker.schedule.Schedule`: one `step ... count` per run of moves by
     the same enactor, `plan` for the planner, `advance` for time; a DNS sample after every
     accepted batch; then a fair aftermath so the outage (or its repair) shows in the timeline."""
-    from enactor.schedule import Schedule
+    from enactor.checker.schedule import Schedule
 
     steps: list[dict[str, Any]] = [{"do": "sample", "note": "before"}]
     for mv in trace:
@@ -1050,11 +1050,11 @@ class Replay:
 
 
 def replay_in_process(sched: Any, defects: frozenset[m.Defect], endpoints: str = "dual") -> Replay:
-    """Run a schedule through `enactor.sim` (the enactor helper's in-process driver: same
+    """Run a schedule through `enactor.checker.sim` (the enactor helper's in-process driver: same
     machine, client and store, virtual time with real sleep lengths), sampling DNS through the
     invariants' answer logic. The violation is taken where the aftermath begins."""
-    from enactor.schedule import Schedule, run_schedule
-    from enactor.sim import PlanList, Sim, SimDriver
+    from enactor.checker.schedule import Schedule, run_schedule
+    from enactor.checker.sim import PlanList, Sim, SimDriver
 
     store = seeded_store()
     timeline: list[tuple[float, str]] = []
@@ -1119,7 +1119,7 @@ shortest counterexample as a timeline plus a schedule file that `enactor outage 
 replays against real processes.
 
 Invariants: """ + "; ".join(f"{i.value}: {h}" for i, h in __import__(
-    "enactor.invariants", fromlist=["INV_HELP"]).INV_HELP.items())
+    "enactor.checker.invariants", fromlist=["INV_HELP"]).INV_HELP.items())
 
 
 def build_parser(prog: str = "enactor check") -> Any:
@@ -1193,7 +1193,7 @@ def build_parser(prog: str = "enactor check") -> Any:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--cells", type=int, metavar="N",
-                   help="check cells instead (enactor/cellcheck.py): one cell replays the 2025 race, "
+                   help="check cells instead (enactor/cells/check.py): one cell replays the 2025 race, "
                         "the others must never answer empty; `enactor check --cells 2 --help` lists its flags")
     return p
 
@@ -1202,10 +1202,12 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
-    from enactor.invariants import parse_invariants
+    from enactor.checker.invariants import parse_invariants
 
     if argv and any(a == "--cells" or a.startswith("--cells=") for a in argv):
-        from enactor.cellcheck import main as cells_main  # cells (issue 16): enactor/cellcheck.py
+        from enactor.cells.check import (
+            main as cells_main,  # cells (issue 16): enactor/cells/check.py
+        )
 
         return cells_main(list(argv))
     args = build_parser().parse_args(argv)
@@ -1277,7 +1279,7 @@ def main(argv: list[str] | None = None) -> int:
             doc["replay"] = {"violations": [v.text() for v in rp.violations], "outage": rp.outage,
                              "timeline": [[round(t, 3), line] for t, line in rp.timeline]}
             try:  # the enactor's own outage report: the same timeline `enactor outage` prints
-                from enactor.outage import run_outage
+                from enactor.drills.outage import run_outage
 
                 shown = run_outage(None, sched, inprocess=True).report
             except ImportError:

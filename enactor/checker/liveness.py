@@ -1,7 +1,7 @@
 """Liveness under weak fairness over an explored state graph: fair cycles and deadlocks that
 never reach the goal. Pure core: integer arrays in, a lasso (edge numbers) out; no I/O, no clock.
 
-The property is "always eventually good" (TLA+ `[]<>Good`, in `enactor.check` the EVENTUALLY
+The property is "always eventually good" (TLA+ `[]<>Good`, in `enactor.checker.check` the EVENTUALLY
 invariant: every plan written, the newest active, no lock, every live enactor idle). A
 behaviour violates it iff, from some point on, it never visits a good state. In a finite graph
 such a behaviour ends in a strongly connected component (SCC) of the non-good states, or in
@@ -402,7 +402,7 @@ def walk_states(g: Graph, edges: Sequence[int]) -> list[int]:
 
 
 def sampled(g: Graph, every: int, actors: int, rounds: int = 50) -> list[int]:
-    """The sampled check `enactor.check` had before this module, over a recorded graph (for
+    """The sampled check `enactor.checker.check` had before this module, over a recorded graph (for
     comparison and tests): from every `every`-th expanded state, run one round-robin schedule
     (each actor in turn takes its first edge) for up to `rounds` rounds; a start state from
     which it never reaches a good state is reported. It sees one schedule from a few states:

@@ -1,7 +1,7 @@
 """Blast radius: what the clients of each layout saw, from samples to numbers and a figure.
 
 Pure core (no I/O, no clock; matplotlib only in `write_figure`). `enactor outage --cells`
-(`enactor.cellsoutage`) resolves every customer's own name, the regional name and each cell's
+(`enactor.cells.outage`) resolves every customer's own name, the regional name and each cell's
 name through a real resolver at each sample of the schedule; this module turns those samples
 into the blast radius:
 

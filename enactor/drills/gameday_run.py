@@ -1,10 +1,10 @@
 """`enactor gameday`, the shell: one game day from the enactors to the clients, in real time.
 
 Processes and sockets (trio for the clients, a worker thread for the schedule). It starts
-`authd serve`, the planner and three enactors (`enactor.outage.Cluster`), our resolver
+`authd serve`, the planner and three enactors (`enactor.drills.outage.Cluster`), our resolver
 (`resolver serve`), Unbound with the preset the resolver experiment validated, and a stub
 cache (`resolver stub`), all on loopback and stopped by PID. Clients sample the endpoint names
-at a steady rate through each layer. The 2025 schedule (`enactor.schedule.schedule_2025`)
+at a steady rate through each layer. The 2025 schedule (`enactor.checker.schedule.schedule_2025`)
 then runs paced by the wall clock: schedule time goes `--speed` times as fast as real time
 and never ahead of it (the enactors stay in `--stepped` mode, so the race happens exactly as
 scheduled, whatever the machine's load), and every event is stamped with the wall-clock
@@ -13,7 +13,7 @@ moment it happened. After the crash loop the operator repairs it as the README's
 `enactor status` to check. The clients keep sampling while their caches let go of the empty
 answer; the enactors stay paused (in 2025 the automation stayed off).
 
-The analysis, the table and the figure are `enactor.gameday` (pure).
+The analysis, the table and the figure are `enactor.drills.gameday` (pure).
 """
 
 from __future__ import annotations
@@ -37,18 +37,18 @@ from typing import Any
 import dns.message
 import trio
 
-from enactor import gameday as gd
-from enactor.gameday import Settings
-from enactor.outage import (
+from enactor.checker.schedule import run_schedule, schedule_2025
+from enactor.checker.testing import T0  # schedule time starts at 2025-10-20 06:00:00 UTC
+from enactor.drills import gameday as gd
+from enactor.drills.gameday import Settings
+from enactor.drills.outage import (
     REPO,
     Cluster,
     ProcessDriver,
     actor_states_from_procs,
     schedule_settings,
 )
-from enactor.schedule import run_schedule, schedule_2025
-from enactor.testing import T0  # schedule time starts at 2025-10-20 06:00:00 UTC
-from enactor.timeline import Event, Recorder, summary
+from enactor.drills.timeline import Event, Recorder, summary
 from resolver.resolution import Server
 
 # --- the schedule, paced by the wall clock ---------------------------------------------------

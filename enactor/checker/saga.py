@@ -3,7 +3,7 @@
 Pure core (virtual time, in-process store). From Oxide's distributed-sagas talk (Steno): an
 action sequence is safe to resume only if each step is idempotent and a crash between any two
 steps can be carried on from by whoever comes next. This helper takes the enactor's real step
-sequence (`enactor.machine` through `enactor.sim.Sim`, the real client and MemoryStore):
+sequence (`enactor.machine` through `enactor.checker.sim.Sim`, the real client and MemoryStore):
 
 1. a clean run: one enactor installs the newest plan from a given starting store, until it is
    idle; its action count K and the end state (zone contents without SOA and lock) are kept;
@@ -14,7 +14,7 @@ sequence (`enactor.machine` through `enactor.sim.Sim`, the real client and Memor
    retried: the store sees it twice, the machine sees the second answer); and a run with every
    action performed twice.
 
-After every step the invariants of `enactor.invariants` are checked (names resolve, rollback
+After every step the invariants of `enactor.checker.invariants` are checked (names resolve, rollback
 points at a tree, the lock is well-formed, the active plan never goes backwards, nobody
 crashed); each run must end idle with the same zone contents as the clean run.
 """
@@ -28,9 +28,9 @@ from typing import Any
 
 from authd.store.memstore import MemoryStore
 from enactor import machine as m
-from enactor.invariants import Inv, StoreChecker, Violation, check_monotonic, watched
+from enactor.checker.invariants import Inv, StoreChecker, Violation, check_monotonic, watched
+from enactor.checker.sim import PlanList, Sim
 from enactor.plan import Plan
-from enactor.sim import PlanList, Sim
 
 T0 = 1_760_940_000.0
 

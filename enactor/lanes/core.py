@@ -1,6 +1,6 @@
 """Lanes: a fast lane for emergencies and a slow lane for everyday changes, as one pure machine.
 
-Pure core: no I/O, no clock, no sockets. The shell (`enactor.lanectl`) feeds it events and
+Pure core: no I/O, no clock, no sockets. The shell (`enactor.lanes.lanectl`) feeds it events and
 carries out the actions it returns, as `enactor.machine` does for one enactor.
 
 The talk (DAT453, "Temporal Isolation"): "All the everyday stuff goes through the slow lane.
@@ -15,7 +15,7 @@ enactors enact under the same lock with the same fenced flip. There is no other 
 - SLOW: changes queue up; a batch starts once the oldest has waited `gather` seconds, and at
   most `batch_max` changes start per `window` (changes to the same endpoint coalesce into one); a batch rolls out target by target (each cell is one target),
   and after each target it waits for delivery, runs the check (the fixed design's invariants,
-  `enactor.invariants`, and every endpoint answering non-empty), then bakes for `bake` seconds
+  `enactor.checker.invariants`, and every endpoint answering non-empty), then bakes for `bake` seconds
   before the next target. A failed check, or a step not delivered in `step_timeout`, HALTS the
   slow lane: nothing further is rolled out until `resume`.
 - FAST: written to every target at once, in the event that submits it: no batching, no bake,

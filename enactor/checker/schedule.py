@@ -1,8 +1,8 @@
 """Deterministic schedules: which actor takes which step in which order, plus fault injection.
 
 Pure core (no clock, no sockets). A schedule is a JSON document; `run_schedule` executes it
-over any `Driver`: `enactor.sim.Sim` (in-process, virtual time) or the real-process driver
-of `enactor.outage` (each enactor a process in `--stepped` mode talking HTTP to authd). The
+over any `Driver`: `enactor.checker.sim.Sim` (in-process, virtual time) or the real-process driver
+of `enactor.drills.outage` (each enactor a process in `--stepped` mode talking HTTP to authd). The
 interleaving checker emits its counterexamples in this format, and `enactor outage
 --schedule FILE` replays them against real processes.
 

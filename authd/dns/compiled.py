@@ -1,0 +1,730 @@
+"""Answers compiled ahead: a query answered by a dict lookup and a splice, not the pipeline.
+
+Pure core (no sockets, no clock; weighted picks from an injected `random()`). The serving
+index asks `CompiledAnswers.respond(wire, tcp)` before its per-question table; None means
+"not mine": the index goes on to the full pipeline (`authd.dns.answer`), which stays the
+reference for every byte this module sends.
+
+Theory of operation. A response is the 12-byte header, the question copied from the query
+(so its case is the client's), and the sections. The sections' bytes depend on the question
+only through name compression (RFC 1035 §4.1.4): every pointer is either into the question
+(at 12 + L - len(suffix), L = the query name's wire length) or to a name written after it
+(at 12 + L + 4 + x). So for one set of zone data the sections are a function of L and of the
+deepest suffix of the query name that also ends one of the names the sections hold (the
+`suffixes` S of a template): two queries that agree on both get the same bytes.
+
+The decision (which template answers) mirrors RFC 1034 §4.3.2 as `answer.solve` does, here
+on the zone's own lookup structures without dnspython:
+- a cut at or above the name (step 3b): the zone's referral template for that cut;
+- an owner with the type or a CNAME (step 3a): that owner and type's compiled answer, fixed
+  bytes since the query name is the owner (weighted sets: every outcome with its
+  cumulative probability, as the index's `_Choice`);
+- an owner without it, or an empty non-terminal (RFC 4592 §2.2.2): the zone's NODATA
+  template, the SOA in authority with TTL min(SOA TTL, MINIMUM) (RFC 2308 §2.2, §3);
+- else the closest encloser's wildcard (RFC 4592 §3.3.1): that source and type's template;
+- else NXDOMAIN: the zone's NXDOMAIN template (RFC 2308 §2.1).
+
+Where the bytes come from, cheapest first:
+- an owner's own plain RRset with no name in its rdata (A, AAAA, TXT, ...): its RRs were
+  rendered at load (`WireRRset.tails`), so the sections are a pointer to the question before
+  each; nothing is kept per name;
+- an owner's CNAME followed one step (to data, to a name without the type, to no name, out
+  of the zone): rendered once by the reference's own `Renderer`, kept per owner and type;
+- everything else (NXDOMAIN, NODATA, wildcards, referrals, aliases, weighted sets, longer
+  chains): rendered by the reference pipeline itself (`answer.answer`, with a representative
+  query: ID 0, no flags, no EDNS, the lowered question) the first time a (template,
+  suffix, L) is met, and checked then to have the outcome the decision expected.
+Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
+§4.1.1; `copied_flags` asks the pipeline which), and the EDNS OPT appended with DO echoed
+(RFC 6891 §6.1.1, RFC 3225 §3). A rendering reads the zone through a view that records which
+names it read, so a change batch forgets only the templates of the names it touches and of
+the names that read them (CNAME and alias targets, glue, the SOA).
+
+Declined, so answered by the full pipeline: zones holding a DNAME, ANY and DS questions,
+wildcards that are empty non-terminals, sets with health checks or another routing policy,
+anything whose answer depends on the client, a SERVFAIL, and a response longer than the
+client's limit (truncation, RFC 2181 §9). Questions `parse_fast` declines (EDNS options other
+than cookies, ECS, compression in the question) never reach here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import struct
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from authd.dns.answer import (
+    MIN_UDP,
+    OUR_PAYLOAD,
+    TCP_LIMIT,
+    Key,
+    Outcome,
+    Plain,
+    Routed,
+    Weighted,
+    Zone,
+    ZoneTable,
+    answer,
+    enumerate_outcomes,
+    key_of,
+)
+from authd.dns.wire import COMPRESSIBLE, Renderer, parse_fast
+from authd.model.records import RecordKey, RecordSet
+
+_CNAME, _NS, _SOA, _DS, _DNAME, _ANY = 5, 2, 6, 43, 39, 255
+_WILD = b"*"
+_RD_CD = 0x0110
+_HEAD = struct.Struct(">HHHHH")
+_QUERY_HEAD = b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+# the root's SOA asked with RD and CD set, of no zone: which of the two the pipeline's
+# replies copy from a query (`copied_flags`)
+_PROBE = b"\x00\x00\x01\x10\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01"
+# RFC 6891 §6.1.2 OPT as `Reply.render` writes it: root owner, type 41, CLASS = our payload,
+# extended RCODE 0, version 0, DO echoed (RFC 3225 §3), no options
+_OPT = {1: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00",
+        2: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x80\x00\x00\x00"}
+_QD1_AR0 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+# parse_fast's uncached types (OPT, TKEY, TSIG, IXFR, AXFR and 0), ANY (RFC 8482) and DS (the
+# parent side of a cut, RFC 4035 §3.1.4.1): the pipeline's
+_NOT_COMPILED = frozenset({0, 41, 249, 250, 251, 252, _ANY, _DS})
+_QR_AA = 0x8400
+_PTR_QNAME = b"\xc0\x0c"  # RFC 1035 §4.1.4: a pointer to the question's name
+_MAX_PTR = 0x3FFF
+_NOTHING: frozenset = frozenset()
+_NO_VARIANTS: dict = {}  # never written: fixed templates keep their one shape apart  # a response past this might need pointers the renderer would not write
+_VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, start over
+
+# A rendered outcome: (header flags without RD/CD, ANCOUNT, NSCOUNT, ARCOUNT, sections).
+Shape = tuple[int, int, int, int, bytes]
+# A weighted outcome: cumulative probabilities (last 1.0) and their shapes.
+Pick = tuple[list[float], list[Shape]]
+
+
+class Template:
+    """One answer as a function of the question: its shapes by (suffix, L).
+
+    `suffixes` is S: every suffix of every name the sections write (the query name's own
+    owners excepted). `fixed` templates answer one query name only (an owner's own data):
+    one variant, no suffix to find.
+    """
+
+    __slots__ = ("suffixes", "variants", "fixed", "expect", "reads", "shape")
+
+    def __init__(self, suffixes: frozenset[Key], fixed: bool, expect: Outcome | None,
+                 reads: frozenset[Key] = frozenset()):
+        self.suffixes = suffixes
+        # a fixed template's one variant is `shape` (no dict: there is one per CNAME owner)
+        self.variants: dict[tuple[Key, int], Shape | Pick] = {} if not fixed else _NO_VARIANTS
+        self.shape: Shape | Pick | None = None
+        self.fixed = fixed
+        self.expect = expect  # the outcome the decision promised (None: any)
+        self.reads = reads  # the names its rendering read (for forgetting it after a change)
+
+
+class _Declined:
+    """A compiled "not mine" (routed, health-checked, client-dependent, SERVFAIL)."""
+
+
+DECLINED: Any = _Declined()
+
+
+class _TracedNodes:
+    """`zone.nodes` as the reference reads it, recording each name read (and whether any node
+    read holds data whose answer may change without a change batch: health, routing)."""
+
+    __slots__ = ("_nodes", "reads", "unsteady")
+
+    def __init__(self, nodes: dict, reads: set[Key]):
+        self._nodes = nodes
+        self.reads = reads
+        self.unsteady = False
+
+    def _note(self, k: Key, node: dict | None) -> dict | None:
+        self.reads.add(k)
+        if node is not None:
+            for e in node.values():
+                if type(e) is Routed or (type(e) is Weighted and e.checked):
+                    self.unsteady = True
+        return node
+
+    def get(self, k: Key, default: Any = None) -> Any:
+        node = self._nodes.get(k)
+        return default if self._note(k, node) is None else node
+
+    def __getitem__(self, k: Key) -> dict:
+        return self._note(k, self._nodes[k])  # type: ignore[return-value]
+
+    def __contains__(self, k: Key) -> bool:
+        return self._note(k, self._nodes.get(k)) is not None
+
+
+class _TracedSet:
+    __slots__ = ("_set", "reads")
+
+    def __init__(self, s: set[Key], reads: set[Key]):
+        self._set = s
+        self.reads = reads
+
+    def __contains__(self, k: Key) -> bool:
+        self.reads.add(k)
+        return k in self._set
+
+
+class _TracedZone:
+    """A zone seen through the tracers; everything else is the zone's own. Reading the SOA
+    counts as reading the apex (an SOA change touches the apex)."""
+
+    def __init__(self, zone: Zone, reads: set[Key]):
+        self._zone = zone
+        self.nodes = _TracedNodes(zone.nodes, reads)
+        self.existing = _TracedSet(zone.existing, reads)
+        self.cuts = zone.cuts  # a change to a cut forgets the whole zone's templates
+        self.okey = zone.okey
+        self._reads = reads
+
+    @property
+    def negative_soa(self) -> Any:
+        self._reads.add(self._zone.okey)
+        return self._zone.negative_soa
+
+    @property
+    def soa(self) -> Any:
+        self._reads.add(self._zone.okey)
+        return self._zone.soa
+
+    def contains(self, k: Key) -> bool:
+        return self._zone.contains(k)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._zone, name)
+
+
+class _ZoneState:
+    """One zone's templates: per owner and type, per wildcard source and type, per cut, and
+    the zone's NXDOMAIN and NODATA; `deps` says which templates read which names."""
+
+    __slots__ = ("zone", "soa", "nxdomain", "nodata", "owners", "wild", "cuts", "deps",
+                 "qtypes")
+
+    def __init__(self, zone: Zone):
+        self.zone = zone
+        self.soa: object = None  # the negative SOA the zone templates were rendered with
+        self.nxdomain: Template | None = None
+        self.nodata: Template | None = None
+        # by (owner, type): flat, for memory (one entry per CNAME owner asked, typically)
+        self.owners: dict[tuple[Key, int], Template | _Declined] = {}
+        self.qtypes: set[int] = set()  # the types `owners` has held (for forgetting an owner)
+        self.wild: dict[Key, dict[int, Template | _Declined]] = {}
+        self.cuts: dict[Key, Template | _Declined] = {}
+        self.deps: dict[Key, list[tuple[int, Key, int]]] = {}  # (a list: memory; repeats harmless)
+
+
+_OWNER, _WILDCARD, _CUT = 0, 1, 2
+
+
+def name_key(text: str) -> Key:
+    """The lookup key of a stored record name (absolute presentation form, as the store keeps
+    it), as `answer.key_of` gives it. Names with escapes go through dnspython."""
+    if text == ".":
+        return (b"",)
+    if "\\" in text:
+        import dns.name
+
+        return key_of(dns.name.from_text(text))
+    return tuple(text.lower().encode().split(b"."))
+
+
+class CompiledAnswers:
+    """The templates of every served zone (built lazily per zone, kept until a change forgets
+    them), and the per-packet `respond`.
+
+    Args:
+        table: the serving index's zones (health, location table and CIDR collections too).
+        rng: `random()` for weighted picks.
+    """
+
+    def __init__(self, table: ZoneTable, rng: Callable[[], float]):
+        self.table = table
+        self.random = rng
+        self._states: dict[Key, _ZoneState] = {}
+        # where `udp` keeps an owner's own answer: (query after the ID, response after the
+        # ID, zone key); set by the serving index
+        self.keep: Callable[[bytes, bytes, Key], None] | None = None
+        self.stats = {"render": 0, "mismatch": 0}  # templates rendered; decisions overruled
+        self.copied = copied_flags()
+
+    # --- keeping up with the zones -----------------------------------------------------------
+
+    def forget(self, okey: Key | None = None) -> None:
+        """Forget one zone's templates (a snapshot, a deleted zone), or all of them (None)."""
+        if okey is None:
+            self._states.clear()
+        else:
+            self._states.pop(okey, None)
+
+    def changed(self, zone: Zone, puts: Iterable[RecordSet], deletes: Iterable[RecordKey]) -> None:
+        """A change batch was applied to `zone`: forget the templates of the names it touched,
+        their ancestors (whose existence may have changed, RFC 4592 §2.2.2), and every template
+        that read one of those. A new or removed cut, or a DNAME, forgets the zone's all."""
+        st = self._states.get(zone.okey)
+        if st is None:
+            return
+        if st.zone is not zone:
+            self._states.pop(zone.okey, None)
+            return
+        touched: set[Key] = set()
+        okey = zone.okey
+        n = len(okey)
+        for name, rtype in [(rs.name, rs.rtype) for rs in puts] + [(k[0], k[1]) for k in deletes]:
+            k = name_key(name)
+            if rtype == "DNAME" or (rtype == "NS" and k != okey):
+                self._states.pop(okey, None)
+                return
+            while len(k) >= n and k not in touched:
+                touched.add(k)
+                k = k[1:]
+        owners, wild, cuts, deps, qtypes = st.owners, st.wild, st.cuts, st.deps, st.qtypes
+        for k in touched:
+            for t in qtypes:
+                owners.pop((k, t), None)
+            wild.pop(k, None)
+            cuts.pop(k, None)
+            for kind, key, qtype in deps.pop(k, ()):
+                if kind == _OWNER:
+                    owners.pop((key, qtype), None)
+                elif kind == _CUT:
+                    cuts.pop(key, None)
+                else:
+                    types = wild.get(key)
+                    if types is not None:
+                        types.pop(qtype, None)
+        # the NXDOMAIN/NODATA templates follow the negative SOA by identity (`_zone_template`)
+
+    def _state(self, zone: Zone) -> _ZoneState:
+        st = self._states.get(zone.okey)
+        if st is None or st.zone is not zone:
+            st = self._states[zone.okey] = _ZoneState(zone)
+        return st
+
+    # --- answering ---------------------------------------------------------------------------
+
+    def udp(self, wire: bytes) -> bytes | None:
+        """`respond` over UDP for the UDP shell, handing an owner's own answer to `keep`
+        (the serving index's exact table) as it goes."""
+        done = self.respond(wire, False)
+        if done is None:
+            return None
+        if done[1] is not None and self.keep is not None:
+            self.keep(wire[2:], done[0][2:], done[1])
+        return done[0]
+
+    def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
+        """The response to one query, with its zone's key when the answer is one owner's own
+        single answer (so the index may keep it in its exact table, forgotten with the zone's
+        other answers), or None: not compiled, ask the pipeline.
+
+        The query is read as `authd.dns.wire.parse_fast` reads it (the same checks, inline: this
+        is the per-packet path), a plain OPT without options read here and one with options
+        (cookies) by `parse_fast` itself."""
+        n = len(wire)
+        if n < 17 or wire[2] & 0xF8:  # QR=1 or opcode != QUERY
+            return None
+        counts = wire[4:12]
+        if counts == _QD1_AR0:
+            has_opt = False
+        elif counts == _QD1_AR1:
+            has_opt = True
+        else:
+            return None
+        low = wire.lower()  # label lengths are < 64, so only the names' letters change
+        labels = []
+        i = 12
+        total = 1
+        while True:
+            length = wire[i]
+            if not length:
+                break
+            if length > 63:
+                return None
+            labels.append(low[i + 1:i + 1 + length])
+            i += length + 1
+            total += length + 1
+            if i >= n or total > 255:  # RFC 1035 §2.3.4
+                return None
+        qend = i + 5
+        if qend > n or wire[i + 3:qend] != b"\x00\x01":  # class IN only
+            return None
+        qtype = wire[i + 1] << 8 | wire[i + 2]
+        if qtype in _NOT_COMPILED:
+            return None
+        if not has_opt:
+            if qend != n:
+                return None
+            variant = payload = 0
+        elif n == qend + 11 and wire[qend:qend + 3] == b"\x00\x00\x29" and not wire[qend + 6] \
+                and not wire[qend + 9] and not wire[qend + 10]:
+            variant = 2 if wire[qend + 7] & 0x80 else 1  # EDNS version 0, no options
+            payload = wire[qend + 3] << 8 | wire[qend + 4]
+        else:
+            fq = parse_fast(wire)
+            if fq is None:
+                return None
+            variant, payload = fq.key[2], fq.payload
+        labels.append(b"")
+        k = tuple(labels)
+        zones = self.table.zones
+        zone = None
+        for j in range(len(k)):
+            zone = zones.get(k[j:])
+            if zone is not None:
+                break
+        if zone is None:
+            return None  # REFUSED: the pipeline's
+        st = self._states.get(zone.okey)
+        if st is None or st.zone is not zone:
+            st = self._state(zone)
+        if zone.dnames:  # DNAME substitution (RFC 6672 §3.2): the pipeline's
+            return None
+        nz = len(zone.okey)
+        template: Template | _Declined | None
+        tail: bytes | None = None
+        cuts = zone.cuts
+        cut = None
+        if cuts:
+            for j in range(len(k) - nz - 1, -1, -1):
+                if k[j:] in cuts:
+                    cut = k[j:]
+                    break
+        if cut is not None:
+            template = st.cuts.get(cut)
+            if template is None:
+                template = st.cuts[cut] = self._template(st, low[12:qend], k, Outcome.DELEG, False)
+                self._note_deps(st, template, _CUT, cut, 0)
+        else:
+            nodes = zone.nodes
+            node = nodes.get(k)
+            if node is not None:
+                entry = node.get(qtype)
+                if type(entry) is Plain and entry.rrset.tails:  # type: ignore[union-attr]
+                    # the owner's own RRset with no name to compress in its rdata: its RRs
+                    # rendered at load (`WireRRset.tails`), each owner a pointer to the question
+                    tails = entry.rrset.tails  # type: ignore[union-attr]
+                    tail = _PTR_QNAME + _PTR_QNAME.join(tails) if len(tails) > 1 \
+                        else _PTR_QNAME + tails[0]
+                    shape: Shape | Pick = (_QR_AA, len(tails), 0, 0, tail)
+                    template = None
+                elif entry is not None or _CNAME in node:
+                    template = st.owners.get((k, qtype))
+                    if template is None:
+                        template = st.owners[(k, qtype)] = self._template(st, low[12:qend], k,
+                                                                          None, True)
+                        st.qtypes.add(qtype)
+                        self._note_deps(st, template, _OWNER, k, qtype)
+                else:
+                    template = st.nodata if st.soa is zone.negative_soa else None
+                    if template is None:
+                        template = self._zone_template(st, Outcome.NODATA)
+            elif k in zone.existing:  # an empty non-terminal (RFC 4592 §2.2.2)
+                template = st.nodata if st.soa is zone.negative_soa else None
+                if template is None:
+                    template = self._zone_template(st, Outcome.NODATA)
+            else:
+                existing = zone.existing
+                ce = k[1:]
+                while ce not in existing and len(ce) > nz:
+                    ce = ce[1:]
+                source = (_WILD,) + ce
+                if source in nodes:
+                    types = st.wild.get(source)
+                    if types is None:
+                        types = st.wild[source] = {}
+                    template = types.get(qtype)
+                    if template is None:
+                        template = types[qtype] = self._template(st, low[12:qend], k, None, False)
+                        self._note_deps(st, template, _WILDCARD, source, qtype)
+                elif source in existing:
+                    return None  # a wildcard that is an empty non-terminal: the pipeline's
+                else:
+                    template = st.nxdomain if st.soa is zone.negative_soa else None
+                    if template is None:
+                        template = self._zone_template(st, Outcome.MISS)
+        qlen = qend - 16  # the name's wire length
+        if tail is None:
+            if template is DECLINED:
+                return None
+            if template.fixed:  # type: ignore[union-attr]
+                got = template.shape  # type: ignore[union-attr]
+            else:
+                s = template.suffixes  # type: ignore[union-attr]
+                m: Key = ()
+                for j in range(len(k)):
+                    if k[j:] in s:
+                        m = k[j:]
+                        break
+                got = template.variants.get((m, qlen))  # type: ignore[union-attr]
+                if got is None:
+                    got = self._fill(st, template, low[12:qend], m, qlen)  # type: ignore[arg-type]
+            if got is None:
+                return None
+            shape = got
+        single = type(shape[0]) is int
+        if not single:  # a weighted pick
+            cumulative, shapes = shape  # type: ignore[misc]
+            shape = shapes[bisect.bisect_right(cumulative, self.random())]
+        base, an, ns, ar, tail = shape  # type: ignore[misc]
+        size = qend + len(tail)
+        if variant:
+            ar += 1
+            opt = _OPT[variant]
+            size += 11
+            limit = (TCP_LIMIT if tcp else OUR_PAYLOAD if payload > OUR_PAYLOAD
+                     else payload if payload > MIN_UDP else MIN_UDP)
+        else:
+            opt = b""
+            limit = TCP_LIMIT if tcp else MIN_UDP
+        if size > limit or size > _MAX_PTR:
+            return None  # truncation is the pipeline's (RFC 2181 §9)
+        return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns, ar)
+                + wire[12:qend] + tail + opt,
+                zone.okey if single and (template is None or template.fixed) else None)  # type: ignore[union-attr]
+
+    def _zone_template(self, st: _ZoneState, outcome: Outcome) -> Template:
+        """The zone's NXDOMAIN or NODATA template, new with every SOA (each accepted batch
+        bumps the serial): only the negative SOA is in its sections (RFC 2308 §2.1, §2.2)."""
+        neg = st.zone.negative_soa
+        if st.soa is not neg:
+            st.soa, st.nxdomain, st.nodata = neg, None, None
+        if outcome is Outcome.MISS:
+            if st.nxdomain is None:
+                st.nxdomain = Template(_names(neg), False, outcome)
+            return st.nxdomain
+        if st.nodata is None:
+            st.nodata = Template(_names(neg), False, outcome)
+        return st.nodata
+
+    def _template(self, st: _ZoneState, question: bytes, k: Key, expect: Outcome | None,
+                  fixed: bool) -> Template | _Declined:
+        """A new template and its first variant, rendered for this question (`fixed`: an
+        owner's own answer, the same bytes for every spelling of its name)."""
+        rendered = self._direct(st.zone, question, k) if fixed else None
+        if rendered is None:
+            rendered = self._run(st.zone, question)
+            if rendered is None:
+                return DECLINED
+        outcomes, suffixes, reads = rendered
+        if expect is not None and any(r.outcome is not expect for _, r in outcomes):
+            self.stats["mismatch"] += 1
+            return DECLINED
+        # a fixed template needs no suffixes (one spelling of one name): none kept, for memory
+        t = Template(_NOTHING if fixed else frozenset(suffixes), fixed, expect, frozenset(reads))
+        if fixed:
+            t.shape = _shape(outcomes, question)
+        else:
+            m: Key = ()
+            for j in range(len(k)):
+                if k[j:] in t.suffixes:
+                    m = k[j:]
+                    break
+            t.variants[(m, len(question) - 4)] = _shape(outcomes, question)
+        self.stats["render"] += 1
+        return t
+
+    @staticmethod
+    def _note_deps(st: _ZoneState, t: Template | _Declined, kind: int, key: Key,
+                   qtype: int) -> None:
+        """Register a fresh template under every other name its first rendering read (a
+        declined one is forgotten with its own name only: what it read is in the zone's
+        structure, which any change to a cut or a DNAME forgets whole)."""
+        if isinstance(t, Template):
+            for r in t.reads:
+                if r != key:
+                    st.deps.setdefault(r, []).append((kind, key, qtype))
+            t.reads = _NOTHING  # registered: the template need not keep them
+
+    def _direct(self, zone: Zone, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
+        """An owner's CNAME followed one step as `answer.solve` follows it (RFC 1034 §4.3.2
+        step 3a, one restart), rendered by the reference's own renderer without the rest of
+        the pipeline: to a plain RRset of the asked type (HIT), out of the zone (FOLLOW: the
+        chain so far), to a name without the type (NODATA) or to no name (NXDOMAIN; RFC 2308
+        §2.1, the CNAME in the answer, the SOA in authority). None for every other shape
+        (cuts, wildcards, further CNAMEs, aliases and weighted sets: the pipeline's)."""
+        node = zone.nodes[k]
+        qtype = question[-4] << 8 | question[-3]
+        cname = node.get(_CNAME)
+        if qtype in node or qtype == _NS or type(cname) is not Plain:
+            return None
+        target = key_of(cname.rrset[0].target)  # type: ignore[union-attr]
+        if target == k:
+            return None
+        reads = {k, target}
+        suffixes: set[Key] = set()
+        _add_suffixes(suffixes, target)
+        if not zone.contains(target):
+            return [(1.0, _DirectReply([cname.rrset]))], suffixes, reads  # type: ignore[union-attr]
+        okey = zone.okey
+        for j in range(len(target) - len(okey)):
+            if target[j:] in zone.cuts:
+                return None
+        tnode = zone.nodes.get(target)
+        negative = zone.negative_soa
+        if tnode is not None:
+            data = tnode.get(qtype)
+            if type(data) is Plain:
+                return [(1.0, _DirectReply([cname.rrset, data.rrset]))], suffixes, reads  # type: ignore[union-attr]
+            if data is not None or _CNAME in tnode:
+                return None
+            rcode = 0  # NODATA at the target (RFC 2308 §2.2)
+        elif target in zone.existing:
+            rcode = 0  # an empty non-terminal
+        else:
+            ce = target[1:]
+            while ce not in zone.existing and len(ce) > len(okey):
+                reads.add(ce)
+                ce = ce[1:]
+            source = (_WILD,) + ce
+            reads.add(source)
+            if source in zone.nodes or source in zone.existing:
+                return None  # wildcard synthesis (or a wildcard ENT): the pipeline's
+            rcode = 3  # NXDOMAIN
+        reads.add(okey)  # the SOA
+        _add_suffixes(suffixes, key_of(negative.name))
+        for name in _rdata_names(negative):
+            _add_suffixes(suffixes, key_of(name))
+        reply = _DirectReply([cname.rrset], [negative], rcode)  # type: ignore[union-attr]
+        return [(1.0, reply)], suffixes, reads
+
+    def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
+              qlen: int) -> Shape | Pick | None:
+        """Render one (suffix, L) variant through the reference pipeline and keep it."""
+        rendered = self._run(st.zone, question)  # (fixed templates are rendered once, whole)
+        if rendered is None:
+            return None
+        outcomes, suffixes, _ = rendered
+        if (t.expect is not None and any(r.outcome is not t.expect for _, r in outcomes)) \
+                or (not t.fixed and not t.suffixes.issuperset(suffixes)):
+            self.stats["mismatch"] += 1  # the decision and the reference disagree: theirs
+            return None
+        shape = _shape(outcomes, question)
+        if len(t.variants) >= _VARIANTS_PER_TEMPLATE:
+            t.variants.clear()
+        t.variants[(m, qlen)] = shape
+        self.stats["render"] += 1
+        return shape
+
+    def _run(self, zone: Zone, question: bytes) -> tuple[list, set[Key], set[Key]] | None:
+        """Every outcome of the reference pipeline for the representative query, the names
+        its sections write (with their suffixes) and the names it read; None to decline."""
+        reads: set[Key] = set()
+        traced = _TracedZone(zone, reads)
+        view = ZoneTable()
+        view.zones = {zone.okey: traced}  # type: ignore[dict-item]
+        view.health, view.geomap, view.cidr = self.table.health, self.table.geomap, self.table.cidr
+        wire = _QUERY_HEAD + question
+        try:
+            outcomes = list(enumerate_outcomes(lambda picker: answer(wire, view, rng=picker)))
+        except OverflowError:
+            return None
+        if traced.nodes.unsteady:
+            return None
+        qkey = None
+        suffixes: set[Key] = set()
+        for _, reply in outcomes:
+            if (reply is None or reply.problem or reply.located or reply.edns >= 0
+                    or reply.outcome in (Outcome.SERVFAIL, Outcome.REFUSED, Outcome.FORMERR)):
+                return None
+            if qkey is None:
+                qkey = key_of(reply.qname)
+            for section in (reply.answer, reply.authority, reply.additional):
+                for rrset in section:
+                    owner = key_of(rrset.name)
+                    if owner != qkey:
+                        _add_suffixes(suffixes, owner)
+                    if rrset.rdtype in COMPRESSIBLE:
+                        for name in _rdata_names(rrset):
+                            _add_suffixes(suffixes, key_of(name))
+        return outcomes, suffixes, reads
+
+
+class _DirectReply:
+    """What `_shape` and `_run`'s callers read of a reply, for `_direct`'s answers."""
+
+    def __init__(self, answer: list, authority: list = (), rcode: int = 0):  # type: ignore[assignment]
+        self.answer, self.authority, self.rcode = answer, list(authority), rcode
+        self.outcome = (Outcome.MISS if rcode else Outcome.NODATA) if authority else Outcome.HIT
+
+    def to_wire(self, limit: int, question: bytes = b"") -> bytes:
+        labels = tuple(question_key(question)[:-1])
+        r = Renderer(bytes(12), question, labels)
+        an = sum(r.rrset(x) for x in self.answer)
+        ns = sum(r.rrset(x) for x in self.authority)
+        r.out[2:12] = _HEAD.pack(_QR_AA | self.rcode, 1, an, ns, 0)
+        return bytes(r.out)
+
+
+def _shape(outcomes: list, question: bytes) -> Shape | Pick:
+    """The sections of each outcome as rendered, with its header's flags and counts."""
+    shapes: list[Shape] = []
+    for _, reply in outcomes:
+        full = (reply.to_wire(TCP_LIMIT, question) if type(reply) is _DirectReply
+                else reply.to_wire(TCP_LIMIT))
+        shapes.append(((full[2] << 8 | full[3]) & ~_RD_CD, full[6] << 8 | full[7],
+                       full[8] << 8 | full[9], full[10] << 8 | full[11], full[12 + len(question):]))
+    if len(shapes) == 1:
+        return shapes[0]
+    cumulative: list[float] = []
+    total = 0.0
+    for p, _ in outcomes:
+        total += p
+        cumulative.append(total)
+    cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
+    return cumulative, shapes
+
+
+def question_key(question: bytes) -> Key:
+    """The lookup key of a (lowered) question section's name."""
+    labels = []
+    i = 0
+    while question[i]:
+        labels.append(question[i + 1:i + 1 + question[i]])
+        i += question[i] + 1
+    labels.append(b"")
+    return tuple(labels)
+
+
+@functools.cache  # a property of the pipeline's code, not of any zone: asked once
+def copied_flags() -> int:
+    """The header bits (of RD and CD) the reference pipeline copies from a query into its
+    response (RFC 1035 §4.1.1 copies RD; whether CD is copied is `answer._finish`'s call)."""
+    reply = answer(_PROBE, ZoneTable(), rng=lambda: 0.0)
+    assert reply is not None
+    return reply.flags & _RD_CD
+
+
+def _add_suffixes(out: set[Key], k: Key) -> None:
+    for i in range(len(k)):
+        out.add(k[i:])
+
+
+def _rdata_names(rrset: Any) -> list:
+    names = []
+    for rd in rrset:
+        t = rd.rdtype
+        if t == _SOA:
+            names += [rd.mname, rd.rname]
+        elif t == 15:  # MX
+            names.append(rd.exchange)
+        else:  # NS, CNAME, PTR
+            names.append(rd.target)
+    return names
+
+
+def _names(rrset: Any) -> frozenset[Key]:
+    """S of a template whose sections hold only this RRset (the negative SOA)."""
+    out: set[Key] = set()
+    _add_suffixes(out, key_of(rrset.name))
+    for name in _rdata_names(rrset):
+        _add_suffixes(out, key_of(name))
+    return frozenset(out)

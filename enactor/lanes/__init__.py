@@ -1,0 +1,1 @@
+"""Lanes: the fast and slow lanes for changes, their controller and a real rig."""
