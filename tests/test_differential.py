@@ -11,10 +11,7 @@ header flags, EDNS and all three sections are compared. Every difference must be
 from __future__ import annotations
 
 import random
-import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +24,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from authd.localnet import free_port, stop, wait_answering
-from tests.conftest import ZONES, find_tool
+from tests import dns_peers
+from tests.conftest import ZONES
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
 
@@ -100,102 +97,25 @@ def queries() -> Iterator[tuple[str, str, Variant]]:
     yield "nosuch.example.test.", "A", Variant("edns1", edns=1)
 
 
-
-
-
-
-
-
 @pytest.fixture(scope="module")
 def authd_port(tmp_path_factory) -> Iterator[int]:
-    zones = tmp_path_factory.mktemp("authd-zones")
-    shutil.copy(ZONE_FILE, zones / ZONE_FILE.name)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "authd", "serve", "--zones", str(zones), "--listen",
-         f"127.0.0.1:{port}", "--control", "off", "--log-level", "WARNING"], cwd=ROOT)
+    server = dns_peers.start("authd", tmp_path_factory.mktemp("authd"), [ZONE_FILE],
+                             "example.test.")
     try:
-        wait_answering(port, proc, "authd")
-        yield port
+        yield server.port
     finally:
-        stop(proc)
-
-
-def start_nsd(workdir: Path) -> tuple[subprocess.Popen, int]:
-    nsd = find_tool("nsd")
-    if nsd is None:
-        pytest.skip("nsd not installed (Debian package nsd)")
-    port = free_port()
-    conf = workdir / "nsd.conf"
-    conf.write_text(f"""server:
-  ip-address: 127.0.0.1@{port}
-  username: ""
-  chroot: ""
-  zonesdir: "{workdir}"
-  database: ""
-  pidfile: "{workdir}/nsd.pid"
-  xfrdfile: "{workdir}/xfrd.state"
-  zonelistfile: "{workdir}/zone.list"
-  logfile: "{workdir}/nsd.log"
-  server-count: 1
-  rrl-ratelimit: 0
-  minimal-responses: yes
-  hide-version: yes
-  hide-identity: yes
-  verbosity: 1
-remote-control:
-  control-enable: no
-zone:
-  name: example.test
-  zonefile: "{ZONE_FILE}"
-""")
-    proc = subprocess.Popen([nsd, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    return proc, port
-
-
-def start_knot(workdir: Path) -> tuple[subprocess.Popen, int]:
-    knotd = find_tool("knotd")
-    if knotd is None:
-        pytest.skip("knotd not installed (Debian package knot)")
-    port = free_port()
-    shutil.copy(ZONE_FILE, workdir / ZONE_FILE.name)
-    conf = workdir / "knot.conf"
-    conf.write_text(f"""server:
-    listen: 127.0.0.1@{port}
-    rundir: "{workdir}"
-    identity: ""
-    version: ""
-    udp-max-payload: 1232
-log:
-  - target: "{workdir}/knot.log"
-    any: warning
-database:
-    storage: "{workdir}"
-template:
-  - id: default
-    storage: "{workdir}"
-    zonefile-sync: -1
-    journal-content: none
-    semantic-checks: off
-zone:
-  - domain: example.test
-    file: "{workdir}/{ZONE_FILE.name}"
-""")
-    proc = subprocess.Popen([knotd, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    return proc, port
+        server.stop()
 
 
 @pytest.fixture(scope="module", params=["nsd", "knot"])
 def peer(request, tmp_path_factory) -> Iterator[tuple[str, int]]:
-    workdir = tmp_path_factory.mktemp(request.param)
-    proc, port = (start_nsd if request.param == "nsd" else start_knot)(workdir)
+    """NSD and Knot as `tests/dns_peers.py` configures them for the large differential suite."""
+    server = dns_peers.start(request.param, tmp_path_factory.mktemp(request.param), [ZONE_FILE],
+                             "example.test.")
     try:
-        wait_answering(port, proc, request.param)
-        yield request.param, port
+        yield request.param, server.port
     finally:
-        stop(proc)
+        server.stop()
 
 
 def ask(port: int, qname: str, qtype: str, v: Variant, qid: int) -> dns.message.Message | None:
