@@ -253,7 +253,9 @@ class CompiledAnswers:
         # where `udp` keeps an owner's own answer: (query after the ID, response after the
         # ID, zone key); set by the serving index
         self.keep: Callable[[bytes, bytes, Key], None] | None = None
-        self.stats = {"render": 0, "mismatch": 0}  # templates rendered; decisions overruled
+        # templates rendered (`direct`: of them, CNAME owners spliced without the pipeline);
+        # decisions the reference overruled
+        self.stats = {"render": 0, "direct": 0, "mismatch": 0}
         self.copied = copied_flags()
 
     # --- keeping up with the zones -----------------------------------------------------------
@@ -510,7 +512,9 @@ class CompiledAnswers:
         """A new template and its first variant, rendered for this question (`fixed`: an
         owner's own answer, the same bytes for every spelling of its name)."""
         rendered = self._direct(st.zone, question, k) if fixed else None
-        if rendered is None:
+        if rendered is not None:
+            self.stats["direct"] += 1
+        else:
             rendered = self._run(st.zone, question)
             if rendered is None:
                 return DECLINED
@@ -556,14 +560,20 @@ class CompiledAnswers:
         cname = node.get(_CNAME)
         if qtype in node or qtype == _NS or type(cname) is not Plain:
             return None
-        target = key_of(cname.rrset[0].target)  # type: ignore[union-attr]
+        # the target from the CNAME's wire rdata (RFC 1035 §3.3.1), case kept: reading the
+        # dnspython rdata would build it from text (~100 us, most of a CNAME owner's first query)
+        wires = cname.rrset.wires  # type: ignore[union-attr]
+        labels = _wire_labels(wires[0]) if len(wires) == 1 else None
+        if labels is None:
+            return None
+        target = (*map(bytes.lower, labels), b"")
         if target == k:
             return None
         reads = {k, target}
         suffixes: set[Key] = set()
         _add_suffixes(suffixes, target)
         if not zone.contains(target):
-            return [(1.0, _DirectReply([cname.rrset]))], suffixes, reads  # type: ignore[union-attr]
+            return [(1.0, _DirectReply([cname.rrset], labels))], suffixes, reads  # type: ignore[union-attr]
         okey = zone.okey
         for j in range(len(target) - len(okey)):
             if target[j:] in zone.cuts:
@@ -573,7 +583,7 @@ class CompiledAnswers:
         if tnode is not None:
             data = tnode.get(qtype)
             if type(data) is Plain:
-                return [(1.0, _DirectReply([cname.rrset, data.rrset]))], suffixes, reads  # type: ignore[union-attr]
+                return [(1.0, _DirectReply([cname.rrset, data.rrset], labels))], suffixes, reads  # type: ignore[union-attr]
             if data is not None or _CNAME in tnode:
                 return None
             rcode = 0  # NODATA at the target (RFC 2308 §2.2)
@@ -593,7 +603,7 @@ class CompiledAnswers:
         _add_suffixes(suffixes, key_of(negative.name))
         for name in _rdata_names(negative):
             _add_suffixes(suffixes, key_of(name))
-        reply = _DirectReply([cname.rrset], [negative], rcode)  # type: ignore[union-attr]
+        reply = _DirectReply([cname.rrset], labels, [negative], rcode)  # type: ignore[union-attr]
         return [(1.0, reply)], suffixes, reads
 
     def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
@@ -649,16 +659,29 @@ class CompiledAnswers:
 
 
 class _DirectReply:
-    """What `_shape` and `_run`'s callers read of a reply, for `_direct`'s answers."""
+    """What `_shape` and `_run`'s callers read of a reply, for `_direct`'s answers: the
+    owner's CNAME (its target's labels given, read from its wire rdata), then the rest."""
 
-    def __init__(self, answer: list, authority: list = (), rcode: int = 0):  # type: ignore[assignment]
+    def __init__(self, answer: list, target: tuple[bytes, ...], authority: list = (),  # type: ignore[assignment]
+                 rcode: int = 0):
         self.answer, self.authority, self.rcode = answer, list(authority), rcode
+        self.target = target
         self.outcome = (Outcome.MISS if rcode else Outcome.NODATA) if authority else Outcome.HIT
 
     def to_wire(self, limit: int, question: bytes = b"") -> bytes:
         labels = tuple(question_key(question)[:-1])
         r = Renderer(bytes(12), question, labels)
-        an = sum(r.rrset(x) for x in self.answer)
+        # the CNAME RR as `Renderer.rrset` writes one (owner, then the target, each
+        # compressed, RFC 1035 §4.1.4), without reading its dnspython rdata
+        cname = self.answer[0]
+        r.name(cname.name.labels[:-1])
+        out = r.out
+        out += b"\x00\x05" + cname.rdclass.to_bytes(2, "big") + cname.ttl.to_bytes(4, "big")
+        at = len(out)
+        out += b"\x00\x00"
+        r.name(self.target)
+        out[at:at + 2] = (len(out) - at - 2).to_bytes(2, "big")
+        an = 1 + sum(r.rrset(x) for x in self.answer[1:])
         ns = sum(r.rrset(x) for x in self.authority)
         r.out[2:12] = _HEAD.pack(_QR_AA | self.rcode, 1, an, ns, 0)
         return bytes(r.out)
@@ -681,6 +704,21 @@ def _shape(outcomes: list, question: bytes) -> Shape | Pick:
         cumulative.append(total)
     cumulative[-1] = 1.0  # float sums may fall short; random() < 1.0 always lands
     return cumulative, shapes
+
+
+def _wire_labels(wire: bytes) -> tuple[bytes, ...] | None:
+    """The labels (without the root) of an uncompressed wire name filling `wire`, or None."""
+    labels = []
+    i, n = 0, len(wire)
+    while i < n:
+        length = wire[i]
+        if not length:
+            return tuple(labels) if i + 1 == n else None
+        if length > 63:
+            return None
+        labels.append(wire[i + 1:i + 1 + length])
+        i += length + 1
+    return None
 
 
 def question_key(question: bytes) -> Key:
