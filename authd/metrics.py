@@ -1,12 +1,17 @@
 """Prometheus metrics for authd, at `/metrics` on the change API's port.
 
-Counting is kept off the DNS fast path's budget: the UDP and TCP loops only do
-`counts[query_after_id] += 1` in a plain dict (`ServingIndex.query_counts`, None when metrics
-are off). `QueryTally.fold` turns those counts into (type, rcode) totals once a second, at
-every scrape, and right before the index applies a change (so every query is classified by
-the answer it actually got): it asks the index for the answer to each distinct query, which
-is a table lookup for anything asked before. A custom collector exports the totals; no
-prometheus_client object is touched per query.
+Counting is kept off the DNS fast path's budget: the UDP and TCP loops only add one to a
+plain dict per query, keyed by bytes they already hold (None when metrics are off):
+- an exact-table hit (UDP): `ServingIndex.query_counts[query_after_id]`; the table keeps that
+  query's answer until the fold has run (the index folds before it applies a change), so the
+  fold reads the reply's rcode and answer count there, a dict lookup;
+- any other query: `ServingIndex.reply_counts[query_after_id + status]`, the status being the
+  reply's flags and ANCOUNT octets (`UNANSWERED` when nothing was sent), so the fold never
+  answers a query again (a flood of random names cost ~10 us per query when it did).
+`QueryTally.fold` turns those counts into (type, rcode) totals once a second, at every scrape,
+and right before the index applies a change, so every query is classified by the answer it
+actually got. A custom collector exports the totals; no prometheus_client object is touched
+per query.
 
 Exported (names follow the Prometheus conventions: `_total` counters, base units):
 - `authd_dns_queries_total{type,rcode}`;
@@ -37,6 +42,16 @@ from prometheus_client.registry import Collector, CollectorRegistry
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _QD1 = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 _PLAIN_OPT = b"\x00\x00\x29"  # an OPT RR at the root (RFC 6891 §6.1.2)
+
+
+# the status octets of a query nothing was sent for (flags 0xFFFF would be opcode 15)
+UNANSWERED = b"\xff\xff\xff\xff"
+
+
+def status_of(reply: bytes | None) -> bytes:
+    """What the server loops append to a query's bytes: the reply's flags and ANCOUNT
+    (RFC 1035 §4.1.1), or `UNANSWERED`."""
+    return reply[2:4] + reply[6:8] if reply else UNANSWERED
 
 
 def classify_query(key: bytes) -> tuple[str, str]:
@@ -106,6 +121,7 @@ class QueryTally:
         self.had_records: set[tuple[str, str]] = set()
         self._names: dict[bytes, tuple[str, str]] = {}
         index.query_counts = {}
+        index.reply_counts = {}
         apply = index.apply
 
         def apply_after_fold(entry: Any) -> bool:
@@ -115,30 +131,45 @@ class QueryTally:
         index.apply = apply_after_fold
 
     def fold(self) -> None:
+        """Fold what the loops counted since the last fold into the totals."""
         counts: dict[bytes, int] = self.index.query_counts
-        if not counts:
-            return
-        items = list(counts.items())
-        counts.clear()  # in place: the server loops hold this dict
-        for key, n in items:
-            name_type = self._names.get(key)
-            if name_type is None:
-                name_type = classify_query(key)
-                if len(self._names) < 100_000:
-                    self._names[key] = name_type
-            reply = self.index.respond(b"\0\0" + key, tcp=True)
-            if reply is None or len(reply) < 12:
-                rcode = "DROPPED"
-                answers = 0
-            else:
-                rcode = _RCODES[reply[3] & 0x0F]
-                answers = int.from_bytes(reply[6:8], "big")
-            self.by_type_rcode[(name_type[1], rcode)] += n
-            if rcode == "NOERROR":
-                if answers:
-                    self.had_records.add(name_type)
-                elif name_type in self.had_records:
-                    self.empty[name_type] += n
+        replies: dict[bytes, int] = self.index.reply_counts
+        if counts:
+            items = list(counts.items())
+            counts.clear()  # in place: the server loops hold this dict
+            exact = self.index.exact_udp
+            for key, n in items:
+                hit = exact.get(key)
+                if hit is None:  # forgotten since (the table was full): answer it again
+                    reply = self.index.respond(b"\0\0" + key, tcp=True)
+                    self._count(key, status_of(reply), n)
+                else:  # the reply after its ID (a weighted set: one of its outcomes)
+                    reply = hit if hit.__class__ is bytes else hit[1][0]
+                    self._count(key, reply[0:2] + reply[4:6], n)
+        if replies:
+            items = list(replies.items())
+            replies.clear()
+            for key, n in items:
+                self._count(key[:-4], key[-4:], n)
+
+    def _count(self, key: bytes, status: bytes, n: int) -> None:
+        name_type = self._names.get(key)
+        if name_type is None:
+            name_type = classify_query(key)
+            if len(self._names) < 100_000:
+                self._names[key] = name_type
+        if status == UNANSWERED:
+            rcode = "DROPPED"
+            answers = False
+        else:
+            rcode = _RCODES[status[1] & 0x0F]
+            answers = status[2:4] != b"\0\0"
+        self.by_type_rcode[(name_type[1], rcode)] += n
+        if rcode == "NOERROR":
+            if answers:
+                self.had_records.add(name_type)
+            elif name_type in self.had_records:
+                self.empty[name_type] += n
 
 
 class AuthdCollector(Collector):

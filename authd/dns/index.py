@@ -196,6 +196,9 @@ class ServingIndex:
         # query bytes after the ID -> times asked, counted by the server loops when metrics are
         # on (authd.metrics folds and clears it in place); None: not counted
         self.query_counts: dict[bytes, int] | None = None
+        # the same for queries answered outside the exact table, by query bytes + the reply's
+        # status octets (`authd.metrics.status_of`)
+        self.reply_counts: dict[bytes, int] | None = None
         # zone transfers' view (`authd.dns.xfr`), when the node serves secondaries
         self.transfers: TransferView | None = None
         # journaled resources by kind and id (see `_apply_resource`)

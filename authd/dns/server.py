@@ -39,6 +39,7 @@ from authd.dns.notify import serve_notify
 from authd.dns.rrl import RClass, RrlConfig, Verdict
 from authd.dns.xfr import TransferConfig, TransferService
 from authd.errlog import ErrorLog
+from authd.metrics import UNANSWERED
 
 log = logging.getLogger("authd")
 
@@ -115,7 +116,11 @@ async def serve_udp(
     # The index's exact-bytes table, looked up inline: a repeat query costs one dict lookup
     # and one concatenation here, no call into the index (the index clears it on change).
     exact_get = index.exact_udp.get
-    counts = getattr(index, "query_counts", None)  # authd.metrics: one increment per query
+    # authd.metrics: one dict increment per query, by the query bytes for an exact-table hit
+    # (the table holds its answer until the fold has run), else by the query bytes and the
+    # reply's status octets (`authd.metrics.status_of`), so the fold answers nothing again
+    counts = getattr(index, "query_counts", None)
+    replies = getattr(index, "reply_counts", None)
     random = index.random
     bisect_right = bisect.bisect_right
     # A query without additional records carries no cookie, TSIG or EDNS for the guard to
@@ -137,8 +142,6 @@ async def serve_udp(
             # takes it out before the index sees a query), so a hit needs no cookie work
             key = data[2:]
             hit = exact_get(key)
-            if counts is not None:  # authd.metrics: one dict increment per query
-                counts[key] = counts.get(key, 0) + 1
             try:
                 if hit is None:
                     reply = direct(data) if direct is not None and data[10:12] == b"\0\0" else None
@@ -151,7 +154,12 @@ async def serve_udp(
                         reply = guarded(data, addr[0], now, wall, tcp=False)
                     else:
                         reply = respond(data, tcp=False, source=addr[0])  # routing by location
+                    if replies is not None:
+                        status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
+                        replies[status] = replies.get(status, 0) + 1
                 else:
+                    if counts is not None:
+                        counts[key] = counts.get(key, 0) + 1
                     if hit.__class__ is bytes:
                         reply = data[:2] + hit  # type: ignore[operator]
                     else:
@@ -160,6 +168,8 @@ async def serve_udp(
                         reply = limit(reply, addr[0], now)
             except Exception as exc:  # the boundary of one exchange: drop this packet only
                 errors.exception("udp answer", exc, trio.current_time())
+                if replies is not None:
+                    replies[key + UNANSWERED] = replies.get(key + UNANSWERED, 0) + 1
                 continue
             if reply is not None:
                 try:
@@ -277,10 +287,11 @@ async def _serve_tcp_connection(
                                 return
                         need = _frame_end(buf)
                         continue
-                    counts = getattr(index, "query_counts", None)  # authd.metrics (not transfers)
-                    if counts is not None:
-                        counts[query[2:]] = counts.get(query[2:], 0) + 1
                     reply = respond(query, tcp=True)
+                    replies = getattr(index, "reply_counts", None)  # authd.metrics (not transfers)
+                    if replies is not None:
+                        status = query[2:] + (reply[2:4] + reply[6:8] if reply else UNANSWERED)
+                        replies[status] = replies.get(status, 0) + 1
                     if reply is not None:
                         out += len(reply).to_bytes(2, "big") + reply
                     need = _frame_end(buf)
