@@ -9,7 +9,8 @@ or worker; dnsperf on CPU 1):
 - random-subdomain NXDOMAIN (a "water torture" flood: a new random label every query);
 - cached: ten hot names cycled.
 `authd-pipeline` is authd with `--no-compiled-answers`: what a question the answer table does
-not hold cost before `authd.dns.compiled` (the full pipeline, then the table).
+not hold cost before `authd.dns.compiled` (the full pipeline, then the table). `authd-control`
+is the default `authd serve`: the change API on (no store file), so metrics count every query.
 Each server is started once and runs the mixes in that order, so authd meets every random name
 with nothing rendered (its templates from earlier mixes stay, as they would in service).
 Query files hold 500,000 lines (dnsperf cycles them), drawn with a fixed seed.
@@ -93,9 +94,10 @@ def server_command(server: str, zdir: Path, zfile: Path, origin: str, port: int,
     taskset = find_tool("taskset")
     if taskset is None:
         return None
-    if server in ("authd", "authd-pipeline"):
+    if server in ("authd", "authd-pipeline", "authd-control"):
+        control = f"127.0.0.1:{free_port()}" if server == "authd-control" else "off"
         cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
-               f"127.0.0.1:{port}", "--workers", "1", "--control", "off",
+               f"127.0.0.1:{port}", "--workers", "1", "--control", control,
                "--log-level", "WARNING",
                *(["--no-compiled-answers"] if server == "authd-pipeline" else [])]
     elif server == "nsd" and (nsd := find_tool("nsd")):
@@ -165,7 +167,7 @@ def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration
 def report(results: list[MixResult], names: int, duration: int) -> list[str]:
     """The section's lines: the table, the goals, the commands."""
     by = {(r.mix, r.server): r.result for r in results}
-    servers = [s for s in ("authd", "authd-pipeline", "nsd", "knot")
+    servers = [s for s in ("authd", "authd-control", "authd-pipeline", "nsd", "knot")
                if any(r.server == s for r in results)]
     lines = [
         SECTION, "",
@@ -179,8 +181,8 @@ def report(results: list[MixResult], names: int, duration: int) -> list[str]:
         "`-c 4 -q 100`; mixes as in `bench/_scale_qps.py`.",
         "",
         "| mix | " + " | ".join(f"{s} q/CPU-s" for s in servers) + " | authd / NSD | "
-        "authd / Knot | authd / authd-pipeline | authd qps | NSD qps |",
-        "|---|" + "---:|" * (len(servers) + 5),
+        "authd / Knot | authd-control / NSD | authd / authd-pipeline | authd qps | NSD qps |",
+        "|---|" + "---:|" * (len(servers) + 6),
     ]
     goals = []
     for mix in MIXES:
@@ -188,10 +190,13 @@ def report(results: list[MixResult], names: int, duration: int) -> list[str]:
         a, n, k = by.get((mix, "authd")), by.get((mix, "nsd")), by.get((mix, "knot"))
         rn = a.per_cpu_second / n.per_cpu_second if a and n and n.per_cpu_second else None
         rk = a.per_cpu_second / k.per_cpu_second if a and k and k.per_cpu_second else None
+        c = by.get((mix, "authd-control"))
+        rc = c.per_cpu_second / n.per_cpu_second if c and n and n.per_cpu_second else None
         p = by.get((mix, "authd-pipeline"))
         rp = a.per_cpu_second / p.per_cpu_second if a and p and p.per_cpu_second else None
         lines.append(f"| {mix} | " + " | ".join(f"{r.per_cpu_second:,.0f}" if r else "—" for r in row)
                      + f" | {f'{rn:.2f}x' if rn else '—'} | {f'{rk:.2f}x' if rk else '—'} | "
+                     f"{f'{rc:.2f}x' if rc else '—'} | "
                      f"{f'{rp:.1f}x' if rp else '—'} | "
                      f"{f'{a.qps:,.0f}' if a else '—'} | {f'{n.qps:,.0f}' if n else '—'} |")
         if mix in GOALS and rn is not None:
@@ -295,8 +300,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--names", type=int, default=200_000, help="zone size (default: %(default)s)")
     ap.add_argument("--duration", type=int, default=10,
                     help="seconds of dnsperf per mix and server (default: %(default)s)")
-    ap.add_argument("--servers", default="authd,authd-pipeline,nsd,knot",
-                    help="servers to run (default: %(default)s)")
+    ap.add_argument("--servers", default="authd,authd-control,authd-pipeline,nsd,knot",
+                    help="servers to run; authd-control is authd with the change API on "
+                         "(default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-scale-qps-") as tmp:
