@@ -27,6 +27,7 @@ import datetime
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -238,6 +239,13 @@ most of it a dict per owner name (224 B), the packed RRset (120 B), the stored `
 key (170 B) and the owner's key and labels."""
 
 
+def shown_command(command: str) -> str:
+    """A command as a reader runs it from the repository: the venv's python, `$WORK` for the
+    run's temporary directory."""
+    command = command.replace(sys.executable, ".venv/bin/python")
+    return re.sub(r"/tmp/bench-scale-[^/ ]+", "$WORK", command)
+
+
 def write_section(results: list[Result], args: argparse.Namespace) -> None:
     by = {(r.server, r.names): r for r in results}
     lines = [
@@ -267,7 +275,7 @@ def write_section(results: list[Result], args: argparse.Namespace) -> None:
                      f"{r.peak_mb if r.peak_mb is not None else '—'} MB | {ratio} |")
     lines += ["", NOTES]
     lines += ["", "Commands (`$WORK` is a temporary directory):", "", "```"]
-    lines += [f"# {r.server}, {r.names:,} names\n{r.command}" for r in results]
+    lines += [f"# {r.server}, {r.names:,} names\n{shown_command(r.command)}" for r in results]
     lines += ["```", ""]
     print(f"wrote {replace_section(SECTION, chr(10).join(lines))}")
 
