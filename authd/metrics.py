@@ -153,6 +153,13 @@ class QueryTally:
                 self._count(key[:-4], key[-4:], n)
 
     def _count(self, key: bytes, status: bytes, n: int) -> None:
+        if status[1] & 0x0F == 3 and key[8:10] == b"\0\0":
+            # NXDOMAIN (RFC 1035 §4.1.1) to a query of the question alone (no additional
+            # records): the server read its question to the end, so QTYPE is the last four
+            # octets but two, and the name is not needed (never counted as an empty answer).
+            # A random-name flood classifies nothing: each query is another name.
+            self.by_type_rcode[(_type_text(key[-4] << 8 | key[-3]), "NXDOMAIN")] += n
+            return
         name_type = self._names.get(key)
         if name_type is None:
             name_type = classify_query(key)

@@ -46,7 +46,8 @@ async def test_the_fold_counts_the_replies_sent_without_answering_again() -> Non
     rnd = random.Random(9)
     asked = ([("h1.m.test.", "A")] * 5 + [("w.m.test.", "A")] * 4 + [("cn.m.test.", "A")] * 2
              + [(f"h{rnd.randrange(50)}.m.test.", rnd.choice(["A", "AAAA"])) for _ in range(30)]
-             + [(f"x{rnd.getrandbits(32):x}.m.test.", "A") for _ in range(20)])
+             + [(f"x{rnd.getrandbits(32):x}.m.test.", "A") for _ in range(20)]
+             + [(f"y{i}.m.test.", qtype) for i, qtype in enumerate(["TXT", "HTTPS", "TYPE65280"])])
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(("127.0.0.1", 0))
     srv.setblocking(False)
@@ -55,8 +56,8 @@ async def test_the_fold_counts_the_replies_sent_without_answering_again() -> Non
         nursery.start_soon(serve_udp, index, srv)
         client = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         with client, trio.fail_after(20):
-            for name, qtype in asked:  # one at a time, so repeats meet the exact table
-                q = dns.message.make_query(name, qtype)
+            for i, (name, qtype) in enumerate(asked):  # one at a time: repeats meet the table
+                q = dns.message.make_query(name, qtype, use_edns=0 if i % 3 == 0 else None)
                 await client.sendto(q.to_wire(), srv.getsockname())
                 reply = dns.message.from_wire(await client.recv(4096))
                 assert reply.id == q.id
@@ -71,6 +72,7 @@ async def test_the_fold_counts_the_replies_sent_without_answering_again() -> Non
     index.respond = no_answering  # type: ignore[method-assign]
     tally.fold()
     assert dict(tally.by_type_rcode) == dict(want)
-    assert want[("A", "NXDOMAIN")] == 20 and sum(want.values()) == len(asked)
+    assert want[("A", "NXDOMAIN")] == 20 and want[("TYPE65280", "NXDOMAIN")] == 1
+    assert sum(want.values()) == len(asked)
     assert not tally.empty  # NODATA for AAAA at names that never had AAAA: not "empty"
     assert not index.query_counts and not index.reply_counts  # folded and cleared in place
