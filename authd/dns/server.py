@@ -120,7 +120,7 @@ async def serve_udp(
     # (the table holds its answer until the fold has run), else by the query bytes and the
     # reply's status octets (`authd.metrics.status_of`), so the fold answers nothing again
     counts = getattr(index, "query_counts", None)
-    replies = getattr(index, "reply_counts", None)
+    tally = getattr(index, "reply_counts", None)  # not `replies`: a transfer has those
     random = index.random
     bisect_right = bisect.bisect_right
     # A query without additional records carries no cookie, TSIG or EDNS for the guard to
@@ -154,9 +154,9 @@ async def serve_udp(
                         reply = guarded(data, addr[0], now, wall, tcp=False)
                     else:
                         reply = respond(data, tcp=False, source=addr[0])  # routing by location
-                    if replies is not None:
+                    if tally is not None:
                         status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
-                        replies[status] = replies.get(status, 0) + 1
+                        tally[status] = tally.get(status, 0) + 1
                 else:
                     if counts is not None:
                         counts[key] = counts.get(key, 0) + 1
@@ -168,8 +168,8 @@ async def serve_udp(
                         reply = limit(reply, addr[0], now)
             except Exception as exc:  # the boundary of one exchange: drop this packet only
                 errors.exception("udp answer", exc, trio.current_time())
-                if replies is not None:
-                    replies[key + UNANSWERED] = replies.get(key + UNANSWERED, 0) + 1
+                if tally is not None:
+                    tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
                 continue
             if reply is not None:
                 try:
