@@ -114,7 +114,7 @@ def add_serve_command(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def build_index(args: argparse.Namespace) -> ServingIndex:
     """The serving index for `serve`: zone files turned into SNAPSHOT journal entries."""
-    zones = load_zone_dir(args.zones)
+    zones = load_zone_dir(args.zones, build=True)  # the served zones built as read
     return index_from_zones(
         zones,
         rng=random.Random(args.seed),
@@ -227,7 +227,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- demo -------------------------------------------------------------------------------------
 
 async def _run_demo(zones_dir: str, dig: str) -> None:
-    index = index_from_zones(load_zone_dir(zones_dir))
+    index = index_from_zones(load_zone_dir(zones_dir, build=True))
     async with trio.open_nursery() as nursery:
         host, port = await nursery.start(functools.partial(serve_dns, index, "127.0.0.1", 0))
 

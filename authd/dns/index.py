@@ -206,8 +206,9 @@ class ServingIndex:
 
     # --- feeding ---------------------------------------------------------------------------
 
-    def apply(self, entry: JournalEntry) -> bool:
+    def apply(self, entry: JournalEntry, built: Zone | None = None) -> bool:
         """Apply one journal entry. Returns False for a CHANGE already applied (seq ≤ ours).
+        `built`: a SNAPSHOT's zone already built from its puts (`authd.zonefiles.fastbuild`).
 
         Raises ValueError (and changes nothing) if the result could not be served, e.g. a zone
         left without its SOA.
@@ -232,7 +233,7 @@ class ServingIndex:
         elif entry.kind is EntryKind.SNAPSHOT or entry.zone_id not in self._zones:
             gone = set(entry.deletes)
             sets = [rs for rs in entry.puts if rs.key not in gone] if gone else entry.puts
-            zone = Zone.build(entry.zone_name, sets)  # raises before any change
+            zone = built if built is not None and not gone else Zone.build(entry.zone_name, sets)  # raises before any change
             self._zones[entry.zone_id] = (entry.zone_name, zone.records)
             self._by_id[entry.zone_id] = zone
             self.table.add(zone)
@@ -563,6 +564,7 @@ def snapshot_entries(zones: Iterable[LoadedZone], seq: int = 0) -> list[JournalE
 def index_from_zones(zones: Iterable[LoadedZone], **options: object) -> ServingIndex:
     """A serving index holding these zones (startup from `zones/`)."""
     index = ServingIndex(**options)  # type: ignore[arg-type]
-    for entry in snapshot_entries(zones):
-        index.apply(entry)
+    zones = list(zones)
+    for zone, entry in zip(zones, snapshot_entries(zones), strict=True):
+        index.apply(entry, zone.take_built())  # a zone file's prebuilt zone, if it has one
     return index

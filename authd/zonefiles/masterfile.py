@@ -69,6 +69,7 @@ _TXT_SAFE = re.compile(r'"[ !#-\[\]-~]*"')  # printable ASCII, no quote or backs
 _CAA_TAG = re.compile(r"[A-Za-z0-9]{1,255}")
 _TYPES: dict[str, str] = {}  # type token as written -> mnemonic
 _DIGITS = frozenset("0123456789")
+_OCTET = {str(i): i for i in range(256)}  # the canonical decimal spellings of an octet
 
 
 def _is_ttl(tok: str) -> bool:
@@ -321,6 +322,14 @@ def read_master(text: str, origin: str) -> Iterator[MasterRecord]:
 def read_tuples(text: str, origin: str) -> Iterator[tuple[int, str, int, str, str]]:
     """`read_master`'s records as plain (line, owner, ttl, type, value) tuples: a zone load
     makes a million of them, and a tuple costs a fraction of a dataclass."""
+    for t in read_wired(text, origin):
+        yield t[:5]
+
+
+def read_wired(text: str, origin: str) -> Iterator[tuple[int, str, int, str, str, bytes | None]]:
+    """`read_tuples` with a sixth field: an A or AAAA value's rdata wire form (RFC 1035
+    §3.4.1, RFC 3596 §2.2) when the fast path read it, else None. The address is parsed here
+    once, so a zone build (`authd.zonefiles.fastbuild`) does not parse it again."""
     names = _Names(dns.name.from_text(origin).to_text())
     default_ttl: int | None = None
     last_ttl: int | None = None
@@ -401,10 +410,23 @@ def read_tuples(text: str, origin: str) -> Iterator[tuple[int, str, int, str, st
             else:
                 raise MasterFileError(line, "no TTL given and no $TTL before it")
         last_ttl = ttl
-        value = _fast_value(rtype, rdata, names, line)
-        if value is None:
-            value = _slow_value(rtype, " ".join(rdata), names, line)
-        yield line, owner, ttl, rtype, value
+        wire: bytes | None = None
+        if rtype == "A" and len(rdata) == 1:
+            # dotted quad: exactly the canonical decimal octets (`_QUAD`'s spellings)
+            value = rdata[0]
+            parts = value.split(".")
+            if len(parts) == 4:
+                octets = [_OCTET.get(p) for p in parts]
+                if None not in octets:
+                    wire = bytes(octets)  # type: ignore[arg-type]
+        elif rtype == "AAAA" and len(rdata) == 1:
+            value = rdata[0]
+            wire = aaaa_canonical(value)  # written as dnspython prints it
+        if wire is None:
+            value = _fast_value(rtype, rdata, names, line)  # type: ignore[assignment]
+            if value is None:
+                value = _slow_value(rtype, " ".join(rdata), names, line)
+        yield line, owner, ttl, rtype, value, wire
 
 
 def tokenizer_reference(text: str, origin: str) -> list[tuple[str, int, str, str]]:

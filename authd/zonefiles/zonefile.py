@@ -22,7 +22,8 @@ import dns.zone
 
 from authd import gcpause
 from authd.model.records import RecordError, RecordKey, RecordSet, canonical_name
-from authd.zonefiles.masterfile import MasterFileError, NeedsFullReader, read_tuples
+from authd.zonefiles import fastbuild
+from authd.zonefiles.masterfile import MasterFileError, NeedsFullReader, read_tuples, read_wired
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,16 @@ class LoadedZone:
     source: str  # the file it came from
     # (name, type) -> the line of its last record, for master files (error messages)
     lines: Mapping[tuple[str, str], int] = field(default_factory=dict, compare=False, repr=False)
+    # the served zone (`authd.dns.answer.Zone`) built as the file was read, already checked
+    # (`authd.zonefiles.fastbuild`), when the loader was asked for it; None: build it from
+    # `record_sets` (`Zone.build`). The index takes it once and drops it (`take_built`).
+    built: Any = field(default=None, compare=False, repr=False)
+
+    def take_built(self) -> Any:
+        """The prebuilt zone, handed over once: the zone file no longer keeps it alive."""
+        zone = self.built
+        object.__setattr__(self, "built", None)
+        return zone
 
 
 class ZoneLoadError(Exception):
@@ -49,39 +60,29 @@ def origin_from_filename(path: Path) -> str:
     return "." if stem in ("", "root", ".") else canonical_name(stem.rstrip(".") + ".")
 
 
-def parse_master(text: str, path: str, origin: str) -> LoadedZone:
+def parse_master(text: str, path: str, origin: str, *, build: bool = False) -> LoadedZone:
     """Parse an RFC 1035 master file; the zone's origin is the file name's.
 
     `authd.zonefiles.masterfile` reads it line by line (fast, and every record keeps its line); a file
-    with $INCLUDE or $GENERATE is read by dnspython instead."""
-    # one record set per (owner, type), in file order; duplicates dropped (RFC 2181 §5) and
-    # differing TTLs merged to the lowest, as dnspython merges them. Most sets have one
-    # value: it is kept as a string until a second one comes.
-    groups: dict[tuple[str, str], list] = {}  # [ttl, value or {value: None}]
+    with $INCLUDE or $GENERATE is read by dnspython instead. With `build`, the served zone is
+    built on the way and checked (`authd.zonefiles.fastbuild`; `LoadedZone.built`): a zone the
+    quick check does not pass is checked here by `check_zone`, which raises its error."""
     try:
-        for _, owner, ttl, rtype, value in read_tuples(text, origin):
-            key = (owner, rtype)
-            got = groups.get(key)
-            if got is None:
-                groups[key] = [ttl, value]
-            else:
-                vals = got[1]
-                if type(vals) is str:
-                    vals = got[1] = {vals: None}
-                vals[value] = None
-                if ttl < got[0]:
-                    got[0] = ttl
+        got = fastbuild.gather(read_wired(text, origin))
     except MasterFileError as exc:
         line_text = _line(text, exc.line)
         reason = f"{exc.reason.rstrip('.')} (in {line_text!r})" if line_text else exc.reason
         raise ZoneLoadError(path, reason, line=exc.line) from exc
     except NeedsFullReader:
         return _parse_master_dnspython(text, path, origin)
-    # the reader gives owners and values in canonical form already (`authd.zonefiles.masterfile`), so
-    # the record sets skip RecordSet's own canonicalisation
-    sets = [_trusted(n, t, ttl, (vals,) if type(vals) is str else tuple(vals))
-            for (n, t), (ttl, vals) in groups.items()]
-    return LoadedZone(canonical_name(origin), tuple(sets), path, _Lines(text, origin))
+    origin = canonical_name(origin)
+    sets = tuple(got.sets.values())
+    zone = fastbuild.build(origin, got) if build else None
+    del got
+    loaded = LoadedZone(origin, sets, path, _Lines(text, origin), built=zone)
+    if build and zone is None:
+        check_zone(loaded)  # raises with the line; a zone that passes is built by the index
+    return loaded
 
 
 class _Lines(Mapping[tuple[str, str], int]):
@@ -109,24 +110,7 @@ class _Lines(Mapping[tuple[str, str], int]):
         return len(self._all())
 
 
-_new = object.__new__
-_set = object.__setattr__  # how a frozen dataclass sets its own fields
-
-
-def _trusted(name: str, rtype: str, ttl: int, values: tuple[str, ...]) -> RecordSet:
-    """A plain record set from values already canonical, as `RecordSet(...)` would make it.
-    `tests/test_zonefile_fast.py` checks the two agree on generated zones."""
-    rs = _new(RecordSet)
-    _set(rs, "name", name)
-    _set(rs, "rtype", rtype)
-    _set(rs, "ttl", ttl)
-    _set(rs, "values", values)
-    _set(rs, "set_identifier", None)
-    _set(rs, "weight", None)
-    _set(rs, "alias", None)
-    _set(rs, "routing", None)
-    _set(rs, "key", RecordKey(name, rtype, None))
-    return rs
+_trusted = fastbuild._trusted  # `tests/test_zonefile_fast.py` checks it against `RecordSet(...)`
 
 
 def _line(text: str, line: int) -> str:
@@ -344,7 +328,9 @@ def _parent(name: str) -> str | None:
     return rest or "."
 
 
-def load_zone_file(path: str | Path) -> LoadedZone:
+def load_zone_file(path: str | Path, *, build: bool = False) -> LoadedZone:
+    """One zone file, read and checked. With `build`, a master file's served zone is built as
+    it is read (`LoadedZone.built`), for a serving index that takes it (`index_from_zones`)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -354,16 +340,18 @@ def load_zone_file(path: str | Path) -> LoadedZone:
         if p.suffix == ".json":
             zone = parse_route53_json(text, str(p))
         elif p.suffix == ".zone":
-            zone = parse_master(text, str(p), origin_from_filename(p))
+            zone = parse_master(text, str(p), origin_from_filename(p), build=build)
         else:
             raise ZoneLoadError(str(p), "unknown zone file type (expected .zone or .json)")
-        check_zone(zone)
+        if zone.built is None:  # a built zone was checked as it was built
+            check_zone(zone)
     return zone
 
 
-def load_zone_dir(directory: str | Path) -> list[LoadedZone]:
-    """Every `*.zone` and `*.json` directly in `directory`, all or nothing, sorted by origin."""
-    return load_zone_files(zone_paths(directory))
+def load_zone_dir(directory: str | Path, *, build: bool = False) -> list[LoadedZone]:
+    """Every `*.zone` and `*.json` directly in `directory`, all or nothing, sorted by origin.
+    `build`: as for `load_zone_file`."""
+    return load_zone_files(zone_paths(directory), build=build)
 
 
 def zone_paths(directory: str | Path) -> list[Path]:
@@ -374,10 +362,10 @@ def zone_paths(directory: str | Path) -> list[Path]:
     return sorted([*d.glob("*.zone"), *d.glob("*.json")])
 
 
-def load_zone_files(paths: Iterable[Path]) -> list[LoadedZone]:
+def load_zone_files(paths: Iterable[Path], *, build: bool = False) -> list[LoadedZone]:
     zones: dict[str, LoadedZone] = {}
     for p in paths:
-        zone = load_zone_file(p)
+        zone = load_zone_file(p, build=build)
         if zone.origin in zones:
             raise ZoneLoadError(
                 str(p), f"zone {zone.origin} is also defined in {zones[zone.origin].source}"
