@@ -29,7 +29,7 @@ ODD_LINES = [
     "@ SOA ns2 hm 2 2 3 4 5",  # a second SOA value at the apex
     "d DNAME elsewhere.example.", "x.d A 192.0.2.9",  # data below a DNAME
     "d2 DNAME elsewhere.example.",  # a DNAME alone (valid)
-    "out.other.example. A 192.0.2.1",  # outside the zone
+    "out.other.example. A 192.0.2.1", "sib.test. A 192.0.2.1", "test. A 192.0.2.1",  # outside
     "deleg NS ns.deleg", "ns.deleg A 192.0.2.7",  # a cut with glue
     "ns NS A.example.", "ns NS a.example.",  # duplicates by RFC 4343 case only
     "v6 AAAA 2001:DB8::1", "v6 AAAA 2001:db8::1", "v6 AAAA 2001:db8::2",  # one spelled oddly

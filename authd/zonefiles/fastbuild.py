@@ -127,7 +127,8 @@ def build(origin: str, got: Gathered) -> Zone | None:
     okey = key_of(org)
     n = len(okey)
     rdtypes: dict[str, int] = {}
-    suffixes: dict[str, tuple[bytes, ...]] = {}
+    suffixes: dict[str, tuple[tuple[bytes, ...], bool]] = {}  # -> labels, all inside the zone
+    IN = dns.rdataclass.IN
     heads: dict[tuple[int, int], bytes] = {}
     nodes: dict[Key, dict[int, Entry]] = {}
     records, more = got.sets, got.more
@@ -144,16 +145,21 @@ def build(origin: str, got: Gathered) -> Zone | None:
             last_owner = owner
             if "\\" in owner or owner == "." or not owner.isascii():
                 name, key = _owner(owner)  # escapes: dnspython decides the labels
+                if len(key) < n or key[len(key) - n:] != okey:
+                    closer = True  # outside the zone
             else:
                 first, _, rest = owner.partition(".")
-                sfx = suffixes.get(rest)
-                if sfx is None:
-                    sfx = suffixes[rest] = tuple(rest.encode().split(b"."))
+                got_sfx = suffixes.get(rest)
+                if got_sfx is None:
+                    labels = tuple(rest.encode().split(b"."))
+                    inside = len(labels) >= n and labels[len(labels) - n:] == okey
+                    got_sfx = suffixes[rest] = (labels, inside)
+                sfx, inside = got_sfx
                 key = (first.encode(), *sfx)
+                if not inside and key != okey:
+                    closer = True  # outside the zone (the apex's own suffix is not inside)
                 name = _new(dns.name.Name)
                 _set(name, "labels", key)  # lower case already: the labels are the key
-            if len(key) < n or key[len(key) - n:] != okey:
-                closer = True  # outside the zone
             node = nodes.get(key)  # type: ignore[assignment]
             if node is None:
                 node = nodes[key] = {}
@@ -171,14 +177,16 @@ def build(origin: str, got: Gathered) -> Zone | None:
                 rr = _new(AddressRRset)
                 rr._pending = True
                 rr.name = name
-                rr.rdclass = dns.rdataclass.IN
+                rr.rdclass = IN
                 rr.rdtype = _RDTYPES[t]
                 rr.covers = _NONE
                 rr.deleting = None
                 rr.ttl = ttl
                 rr.texts = values
-                rr.tails = tuple([head + w for w in wires])  # type: ignore[operator]
-                entry = Plain(rr, key)
+                rr.tails = (head + wire,) if len(wires) == 1 else tuple([head + w for w in wires])  # type: ignore[operator]
+                entry = _new(Plain)
+                _set(entry, "rrset", rr)
+                _set(entry, "key", key)
         elif t in rdatawire.FAST_TYPES:
             parsed = rdatawire.encode(t, values)
             if parsed is not None:
