@@ -216,27 +216,6 @@ def _slow_value(rtype: str, text: str, names: _Names, line: int) -> str:
 _ROOT = _Names(".")
 
 
-def _logical_lines(text: str) -> Iterator[tuple[int, str, bool]]:
-    """(first line number, line text, needs the careful tokenizer) per logical line.
-
-    Parentheses join physical lines (RFC 1035 §5.1); a line with a quote, a backslash or a
-    parenthesis is flagged so only it pays for careful tokenizing."""
-    lines = text.split("\n")
-    i, total = 0, len(lines)
-    while i < total:
-        raw = lines[i]
-        start = i + 1
-        i += 1
-        if _SPECIAL.isdisjoint(raw):
-            yield start, raw, False
-            continue
-        if "(" not in raw and ")" not in raw:
-            yield start, raw, True
-            continue
-        body, i = _joined(lines, i, raw, start)
-        yield start, body, True
-
-
 def _joined(lines: list[str], i: int, raw: str, start: int) -> tuple[str, int]:
     """`raw` (line `start`) joined with the lines from `i` on until its parentheses balance,
     counting only those outside quotes and comments; and the index of the line after."""
@@ -342,8 +321,9 @@ def read_wired(text: str, origin: str) -> Iterator[tuple[int, str, int, str, str
     last_ttl: int | None = None
     owner: str | None = None
     last_first = ""  # the owner token of the last line that had one
-    # the logical lines (`_logical_lines`), inline: a generator's step per line cost a tenth
-    # of a million-line read
+    # logical lines: parentheses join physical lines (RFC 1035 §5.1); a line with a quote, a
+    # backslash or a parenthesis takes the careful tokenizer. Read inline: a generator's step
+    # per line cost a tenth of a million-line read
     lines = text.split("\n")
     total = len(lines)
     at = 0  # the next physical line's index (`i` is a token's, below)
