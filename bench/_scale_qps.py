@@ -11,6 +11,8 @@ or worker; dnsperf on CPU 1):
 `authd-pipeline` is authd with `--no-compiled-answers`: what a question the answer table does
 not hold cost before `authd.dns.compiled` (the full pipeline, then the table). `authd-control`
 is the default `authd serve`: the change API on (no store file), so metrics count every query.
+`authd-pyudp` is authd with `--no-fast-udp`: the Python UDP loop (one recvfrom/sendto per
+datagram) instead of the C helper's recvmmsg/sendmmsg batches (`authd.dns.udp_batched`).
 Each server is started once and runs the mixes in that order, so authd meets every random name
 with nothing rendered (its templates from earlier mixes stay, as they would in service).
 Query files hold 500,000 lines (dnsperf cycles them), drawn with a fixed seed.
@@ -94,12 +96,13 @@ def server_command(server: str, zdir: Path, zfile: Path, origin: str, port: int,
     taskset = find_tool("taskset")
     if taskset is None:
         return None
-    if server in ("authd", "authd-pipeline", "authd-control"):
+    if server in ("authd", "authd-pipeline", "authd-control", "authd-pyudp"):
         control = f"127.0.0.1:{free_port()}" if server == "authd-control" else "off"
         cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
                f"127.0.0.1:{port}", "--workers", "1", "--control", control,
                "--log-level", "WARNING",
-               *(["--no-compiled-answers"] if server == "authd-pipeline" else [])]
+               *(["--no-compiled-answers"] if server == "authd-pipeline" else []),
+               *(["--no-fast-udp"] if server == "authd-pyudp" else [])]
     elif server == "nsd" and (nsd := find_tool("nsd")):
         d = work / f"nsd-qps-{port}"
         d.mkdir()
@@ -157,7 +160,7 @@ def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration
                     sys.executable, "python")
                 res.command = res.command.replace(str(work), "$WORK")
                 out.append(MixResult(mix, server, res))
-                print(f"  {mix:22s} {server:6s} {res.qps:9,.0f} qps  "
+                print(f"  {mix:22s} {server:11s} {res.qps:9,.0f} qps  "
                       f"{res.per_cpu_second:9,.0f} q/CPU-s  lost {res.lost}", flush=True)
         finally:
             stop(proc)
@@ -167,7 +170,8 @@ def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration
 def report(results: list[MixResult], names: int, duration: int) -> list[str]:
     """The section's lines: the table, the goals, the commands."""
     by = {(r.mix, r.server): r.result for r in results}
-    servers = [s for s in ("authd", "authd-control", "authd-pipeline", "nsd", "knot")
+    servers = [s for s in ("authd", "authd-pyudp", "authd-control", "authd-pipeline", "nsd",
+                           "knot")
                if any(r.server == s for r in results)]
     lines = [
         SECTION, "",
@@ -300,9 +304,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--names", type=int, default=200_000, help="zone size (default: %(default)s)")
     ap.add_argument("--duration", type=int, default=10,
                     help="seconds of dnsperf per mix and server (default: %(default)s)")
-    ap.add_argument("--servers", default="authd,authd-control,authd-pipeline,nsd,knot",
-                    help="servers to run; authd-control is authd with the change API on "
-                         "(default: %(default)s)")
+    ap.add_argument("--servers", default="authd,authd-pyudp,authd-control,authd-pipeline,nsd,knot",
+                    help="servers to run; authd-control is authd with the change API on, "
+                         "authd-pyudp authd with --no-fast-udp (default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-scale-qps-") as tmp:

@@ -153,7 +153,7 @@ def main(argv: list[str]) -> int:
                          "(default: %(default)s)")
     ap.add_argument("--qps-duration", type=int, default=10,
                     help="seconds of dnsperf per query mix and server (default: %(default)s)")
-    ap.add_argument("--qps-servers", default="authd,authd-control,authd-pipeline,nsd,knot",
+    ap.add_argument("--qps-servers", default="authd,authd-pyudp,authd-control,authd-pipeline,nsd,knot",
                     help="servers the query mixes run against (default: %(default)s)")
     args = ap.parse_args(argv)
     args.load = os.getloadavg()[0]  # the rest of the machine's work, said beside the figures
