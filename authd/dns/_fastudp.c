@@ -249,8 +249,9 @@ failed:
 PyDoc_STRVAR(drain_doc,
 "drain(fd, exact, fallback, counts, random, budget) -> int\n\n"
 "Receive, answer and send datagrams on the non-blocking UDP socket fd until it is empty\n"
-"or `budget` datagrams have been received; returns how many were received (less than\n"
-"`budget` means the socket was empty, so wait for it to be readable).\n\n"
+"or `budget` is spent; returns the budget spent: datagrams received, plus receives that\n"
+"failed (ECONNREFUSED), as the Python loop spends it. Less than `budget` means the socket\n"
+"was empty, so wait for it to be readable.\n\n"
 "exact: the exact table (query after the ID -> reply after the ID, or a weighted\n"
 "(cumulative, replies) pair picked with random()); None sends every datagram to fallback.\n"
 "fallback(data, addr) -> bytes | None answers any other datagram; it must catch its own\n"
