@@ -355,6 +355,40 @@ def test_drain_refuses_reentry_and_bad_arguments() -> None:
             _fastudp.drain(10_000, {}, fallback, None, random.random, 1)  # not an open fd
 
 
+def test_two_threads_drain_at_once_each_with_its_own_buffers() -> None:
+    import threading
+
+    inside = threading.Event()
+    results: dict[str, object] = {}
+
+    def serve(tag: str, srv: socket.socket, cli: socket.socket) -> None:
+        def fallback(wire: bytes, addr: object) -> bytes:
+            if tag == "a":
+                inside.set()
+                time.sleep(0.2)  # lets the GIL go while thread b drains its own socket
+            else:
+                assert inside.wait(10)
+            return tag.encode() + wire
+
+        cli.sendto(b"-" + tag.encode() * 3, srv.getsockname())
+        try:
+            _drain_all(srv, {}, fallback)
+            results[tag] = cli.recv(100)
+        except Exception as exc:  # shown by the assertion below
+            results[tag] = exc
+
+    pairs = [_pair(), _pair()]
+    threads = [threading.Thread(target=serve, args=(t, *p)) for t, p in zip("ab", pairs, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    for srv, cli in pairs:
+        srv.close()
+        cli.close()
+    assert results == {"a": b"a-aaa", "b": b"b-bbb"}
+
+
 def test_no_reference_or_memory_leak_over_100k_datagrams() -> None:
     srv, cli = _pair()
     cli.setblocking(False)

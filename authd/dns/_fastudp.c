@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -35,11 +37,39 @@ typedef struct {
     struct iovec iov_out[BATCH][2];
     struct mmsghdr out[BATCH];
     PyObject *keep[BATCH]; /* each reply stays alive until sendmmsg has sent it */
+    int busy;              /* `drain` is not reentrant: a fallback must not call it */
 } Buffers;
 
-static Buffers *bufs; /* allocated on first use; the GIL serialises all use */
-static int busy;      /* `drain` is not reentrant: a fallback must not call it */
+/* One set of buffers per thread: a fallback runs Python code, which may let another thread
+ * (another trio run) call `drain` meanwhile. Freed when the thread exits. */
+static _Thread_local Buffers *bufs;
+static pthread_key_t bufs_key;
+static int bufs_key_made;
 static PyObject *one; /* the int 1 */
+
+static Buffers *
+thread_buffers(void)
+{
+    if (bufs != NULL)
+        return bufs;
+    Buffers *b = calloc(1, sizeof(Buffers));
+    if (b == NULL)
+        return NULL;
+    for (int i = 0; i < BATCH; i++) {
+        b->iov_in[i].iov_base = b->buf[i];
+        b->iov_in[i].iov_len = RECV_SIZE;
+        b->in[i].msg_hdr.msg_iov = &b->iov_in[i];
+        b->in[i].msg_hdr.msg_iovlen = 1;
+        b->in[i].msg_hdr.msg_name = &b->name[i];
+        b->out[i].msg_hdr.msg_iov = b->iov_out[i];
+    }
+    if (pthread_setspecific(bufs_key, b) != 0) {
+        free(b);
+        return NULL;
+    }
+    bufs = b;
+    return b;
+}
 
 /* The source address as Python's socket module gives it: (host, port) for IPv4,
  * (host, port, flowinfo, scope_id) for IPv6 (CPython's makesockaddr). */
@@ -290,24 +320,13 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "fallback and random must be callable");
         return NULL;
     }
-    if (busy) {
+    if (thread_buffers() == NULL)
+        return PyErr_NoMemory();
+    if (bufs->busy) {
         PyErr_SetString(PyExc_RuntimeError, "drain is not reentrant");
         return NULL;
     }
-    if (bufs == NULL) {
-        bufs = PyMem_RawCalloc(1, sizeof(Buffers));
-        if (bufs == NULL)
-            return PyErr_NoMemory();
-        for (int i = 0; i < BATCH; i++) {
-            bufs->iov_in[i].iov_base = bufs->buf[i];
-            bufs->iov_in[i].iov_len = RECV_SIZE;
-            bufs->in[i].msg_hdr.msg_iov = &bufs->iov_in[i];
-            bufs->in[i].msg_hdr.msg_iovlen = 1;
-            bufs->in[i].msg_hdr.msg_name = &bufs->name[i];
-            bufs->out[i].msg_hdr.msg_iov = bufs->iov_out[i];
-        }
-    }
-    busy = 1;
+    bufs->busy = 1;
     Py_INCREF(fallback); /* the fallback may drop the last other references to these */
     Py_XINCREF(exact);
     Py_XINCREF(counts);
@@ -353,7 +372,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Restore(type, value, tb);
         total += n;
     }
-    busy = 0;
+    bufs->busy = 0;
     Py_DECREF(fallback);
     Py_XDECREF(exact);
     Py_XDECREF(counts);
@@ -377,8 +396,12 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fastudp(void)
 {
-    one = PyLong_FromLong(1);
-    if (one == NULL)
+    if (!bufs_key_made) {
+        if (pthread_key_create(&bufs_key, free) != 0)
+            return PyErr_NoMemory();
+        bufs_key_made = 1;
+    }
+    if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
