@@ -245,7 +245,7 @@ def run(zdir: Path, zfile: Path, origin: str, work: Path, *, batches: int = 30,
             if k >= 2:
                 out.append(Batch("create/delete", action, ms, cpu, polls, wrong))
         for k in range(batches):
-            picked = rnd.sample(owners, min(changes, names) + 1)
+            picked = rnd.sample(owners, min(changes, names - 1) + 1)  # + one untouched
             untouched, sets = picked[0], upsert_sets(picked[1:], k)
             before = dict(zip((untouched, *(rs.name for rs in probes(sets))),
                               (ask(port, n)[1] for n in (untouched, *(rs.name for rs in probes(sets)))),
