@@ -14,8 +14,10 @@ GetChange polled, every 2 ms.
 
 Two shapes, N batches each:
 - create/delete: alternately CREATE and DELETE of 1,000 new A record sets (one address each);
-- upsert: UPSERT of 1,000 existing A owners of the big zone, a different random sample each
-  batch, to a new address: the change must forget and recompile those names only.
+- upsert: UPSERT of 500 existing A owners of the big zone (Route 53 counts an UPSERT twice
+  against the 1,000 records a request may carry, so 500 is the most one batch can change), a
+  different random sample each batch, to a new address: the change must forget and recompile
+  those names only.
 
 The measurement can fail: before each batch a few of the names it changes are asked over UDP
 (so the server holds their answers, rendered or compiled), and right after INSYNC the same names
@@ -93,9 +95,9 @@ def a_owners(zfile: Path, origin: str) -> list[str]:
     return out
 
 
-def new_sets(origin: str, n: int) -> list[RecordSet]:
+def new_sets(origin: str, n: int, prefix: str = "insync") -> list[RecordSet]:
     """`n` A record sets at names the zone does not have (one address each, RFC 2544 range)."""
-    return [RecordSet(f"insync-{i:05d}.{origin}", "A", 60, (f"198.18.{i >> 8 & 255}.{i & 255}",))
+    return [RecordSet(f"{prefix}-{i:05d}.{origin}", "A", 60, (f"198.18.{i >> 8 & 255}.{i & 255}",))
             for i in range(n)]
 
 
@@ -209,12 +211,13 @@ def start_server(zdir: Path, origin: str, store: Path, names: int, work: Path,
 
 def run(zdir: Path, zfile: Path, origin: str, work: Path, *, batches: int = 30,
         changes: int = 1000, limit: float = 300.0, store: Path | None = None,
-        seed: int = 12) -> InsyncRun:
+        warm_names: int = 5000, seed: int = 12) -> InsyncRun:
     """Start the server on the zone, send `batches` batches of each shape, stop it.
 
     Args:
         store: the SQLite file to serve; an existing one (the `authd-store` load's) is reused,
             and must hold this zone (its file unchanged); None: a new one in `work`.
+        warm_names: random existing names asked over UDP before each batch (`warm`).
     Raises:
         RuntimeError: the server did not start, or refused a batch.
     """
@@ -237,6 +240,7 @@ def run(zdir: Path, zfile: Path, origin: str, work: Path, *, batches: int = 30,
         shown = probes(created)
         for k in range(batches + 2):  # two warm-up rounds (a CREATE and its DELETE)
             action = "CREATE" if k % 2 == 0 else "DELETE"
+            warm(port, owners, warm_names, rnd)
             check(port, {rs.name: None if action == "CREATE" else rs.values[0] for rs in shown})
             cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
             polls = client.change(zone_id, bodies[action])
@@ -244,9 +248,13 @@ def run(zdir: Path, zfile: Path, origin: str, work: Path, *, batches: int = 30,
             wrong = check(port, {rs.name: rs.values[0] if action == "CREATE" else None for rs in shown})
             if k >= 2:
                 out.append(Batch("create/delete", action, ms, cpu, polls, wrong))
+        # Route 53 counts an UPSERT's records twice against the 1,000 per request ("Quotas on
+        # API requests", `authd.model.changes.batch_size`): 1,000 changes' worth is 500 UPSERTs
+        upserts = max(1, changes // 2)
         for k in range(batches):
-            picked = rnd.sample(owners, min(changes, names - 1) + 1)  # + one untouched
+            picked = rnd.sample(owners, min(upserts, names - 1) + 1)  # + one untouched
             untouched, sets = picked[0], upsert_sets(picked[1:], k)
+            warm(port, owners, warm_names, rnd)
             before = dict(zip((untouched, *(rs.name for rs in probes(sets))),
                               (ask(port, n)[1] for n in (untouched, *(rs.name for rs in probes(sets)))),
                               strict=True))  # asked, so their answers are held
@@ -267,6 +275,137 @@ def run(zdir: Path, zfile: Path, origin: str, work: Path, *, batches: int = 30,
     shown_cmd = " ".join(cmd).replace(sys.executable, ".venv/bin/python").replace(str(work), "$WORK")
     return InsyncRun(total_names, changes, out, shown_cmd, startup, was_new, load_start,
                      os.getloadavg()[0])
+
+
+def warm(port: int, owners: list[str], n: int, rnd: random.Random) -> int:
+    """Ask `n` random existing names over UDP (pipelined, 64 in flight), as traffic between
+    batches does, so the server holds answers the next batch must forget. Returns how many
+    were answered."""
+    import socket
+
+    if n <= 0:
+        return 0
+    wires = [dns.message.make_query(name, "A").to_wire() for name in rnd.choices(owners, k=n)]
+    got = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("127.0.0.1", port))
+        sock.settimeout(1.0)
+        for at in range(0, n, 64):
+            chunk = wires[at:at + 64]
+            for w in chunk:
+                sock.send(w)
+            try:
+                for _ in chunk:
+                    sock.recv(4096)
+                    got += 1
+            except TimeoutError:
+                continue  # lost on a busy machine: the next chunk goes on
+    return got
+
+
+def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, rounds: int = 10,
+            warm_names: int = 5000, seed: int = 13, top: int = 14) -> list[str]:
+    """Where one batch's time goes, in this process, on the same store file and zone: the
+    server's stages one by one (SigV4 check, XML to changes, the store's transaction, the
+    follower's journal read, the serving index's apply, the response XML), as `authd.node`
+    wires them (metrics counting queries, the garbage collector frozen after the load), p50 ms
+    over `rounds` batches of each action; then cProfile of one UPSERT batch, functions by own
+    time. Returns the lines for the report (and prints them)."""
+    import cProfile
+    import gc
+    import io
+    import pstats
+
+    from authd.control import r53xml, sigv4
+    from authd.dns.index import ServingIndex
+    from authd.metrics import AuthdMetrics
+    from authd.store.sqlstore import SQLiteStore
+    from authd.zonefiles.seed import seed_dir
+
+    zfile = next(zdir.glob("*.zone"))
+    owners = a_owners(zfile, origin)
+    t = time.perf_counter()
+    store = SQLiteStore(store_path)
+    seed_dir(store, zdir)
+    index = ServingIndex()
+    AuthdMetrics().count_queries(index)  # its fold runs before every apply, as in the node
+    for entry in store.snapshot():
+        index.apply(entry)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)  # authd.node's, after its load
+    print(f"  profile: store and index of {len(owners):,} A owners ready in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
+    zone = store.find_zone_by_name(origin)
+    path = f"/2013-04-01/hostedzone/{zone.id}/rrset/"
+    rnd = random.Random(seed)
+    created = new_sets(origin, changes, "profile")  # the run may have left its own created
+    stages = ("sigv4", "xml", "store", "journal read", "index apply", "response", "total")
+    times: dict[str, dict[str, list[float]]] = {}
+
+    def one(action: str, body: bytes, prof: cProfile.Profile | None = None) -> None:
+        for w in rnd.choices(owners, k=warm_names):  # answers held, to be forgotten
+            index.respond(dns.message.make_query(w, "A").to_wire(), tcp=False)
+        headers = [(n.lower(), v) for n, v in
+                   signed_headers("POST", "http://127.0.0.1:8053" + path, body).items()]
+        headers.append(("host", "127.0.0.1:8053"))
+        if prof is not None:
+            prof.enable()
+        marks = [time.perf_counter()]
+        failure = sigv4.verify("POST", path, "", headers, body, sigv4.DEFAULT_CREDENTIALS, time.time())
+        assert failure is None, failure
+        marks.append(time.perf_counter())
+        comment, parsed = r53xml.parse_change_batch_xml(body)
+        marks.append(time.perf_counter())
+        info = store.change_batch(zone.id, parsed, comment)
+        marks.append(time.perf_counter())
+        entries = store.journal_since(index.seq)
+        marks.append(time.perf_counter())
+        for entry in entries:
+            index.apply(entry)
+        marks.append(time.perf_counter())
+        r53xml.document("ChangeResourceRecordSetsResponse", r53xml.change_info_xml(info, "INSYNC"))
+        marks.append(time.perf_counter())
+        marks.append(marks[-1])
+        if prof is not None:
+            prof.disable()
+        row = times.setdefault(action, {})
+        for i, stage in enumerate(stages):
+            b = marks[i + 1] if stage != "total" else marks[-1]
+            a = marks[i] if stage != "total" else marks[0]
+            row.setdefault(stage, []).append((b - a) * 1e3)
+
+    def upsert_body(k: int) -> bytes:
+        return batch_xml("UPSERT", upsert_sets(rnd.sample(owners, max(1, changes // 2)), 100 + k))
+
+    for k in range(rounds):
+        one("CREATE", batch_xml("CREATE", created))
+        one("DELETE", batch_xml("DELETE", created))
+        one("UPSERT", upsert_body(k))
+    prof = cProfile.Profile()
+    body = upsert_body(rounds)
+    one("profiled", body, prof)
+    store.close()
+    gc.unfreeze()
+    out = ["Where one batch's time goes (`python -m bench._scale_insync --profile`: the "
+           "server's stages in one process on the same store file and zone, as `authd.node` "
+           f"wires them, {warm_names:,} answers held before each batch; p50 ms over {rounds} "
+           "batches of each):", "",
+           "| batch | " + " | ".join(stages) + " |", "|---|" + "---:|" * len(stages)]
+    for action in ("CREATE", "DELETE", "UPSERT"):
+        row = times[action]
+        n = changes if action != "UPSERT" else max(1, changes // 2)
+        out.append(f"| {n:,} {action}s | "
+                   + " | ".join(f"{statistics.median(row[s]):.1f}" for s in stages) + " |")
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(top)
+    body_lines = [ln for ln in text.getvalue().splitlines() if ln.strip()]
+    at = next((i for i, ln in enumerate(body_lines) if ln.lstrip().startswith("ncalls")), 0)
+    shown = [ln.replace(str(ROOT) + "/", "") for ln in body_lines[at:]]
+    out += ["", "cProfile of one UPSERT batch through those stages (own time, the profiler's "
+            "overhead included):", "", "```", *shown, "```"]
+    print("\n".join(out), flush=True)
+    return out
 
 
 def summary(result: InsyncRun) -> dict[str, dict[str, float]]:
@@ -297,7 +436,8 @@ def print_summary(result: InsyncRun) -> None:
 
 
 LABELS = {"create/delete": "CREATE, then DELETE, of {n:,} new A sets (alternately)",
-          "upsert": "UPSERT of {n:,} existing A owners (a new random sample each batch)"}
+          "upsert": "UPSERT of {h:,} existing A owners (counted twice by Route 53: {n:,} "
+                    "records, the most a request carries; a new random sample each batch)"}
 
 
 def report(result: InsyncRun, extra: list[str] = ()) -> list[str]:
@@ -327,7 +467,7 @@ def report(result: InsyncRun, extra: list[str] = ()) -> list[str]:
     ]
     for shape, v in s.items():
         per = "; ".join(f"{k.split()[1]} {v[k]:.1f}" for k in v if k.startswith("p50 ")) if shape != "upsert" else ""
-        lines.append(f"| {LABELS[shape].format(n=result.changes)} | {v['n']:.0f} | {v['p50']:.1f}"
+        lines.append(f"| {LABELS[shape].format(n=result.changes, h=max(1, result.changes // 2))} | {v['n']:.0f} | {v['p50']:.1f}"
                      f"{f' ({per})' if per else ''} | {v['p99']:.1f} | {v['max']:.1f} | "
                      f"{v['cpu_ms']:.1f} ms | {v['polls']:.0f} | {v['wrong']:.0f} |")
     lines += ["", "Goal (issue 12):", ""]
@@ -371,8 +511,15 @@ def main(argv: list[str]) -> int:
                     help="changes per batch (Route 53's most per request: 1,000) (default: %(default)s)")
     ap.add_argument("--limit", type=float, default=300.0,
                     help="seconds to wait for the server's first answer (default: %(default)s)")
+    ap.add_argument("--warm", type=int, default=5000,
+                    help="random existing names asked over UDP before each batch, so the server "
+                         "holds answers the batch must forget (default: %(default)s)")
+    ap.add_argument("--profile", action="store_true",
+                    help="then, in this process on the same store file, time the server's stages "
+                         "of a batch and cProfile one (loads the zone a second time)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
+    extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-insync-") as tmp:
         work = Path(tmp)
         zdir = work / "zones"
@@ -380,10 +527,13 @@ def main(argv: list[str]) -> int:
         zfile = zdir / f"{ORIGIN}zone"
         zfile.write_text(generate_zone(args.names))
         result = run(zdir, zfile, ORIGIN, work, batches=args.batches, changes=args.changes,
-                     limit=args.limit)
-    print_summary(result)
+                     limit=args.limit, warm_names=args.warm)
+        print_summary(result)
+        if args.profile:
+            extra = profile(zdir, ORIGIN, work / "insync.sqlite3", changes=args.changes,
+                            warm_names=args.warm)
     if not args.no_write:
-        print(f"wrote {write(result)}")
+        print(f"wrote {write(result, extra)}")
     return 1 if failed(result) else 0
 
 
