@@ -389,9 +389,25 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
     prof = cProfile.Profile()
     for k in range(PROFILED):  # several, so one collection or burst of other work weighs less
         one("profiled", upsert_body(rounds + k), prof)
+    # The pages each commit writes: the WAL emptied before a batch (outside the timings
+    # above, where SQLite's own checkpoints every 1,000 pages fall inside some COMMITs), then
+    # its frame count after it (`PRAGMA wal_checkpoint` returns it)
+    conn = store._conn  # noqa: SLF001 (read-only use of the store's connection, for the pragma)
+    frames: dict[str, list[int]] = {}
+    for k in range(4):
+        for action, body in (("CREATE", batch_xml("CREATE", created)),
+                             ("DELETE", batch_xml("DELETE", created)),
+                             ("UPSERT", upsert_body(rounds + PROFILED + k))):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            store.change_batch(zone.id, r53xml.parse_change_batch_xml(body)[1])
+            frames.setdefault(action, []).append(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
     store.close()
     gc.unfreeze()
-    out = ["Where one batch's time goes (`python -m bench._scale_insync --profile`: the "
+    out = ["Pages written per commit (WAL frames of "
+           f"{page:,} bytes, median of 4): "
+           + ", ".join(f"{a.lower()} {statistics.median(v):,.0f}" for a, v in frames.items()) + ".", "",
+           "Where one batch's time goes (`python -m bench._scale_insync --profile`: the "
            "server's stages in one process on the same store file and zone, as `authd.node` "
            f"wires them, {warm_names:,} answers held before each batch; p50 ms over {rounds} "
            "batches of each):", "",
