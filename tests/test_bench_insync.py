@@ -60,3 +60,12 @@ def test_a_server_that_does_not_apply_a_batch_fails_the_measurement(tmp_path, mo
     assert any("answered NXDOMAIN [], not 198.18." in w for b in result.batches for w in b.wrong)
     report = "\n".join(_scale_insync.report(result))
     assert "**not met**" in report and "wrong answers" in report
+
+
+def test_bench_scale_runs_the_change_batches_alone(capsys):
+    from bench import scale
+
+    assert scale.main(["--names", "300", "--insync-only", "--insync-batches", "1", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "authd serve (store seeded)" in out and "upsert" in out and "WRONG" not in out
+    assert "authd-store (" not in out  # no loading measurement, no query mixes
