@@ -46,6 +46,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import httpx
 
 from authd.localnet import free_port, stop, wait_answering
@@ -115,7 +116,7 @@ def upsert_sets(names: list[str], batch: int) -> list[RecordSet]:
 def ask(port: int, name: str) -> tuple[int, set[str]]:
     """(rcode, A addresses) over UDP from the server, as a stub resolver would ask."""
     reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=5)
-    return reply.rcode(), {rd.address for rrset in reply.answer for rd in rrset if rrset.rdtype == 1}
+    return reply.rcode(), {rd.address for rrset in reply.answer for rd in rrset if rrset.rdtype == dns.rdatatype.A}
 
 
 def check(port: int, want: dict[str, str | None]) -> list[str]:
