@@ -489,7 +489,7 @@ CREATE / DELETE / UPSERT p50 ms, XML 7.1 / 5.1 / 2.9, store 14.2 / 13.2 / 49.2, 
   (`Zone.update`, `_compile_set` per set, `CompiledAnswers.changed` forgetting the touched
   names' templates); forgetting the 5,000 held answers is pops in C.
 - XML to changes is 3 to 7 ms; SigV4 and the response are well under 1 ms. The rest of the
-  server's CPU (about 10 ms a batch beyond the stages) is HTTP (hypercorn, a 150 KB body), two
+  server's CPU (6 to 12 ms a batch beyond the stages, earlier run) is HTTP (hypercorn, a 150 KB body), two
   thread hops (the store call and the follower's journal read), the metrics fold and the log."""
 
 
