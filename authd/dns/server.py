@@ -115,6 +115,9 @@ async def serve_udp(
     errors = errors or ErrorLog(log)
     if fast and FAST_UDP:
         await serve_udp_batched(index, sock, errors, guard, xfr, _with_source, UDP_BUDGET)
+        return  # not reached: it serves until cancelled
+    # `authd.dns.udp_batched.exchange` is this loop's body for one datagram (the C loop's
+    # fallback): a change here is a change there (tests/test_fastudp.py compares the bytes)
     guarded = guard.answer if guard is not None else None
     limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
     respond = _with_source(index.respond)
