@@ -277,6 +277,45 @@ def test_a_weighted_pick_uses_the_random_source_as_bisect_does() -> None:
             assert cli.recv(100) == b"ID" + want
 
 
+def test_a_question_alone_goes_to_the_compiled_templates_first() -> None:
+    srv, cli = _pair()
+    with srv, cli:
+        header = b"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # after the ID: QD 1, AR 0
+        d, n, x = b"ID" + header + b"d", b"ID" + header + b"n", b"ID" + header + b"x"
+        with_opt = b"ID" + header[:-1] + b"\x01" + b"d"  # ARCOUNT 1: never the templates
+        calls: list[tuple[str, bytes]] = []
+
+        def direct(wire: bytes) -> bytes | None:
+            calls.append(("direct", wire))
+            if wire.endswith(b"x"):
+                raise ValueError("a bad template")
+            return wire[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00" if wire.endswith(b"d") else None
+
+        def rest(wire: bytes, addr: object) -> bytes:
+            calls.append(("rest", wire))
+            return b"rest"
+
+        def fallback(wire: bytes, addr: object) -> bytes:
+            calls.append(("fallback", wire))
+            return b"full"
+
+        tally: dict = {}
+        for wire in (d, n, x, with_opt, b"ID\0\0"):
+            cli.sendto(wire, srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 5 and time.monotonic() < deadline:
+            got += _fastudp.drain(srv.fileno(), {}, fallback, None, random.random, 256,
+                                  direct, rest, tally, b"\xff" * 4)
+        assert [cli.recv(100) for _ in range(5)] == [
+            b"ID\x81\x80\x00\x01\x00\x01\x00\x00", b"rest", b"full", b"full", b"full"]
+        assert calls == [("direct", d), ("direct", n), ("rest", n), ("direct", x),
+                         ("fallback", x), ("fallback", with_opt), ("fallback", b"ID\0\0")]
+        # counted as the loop counts: query after the ID + reply[2:4] + reply[6:8]; the rest
+        # and the fallback count their own
+        assert tally == {d[2:] + b"\x81\x80\x00\x01": 1}
+
+
 def test_an_entry_c_does_not_read_goes_to_the_fallback_uncounted() -> None:
     srv, cli = _pair()
     with srv, cli:

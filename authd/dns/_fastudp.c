@@ -180,14 +180,53 @@ send_all(int fd, int n)
         Py_CLEAR(bufs->keep[i]);
 }
 
+/* What one `drain` call answers with (borrowed references, held by the call). */
+typedef struct {
+    PyObject *exact, *fallback, *counts, *random; /* exact, counts: NULL for None */
+    PyObject *direct, *rest, *tally, *unanswered; /* direct, tally: NULL for None */
+} Loop;
+
+/* tally[data[2:] + status] += 1, the status being reply[2:4] + reply[6:8], or `unanswered`
+ * for an empty reply (`authd.metrics.status_of`, as the Python loop counts) */
+static int
+tally_reply(const Loop *L, const unsigned char *data, Py_ssize_t len, PyObject *reply)
+{
+    const char *r = PyBytes_AS_STRING(reply);
+    Py_ssize_t rlen = PyBytes_GET_SIZE(reply);
+    Py_ssize_t klen = len < 2 ? 0 : len - 2;
+    Py_ssize_t a = rlen <= 2 ? 0 : (rlen < 4 ? rlen - 2 : 2); /* len(reply[2:4]) */
+    Py_ssize_t b = rlen <= 6 ? 0 : (rlen < 8 ? rlen - 6 : 2); /* len(reply[6:8]) */
+    const char *status = r;
+    Py_ssize_t slen = a + b;
+    if (rlen == 0) {
+        status = PyBytes_AS_STRING(L->unanswered);
+        slen = PyBytes_GET_SIZE(L->unanswered);
+    }
+    PyObject *key = PyBytes_FromStringAndSize(NULL, klen + slen);
+    if (key == NULL)
+        return -1;
+    char *k = PyBytes_AS_STRING(key);
+    memcpy(k, data + (len - klen), (size_t)klen);
+    if (rlen == 0) {
+        memcpy(k + klen, status, (size_t)slen);
+    } else {
+        memcpy(k + klen, r + 2, (size_t)a);
+        memcpy(k + klen + a, r + 6, (size_t)b);
+    }
+    int rc = count(L->tally, key);
+    Py_DECREF(key);
+    return rc;
+}
+
 /* One datagram's reply into out[*nout] (or none). Returns 0, or -1 with a BaseException
  * that is not an Exception set (KeyboardInterrupt, SystemExit): the loop then stops. An
  * Exception from the fallback is the fallback's to report (it has the Python loop's
  * boundary); one that still escapes it costs only this datagram. */
 static int
-answer_one(int i, PyObject *exact, PyObject *fallback, PyObject *counts, PyObject *random,
-           int *nout)
+answer_one(int i, const Loop *L, int *nout)
 {
+    PyObject *exact = L->exact, *counts = L->counts, *random = L->random;
+    int absent = 0; /* not in the exact table at all (not merely an entry C does not read) */
     unsigned char *data = bufs->buf[i];
     Py_ssize_t len = (Py_ssize_t)bufs->in[i].msg_len;
     if (len > RECV_SIZE)
@@ -204,6 +243,7 @@ answer_one(int i, PyObject *exact, PyObject *fallback, PyObject *counts, PyObjec
             Py_DECREF(key);
             goto failed;
         }
+        absent = hit == NULL;
         if (hit != NULL && PyBytes_CheckExact(hit)) {
             Py_INCREF(hit);
             reply = hit;
@@ -241,15 +281,38 @@ answer_one(int i, PyObject *exact, PyObject *fallback, PyObject *counts, PyObjec
         return 0;
     }
     /* a miss (or an entry the C code does not read): the Python loop's miss branch */
-    PyObject *addr = address_of(&bufs->name[i]);
-    if (addr == NULL)
-        goto failed;
     PyObject *wire = PyBytes_FromStringAndSize((const char *)data, len);
-    if (wire == NULL) {
-        Py_DECREF(addr);
+    if (wire == NULL)
+        goto failed;
+    PyObject *callee = L->fallback; /* the whole loop body */
+    if (absent && L->direct != NULL && len >= 12 && data[10] == 0 && data[11] == 0) {
+        /* a query of the question alone: the compiled templates first, as the loop does */
+        reply = PyObject_CallOneArg(L->direct, wire);
+        if (reply == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                Py_DECREF(wire);
+                return -1;
+            }
+            PyErr_Clear(); /* the fallback answers it again, and reports what it raises */
+        } else if (PyBytes_CheckExact(reply)) {
+            Py_DECREF(wire);
+            if (L->tally != NULL && tally_reply(L, data, len, reply) < 0) {
+                Py_DECREF(reply);
+                goto failed;
+            }
+            goto send;
+        } else {
+            Py_DECREF(reply); /* None: the rest of the miss branch answers */
+            reply = NULL;
+            callee = L->rest;
+        }
+    }
+    PyObject *addr = address_of(&bufs->name[i]);
+    if (addr == NULL) {
+        Py_DECREF(wire);
         goto failed;
     }
-    reply = PyObject_CallFunctionObjArgs(fallback, wire, addr, NULL);
+    reply = PyObject_CallFunctionObjArgs(callee, wire, addr, NULL);
     Py_DECREF(wire);
     Py_DECREF(addr);
     if (reply == NULL)
@@ -258,6 +321,7 @@ answer_one(int i, PyObject *exact, PyObject *fallback, PyObject *counts, PyObjec
         Py_DECREF(reply);
         return 0;
     }
+send:;
     struct mmsghdr *m = &bufs->out[*nout];
     bufs->iov_out[*nout][0].iov_base = PyBytes_AS_STRING(reply);
     bufs->iov_out[*nout][0].iov_len = (size_t)PyBytes_GET_SIZE(reply);
@@ -287,14 +351,18 @@ PyDoc_STRVAR(drain_doc,
 "fallback(data, addr) -> bytes | None answers any other datagram; it must catch its own\n"
 "exceptions (an Exception that escapes drops the datagram; any other BaseException is\n"
 "raised after the batch's replies are sent). counts: None, or the dict that counts exact\n"
-"hits by query bytes after the ID.");
+"hits by query bytes after the ID.\n\n"
+"direct, rest, tally, unanswered (optional, together): a miss that carries the question\n"
+"alone (ARCOUNT 0) goes to direct(data) first (the compiled templates); a reply is\n"
+"counted in tally by query and status (unanswered for an empty one) and sent, None hands\n"
+"the datagram to rest(data, addr), the rest of the fallback's miss branch.");
 
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "drain(fd, exact, fallback, counts, random, budget) takes 6 arguments");
+    if (nargs != 6 && nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "drain(fd, exact, fallback, counts, random, budget"
+                        "[, direct, rest, tally, unanswered]) takes 6 or 10 arguments");
         return NULL;
     }
     long lfd = PyLong_AsLong(args[0]);
@@ -305,13 +373,24 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int fd = (int)lfd;
-    PyObject *exact = args[1] == Py_None ? NULL : args[1];
-    PyObject *fallback = args[2];
-    PyObject *counts = args[3] == Py_None ? NULL : args[3];
-    PyObject *random = args[4];
+    Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
+              args[4], NULL, NULL, NULL, NULL};
+    PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
         return NULL;
+    if (nargs == 10 && args[6] != Py_None) {
+        L.direct = args[6];
+        L.rest = args[7];
+        L.tally = args[8] == Py_None ? NULL : args[8];
+        L.unanswered = args[9];
+        if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
+            (L.tally != NULL && !PyDict_Check(L.tally)) || !PyBytes_CheckExact(L.unanswered)) {
+            PyErr_SetString(PyExc_TypeError, "direct and rest must be callable, tally a dict "
+                            "or None, unanswered bytes");
+            return NULL;
+        }
+    }
     if ((exact != NULL && !PyDict_Check(exact)) || (counts != NULL && !PyDict_Check(counts))) {
         PyErr_SetString(PyExc_TypeError, "exact and counts must be dicts or None");
         return NULL;
@@ -331,6 +410,10 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XINCREF(exact);
     Py_XINCREF(counts);
     Py_INCREF(random);
+    Py_XINCREF(L.direct);
+    Py_XINCREF(L.rest);
+    Py_XINCREF(L.tally);
+    Py_XINCREF(L.unanswered);
     Py_ssize_t total = 0;
     int failed = 0;
     while (total < budget && !failed) {
@@ -361,7 +444,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         int nout = 0;
         for (int i = 0; i < n; i++) {
-            if (answer_one(i, exact, fallback, counts, random, &nout) < 0) {
+            if (answer_one(i, &L, &nout) < 0) {
                 failed = 1; /* what is left of this batch is dropped */
                 break;
             }
@@ -377,6 +460,10 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(exact);
     Py_XDECREF(counts);
     Py_DECREF(random);
+    Py_XDECREF(L.direct);
+    Py_XDECREF(L.rest);
+    Py_XDECREF(L.tally);
+    Py_XDECREF(L.unanswered);
     if (failed)
         return NULL;
     return PyLong_FromSsize_t(total);

@@ -20,7 +20,7 @@ import bisect
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -37,15 +37,24 @@ except ImportError:  # not built (no C compiler): the Python loop serves
 
 AVAILABLE = _fastudp is not None
 
-Exchange = Callable[[bytes, Any], "bytes | None"]
+class Exchange(NamedTuple):
+    """What `serve_udp`'s Python loop does with one datagram, split where the C loop needs it.
+
+    `answer(data, addr)` is the whole loop body; `rest(data, addr)` is its miss branch after
+    the compiled templates (`direct`) gave no reply. Both return the reply to send or None,
+    and never raise an Exception: one the answering raises is reported in `errors`, counted
+    as unanswered, and the datagram dropped.
+    """
+
+    answer: Callable[[bytes, Any], bytes | None]
+    rest: Callable[[bytes, Any], bytes | None]
+    direct: Callable[[bytes], bytes | None] | None
 
 
 def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
              xfr: TransferService | None, clock: list, with_source: Callable) -> Exchange:
-    """What `serve_udp`'s Python loop does with one datagram, as a function of (data, addr):
-    the reply to send, or None. Never raises an Exception: one that the answering raises is
-    reported in `errors` and counted as unanswered, and the datagram dropped. `clock` holds
-    [trio time, wall-clock seconds], set by the loop once per wakeup as the Python loop does."""
+    """The Python loop's body for one datagram. `clock` holds [trio time, wall-clock
+    seconds], set by the loop once per wakeup as the Python loop does."""
     guarded = guard.answer if guard is not None else None
     limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
     respond = with_source(index.respond)
@@ -56,21 +65,34 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
     bisect_right = bisect.bisect_right
     direct = getattr(index, "compiled_udp", None) if limit is None else None
 
+    def rest(data: bytes, addr: Any) -> bytes | None:
+        key = data[2:]
+        try:
+            if xfr is not None and xfr.wants(data):  # a transfer, or a signed query
+                replies = xfr.respond(data, addr[0], tcp=False, now=clock[1])
+                reply = next(iter(replies), None) if replies is not None else None
+            elif guarded is not None:
+                reply = guarded(data, addr[0], clock[0], clock[1], tcp=False)
+            else:
+                reply = respond(data, tcp=False, source=addr[0])  # routing by location
+            if tally is not None:
+                status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
+                tally[status] = tally.get(status, 0) + 1
+        except Exception as exc:  # the boundary of one exchange: drop this packet only
+            errors.exception("udp answer", exc, trio.current_time())
+            if tally is not None:
+                tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
+            return None
+        return reply
+
     def answer(data: bytes, addr: Any) -> bytes | None:
         key = data[2:]
         hit = exact_get(key)
         try:
             if hit is None:
                 reply = direct(data) if direct is not None and data[10:12] == b"\0\0" else None
-                if reply is not None:
-                    pass
-                elif xfr is not None and xfr.wants(data):  # a transfer, or a signed query
-                    replies = xfr.respond(data, addr[0], tcp=False, now=clock[1])
-                    reply = next(iter(replies), None) if replies is not None else None
-                elif guarded is not None:
-                    reply = guarded(data, addr[0], clock[0], clock[1], tcp=False)
-                else:
-                    reply = respond(data, tcp=False, source=addr[0])  # routing by location
+                if reply is None:
+                    return rest(data, addr)
                 if tally is not None:
                     status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
                     tally[status] = tally.get(status, 0) + 1
@@ -90,7 +112,7 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
             return None
         return reply
 
-    return answer
+    return Exchange(answer, rest, direct)
 
 
 async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: ErrorLog,
@@ -103,10 +125,11 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     """
     assert _fastudp is not None
     clock: list = [0.0, 0]
-    answer = exchange(index, errors, guard, xfr, clock, with_source)
+    answer, rest, direct = exchange(index, errors, guard, xfr, clock, with_source)
     rrl = guard is not None and guard.rrl is not None
     exact = None if rrl else index.exact_udp  # with RRL every reply passes the limiter
     counts = getattr(index, "query_counts", None)
+    tally = getattr(index, "reply_counts", None)
     drain = _fastudp.drain
     fd = sock.fileno()
     random = index.random
@@ -118,6 +141,7 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
         while True:
             clock[0] = current_time()
             clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
-            if drain(fd, exact, answer, counts, random, budget) < budget:
+            if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
+                     UNANSWERED) < budget:
                 break
             await checkpoint()
