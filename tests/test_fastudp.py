@@ -126,7 +126,7 @@ def _read_ready(sock: socket.socket) -> list[bytes]:
             return out
 
 
-def _read_until_quiet(sock: socket.socket, quiet: float = 0.3) -> list[bytes]:
+def _read_until_quiet(sock: socket.socket, quiet: float = 0.5) -> list[bytes]:
     out = []
     sock.settimeout(quiet)
     try:
@@ -270,8 +270,8 @@ def test_a_weighted_pick_uses_the_random_source_as_bisect_does() -> None:
         exact = {b"-w": ([0.25, 0.75, 1.0], [b"a", b"b", b"c"])}
         for x, want in ((0.0, b"a"), (0.25, b"b"), (0.5, b"b"), (0.75, b"c"), (0.99, b"c")):
             cli.sendto(b"ID-w", srv.getsockname())
-            got = 0
-            while not got:
+            got, deadline = 0, time.monotonic() + 10
+            while not got and time.monotonic() < deadline:
                 got = _fastudp.drain(srv.fileno(), exact, lambda w, a: None, None,
                                      lambda x=x: x, 8)
             assert cli.recv(100) == b"ID" + want
