@@ -8,7 +8,9 @@ down, nor floods the log.
 
 UDP waits with `trio.lowlevel.wait_readable` and then drains the non-blocking socket in a loop
 (a budget per wakeup keeps other tasks fair): about four times the rate of awaiting
-`recvfrom` per packet. TCP follows RFC 7766: two-byte length prefix (RFC 1035 §4.2.2),
+`recvfrom` per packet. Where the optional C helper is built, `authd.dns.udp_batched` drains
+it instead, with recvmmsg/sendmmsg batches and exact-table hits answered in C (issue 12);
+`--no-fast-udp` keeps this Python loop. TCP follows RFC 7766: two-byte length prefix (RFC 1035 §4.2.2),
 several queries per connection (pipelined; we answer each as it is read, which is one of the
 orders §6.2.1.1 allows), an idle timeout (§6.2.3) and a connection limit (§6.2.2). As in NSD
 and Knot, a peer cannot pin a slot by not reading: a connection reads no more queries while
