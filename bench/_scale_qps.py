@@ -275,8 +275,8 @@ def notes(results: list[MixResult], loops: list[tuple[str, float]],
             "costs more per datagram than it saves. The C helper `authd.dns._fastudp` "
             "(authd's UDP loop by default; `authd-pyudp` is `--no-fast-udp`, the Python loop) "
             "receives and sends up to 64 datagrams per system call and answers exact-table "
-            "hits with no bytecode; every other query still goes through the Python loop's "
-            "code, one call per datagram. "
+            "hits with no bytecode; any other question-only query goes from C to the compiled "
+            "templates (Python), and the rest through the Python loop's own code. "
             + (f"authd's cached answers ({cached:,.0f}) run at {cached / cfloor:.2f}× the C "
                f"floor, {cached / nsd:.2f}× NSD. " if cfloor and nsd and cached else "")
             + (f"With the Python loop they run at {pycached:,.0f}, {pycached / floor:.2f}× its "
