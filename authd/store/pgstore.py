@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,10 +56,10 @@ from typing import Any
 import psycopg
 
 from authd.model import changes as rules
-from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.journal import JournalEntry
 from authd.model.records import RecordKey, RecordSet
 from authd.store.contract import StoreError
-from authd.store.sqlcore import SQLCore, _decode_all, _dumps
+from authd.store.sqlcore import SQLCore, _dumps
 
 NOTIFY_CHANNEL = "authd_journal"
 SCHEMA_LOCK = 0x61757468  # pg_advisory_xact_lock key: nodes starting together create tables once
@@ -309,28 +308,12 @@ class PostgresStore(SQLCore):
         )
         return encoded
 
-    # --- reads of whole zones ----------------------------------------------------------
+    # --- reads of whole zones (snapshot(): authd.store.sqlcore) ---------------------------
 
-    def snapshot(self) -> list[JournalEntry]:
-        """One SNAPSHOT per zone, read in one REPEATABLE READ transaction at one position."""
-
-        def txn(conn: _Qmark) -> list[JournalEntry]:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            seq = conn.execute("SELECT seq FROM journal_head").fetchone()[0]
-            zones = [self._zone(r) for r in conn.execute(
-                f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name")]
-            out = [
-                resource_entry(seq, k, i, json.loads(d))
-                for k, i, d in conn.execute(
-                    "SELECT kind, id, doc FROM resources WHERE journaled ORDER BY kind, id")
-            ]
-            for z in zones:
-                rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=%s", (z.id,))
-                puts = tuple(_decode_all([r[0] for r in rows]))
-                out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "", puts))
-            return out
-
-        return self._read(txn)
+    @staticmethod
+    def _begin_snapshot(conn: _Qmark) -> None:
+        # one position across statements (READ COMMITTED would see each statement's own)
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def close(self) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from authd import gcpause
 from authd.model import changes as rules
 from authd.model.journal import EntryKind, JournalEntry, resource_entry
 from authd.model.records import (
@@ -145,6 +146,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
     def __iter__(self) -> Iterator[Any]: ...
 
 
@@ -231,6 +234,10 @@ class SQLCore:
 
     def _notify(self, conn: Any, seq: int) -> None:
         """Tell other processes, once this transaction commits, that `seq` exists."""
+
+    def _begin_snapshot(self, conn: Any) -> None:
+        """First statement of `snapshot()`'s read transaction: whatever makes every later
+        statement of it see one journal position (SQLite's BEGIN already does)."""
 
     def _sets_at(self, conn: Any, zone_id: str, names: list[str]) -> list[tuple[str, str]]:
         """(name, data) of every set at `names` in one zone."""
@@ -490,6 +497,34 @@ class SQLCore:
     def seq(self) -> int:
         """The newest committed journal position."""
         return self._reads(self._head_seq)
+
+    SNAPSHOT_CHUNK = 1 << 16  # rows per json.loads: a 1M-set zone never is one string
+
+    def snapshot(self) -> list[JournalEntry]:
+        """One RESOURCE entry per journaled resource, then one SNAPSHOT per zone, all read in
+        one transaction at one journal position (see Store.snapshot)."""
+
+        def txn(conn: Conn) -> list[JournalEntry]:
+            self._begin_snapshot(conn)
+            seq = self._head_seq(conn)
+            zones = [self._zone(r) for r in conn.execute(
+                f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name")]
+            out = [
+                resource_entry(seq, k, i, json.loads(d))
+                for k, i, d in conn.execute(
+                    "SELECT kind, id, doc FROM resources WHERE journaled=? ORDER BY kind, id", (True,))
+            ]
+            with gcpause.paused(sum(z.record_set_count for z in zones)):
+                for z in zones:
+                    rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
+                    sets: list[RecordSet] = []
+                    while chunk := rows.fetchmany(self.SNAPSHOT_CHUNK):
+                        sets += _decode_all([r[0] for r in chunk])
+                    out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "",
+                                            tuple(sets)))
+            return out
+
+        return self._read(txn)
 
     # --- resources ---------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ threading, the schema and its migration, the transactions and the SQLite dialect
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -31,7 +30,7 @@ from typing import Any
 
 from authd import gcpause
 from authd.model import changes as rules
-from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey, RecordSet
 from authd.store import common
 from authd.store.contract import Action, Change, ChangeInfo, InvalidChangeBatch
@@ -217,32 +216,6 @@ class SQLiteStore(SQLCore):
             zone = self._find(conn, zone_id)
             rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=? ORDER BY sort_key", (zone.id,))
             return _decode_all([r[0] for r in rows])
-
-        return self._read(txn)
-
-    def snapshot(self) -> list[JournalEntry]:
-        """One SNAPSHOT per zone, all read in one transaction at one journal position."""
-
-        def txn(conn: sqlite3.Connection) -> list[JournalEntry]:
-            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM journal").fetchone()[0]
-            zones = [self._zone(r) for r in conn.execute(f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name")]
-            out = [
-                resource_entry(seq, k, i, json.loads(d))
-                for k, i, d in conn.execute(
-                    "SELECT kind, id, doc FROM resources WHERE journaled=1 ORDER BY kind, id")
-            ]
-            with gcpause.paused(sum(z.record_set_count for z in zones)):
-                for z in zones:
-                    rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
-                    sets: list[RecordSet] = []
-                    while True:  # one json.loads per chunk: a 1M-set zone never is one string
-                        chunk = rows.fetchmany(1 << 16)
-                        if not chunk:
-                            break
-                        sets += _decode_all([r[0] for r in chunk])
-                    out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "",
-                                            tuple(sets)))
-            return out
 
         return self._read(txn)
 
