@@ -59,7 +59,7 @@ from authd.model import changes as rules
 from authd.model.journal import JournalEntry
 from authd.model.records import RecordKey, RecordSet
 from authd.store.contract import StoreError
-from authd.store.sqlcore import SQLCore, _dumps
+from authd.store.sqlcore import SQLCore, _dumps_many
 
 NOTIFY_CHANNEL = "authd_journal"
 SCHEMA_LOCK = 0x61757468  # pg_advisory_xact_lock key: nodes starting together create tables once
@@ -184,6 +184,7 @@ class PostgresStore(SQLCore):
         self._conn: psycopg.Connection[Any] | None = None
         self._pending: list[JournalEntry] = []
         self._recent: dict[int, JournalEntry] = {}
+        self._handoff: dict[str, tuple[int, list[RecordSet]]] = {}  # see SQLCore.import_sets
         with self._lock:
             conn = self._connection()
             with conn.transaction():
@@ -293,7 +294,7 @@ class PostgresStore(SQLCore):
 
     @staticmethod
     def _put(conn: _Qmark, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
-        encoded = [_dumps(rs) for rs in sets]
+        encoded = _dumps_many(sets)
         # one row per key (ON CONFLICT may touch a row once per statement); the last one wins,
         # as it would row by row
         last = {(rs.name, rs.rtype, rs.set_identifier or ""): i for i, rs in enumerate(sets)}
@@ -307,6 +308,20 @@ class PostgresStore(SQLCore):
              [_key(rules.listing_key(rs.name, rs.rtype, rs.set_identifier)) for rs in rows]),
         )
         return encoded
+
+    @staticmethod
+    def _insert_new(conn: _Qmark, zone_id: str, sets: Sequence[RecordSet],
+                    encoded: Sequence[str], sort_keys: Sequence[str]) -> None:
+        """COPY, inside the import's transaction: a zone file's sets reach the table in one
+        stream instead of one statement's arrays (and a key already there fails the COPY, as
+        a CREATE of an existing set fails the batch)."""
+        with conn.conn.cursor() as cur, cur.copy(
+            "COPY rrsets (zone_id, name, rtype, set_id, data, sort_key) FROM STDIN"
+        ) as copy:
+            copy.set_types(["text", "text", "text", "text", "text", "bytea"])
+            write = copy.write_row
+            for rs, data, key in zip(sets, encoded, sort_keys, strict=True):
+                write((zone_id, rs.name, rs.rtype, rs.set_identifier or "", data, _key(key)))
 
     # --- reads of whole zones (snapshot(): authd.store.sqlcore) ---------------------------
 

@@ -16,7 +16,10 @@ changes survive restarts:
 The hash covers the record sets, not the file bytes, so reformatting a file changes nothing.
 Beside it the comment keeps the digest of the master file's bytes (`seed_dir`): a file with
 the same bytes is not parsed again at all, which is most of a restart on a big zone.
-A new zone goes into an SQLite store as one bulk insert (`SQLiteStore.import_sets`).
+A new zone goes into the store as one bulk insert (`import_sets`: SQLite and PostgreSQL,
+`authd.store.sqlcore`), and the digests are written in that same transaction: a crash
+mid-seed leaves a zone holding only its SOA and NS and no digest, which the next start
+imports again.
 """
 
 from __future__ import annotations
@@ -158,19 +161,25 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) 
         if file_digest is not None and recorded_hash(existing.comment, FILE_TAG) != file_digest:
             store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
         return f"zone {zone.origin} ({existing.id}): {zone.source} unchanged, keeping the store's contents"
+    final = zone_comment(zone, digest, file_digest)
     if existing is None:
         zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
+        # no digest yet: only the transaction that fills the zone records it, so a crash
+        # before that leaves a zone the next start imports again (not one it calls seeded)
         existing, _ = store.create_zone(
             zone.origin, caller_reference=f"zonefile:{zone.origin}:{digest}",
-            comment=zone_comment(zone, digest, file_digest), zone_id=zid,
+            comment=f"loading from {zone.source}", zone_id=zid,
         )
         verb = "created"
+    elif existing.record_set_count == 2 and recorded_hash(existing.comment) is None:
+        verb = "imported (the zone held only its SOA and NS)"  # e.g. a start that crashed
     else:
         verb = "re-imported (file changed)"
     bulk = getattr(store, "import_sets", None)
-    if verb == "created" and bulk is not None:
-        # a new zone: one bulk import with the batch's result and rules (SQLiteStore)
-        info = bulk(existing.id, zone.record_sets, f"import {zone.source}")
+    if verb != "re-imported (file changed)" and bulk is not None:
+        # the zone holds only its apex: one bulk import with the batch's result and rules,
+        # the digests recorded in the same transaction (`SQLCore.import_sets`)
+        info = bulk(existing.id, zone.record_sets, f"import {zone.source}", zone_comment=final)
         return (f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
                 f"{len(zone.record_sets)} record sets, change {info.id}")
     current = {rs.key: rs for rs in store.record_sets(existing.id)}
@@ -186,7 +195,7 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) 
         elif not old.same_as(rs) or rs.rtype == "SOA":
             batch.append(Change(Action.UPSERT, rs))
     info = store.change_batch(existing.id, batch, f"import {zone.source}", limits=False)
-    store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
+    store.update_zone_comment(existing.id, final)
     return (
         f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
         f"{len(wanted)} record sets, change {info.id}"
