@@ -516,8 +516,7 @@ class SQLCore:
             if deletes:
                 self._delete_sets(conn, zone.id, deletes)
             encoded = _dumps_many(plain)
-            self._insert_new(conn, zone.id, plain, encoded, [
-                rules.listing_key(rs.name, rs.rtype, rs.set_identifier) for rs in plain])
+            self._insert_new(conn, zone.id, plain, encoded, common.listing_keys(plain))
             encoded += self._put(conn, zone.id, planned)
             conn.execute(
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+?, "

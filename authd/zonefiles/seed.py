@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from authd import gcpause
 from authd.model import changes as rules
 from authd.model.records import RecordSet
+from authd.store.common import listing_keys
 from authd.store.contract import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
 from authd.zonefiles.zonefile import (
     LoadedZone,
@@ -61,7 +62,9 @@ def content_hash(record_sets: Iterable[RecordSet]) -> str:
     checks the two agree byte for byte) and hashed in pieces."""
     digest = hashlib.sha256()
     # changes.listing_key orders as route53_sort_key does (its docstring), and strings sort faster
-    ordered = sorted(record_sets, key=lambda rs: rules.listing_key(rs.name, rs.rtype, rs.set_identifier))
+    sets = list(record_sets)
+    keys = listing_keys(sets)
+    ordered = [sets[i] for i in sorted(range(len(sets)), key=keys.__getitem__)]
     first = True
     for i in range(0, len(ordered), 4096):
         group = ordered[i:i + 4096]
