@@ -202,10 +202,13 @@ def test_import_sets_is_the_batch_of_their_creates(store):
     sets = [soa, RecordSet("imp.test.", "NS", 60, ("ns.imp.test.",)),
             A("ns.imp.test."), A("w.imp.test.", "192.0.2.7", set_identifier="one", weight=3),
             RecordSet("v6.imp.test.", "AAAA", 60, ("2001:db8::1",))]
-    bad = RecordSet("x.imp.test.", "A", 2**31, ("192.0.2.2",))
-    with pytest.raises(InvalidChangeBatch) as info:
-        store.import_sets(zone.id, [*sets, bad], "import", zone_comment="done")
-    assert "TTL 2147483648 is out of range 0..2147483647" in info.value.messages
+    for bad, message in ((RecordSet("x.imp.test.", "A", 2**31, ("192.0.2.2",)),
+                          "TTL 2147483648 is out of range 0..2147483647"),
+                         (RecordSet("y.imp.test.", "A", 60, ("192.0.2.3", "192.0.2.3")),
+                          "Duplicate Resource Record")):
+        with pytest.raises(InvalidChangeBatch) as info:
+            store.import_sets(zone.id, [*sets, bad], "import", zone_comment="done")
+        assert message in info.value.messages
     assert store.find_zone(zone.id).comment == "loading"
     assert {rs.rtype for rs in store.record_sets(zone.id)} == {"SOA", "NS"}
     change = store.import_sets(zone.id, sets, "import", zone_comment="done")
