@@ -222,6 +222,10 @@ def test_import_sets_is_the_batch_of_their_creates(store):
     assert set(entry.puts) == set(got.values())
     snap = [e for e in store.snapshot() if e.zone_id == zone.id][0]
     assert set(snap.puts) == set(got.values()) and snap.seq == change.seq
+    other, _ = store.create_zone("imp2.test", "r2", "kept")
+    store.import_sets(other.id, [A("a.imp2.test.")])  # no zone_comment: the comment stays
+    z2 = store.find_zone(other.id)
+    assert z2.comment == "kept" and z2.record_set_count == 3 and z2.serial == 2  # RFC 1996 §2.2
 
 
 def test_record_sets_page_matches_the_listing(store):

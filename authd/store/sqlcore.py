@@ -512,10 +512,14 @@ class SQLCore:
             for rs in plain:  # the zone as the plain sets leave it, at the names the rules read
                 if rs.name in names:
                     view.at(rs.name).append(rs)
-            planned, deletes, serial, net_new = common.plan(
-                zone.id, zone.name, rest, view, limits=False,
-                resource=lambda kind, rid: _resource_doc(conn, kind, rid),
-                record_set_count=zone.record_set_count + len(plain), max_record_sets=None)
+            if rest or not plain:
+                planned, deletes, serial, net_new = common.plan(
+                    zone.id, zone.name, rest, view, limits=False,
+                    resource=lambda kind, rid: _resource_doc(conn, kind, rid),
+                    record_set_count=zone.record_set_count + len(plain), max_record_sets=None)
+            else:  # only plain sets: what plan() adds to a batch is the bumped SOA (RFC 1996 §2.2)
+                soa = rules.bump_soa(view.get(zone.name, "SOA")[0], ())
+                planned, deletes, serial, net_new = (soa,), (), rules.soa_serial(soa), 0
             if deletes:
                 self._delete_sets(conn, zone.id, deletes)
             encoded = _dumps_many(plain)
