@@ -198,8 +198,13 @@ class SQLiteStore(SQLCore):
     def _put(conn: sqlite3.Connection, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
         """Write the sets; returns their encodings, which the journal row reuses."""
         encoded = _dumps_many(sets)
+        # An upsert, not INSERT OR REPLACE: SQLite carries a REPLACE out as a delete and an
+        # insert, which rewrites the row's page of the rrsets_order index too. sort_key is a
+        # function of the key, so only data changes (500 random UPSERTs on a 1M-row table:
+        # ~1,070 pages written per commit -> ~510; bench/_scale_insync.py --profile).
         conn.executemany(
-            "INSERT OR REPLACE INTO rrsets VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO rrsets VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (zone_id, name, rtype, set_id) DO UPDATE SET data=excluded.data",
             [
                 (zone_id, rs.name, rs.rtype, rs.set_identifier or "", e,
                  rules.listing_key(rs.name, rs.rtype, rs.set_identifier))
