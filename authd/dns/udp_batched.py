@@ -102,7 +102,7 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
                 if hit.__class__ is bytes:
                     reply = data[:2] + hit  # type: ignore[operator]
                 else:
-                    reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index]
+                    reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index,arg-type]
                 if limit is not None:
                     reply = limit(reply, addr[0], clock[0])
         except Exception as exc:  # the boundary of one exchange: drop this packet only
