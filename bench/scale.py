@@ -269,11 +269,14 @@ served zone as it is read (`zonefiles.fastbuild`, branch `load3`): the reader
 the zone's `records`, and each owner is split, keyed and given its `Name` once (a suffix's
 labels and whether they are inside the zone once per distinct suffix). The zone-level rules
 are a cheap test on the way; a file it does not pass clean goes through `check_zone` for its
-error and line (a DNAME zone is then built the reference way). Measured 2026-12-02 02:20 UTC,
-`python -m bench scale --names 1000000 --servers authd --no-write`, the two one after the
-other (load average 3.4-3.7, other sessions' tests on both cores): main at 7f6f8bb 22.9 s to
-the first answer, 18.6 s CPU, 1435 MB (peak 1477 MB); `load3` 19.5 s, 13.4 s CPU, 1370 MB
-(peak 1473 MB). An earlier `load3` run at load 2.6: 13.3 s, 13.1 s CPU. The profile's new
+error and line (a DNAME zone is then built the reference way). Measured 2026-12-02 02:29 UTC
+with `python -m bench scale --names 1000000 --servers authd --no-write --insync-names 0`, main
+(7f6f8bb) and `load3` one after the other (load average 1.3): main 18.3 s to the first answer,
+18.2 s CPU, 1435 MB (peak 1477 MB); `load3` 12.1 s, 11.9 s CPU, 1370 MB (peak 1473 MB). At
+load 3.4-3.7 (02:20 UTC): main 22.9 s, 18.6 s CPU; `load3` 19.5 s, 13.4 s CPU. The store
+seed (`--servers authd-store`, which reads the file without building a zone) is unchanged in
+time, 28.2 s / 27.7 s CPU on main and 29.1 s / 28.6 s CPU on `load3`, and holds 1549 -> 1459 MB
+(the record sets are made as the lines are read, with no grouping lists). The profile's new
 shape (cProfile, 200,000 names, shares of the load): reading 55 % (owner names 15 %, AAAA
 canonical-text checks 8 %, CNAME targets and other values 9 %), making the record sets 15 %,
 building the served zone 29 % (its own loop 16 %: per record set an `AddressRRset` or
