@@ -335,7 +335,7 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
     store = SQLiteStore(store_path)
     seed_dir(store, zdir)
     index = ServingIndex()
-    AuthdMetrics().count_queries(index)  # its fold runs before every apply, as in the node
+    tally = AuthdMetrics().count_queries(index)  # it holds its counts before every apply
     for entry in store.snapshot():
         index.apply(entry)
     gc.collect()
@@ -351,8 +351,13 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
     times: dict[str, dict[str, list[float]]] = {}
 
     def one(action: str, body: bytes, prof: cProfile.Profile | None = None) -> None:
+        tally.fold()  # the node's once-a-second fold, outside the batch
+        counts = index.reply_counts
         for w in rnd.choices(owners, k=warm_names):  # answers held, to be forgotten
-            index.respond(dns.message.make_query(w, "A").to_wire(), tcp=False)
+            wire = dns.message.make_query(w, "A").to_wire()
+            reply = index.respond(wire, tcp=False)
+            key = wire[2:] + (reply[2:4] + reply[6:8] if reply else b"\xff\xff\xff\xff")
+            counts[key] = counts.get(key, 0) + 1  # counted as the UDP loop counts it
         headers = [(n.lower(), v) for n, v in
                    signed_headers("POST", "http://127.0.0.1:8053" + path, body).items()]
         headers.append(("host", "127.0.0.1:8053"))
