@@ -474,7 +474,7 @@ NOTES = """\
 What the figures say. The wall times are stretched by the rest of the machine (a load of 3 to 5
 on its 2 cores in these runs); the server's own CPU per batch is not, and it is already near or
 over the budget: about 44 ms for 1,000 CREATEs or DELETEs and 75 to 78 ms for 500 UPSERTs, in
-both full runs on the 1M-name zone (01:47 and 01:55 UTC). By stage (the earlier run's profile:
+both full runs on the 1M-name zone before the metrics change below (01:47 and 01:55 UTC). By stage (the earlier run's profile:
 CREATE / DELETE / UPSERT p50 ms, XML 7.1 / 5.1 / 2.9, store 14.2 / 13.2 / 49.2, index apply
 17.3 / 7.3 / 12.2, total 38.3 / 25.7 / 68.8):
 - **The store's transaction is most of an UPSERT.** `SQLiteStore._put` writes with `INSERT OR
@@ -493,9 +493,33 @@ CREATE / DELETE / UPSERT p50 ms, XML 7.1 / 5.1 / 2.9, store 14.2 / 13.2 / 49.2, 
   --names 3000 --batches 2 --warm 500 --profile --no-write`), about 17 µs per created set and 24 µs per UPSERTed set
   (`Zone.update`, `_compile_set` per set, `CompiledAnswers.changed` forgetting the touched
   names' templates); forgetting the 5,000 held answers is pops in C.
-- XML to changes is 3 to 7 ms; SigV4 and the response are well under 1 ms. The rest of the
-  server's CPU (6 to 12 ms a batch beyond the stages, earlier run) is HTTP (hypercorn, a 150 KB body), two
-  thread hops (the store call and the follower's journal read), the metrics fold and the log."""
+- XML to changes is 3 to 7 ms; SigV4 and the response are well under 1 ms.
+- **The metrics fold was the biggest cost beyond the stages, and it sat on the INSYNC path.**
+  Before the index applies a change, `authd.metrics` folded every query counted since its last
+  fold, to classify each by the answer it got: with 5,000 distinct names asked between batches
+  that was ~16 ms of the primary's apply per batch (py-spy on the server over 42 batches at
+  200,000 names: 132 of its samples at 200 Hz in the fold under the apply, more than the apply
+  itself, 125; `py-spy record -p PID -r 200 -f raw --nonblocking -t` on the `authd serve`
+  process during `python -m bench._scale_insync --names 200000 --batches 20 --no-write`;
+  py-spy from PyPI, not a project dependency). Since 2026-12-02 02:05 the counts are only held before an apply (copied, the
+  exact-table hits pinned to their replies: 1 sample in the same kind of run) and the
+  once-a-second fold classifies them, with the same totals (`tests/test_metrics_hold.py`).
+  Server CPU per batch over the batch's INSYNC window, 200,000 names, 20 batches per shape
+  (`python -m bench._scale_insync --names 200000 --batches 20 --no-write`, 02:02 and 02:06
+  UTC, load average 4 to 5): create/delete 47.0 -> 28.0 ms, upsert 70.0 -> 50.5 ms; INSYNC p50
+  92.7 -> 62.0 and 172.6 -> 107.7 ms. On the 1,000,000-name zone (the table above, 02:14 UTC,
+  against 01:55 UTC): 43.7 -> 32.0 and 78.3 -> 68.7 ms. The fold itself still costs ~3 us per
+  distinct query, now once a second in the DNS thread, where it can still land inside a batch.
+- The rest, from the same py-spy samples after the change (40 batches; 1 sample = 0.125 ms a
+  batch): XML to changes ~3 ms, `plan_batch` ~3.4 ms (in process, with an in-memory view, 2.8
+  ms CPU for 1,000 CREATEs and 2.3 ms for 500 UPSERTs), hypercorn's own HTTP work ~1.4 ms, the
+  log lines and the response below one sample. The XML scan's 5 ms CPU for 1,000 CREATEs is
+  mostly building the objects (1,000 `RecordSet`s 2.2 ms, their `Change`s 0.4 ms, the regex
+  0.8 ms); building `RecordSet`s without `__post_init__` saved 0.56 ms and a plain-set shortcut
+  in `plan_batch` nothing measurable, so neither was kept. The main thread also shows ~2.4 ms a
+  batch at the store thread's hand-off (`ThreadCache.start_thread_soon`, the GIL changing
+  hands), which is waiting, not work. What is left of the budget is the store's transaction
+  and the index apply."""
 
 
 def report(result: InsyncRun, extra: list[str] = ()) -> list[str]:
