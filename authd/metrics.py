@@ -125,8 +125,9 @@ class QueryTally:
         index.query_counts = {}
         index.reply_counts = {}
         # What was counted before each change the index applied, held in order until the
-        # next fold: [(exact-table hits as (query, status, n)), (query + status -> n)]
-        self._held: list[tuple[list[tuple[bytes, bytes, int]], dict[bytes, int]]] = []
+        # next fold: [(exact-table hits as (query, status, n)), (query + status, n)]
+        self._held: list[tuple[list[tuple[bytes, bytes, int]], list[tuple[bytes, int]]]] = []
+        self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         apply = index.apply
 
         def apply_after_hold(entry: Any) -> bool:
@@ -160,21 +161,38 @@ class QueryTally:
                 else:  # the reply after its ID (a weighted set: one of its outcomes)
                     reply = hit if hit.__class__ is bytes else hit[1][0]
                     hits.append((key, reply[0:2] + reply[4:6], n))
-        held = dict(replies)  # a copy in C; cleared in place, as the loops hold the dict
+        held = list(replies.items())  # a copy in C; cleared in place, as the loops hold the dict
         replies.clear()
         self._held.append((hits, held))
         if len(self._held) > MAX_HELD:  # changes faster than the folds: fold now
             self.fold()
 
-    def fold(self) -> None:
-        """Fold what the loops counted since the last fold into the totals."""
+    def fold(self, limit: int | None = None) -> bool:
+        """Fold what the loops counted since the last fold into the totals, oldest first.
+
+        With `limit`, fold at most that many counts and keep the rest held for the next call
+        (the node folds in slices, so the DNS loop and a batch's apply run in between).
+        Returns True when nothing is left held."""
         self.hold()
-        held, self._held = self._held, []
-        for hits, replies in held:
-            for key, status, n in hits:
-                self._count(key, status, n)
-            for key, n in replies.items():
-                self._count(key[:-4], key[-4:], n)
+        count = self._count
+        while self._held:
+            hits, replies = self._held[0]
+            at, end, split = self._at, len(hits) + len(replies), len(hits)
+            stop = end if limit is None else min(end, at + limit)
+            for key, status, n in hits[at:stop]:
+                count(key, status, n)
+            for key, n in replies[max(0, at - split):max(0, stop - split)]:
+                count(key[:-4], key[-4:], n)
+            if stop < end:
+                self._at = stop
+                return False
+            del self._held[0]
+            self._at = 0
+            if limit is not None:
+                limit -= stop - at
+                if limit <= 0:
+                    return not self._held
+        return True
 
     def _count(self, key: bytes, status: bytes, n: int) -> None:
         if status[1] & 0x0F == 3 and key[8:10] == b"\0\0":

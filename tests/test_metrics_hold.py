@@ -102,3 +102,35 @@ def test_held_counts_are_bounded_by_folding_when_changes_outrun_the_folds() -> N
         tally.hold()
     assert tally.by_type_rcode[("A", "NOERROR")] == MAX_HELD + 1  # folded once past the bound
     assert not tally._held  # noqa: SLF001
+
+
+def test_a_fold_in_slices_gives_the_totals_of_one_fold() -> None:
+    def counted() -> tuple[ServingIndex, QueryTally]:
+        index = ServingIndex()
+        index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+        return index, QueryTally(index)
+
+    def ask(index: ServingIndex, names: list[str]) -> None:
+        for name in names:  # counted as the UDP loop counts a reply it sent
+            key = dns.message.make_query(name, "A").to_wire()[2:]
+            reply = index.respond(b"\0\0" + key, tcp=False)
+            assert reply is not None
+            status = key + reply[2:4] + reply[6:8]
+            index.reply_counts[status] = index.reply_counts.get(status, 0) + 1
+
+    names = ["h.k.test.", "g.k.test.", "ns1.k.test."] * 3 + [f"x{i}.k.test." for i in range(20)]
+    whole, sliced = counted(), counted()
+    for index, tally in (whole, sliced):
+        ask(index, names)
+        tally.hold()
+        index.apply(change(1))  # h.k.test. A goes empty
+        ask(index, names[:4])
+    assert whole[1].fold() is True
+    calls = 0
+    while not sliced[1].fold(4):
+        calls += 1
+        assert calls < 100
+    assert calls >= 5  # it stopped part-way, 4 counts a slice
+    assert dict(sliced[1].by_type_rcode) == dict(whole[1].by_type_rcode) == {
+        ("A", "NOERROR"): 13, ("A", "NXDOMAIN"): 20}
+    assert dict(sliced[1].empty) == dict(whole[1].empty) == {("h.k.test.", "A"): 2}
