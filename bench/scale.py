@@ -155,7 +155,7 @@ def main(argv: list[str]) -> int:
                          "(default: %(default)s)")
     ap.add_argument("--qps-duration", type=int, default=10,
                     help="seconds of dnsperf per query mix and server (default: %(default)s)")
-    ap.add_argument("--qps-servers", default="authd,authd-control,authd-pipeline,nsd,knot",
+    ap.add_argument("--qps-servers", default="authd,authd-pyudp,authd-control,authd-pipeline,nsd,knot",
                     help="servers the query mixes run against (default: %(default)s)")
     ap.add_argument("--insync-names", type=int, default=None,
                     help="zone size (one of --names) the 1,000-change batches run on, timed to "
@@ -253,9 +253,11 @@ third building the index (`dns.answer.Zone.build`: per record set a `PackedRRset
 a `Plain`, the owner's `Name` and key, its node dict, `existing`). No dnspython rdata object is
 made at load: they are made from the texts when an answer needs one (a CNAME target, glue,
 AXFR). The cyclic garbage collector is paused during a load (`authd.gcpause`): it took a third
-to a half of the time before. The store path adds one bulk insert of a new zone
-(`SQLiteStore.import_sets`) and a chunked snapshot read (one `json.loads` per 65,536 rows); a
-restart on an unchanged file skips the parse (`zonefiles.seed.seed_dir`: the file's digest is recorded).
+to a half of the time before. The store path adds the content hash and one bulk insert of a
+new zone (`SQLCore.import_sets`: `executemany` of rows encoded and checked per batch); the
+index is fed the sets just imported, not a read-back. A restart on an unchanged file skips
+the parse (`zonefiles.seed.seed_dir`: the file's digest is recorded) and reads the snapshot
+(one `json.loads` per 65,536 rows, then a `RecordSet` per row).
 The floor in pure Python is about 8 µs of CPU per line read and 7 µs per record set built on this
 machine (allocation of some ten small objects per set); memory is about 1.2 KB per record set,
 most of it a dict per owner name (224 B), the packed RRset (120 B), the stored `RecordSet` and its
