@@ -521,19 +521,38 @@ CREATE / DELETE / UPSERT p50 ms, XML 7.1 / 5.1 / 2.9, store 14.2 / 13.2 / 49.2, 
   Server CPU per batch over the batch's INSYNC window, 200,000 names, 20 batches per shape
   (`python -m bench._scale_insync --names 200000 --batches 20 --no-write`, 02:02 and 02:06
   UTC, load average 4 to 5): create/delete 47.0 -> 28.0 ms, upsert 70.0 -> 50.5 ms; INSYNC p50
-  92.7 -> 62.0 and 172.6 -> 107.7 ms. On the 1,000,000-name zone (the table above, 02:14 UTC,
-  against 01:55 UTC): 43.7 -> 32.0 and 78.3 -> 68.7 ms. The fold itself still costs ~3 us per
-  distinct query, now once a second in the DNS thread, where it can still land inside a batch.
-- The rest, from the same py-spy samples after the change (40 batches; 1 sample = 0.125 ms a
-  batch): XML to changes ~3 ms, `plan_batch` ~3.4 ms (in process, with an in-memory view, 2.8
-  ms CPU for 1,000 CREATEs and 2.3 ms for 500 UPSERTs), hypercorn's own HTTP work ~1.4 ms, the
-  log lines and the response below one sample. The XML scan's 5 ms CPU for 1,000 CREATEs is
-  mostly building the objects (1,000 `RecordSet`s 2.2 ms, their `Change`s 0.4 ms, the regex
-  0.8 ms); building `RecordSet`s without `__post_init__` saved 0.56 ms and a plain-set shortcut
-  in `plan_batch` nothing measurable, so neither was kept. The main thread also shows ~2.4 ms a
-  batch at the store thread's hand-off (`ThreadCache.start_thread_soon`, the GIL changing
-  hands), which is waiting, not work. What is left of the budget is the store's transaction
-  and the index apply."""
+  92.7 -> 62.0 and 172.6 -> 107.7 ms. On the 1,000,000-name zone, before it (01:55 UTC) 43.7
+  and 78.3 ms; with it, 02:14 UTC, 32.0 and 68.7 ms; the table above (02:25 UTC) has seed2's
+  in-place UPSERT in the store as well (500 random UPSERTs write ~510 pages, not ~1,070).
+  In process (the stage profile's CPU table, `python -m bench._scale_insync --names 200000
+  --profile`'s `profile` alone on a fresh 200,000-name store, main at 30604cd against this
+  branch merged with it, 02:20 and 02:22 UTC), CPU ms p50 before -> after:
+
+  | batch | xml | index apply | total |
+  |---|---:|---:|---:|
+  | 1,000 CREATEs | 7.6 -> 6.4 | 30.7 -> 13.9 | 50.8 -> 31.7 |
+  | 1,000 DELETEs | 6.2 -> 5.2 | 21.3 -> 6.7 | 46.8 -> 27.5 |
+  | 500 UPSERTs | 3.2 -> 2.7 | 27.6 -> 10.7 | 53.6 -> 33.2 |
+
+  The fold itself still costs ~3 us per distinct query. The node now runs it once a second in
+  slices of 1,000 counts with a checkpoint between them (`authd.node._fold_every_second`), so
+  it no longer holds up DNS or a batch's apply for ~15 ms at a time.
+- The XML change: the scan captures the first value in the change's own regex (a one-value
+  set needs no second search) and looks up exact Action and Type spellings before stripping
+  them: 1,000 CREATEs 5.2 -> 4.7 ms CPU, 500 UPSERTs 2.6 -> 2.4 ms (`_scan_change_batch` alone,
+  p50 of 30).
+- The rest, from the py-spy samples after the metrics change (40 batches; 1 sample = 0.125 ms
+  a batch): XML to changes ~3 ms, `plan_batch` ~3.4 ms (in process, with an in-memory view,
+  2.8 ms CPU for 1,000 CREATEs and 2.3 ms for 500 UPSERTs: about 3 us a change), hypercorn's
+  own HTTP work ~1.4 ms, the log lines and the response under one sample. The XML scan's
+  ~5 ms CPU for 1,000 CREATEs is mostly building the objects (1,000 `RecordSet`s 2.2 ms, their
+  `Change`s 0.4 ms, the regex 0.8 ms). Building `RecordSet`s without `__post_init__` saved
+  0.56 ms, and neither a plain-set shortcut in `plan_batch`'s zone rules nor fewer `base_at`
+  calls gained more than 0.1 ms, so none of the three was kept. The main thread also spends
+  ~2.4 ms a batch at the store thread's hand-off (`ThreadCache.start_thread_soon`, the GIL
+  changing hands); that is waiting, not work. What is left of the budget is the store's
+  transaction (its fsync too: 22 ms wall against 11 ms CPU for 1,000 CREATEs in process) and
+  the index apply; the p99 figures are also stretched by the machine's load."""
 
 
 def report(result: InsyncRun, extra: list[str] = ()) -> list[str]:
