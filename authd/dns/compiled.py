@@ -45,8 +45,8 @@ the names that read them (CNAME and alias targets, glue, the SOA).
 Declined, so answered by the full pipeline: zones holding a DNAME, ANY and DS questions,
 wildcards that are empty non-terminals, sets with health checks or another routing policy,
 anything whose answer depends on the client, a SERVFAIL, and a response longer than the
-client's limit (truncation, RFC 2181 §9). Questions `parse_fast` declines (EDNS options other
-than cookies, ECS, compression in the question) never reach here.
+client's limit (truncation, RFC 2181 §9). Questions `authd.dns.wire.read_query` declines
+(EDNS options other than cookies, ECS, compression in the question) never reach here.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ from authd.dns.answer import (
     enumerate_outcomes,
     key_of,
 )
-from authd.dns.wire import COMPRESSIBLE, Renderer, parse_fast
+from authd.dns.wire import COMPRESSIBLE, Renderer, read_query
 from authd.model.records import RecordKey, RecordSet
 
 _CNAME, _NS, _SOA, _DS, _DNAME, _ANY = 5, 2, 6, 43, 39, 255
@@ -87,9 +87,7 @@ _PROBE = b"\x00\x00\x01\x10\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01"
 # extended RCODE 0, version 0, DO echoed (RFC 3225 §3), no options
 _OPT = {1: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00",
         2: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x80\x00\x00\x00"}
-_QD1_AR0 = b"\x00\x01\x00\x00\x00\x00\x00\x00"
-_QD1_AR1 = b"\x00\x01\x00\x00\x00\x00\x00\x01"
-# parse_fast's uncached types (OPT, TKEY, TSIG, IXFR, AXFR and 0), ANY (RFC 8482) and DS (the
+# `parse_fast`'s uncached types (OPT, TKEY, TSIG, IXFR, AXFR and 0), ANY (RFC 8482) and DS (the
 # parent side of a cut, RFC 4035 §3.1.4.1): the pipeline's
 _NOT_COMPILED = frozenset({0, 41, 249, 250, 251, 252, _ANY, _DS})
 _QR_AA = 0x8400
@@ -259,11 +257,14 @@ class CompiledAnswers:
         # decisions the reference overruled
         self.stats = {"render": 0, "direct": 0, "mismatch": 0}
         self.copied = copied_flags()
+        # the last packet `udp` declined (see `udp`)
+        self.declined: bytes | None = None
 
     # --- keeping up with the zones -----------------------------------------------------------
 
     def forget(self, okey: Key | None = None) -> None:
         """Forget one zone's templates (a snapshot, a deleted zone), or all of them (None)."""
+        self.declined = None
         if okey is None:
             self._states.clear()
         else:
@@ -273,6 +274,7 @@ class CompiledAnswers:
         """A change batch was applied to `zone`: forget the templates of the names it touched,
         their ancestors (whose existence may have changed, RFC 4592 §2.2.2), and every template
         that read one of those. A new or removed cut, or a DNAME, forgets the zone's all."""
+        self.declined = None
         st = self._states.get(zone.okey)
         if st is None:
             return
@@ -317,131 +319,96 @@ class CompiledAnswers:
 
     def udp(self, wire: bytes) -> bytes | None:
         """`respond` over UDP for the UDP shell, handing an owner's own answer to `keep`
-        (the serving index's exact table) as it goes."""
+        (the serving index's exact table) as it goes. A query it declines is remembered
+        (`declined`), so the index's `respond`, asked next for the same packet object, does
+        not read it here again."""
         done = self.respond(wire, False)
         if done is None:
+            self.declined = wire
             return None
-        if done[1] is not None and self.keep is not None:
-            self.keep(wire[2:], done[0][2:], done[1])
-        return done[0]
+        out, okey = done
+        if okey is not None and self.keep is not None:
+            self.keep(wire[2:], out[2:], okey)
+        return out
 
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
         """The response to one query, with its zone's key when the answer is one owner's own
         single answer (so the index may keep it in its exact table, forgotten with the zone's
         other answers), or None: not compiled, ask the pipeline.
 
-        The query is read as `authd.dns.wire.parse_fast` reads it (the same checks, inline: this
-        is the per-packet path), a plain OPT without options read here and one with options
-        (cookies) by `parse_fast` itself."""
-        n = len(wire)
-        if n < 17 or wire[2] & 0xF8:  # QR=1 or opcode != QUERY
+        The query is read by `authd.dns.wire.read_query`, as `parse_fast` reads it (one
+        reader of the query's shape for every fast path)."""
+        q = read_query(wire)
+        if q is None:
             return None
-        counts = wire[4:12]
-        if counts == _QD1_AR0:
-            has_opt = False
-        elif counts == _QD1_AR1:
-            has_opt = True
-        else:
-            return None
-        low = wire.lower()  # label lengths are < 64, so only the names' letters change
-        labels = []
-        i = 12
-        total = 1
-        while True:
-            length = wire[i]
-            if not length:
-                break
-            if length > 63:
-                return None
-            labels.append(low[i + 1:i + 1 + length])
-            i += length + 1
-            total += length + 1
-            if i >= n or total > 255:  # RFC 1035 §2.3.4
-                return None
-        qend = i + 5
-        if qend > n or wire[i + 3:qend] != b"\x00\x01":  # class IN only
-            return None
-        qtype = wire[i + 1] << 8 | wire[i + 2]
+        k, low, qend, qtype, variant, payload, _ = q
         if qtype in _NOT_COMPILED:
             return None
-        if not has_opt:
-            if qend != n:
-                return None
-            variant = payload = 0
-        elif n == qend + 11 and wire[qend:qend + 3] == b"\x00\x00\x29" and not wire[qend + 6] \
-                and not wire[qend + 9] and not wire[qend + 10]:
-            variant = 2 if wire[qend + 7] & 0x80 else 1  # EDNS version 0, no options
-            payload = wire[qend + 3] << 8 | wire[qend + 4]
-        else:
-            fq = parse_fast(wire)
-            if fq is None:
-                return None
-            variant, payload = fq.key[2], fq.payload
-        labels.append(b"")
-        k = tuple(labels)
         zones = self.table.zones
         zone = None
         for j in range(len(k)):
             zone = zones.get(k[j:])
             if zone is not None:
                 break
-        if zone is None:
-            return None  # REFUSED: the pipeline's
-        st = self._states.get(zone.okey)
-        if st is None or st.zone is not zone:
-            st = self._state(zone)
-        if zone.dnames:  # DNAME substitution (RFC 6672 §3.2): the pipeline's
-            return None
-        nz = len(zone.okey)
-        template: Template | _Declined | None
-        tail: bytes | None = None
+        if zone is None or zone.dnames:  # REFUSED; DNAME substitution (RFC 6672 §3.2)
+            return None  # the pipeline's
+        template: Template | _Declined | None = None
         cuts = zone.cuts
         cut = None
         if cuts:
-            for j in range(len(k) - nz - 1, -1, -1):
+            for j in range(len(k) - len(zone.okey) - 1, -1, -1):
                 if k[j:] in cuts:
                     cut = k[j:]
                     break
-        if cut is not None:
-            template = st.cuts.get(cut)
-            if template is None:
-                template = st.cuts[cut] = self._template(st, low[12:qend], k, Outcome.DELEG, False)
-                self._note_deps(st, template, _CUT, cut, 0)
-        else:
-            nodes = zone.nodes
-            node = nodes.get(k)
-            if node is not None:
-                entry = node.get(qtype)
-                if type(entry) is Plain and entry.rrset.tails:  # type: ignore[union-attr]
+        node = zone.nodes.get(k) if cut is None else None
+        if node is not None:
+            entry = node.get(qtype)
+            if type(entry) is Plain:
+                tails = entry.rrset.tails  # type: ignore[union-attr]
+                if tails:
                     # the owner's own RRset with no name to compress in its rdata: its RRs
-                    # rendered at load (`WireRRset.tails`), each owner a pointer to the question
-                    tails = entry.rrset.tails  # type: ignore[union-attr]
-                    tail = _PTR_QNAME + _PTR_QNAME.join(tails) if len(tails) > 1 \
-                        else _PTR_QNAME + tails[0]
-                    shape: Shape | Pick = (_QR_AA, len(tails), 0, 0, tail)
-                    template = None
-                elif entry is not None or _CNAME in node:
-                    template = st.owners.get((k, qtype))
-                    if template is None:
-                        template = st.owners[(k, qtype)] = self._template(st, low[12:qend], k,
-                                                                          None, True)
-                        st.qtypes.add(qtype)
-                        self._note_deps(st, template, _OWNER, k, qtype)
-                else:
-                    template = st.nodata if st.soa is zone.negative_soa else None
-                    if template is None:
-                        template = self._zone_template(st, Outcome.NODATA)
+                    # rendered at load (`WireRRset.tails`), each owner a pointer to the
+                    # question (RFC 1035 §4.1.4); the commonest answer, so built right here
+                    an = len(tails)
+                    body = _PTR_QNAME + (tails[0] if an == 1 else _PTR_QNAME.join(tails))
+                    return self._finish(wire, qend, variant, payload, tcp,
+                                        _QR_AA, an, 0, 0, body, zone.okey)
+            st = self._states.get(zone.okey)
+            if st is None or st.zone is not zone:
+                st = self._state(zone)
+            if entry is not None or _CNAME in node:
+                template = st.owners.get((k, qtype))
+                if template is None:
+                    template = st.owners[(k, qtype)] = self._template(st, low[12:qend], k,
+                                                                      None, True)
+                    st.qtypes.add(qtype)
+                    self._note_deps(st, template, _OWNER, k, qtype)
+            else:  # the owner without the type: NODATA (RFC 2308 §2.2)
+                template = st.nodata if st.soa is zone.negative_soa else None
+                if template is None:
+                    template = self._zone_template(st, Outcome.NODATA)
+        else:
+            st = self._states.get(zone.okey)
+            if st is None or st.zone is not zone:
+                st = self._state(zone)
+            if cut is not None:
+                template = st.cuts.get(cut)
+                if template is None:
+                    template = st.cuts[cut] = self._template(st, low[12:qend], k, Outcome.DELEG,
+                                                             False)
+                    self._note_deps(st, template, _CUT, cut, 0)
             elif k in zone.existing:  # an empty non-terminal (RFC 4592 §2.2.2)
                 template = st.nodata if st.soa is zone.negative_soa else None
                 if template is None:
                     template = self._zone_template(st, Outcome.NODATA)
             else:
                 existing = zone.existing
+                nz = len(zone.okey)
                 ce = k[1:]
                 while ce not in existing and len(ce) > nz:
                     ce = ce[1:]
                 source = (_WILD,) + ce
-                if source in nodes:
+                if source in zone.nodes:
                     types = st.wild.get(source)
                     if types is None:
                         types = st.wild[source] = {}
@@ -455,31 +422,39 @@ class CompiledAnswers:
                     template = st.nxdomain if st.soa is zone.negative_soa else None
                     if template is None:
                         template = self._zone_template(st, Outcome.MISS)
-        qlen = qend - 16  # the name's wire length
-        if tail is None:
-            if template is DECLINED:
-                return None
-            if template.fixed:  # type: ignore[union-attr]
-                got = template.shape  # type: ignore[union-attr]
-            else:
-                s = template.suffixes  # type: ignore[union-attr]
-                m: Key = ()
-                for j in range(len(k)):
-                    if k[j:] in s:
-                        m = k[j:]
-                        break
-                got = template.variants.get((m, qlen))  # type: ignore[union-attr]
-                if got is None:
-                    got = self._fill(st, template, low[12:qend], m, qlen)  # type: ignore[arg-type]
+        if template is DECLINED:
+            return None
+        t: Template = template  # type: ignore[assignment]
+        if t.fixed:
+            got = t.shape
+        else:
+            s = t.suffixes
+            m: Key = ()
+            for j in range(len(k)):
+                if k[j:] in s:
+                    m = k[j:]
+                    break
+            qlen = qend - 16  # the name's wire length
+            got = t.variants.get((m, qlen))
             if got is None:
-                return None
-            shape = got
-        single = type(shape[0]) is int
-        if not single:  # a weighted pick
-            cumulative, shapes = shape  # type: ignore[misc]
-            shape = shapes[bisect.bisect_right(cumulative, self.random())]
-        base, an, ns, ar, tail = shape  # type: ignore[misc]
-        size = qend + len(tail)
+                got = self._fill(st, t, low[12:qend], m, qlen)
+        if got is None:
+            return None
+        if type(got[0]) is int:  # type: ignore[index]
+            base, an, ns, ar, body = got  # type: ignore[misc]
+            return self._finish(wire, qend, variant, payload, tcp, base, an, ns, ar, body,
+                                zone.okey if t.fixed else None)
+        cumulative, shapes = got  # type: ignore[misc]  # a weighted pick
+        base, an, ns, ar, body = shapes[bisect.bisect_right(cumulative, self.random())]
+        return self._finish(wire, qend, variant, payload, tcp, base, an, ns, ar, body, None)
+
+    def _finish(self, wire: bytes, qend: int, variant: int, payload: int, tcp: bool,
+                base: int, an: int, ns: int, ar: int, body: bytes,
+                okey: Key | None) -> tuple[bytes, Key | None] | None:
+        """The response around its sections: the header with the query's ID and the bits the
+        pipeline copies (RD, RFC 1035 §4.1.1), the question as asked, the OPT last with DO
+        echoed (RFC 6891 §6.1.1, RFC 3225 §3); None past the client's limit."""
+        size = qend + len(body)
         if variant:
             ar += 1
             opt = _OPT[variant]
@@ -492,8 +467,7 @@ class CompiledAnswers:
         if size > limit or size > _MAX_PTR:
             return None  # truncation is the pipeline's (RFC 2181 §9)
         return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns, ar)
-                + wire[12:qend] + tail + opt,
-                zone.okey if single and (template is None or template.fixed) else None)  # type: ignore[union-attr]
+                + wire[12:qend] + body + opt, okey)
 
     def _zone_template(self, st: _ZoneState, outcome: Outcome) -> Template:
         """The zone's NXDOMAIN or NODATA template, new with every SOA (each accepted batch
