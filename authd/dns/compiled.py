@@ -95,6 +95,10 @@ _PTR_QNAME = b"\xc0\x0c"  # RFC 1035 §4.1.4: a pointer to the question's name
 _MAX_PTR = 0x3FFF
 _NOTHING: frozenset = frozenset()
 _NO_VARIANTS: dict = {}  # never written: fixed templates keep their one shape apart  # a response past this might need pointers the renderer would not write
+# `udp`'s doorkeeper: 64 KiB of marks (stays in a core's L2), started over after 16,384
+# marks (at most a quarter set, so a new query finds its slot already marked 1 time in 4)
+_SEEN_MASK = 0xFFFF
+_SEEN_EPOCH = 1 << 14
 _VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, start over
 
 # A rendered outcome: (header flags without RD/CD, ANCOUNT, NSCOUNT, ARCOUNT, sections).
@@ -207,10 +211,15 @@ class _ZoneState:
     the zone's NXDOMAIN and NODATA; `deps` says which templates read which names."""
 
     __slots__ = ("zone", "soa", "nxdomain", "nodata", "owners", "wild", "cuts", "deps",
-                 "qtypes")
+                 "qtypes", "wildcards")
 
-    def __init__(self, zone: Zone):
+    def __init__(self, zone: Zone | None):
         self.zone = zone
+        # whether any name of the zone has a `*` label (owner, or empty non-terminal): without
+        # one no missing name can be synthesised (RFC 4592 §2.1.1), so a name that does not
+        # exist is NXDOMAIN without the closest-encloser walk. Read once per zone (a 1M-name
+        # zone: ~40 ms, on its first query), kept by `changed`.
+        self.wildcards = zone is not None and any(_WILD in k for k in zone.existing)
         self.soa: object = None  # the negative SOA the zone templates were rendered with
         self.nxdomain: Template | None = None
         self.nodata: Template | None = None
@@ -223,6 +232,7 @@ class _ZoneState:
 
 
 _OWNER, _WILDCARD, _CUT = 0, 1, 2
+_NO_STATE = _ZoneState(None)  # `CompiledAnswers._last` before any zone is asked
 
 
 def name_key(text: str) -> Key:
@@ -250,6 +260,7 @@ class CompiledAnswers:
         self.table = table
         self.random = rng
         self._states: dict[Key, _ZoneState] = {}
+        self._last = _NO_STATE  # the state `respond` used last (most queries ask one zone)
         # where `udp` keeps an owner's own answer: (query after the ID, response after the
         # ID, zone key); set by the serving index
         self.keep: Callable[[bytes, bytes, Key], None] | None = None
@@ -259,12 +270,15 @@ class CompiledAnswers:
         self.copied = copied_flags()
         # the last packet `udp` declined (see `udp`)
         self.declined: bytes | None = None
+        self._seen = bytearray(_SEEN_MASK + 1)  # `udp`'s doorkeeper marks
+        self._marks = 0
 
     # --- keeping up with the zones -----------------------------------------------------------
 
     def forget(self, okey: Key | None = None) -> None:
         """Forget one zone's templates (a snapshot, a deleted zone), or all of them (None)."""
         self.declined = None
+        self._last = _NO_STATE
         if okey is None:
             self._states.clear()
         else:
@@ -275,6 +289,7 @@ class CompiledAnswers:
         their ancestors (whose existence may have changed, RFC 4592 §2.2.2), and every template
         that read one of those. A new or removed cut, or a DNAME, forgets the zone's all."""
         self.declined = None
+        self._last = _NO_STATE
         st = self._states.get(zone.okey)
         if st is None:
             return
@@ -286,6 +301,8 @@ class CompiledAnswers:
         n = len(okey)
         for name, rtype in [(rs.name, rs.rtype) for rs in puts] + [(k[0], k[1]) for k in deletes]:
             k = name_key(name)
+            if _WILD in k:
+                st.wildcards = True  # (a deletion leaves it set: a walk more, never a miss)
             if rtype == "DNAME" or (rtype == "NS" and k != okey):
                 self._states.pop(okey, None)
                 return
@@ -313,22 +330,37 @@ class CompiledAnswers:
         st = self._states.get(zone.okey)
         if st is None or st.zone is not zone:
             st = self._states[zone.okey] = _ZoneState(zone)
+        self._last = st
         return st
 
     # --- answering ---------------------------------------------------------------------------
 
     def udp(self, wire: bytes) -> bytes | None:
         """`respond` over UDP for the UDP shell, handing an owner's own answer to `keep`
-        (the serving index's exact table) as it goes. A query it declines is remembered
-        (`declined`), so the index's `respond`, asked next for the same packet object, does
-        not read it here again."""
+        (the serving index's exact table) the second time the same packet (after its ID)
+        is answered here, so the next one is a table hit in the shell itself. A query it
+        declines is remembered (`declined`), so the index's `respond`, asked next for the
+        same packet object, does not read it here again."""
         done = self.respond(wire, False)
         if done is None:
             self.declined = wire
             return None
         out, okey = done
         if okey is not None and self.keep is not None:
-            self.keep(wire[2:], out[2:], okey)
+            # A doorkeeper (as TinyLFU's): a query seen once is only marked. Random names
+            # (asked once each) would otherwise fill the table, and empty it when full, for
+            # nothing; a repeated one is kept on its second answer. A slot two queries share
+            # keeps the second early (harmless); the marks start over every _SEEN_EPOCH.
+            key = wire[2:]
+            slot = hash(key) & _SEEN_MASK
+            if self._seen[slot]:
+                self.keep(key, out[2:], okey)
+            else:
+                self._seen[slot] = 1
+                self._marks += 1
+                if self._marks >= _SEEN_EPOCH:
+                    self._seen = bytearray(_SEEN_MASK + 1)
+                    self._marks = 0
         return out
 
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
@@ -373,8 +405,8 @@ class CompiledAnswers:
                     body = _PTR_QNAME + (tails[0] if an == 1 else _PTR_QNAME.join(tails))
                     return self._finish(wire, qend, variant, payload, tcp,
                                         _QR_AA, an, 0, 0, body, zone.okey)
-            st = self._states.get(zone.okey)
-            if st is None or st.zone is not zone:
+            st = self._last
+            if st.zone is not zone:
                 st = self._state(zone)
             if entry is not None or _CNAME in node:
                 template = st.owners.get((k, qtype))
@@ -388,8 +420,8 @@ class CompiledAnswers:
                 if template is None:
                     template = self._zone_template(st, Outcome.NODATA)
         else:
-            st = self._states.get(zone.okey)
-            if st is None or st.zone is not zone:
+            st = self._last
+            if st.zone is not zone:
                 st = self._state(zone)
             if cut is not None:
                 template = st.cuts.get(cut)
@@ -401,6 +433,10 @@ class CompiledAnswers:
                 template = st.nodata if st.soa is zone.negative_soa else None
                 if template is None:
                     template = self._zone_template(st, Outcome.NODATA)
+            elif not st.wildcards:  # NXDOMAIN (RFC 2308 §2.1): no wildcard to synthesise from
+                template = st.nxdomain if st.soa is zone.negative_soa else None
+                if template is None:
+                    template = self._zone_template(st, Outcome.MISS)
             else:
                 existing = zone.existing
                 nz = len(zone.okey)
