@@ -370,7 +370,9 @@ class CompiledAnswers:
         other answers), or None: not compiled, ask the pipeline.
 
         The query is read by `authd.dns.wire.read_query`, as `parse_fast` reads it (one
-        reader of the query's shape for every fast path)."""
+        reader of the query's shape for every fast path). The two commonest answers, an
+        owner's own plain RRset and NXDOMAIN in a zone without cuts or wildcards, are decided
+        here; every other shape by `_decide`."""
         q = read_query(wire)
         if q is None:
             return None
@@ -385,112 +387,65 @@ class CompiledAnswers:
                 break
         if zone is None or zone.dnames:  # REFUSED; DNAME substitution (RFC 6672 §3.2)
             return None  # the pipeline's
-        template: Template | _Declined | None = None
+        okey: Key | None = zone.okey
         cuts = zone.cuts
         cut = None
-        if cuts:
-            for j in range(len(k) - len(zone.okey) - 1, -1, -1):
+        if cuts:  # a delegation at or above the name (RFC 1034 §4.3.2 step 3b)
+            for j in range(len(k) - len(okey) - 1, -1, -1):
                 if k[j:] in cuts:
                     cut = k[j:]
                     break
         node = zone.nodes.get(k) if cut is None else None
-        if node is not None:
-            entry = node.get(qtype)
-            if type(entry) is Plain:
-                tails = entry.rrset.tails  # type: ignore[union-attr]
-                if tails:
-                    # the owner's own RRset with no name to compress in its rdata: its RRs
-                    # rendered at load (`WireRRset.tails`), each owner a pointer to the
-                    # question (RFC 1035 §4.1.4); the commonest answer, so built right here
-                    an = len(tails)
-                    body = _PTR_QNAME + (tails[0] if an == 1 else _PTR_QNAME.join(tails))
-                    return self._finish(wire, qend, variant, payload, tcp,
-                                        _QR_AA, an, 0, 0, body, zone.okey)
-            st = self._last
-            if st.zone is not zone:
-                st = self._state(zone)
-            if entry is not None or _CNAME in node:
-                template = st.owners.get((k, qtype))
-                if template is None:
-                    template = st.owners[(k, qtype)] = self._template(st, low[12:qend], k,
-                                                                      None, True)
-                    st.qtypes.add(qtype)
-                    self._note_deps(st, template, _OWNER, k, qtype)
-            else:  # the owner without the type: NODATA (RFC 2308 §2.2)
-                template = st.nodata if st.soa is zone.negative_soa else None
-                if template is None:
-                    template = self._zone_template(st, Outcome.NODATA)
+        entry = node.get(qtype) if node is not None else None
+        if type(entry) is Plain and entry.rrset.tails:  # type: ignore[union-attr]
+            # the owner's own RRset with no name to compress in its rdata: its RRs rendered
+            # at load (`WireRRset.tails`), each owner a pointer to the question (RFC 1035
+            # §4.1.4); nothing is kept per name
+            tails = entry.rrset.tails  # type: ignore[union-attr]
+            an = len(tails)
+            base, ns, ar = _QR_AA, 0, 0
+            body = _PTR_QNAME + (tails[0] if an == 1 else _PTR_QNAME.join(tails))
         else:
             st = self._last
             if st.zone is not zone:
                 st = self._state(zone)
-            if cut is not None:
-                template = st.cuts.get(cut)
-                if template is None:
-                    template = st.cuts[cut] = self._template(st, low[12:qend], k, Outcome.DELEG,
-                                                             False)
-                    self._note_deps(st, template, _CUT, cut, 0)
-            elif k in zone.existing:  # an empty non-terminal (RFC 4592 §2.2.2)
-                template = st.nodata if st.soa is zone.negative_soa else None
-                if template is None:
-                    template = self._zone_template(st, Outcome.NODATA)
-            elif not st.wildcards:  # NXDOMAIN (RFC 2308 §2.1): no wildcard to synthesise from
+            template: Template | _Declined | None
+            if node is None and cut is None and not st.wildcards and k not in zone.existing:
+                # NXDOMAIN (RFC 2308 §2.1): no name, no cut above it, no wildcard to
+                # synthesise from (RFC 4592 §2.1.1)
                 template = st.nxdomain if st.soa is zone.negative_soa else None
                 if template is None:
                     template = self._zone_template(st, Outcome.MISS)
             else:
-                existing = zone.existing
-                nz = len(zone.okey)
-                ce = k[1:]
-                while ce not in existing and len(ce) > nz:
-                    ce = ce[1:]
-                source = (_WILD,) + ce
-                if source in zone.nodes:
-                    types = st.wild.get(source)
-                    if types is None:
-                        types = st.wild[source] = {}
-                    template = types.get(qtype)
-                    if template is None:
-                        template = types[qtype] = self._template(st, low[12:qend], k, None, False)
-                        self._note_deps(st, template, _WILDCARD, source, qtype)
-                elif source in existing:
-                    return None  # a wildcard that is an empty non-terminal: the pipeline's
-                else:
-                    template = st.nxdomain if st.soa is zone.negative_soa else None
-                    if template is None:
-                        template = self._zone_template(st, Outcome.MISS)
-        if template is DECLINED:
-            return None
-        t: Template = template  # type: ignore[assignment]
-        if t.fixed:
-            got = t.shape
-        else:
-            s = t.suffixes
-            m: Key = ()
-            for j in range(len(k)):
-                if k[j:] in s:
-                    m = k[j:]
-                    break
-            qlen = qend - 16  # the name's wire length
-            got = t.variants.get((m, qlen))
+                template = self._decide(st, zone, k, low[12:qend], qtype, cut, node)
+            if template is None or template is DECLINED:
+                return None
+            t: Template = template  # type: ignore[assignment]
+            if t.fixed:
+                got = t.shape
+            else:
+                okey = None
+                s = t.suffixes
+                m: Key = ()
+                for j in range(len(k)):
+                    if k[j:] in s:
+                        m = k[j:]
+                        break
+                qlen = qend - 16  # the name's wire length
+                got = t.variants.get((m, qlen))
+                if got is None:
+                    got = self._fill(st, t, low[12:qend], m, qlen)
             if got is None:
-                got = self._fill(st, t, low[12:qend], m, qlen)
-        if got is None:
-            return None
-        if type(got[0]) is int:  # type: ignore[index]
-            base, an, ns, ar, body = got  # type: ignore[misc]
-            return self._finish(wire, qend, variant, payload, tcp, base, an, ns, ar, body,
-                                zone.okey if t.fixed else None)
-        cumulative, shapes = got  # type: ignore[misc]  # a weighted pick
-        base, an, ns, ar, body = shapes[bisect.bisect_right(cumulative, self.random())]
-        return self._finish(wire, qend, variant, payload, tcp, base, an, ns, ar, body, None)
-
-    def _finish(self, wire: bytes, qend: int, variant: int, payload: int, tcp: bool,
-                base: int, an: int, ns: int, ar: int, body: bytes,
-                okey: Key | None) -> tuple[bytes, Key | None] | None:
-        """The response around its sections: the header with the query's ID and the bits the
-        pipeline copies (RD, RFC 1035 §4.1.1), the question as asked, the OPT last with DO
-        echoed (RFC 6891 §6.1.1, RFC 3225 §3); None past the client's limit."""
+                return None
+            if type(got[0]) is int:  # type: ignore[index]
+                base, an, ns, ar, body = got  # type: ignore[misc]
+            else:  # a weighted pick
+                cumulative, shapes = got  # type: ignore[misc]
+                base, an, ns, ar, body = shapes[bisect.bisect_right(cumulative, self.random())]
+                okey = None
+        # the header with the query's ID and the bits the pipeline copies (RD, RFC 1035
+        # §4.1.1), the question as asked, the OPT last with DO echoed (RFC 6891 §6.1.1,
+        # RFC 3225 §3)
         size = qend + len(body)
         if variant:
             ar += 1
@@ -505,6 +460,54 @@ class CompiledAnswers:
             return None  # truncation is the pipeline's (RFC 2181 §9)
         return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns, ar)
                 + wire[12:qend] + body + opt, okey)
+
+    def _decide(self, st: _ZoneState, zone: Zone, k: Key, question: bytes, qtype: int,
+                cut: Key | None, node: dict | None) -> Template | _Declined | None:
+        """The template answering every shape `respond` does not decide inline (`cut`: the
+        delegation at or above the name, `node`: its data), by RFC 1034 §4.3.2 as the module
+        notes say; None: the pipeline's."""
+        if cut is not None:
+            template = st.cuts.get(cut)
+            if template is None:
+                template = st.cuts[cut] = self._template(st, question, k, Outcome.DELEG, False)
+                self._note_deps(st, template, _CUT, cut, 0)
+            return template
+        nodes = zone.nodes
+        if node is not None:  # (a plain RRset with tails was spliced by `respond`)
+            if qtype in node or _CNAME in node:
+                template = st.owners.get((k, qtype))
+                if template is None:
+                    template = st.owners[(k, qtype)] = self._template(st, question, k, None, True)
+                    st.qtypes.add(qtype)
+                    self._note_deps(st, template, _OWNER, k, qtype)
+                return template
+            # the owner without the type: NODATA (RFC 2308 §2.2)
+        elif k not in zone.existing:
+            if not st.wildcards:  # NXDOMAIN (RFC 2308 §2.1)
+                return st.nxdomain if st.soa is zone.negative_soa and st.nxdomain is not None \
+                    else self._zone_template(st, Outcome.MISS)
+            existing = zone.existing
+            nz = len(zone.okey)
+            ce = k[1:]
+            while ce not in existing and len(ce) > nz:
+                ce = ce[1:]
+            source = (_WILD,) + ce
+            if source in nodes:
+                types = st.wild.get(source)
+                if types is None:
+                    types = st.wild[source] = {}
+                template = types.get(qtype)
+                if template is None:
+                    template = types[qtype] = self._template(st, question, k, None, False)
+                    self._note_deps(st, template, _WILDCARD, source, qtype)
+                return template
+            if source in existing:
+                return None  # a wildcard that is an empty non-terminal: the pipeline's
+            return st.nxdomain if st.soa is zone.negative_soa and st.nxdomain is not None \
+                else self._zone_template(st, Outcome.MISS)
+        # NODATA at an owner, or at an empty non-terminal (RFC 4592 §2.2.2)
+        return st.nodata if st.soa is zone.negative_soa and st.nodata is not None \
+            else self._zone_template(st, Outcome.NODATA)
 
     def _zone_template(self, st: _ZoneState, outcome: Outcome) -> Template:
         """The zone's NXDOMAIN or NODATA template, new with every SOA (each accepted batch
