@@ -17,7 +17,9 @@ the server's own CPU time up to then is read from /proc, and its peak resident s
 
 Results go to the "authd at scale: loading big zones" section of BENCHMARKS.md with the
 exact commands. The query mixes of issue 12 (queries per server CPU-second against NSD and Knot)
-run on the `--qps-names` zone, in `bench/_scale_qps.py`.
+run on the `--qps-names` zone, in `bench/_scale_qps.py`; then the INSYNC latency of 1,000-change
+batches through the change API on the `--insync-names` zone (the biggest), in
+`bench/_scale_insync.py`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import dns.message
 import dns.query
 
 from authd.localnet import find_tool, free_port, stop
-from bench import _scale_qps
+from bench import _scale_insync, _scale_qps
 from bench._report import write_section as replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,10 +157,23 @@ def main(argv: list[str]) -> int:
                     help="seconds of dnsperf per query mix and server (default: %(default)s)")
     ap.add_argument("--qps-servers", default="authd,authd-control,authd-pipeline,nsd,knot",
                     help="servers the query mixes run against (default: %(default)s)")
+    ap.add_argument("--insync-names", type=int, default=None,
+                    help="zone size (one of --names) the 1,000-change batches run on, timed to "
+                         "INSYNC; 0: none (default: the biggest of --names)")
+    ap.add_argument("--insync-batches", type=int, default=30,
+                    help="change batches per shape (create/delete, upsert) (default: %(default)s)")
+    ap.add_argument("--insync-only", action="store_true",
+                    help="run only the change batches: no loading, no query mixes")
     args = ap.parse_args(argv)
     args.load = os.getloadavg()[0]  # the rest of the machine's work, said beside the figures
     sizes = [int(s) for s in args.names.split(",") if s]
     servers = args.servers.split(",")
+    if args.insync_names is None:
+        args.insync_names = max(sizes, default=0)
+    if args.insync_only:
+        servers, args.qps_names = [], 0
+        sizes = [n for n in sizes if n == args.insync_names]
+    status = 0
     nsd, knotd = find_tool("nsd"), find_tool("knotd")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -216,9 +231,17 @@ def main(argv: list[str]) -> int:
                     extra = _scale_qps.notes(mixes, _udp_loop.measure(args.qps_duration),
                                              _scale_qps.template_bytes(zfile))
                     print(f"wrote {_scale_qps.write(mixes, n, args.qps_duration, extra)}")
-    if not args.no_write:
+            if n == args.insync_names:  # the change API on this zone (bench/_scale_insync.py)
+                store = work / f"store-{n}.sqlite3"  # the authd-store load's, if it ran
+                insync = _scale_insync.run(zdir, zfile, ORIGIN, work, batches=args.insync_batches,
+                                           limit=args.limit, store=store if store.exists() else None)
+                _scale_insync.print_summary(insync)
+                status |= _scale_insync.failed(insync)
+                if not args.no_write:
+                    print(f"wrote {_scale_insync.write(insync)}")
+    if not args.no_write and results:
         write_section(results, args)
-    return 0
+    return status
 
 
 # What the profile (`python -m cProfile`, 1M names) says, kept with the table it explains.
@@ -230,9 +253,11 @@ third building the index (`dns.answer.Zone.build`: per record set a `PackedRRset
 a `Plain`, the owner's `Name` and key, its node dict, `existing`). No dnspython rdata object is
 made at load: they are made from the texts when an answer needs one (a CNAME target, glue,
 AXFR). The cyclic garbage collector is paused during a load (`authd.gcpause`): it took a third
-to a half of the time before. The store path adds one bulk insert of a new zone
-(`SQLiteStore.import_sets`) and a chunked snapshot read (one `json.loads` per 65,536 rows); a
-restart on an unchanged file skips the parse (`zonefiles.seed.seed_dir`: the file's digest is recorded).
+to a half of the time before. The store path adds the content hash and one bulk insert of a
+new zone (`SQLCore.import_sets`: `executemany` of rows encoded and checked per batch); the
+index is fed the sets just imported, not a read-back. A restart on an unchanged file skips
+the parse (`zonefiles.seed.seed_dir`: the file's digest is recorded) and reads the snapshot
+(one `json.loads` per 65,536 rows, then a `RecordSet` per row).
 The floor in pure Python is about 8 µs of CPU per line read and 7 µs per record set built on this
 machine (allocation of some ten small objects per set); memory is about 1.2 KB per record set,
 most of it a dict per owner name (224 B), the packed RRset (120 B), the stored `RecordSet` and its

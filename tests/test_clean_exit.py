@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from authd.clean_exit import leaves, one_line
+from tests.session_helpers import assert_session_empty, interrupt_once_busy
 
 REPO = Path(__file__).resolve().parent.parent
 ZONES = str(REPO / "zones")
@@ -198,23 +199,8 @@ def test_outage_stopped_midway_stops_its_processes_too(tmp_path: Path) -> None:
 
     if shutil.which("dig") is None:
         pytest.skip("dig not installed (Debian package bind9-dnsutils)")
-    proc = subprocess.Popen([sys.executable, "-m", "enactor", "outage", "--verbose", "--png",
-                             str(tmp_path / "o.png")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
-    assert proc.stdout is not None
-    try:
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:  # the enactors' log lines, once the cluster runs
-            if "lock" in line.lower():  # an enactor is at work: the cluster is up
-                break
-            assert time.monotonic() < deadline
-        os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, err = interrupt_once_busy(["enactor", "outage", "--verbose", "--png", str(tmp_path / "o.png")],
+                                    tmp_path)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "enactor outage: stopped on SIGINT"
-    left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True)
-    assert not left.stdout.strip(), f"left running: {left.stdout}"
+    assert_session_empty(proc.pid)

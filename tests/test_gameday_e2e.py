@@ -23,6 +23,7 @@ from enactor.drills.gameday import (
 )
 from enactor.drills.gameday_run import run_gameday  # noqa: E402
 from tests.figure_checks import capture, outside_canvas  # noqa: E402
+from tests.session_helpers import assert_session_empty, interrupt_once_busy  # noqa: E402
 
 pytestmark = [pytest.mark.realtime, pytest.mark.slow]
 
@@ -92,29 +93,8 @@ def test_gameday_fixed_no_client_ever_fails():
 def test_gameday_stopped_midway_stops_every_process(tmp_path):
     """Ctrl-C in the middle of the game day: one line, exit 0, and no authd, enactor,
     resolver or Unbound of it left running (everything it started was in its session)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-m", "enactor", "gameday", "--verbose", "--clients", "1",
-                             "--png", str(tmp_path / "g.png")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
-    assert proc.stdout is not None
-    try:
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:  # the enactors' log lines, once the schedule runs
-            if "lock" in line.lower():
-                break
-            assert time.monotonic() < deadline
-        os.kill(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, err = interrupt_once_busy(["enactor", "gameday", "--verbose", "--clients", "1",
+                                     "--png", str(tmp_path / "g.png")], tmp_path)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "enactor gameday: stopped on SIGINT"
-    left = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(proc.pid)], capture_output=True, text=True)
-    assert not left.stdout.strip(), f"left running: {left.stdout}"
+    assert_session_empty(proc.pid)

@@ -73,3 +73,18 @@ def test_postgres_placeholders_leave_psycopgs_own_alone():
     pgstore = pytest.importorskip("authd.store.pgstore")
     assert pgstore._pyformat("SELECT 1 WHERE a=? AND b=%b AND c=%s") == \
         "SELECT 1 WHERE a=%s AND b=%b AND c=%s"
+
+
+def test_listing_keys_are_listing_key_of_each_set():
+    """The bulk form equals `changes.listing_key` set by set: the root, the apex, deep names,
+    weighted sets with identifiers, and every set of the shipped zones."""
+    from authd.zonefiles.zonefile import load_zone_dir
+
+    sets = [RecordSet(".", "NS", 60, ("a.root.test.",)),
+            RecordSet("z.test.", "SOA", 60, ("ns.z.test. h.z.test. 1 2 3 4 5",)),
+            RecordSet("a.b-c.d_e.z.test.", "A", 60, ("192.0.2.1",)),
+            RecordSet("w.z.test.", "A", 60, ("192.0.2.2",), set_identifier="lb 1", weight=1)]
+    for zone in load_zone_dir(Path(__file__).resolve().parent.parent / "zones"):
+        sets += zone.record_sets
+    assert common.listing_keys(sets) == [
+        rules.listing_key(rs.name, rs.rtype, rs.set_identifier) for rs in sets]

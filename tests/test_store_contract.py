@@ -193,6 +193,41 @@ def test_seed_from_zone_files_keeps_api_changes(store, tmp_path):
     assert entry.serial > 1
 
 
+def test_import_sets_is_the_batch_of_their_creates(store):
+    """Store.import_sets on every backend: the apex SOA and NS upserted, the rest created,
+    one CHANGE entry, the zone comment set with it; a bad set refuses the whole import with
+    the batch's message and writes nothing (nor the comment)."""
+    zone, _ = store.create_zone("imp.test", "r", "loading")
+    soa = RecordSet("imp.test.", "SOA", 60, ("ns.imp.test. h.imp.test. 5 7200 900 1209600 60",))
+    sets = [soa, RecordSet("imp.test.", "NS", 60, ("ns.imp.test.",)),
+            A("ns.imp.test."), A("w.imp.test.", "192.0.2.7", set_identifier="one", weight=3),
+            RecordSet("v6.imp.test.", "AAAA", 60, ("2001:db8::1",))]
+    for bad, message in ((RecordSet("x.imp.test.", "A", 2**31, ("192.0.2.2",)),
+                          "TTL 2147483648 is out of range 0..2147483647"),
+                         (RecordSet("y.imp.test.", "A", 60, ("192.0.2.3", "192.0.2.3")),
+                          "Duplicate Resource Record")):
+        with pytest.raises(InvalidChangeBatch) as info:
+            store.import_sets(zone.id, [*sets, bad], "import", zone_comment="done")
+        assert message in info.value.messages
+    assert store.find_zone(zone.id).comment == "loading"
+    assert {rs.rtype for rs in store.record_sets(zone.id)} == {"SOA", "NS"}
+    change = store.import_sets(zone.id, sets, "import", zone_comment="done")
+    z = store.find_zone(zone.id)
+    assert z.comment == "done" and z.record_set_count == 5 and z.serial >= 5
+    got = {rs.key: rs for rs in store.record_sets(zone.id)}
+    assert {k: v for k, v in got.items() if k.rtype != "SOA"} == {
+        rs.key: rs for rs in sets if rs.rtype != "SOA"}
+    [entry] = store.journal_since(change.seq - 1)
+    assert entry.kind is EntryKind.CHANGE and entry.serial == z.serial
+    assert set(entry.puts) == set(got.values())
+    snap = [e for e in store.snapshot() if e.zone_id == zone.id][0]
+    assert set(snap.puts) == set(got.values()) and snap.seq == change.seq
+    other, _ = store.create_zone("imp2.test", "r2", "kept")
+    store.import_sets(other.id, [A("a.imp2.test.")])  # no zone_comment: the comment stays
+    z2 = store.find_zone(other.id)
+    assert z2.comment == "kept" and z2.record_set_count == 3 and z2.serial == 2  # RFC 1996 §2.2
+
+
 def test_record_sets_page_matches_the_listing(store):
     zone, _ = store.create_zone("example.test", "r")
     names = ["b", "a.b", "w", "a", "z.a", "m"]

@@ -34,6 +34,7 @@ from authd.control import r53xml as X
 from authd.control.api_health import ERROR_STATUS as HEALTH_ERROR_STATUS
 from authd.control.api_health import route as health_route
 from authd.control.api_routes import find_route
+from authd.control.asgi import Receive, Scope, Send, acknowledge_lifespan
 from authd.model import changes as rules
 from authd.model import cidr
 from authd.model.limits import Limits
@@ -212,17 +213,9 @@ class ControlAPI:
 
     # --- ASGI ---------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                       send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await acknowledge_lifespan(scope, receive, send)
             return
         if scope["path"] == "/metrics" and self.metrics is not None:  # Prometheus: unsigned, read-only
             body, ctype = self.metrics.exposition()

@@ -161,6 +161,14 @@ class Store(Protocol):
         """Raises NoSuchChange."""
         ...
 
+    def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
+                    zone_comment: str | None = None) -> ChangeInfo:
+        """Fill a zone holding only what `create_zone` gave it with a zone file's sets: the
+        state, journal entry and errors of `change_batch` of their CREATEs (UPSERTs for the
+        apex SOA and NS), in one transaction that also sets the zone's comment to
+        `zone_comment` when given. SQL backends bulk-insert (`authd.store.sqlcore`)."""
+        ...
+
     def journal_since(self, seq: int) -> list[JournalEntry]:
         """Entries with seq > `seq`, in order."""
         ...

@@ -24,6 +24,7 @@ from authd.model.journal import EntryKind, JournalEntry, resource_entry
 from authd.model.records import RecordKey, RecordSet, canonical_name, route53_sort_key
 from authd.store import common
 from authd.store.contract import (
+    Action,
     Change,
     ChangeInfo,
     ChangeStatus,
@@ -231,6 +232,20 @@ class MemoryStore:
         seq = self._next_seq()
         info = self._record_change(seq, comment)
         self._append(JournalEntry(seq, EntryKind.CHANGE, z.id, z.name, z.serial, info.id, puts, deletes))
+        return info
+
+    def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
+                    zone_comment: str | None = None) -> ChangeInfo:
+        """Store.import_sets: here simply the batch of the sets' CREATEs (UPSERTs where the
+        zone has the key, as its apex SOA and NS), and the comment with it (nothing here
+        can stop between the two)."""
+        z = self._find(zone_id)
+        present = {rs.key for rs in z.all_sets()}
+        info = self.change_batch(z.id, [
+            Change(Action.UPSERT if rs.key in present else Action.CREATE, rs) for rs in sets],
+            comment, limits=False)
+        if zone_comment is not None:
+            z.comment = zone_comment
         return info
 
     # --- changes and the journal -------------------------------------------------------

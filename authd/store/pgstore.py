@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -57,10 +56,10 @@ from typing import Any
 import psycopg
 
 from authd.model import changes as rules
-from authd.model.journal import EntryKind, JournalEntry, resource_entry
+from authd.model.journal import JournalEntry
 from authd.model.records import RecordKey, RecordSet
 from authd.store.contract import StoreError
-from authd.store.sqlcore import SQLCore, _decode_all, _dumps
+from authd.store.sqlcore import SQLCore, _dumps_many
 
 NOTIFY_CHANNEL = "authd_journal"
 SCHEMA_LOCK = 0x61757468  # pg_advisory_xact_lock key: nodes starting together create tables once
@@ -185,6 +184,7 @@ class PostgresStore(SQLCore):
         self._conn: psycopg.Connection[Any] | None = None
         self._pending: list[JournalEntry] = []
         self._recent: dict[int, JournalEntry] = {}
+        self._handoff: dict[str, tuple[int, list[RecordSet]]] = {}  # see SQLCore.import_sets
         with self._lock:
             conn = self._connection()
             with conn.transaction():
@@ -294,7 +294,7 @@ class PostgresStore(SQLCore):
 
     @staticmethod
     def _put(conn: _Qmark, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
-        encoded = [_dumps(rs) for rs in sets]
+        encoded = _dumps_many(sets)
         # one row per key (ON CONFLICT may touch a row once per statement); the last one wins,
         # as it would row by row
         last = {(rs.name, rs.rtype, rs.set_identifier or ""): i for i, rs in enumerate(sets)}
@@ -309,28 +309,26 @@ class PostgresStore(SQLCore):
         )
         return encoded
 
-    # --- reads of whole zones ----------------------------------------------------------
+    @staticmethod
+    def _insert_new(conn: _Qmark, zone_id: str, sets: Sequence[RecordSet],
+                    encoded: Sequence[str], sort_keys: Sequence[str]) -> None:
+        """COPY, inside the import's transaction: a zone file's sets reach the table in one
+        stream instead of one statement's arrays (and a key already there fails the COPY, as
+        a CREATE of an existing set fails the batch)."""
+        with conn.conn.cursor() as cur, cur.copy(
+            "COPY rrsets (zone_id, name, rtype, set_id, data, sort_key) FROM STDIN"
+        ) as copy:
+            copy.set_types(["text", "text", "text", "text", "text", "bytea"])
+            write = copy.write_row
+            for rs, data, key in zip(sets, encoded, sort_keys, strict=True):
+                write((zone_id, rs.name, rs.rtype, rs.set_identifier or "", data, _key(key)))
 
-    def snapshot(self) -> list[JournalEntry]:
-        """One SNAPSHOT per zone, read in one REPEATABLE READ transaction at one position."""
+    # --- reads of whole zones (snapshot(): authd.store.sqlcore) ---------------------------
 
-        def txn(conn: _Qmark) -> list[JournalEntry]:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            seq = conn.execute("SELECT seq FROM journal_head").fetchone()[0]
-            zones = [self._zone(r) for r in conn.execute(
-                f"SELECT {self._ZONE_COLS} FROM zones ORDER BY name")]
-            out = [
-                resource_entry(seq, k, i, json.loads(d))
-                for k, i, d in conn.execute(
-                    "SELECT kind, id, doc FROM resources WHERE journaled ORDER BY kind, id")
-            ]
-            for z in zones:
-                rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=%s", (z.id,))
-                puts = tuple(_decode_all([r[0] for r in rows]))
-                out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "", puts))
-            return out
-
-        return self._read(txn)
+    @staticmethod
+    def _begin_snapshot(conn: _Qmark) -> None:
+        # one position across statements (READ COMMITTED would see each statement's own)
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,10 @@ changes survive restarts:
 The hash covers the record sets, not the file bytes, so reformatting a file changes nothing.
 Beside it the comment keeps the digest of the master file's bytes (`seed_dir`): a file with
 the same bytes is not parsed again at all, which is most of a restart on a big zone.
-A new zone goes into an SQLite store as one bulk insert (`SQLiteStore.import_sets`).
+A new zone goes into the store as one bulk insert (`import_sets`: SQLite and PostgreSQL,
+`authd.store.sqlcore`), and the digests are written in that same transaction: a crash
+mid-seed leaves a zone holding only its SOA and NS and no digest, which the next start
+imports again.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from typing import Any, Protocol
 
 from authd import gcpause
 from authd.model import changes as rules
-from authd.model.records import RecordSet, route53_sort_key
+from authd.model.records import RecordSet
+from authd.store.common import listing_keys
 from authd.store.contract import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
 from authd.zonefiles.zonefile import (
     LoadedZone,
@@ -57,15 +61,42 @@ def content_hash(record_sets: Iterable[RecordSet]) -> str:
     hand for plain sets (a million-set zone has a million of them; `tests/test_seed_fast.py`
     checks the two agree byte for byte) and hashed in pieces."""
     digest = hashlib.sha256()
-    chunk: list[str] = []
+    # changes.listing_key orders as route53_sort_key does (its docstring), and strings sort faster
+    sets = list(record_sets)
+    keys = listing_keys(sets)
+    ordered = [sets[i] for i in sorted(range(len(sets)), key=keys.__getitem__)]
     first = True
-    for rs in sorted(record_sets, key=route53_sort_key):
-        chunk.append(_plain_json(rs) or json.dumps(rs.to_route53(), sort_keys=True))
-        if len(chunk) >= 4096:
-            digest.update((("[" if first else ", ") + ", ".join(chunk)).encode())
-            first, chunk = False, []
-    digest.update((("[" if first else ", ") + ", ".join(chunk) + "]").encode())
+    for i in range(0, len(ordered), 4096):
+        group = ordered[i:i + 4096]
+        chunk = _plain_chunk(group) or [
+            _plain_json(rs) or json.dumps(rs.to_route53(), sort_keys=True) for rs in group]
+        digest.update((("[" if first else ", ") + ", ".join(chunk)).encode())
+        first = False
+    digest.update(("[]" if first else "]").encode())
     return digest.hexdigest()[:16]
+
+
+def _plain_chunk(sets: list[RecordSet]) -> list[str] | None:
+    """`_plain_json` of every set, written blind and checked once for the whole chunk (the
+    names together of Route 53's plain characters; the texts printable ASCII with no
+    backslash and only the layout's quotes), or None when any set is not plain."""
+    texts: list[str] = []
+    names: list[str] = []
+    quotes = 0
+    for rs in sets:
+        if (rs.alias is not None or rs.set_identifier is not None or rs.weight is not None
+                or rs.routing is not None or type(rs.ttl) is not int or not rs.values):
+            return None
+        values = '"}, {"Value": "'.join(rs.values)
+        texts.append(f'{{"Name": "{rs.name}", "ResourceRecords": [{{"Value": "{values}"}}], '
+                     f'"TTL": {rs.ttl}, "Type": "{rs.rtype}"}}')
+        names.append(rs.name)
+        quotes += 12 + 4 * len(rs.values)
+    whole = "".join(texts)
+    if (whole.isascii() and whole.isprintable() and "\\" not in whole
+            and whole.count('"') == quotes and _R53_PLAIN.fullmatch("".join(names))):
+        return texts
+    return None
 
 
 # Printable ASCII without `"` and `\`: JSON writes such a string as itself between quotes;
@@ -158,19 +189,25 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) 
         if file_digest is not None and recorded_hash(existing.comment, FILE_TAG) != file_digest:
             store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
         return f"zone {zone.origin} ({existing.id}): {zone.source} unchanged, keeping the store's contents"
+    final = zone_comment(zone, digest, file_digest)
     if existing is None:
         zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
+        # no digest yet: only the transaction that fills the zone records it, so a crash
+        # before that leaves a zone the next start imports again (not one it calls seeded)
         existing, _ = store.create_zone(
             zone.origin, caller_reference=f"zonefile:{zone.origin}:{digest}",
-            comment=zone_comment(zone, digest, file_digest), zone_id=zid,
+            comment=f"loading from {zone.source}", zone_id=zid,
         )
         verb = "created"
+    elif existing.record_set_count == 2 and recorded_hash(existing.comment) is None:
+        verb = "imported (the zone held only its SOA and NS)"  # e.g. a start that crashed
     else:
         verb = "re-imported (file changed)"
     bulk = getattr(store, "import_sets", None)
-    if verb == "created" and bulk is not None:
-        # a new zone: one bulk import with the batch's result and rules (SQLiteStore)
-        info = bulk(existing.id, zone.record_sets, f"import {zone.source}")
+    if verb != "re-imported (file changed)" and bulk is not None:
+        # the zone holds only its apex: one bulk import with the batch's result and rules,
+        # the digests recorded in the same transaction (`SQLCore.import_sets`)
+        info = bulk(existing.id, zone.record_sets, f"import {zone.source}", zone_comment=final)
         return (f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
                 f"{len(zone.record_sets)} record sets, change {info.id}")
     current = {rs.key: rs for rs in store.record_sets(existing.id)}
@@ -186,7 +223,7 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) 
         elif not old.same_as(rs) or rs.rtype == "SOA":
             batch.append(Change(Action.UPSERT, rs))
     info = store.change_batch(existing.id, batch, f"import {zone.source}", limits=False)
-    store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
+    store.update_zone_comment(existing.id, final)
     return (
         f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
         f"{len(wanted)} record sets, change {info.id}"

@@ -45,6 +45,7 @@ from enactor import machine as m
 from enactor.cells.layout import CellLayout, zone_files
 from enactor.checker.check import TICK, _state_key
 from enactor.checker.sim import addresses
+from enactor.checker.snapshots import StoreSnapshots
 from enactor.client import describe_action, perform
 from enactor.plan import Plan
 from enactor.planner import churn
@@ -157,30 +158,14 @@ class CellExplorer:
                       for c in self.layout.cells]
         self.cfgs = [[m.Config(NAMES[i], defects=defects if k + 1 == bounds.defect_cell else frozenset())
                       for i in range(bounds.enactors)] for k in range(bounds.cells)]
-        self.snaps: list[Any] = []
-        self.store_ids: dict[Hashable, int] = {}
-        self.cur = -1
+        self.snaps = StoreSnapshots(self.store)
         self.empty_memo: dict[int, dict[int, list[str]]] = {}
-
-    def intern(self) -> int:
-        key = self.store.state_key()
-        sid = self.store_ids.get(key)
-        if sid is None:
-            sid = self.store_ids[key] = len(self.snaps)
-            self.snaps.append(self.store.save())
-        self.cur = sid
-        return sid
-
-    def at(self, sid: int) -> None:
-        if self.cur != sid:
-            self.store.restore(self.snaps[sid])
-            self.cur = sid
 
     def empty_names(self, sid: int) -> dict[int, list[str]]:
         """cell index -> its names (with type) that resolve to no address, in store `sid`."""
         hit = self.empty_memo.get(sid)
         if hit is None:
-            self.at(sid)
+            self.snaps.at(sid)
             hit = {}
             for k, c in enumerate(self.layout.cells):
                 for ep in c.capacity():
@@ -231,13 +216,13 @@ def explore_cells(bounds: CellBounds, defects: frozenset[m.Defect], budget: floa
     rep = CellReport(bounds, m.defects_text(defects))
     t_start = time.monotonic()
     n_cells, per = bounds.cells, bounds.enactors
-    ex.intern()
+    ex.snaps.intern()
     cfg_of = [ex.cfgs[k][i] for k in range(n_cells) for i in range(per)]  # by agent position
     agents0: list[Agent] = []
     for pos, cfg in enumerate(cfg_of):
         out = m.step(cfg, m.initial_state(), None)
         agents0.append(ex.fuse(cfg, (pos // per, out.state, out.action, False), T0, 1, []))
-    sid0 = ex.intern()
+    sid0 = ex.snaps.intern()
 
     def act_at(pos: int, agent: Agent, now: float, planner: int, done: list[m.ActionT]) -> Agent:
         agent = ex.act(cfg_of[pos], agent, now, planner, done)
@@ -302,7 +287,7 @@ def explore_cells(bounds: CellBounds, defects: frozenset[m.Defect], budget: floa
                 violation("CONFINED", f"cell-{k + 1} {cfg_of[pos].name}: {why}", nk)
                 queue.clear()
                 break
-            ex.at(sid)
+            ex.snaps.at(sid)
             done: list[m.ActionT] = []
             b = act_at(pos, a, now, planners[k], done)
             bad = next((w for w in (ex.confined(k, d) for d in done) if w), None)
@@ -310,7 +295,7 @@ def explore_cells(bounds: CellBounds, defects: frozenset[m.Defect], budget: floa
                 violation("CONFINED", f"cell-{k + 1} {cfg_of[pos].name}: {bad}", nk)
                 queue.clear()
                 break
-            new_sid = ex.intern()
+            new_sid = ex.snaps.intern()
 
             succs.append(((new_sid, agents[:pos] + (b,) + agents[pos + 1:], planners, ticks, depth + 1),
                           f"cell-{k + 1} {cfg_of[pos].name}: {describe_action(action)}"
@@ -420,7 +405,7 @@ def explore_race(bounds: CellBounds, race_plans: int = 4, budget: float = 0.0,
     others = [k for k in range(bounds.cells) if k != d]
     cfg_of = [ex.cfgs[k][i] for k in others for i in range(bounds.enactors)]
     cell_of = [k for k in others for _ in range(bounds.enactors)]
-    ex.intern()
+    ex.snaps.intern()
     race0 = []
     for cfg in race_cfgs:
         out = m.step(cfg, m.initial_state(), None)
@@ -429,7 +414,7 @@ def explore_race(bounds: CellBounds, race_plans: int = 4, budget: float = 0.0,
     for pos, cfg in enumerate(cfg_of):
         out = m.step(cfg, m.initial_state(), None)
         other0.append(ex.fuse(cfg, (cell_of[pos], out.state, out.action, False), T0, 1, []))
-    sid0 = ex.intern()
+    sid0 = ex.snaps.intern()
     times = [T0] + [e[3].now if e[3] is not None else T0 for e in events]
     for i in range(1, len(times)):
         times[i] = max(times[i], times[i - 1])
@@ -494,7 +479,7 @@ def explore_race(bounds: CellBounds, race_plans: int = 4, budget: float = 0.0,
                 if why:
                     fail("CONFINED", f"cell-{d + 1} {race_cfgs[who].name}: {why}", nk)
                     break
-                ex.at(sid)
+                ex.snaps.at(sid)
                 if isinstance(action, m.Sleep):
                     got: m.ResultT = m.Slept(result.now)
                 else:
@@ -509,14 +494,14 @@ def explore_race(bounds: CellBounds, race_plans: int = 4, budget: float = 0.0,
                     b: Agent = (d, out.state, out.action, False)
                 except Exception:  # noqa: BLE001 - the recorded crash
                     b = (d, a[1], None, True)
-                succs.append(((i + 1, ex.intern(), race[:who] + (b,) + race[who + 1:], other, rplan, oplans),
+                succs.append(((i + 1, ex.snaps.intern(), race[:who] + (b,) + race[who + 1:], other, rplan, oplans),
                               f"cell-{d + 1} {race_cfgs[who].name}: {describe_action(action)}"
                               + (" -> CRASHED" if b[3] else "")))
         for pos, a in enumerate(other):
             k, st, action, crashed = a
             if crashed or action is None or st.phase is m.Phase.FROZEN or st.attempt > bounds.lock_losses:
                 continue
-            ex.at(sid)
+            ex.snaps.at(sid)
             done: list[m.ActionT] = []
             b = ex.fuse(cfg_of[pos], ex.act(cfg_of[pos], a, now, oplans[others.index(k)], done),
                         now, oplans[others.index(k)], done)
@@ -524,7 +509,7 @@ def explore_race(bounds: CellBounds, race_plans: int = 4, budget: float = 0.0,
             if why:
                 fail("CONFINED", f"cell-{k + 1} {cfg_of[pos].name}: {why}", nk)
                 break
-            succs.append(((i, ex.intern(), race, other[:pos] + (b,) + other[pos + 1:], rplan, oplans),
+            succs.append(((i, ex.snaps.intern(), race, other[:pos] + (b,) + other[pos + 1:], rplan, oplans),
                           f"cell-{k + 1} {cfg_of[pos].name}: {describe_action(action)}"))
         for j, k in enumerate(others):
             if oplans[j] < bounds.plans:

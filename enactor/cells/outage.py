@@ -429,7 +429,7 @@ def report(run: CellsRun) -> str:
 
 
 def cli(args: Any, results_dir: Path) -> int:
-    """`enactor outage --cells N ...` (enactor.cli hands over here)."""
+    """`enactor outage --cells N ...` (enactor.drills.outage_cli hands over here)."""
     defects = args.defects or "2025"
     if (args.typo or args.schedule or args.inprocess or args.nodes > 1 or args.store
             or getattr(args, "web", None) or args.write_schedule):

@@ -84,6 +84,7 @@ from enactor.checker.invariants import (
     check_newest,
     watched,
 )
+from enactor.checker.snapshots import StoreSnapshots
 from enactor.client import perform
 from enactor.plan import Endpoint, Plan, plan_label
 from enactor.planner import churn, default_capacity
@@ -247,10 +248,8 @@ class Explorer:
         self.eps = endpoints_for(b.endpoints)
         # Watch every stable name in the store, including ones no plan touches.
         self.checker = StoreChecker(watched(endpoints_for("both")), opts.use_index)
-        self.store_ids: dict[Hashable, int] = {}
-        self.snaps: list[Any] = []
+        self.snaps = StoreSnapshots(self.store)
         self.agent_ids: dict[Hashable, int] = {}
-        self.cur = -1
         self.por = opts.reduce and not opts.defects
         self.symmetry = opts.reduce and len(self.names) > 1
         self.perms = list(itertools.permutations(range(len(self.names))))
@@ -271,22 +270,6 @@ class Explorer:
         self.memo: dict[tuple[int, int, int, int, int], tuple[Agent, int, int, Move]] = {}
         self.transitions = 0
 
-    # --- store snapshots ---
-
-    def _intern(self) -> int:
-        key = self.store.state_key()
-        sid = self.store_ids.get(key)
-        if sid is None:
-            sid = self.store_ids[key] = len(self.snaps)
-            self.snaps.append(self.store.save())
-        self.cur = sid
-        return sid
-
-    def _at(self, sid: int) -> None:
-        if self.cur != sid:
-            self.store.restore(self.snaps[sid])
-            self.cur = sid
-
     def _aid(self, agent: Agent) -> int:
         k = (_state_key(agent[0]), agent[1], agent[2])
         aid = self.agent_ids.get(k)
@@ -300,7 +283,7 @@ class Explorer:
         for cfg in self.cfgs:
             out = m.step(cfg, m.initial_state(), None)
             agents.append(self._fuse(cfg, (out.state, out.action, False), T0, [])[0])
-        return Node(self._intern(), tuple(agents), tuple(self._aid(a) for a in agents), 1, 0)
+        return Node(self.snaps.intern(), tuple(agents), tuple(self._aid(a) for a in agents), 1, 0)
 
     def now(self, node: Node) -> float:
         return T0 + node.ticks * TICK
@@ -385,7 +368,7 @@ class Explorer:
             return (Node(key, node.agents[:choice] + (agent,) + node.agents[choice + 1:],
                          node.ids[:choice] + (aid,) + node.ids[choice + 1:],
                          node.planner, node.ticks, node.depth + 1), mv)
-        self._at(node.store)
+        self.snaps.at(node.store)
         self.plans.n = node.planner
         now = self.now(node)
         cfg = self.cfgs[choice]
@@ -398,7 +381,7 @@ class Explorer:
             agent, _ = self._fuse(cfg, agent, now, log, done,
                                   plans_done=node.planner >= self.opts.bounds.plans)
         wrote = isinstance(action, m.SubmitBatch) and isinstance(done[0][1], m.BatchAccepted)
-        key = self._intern() if wrote else node.store
+        key = self.snaps.intern() if wrote else node.store
         aid = self._aid(agent)
         mv = Move(self.names[choice], tuple(done), tuple(log))
         self.memo[mk] = (agent, aid, key, mv)
@@ -510,7 +493,7 @@ class Explorer:
     def _parts(self, what: tuple[str, int]) -> list[str]:
         kind, n = what
         if kind == "s":
-            self._at(n)
+            self.snaps.at(n)
             return [f"{z.id} {rs!r}" for z in self.store.list_zones()
                     for rs in self.store.record_sets(z.id) if rs.rtype != "SOA"]
         return [repr(self.agent_list[n])]
@@ -518,7 +501,7 @@ class Explorer:
     def facts(self, node: Node) -> StoreFacts:
         f = self.facts_by_id.get(node.store)
         if f is None:
-            self._at(node.store)
+            self.snaps.at(node.store)
             f = self.facts_by_id[node.store] = self.checker.facts(self.store)
         return f
 

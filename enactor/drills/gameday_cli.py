@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from enactor.drills import gameday as gd
 from enactor.drills.gameday import Settings
@@ -85,3 +86,16 @@ def cmd_gameday(args: argparse.Namespace) -> int:
     print(gd.TABLE_COLUMNS)
     print(f"\nfigure: {png}   ({res.end:.0f} s of wall time)")
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register `enactor gameday` on enactor.cli's subparsers."""
+    p = sub.add_parser(
+        "gameday", help="one game day: the 2025 schedule in real time, clients behind every cache",
+        description="Run the 2025 schedule in real time (scaled by --speed) against authd, the "
+                    "planner and three enactors, with clients sampling the endpoint names straight "
+                    "at authd, through our resolver, through Unbound and through a stub cache; then "
+                    "the operator's repair (pause, recover). Prints a table per layer (or --json) "
+                    "and writes one figure. About two minutes with the defaults.")
+    add_arguments(p)
+    p.set_defaults(fn=cmd_gameday)

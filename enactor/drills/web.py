@@ -29,6 +29,7 @@ from typing import Any
 
 import trio
 
+from authd.control.asgi import Receive, Scope, Send, acknowledge_lifespan
 from enactor.drills.webfeed import (
     Answer,
     Feed,
@@ -69,11 +70,6 @@ class Hub:
         return False
 
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
 class LiveApp:
     """The ASGI app (HTTP only; lifespan events are acknowledged)."""
 
@@ -83,15 +79,8 @@ class LiveApp:
         self.keepalive = keepalive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         if scope["type"] != "http":
+            await acknowledge_lifespan(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]
         if method not in ("GET", "HEAD"):
