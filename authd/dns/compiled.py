@@ -30,13 +30,17 @@ Where the bytes come from, cheapest first:
   each; nothing is kept per name;
 - an owner's CNAME followed one step (to data, to a name without the type, to no name, out
   of the zone): rendered once by the reference's own `Renderer` (the CNAME RR written from
-  its wire rdata: building its dnspython rdata cost ~100 us a first query), kept per owner
-  and type;
+  its wire rdata: building its dnspython rdata cost ~100 us a first query), or, to a target
+  whose RRset has load-time tails, spliced from them as `Renderer` would write it; kept per
+  owner and type;
 - everything else (NXDOMAIN, NODATA, wildcards, referrals, aliases, weighted sets, longer
   chains): rendered by the reference pipeline itself (`answer.answer`, with a representative
   query: ID 0, no flags, no EDNS, the lowered question) the first time a (template,
   suffix, L) is met, and checked then to have the outcome the decision expected.
-Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
+`respond` decides the two commonest answers (an owner's plain RRset; NXDOMAIN in a zone with
+no cut above the name and no `*` label anywhere) inline, and the rest in `_decide`. Where the
+time of a random name goes (mostly memory: the lookup reads ~10 objects one after the other)
+is in BENCHMARKS.md, "where a random query's time goes". Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
 §4.1.1; `copied_flags` asks the pipeline which), and the EDNS OPT appended with DO echoed
 (RFC 6891 §6.1.1, RFC 3225 §3). A rendering reads the zone through a view that records which
 names it read, so a change batch forgets only the templates of the names it touches and of
