@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo gameday test bench fuzz lint venv tools clean soak
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py authd/dns/_fastudp.c  # the C UDP loop is built here too
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

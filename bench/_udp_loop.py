@@ -1,11 +1,14 @@
 """Measure what a batched UDP receive/send loop would save per query (issue 12, "cut syscalls").
 
-Not a benchmark of authd: three bare Python loops that answer every datagram with a fixed
-transformation of itself (the work of a table hit: the ID copied, a few bytes spliced), so
-only the socket calls differ:
-- `recvfrom`: `recvfrom` + `sendto` per datagram, as `authd.dns.server.serve_udp` does now;
+Not a benchmark of authd: bare loops that answer every datagram with a fixed transformation
+of itself (the work of a table hit: the ID copied, a few bytes spliced), so only the socket
+calls differ:
+- `recvfrom`: `recvfrom` + `sendto` per datagram, as `authd serve --no-fast-udp` does;
 - `recvmsg_into`: `recvmsg_into` a preallocated buffer + `sendto`;
-- `mmsg`: Linux `recvmmsg`/`sendmmsg` through ctypes, up to 32 datagrams per call each way.
+- `mmsg`: Linux `recvmmsg`/`sendmmsg` through ctypes, up to 32 datagrams per call each way;
+- `C mmsg`: the C helper `authd.dns._fastudp.drain` (authd's default UDP loop), up to 64
+  datagrams per call each way, every datagram after the first of its kind a hit in a dict
+  like `ServingIndex.exact_udp` (a miss: the Python callable stores the splice).
 Each loop runs pinned to CPU 0 while dnsperf (pinned to CPU 1) sends it queries for a few
 seconds; the figure is datagrams answered per CPU-second of the loop's process.
 
@@ -115,6 +118,23 @@ def loop_mmsg(sock: socket.socket) -> None:
             libc.sendmmsg(fd, msgs_out, n, 0)
 
 
+def loop_c_mmsg(sock: socket.socket) -> None:
+    from authd.dns import _fastudp
+
+    exact: dict[bytes, bytes] = {}
+
+    def miss(data: bytes, addr: object) -> bytes:
+        reply = answer(data)
+        exact[data[2:]] = reply[2:]
+        return reply
+
+    fd, drain, rand = sock.fileno(), _fastudp.drain, (lambda: 0.5)
+    while True:
+        select.select([sock], [], [])
+        while drain(fd, exact, miss, None, rand, 256) >= 256:
+            pass
+
+
 def wait_replying(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     """Poll with a query until the loop sends anything back."""
     import time
@@ -136,7 +156,15 @@ def wait_replying(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> N
     raise RuntimeError("the loop never replied")
 
 
-LOOPS = {"recvfrom": loop_recvfrom, "recvmsg_into": loop_recvmsg_into, "mmsg": loop_mmsg}
+LOOPS = {"recvfrom": loop_recvfrom, "recvmsg_into": loop_recvmsg_into, "mmsg": loop_mmsg,
+         "C mmsg": loop_c_mmsg}
+
+
+def available() -> list[str]:
+    """The loops this machine can run: `C mmsg` needs the C helper built (setup.py)."""
+    from authd.dns.udp_batched import AVAILABLE
+
+    return [k for k in LOOPS if k != "C mmsg" or AVAILABLE]
 
 
 def serve(kind: str, port: int) -> None:
@@ -155,7 +183,7 @@ def measure(duration: int) -> list[tuple[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         qfile = Path(tmp) / "q.txt"
         qfile.write_text("".join(f"h{i}.big.test. A\n" for i in range(1000)))
-        for kind in LOOPS:
+        for kind in available():
             port = free_port()
             proc = subprocess.Popen([taskset, "-c", "0", sys.executable, "-m", "bench._udp_loop",
                                      "--serve", kind, "--port", str(port)],

@@ -155,7 +155,7 @@ def main(argv: list[str]) -> int:
                          "(default: %(default)s)")
     ap.add_argument("--qps-duration", type=int, default=10,
                     help="seconds of dnsperf per query mix and server (default: %(default)s)")
-    ap.add_argument("--qps-servers", default="authd,authd-control,authd-pipeline,nsd,knot",
+    ap.add_argument("--qps-servers", default="authd,authd-pyudp,authd-control,authd-pipeline,nsd,knot",
                     help="servers the query mixes run against (default: %(default)s)")
     ap.add_argument("--insync-names", type=int, default=None,
                     help="zone size (one of --names) the 1,000-change batches run on, timed to "

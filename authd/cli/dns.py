@@ -71,6 +71,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    metavar="HEX",
                    help="a retired cookie secret whose cookies are still accepted and "
                    "renewed, for rolling the secret over (RFC 9018 §4.4); may be repeated")
+    p.add_argument("--no-fast-udp", action="store_true",
+                   help="answer UDP with the Python loop (one recvfrom/sendto per datagram), "
+                   "not the C helper's recvmmsg/sendmmsg batches; the answers are the same "
+                   "(default: the C helper when it is built)")
 
 
 def serve_options(args: argparse.Namespace) -> dict[str, object]:
@@ -88,6 +92,7 @@ def serve_options(args: argparse.Namespace) -> dict[str, object]:
         "cookie_secret": secret,
         "cookie_previous": previous,
         "transfers": cli_xfr.transfer_config(args),
+        "fast_udp": not args.no_fast_udp,
     }
 
 
@@ -98,4 +103,5 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--rrl", args.rrl, "--rrl-rate", str(args.rrl_rate),
             "--rrl-slip", str(args.rrl_slip), "--rrl-window", str(args.rrl_window),
             "--rrl-ipv4-prefix", str(args.rrl_ipv4_prefix),
-            "--rrl-ipv6-prefix", str(args.rrl_ipv6_prefix), *cli_xfr.worker_argv(args)]
+            "--rrl-ipv6-prefix", str(args.rrl_ipv6_prefix), *cli_xfr.worker_argv(args),
+            *(["--no-fast-udp"] if args.no_fast_udp else [])]

@@ -8,7 +8,9 @@ down, nor floods the log.
 
 UDP waits with `trio.lowlevel.wait_readable` and then drains the non-blocking socket in a loop
 (a budget per wakeup keeps other tasks fair): about four times the rate of awaiting
-`recvfrom` per packet. TCP follows RFC 7766: two-byte length prefix (RFC 1035 §4.2.2),
+`recvfrom` per packet. Where the optional C helper is built, `authd.dns.udp_batched` drains
+it instead, with recvmmsg/sendmmsg batches and exact-table hits answered in C (issue 12);
+`--no-fast-udp` keeps this Python loop. TCP follows RFC 7766: two-byte length prefix (RFC 1035 §4.2.2),
 several queries per connection (pipelined; we answer each as it is read, which is one of the
 orders §6.2.1.1 allows), an idle timeout (§6.2.3) and a connection limit (§6.2.2). As in NSD
 and Knot, a peer cannot pin a slot by not reading: a connection reads no more queries while
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import functools
 import inspect
 import logging
 import os
@@ -37,6 +40,8 @@ from authd.dns.guard import Guard
 from authd.dns.index import ServingIndex
 from authd.dns.notify import serve_notify
 from authd.dns.rrl import RClass, RrlConfig, Verdict
+from authd.dns.udp_batched import AVAILABLE as FAST_UDP
+from authd.dns.udp_batched import serve_udp_batched
 from authd.dns.xfr import TransferConfig, TransferService
 from authd.errlog import ErrorLog
 from authd.metrics import UNANSWERED
@@ -98,16 +103,23 @@ def _with_source(respond: Any) -> Any:
 
 async def serve_udp(
     index: ServingIndex, sock: socket.socket, errors: ErrorLog | None = None,
-    guard: Guard | None = None, xfr: TransferService | None = None,
+    guard: Guard | None = None, xfr: TransferService | None = None, *, fast: bool = True,
 ) -> None:
     """Answer datagrams on a bound non-blocking UDP socket, forever.
 
     With a `guard`, queries go through it (cookies, RRL); a repeat of a cookie-less query
     still costs one table lookup, plus the RRL check when RRL is on. A packet that makes the
     responder raise is dropped and counted in `errors` (one log line per error class per
-    second, never a traceback per packet).
+    second, never a traceback per packet). With `fast` and the C helper built (`FAST_UDP`),
+    `authd.dns.udp_batched` drains the socket with recvmmsg/sendmmsg, answering the same
+    bytes; otherwise this Python loop does, one recvfrom/sendto per datagram.
     """
     errors = errors or ErrorLog(log)
+    if fast and FAST_UDP:
+        await serve_udp_batched(index, sock, errors, guard, xfr, _with_source, UDP_BUDGET)
+        return  # not reached: it serves until cancelled
+    # `authd.dns.udp_batched.exchange` is this loop's body for one datagram (the C loop's
+    # fallback): a change here is a change there (tests/test_fastudp.py compares the bytes)
     guarded = guard.answer if guard is not None else None
     limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
     respond = _with_source(index.respond)
@@ -389,6 +401,7 @@ async def serve_dns(
     cookie_previous: tuple[bytes, ...] = (),
     worker: str = "1/1",
     transfers: TransferConfig | None = None,
+    fast_udp: bool = True,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve DNS over UDP and TCP on (host, port) until cancelled.
@@ -409,6 +422,8 @@ async def serve_dns(
         worker: "i/n", for the start log line.
         transfers: AXFR/IXFR, TSIG and NOTIFY for secondaries (`authd.dns.xfr`); None: transfers
             only as the index's `allow_axfr` says, no keys (a signed query gets BADKEY).
+        fast_udp: drain UDP with the C helper when it is built (`authd.dns.udp_batched`);
+            False keeps the Python loop (`authd serve --no-fast-udp`).
         task_status: `task_status.started((host, port))` once both sockets listen.
 
     Never returns; cancelling it closes the sockets.
@@ -434,7 +449,8 @@ async def serve_dns(
                           serves=lambda name: key_of(name) in index.table.zones)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve_udp, index, udp, errors, guard, xfr)
+            nursery.start_soon(functools.partial(serve_udp, index, udp, errors, guard, xfr,
+                                                 fast=fast_udp))
             if view is not None and transfers.notify:
                 nursery.start_soon(serve_notify, view, list(transfers.notify),
                                    transfers.keyring, host)
@@ -446,8 +462,9 @@ async def serve_dns(
                 )
             )
             log.info(
-                "authd listening on %s port %d (udp+tcp), worker %s, pid %d, rrl %s, zones: %s",
-                host, bound, worker, os.getpid(),
+                "authd listening on %s port %d (udp+tcp), udp loop %s, worker %s, pid %d, "
+                "rrl %s, zones: %s",
+                host, bound, "C mmsg" if fast_udp and FAST_UDP else "Python", worker, os.getpid(),
                 f"on ({rrl.rate:g}/s, slip {rrl.slip})" if limiter else "off",
                 ", ".join(index.zone_names()) or "none",
             )

@@ -128,7 +128,7 @@ def verify(wire: bytes, ring: Keyring) -> Checked:
     """Parse and verify a message's TSIG (RFC 8945 §5.2)."""
     try:
         return Checked(Verdict.VALID if has_tsig(wire) else Verdict.UNSIGNED,
-                       dns.message.from_wire(wire, keyring=ring or False))
+                       dns.message.from_wire(wire, keyring=ring or {}))  # {}: no key is known
     except dns.message.UnknownTSIGKey:
         verdict = Verdict.BADKEY
     except dns.tsig.BadTime:

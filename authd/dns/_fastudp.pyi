@@ -1,0 +1,14 @@
+"""Types of the C UDP loop (`authd/dns/_fastudp.c`); see its `drain` docstring."""
+
+from collections.abc import Callable
+from typing import Any
+
+BATCH: int
+RECV_SIZE: int
+
+def drain(fd: int, exact: dict[bytes, Any] | None,
+          fallback: Callable[[bytes, Any], bytes | None], counts: dict[bytes, int] | None,
+          random: Callable[[], float], budget: int,
+          direct: Callable[[bytes], bytes | None] | None = ...,
+          rest: Callable[[bytes, Any], bytes | None] | None = ...,
+          tally: dict[bytes, int] | None = ..., unanswered: bytes = ..., /) -> int: ...

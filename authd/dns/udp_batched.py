@@ -1,0 +1,147 @@
+"""The UDP shell's batched loop: the C helper `authd.dns._fastudp` drains the socket.
+
+Trio shell (issue 12, "cut syscalls where it pays"). `serve_udp_batched` waits for the socket
+to be readable and calls `_fastudp.drain`, which receives up to 64 datagrams per recvmmsg(2),
+answers exact-table hits in C (the ID spliced before the stored reply, a weighted pair picked
+with the index's random source), and sends each batch's replies with one sendmmsg(2). Every
+other datagram goes to `exchange(...)`, which is the Python loop of
+`authd.dns.server.serve_udp` for one datagram: the same compiled templates, transfers, guard,
+RRL and counts, inside the same one-exchange error boundary. With RRL on, hits need the
+limiter too, so then every datagram goes through `exchange`. tests/test_fastudp.py checks
+that both loops send the same bytes and count the same.
+
+`authd.dns._fastudp` is optional (built by setup.py when a compiler is there); `AVAILABLE`
+says whether it is, and `authd serve --no-fast-udp` keeps the Python loop.
+"""
+
+from __future__ import annotations
+
+import bisect
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import trio
+
+from authd.dns.guard import Guard
+from authd.dns.index import ServingIndex
+from authd.dns.xfr import TransferService
+from authd.errlog import ErrorLog
+from authd.metrics import UNANSWERED
+
+try:
+    from authd.dns import _fastudp
+except ImportError:  # not built (no C compiler): the Python loop serves
+    _fastudp = None  # type: ignore[assignment]
+
+AVAILABLE = _fastudp is not None
+
+class Exchange(NamedTuple):
+    """What `serve_udp`'s Python loop does with one datagram, split where the C loop needs it.
+
+    `answer(data, addr)` is the whole loop body; `rest(data, addr)` is its miss branch after
+    the compiled templates (`direct`) gave no reply. Both return the reply to send or None,
+    and never raise an Exception: one the answering raises is reported in `errors`, counted
+    as unanswered, and the datagram dropped.
+    """
+
+    answer: Callable[[bytes, Any], bytes | None]
+    rest: Callable[[bytes, Any], bytes | None]
+    direct: Callable[[bytes], bytes | None] | None
+
+
+def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
+             xfr: TransferService | None, clock: list, with_source: Callable) -> Exchange:
+    """The Python loop's body for one datagram. `clock` holds [trio time, wall-clock
+    seconds], set by the loop once per wakeup as the Python loop does."""
+    guarded = guard.answer if guard is not None else None
+    limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
+    respond = with_source(index.respond)
+    exact_get = index.exact_udp.get
+    counts = getattr(index, "query_counts", None)
+    tally = getattr(index, "reply_counts", None)  # not `replies`: a transfer has those
+    random = index.random
+    bisect_right = bisect.bisect_right
+    direct = getattr(index, "compiled_udp", None) if limit is None else None
+
+    def rest(data: bytes, addr: Any) -> bytes | None:
+        key = data[2:]
+        try:
+            if xfr is not None and xfr.wants(data):  # a transfer, or a signed query
+                replies = xfr.respond(data, addr[0], tcp=False, now=clock[1])
+                reply = next(iter(replies), None) if replies is not None else None
+            elif guarded is not None:
+                reply = guarded(data, addr[0], clock[0], clock[1], tcp=False)
+            else:
+                reply = respond(data, tcp=False, source=addr[0])  # routing by location
+            if tally is not None:
+                status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
+                tally[status] = tally.get(status, 0) + 1
+        except Exception as exc:  # the boundary of one exchange: drop this packet only
+            errors.exception("udp answer", exc, trio.current_time())
+            if tally is not None:
+                tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
+            return None
+        return reply
+
+    def answer(data: bytes, addr: Any) -> bytes | None:
+        key = data[2:]
+        hit = exact_get(key)
+        try:
+            if hit is None:
+                reply = direct(data) if direct is not None and data[10:12] == b"\0\0" else None
+                if reply is None:
+                    return rest(data, addr)
+                if tally is not None:
+                    status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
+                    tally[status] = tally.get(status, 0) + 1
+            else:
+                if counts is not None:
+                    counts[key] = counts.get(key, 0) + 1
+                if hit.__class__ is bytes:
+                    reply = data[:2] + hit  # type: ignore[operator]
+                else:
+                    reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index,arg-type]
+                if limit is not None:
+                    reply = limit(reply, addr[0], clock[0])
+        except Exception as exc:  # the boundary of one exchange: drop this packet only
+            errors.exception("udp answer", exc, trio.current_time())
+            if tally is not None:
+                tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
+            return None
+        return reply
+
+    return Exchange(answer, rest, direct)
+
+
+async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: ErrorLog,
+                            guard: Guard | None, xfr: TransferService | None,
+                            with_source: Callable, budget: int) -> None:
+    """`serve_udp` with the C helper draining the socket; never returns.
+
+    Each wakeup drains at most `budget` datagrams, then yields (a checkpoint) so other
+    tasks run, as the Python loop does; fewer than `budget` means the socket is empty.
+    """
+    assert _fastudp is not None
+    clock: list = [0.0, 0]
+    answer, rest, direct = exchange(index, errors, guard, xfr, clock, with_source)
+    rrl = guard is not None and guard.rrl is not None
+    exact = None if rrl else index.exact_udp  # with RRL every reply passes the limiter
+    counts = getattr(index, "query_counts", None)
+    tally = getattr(index, "reply_counts", None)
+    drain = _fastudp.drain
+    fd = sock.fileno()
+    random = index.random
+    wait_readable = trio.lowlevel.wait_readable
+    checkpoint = trio.lowlevel.checkpoint
+    current_time = trio.current_time
+    while True:
+        await wait_readable(sock)
+        while True:
+            clock[0] = current_time()
+            clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
+            if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
+                     UNANSWERED) < budget:
+                break
+            await checkpoint()
