@@ -3,14 +3,15 @@
 Counting is kept off the DNS fast path's budget: the UDP and TCP loops only add one to a
 plain dict per query, keyed by bytes they already hold (None when metrics are off):
 - an exact-table hit (UDP): `ServingIndex.query_counts[query_after_id]`; the table keeps that
-  query's answer until the fold has run (the index folds before it applies a change), so the
-  fold reads the reply's rcode and answer count there, a dict lookup;
+  query's answer until the counts are held (`QueryTally.hold`, right before the index applies
+  a change), which reads the reply's rcode and answer count there, a dict lookup;
 - any other query: `ServingIndex.reply_counts[query_after_id + status]`, the status being the
   reply's flags and ANCOUNT octets (`UNANSWERED` when nothing was sent), so the fold never
   answers a query again (a flood of random names cost ~10 us per query when it did).
-`QueryTally.fold` turns those counts into (type, rcode) totals once a second, at every scrape,
-and right before the index applies a change, so every query is classified by the answer it
-actually got. A custom collector exports the totals; no prometheus_client object is touched
+`QueryTally.fold` turns those counts into (type, rcode) totals once a second and at every
+scrape; before the index applies a change they are only held (copied, pinned to the replies
+sent), so every query is classified by the answer it actually got and a change batch does
+not wait for the classifying. A custom collector exports the totals; no prometheus_client object is touched
 per query.
 
 Exported (names follow the Prometheus conventions: `_total` counters, base units):
@@ -46,6 +47,7 @@ _PLAIN_OPT = b"\x00\x00\x29"  # an OPT RR at the root (RFC 6891 §6.1.2)
 
 # the status octets of a query nothing was sent for (flags 0xFFFF would be opcode 15)
 UNANSWERED = b"\xff\xff\xff\xff"
+MAX_HELD = 256  # changes applied between two folds whose counts are held (`QueryTally.hold`)
 
 
 def status_of(reply: bytes | None) -> bytes:
@@ -122,18 +124,32 @@ class QueryTally:
         self._names: dict[bytes, tuple[str, str]] = {}
         index.query_counts = {}
         index.reply_counts = {}
+        # What was counted before each change the index applied, held in order until the
+        # next fold: [(exact-table hits as (query, status, n)), (query + status, n)]
+        self._held: list[tuple[list[tuple[bytes, bytes, int]], list[tuple[bytes, int]]]] = []
+        self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         apply = index.apply
 
-        def apply_after_fold(entry: Any) -> bool:
-            self.fold()  # classify what was asked under the answers it got
+        def apply_after_hold(entry: Any) -> bool:
+            self.hold()  # what was asked keeps the answers it got
             return bool(apply(entry))
 
-        index.apply = apply_after_fold
+        index.apply = apply_after_hold
 
-    def fold(self) -> None:
-        """Fold what the loops counted since the last fold into the totals."""
+    def hold(self) -> None:
+        """Pin what the loops counted to the replies they sent, before the index changes.
+
+        Only an exact-table hit needs the index (its reply is in the table, which a change
+        empties); a reply count already carries its status octets. So this is a copy of the
+        counts, not a fold: a change batch's apply is not made to wait for classifying
+        thousands of distinct queries (5,000 random names held ~15 ms of each batch's
+        INSYNC; issue 12). The next `fold` (once a second, at a scrape) classifies them, in
+        the order they were held, so its totals are what folding here would have given."""
         counts: dict[bytes, int] = self.index.query_counts
         replies: dict[bytes, int] = self.index.reply_counts
+        if not counts and not replies:
+            return
+        hits: list[tuple[bytes, bytes, int]] = []
         if counts:
             items = list(counts.items())
             counts.clear()  # in place: the server loops hold this dict
@@ -141,16 +157,42 @@ class QueryTally:
             for key, n in items:
                 hit = exact.get(key)
                 if hit is None:  # forgotten since (the table was full): answer it again
-                    reply = self.index.respond(b"\0\0" + key, tcp=True)
-                    self._count(key, status_of(reply), n)
+                    hits.append((key, status_of(self.index.respond(b"\0\0" + key, tcp=True)), n))
                 else:  # the reply after its ID (a weighted set: one of its outcomes)
                     reply = hit if hit.__class__ is bytes else hit[1][0]
-                    self._count(key, reply[0:2] + reply[4:6], n)
-        if replies:
-            items = list(replies.items())
-            replies.clear()
-            for key, n in items:
-                self._count(key[:-4], key[-4:], n)
+                    hits.append((key, reply[0:2] + reply[4:6], n))
+        held = list(replies.items())  # a copy in C; cleared in place, as the loops hold the dict
+        replies.clear()
+        self._held.append((hits, held))
+        if len(self._held) > MAX_HELD:  # changes faster than the folds: fold now
+            self.fold()
+
+    def fold(self, limit: int | None = None) -> bool:
+        """Fold what the loops counted since the last fold into the totals, oldest first.
+
+        With `limit`, fold at most that many counts and keep the rest held for the next call
+        (the node folds in slices, so the DNS loop and a batch's apply run in between).
+        Returns True when nothing is left held."""
+        self.hold()
+        count = self._count
+        while self._held:
+            hits, replies = self._held[0]
+            at, end, split = self._at, len(hits) + len(replies), len(hits)
+            stop = end if limit is None else min(end, at + limit)
+            for key, status, n in hits[at:stop]:
+                count(key, status, n)
+            for key, n in replies[max(0, at - split):max(0, stop - split)]:
+                count(key[:-4], key[-4:], n)
+            if stop < end:
+                self._at = stop
+                return False
+            del self._held[0]
+            self._at = 0
+            if limit is not None:
+                limit -= stop - at
+                if limit <= 0:
+                    return not self._held
+        return True
 
     def _count(self, key: bytes, status: bytes, n: int) -> None:
         if status[1] & 0x0F == 3 and key[8:10] == b"\0\0":

@@ -257,11 +257,17 @@ def test_one_step_cnames_are_spliced_without_the_pipeline_or_their_rdata():
     ref = ServingIndex(cache=False)
     sets = zone_sets() + [RecordSet("Mixed.c.test.", "CNAME", 60, ("A.c.TEST.",)),
                           RecordSet("gone-cn.c.test.", "CNAME", 60, ("nowhere.c.test.",)),
-                          RecordSet("out-cn.c.test.", "CNAME", 60, ("www.example.org.",))]
+                          RecordSet("out-cn.c.test.", "CNAME", 60, ("www.example.org.",)),
+                          # spliced from the target's load-time tails (`_DirectReply._splice`):
+                          # two RRs, a target below the owner's parent, one deeper than it
+                          RecordSet("two.c.test.", "A", 60, ("192.0.2.7", "192.0.2.8")),
+                          RecordSet("cn2.sub2.c.test.", "CNAME", 60, ("Two.c.test.",)),
+                          RecordSet("cn3.c.test.", "CNAME", 60, ("b.A.c.test.",))]
     for ix in (index, ref):
         ix.apply(snapshot(sets))
     asked = [("mixed.c.test.", "A"), ("MIXED.c.test.", "TXT"), ("gone-cn.c.test.", "A"),
-             ("out-cn.c.test.", "AAAA"), ("cn.c.test.", "A")]
+             ("out-cn.c.test.", "AAAA"), ("cn.c.test.", "A"), ("CN2.sub2.C.test.", "A"),
+             ("cn3.c.test.", "TXT")]
     wires = [dns.message.make_query(name, qtype, use_edns=0).to_wire() for name, qtype in asked]
     got = [index.respond(wire, tcp=False) for wire in wires]
     assert index.compiled.stats["direct"] == index.compiled.stats["render"] == len(asked)
@@ -285,8 +291,8 @@ def test_name_key_is_key_of():
 
 def test_the_udp_shells_lane_answers_as_respond_and_fills_the_exact_table():
     """`ServingIndex.compiled_udp` (what the UDP loop calls for queries without additional
-    records) gives `respond`'s bytes, keeps an owner's own answer in the exact table, and
-    declines what the templates do not answer."""
+    records) gives `respond`'s bytes, keeps an owner's own answer in the exact table when the
+    query is asked a second time, and declines what the templates do not answer."""
     index = ServingIndex(rng=lambda: 0.5)
     ref = ServingIndex(cache=False)
     for ix in (index, ref):
@@ -296,8 +302,60 @@ def test_the_udp_shells_lane_answers_as_respond_and_fills_the_exact_table():
     owner = dns.message.make_query("a.c.test.", "A").to_wire()
     missing = dns.message.make_query("nope.c.test.", "A").to_wire()
     assert lane(owner) == ref.respond(owner, tcp=False)
-    assert owner[2:] in index.exact_udp  # the next one is a table hit in the loop itself
+    assert owner[2:] not in index.exact_udp  # asked once: only marked (random names churn)
+    assert lane(owner) == ref.respond(owner, tcp=False)
+    assert owner[2:] in index.exact_udp  # asked again: the next one is a table hit in the loop
     assert lane(missing) == ref.respond(missing, tcp=False)
     assert missing[2:] not in index.exact_udp  # random names would only churn the table
     assert lane(dns.message.make_query("a.c.test.", "ANY").to_wire()) is None
     assert ServingIndex(cache=False).compiled_udp is None
+
+
+def test_a_packet_the_udp_lane_declined_is_not_read_again_by_respond():
+    """The UDP loop asks `compiled_udp` first and `respond` after a decline: `respond` does not
+    run the compiled path on that same packet again, and still answers as the reference."""
+    index = ServingIndex(rng=lambda: 0.5)
+    ref = ServingIndex(cache=False)
+    for ix in (index, ref):
+        ix.apply(snapshot(zone_sets()))
+    compiled = index.compiled
+    assert compiled is not None
+    calls: list[bytes] = []
+    real = compiled.respond
+
+    def counted(wire: bytes, tcp: bool):
+        calls.append(wire)
+        return real(wire, tcp)
+
+    compiled.respond = counted  # type: ignore[method-assign]
+    wire = dns.message.make_query("a.c.test.", "ANY").to_wire()  # ANY: the pipeline's (RFC 8482)
+    assert index.compiled_udp(wire) is None  # type: ignore[misc]
+    assert index.respond(wire, tcp=False) == ref.respond(wire, tcp=False)
+    assert calls == [wire]  # read once
+    # another packet (not the exact table's: other case): the compiled path is asked again
+    again = dns.message.make_query("A.c.test.", "ANY").to_wire()
+    assert index.respond(again, tcp=False) == ref.respond(again, tcp=False)
+    assert len(calls) == 2
+
+
+def test_a_wildcard_added_to_a_zone_without_one_is_synthesised():
+    """A zone with no `*` label answers missing names NXDOMAIN without the closest-encloser
+    walk; a change batch that adds a wildcard makes the same names synthesised (RFC 4592)."""
+    sets = [s for s in zone_sets() if not s.name.startswith("*")]
+    index = ServingIndex(rng=lambda: 0.5)
+    ref = ServingIndex(cache=False)
+    for ix in (index, ref):
+        ix.apply(snapshot(sets))
+    asked = [dns.message.make_query(n, "A").to_wire() for n in ("zz.c.test.", "x.zz.c.test.")]
+    for wire in asked:
+        got = index.respond(wire, tcp=False)
+        assert got in reference_wires(ref, wire, False)
+        assert dns.message.from_wire(got).rcode() == 3  # NXDOMAIN
+    assert index.stats["slow"] == index.stats["fill"] == 0
+    for ix in (index, ref):
+        ix.apply(change(2, [RecordSet("*.c.test.", "A", 60, ("192.0.2.99",))], []))
+    for wire in asked:
+        wire = bytes([0x12, 0x34]) + wire[2:]  # not the exact table's packet
+        got = index.respond(wire, tcp=False)
+        assert got in reference_wires(ref, wire, False)
+        assert [rr.to_text() for rr in dns.message.from_wire(got).answer[0]] == ["192.0.2.99"]

@@ -364,10 +364,14 @@ class ServingIndex:
             if type(hit) is bytes:
                 return wire[:2] + hit
             return wire[:2] + hit[1][bisect.bisect_right(hit[0], self._random())]  # type: ignore[index]
-        if self.compiled is not None:
-            out = self._from_compiled(wire, tcp, exact)
-            if out is not None:
-                return out
+        compiled = self.compiled
+        if compiled is not None:
+            if compiled.declined is wire and not tcp:
+                compiled.declined = None  # `compiled_udp` just declined this very packet
+            else:
+                out = self._from_compiled(wire, tcp, exact)
+                if out is not None:
+                    return out
         fq = parse_fast(wire) if self.cache_enabled else None
         if fq is not None:
             entry = self._cache.get(fq.key)
@@ -433,8 +437,16 @@ class ServingIndex:
         return self.compiled.udp if self.compiled is not None else None
 
     def _keep_udp(self, key: bytes, out: bytes, okey: Key) -> None:
-        self._remember(self.exact_udp, key, okey)
-        self.exact_udp[key] = out
+        """`_remember` for the exact UDP table, inline: the compiled path keeps every owner's
+        own answer it sends, so this runs for most random existing names."""
+        exact = self.exact_udp
+        if len(exact) >= self.cache_limit:
+            self._forget_answers(None)
+        keys = self._filled.get(okey)
+        if keys is None:
+            keys = self._filled[okey] = ([], [], [], [])
+        keys[1].append(key)  # the exact UDP table's keys (`_tables`' second)
+        exact[key] = out
 
     def answer(self, wire: bytes, *, tcp: bool, rng: object = None,
                source: str | None = None) -> Reply | None:

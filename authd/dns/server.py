@@ -21,7 +21,6 @@ room for the new one.
 
 from __future__ import annotations
 
-import bisect
 import errno
 import functools
 import inspect
@@ -41,7 +40,7 @@ from authd.dns.index import ServingIndex
 from authd.dns.notify import serve_notify
 from authd.dns.rrl import RClass, RrlConfig, Verdict
 from authd.dns.udp_batched import AVAILABLE as FAST_UDP
-from authd.dns.udp_batched import serve_udp_batched
+from authd.dns.udp_batched import exchange, serve_udp_batched
 from authd.dns.xfr import TransferConfig, TransferService
 from authd.errlog import ErrorLog
 from authd.metrics import UNANSWERED
@@ -118,30 +117,16 @@ async def serve_udp(
     if fast and FAST_UDP:
         await serve_udp_batched(index, sock, errors, guard, xfr, _with_source, UDP_BUDGET)
         return  # not reached: it serves until cancelled
-    # `authd.dns.udp_batched.exchange` is this loop's body for one datagram (the C loop's
-    # fallback): a change here is a change there (tests/test_fastudp.py compares the bytes)
-    guarded = guard.answer if guard is not None else None
-    limit = guard.limit_udp if guard is not None and guard.rrl is not None else None
-    respond = _with_source(index.respond)
+    # One datagram's exchange is `authd.dns.udp_batched.exchange`, the same code the C loop
+    # falls back to, so both loops send the same bytes and count the same.
+    clock: list = [0.0, 0]
+    answer = exchange(index, errors, guard, xfr, clock, _with_source).answer
     recvfrom = sock.recvfrom
     sendto = sock.sendto
-    # The index's exact-bytes table, looked up inline: a repeat query costs one dict lookup
-    # and one concatenation here, no call into the index (the index clears it on change).
-    exact_get = index.exact_udp.get
-    # authd.metrics: one dict increment per query, by the query bytes for an exact-table hit
-    # (the table holds its answer until the fold has run), else by the query bytes and the
-    # reply's status octets (`authd.metrics.status_of`), so the fold answers nothing again
-    counts = getattr(index, "query_counts", None)
-    tally = getattr(index, "reply_counts", None)  # not `replies`: a transfer has those
-    random = index.random
-    bisect_right = bisect.bisect_right
-    # A query without additional records carries no cookie, TSIG or EDNS for the guard to
-    # read, so without RRL the compiled templates answer it directly (`authd.dns.compiled`)
-    direct = getattr(index, "compiled_udp", None) if limit is None else None
     while True:
         await trio.lowlevel.wait_readable(sock)
-        now = trio.current_time()
-        wall = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
+        clock[0] = trio.current_time()
+        clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
         for _ in range(UDP_BUDGET):
             try:
                 data, addr = recvfrom(4096)  # queries are small; bigger is malformed
@@ -150,39 +135,7 @@ async def serve_udp(
             except OSError as exc:  # e.g. ICMP errors surfacing as ECONNREFUSED
                 log.debug("udp receive error: %s", exc)
                 continue
-            # The exact table only ever holds queries without a COOKIE option (the guard
-            # takes it out before the index sees a query), so a hit needs no cookie work
-            key = data[2:]
-            hit = exact_get(key)
-            try:
-                if hit is None:
-                    reply = direct(data) if direct is not None and data[10:12] == b"\0\0" else None
-                    if reply is not None:
-                        pass
-                    elif xfr is not None and xfr.wants(data):  # a transfer, or a signed query
-                        replies = xfr.respond(data, addr[0], tcp=False, now=wall)
-                        reply = next(iter(replies), None) if replies is not None else None
-                    elif guarded is not None:
-                        reply = guarded(data, addr[0], now, wall, tcp=False)
-                    else:
-                        reply = respond(data, tcp=False, source=addr[0])  # routing by location
-                    if tally is not None:
-                        status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
-                        tally[status] = tally.get(status, 0) + 1
-                else:
-                    if counts is not None:
-                        counts[key] = counts.get(key, 0) + 1
-                    if hit.__class__ is bytes:
-                        reply = data[:2] + hit  # type: ignore[operator]
-                    else:
-                        reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index]
-                    if limit is not None:
-                        reply = limit(reply, addr[0], now)
-            except Exception as exc:  # the boundary of one exchange: drop this packet only
-                errors.exception("udp answer", exc, trio.current_time())
-                if tally is not None:
-                    tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
-                continue
+            reply = answer(data, addr)  # never raises: the boundary of one exchange
             if reply is not None:
                 try:
                     sendto(reply, addr)

@@ -4,7 +4,7 @@ Trio shell (issue 12, "cut syscalls where it pays"). `serve_udp_batched` waits f
 to be readable and calls `_fastudp.drain`, which receives up to 64 datagrams per recvmmsg(2),
 answers exact-table hits in C (the ID spliced before the stored reply, a weighted pair picked
 with the index's random source), and sends each batch's replies with one sendmmsg(2). Every
-other datagram goes to `exchange(...)`, which is the Python loop of
+other datagram goes to `exchange(...)`, which is also the body of the Python loop
 `authd.dns.server.serve_udp` for one datagram: the same compiled templates, transfers, guard,
 RRL and counts, inside the same one-exchange error boundary. With RRL on, hits need the
 limiter too, so then every datagram goes through `exchange`. tests/test_fastudp.py checks

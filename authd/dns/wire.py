@@ -60,10 +60,16 @@ def _ecs(data: bytes) -> tuple[int, str, int] | None:
     return family, str(address), source
 
 
-def parse_fast(wire: bytes, allow_ecs: bool = False) -> FastQuery | None:
-    """Parse the common query shape, or return None (then the full parser decides).
-    `allow_ecs` also takes one well-formed EDNS Client Subnet option (the answer stage's
-    parser; the rendered-answer tables never see such a query)."""
+# What `read_query` gives: (the name's key: lowered labels with the root's b"", the lowered
+# packet, qend, QTYPE, EDNS variant: 0 none, 1 DO=0, 2 DO=1, UDP payload (0 without EDNS),
+# the ECS option or None). A plain tuple: the compiled answers read it per packet.
+Read = tuple[tuple[bytes, ...], bytes, int, int, int, int, "tuple[int, str, int] | None"]
+
+
+def read_query(wire: bytes, allow_ecs: bool = False) -> Read | None:
+    """Read the common query shape once, for every fast path (`parse_fast`, the compiled
+    answers): the one place its rules are written. None when the packet is not that shape
+    (then the full parser decides). QTYPE is left to the caller (each declines its own)."""
     n = len(wire)
     if n < 17 or wire[2] & 0xF8:  # QR=1 or opcode != QUERY: not ours to shortcut
         return None
@@ -74,30 +80,30 @@ def parse_fast(wire: bytes, allow_ecs: bool = False) -> FastQuery | None:
         has_opt = True
     else:
         return None
+    low = wire.lower()  # label lengths are < 64, so only the names' letters change
+    labels = []
     i = 12
-    total = 1
     while True:
         length = wire[i]
-        if length == 0:
+        if not length:
             break
         if length > 63:  # a compression pointer or reserved label type
             return None
+        labels.append(low[i + 1:i + 1 + length])
         i += length + 1
-        total += length + 1
-        if i >= n or total > 255:  # RFC 1035 §2.3.4: names are at most 255 octets
+        if i >= n:
             return None
+    if i > 266:  # RFC 1035 §2.3.4: names are at most 255 octets (i - 12 + 1 with the root)
+        return None
     qend = i + 5
-    if qend > n:
+    if qend > n or wire[i + 3:qend] != b"\x00\x01":  # class IN only
         return None
+    labels.append(b"")
     qtype = wire[i + 1] << 8 | wire[i + 2]
-    if qtype in _UNCACHED_TYPES or wire[i + 3:qend] != b"\x00\x01":  # class IN only
-        return None
-    flags = (wire[2] << 8 | wire[3]) & RD_CD
-    question = wire[12:qend].lower()  # label lengths are < 64, so only letters change
     if not has_opt:
         if qend != n:
             return None
-        return FastQuery((flags, question, 0), qend, 0)
+        return tuple(labels), low, qend, qtype, 0, 0, None
     # RFC 6891 §6.1.2: OPT owner is the root, type 41, class = payload, TTL = ext-rcode,
     # version, flags; then RDLEN and options
     o = qend
@@ -125,9 +131,19 @@ def parse_fast(wire: bytes, allow_ecs: bool = False) -> FastQuery | None:
         j += 4 + olen
     if j != end:
         return None
-    payload = wire[o + 3] << 8 | wire[o + 4]
-    variant = 2 if wire[o + 7] & 0x80 else 1
-    return FastQuery((flags, question, variant), qend, payload, ecs)
+    return (tuple(labels), low, qend, qtype, 2 if wire[o + 7] & 0x80 else 1,
+            wire[o + 3] << 8 | wire[o + 4], ecs)
+
+
+def parse_fast(wire: bytes, allow_ecs: bool = False) -> FastQuery | None:
+    """Parse the common query shape (`read_query`), or return None (then the full parser
+    decides). `allow_ecs` also takes one well-formed EDNS Client Subnet option (the answer
+    stage's parser; the rendered-answer tables never see such a query)."""
+    q = read_query(wire, allow_ecs)
+    if q is None or q[3] in _UNCACHED_TYPES:
+        return None
+    qend = q[2]
+    return FastQuery(((wire[2] << 8 | wire[3]) & RD_CD, q[1][12:qend], q[4]), qend, q[5], q[6])
 
 
 # --- rendering ------------------------------------------------------------------------------

@@ -1,0 +1,136 @@
+"""A change applied between two folds: the counts are held, not classified, and the next fold
+still counts every query by the reply it got (issue 12: a batch's apply must not wait for
+the fold of thousands of distinct queries).
+
+A real `serve_udp` on loopback with a `QueryTally`: a name is asked three times (the last is
+an exact-table hit: the table keeps an answer on its second asking), a change replaces its A
+set with a TXT set (its A answer goes empty), it is asked again. The apply must classify nothing; the fold afterwards must give the
+(type, rcode) totals and the empty-answer count the replies show.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+
+import dns.message
+import dns.rcode
+import pytest
+import trio
+
+import authd.metrics
+from authd.dns.index import ServingIndex
+from authd.dns.server import serve_udp
+from authd.metrics import MAX_HELD, QueryTally
+from authd.model.journal import EntryKind, JournalEntry
+from authd.model.records import RecordKey, RecordSet
+
+pytestmark = pytest.mark.realtime
+Z = "k.test."
+
+
+def zone() -> list[RecordSet]:
+    return [RecordSet(Z, "SOA", 300, ("ns1.k.test. hostmaster.k.test. 1 7200 900 1209600 60",)),
+            RecordSet(Z, "NS", 300, ("ns1.k.test.",)),
+            RecordSet("ns1.k.test.", "A", 300, ("192.0.2.1",)),
+            RecordSet("h.k.test.", "A", 60, ("192.0.2.5",)),
+            RecordSet("g.k.test.", "A", 60, ("192.0.2.6",))]
+
+
+def change(seq: int) -> JournalEntry:
+    """h.k.test. loses its A set for a TXT set: A there becomes NOERROR with no answer."""
+    soa = RecordSet(Z, "SOA", 300, (f"ns1.k.test. hostmaster.k.test. {1 + seq} 7200 900 1209600 60",))
+    return JournalEntry(seq, EntryKind.CHANGE, "Z0K0TEST", Z, 1 + seq, f"C{seq}",
+                        (RecordSet("h.k.test.", "TXT", 60, ('"moved"',)), soa),
+                        (RecordKey("h.k.test.", "A"),))
+
+
+async def test_an_apply_holds_the_counts_and_the_fold_classifies_them_by_their_replies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    index = ServingIndex()
+    index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+    tally = QueryTally(index)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.setblocking(False)
+    want: Counter[tuple[str, str]] = Counter()
+    empty = 0
+
+    async def ask(client: trio.socket.SocketType, name: str) -> int:
+        q = dns.message.make_query(name, "A")
+        await client.sendto(q.to_wire(), srv.getsockname())
+        reply = dns.message.from_wire(await client.recv(4096))
+        want[("A", dns.rcode.to_text(reply.rcode()))] += 1
+        return len(reply.answer)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_udp, index, srv)
+        client = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with client, trio.fail_after(20):
+            for name in ["h.k.test.", "g.k.test."] * 3 + ["nx.k.test."]:  # repeats meet the table
+                assert await ask(client, name) == (0 if name.startswith("nx") else 1)
+            assert index.query_counts and index.reply_counts  # both lanes were taken
+
+            def no_classifying(key: bytes) -> tuple[str, str]:
+                raise AssertionError("the apply classified a query")
+
+            with monkeypatch.context() as m:
+                m.setattr(authd.metrics, "classify_query", no_classifying)
+                index.apply(change(1))
+            assert not index.query_counts and not index.reply_counts  # held, cleared in place
+            assert not tally.by_type_rcode  # nothing classified yet
+            for _ in range(3):
+                empty += await ask(client, "h.k.test.") == 0
+        nursery.cancel_scope.cancel()
+    srv.close()
+    tally.fold()
+    assert empty == 3
+    assert dict(tally.by_type_rcode) == dict(want) == {("A", "NOERROR"): 9, ("A", "NXDOMAIN"): 1}
+    assert dict(tally.empty) == {("h.k.test.", "A"): 3}  # it had records before the change
+
+
+def test_held_counts_are_bounded_by_folding_when_changes_outrun_the_folds() -> None:
+    index = ServingIndex()
+    index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+    tally = QueryTally(index)
+    key = dns.message.make_query("g.k.test.", "A").to_wire()[2:]
+    reply = index.respond(b"\0\0" + key, tcp=False)
+    assert reply is not None
+    status = reply[2:4] + reply[6:8]
+    for _ in range(MAX_HELD + 1):
+        index.reply_counts[key + status] = index.reply_counts.get(key + status, 0) + 1
+        tally.hold()
+    assert tally.by_type_rcode[("A", "NOERROR")] == MAX_HELD + 1  # folded once past the bound
+    assert not tally._held  # noqa: SLF001
+
+
+def test_a_fold_in_slices_gives_the_totals_of_one_fold() -> None:
+    def counted() -> tuple[ServingIndex, QueryTally]:
+        index = ServingIndex()
+        index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+        return index, QueryTally(index)
+
+    def ask(index: ServingIndex, names: list[str]) -> None:
+        for name in names:  # counted as the UDP loop counts a reply it sent
+            key = dns.message.make_query(name, "A").to_wire()[2:]
+            reply = index.respond(b"\0\0" + key, tcp=False)
+            assert reply is not None
+            status = key + reply[2:4] + reply[6:8]
+            index.reply_counts[status] = index.reply_counts.get(status, 0) + 1
+
+    names = ["h.k.test.", "g.k.test.", "ns1.k.test."] * 3 + [f"x{i}.k.test." for i in range(20)]
+    whole, sliced = counted(), counted()
+    for index, tally in (whole, sliced):
+        ask(index, names)
+        tally.hold()
+        index.apply(change(1))  # h.k.test. A goes empty
+        ask(index, names[:4])
+    assert whole[1].fold() is True
+    calls = 0
+    while not sliced[1].fold(4):
+        calls += 1
+        assert calls < 100
+    assert calls >= 5  # it stopped part-way, 4 counts a slice
+    assert dict(sliced[1].by_type_rcode) == dict(whole[1].by_type_rcode) == {
+        ("A", "NOERROR"): 13, ("A", "NXDOMAIN"): 20}
+    assert dict(sliced[1].empty) == dict(whole[1].empty) == {("h.k.test.", "A"): 2}
