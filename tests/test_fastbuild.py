@@ -16,8 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from authd.dns import rdatawire
 from authd.dns.answer import Plain, Zone, make_query_wire
 from authd.dns.index import index_from_zones
+from authd.zonefiles.masterfile import MasterFileError, NeedsFullReader, read_wired
 from authd.zonefiles.zonefile import LoadedZone, ZoneLoadError, check_zone, parse_master
 from tests.test_masterfile import ORIGIN, zone_texts
 
@@ -115,3 +117,18 @@ def test_a_clean_file_is_built_and_a_bad_one_says_where():
         parse_master(head + "c CNAME x\nc A 192.0.2.2\n", "gen.test.zone", ORIGIN, build=True)
     with pytest.raises(ZoneLoadError, match="no NS records at the zone apex"):
         parse_master(head.replace("@ NS ns1\n", ""), "gen.test.zone", ORIGIN, build=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files())
+def test_the_reader_s_wire_forms_are_rdatawire_s(text):
+    """An A or AAAA wire handed over by the reader is the one `rdatawire` (checked against
+    dnspython in `test_rdatawire`) makes from the value's text."""
+    try:
+        rows = list(read_wired(text, ORIGIN))
+    except (MasterFileError, NeedsFullReader):
+        return
+    for _line, _owner, _ttl, rtype, value, wire in rows:
+        if wire is not None:
+            assert rtype in ("A", "AAAA")
+            assert wire == rdatawire.one(1 if rtype == "A" else 28, value)[1]
