@@ -27,13 +27,14 @@ import functools
 import gc
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from authd import gcpause, gcwatch
 from authd.control.app import ControlAPI, check_listen, serve_control
 from authd.dns.index import ServingIndex
 from authd.dns.server import serve_dns
@@ -160,6 +161,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         link = pgnodes.DatabaseLink(cfg.node_name or "node")
         call = pgnodes.TolerantCall(call, link, lambda: min(f.applied_seq for f in propagation.followers))
 
+    watch = None
     try:
         async with trio.open_nursery() as nursery:
             name = cfg.replica_name if cfg.replica_mode else "primary"
@@ -219,6 +221,11 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             # A 1,000-change batch allocates ~50k short-lived objects (XML elements, record
             # sets); the default gen-0 threshold (700) would run dozens of collections per batch.
             gc.set_threshold(50_000, 20, 20)
+            watch = gcwatch.install()  # each full collection logged with its time (issue 12)
+            # and no collection inside a batch at all: this node runs them between batches
+            gcpause.hold()
+            nursery.start_soon(_collect_between_batches,
+                               (lambda: app.in_flight > 0) if app is not None else (lambda: False))
             node = Node(store, propagation, primary, replicas, app, peers=peers, link=link)
             if metrics is not None:
                 metrics.start()
@@ -250,7 +257,28 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                     link=link, heartbeat=cfg.heartbeat))
             task_status.started(node)
     finally:
+        if watch is not None:
+            watch.uninstall()
+            gcpause.release()
         store.close()
+
+
+async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0) -> None:
+    """The node's cyclic collections (`authd.gcpause.due`), each once no change batch is in
+    flight, so a batch's INSYNC never waits for one; after the middle generation's, the
+    survivors are frozen."""
+    tick = 0
+    while True:
+        await trio.sleep(every)
+        tick += 1
+        gen = gcpause.due(gc.get_count()[0], tick)
+        if gen is None:
+            continue
+        while busy():
+            await trio.sleep(0.005)  # a batch is being applied: right after it
+        gc.collect(gen)
+        if gen == 1:
+            gc.freeze()
 
 
 def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:

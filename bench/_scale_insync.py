@@ -634,6 +634,9 @@ def main(argv: list[str]) -> int:
                     help="then, in this process on the same store file, time the server's stages "
                          "of a batch and cProfile 5 UPSERT batches (loads the zone a second time)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--keep-log", type=Path, default=None, metavar="FILE",
+                    help="copy the server's log here (one line per batch with its stage times, "
+                         "one per full garbage collection), to see what made a slow batch slow")
     args = ap.parse_args(argv)
     extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-insync-") as tmp:
@@ -646,6 +649,8 @@ def main(argv: list[str]) -> int:
                      limit=args.limit, warm_names=args.warm)
         result.command = "python -m bench._scale_insync " + " ".join(argv)
         print_summary(result)
+        if args.keep_log is not None:
+            args.keep_log.write_bytes((work / "authd-insync.log").read_bytes())
         if args.profile:
             extra = profile(zdir, ORIGIN, work / "insync.sqlite3", changes=args.changes,
                             warm_names=args.warm)
