@@ -1,0 +1,67 @@
+"""`authd.store.checkpointer`: a SQLiteStore's COMMIT no longer checkpoints the WAL; a thread
+does once writes go idle, and what it copies is the committed state (issue 12)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+from authd.model.records import RecordSet
+from authd.store import checkpointer
+from authd.store.contract import Action, Change
+from authd.store.sqlstore import SQLiteStore
+
+
+def _batch(store: SQLiteStore, zone_id: str, k: int, n: int = 200) -> None:
+    store.change_batch(zone_id, [Change(Action.CREATE, RecordSet(f"n{k}-{i}.example.test.", "A", 60,
+                                                                  (f"192.0.2.{i % 250 + 1}",)))
+                                 for i in range(n)])
+
+
+def _names_in_main_file(db, tmp_path) -> int:
+    """Rows of rrsets in the database file alone, as if its WAL were lost: what checkpoints
+    have copied back (the copy is opened without the -wal file beside it)."""
+    lone = tmp_path / "lone.db"
+    shutil.copyfile(db, lone)
+    conn = sqlite3.connect(lone)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name='rrsets'").fetchall():
+            return 0  # not even the schema has been copied back yet
+        return conn.execute("SELECT COUNT(*) FROM rrsets WHERE name LIKE 'n%'").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_commit_leaves_the_checkpoint_to_the_idle_thread(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpointer, "IDLE", 3600.0)  # never idle long enough in this test
+    db = tmp_path / "a.db"
+    store = SQLiteStore(db)
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == checkpointer.BACKSTOP_PAGES
+    zone, _ = store.create_zone("example.test", "r")
+    for k in range(30):  # ~2,000+ WAL pages: past SQLite's default autocheckpoint of 1,000
+        _batch(store, zone.id, k)
+    assert store._checkpointer.checkpoints == 0
+    assert _names_in_main_file(db, tmp_path) == 0  # all of it still only in the (synced) WAL
+    assert len(store.record_sets(zone.id)) == 30 * 200 + 2  # and served from it
+    store.close()  # the last connection's close checkpoints, as SQLite always did
+    assert _names_in_main_file(db, tmp_path) == 30 * 200
+
+
+def test_idle_thread_checkpoints_the_committed_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpointer, "IDLE", 0.01)
+    db = tmp_path / "a.db"
+    store = SQLiteStore(db)
+    zone, _ = store.create_zone("example.test", "r")
+    for k in range(3):
+        _batch(store, zone.id, k)
+    done = store._checkpointer.done
+    while True:  # checkpoints may have run between the batches: until one after the last
+        done.clear()  # (cleared before looking, so a checkpoint finishing now is not missed)
+        if _names_in_main_file(db, tmp_path) == 3 * 200:
+            break
+        assert done.wait(timeout=30), "no checkpoint within 30 s of the last commit"
+    assert store._checkpointer.checkpoints >= 1
+    reopened = SQLiteStore(db, readonly=True)
+    assert len(reopened.record_sets(zone.id)) == 3 * 200 + 2
+    reopened.close()
+    store.close()
