@@ -35,3 +35,25 @@ def test_a_big_load_freezes_what_it_built():
         kept += [[i] for i in range(100)]
     assert gc.get_freeze_count() >= before + 200
     gc.unfreeze()
+
+
+def test_a_node_collects_young_each_second_and_freezes_on_a_schedule():
+    assert gcpause.due(0, 1) is None  # nothing new: no collection
+    assert gcpause.due(gcpause.YOUNG, 1) == 0
+    assert gcpause.due(0, gcpause.FREEZE_EVERY) == 1
+    ticks = range(1, 10 * gcpause.FREEZE_EVERY + 1)
+    assert sum(gcpause.due(10**6, t) == 1 for t in ticks) == 10
+    assert all(gcpause.due(10**6, t) != 2 for t in ticks)  # never a full collection
+
+
+def test_hold_stops_automatic_collection_until_the_last_release():
+    assert gc.isenabled()
+    gcpause.hold()
+    gcpause.hold()  # a second node in the same process
+    try:
+        assert not gc.isenabled()
+        gcpause.release()
+        assert not gc.isenabled()  # the other node still runs its own
+    finally:
+        gcpause.release()
+    assert gc.isenabled()
