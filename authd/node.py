@@ -265,20 +265,15 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
 
 async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0) -> None:
     """The node's cyclic collections (`authd.gcpause.due`), each once no change batch is in
-    flight, so a batch's INSYNC never waits for one; after the middle generation's, the
-    survivors are frozen."""
-    tick = 0
+    flight, so a batch's INSYNC never waits for one; the survivors are then frozen."""
     while True:
         await trio.sleep(every)
-        tick += 1
-        gen = gcpause.due(gc.get_count()[0], tick)
-        if gen is None:
+        if not gcpause.due(gc.get_count()[0]):
             continue
         while busy():
             await trio.sleep(0.005)  # a batch is being applied: right after it
-        gc.collect(gen)
-        if gen == 1:
-            gc.freeze()
+        gc.collect(1)
+        gc.freeze()
 
 
 def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:
