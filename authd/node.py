@@ -224,12 +224,12 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             watch = gcwatch.install()  # each full collection logged with its time (issue 12)
             # and no collection inside a batch at all: this node runs them between batches
             gcpause.hold()
-            nursery.start_soon(_collect_between_batches,
-                               (lambda: app.in_flight > 0) if app is not None else (lambda: False))
+            busy = (lambda: app.in_flight > 0) if app is not None else (lambda: False)
+            nursery.start_soon(_collect_between_batches, busy)
             node = Node(store, propagation, primary, replicas, app, peers=peers, link=link)
             if metrics is not None:
                 metrics.start()
-                nursery.start_soon(_fold_every_second, metrics)
+                nursery.start_soon(_fold_every_second, metrics, busy)
             if app is not None:
                 app.on_change.append(propagation.wake_all)
                 if cfg.health_checks:
@@ -314,14 +314,20 @@ def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | 
 FOLD_SLICE = 1000  # counts folded between checkpoints (~3 ms of classifying; issue 12)
 
 
-async def _fold_every_second(metrics: Any) -> None:
+async def _fold_every_second(metrics: Any, busy: Callable[[], bool] = lambda: False) -> None:
     """Keep the per-query dict small: fold it into totals once a second, in slices, so that
-    thousands of distinct queries do not hold up DNS or a change batch's apply."""
+    thousands of distinct queries do not hold up DNS or a change batch's apply. No slice runs
+    while a batch is in flight: the store's thread would wait for the GIL after each of its
+    SQLite calls (up to the 5 ms switch interval each) while this one classifies queries."""
     while True:
         await trio.sleep(1.0)
         if metrics.tally is not None:
+            while busy():
+                await trio.sleep(0.005)
             while not metrics.tally.fold(FOLD_SLICE):
                 await trio.sleep(0)
+                while busy():
+                    await trio.sleep(0.005)
 
 
 async def _inline(fn: Any, *args: Any) -> Any:
