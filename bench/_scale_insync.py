@@ -315,7 +315,7 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
     """Where one batch's time goes, in this process, on the same store file and zone: the
     server's stages one by one (SigV4 check, XML to changes, the store's transaction, the
     follower's journal read, the serving index's apply, the response XML), as `authd.node`
-    wires them (metrics counting queries, the garbage collector frozen after the load), p50 ms
+    wires them (metrics counting queries, the garbage collector frozen after the load and run between batches), p50 ms
     over `rounds` batches of each action; then cProfile of `PROFILED` UPSERT batches, functions by own
     time. Returns the lines for the report (and prints them)."""
     import cProfile
@@ -323,6 +323,7 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
     import io
     import pstats
 
+    from authd import gcpause
     from authd.control import r53xml, sigv4
     from authd.dns.index import ServingIndex
     from authd.metrics import AuthdMetrics
@@ -341,6 +342,7 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)  # authd.node's, after its load
+    gcpause.hold()  # and, as the node, its collections between batches (`between`)
     print(f"  profile: store and index of {len(owners):,} A owners ready in "
           f"{time.perf_counter() - t:.1f} s", flush=True)
     zone = store.find_zone_by_name(origin)
@@ -353,6 +355,9 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
 
     def one(action: str, body: bytes, prof: cProfile.Profile | None = None) -> None:
         tally.fold()  # the node's once-a-second fold, outside the batch
+        if gcpause.due(gc.get_count()[0]):  # `authd.node._collect_between_batches`
+            gc.collect(1)
+            gc.freeze()
         counts = index.reply_counts
         for w in rnd.choices(owners, k=warm_names):  # answers held, to be forgotten
             wire = dns.message.make_query(w, "A").to_wire()
@@ -421,6 +426,7 @@ def profile(zdir: Path, origin: str, store_path: Path, *, changes: int = 1000, r
             frames.setdefault(action, []).append(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
     page = conn.execute("PRAGMA page_size").fetchone()[0]
     store.close()
+    gcpause.release()
     gc.unfreeze()
     out = ["Pages written per commit (WAL frames of "
            f"{page:,} bytes, median of 4): "
