@@ -1,0 +1,66 @@
+"""`authd.node`: the cyclic collector and the metrics fold wait while a change batch is in
+flight, so neither adds to its INSYNC time (issue 12)."""
+
+from __future__ import annotations
+
+import gc
+
+import trio
+
+from authd import node
+
+
+async def test_the_collector_runs_after_the_batch_in_flight(autojump_clock, monkeypatch):
+    calls: list[object] = []
+    monkeypatch.setattr(gc, "get_count", lambda: (10_000, 0, 0))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(generation) or 0)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    in_flight = [True]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._collect_between_batches, lambda: in_flight[0])
+        await trio.sleep(3.5)  # three ticks due, all waiting for the batch
+        assert calls == []
+        in_flight[0] = False
+        await trio.sleep(0.1)
+        assert calls == [1, "freeze"]  # young and middle generations, then what survived
+        await trio.sleep(1.0)
+        assert calls == [1, "freeze", 1, "freeze"]  # and once a second after that
+        nursery.cancel_scope.cancel()
+
+
+async def test_nothing_new_nothing_collected(autojump_clock, monkeypatch):
+    calls: list[object] = []
+    monkeypatch.setattr(gc, "get_count", lambda: (3, 0, 0))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(generation) or 0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._collect_between_batches, lambda: False)
+        await trio.sleep(5.5)
+        nursery.cancel_scope.cancel()
+    assert calls == []
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.slices = 0
+
+    def fold(self, limit: int) -> bool:
+        self.slices += 1
+        return self.slices >= 3  # done after three slices
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.tally = _Tally()
+
+
+async def test_the_fold_waits_for_the_batch_in_flight(autojump_clock):
+    metrics = _Metrics()
+    in_flight = [True]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._fold_every_second, metrics, lambda: in_flight[0])
+        await trio.sleep(2.5)
+        assert metrics.tally.slices == 0
+        in_flight[0] = False
+        await trio.sleep(0.1)
+        assert metrics.tally.slices == 3
+        nursery.cancel_scope.cancel()
