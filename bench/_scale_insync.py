@@ -534,6 +534,13 @@ did is not known). Server CPU per UPSERT batch is 36-38 ms in the other two (mai
 The p99 goal still needs a quiet machine to be measured; what is left per batch is CPU: the
 store's transaction (~19 ms CPU for 500 random UPSERTs), the apply (~9 ms) and the XML (~3 ms).
 
+On the 1,000,000-name zone (the tables above, 02:58 UTC, load 5.1 to 5.4; main at 02:25, load
+2.9 to 3.4: INSYNC p50 43.2 / 70.5 ms, p99 194.0 / 238.4, server CPU 29.3 / 57.7 per batch),
+the stage lines of the 30 UPSERTs: store p50 45.9 / max 139.6 ms (COMMIT 6.6 / 17.4: no
+checkpoint in it any more), to the index 19.1 / 55.3; of the create/delete ones, to the index
+max 119.1. 30 collections, the longest 77 ms: between batches, but one that starts just
+before a request still delays it.
+
 What the figures say. The wall times are stretched by the rest of the machine (a load of 3 to 5
 on its 2 cores in these runs); the server's own CPU per batch is not, and it is already near or
 over the budget: about 44 ms for 1,000 CREATEs or DELETEs and 75 to 78 ms for 500 UPSERTs, in
