@@ -161,6 +161,73 @@ count(PyObject *counts, PyObject *key)
     return rc;
 }
 
+/* The question of a query that carries it alone, read as `authd.dns.wire.read_query` reads
+ * it (the same reader, written twice: tests/test_fastudp.py checks the two against each other
+ * on generated wires, accept/decline and the key). Accepted only: at least 17 octets, QR=0
+ * and opcode QUERY (RFC 1035 §4.1.1), QDCOUNT 1 and AN/NS/AR 0, an uncompressed name of
+ * labels of at most 63 octets (RFC 1035 §4.1.4: a length over 63 is a pointer or a reserved
+ * label type) and at most 255 octets in all (RFC 1035 §2.3.4), class IN, and nothing after
+ * the question. Returns the name's key, the lowered labels (ASCII A-Z only, as bytes.lower)
+ * and the root's b"", as a new tuple, with QTYPE and qend (the offset past the question);
+ * NULL with no exception for any other shape (Python's reader then decides), NULL with an
+ * exception when memory runs out. */
+static PyObject *
+read_question(const unsigned char *data, Py_ssize_t n, int *qtype, Py_ssize_t *qend)
+{
+    static const unsigned char qd1[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+    if (n < 17 || (data[2] & 0xF8) || memcmp(data + 4, qd1, 8) != 0)
+        return NULL;
+    Py_ssize_t starts[128];
+    int nlabels = 0;
+    Py_ssize_t i = 12;
+    for (;;) {
+        unsigned int length = data[i];
+        if (length == 0)
+            break;
+        if (length > 63)
+            return NULL;
+        if (nlabels == 128)  /* more labels than 255 octets can hold */
+            return NULL;
+        starts[nlabels++] = i;
+        i += (Py_ssize_t)length + 1;
+        if (i >= n)
+            return NULL;
+    }
+    if (i > 266) /* a name of at most 255 octets, the root's included */
+        return NULL;
+    Py_ssize_t end = i + 5;
+    if (end != n || data[i + 3] != 0 || data[i + 4] != 1) /* class IN; no records after */
+        return NULL;
+    PyObject *key = PyTuple_New(nlabels + 1);
+    if (key == NULL)
+        return NULL;
+    for (int j = 0; j < nlabels; j++) {
+        Py_ssize_t at = starts[j];
+        Py_ssize_t length = data[at];
+        PyObject *label = PyBytes_FromStringAndSize(NULL, length);
+        if (label == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        char *out = PyBytes_AS_STRING(label);
+        const unsigned char *in = data + at + 1;
+        for (Py_ssize_t c = 0; c < length; c++) {
+            unsigned char ch = in[c];
+            out[c] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        PyTuple_SET_ITEM(key, j, label);
+    }
+    PyObject *root = PyBytes_FromStringAndSize("", 0);
+    if (root == NULL) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, nlabels, root);
+    *qtype = data[i + 1] << 8 | data[i + 2];
+    *qend = end;
+    return key;
+}
+
 /* Send out[0:n]; a datagram the kernel refuses (full buffer, unreachable client) is dropped,
  * as the Python loop drops it on OSError from sendto. */
 static void
@@ -184,6 +251,7 @@ send_all(int fd, int n)
 typedef struct {
     PyObject *exact, *fallback, *counts, *random; /* exact, counts: NULL for None */
     PyObject *direct, *rest, *tally, *unanswered; /* direct, tally: NULL for None */
+    PyObject *read;                               /* NULL for None */
 } Loop;
 
 /* tally[data[2:] + status] += 1, the status being reply[2:4] + reply[6:8], or `unanswered`
@@ -286,8 +354,29 @@ answer_one(int i, const Loop *L, int *nout)
         goto failed;
     PyObject *callee = L->fallback; /* the whole loop body */
     if (absent && L->direct != NULL && len >= 12 && data[10] == 0 && data[11] == 0) {
-        /* a query of the question alone: the compiled templates first, as the loop does */
-        reply = PyObject_CallOneArg(L->direct, wire);
+        /* a query of the question alone: the compiled templates first, as the loop does;
+         * with `read`, the question read here (Python's reader only for other shapes) */
+        PyObject *key = NULL;
+        int qtype = 0;
+        Py_ssize_t qend = 0;
+        if (L->read != NULL) {
+            key = read_question(data, len, &qtype, &qend);
+            if (key == NULL && PyErr_Occurred()) {
+                Py_DECREF(wire);
+                goto failed;
+            }
+        }
+        if (key != NULL) {
+            PyObject *args[4] = {wire, key, NULL, NULL};
+            args[2] = PyLong_FromLong(qtype);
+            args[3] = args[2] == NULL ? NULL : PyLong_FromSsize_t(qend);
+            reply = args[3] == NULL ? NULL : PyObject_Vectorcall(L->read, args, 4, NULL);
+            Py_XDECREF(args[2]);
+            Py_XDECREF(args[3]);
+            Py_DECREF(key);
+        } else {
+            reply = PyObject_CallOneArg(L->direct, wire);
+        }
         if (reply == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
                 Py_DECREF(wire);
@@ -355,14 +444,18 @@ PyDoc_STRVAR(drain_doc,
 "direct, rest, tally, unanswered (optional, together): a miss that carries the question\n"
 "alone (ARCOUNT 0) goes to direct(data) first (the compiled templates); a reply is\n"
 "counted in tally by query and status (unanswered for an empty one) and sent, None hands\n"
-"the datagram to rest(data, addr), the rest of the fallback's miss branch.");
+"the datagram to rest(data, addr), the rest of the fallback's miss branch.\n\n"
+"read (optional, None or a callable): for such a miss whose question C reads (the shape\n"
+"authd.dns.wire.read_query reads, without EDNS), read(data, key, qtype, qend) is called\n"
+"instead of direct(data), with the key of lowered labels and b\"\" (read_question's).");
 
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 && nargs != 10) {
+    if (nargs != 6 && nargs != 10 && nargs != 11) {
         PyErr_SetString(PyExc_TypeError, "drain(fd, exact, fallback, counts, random, budget"
-                        "[, direct, rest, tally, unanswered]) takes 6 or 10 arguments");
+                        "[, direct, rest, tally, unanswered[, read]]) takes 6, 10 or 11 "
+                        "arguments");
         return NULL;
     }
     long lfd = PyLong_AsLong(args[0]);
@@ -374,7 +467,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int fd = (int)lfd;
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
-              args[4], NULL, NULL, NULL, NULL};
+              args[4], NULL, NULL, NULL, NULL, NULL};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
@@ -384,7 +477,9 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         L.rest = args[7];
         L.tally = args[8] == Py_None ? NULL : args[8];
         L.unanswered = args[9];
+        L.read = nargs == 11 && args[10] != Py_None ? args[10] : NULL;
         if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
+            (L.read != NULL && !PyCallable_Check(L.read)) ||
             (L.tally != NULL && !PyDict_Check(L.tally)) || !PyBytes_CheckExact(L.unanswered)) {
             PyErr_SetString(PyExc_TypeError, "direct and rest must be callable, tally a dict "
                             "or None, unanswered bytes");
@@ -414,6 +509,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XINCREF(L.rest);
     Py_XINCREF(L.tally);
     Py_XINCREF(L.unanswered);
+    Py_XINCREF(L.read);
     Py_ssize_t total = 0;
     int failed = 0;
     while (total < budget && !failed) {
@@ -464,13 +560,40 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(L.rest);
     Py_XDECREF(L.tally);
     Py_XDECREF(L.unanswered);
+    Py_XDECREF(L.read);
     if (failed)
         return NULL;
     return PyLong_FromSsize_t(total);
 }
 
+PyDoc_STRVAR(read_question_doc,
+"read_question(data) -> (key, qtype, qend) | None\n\n"
+"The question as drain reads it for `read`: the key of lowered labels and b\"\", QTYPE and\n"
+"the offset past the question, or None for a shape it leaves to Python's reader\n"
+"(authd.dns.wire.read_query, whose rules it repeats; tests check the two agree).");
+
+static PyObject *
+read_question_py(PyObject *module, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "read_question takes bytes");
+        return NULL;
+    }
+    int qtype = 0;
+    Py_ssize_t qend = 0;
+    PyObject *key = read_question((const unsigned char *)PyBytes_AS_STRING(arg),
+                                  PyBytes_GET_SIZE(arg), &qtype, &qend);
+    if (key == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(Nin)", key, qtype, qend);
+}
+
 static PyMethodDef methods[] = {
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL, drain_doc},
+    {"read_question", read_question_py, METH_O, read_question_doc},
     {NULL, NULL, 0, NULL},
 };
 

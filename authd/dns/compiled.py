@@ -346,7 +346,18 @@ class CompiledAnswers:
         is answered here, so the next one is a table hit in the shell itself. A query it
         declines is remembered (`declined`), so the index's `respond`, asked next for the
         same packet object, does not read it here again."""
-        done = self.respond(wire, False)
+        return self._kept(wire, self.respond(wire, False))
+
+    def udp_read(self, wire: bytes, k: Key, qtype: int, qend: int) -> bytes | None:
+        """`udp` for a question the C UDP loop has already read (`_fastudp.read_question`,
+        the same reader as `authd.dns.wire.read_query`, for a query without EDNS): `k` is
+        the name's key (lowered labels and the root's b""), `qend` the offset past the
+        question. Only the lookups, the decision and the splice are left (`_respond`)."""
+        return self._kept(wire, self._respond(wire, k, qend, qtype, 0, 0, False))
+
+    def _kept(self, wire: bytes, done: tuple[bytes, Key | None] | None) -> bytes | None:
+        """What `udp` and `udp_read` do with `_respond`'s answer: remember a decline, keep a
+        repeated owner's answer in the exact table."""
         if done is None:
             self.declined = wire
             return None
@@ -380,7 +391,13 @@ class CompiledAnswers:
         q = read_query(wire)
         if q is None:
             return None
-        k, low, qend, qtype, variant, payload, _ = q
+        return self._respond(wire, q[0], q[2], q[3], q[4], q[5], tcp)
+
+    def _respond(self, wire: bytes, k: Key, qend: int, qtype: int, variant: int,
+                 payload: int, tcp: bool) -> tuple[bytes, Key | None] | None:
+        """`respond` after the query is read (by `read_query`, or by the C UDP loop's
+        reader for `udp_read`): the zone, the decision and the splice, written once for
+        both. `variant` and `payload` are `read_query`'s EDNS fields (0, 0 without EDNS)."""
         if qtype in _NOT_COMPILED:
             return None
         zones = self.table.zones
@@ -421,7 +438,7 @@ class CompiledAnswers:
                 if template is None:
                     template = self._zone_template(st, Outcome.MISS)
             else:
-                template = self._decide(st, zone, k, low[12:qend], qtype, cut, node)
+                template = self._decide(st, zone, k, wire[12:qend].lower(), qtype, cut, node)
             if template is None or template is DECLINED:
                 return None
             t: Template = template  # type: ignore[assignment]
@@ -438,7 +455,7 @@ class CompiledAnswers:
                 qlen = qend - 16  # the name's wire length
                 got = t.variants.get((m, qlen))
                 if got is None:
-                    got = self._fill(st, t, low[12:qend], m, qlen)
+                    got = self._fill(st, t, wire[12:qend].lower(), m, qlen)
             if got is None:
                 return None
             if type(got[0]) is int:  # type: ignore[index]
