@@ -472,7 +472,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
         return NULL;
-    if (nargs == 10 && args[6] != Py_None) {
+    if (nargs >= 10 && args[6] != Py_None) {
         L.direct = args[6];
         L.rest = args[7];
         L.tally = args[8] == Py_None ? NULL : args[8];
