@@ -390,7 +390,7 @@ def test_a_question_c_reads_goes_to_read_with_its_key_and_other_shapes_to_direct
         deadline = time.monotonic() + 10
         while got < 2 and time.monotonic() < deadline:
             got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256,
-                                  direct, rest, None, b"\xff" * 4, read)
+                                  direct, rest, None, b"\xff" * 4, read, 0)
         assert [cli.recv(100) for _ in range(2)] == [plain[:2] + b"read", pointer[:2] + b"rest"]
         assert calls == [("read", plain, (b"ab", b"f", b"test", b""), 28, len(plain)),
                          ("direct", pointer), ("rest", pointer)]
@@ -607,7 +607,7 @@ def test_no_reference_or_memory_leak_when_c_reads_the_question() -> None:
                 deadline = time.monotonic() + 10
                 while got < len(shapes) and time.monotonic() < deadline:
                     got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256,
-                                          direct, rest, tally, unanswered, read)
+                                          direct, rest, tally, unanswered, read, 0)
                 _read_ready(cli)
 
         rounds(50)

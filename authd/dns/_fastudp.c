@@ -34,7 +34,8 @@ typedef struct {
     struct sockaddr_storage name[BATCH];
     struct iovec iov_in[BATCH];
     struct mmsghdr in[BATCH];
-    struct iovec iov_out[BATCH][2];
+    struct iovec iov_out[BATCH][3];
+    unsigned char head[BATCH][12]; /* a header C writes for `read`'s answers */
     struct mmsghdr out[BATCH];
     PyObject *keep[BATCH]; /* each reply stays alive until sendmmsg has sent it */
     int busy;              /* `drain` is not reentrant: a fallback must not call it */
@@ -252,7 +253,25 @@ typedef struct {
     PyObject *exact, *fallback, *counts, *random; /* exact, counts: NULL for None */
     PyObject *direct, *rest, *tally, *unanswered; /* direct, tally: NULL for None */
     PyObject *read;                               /* NULL for None */
+    long copied; /* the header bits a response copies from the query (with `read`) */
 } Loop;
+
+/* tally[data[2:] + status] += 1 */
+static int
+tally_status(const Loop *L, const unsigned char *data, Py_ssize_t len, const char *status,
+             Py_ssize_t slen)
+{
+    Py_ssize_t klen = len < 2 ? 0 : len - 2;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, klen + slen);
+    if (key == NULL)
+        return -1;
+    char *k = PyBytes_AS_STRING(key);
+    memcpy(k, data + (len - klen), (size_t)klen);
+    memcpy(k + klen, status, (size_t)slen);
+    int rc = count(L->tally, key);
+    Py_DECREF(key);
+    return rc;
+}
 
 /* tally[data[2:] + status] += 1, the status being reply[2:4] + reply[6:8], or `unanswered`
  * for an empty reply (`authd.metrics.status_of`, as the Python loop counts) */
@@ -261,7 +280,6 @@ tally_reply(const Loop *L, const unsigned char *data, Py_ssize_t len, PyObject *
 {
     const char *r = PyBytes_AS_STRING(reply);
     Py_ssize_t rlen = PyBytes_GET_SIZE(reply);
-    Py_ssize_t klen = len < 2 ? 0 : len - 2;
     Py_ssize_t a = rlen <= 2 ? 0 : (rlen < 4 ? rlen - 2 : 2); /* len(reply[2:4]) */
     Py_ssize_t b = rlen <= 6 ? 0 : (rlen < 8 ? rlen - 6 : 2); /* len(reply[6:8]) */
     const char *status = r;
@@ -270,20 +288,69 @@ tally_reply(const Loop *L, const unsigned char *data, Py_ssize_t len, PyObject *
         status = PyBytes_AS_STRING(L->unanswered);
         slen = PyBytes_GET_SIZE(L->unanswered);
     }
-    PyObject *key = PyBytes_FromStringAndSize(NULL, klen + slen);
-    if (key == NULL)
-        return -1;
-    char *k = PyBytes_AS_STRING(key);
-    memcpy(k, data + (len - klen), (size_t)klen);
-    if (rlen == 0) {
-        memcpy(k + klen, status, (size_t)slen);
-    } else {
-        memcpy(k + klen, r + 2, (size_t)a);
-        memcpy(k + klen + a, r + 6, (size_t)b);
+    char both[4];
+    if (rlen != 0) {
+        memcpy(both, r + 2, (size_t)a);
+        memcpy(both + a, r + 6, (size_t)b);
+        status = both;
     }
-    int rc = count(L->tally, key);
-    Py_DECREF(key);
-    return rc;
+    return tally_status(L, data, len, status, slen);
+}
+
+/* `read`'s answer (flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey), as
+ * `CompiledAnswers._spliced` writes it for a query without EDNS: the query's ID, the flags
+ * with the bits a response copies from the query (RD, RFC 1035 §4.1.1), QDCOUNT 1 and the
+ * counts, the question as asked, the sections; sent without a copy (three iovecs) and
+ * counted in tally by query and status as `tally_reply` counts. 0 when queued; -1 when the
+ * answer is not that shape (with or without an exception set). */
+static int
+splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize_t qend,
+       PyObject *got, int *nout)
+{
+    if (PyTuple_GET_SIZE(got) != 6)
+        return -1;
+    long v[4];
+    for (int j = 0; j < 4; j++) {
+        PyObject *n = PyTuple_GET_ITEM(got, j);
+        if (!PyLong_CheckExact(n))
+            return -1;
+        v[j] = PyLong_AsLong(n);
+        if (v[j] < 0 || v[j] > 0xFFFF)
+            return -1; /* (an overflow's exception is the caller's to clear) */
+    }
+    PyObject *body = PyTuple_GET_ITEM(got, 4);
+    if (!PyBytes_CheckExact(body))
+        return -1;
+    unsigned char *h = bufs->head[*nout];
+    long flags = v[0] | ((long)(data[2] << 8 | data[3]) & L->copied);
+    h[0] = data[0];
+    h[1] = data[1];
+    h[2] = (unsigned char)(flags >> 8);
+    h[3] = (unsigned char)flags;
+    h[4] = 0;
+    h[5] = 1;
+    for (int j = 1; j < 4; j++) {
+        h[4 + 2 * j] = (unsigned char)(v[j] >> 8);
+        h[5 + 2 * j] = (unsigned char)v[j];
+    }
+    if (L->tally != NULL) {
+        char status[4] = {(char)h[2], (char)h[3], (char)h[6], (char)h[7]};
+        if (tally_status(L, data, len, status, 4) < 0)
+            return -1;
+    }
+    struct mmsghdr *m = &bufs->out[*nout];
+    bufs->iov_out[*nout][0].iov_base = h;
+    bufs->iov_out[*nout][0].iov_len = 12;
+    bufs->iov_out[*nout][1].iov_base = (void *)(data + 12);
+    bufs->iov_out[*nout][1].iov_len = (size_t)(qend - 12);
+    bufs->iov_out[*nout][2].iov_base = PyBytes_AS_STRING(body);
+    bufs->iov_out[*nout][2].iov_len = (size_t)PyBytes_GET_SIZE(body);
+    m->msg_hdr.msg_iovlen = 3;
+    m->msg_hdr.msg_name = &bufs->name[i];
+    m->msg_hdr.msg_namelen = bufs->in[i].msg_hdr.msg_namelen;
+    Py_INCREF(body);
+    bufs->keep[(*nout)++] = body;
+    return 0;
 }
 
 /* One datagram's reply into out[*nout] (or none). Returns 0, or -1 with a BaseException
@@ -374,6 +441,22 @@ answer_one(int i, const Loop *L, int *nout)
             Py_XDECREF(args[2]);
             Py_XDECREF(args[3]);
             Py_DECREF(key);
+            if (reply != NULL && PyTuple_CheckExact(reply)) {
+                int rc = splice(L, i, data, len, qend, reply, nout);
+                Py_DECREF(reply);
+                if (rc == 0) {
+                    Py_DECREF(wire);
+                    return 0;
+                }
+                reply = NULL; /* not an answer C splices: the fallback answers and raises */
+                if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+                    Py_DECREF(wire);
+                    return -1;
+                }
+                PyErr_Clear();
+                callee = L->fallback;
+                goto full;
+            }
         } else {
             reply = PyObject_CallOneArg(L->direct, wire);
         }
@@ -396,6 +479,7 @@ answer_one(int i, const Loop *L, int *nout)
             callee = L->rest;
         }
     }
+full:;
     PyObject *addr = address_of(&bufs->name[i]);
     if (addr == NULL) {
         Py_DECREF(wire);
@@ -445,16 +529,20 @@ PyDoc_STRVAR(drain_doc,
 "alone (ARCOUNT 0) goes to direct(data) first (the compiled templates); a reply is\n"
 "counted in tally by query and status (unanswered for an empty one) and sent, None hands\n"
 "the datagram to rest(data, addr), the rest of the fallback's miss branch.\n\n"
-"read (optional, None or a callable): for such a miss whose question C reads (the shape\n"
-"authd.dns.wire.read_query reads, without EDNS), read(data, key, qtype, qend) is called\n"
-"instead of direct(data), with the key of lowered labels and b\"\" (read_question's).");
+"read, copied (optional, together; read None or a callable): for such a miss whose\n"
+"question C reads (the shape authd.dns.wire.read_query reads, without EDNS),\n"
+"read(data, key, qtype, qend) is called instead of direct(data), with the key of lowered\n"
+"labels and b\"\" (read_question's). It returns what direct does, or the answer\n"
+"(flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey) that C splices as\n"
+"CompiledAnswers._spliced does: the ID, flags | (the query's flags & copied), the counts,\n"
+"the question, the sections; counted in tally as direct's replies are.");
 
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 && nargs != 10 && nargs != 11) {
+    if (nargs != 6 && nargs != 10 && nargs != 12) {
         PyErr_SetString(PyExc_TypeError, "drain(fd, exact, fallback, counts, random, budget"
-                        "[, direct, rest, tally, unanswered[, read]]) takes 6, 10 or 11 "
+                        "[, direct, rest, tally, unanswered[, read, copied]]) takes 6, 10 or 12 "
                         "arguments");
         return NULL;
     }
@@ -467,7 +555,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int fd = (int)lfd;
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
-              args[4], NULL, NULL, NULL, NULL, NULL};
+              args[4], NULL, NULL, NULL, NULL, NULL, 0};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
@@ -477,7 +565,12 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         L.rest = args[7];
         L.tally = args[8] == Py_None ? NULL : args[8];
         L.unanswered = args[9];
-        L.read = nargs == 11 && args[10] != Py_None ? args[10] : NULL;
+        L.read = nargs == 12 && args[10] != Py_None ? args[10] : NULL;
+        if (L.read != NULL) {
+            L.copied = PyLong_AsLong(args[11]);
+            if (L.copied == -1 && PyErr_Occurred())
+                return NULL;
+        }
         if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
             (L.read != NULL && !PyCallable_Check(L.read)) ||
             (L.tally != NULL && !PyDict_Check(L.tally)) || !PyBytes_CheckExact(L.unanswered)) {

@@ -12,7 +12,7 @@ def drain(fd: int, exact: dict[bytes, Any] | None,
           direct: Callable[[bytes], bytes | None] | None = ...,
           rest: Callable[[bytes, Any], bytes | None] | None = ...,
           tally: dict[bytes, int] | None = ..., unanswered: bytes = ...,
-          read: Callable[[bytes, tuple[bytes, ...], int, int], bytes | None] | None = ...,
-          /) -> int: ...
+          read: Callable[[bytes, tuple[bytes, ...], int, int], Any] | None = ...,
+          copied: int = ..., /) -> int: ...
 
 def read_question(data: bytes, /) -> tuple[tuple[bytes, ...], int, int] | None: ...

@@ -109,6 +109,9 @@ _VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, s
 Shape = tuple[int, int, int, int, bytes]
 # A weighted outcome: cumulative probabilities (last 1.0) and their shapes.
 Pick = tuple[list[float], list[Shape]]
+# What `_shape_of` answers a query with: flags, ANCOUNT, NSCOUNT, ARCOUNT (without the OPT),
+# the sections, and the zone's key when it is one owner's own single answer (else None).
+Answer = tuple[int, int, int, int, bytes, "Key | None"]
 
 
 class Template:
@@ -348,36 +351,50 @@ class CompiledAnswers:
         same packet object, does not read it here again."""
         return self._kept(wire, self.respond(wire, False))
 
-    def udp_read(self, wire: bytes, k: Key, qtype: int, qend: int) -> bytes | None:
+    def udp_read(self, wire: bytes, k: Key, qtype: int, qend: int) -> bytes | Answer | None:
         """`udp` for a question the C UDP loop has already read (`_fastudp.read_question`,
         the same reader as `authd.dns.wire.read_query`, for a query without EDNS): `k` is
         the name's key (lowered labels and the root's b""), `qend` the offset past the
-        question. Only the lookups, the decision and the splice are left (`_respond`)."""
-        return self._kept(wire, self._respond(wire, k, qend, qtype, 0, 0, False))
+        question. Only the lookups and the decision are left (`_shape_of`): the answer is
+        returned as `_shape_of` gives it, for the C loop to splice as `_spliced` does, or as
+        the response's bytes when it goes to the exact table (`_kept`)."""
+        got = self._shape_of(wire, k, qend, qtype, 0, 0, False)
+        if got is None:
+            self.declined = wire
+            return None
+        okey = got[5]
+        if okey is not None and self.keep is not None and self._seen_before(wire[2:]):
+            out = self._spliced(wire, qend, 0, got)
+            self.keep(wire[2:], out[2:], okey)
+            return out
+        return got  # the C loop splices it as `_spliced` does
 
     def _kept(self, wire: bytes, done: tuple[bytes, Key | None] | None) -> bytes | None:
-        """What `udp` and `udp_read` do with `_respond`'s answer: remember a decline, keep a
-        repeated owner's answer in the exact table."""
+        """What `udp` does with a response: remember a decline, keep a repeated owner's
+        answer in the exact table."""
         if done is None:
             self.declined = wire
             return None
         out, okey = done
-        if okey is not None and self.keep is not None:
-            # A doorkeeper (as TinyLFU's): a query seen once is only marked. Random names
-            # (asked once each) would otherwise fill the table, and empty it when full, for
-            # nothing; a repeated one is kept on its second answer. A slot two queries share
-            # keeps the second early (harmless); the marks start over every _SEEN_EPOCH.
-            key = wire[2:]
-            slot = hash(key) & _SEEN_MASK
-            if self._seen[slot]:
-                self.keep(key, out[2:], okey)
-            else:
-                self._seen[slot] = 1
-                self._marks += 1
-                if self._marks >= _SEEN_EPOCH:
-                    self._seen = bytearray(_SEEN_MASK + 1)
-                    self._marks = 0
+        if okey is not None and self.keep is not None and self._seen_before(wire[2:]):
+            self.keep(wire[2:], out[2:], okey)
         return out
+
+    def _seen_before(self, key: bytes) -> bool:
+        """The doorkeeper (as TinyLFU's) in front of `keep`: a query seen once is only
+        marked. Random names (asked once each) would otherwise fill the table, and empty it
+        when full, for nothing; a repeated one is kept on its second answer. A slot two
+        queries share keeps the second early (harmless); the marks start over every
+        _SEEN_EPOCH."""
+        slot = hash(key) & _SEEN_MASK
+        if self._seen[slot]:
+            return True
+        self._seen[slot] = 1
+        self._marks += 1
+        if self._marks >= _SEEN_EPOCH:
+            self._seen = bytearray(_SEEN_MASK + 1)
+            self._marks = 0
+        return False
 
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
         """The response to one query, with its zone's key when the answer is one owner's own
@@ -391,13 +408,28 @@ class CompiledAnswers:
         q = read_query(wire)
         if q is None:
             return None
-        return self._respond(wire, q[0], q[2], q[3], q[4], q[5], tcp)
+        variant = q[4]
+        got = self._shape_of(wire, q[0], q[2], q[3], variant, q[5], tcp)
+        if got is None:
+            return None
+        return self._spliced(wire, q[2], variant, got), got[5]
 
-    def _respond(self, wire: bytes, k: Key, qend: int, qtype: int, variant: int,
-                 payload: int, tcp: bool) -> tuple[bytes, Key | None] | None:
+    def _spliced(self, wire: bytes, qend: int, variant: int, got: Answer) -> bytes:
+        """The response from `_shape_of`'s answer: the header with the query's ID and the
+        bits the pipeline copies (RD, RFC 1035 §4.1.1), the question as asked, the sections,
+        the OPT last with DO echoed (RFC 6891 §6.1.1, RFC 3225 §3). The C UDP loop splices
+        `udp_read`'s answers by this same rule (`splice` in authd/dns/_fastudp.c)."""
+        base, an, ns, ar, body, _ = got
+        return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns,
+                                      ar + 1 if variant else ar)
+                + wire[12:qend] + body + (_OPT[variant] if variant else b""))
+
+    def _shape_of(self, wire: bytes, k: Key, qend: int, qtype: int, variant: int,
+                  payload: int, tcp: bool) -> Answer | None:
         """`respond` after the query is read (by `read_query`, or by the C UDP loop's
-        reader for `udp_read`): the zone, the decision and the splice, written once for
-        both. `variant` and `payload` are `read_query`'s EDNS fields (0, 0 without EDNS)."""
+        reader for `udp_read`): the zone, the decision and the size check, written once
+        for both; None: the pipeline's. `variant` and `payload` are `read_query`'s EDNS
+        fields (0, 0 without EDNS)."""
         if qtype in _NOT_COMPILED:
             return None
         zones = self.table.zones
@@ -464,23 +496,17 @@ class CompiledAnswers:
                 cumulative, shapes = got  # type: ignore[misc]
                 base, an, ns, ar, body = shapes[bisect.bisect_right(cumulative, self.random())]
                 okey = None
-        # the header with the query's ID and the bits the pipeline copies (RD, RFC 1035
-        # §4.1.1), the question as asked, the OPT last with DO echoed (RFC 6891 §6.1.1,
-        # RFC 3225 §3)
+        # the size of the response `_spliced` writes (the OPT is 11 octets)
         size = qend + len(body)
         if variant:
-            ar += 1
-            opt = _OPT[variant]
             size += 11
             limit = (TCP_LIMIT if tcp else OUR_PAYLOAD if payload > OUR_PAYLOAD
                      else payload if payload > MIN_UDP else MIN_UDP)
         else:
-            opt = b""
             limit = TCP_LIMIT if tcp else MIN_UDP
         if size > limit or size > _MAX_PTR:
             return None  # truncation is the pipeline's (RFC 2181 §9)
-        return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns, ar)
-                + wire[12:qend] + body + opt, okey)
+        return base, an, ns, ar, body, okey
 
     def _decide(self, st: _ZoneState, zone: Zone, k: Key, question: bytes, qtype: int,
                 cut: Key | None, node: dict | None) -> Template | _Declined | None:

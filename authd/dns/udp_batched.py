@@ -135,6 +135,7 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     # same reader as `wire.read_query`): Python then only looks up, decides and splices
     compiled = getattr(index, "compiled", None)
     read = compiled.udp_read if direct is not None and compiled is not None else None
+    copied = compiled.copied if read is not None else 0  # the header bits C's splice copies
     drain = _fastudp.drain
     fd = sock.fileno()
     random = index.random
@@ -147,6 +148,6 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
             clock[0] = current_time()
             clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
             if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
-                     UNANSWERED, read) < budget:
+                     UNANSWERED, read, copied) < budget:
                 break
             await checkpoint()
