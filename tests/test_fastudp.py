@@ -33,6 +33,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.tsigkeyring
 import dnslib
@@ -394,6 +395,58 @@ def test_a_question_c_reads_goes_to_read_with_its_key_and_other_shapes_to_direct
         assert [cli.recv(100) for _ in range(2)] == [plain[:2] + b"read", pointer[:2] + b"rest"]
         assert calls == [("read", plain, (b"ab", b"f", b"test", b""), 28, len(plain)),
                          ("direct", pointer), ("rest", pointer)]
+        # with the zone table, read gets the zone of the name's longest suffix in it
+        zones = {(b"test", b""): "test", (b"f", b"test", b""): "f", (b"ab", b"x", b""): "ab"}
+        seen: list = []
+        outside = dns.message.make_query("ab.x.y.", "A").to_wire()
+        for wire in (plain, outside):
+            cli.sendto(wire, srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 2 and time.monotonic() < deadline:
+            got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256, direct,
+                                  rest, None, b"\xff" * 4,
+                                  lambda w, k, t, e, z: seen.append((k, z)), 0, zones)
+        assert seen == [((b"ab", b"f", b"test", b""), "f"), ((b"ab", b"x", b"y", b""), None)]
+        with pytest.raises(TypeError):
+            _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256, direct, rest,
+                           None, b"", read, 0, [])
+
+
+def test_an_answer_read_returns_is_spliced_in_c_as_spliced_writes_it() -> None:
+    index = make_index()
+    compiled = index.compiled
+    assert compiled is not None
+    srv, cli = _pair()
+    with srv, cli:
+        nx = dns.message.make_query("NoSuch.F.test.", "A").to_wire()  # NXDOMAIN: C splices
+        odd = dns.message.make_query("odd.f.test.", "A").to_wire()
+        tally: dict = {}
+
+        def read(wire: bytes, key: tuple, qtype: int, qend: int) -> object:
+            if wire == odd:
+                return (1, 2, 3)  # not an answer C splices: the fallback's
+            got = compiled.udp_read(wire, key, qtype, qend)
+            assert type(got) is tuple  # (the splice is C's here)
+            return got
+
+        def fallback(wire: bytes, addr: object) -> bytes:
+            return wire[:2] + b"full"
+
+        for wire in (nx, odd):
+            cli.sendto(wire, srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 2 and time.monotonic() < deadline:
+            got += _fastudp.drain(srv.fileno(), {}, fallback, None, random.random, 256,
+                                  compiled.udp, fallback, tally, b"\xff" * 4, read,
+                                  compiled.copied)
+        spliced, full = cli.recv(600), cli.recv(600)
+        assert spliced == compiled.udp(nx)  # `_spliced`'s bytes, RD copied
+        assert dns.message.from_wire(spliced).rcode() == dns.rcode.NXDOMAIN
+        assert dnslib.DNSRecord.parse(spliced).header.rcode == 3
+        assert full == odd[:2] + b"full"
+        assert tally == {nx[2:] + spliced[2:4] + spliced[6:8]: 1}
 
 
 @settings(max_examples=600, deadline=None)
@@ -591,12 +644,14 @@ def test_no_reference_or_memory_leak_when_c_reads_the_question() -> None:
     cli.setblocking(False)
     with srv, cli:
         reply, tally, unanswered = b"IDread", {}, b"\xff" * 4
-        read = lambda w, k, t, e: reply if k[0] == b"a" else None  # noqa: E731
+        zone = object()
+        zones = {(b"f", b"test", b""): zone}
+        read = lambda w, k, t, e, z: reply if k[0] == b"a" and z is zone else None  # noqa: E731
         direct = lambda w: None  # noqa: E731
         rest = lambda w, a: None  # noqa: E731
         shapes = [dns.message.make_query(n, "A", id=7).to_wire()
                   for n in ("A.f.test.", "b.F.test.", "a.f.test.")] * 20
-        objs = (reply, read, direct, rest, tally, unanswered)
+        objs = (reply, read, direct, rest, tally, unanswered, zone, zones)
         refs = [sys.getrefcount(o) for o in objs]
 
         def rounds(n: int) -> None:
@@ -607,7 +662,7 @@ def test_no_reference_or_memory_leak_when_c_reads_the_question() -> None:
                 deadline = time.monotonic() + 10
                 while got < len(shapes) and time.monotonic() < deadline:
                     got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256,
-                                          direct, rest, tally, unanswered, read, 0)
+                                          direct, rest, tally, unanswered, read, 0, zones)
                 _read_ready(cli)
 
         rounds(50)

@@ -5,7 +5,9 @@
  * serving index's exact table (`ServingIndex.exact_udp`: query bytes after the ID -> reply
  * bytes after the ID, or a weighted `(cumulative, replies)` pair picked with the index's
  * random source), hands every other datagram to a Python callable (the Python loop's miss
- * branch, with its own exception boundary), and sends the batch's replies with one
+ * branch, with its own exception boundary; a question alone it reads itself, as
+ * `authd.dns.wire.read_query` does, and splices the answer `CompiledAnswers.udp_read` decides
+ * for it), and sends the batch's replies with one
  * sendmmsg(2). It repeats until the socket is empty or the budget is spent. What it answers
  * and counts is what `authd.dns.server.serve_udp`'s Python loop answers and counts, byte for
  * byte (tests/test_fastudp.py checks it); it only saves the per-datagram syscalls and
@@ -254,6 +256,7 @@ typedef struct {
     PyObject *direct, *rest, *tally, *unanswered; /* direct, tally: NULL for None */
     PyObject *read;                               /* NULL for None */
     long copied; /* the header bits a response copies from the query (with `read`) */
+    PyObject *zones; /* NULL for None: the zone table `read` is given a zone from */
 } Loop;
 
 /* tally[data[2:] + status] += 1 */
@@ -434,12 +437,38 @@ answer_one(int i, const Loop *L, int *nout)
             }
         }
         if (key != NULL) {
-            PyObject *args[4] = {wire, key, NULL, NULL};
+            PyObject *args[5] = {wire, key, NULL, NULL, NULL};
             args[2] = PyLong_FromLong(qtype);
             args[3] = args[2] == NULL ? NULL : PyLong_FromSsize_t(qend);
-            reply = args[3] == NULL ? NULL : PyObject_Vectorcall(L->read, args, 4, NULL);
+            int ok = args[3] != NULL;
+            if (ok && L->zones != NULL) {
+                /* the deepest zone holding the name: its suffixes, longest first, as
+                 * CompiledAnswers._shape_of searches table.zones */
+                Py_ssize_t size = PyTuple_GET_SIZE(key);
+                PyObject *zone = Py_None;
+                for (Py_ssize_t j = 0; j < size && ok; j++) {
+                    PyObject *suffix = PyTuple_GetSlice(key, j, size);
+                    if (suffix == NULL) {
+                        ok = 0;
+                        break;
+                    }
+                    PyObject *z = PyDict_GetItemWithError(L->zones, suffix);
+                    Py_DECREF(suffix);
+                    if (z != NULL) {
+                        zone = z;
+                        break;
+                    }
+                    if (PyErr_Occurred())
+                        ok = 0;
+                }
+                Py_INCREF(zone);
+                args[4] = zone;
+            }
+            reply = !ok ? NULL : PyObject_Vectorcall(L->read, args, L->zones != NULL ? 5 : 4,
+                                                     NULL);
             Py_XDECREF(args[2]);
             Py_XDECREF(args[3]);
+            Py_XDECREF(args[4]);
             Py_DECREF(key);
             if (reply != NULL && PyTuple_CheckExact(reply)) {
                 int rc = splice(L, i, data, len, qend, reply, nout);
@@ -535,15 +564,17 @@ PyDoc_STRVAR(drain_doc,
 "labels and b\"\" (read_question's). It returns what direct does, or the answer\n"
 "(flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey) that C splices as\n"
 "CompiledAnswers._spliced does: the ID, flags | (the query's flags & copied), the counts,\n"
-"the question, the sections; counted in tally as direct's replies are.");
+"the question, the sections; counted in tally as direct's replies are.\n\n"
+"zones (optional, a dict or None): with it, read also gets the zone: zones[suffix] for the\n"
+"name's longest suffix in it (None when none is), as read(data, key, qtype, qend, zone).");
 
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 && nargs != 10 && nargs != 12) {
+    if (nargs != 6 && nargs != 10 && nargs != 12 && nargs != 13) {
         PyErr_SetString(PyExc_TypeError, "drain(fd, exact, fallback, counts, random, budget"
-                        "[, direct, rest, tally, unanswered[, read, copied]]) takes 6, 10 or 12 "
-                        "arguments");
+                        "[, direct, rest, tally, unanswered[, read, copied[, zones]]]) takes "
+                        "6, 10, 12 or 13 arguments");
         return NULL;
     }
     long lfd = PyLong_AsLong(args[0]);
@@ -555,7 +586,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int fd = (int)lfd;
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
-              args[4], NULL, NULL, NULL, NULL, NULL, 0};
+              args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
@@ -565,17 +596,22 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         L.rest = args[7];
         L.tally = args[8] == Py_None ? NULL : args[8];
         L.unanswered = args[9];
-        L.read = nargs == 12 && args[10] != Py_None ? args[10] : NULL;
+        L.read = nargs >= 12 && args[10] != Py_None ? args[10] : NULL;
         if (L.read != NULL) {
             L.copied = PyLong_AsLong(args[11]);
             if (L.copied == -1 && PyErr_Occurred())
                 return NULL;
+            L.zones = nargs == 13 && args[12] != Py_None ? args[12] : NULL;
+            if (L.zones != NULL && !PyDict_CheckExact(L.zones)) {
+                PyErr_SetString(PyExc_TypeError, "zones must be a dict or None");
+                return NULL;
+            }
         }
         if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
             (L.read != NULL && !PyCallable_Check(L.read)) ||
             (L.tally != NULL && !PyDict_Check(L.tally)) || !PyBytes_CheckExact(L.unanswered)) {
-            PyErr_SetString(PyExc_TypeError, "direct and rest must be callable, tally a dict "
-                            "or None, unanswered bytes");
+            PyErr_SetString(PyExc_TypeError, "direct, rest and read must be callable, tally "
+                            "a dict or None, unanswered bytes");
             return NULL;
         }
     }
@@ -603,6 +639,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XINCREF(L.tally);
     Py_XINCREF(L.unanswered);
     Py_XINCREF(L.read);
+    Py_XINCREF(L.zones);
     Py_ssize_t total = 0;
     int failed = 0;
     while (total < budget && !failed) {
@@ -654,6 +691,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(L.tally);
     Py_XDECREF(L.unanswered);
     Py_XDECREF(L.read);
+    Py_XDECREF(L.zones);
     if (failed)
         return NULL;
     return PyLong_FromSsize_t(total);

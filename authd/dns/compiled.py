@@ -40,7 +40,9 @@ Where the bytes come from, cheapest first:
 `respond` decides the two commonest answers (an owner's plain RRset; NXDOMAIN in a zone with
 no cut above the name and no `*` label anywhere) inline, and the rest in `_decide`. Where the
 time of a random name goes (mostly memory: the lookup reads ~10 objects one after the other)
-is in BENCHMARKS.md, "where a random query's time goes". Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
+is in BENCHMARKS.md, "where a random query's time goes". The C UDP loop reads a question
+without EDNS itself and calls `udp_read`, which shares `_shape_of` (the zone, the decision,
+the size check) with `respond` and leaves the splice to C. Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
 §4.1.1; `copied_flags` asks the pipeline which), and the EDNS OPT appended with DO echoed
 (RFC 6891 §6.1.1, RFC 3225 §3). A rendering reads the zone through a view that records which
 names it read, so a change batch forgets only the templates of the names it touches and of
@@ -140,6 +142,7 @@ class _Declined:
 
 
 DECLINED: Any = _Declined()
+_SEARCH: Any = _Declined()  # `_shape_of`'s "find the zone here"
 
 
 class _TracedNodes:
@@ -351,14 +354,17 @@ class CompiledAnswers:
         same packet object, does not read it here again."""
         return self._kept(wire, self.respond(wire, False))
 
-    def udp_read(self, wire: bytes, k: Key, qtype: int, qend: int) -> bytes | Answer | None:
+    def udp_read(self, wire: bytes, k: Key, qtype: int, qend: int,
+                 zone: Any = _SEARCH) -> bytes | Answer | None:
         """`udp` for a question the C UDP loop has already read (`_fastudp.read_question`,
         the same reader as `authd.dns.wire.read_query`, for a query without EDNS): `k` is
         the name's key (lowered labels and the root's b""), `qend` the offset past the
-        question. Only the lookups and the decision are left (`_shape_of`): the answer is
+        question, `zone` the zone C found in `table.zones` by the name's suffixes, deepest
+        first (None: none; `_SEARCH`, the default: find it here). Only the lookups and the
+        decision are left (`_shape_of`): the answer is
         returned as `_shape_of` gives it, for the C loop to splice as `_spliced` does, or as
         the response's bytes when it goes to the exact table (`_kept`)."""
-        got = self._shape_of(wire, k, qend, qtype, 0, 0, False)
+        got = self._shape_of(wire, k, qend, qtype, 0, 0, False, zone)
         if got is None:
             self.declined = wire
             return None
@@ -409,7 +415,7 @@ class CompiledAnswers:
         if q is None:
             return None
         variant = q[4]
-        got = self._shape_of(wire, q[0], q[2], q[3], variant, q[5], tcp)
+        got = self._shape_of(wire, q[0], q[2], q[3], variant, q[5], tcp, _SEARCH)
         if got is None:
             return None
         return self._spliced(wire, q[2], variant, got), got[5]
@@ -425,19 +431,21 @@ class CompiledAnswers:
                 + wire[12:qend] + body + (_OPT[variant] if variant else b""))
 
     def _shape_of(self, wire: bytes, k: Key, qend: int, qtype: int, variant: int,
-                  payload: int, tcp: bool) -> Answer | None:
+                  payload: int, tcp: bool, zone: Any = _SEARCH) -> Answer | None:
         """`respond` after the query is read (by `read_query`, or by the C UDP loop's
         reader for `udp_read`): the zone, the decision and the size check, written once
         for both; None: the pipeline's. `variant` and `payload` are `read_query`'s EDNS
-        fields (0, 0 without EDNS)."""
+        fields (0, 0 without EDNS); `zone` the zone holding the name (None: none), or
+        _SEARCH to find it here."""
         if qtype in _NOT_COMPILED:
             return None
-        zones = self.table.zones
-        zone = None
-        for j in range(len(k)):
-            zone = zones.get(k[j:])
-            if zone is not None:
-                break
+        if zone is _SEARCH:  # the deepest zone holding the name (the C loop searches alike)
+            zones = self.table.zones
+            zone = None
+            for j in range(len(k)):
+                zone = zones.get(k[j:])
+                if zone is not None:
+                    break
         if zone is None or zone.dnames:  # REFUSED; DNAME substitution (RFC 6672 §3.2)
             return None  # the pipeline's
         okey: Key | None = zone.okey

@@ -136,6 +136,7 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     compiled = getattr(index, "compiled", None)
     read = compiled.udp_read if direct is not None and compiled is not None else None
     copied = compiled.copied if read is not None else 0  # the header bits C's splice copies
+    zones = compiled.table.zones if read is not None else None  # changed in place, never replaced
     drain = _fastudp.drain
     fd = sock.fileno()
     random = index.random
@@ -148,6 +149,6 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
             clock[0] = current_time()
             clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
             if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
-                     UNANSWERED, read, copied) < budget:
+                     UNANSWERED, read, copied, zones) < budget:
                 break
             await checkpoint()
