@@ -136,7 +136,7 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     compiled = getattr(index, "compiled", None)
     read = compiled.udp_read if direct is not None and compiled is not None else None
     copied = compiled.copied if read is not None else 0  # the header bits C's splice copies
-    zones = compiled.table.zones if read is not None else None  # changed in place, never replaced
+    table = compiled.table if read is not None else None
     drain = _fastudp.drain
     fd = sock.fileno()
     random = index.random
@@ -148,6 +148,9 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
         while True:
             clock[0] = current_time()
             clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
+            # the zones dict read again per drain (once per up to `budget` datagrams), so C
+            # never holds a table the index might one day replace rather than change in place
+            zones = table.zones if table is not None else None
             if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
                      UNANSWERED, read, copied, zones) < budget:
                 break
