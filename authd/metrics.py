@@ -113,15 +113,76 @@ def _classify_dnspython(key: bytes) -> tuple[str, str]:
         return "", "MALFORMED"
 
 
+HAD_RECORDS_CAP = 131_072  # (name, type) pairs remembered as having had records: 2 halves
+EMPTY_SERIES = 1_000  # names with an `authd_dns_empty_answers_total` series of their own
+OTHER = "(other)"  # the name label of the empty answers past EMPTY_SERIES (not a DNS name)
+_SLOW_CACHE = 4_096  # unusual query shapes classified by dnspython, kept across folds
+_MALFORMED = 1 << 16  # the QTYPE slot of a query dnspython does not read
+_DROPPED = 16  # the rcode slot of an unanswered query (rcodes are the header's four bits)
+
+
+class Remembered:
+    """A set that forgets its oldest half when full: the (name, type) pairs answered with
+    records, for `authd_dns_empty_answers_total` (pure, no clock).
+
+    Two generations of at most `cap // 2` keys each: keys go into the young one; when it is
+    full it becomes the old one and the previous old one is dropped. A key found only in the
+    old one is added to the young one again (`add` returns True then), so a pair answered
+    with records at least once per `cap // 2` other distinct pairs is never forgotten, and
+    one that goes empty right after having records (within `cap // 2` distinct answered
+    pairs) is still counted. What is lost at the cap: a pair answered with records once,
+    then not again while more than `cap // 2` other pairs got answers (a flood of random
+    existing or wildcard names), whose answers then go empty, is not counted as empty.
+    Memory: at most `cap` keys of a few tens of octets (about 100 B each with the set)."""
+
+    def __init__(self, cap: int = HAD_RECORDS_CAP):
+        self.half = max(1, cap // 2)
+        self.young: set[bytes] = set()
+        self.old: set[bytes] = set()
+
+    def add(self, key: bytes) -> None:
+        young = self.young
+        if key in young:
+            return
+        young.add(key)
+        if len(young) >= self.half:
+            self.old = young
+            self.young = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.young or key in self.old
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+
+def _question_slow(query: bytes, rcode: int) -> tuple[bytes | None, int]:
+    """(the lower-cased question name's wire form with QTYPE, QTYPE) of a query of an
+    unusual shape; QTYPE `_MALFORMED` for one dnspython does not read. A query answered
+    FORMERR or not at all may not be readable: it is typed as `classify_query` types it."""
+    if rcode == 1 or rcode == _DROPPED:
+        text = classify_query(query)[1]
+        return None, _MALFORMED if text == "MALFORMED" else int(dns.rdatatype.from_text(text))
+    try:
+        q = dns.message.from_wire(b"\0\0" + query).question[0]
+    except (dns.exception.DNSException, IndexError, ValueError):
+        return None, _MALFORMED
+    # RFC 4343 §3: names compare without ASCII case, as `bytes.lower` of the wire form does
+    return q.name.canonicalize().to_wire() + q.rdtype.to_bytes(2, "big"), int(q.rdtype)
+
+
 class QueryTally:
     """Folds the hot path's per-query counts into totals by type and rcode."""
 
     def __init__(self, index: Any):
         self.index = index
-        self.by_type_rcode: Counter[tuple[str, str]] = Counter()
+        # (QTYPE << 5 | rcode) -> queries; `by_type_rcode` names them (an int per key: the
+        # fold adds to it per distinct query, so no tuple nor text is made there)
+        self._totals: dict[int, int] = {}
         self.empty: Counter[tuple[str, str]] = Counter()
-        self.had_records: set[tuple[str, str]] = set()
-        self._names: dict[bytes, tuple[str, str]] = {}
+        self.had_records = Remembered()
+        self._named: set[str] = set()  # names with an empty-answer series of their own
+        self._slow: dict[bytes, tuple[bytes | None, int]] = {}
         index.query_counts = {}
         index.reply_counts = {}
         # What was counted before each change the index applied, held in order until the
@@ -136,6 +197,15 @@ class QueryTally:
 
         index.apply = apply_after_hold
 
+    @property
+    def by_type_rcode(self) -> Counter[tuple[str, str]]:
+        """Queries by (type text, rcode text), "DROPPED" for those nothing was sent for."""
+        out: Counter[tuple[str, str]] = Counter()
+        for code, n in self._totals.items():
+            qtype, rcode = code >> 5, code & 31
+            text = "MALFORMED" if qtype == _MALFORMED else _type_text(qtype)
+            out[(text, "DROPPED" if rcode == _DROPPED else _RCODES[rcode])] += n
+        return out
     def hold(self) -> None:
         """Pin what the loops counted to the replies they sent, before the index changes.
 
@@ -180,9 +250,9 @@ class QueryTally:
             at, end, split = self._at, len(hits) + len(replies), len(hits)
             stop = end if limit is None else min(end, at + limit)
             for key, status, n in hits[at:stop]:
-                count(key, status, n)
+                count(key + status, n)
             for key, n in replies[max(0, at - split):max(0, stop - split)]:
-                count(key[:-4], key[-4:], n)
+                count(key, n)
             if stop < end:
                 self._at = stop
                 return False
@@ -194,31 +264,59 @@ class QueryTally:
                     return not self._held
         return True
 
-    def _count(self, key: bytes, status: bytes, n: int) -> None:
-        if status[1] & 0x0F == 3 and key[8:10] == b"\0\0":
-            # NXDOMAIN (RFC 1035 §4.1.1) to a query of the question alone (no additional
-            # records): the server read its question to the end, so QTYPE is the last four
-            # octets but two, and the name is not needed (never counted as an empty answer).
-            # A random-name flood classifies nothing: each query is another name.
-            self.by_type_rcode[(_type_text(key[-4] << 8 | key[-3]), "NXDOMAIN")] += n
-            return
-        name_type = self._names.get(key)
-        if name_type is None:
-            name_type = classify_query(key)
-            if len(self._names) < 100_000:
-                self._names[key] = name_type
-        if status == UNANSWERED:
-            rcode = "DROPPED"
-            answers = False
+    def _count(self, k: bytes, n: int) -> None:
+        """Count one distinct query: `k` is its bytes after the ID and the reply's status
+        octets (`status_of`). The common shape (RFC 1035 §4.1.1: one question, no answer or
+        authority records, no additional records or one bare OPT, RFC 6891 §6.1.2) is read
+        in place: the (name, type) pair is the octets between the header and QCLASS with
+        the name lower-cased (a dict key of bytes; no text is made). Anything else goes to
+        dnspython, a few thousand of them cached."""
+        end = len(k) - 8  # QTYPE's offset with no additional records
+        status = k[-4:]
+        rcode = _DROPPED if status == UNANSWERED else k[-3] & 0x0F
+        ar = k[8:10]
+        if k[2:8] != _QD1 or rcode == 1 or rcode == _DROPPED:  # FORMERR: maybe unreadable
+            end = 0
+        elif ar != b"\0\0":
+            if ar == b"\0\1" and k[-15:-12] == _PLAIN_OPT and k[-6:-4] == b"\0\0":
+                end -= 11
+            else:
+                end = 0
+        totals = self._totals
+        # the name ends at the root label, not at a compression pointer (RFC 1035 §4.1.4)
+        if end > 10 and not k[end - 1] and (end == 11 or k[end - 2] < 0xC0) and end < 266:
+            qtype = k[end] << 8 | k[end + 1]
+            code = qtype << 5 | rcode
+            totals[code] = totals.get(code, 0) + n
+            if rcode:  # only NOERROR can be an empty answer
+                return
+            pair = k[10:end].lower() + k[end:end + 2]
         else:
-            rcode = _RCODES[status[1] & 0x0F]
-            answers = status[2:4] != b"\0\0"
-        self.by_type_rcode[(name_type[1], rcode)] += n
-        if rcode == "NOERROR":
-            if answers:
-                self.had_records.add(name_type)
-            elif name_type in self.had_records:
-                self.empty[name_type] += n
+            query = k[:-4]
+            got = self._slow.get(query)
+            if got is None:
+                got = _question_slow(query, rcode)
+                if len(self._slow) < _SLOW_CACHE:
+                    self._slow[query] = got
+            pair, qtype = got  # type: ignore[assignment]
+            code = qtype << 5 | rcode
+            totals[code] = totals.get(code, 0) + n
+            if rcode or pair is None:
+                return
+        if status[2:] != b"\0\0":  # ANCOUNT
+            self.had_records.add(pair)
+        elif pair in self.had_records:
+            self._count_empty(k[:-4], qtype, n)
+
+    def _count_empty(self, query: bytes, qtype: int, n: int) -> None:
+        name = classify_query(query)[0]
+        named = self._named
+        if name not in named:
+            if len(named) >= EMPTY_SERIES:  # a series per name, but not per random name
+                name = OTHER
+            else:
+                named.add(name)
+        self.empty[(name, _type_text(qtype))] += n
 
 
 class AuthdCollector(Collector):
