@@ -43,6 +43,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _QD1 = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 _PLAIN_OPT = b"\x00\x00\x29"  # an OPT RR at the root (RFC 6891 §6.1.2)
+_QD1_AR0 = _QD1 + b"\x00\x00"  # ... and ARCOUNT 0
+_QD1_AR1 = _QD1 + b"\x00\x01"  # ... and ARCOUNT 1
 
 
 # the status octets of a query nothing was sent for (flags 0xFFFF would be opcode 15)
@@ -174,13 +176,13 @@ def _question_slow(query: bytes, rcode: int) -> tuple[bytes | None, int]:
 class QueryTally:
     """Folds the hot path's per-query counts into totals by type and rcode."""
 
-    def __init__(self, index: Any):
+    def __init__(self, index: Any, had_records_cap: int = HAD_RECORDS_CAP):
         self.index = index
         # (QTYPE << 5 | rcode) -> queries; `by_type_rcode` names them (an int per key: the
         # fold adds to it per distinct query, so no tuple nor text is made there)
         self._totals: dict[int, int] = {}
         self.empty: Counter[tuple[str, str]] = Counter()
-        self.had_records = Remembered()
+        self.had_records = Remembered(had_records_cap)
         self._named: set[str] = set()  # names with an empty-answer series of their own
         self._slow: dict[bytes, tuple[bytes | None, int]] = {}
         index.query_counts = {}
@@ -249,10 +251,9 @@ class QueryTally:
             hits, replies = self._held[0]
             at, end, split = self._at, len(hits) + len(replies), len(hits)
             stop = end if limit is None else min(end, at + limit)
-            for key, status, n in hits[at:stop]:
-                count(key + status, n)
-            for key, n in replies[max(0, at - split):max(0, stop - split)]:
-                count(key, n)
+            if at < split:
+                count([(key + status, n) for key, status, n in hits[at:stop]])
+            count(replies[max(0, at - split):max(0, stop - split)])
             if stop < end:
                 self._at = stop
                 return False
@@ -264,49 +265,57 @@ class QueryTally:
                     return not self._held
         return True
 
-    def _count(self, k: bytes, n: int) -> None:
-        """Count one distinct query: `k` is its bytes after the ID and the reply's status
-        octets (`status_of`). The common shape (RFC 1035 §4.1.1: one question, no answer or
-        authority records, no additional records or one bare OPT, RFC 6891 §6.1.2) is read
-        in place: the (name, type) pair is the octets between the header and QCLASS with
-        the name lower-cased (a dict key of bytes; no text is made). Anything else goes to
-        dnspython, a few thousand of them cached."""
-        end = len(k) - 8  # QTYPE's offset with no additional records
-        status = k[-4:]
-        rcode = _DROPPED if status == UNANSWERED else k[-3] & 0x0F
-        ar = k[8:10]
-        if k[2:8] != _QD1 or rcode == 1 or rcode == _DROPPED:  # FORMERR: maybe unreadable
-            end = 0
-        elif ar != b"\0\0":
-            if ar == b"\0\1" and k[-15:-12] == _PLAIN_OPT and k[-6:-4] == b"\0\0":
-                end -= 11
-            else:
-                end = 0
+    def _count(self, items: Iterable[tuple[bytes, int]]) -> None:
+        """Count distinct queries: each `k` is a query's bytes after the ID and the reply's
+        status octets (`status_of`), `n` how often it was sent. The common shape (RFC 1035
+        §4.1.1: one question, no answer or authority records, no additional records or one
+        bare OPT, RFC 6891 §6.1.2) is read in place: the (name, type) pair is the octets
+        between the header and QCLASS with the name lower-cased, a dict key of bytes (no
+        text is made). Anything else goes to dnspython, a few thousand of them cached.
+        One loop with its names bound locally: it runs once per distinct query."""
         totals = self._totals
-        # the name ends at the root label, not at a compression pointer (RFC 1035 §4.1.4)
-        if end > 10 and not k[end - 1] and (end == 11 or k[end - 2] < 0xC0) and end < 266:
-            qtype = k[end] << 8 | k[end + 1]
-            code = qtype << 5 | rcode
-            totals[code] = totals.get(code, 0) + n
-            if rcode:  # only NOERROR can be an empty answer
-                return
-            pair = k[10:end].lower() + k[end:end + 2]
-        else:
-            query = k[:-4]
-            got = self._slow.get(query)
-            if got is None:
-                got = _question_slow(query, rcode)
-                if len(self._slow) < _SLOW_CACHE:
-                    self._slow[query] = got
-            pair, qtype = got  # type: ignore[assignment]
-            code = qtype << 5 | rcode
-            totals[code] = totals.get(code, 0) + n
-            if rcode or pair is None:
-                return
-        if status[2:] != b"\0\0":  # ANCOUNT
-            self.had_records.add(pair)
-        elif pair in self.had_records:
-            self._count_empty(k[:-4], qtype, n)
+        remembered = self.had_records
+        young, old, half = remembered.young, remembered.old, remembered.half
+        slow = self._slow
+        for k, n in items:
+            end = len(k) - 8  # QTYPE's offset with no additional records
+            rcode = _DROPPED if k[-4] == 0xFF and k[-4:] == UNANSWERED else k[-3] & 0x0F
+            counts = k[2:10]
+            if rcode == 1 or rcode == _DROPPED:  # FORMERR, or none sent: maybe unreadable
+                end = 0
+            elif counts != _QD1_AR0:
+                if counts == _QD1_AR1 and k[-15:-12] == _PLAIN_OPT and k[-6:-4] == b"\0\0":
+                    end -= 11
+                else:
+                    end = 0
+            # the name ends at the root label, not at a compression pointer (RFC 1035 §4.1.4)
+            if end > 10 and not k[end - 1] and (end == 11 or k[end - 2] < 0xC0) and end < 266:
+                qtype = k[end] << 8 | k[end + 1]
+                code = qtype << 5 | rcode
+                totals[code] = totals.get(code, 0) + n
+                if rcode:  # only NOERROR can be an empty answer
+                    continue
+                pair = k[10:end].lower() + k[end:end + 2]
+            else:
+                query = k[:-4]
+                got = slow.get(query)
+                if got is None:
+                    got = _question_slow(query, rcode)
+                    if len(slow) < _SLOW_CACHE:
+                        slow[query] = got
+                pair, qtype = got  # type: ignore[assignment]
+                code = qtype << 5 | rcode
+                totals[code] = totals.get(code, 0) + n
+                if rcode or pair is None:
+                    continue
+            if k[-2] or k[-1]:  # ANCOUNT: it had records (`Remembered.add`, inline)
+                if pair not in young:
+                    young.add(pair)
+                    if len(young) >= half:
+                        remembered.old = old = young
+                        remembered.young = young = set()
+            elif pair in young or pair in old:
+                self._count_empty(k[:-4], qtype, n)
 
     def _count_empty(self, query: bytes, qtype: int, n: int) -> None:
         name = classify_query(query)[0]
