@@ -120,6 +120,8 @@ EMPTY_SERIES = 1_000  # names with an `authd_dns_empty_answers_total` series of 
 OTHER = "(other)"  # the name label of the empty answers past EMPTY_SERIES (not a DNS name)
 _SLOW_CACHE = 4_096  # unusual query shapes classified by dnspython, kept across folds
 _MALFORMED = 1 << 16  # the QTYPE slot of a query dnspython does not read
+_OTHER_TYPE = _MALFORMED + 1  # the QTYPE slot "OTHER": types without a mnemonic, past a bound
+TOTALS_CAP = 1_024  # (type, rcode) totals before types without a mnemonic become "OTHER"
 _DROPPED = 16  # the rcode slot of an unanswered query (rcodes are the header's four bits)
 
 
@@ -205,7 +207,8 @@ class QueryTally:
         out: Counter[tuple[str, str]] = Counter()
         for code, n in self._totals.items():
             qtype, rcode = code >> 5, code & 31
-            text = "MALFORMED" if qtype == _MALFORMED else _type_text(qtype)
+            text = "MALFORMED" if qtype == _MALFORMED else "OTHER" if qtype == _OTHER_TYPE \
+                else _type_text(qtype)
             out[(text, "DROPPED" if rcode == _DROPPED else _RCODES[rcode])] += n
         return out
     def hold(self) -> None:
@@ -316,6 +319,19 @@ class QueryTally:
                         remembered.young = young = set()
             elif pair in young or pair in old:
                 self._count_empty(k[:-4], qtype, n)
+        if len(totals) > TOTALS_CAP:
+            self._merge_unnamed_types()
+
+    def _merge_unnamed_types(self) -> None:
+        """A flood of random QTYPEs must not make a series each: past `TOTALS_CAP` totals,
+        those of types without a mnemonic (RFC 3597 §5 `TYPEnnn`) are counted as "OTHER"."""
+        totals = self._totals
+        for code in list(totals):
+            qtype = code >> 5
+            if qtype < _MALFORMED and _type_text(qtype).startswith("TYPE"):
+                n = totals.pop(code)
+                other = _OTHER_TYPE << 5 | code & 31
+                totals[other] = totals.get(other, 0) + n
 
     def _count_empty(self, query: bytes, qtype: int, n: int) -> None:
         name = classify_query(query)[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+from collections import Counter
 from typing import Any
 
 import dns.edns
@@ -25,8 +26,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from authd.metrics import (EMPTY_SERIES, HAD_RECORDS_CAP, OTHER, AuthdCollector, QueryTally,
-                           classify_query)
+from authd.metrics import (
+    EMPTY_SERIES,
+    HAD_RECORDS_CAP,
+    OTHER,
+    AuthdCollector,
+    QueryTally,
+    classify_query,
+)
 
 ANSWERED = b"\x85\x00\x00\x01"  # QR AA RD, NOERROR, ANCOUNT 1 (RFC 1035 §4.1.1)
 EMPTY = b"\x85\x00\x00\x00"  # NOERROR, no answer records
@@ -59,7 +66,7 @@ def ask(index: StubIndex, key: bytes, status: bytes, n: int = 1) -> None:
 
 def series(tally: QueryTally) -> dict[str, list[Any]]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AuthdCollector(tally, [], __import__("collections").Counter()))
+    registry.register(AuthdCollector(tally, [], Counter()))
     text = generate_latest(registry).decode()
     out: dict[str, list[Any]] = {}
     for fam in text_string_to_metric_families(text):
@@ -186,3 +193,23 @@ def test_unread_queries_are_typed_as_before(status: bytes) -> None:
     rcode = "DROPPED" if status[0] == 0xFF else "FORMERR"
     assert dict(tally.by_type_rcode) == {("A", rcode): 1, ("MALFORMED", rcode): 1}
     assert len(tally.had_records) == 0
+
+
+def test_a_flood_of_random_qtypes_makes_no_series_per_type() -> None:
+    """Types dnspython names keep their series; unnamed ones (TYPEnnn) past the bound are
+    counted as OTHER, every query still counted."""
+    index = StubIndex()
+    tally = QueryTally(index)
+    ask(index, query("t.test.", b"\x00\x1c\x00\x01"), EMPTY, 5)  # AAAA: a named type
+    ask(index, query("t.test.", b"\xff\x00\x00\x01"), EMPTY)  # TYPE65280, before any flood
+    tally.fold()
+    assert dict(tally.by_type_rcode) == {("AAAA", "NOERROR"): 5, ("TYPE65280", "NOERROR"): 1}
+    rnd = random.Random(3)
+    for qtype in rnd.sample(range(33_000, 65_000), 5_000):  # no mnemonic (TA, DLV: 32768-9)
+        ask(index, query("t.test.", qtype.to_bytes(2, "big") + b"\x00\x01"), NXDOMAIN)
+    tally.fold()
+    got = tally.by_type_rcode
+    assert len(got) <= 4
+    assert got[("AAAA", "NOERROR")] == 5 and got[("OTHER", "NXDOMAIN")] == 5_000
+    assert sum(got.values()) == 5_006
+    assert len(series(tally)["authd_dns_queries"]) == len(got)
