@@ -212,9 +212,9 @@ class QueryTally:
         self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         apply = index.apply
 
-        def apply_after_hold(entry: Any) -> bool:
+        def apply_after_hold(entry: Any, *args: Any, **kwargs: Any) -> bool:
             self.hold()  # what was asked keeps the answers it got
-            return bool(apply(entry))
+            return bool(apply(entry, *args, **kwargs))
 
         index.apply = apply_after_hold
 
@@ -256,16 +256,20 @@ class QueryTally:
         held = list(replies.items())  # a copy in C; cleared in place, as the loops hold the dict
         replies.clear()
         self._held.append((hits, held))
-        if len(self._held) > MAX_HELD:  # changes faster than the folds: fold now
-            self.fold()
+        if len(self._held) > MAX_HELD:  # changes faster than the folds: fold the oldest now
+            oldest_hits, oldest_replies = self._held[0]
+            self.fold(len(oldest_hits) + len(oldest_replies) - self._at, hold=False)
 
-    def fold(self, limit: int | None = None) -> bool:
+    def fold(self, limit: int | None = None, hold: bool = True) -> bool:
         """Fold what the loops counted since the last fold into the totals, oldest first.
 
         With `limit`, fold at most that many counts and keep the rest held for the next call
-        (the node folds in slices, so the DNS loop and a batch's apply run in between).
-        Returns True when nothing is left held."""
-        self.hold()
+        (the node folds in slices, so the DNS loop and a batch's apply run in between). With
+        `hold` False, only what is already held is folded: a sliced fold holds once, then
+        slices, so what arrives meanwhile waits for the next round instead of lengthening
+        this one. Returns True when nothing is left held."""
+        if hold:
+            self.hold()
         count = self._count
         while self._held:
             hits, replies = self._held[0]
