@@ -11,8 +11,25 @@ plain dict per query, keyed by bytes they already hold (None when metrics are of
 `QueryTally.fold` turns those counts into (type, rcode) totals once a second and at every
 scrape; before the index applies a change they are only held (copied, pinned to the replies
 sent), so every query is classified by the answer it actually got and a change batch does
-not wait for the classifying. A custom collector exports the totals; no prometheus_client object is touched
-per query.
+not wait for the classifying. A custom collector exports the totals; no prometheus_client
+object is touched per query.
+
+Bounded under floods of random names (issue 12; issue 10's soak asks RSS to stay flat). The
+fold reads the common query shape in place, a (name, type) pair being the question's octets
+with the name lower-cased (about 1 us per distinct random existing name, 0.4-0.6 us per
+random NXDOMAIN: `python -m bench._fold`), and keeps:
+- the pairs answered with records in `Remembered`: at most `HAD_RECORDS_CAP` of them, the
+  oldest half forgotten when full. A pair answered with records at least once per
+  `HAD_RECORDS_CAP // 2` other distinct answered pairs is never forgotten, so a name that
+  goes empty right after having records (the stable alias, asked all the time) is counted;
+  what is lost at the cap is a pair answered once, then not while 65,536 others got answers
+  (a flood of random existing or wildcard names), going empty after: not counted as empty.
+- `authd_dns_empty_answers_total` series for at most `EMPTY_SERIES` names (the first to go
+  empty); the answers of later names are counted under the name `(other)`, so the total is
+  exact and a mass of names going empty does not make a series each;
+- (type, rcode) totals: past `TOTALS_CAP` of them, types without a mnemonic (`TYPEnnn`) are
+  counted as type `OTHER`, so a flood of random QTYPEs makes no series each;
+- a few thousand unusual query shapes (cookies, odd octets) classified by dnspython.
 
 Exported (names follow the Prometheus conventions: `_total` counters, base units):
 - `authd_dns_queries_total{type,rcode}`;
@@ -43,6 +60,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _QD1 = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT 1, ANCOUNT 0, NSCOUNT 0
 _PLAIN_OPT = b"\x00\x00\x29"  # an OPT RR at the root (RFC 6891 §6.1.2)
+_QD1_AR0 = _QD1 + b"\x00\x00"  # ... and ARCOUNT 0
+_QD1_AR1 = _QD1 + b"\x00\x01"  # ... and ARCOUNT 1
 
 
 # the status octets of a query nothing was sent for (flags 0xFFFF would be opcode 15)
@@ -113,15 +132,78 @@ def _classify_dnspython(key: bytes) -> tuple[str, str]:
         return "", "MALFORMED"
 
 
+HAD_RECORDS_CAP = 131_072  # (name, type) pairs remembered as having had records: 2 halves
+EMPTY_SERIES = 1_000  # names with an `authd_dns_empty_answers_total` series of their own
+OTHER = "(other)"  # the name label of the empty answers past EMPTY_SERIES (not a DNS name)
+_SLOW_CACHE = 4_096  # unusual query shapes classified by dnspython, kept across folds
+_MALFORMED = 1 << 16  # the QTYPE slot of a query dnspython does not read
+_OTHER_TYPE = _MALFORMED + 1  # the QTYPE slot "OTHER": types without a mnemonic, past a bound
+TOTALS_CAP = 1_024  # (type, rcode) totals before types without a mnemonic become "OTHER"
+_DROPPED = 16  # the rcode slot of an unanswered query (rcodes are the header's four bits)
+
+
+class Remembered:
+    """A set that forgets its oldest half when full: the (name, type) pairs answered with
+    records, for `authd_dns_empty_answers_total` (pure, no clock).
+
+    Two generations of at most `cap // 2` keys each: keys go into the young one; when it is
+    full it becomes the old one and the previous old one is dropped. A key found only in the
+    old one is added to the young one again (`add` returns True then), so a pair answered
+    with records at least once per `cap // 2` other distinct pairs is never forgotten, and
+    one that goes empty right after having records (within `cap // 2` distinct answered
+    pairs) is still counted. What is lost at the cap: a pair answered with records once,
+    then not again while more than `cap // 2` other pairs got answers (a flood of random
+    existing or wildcard names), whose answers then go empty, is not counted as empty.
+    Memory: at most `cap` keys of a few tens of octets (about 100 B each with the set)."""
+
+    def __init__(self, cap: int = HAD_RECORDS_CAP):
+        self.half = max(1, cap // 2)
+        self.young: set[bytes] = set()
+        self.old: set[bytes] = set()
+
+    def add(self, key: bytes) -> None:
+        young = self.young
+        if key in young:
+            return
+        young.add(key)
+        if len(young) >= self.half:
+            self.old = young
+            self.young = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.young or key in self.old
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+
+def _question_slow(query: bytes, rcode: int) -> tuple[bytes | None, int]:
+    """(the lower-cased question name's wire form with QTYPE, QTYPE) of a query of an
+    unusual shape; QTYPE `_MALFORMED` for one dnspython does not read. A query answered
+    FORMERR or not at all may not be readable: it is typed as `classify_query` types it."""
+    if rcode == 1 or rcode == _DROPPED:
+        text = classify_query(query)[1]
+        return None, _MALFORMED if text == "MALFORMED" else int(dns.rdatatype.from_text(text))
+    try:
+        q = dns.message.from_wire(b"\0\0" + query).question[0]
+    except (dns.exception.DNSException, IndexError, ValueError):
+        return None, _MALFORMED
+    # RFC 4343 §3: names compare without ASCII case, as `bytes.lower` of the wire form does
+    return q.name.canonicalize().to_wire() + q.rdtype.to_bytes(2, "big"), int(q.rdtype)
+
+
 class QueryTally:
     """Folds the hot path's per-query counts into totals by type and rcode."""
 
-    def __init__(self, index: Any):
+    def __init__(self, index: Any, had_records_cap: int = HAD_RECORDS_CAP):
         self.index = index
-        self.by_type_rcode: Counter[tuple[str, str]] = Counter()
+        # (QTYPE << 5 | rcode) -> queries; `by_type_rcode` names them (an int per key: the
+        # fold adds to it per distinct query, so no tuple nor text is made there)
+        self._totals: dict[int, int] = {}
         self.empty: Counter[tuple[str, str]] = Counter()
-        self.had_records: set[tuple[str, str]] = set()
-        self._names: dict[bytes, tuple[str, str]] = {}
+        self.had_records = Remembered(had_records_cap)
+        self._named: set[str] = set()  # names with an empty-answer series of their own
+        self._slow: dict[bytes, tuple[bytes | None, int]] = {}
         index.query_counts = {}
         index.reply_counts = {}
         # What was counted before each change the index applied, held in order until the
@@ -130,12 +212,22 @@ class QueryTally:
         self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         apply = index.apply
 
-        def apply_after_hold(entry: Any) -> bool:
+        def apply_after_hold(entry: Any, *args: Any, **kwargs: Any) -> bool:
             self.hold()  # what was asked keeps the answers it got
-            return bool(apply(entry))
+            return bool(apply(entry, *args, **kwargs))
 
         index.apply = apply_after_hold
 
+    @property
+    def by_type_rcode(self) -> Counter[tuple[str, str]]:
+        """Queries by (type text, rcode text), "DROPPED" for those nothing was sent for."""
+        out: Counter[tuple[str, str]] = Counter()
+        for code, n in self._totals.items():
+            qtype, rcode = code >> 5, code & 31
+            text = "MALFORMED" if qtype == _MALFORMED else "OTHER" if qtype == _OTHER_TYPE \
+                else _type_text(qtype)
+            out[(text, "DROPPED" if rcode == _DROPPED else _RCODES[rcode])] += n
+        return out
     def hold(self) -> None:
         """Pin what the loops counted to the replies they sent, before the index changes.
 
@@ -164,25 +256,28 @@ class QueryTally:
         held = list(replies.items())  # a copy in C; cleared in place, as the loops hold the dict
         replies.clear()
         self._held.append((hits, held))
-        if len(self._held) > MAX_HELD:  # changes faster than the folds: fold now
-            self.fold()
+        if len(self._held) > MAX_HELD:  # changes faster than the folds: fold the oldest now
+            oldest_hits, oldest_replies = self._held[0]
+            self.fold(len(oldest_hits) + len(oldest_replies) - self._at, hold=False)
 
-    def fold(self, limit: int | None = None) -> bool:
+    def fold(self, limit: int | None = None, hold: bool = True) -> bool:
         """Fold what the loops counted since the last fold into the totals, oldest first.
 
         With `limit`, fold at most that many counts and keep the rest held for the next call
-        (the node folds in slices, so the DNS loop and a batch's apply run in between).
-        Returns True when nothing is left held."""
-        self.hold()
+        (the node folds in slices, so the DNS loop and a batch's apply run in between). With
+        `hold` False, only what is already held is folded: a sliced fold holds once, then
+        slices, so what arrives meanwhile waits for the next round instead of lengthening
+        this one. Returns True when nothing is left held."""
+        if hold:
+            self.hold()
         count = self._count
         while self._held:
             hits, replies = self._held[0]
             at, end, split = self._at, len(hits) + len(replies), len(hits)
             stop = end if limit is None else min(end, at + limit)
-            for key, status, n in hits[at:stop]:
-                count(key, status, n)
-            for key, n in replies[max(0, at - split):max(0, stop - split)]:
-                count(key[:-4], key[-4:], n)
+            if at < split:
+                count([(key + status, n) for key, status, n in hits[at:stop]])
+            count(replies[max(0, at - split):max(0, stop - split)])
             if stop < end:
                 self._at = stop
                 return False
@@ -194,31 +289,80 @@ class QueryTally:
                     return not self._held
         return True
 
-    def _count(self, key: bytes, status: bytes, n: int) -> None:
-        if status[1] & 0x0F == 3 and key[8:10] == b"\0\0":
-            # NXDOMAIN (RFC 1035 §4.1.1) to a query of the question alone (no additional
-            # records): the server read its question to the end, so QTYPE is the last four
-            # octets but two, and the name is not needed (never counted as an empty answer).
-            # A random-name flood classifies nothing: each query is another name.
-            self.by_type_rcode[(_type_text(key[-4] << 8 | key[-3]), "NXDOMAIN")] += n
-            return
-        name_type = self._names.get(key)
-        if name_type is None:
-            name_type = classify_query(key)
-            if len(self._names) < 100_000:
-                self._names[key] = name_type
-        if status == UNANSWERED:
-            rcode = "DROPPED"
-            answers = False
-        else:
-            rcode = _RCODES[status[1] & 0x0F]
-            answers = status[2:4] != b"\0\0"
-        self.by_type_rcode[(name_type[1], rcode)] += n
-        if rcode == "NOERROR":
-            if answers:
-                self.had_records.add(name_type)
-            elif name_type in self.had_records:
-                self.empty[name_type] += n
+    def _count(self, items: Iterable[tuple[bytes, int]]) -> None:
+        """Count distinct queries: each `k` is a query's bytes after the ID and the reply's
+        status octets (`status_of`), `n` how often it was sent. The common shape (RFC 1035
+        §4.1.1: one question, no answer or authority records, no additional records or one
+        bare OPT, RFC 6891 §6.1.2) is read in place: the (name, type) pair is the octets
+        between the header and QCLASS with the name lower-cased, a dict key of bytes (no
+        text is made). Anything else goes to dnspython, a few thousand of them cached.
+        One loop with its names bound locally: it runs once per distinct query."""
+        totals = self._totals
+        remembered = self.had_records
+        young, old, half = remembered.young, remembered.old, remembered.half
+        slow = self._slow
+        for k, n in items:
+            end = len(k) - 8  # QTYPE's offset with no additional records
+            rcode = _DROPPED if k[-4] == 0xFF and k[-4:] == UNANSWERED else k[-3] & 0x0F
+            counts = k[2:10]
+            if rcode == 1 or rcode == _DROPPED:  # FORMERR, or none sent: maybe unreadable
+                end = 0
+            elif counts != _QD1_AR0:
+                if counts == _QD1_AR1 and k[-15:-12] == _PLAIN_OPT and k[-6:-4] == b"\0\0":
+                    end -= 11
+                else:
+                    end = 0
+            # the name ends at the root label, not at a compression pointer (RFC 1035 §4.1.4)
+            if end > 10 and not k[end - 1] and (end == 11 or k[end - 2] < 0xC0) and end < 266:
+                qtype = k[end] << 8 | k[end + 1]
+                code = qtype << 5 | rcode
+                totals[code] = totals.get(code, 0) + n
+                if rcode:  # only NOERROR can be an empty answer
+                    continue
+                pair = k[10:end].lower() + k[end:end + 2]
+            else:
+                query = k[:-4]
+                got = slow.get(query)
+                if got is None:
+                    got = _question_slow(query, rcode)
+                    if len(slow) < _SLOW_CACHE:
+                        slow[query] = got
+                pair, qtype = got  # type: ignore[assignment]
+                code = qtype << 5 | rcode
+                totals[code] = totals.get(code, 0) + n
+                if rcode or pair is None:
+                    continue
+            if k[-2] or k[-1]:  # ANCOUNT: it had records (`Remembered.add`, inline)
+                if pair not in young:
+                    young.add(pair)
+                    if len(young) >= half:
+                        remembered.old = old = young
+                        remembered.young = young = set()
+            elif pair in young or pair in old:
+                self._count_empty(k[:-4], qtype, n)
+        if len(totals) > TOTALS_CAP:
+            self._merge_unnamed_types()
+
+    def _merge_unnamed_types(self) -> None:
+        """A flood of random QTYPEs must not make a series each: past `TOTALS_CAP` totals,
+        those of types without a mnemonic (RFC 3597 §5 `TYPEnnn`) are counted as "OTHER"."""
+        totals = self._totals
+        for code in list(totals):
+            qtype = code >> 5
+            if qtype < _MALFORMED and _type_text(qtype).startswith("TYPE"):
+                n = totals.pop(code)
+                other = _OTHER_TYPE << 5 | code & 31
+                totals[other] = totals.get(other, 0) + n
+
+    def _count_empty(self, query: bytes, qtype: int, n: int) -> None:
+        name = classify_query(query)[0]
+        named = self._named
+        if name not in named:
+            if len(named) >= EMPTY_SERIES:  # a series per name, but not per random name
+                name = OTHER
+            else:
+                named.add(name)
+        self.empty[(name, _type_text(qtype))] += n
 
 
 class AuthdCollector(Collector):

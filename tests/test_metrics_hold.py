@@ -100,8 +100,44 @@ def test_held_counts_are_bounded_by_folding_when_changes_outrun_the_folds() -> N
     for _ in range(MAX_HELD + 1):
         index.reply_counts[key + status] = index.reply_counts.get(key + status, 0) + 1
         tally.hold()
-    assert tally.by_type_rcode[("A", "NOERROR")] == MAX_HELD + 1  # folded once past the bound
-    assert not tally._held  # noqa: SLF001
+    assert len(tally._held) == MAX_HELD  # noqa: SLF001  (the oldest folded once past the bound)
+    assert tally.by_type_rcode[("A", "NOERROR")] == 1
+    assert tally.fold() is True
+    assert tally.by_type_rcode[("A", "NOERROR")] == MAX_HELD + 1
+
+
+def test_a_sliced_round_folds_only_what_was_held_when_it_began() -> None:
+    """Counts that arrive between slices wait for the next round: a round's slices end, and
+    no slice folds more than its limit (before, each slice held the new counts too, so a
+    steady flood of new names could pile up generations and end in one unlimited fold)."""
+    index = ServingIndex()
+    index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+    tally = QueryTally(index)
+    folded: list[int] = []
+    count = tally._count  # noqa: SLF001
+
+    def counting(items: list) -> None:
+        items = list(items)
+        folded.append(len(items))
+        count(items)
+
+    tally._count = counting  # type: ignore[method-assign]  # noqa: SLF001
+
+    def flood(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            key = dns.message.make_query(f"x{i}.k.test.", "A").to_wire()[2:]
+            index.reply_counts[key + b"\x81\x83\x00\x00"] = 1  # NXDOMAIN, no answers
+
+    flood(0, 3000)
+    tally.hold()
+    slices = 0
+    while not tally.fold(1000, hold=False):
+        slices += 1
+        flood(10_000 * slices, 1500)  # more new names than a slice folds, between slices
+        assert slices < 10
+    assert slices == 2 and max(folded) <= 1000
+    assert tally.by_type_rcode[("A", "NXDOMAIN")] == 3000  # this round: what it began with
+    assert len(index.reply_counts) == 3000  # the rest waits for the next round
 
 
 def test_a_fold_in_slices_gives_the_totals_of_one_fold() -> None:

@@ -42,8 +42,13 @@ async def test_nothing_new_nothing_collected(autojump_clock, monkeypatch):
 class _Tally:
     def __init__(self) -> None:
         self.slices = 0
+        self.held = False
 
-    def fold(self, limit: int) -> bool:
+    def hold(self) -> None:
+        self.held = True
+
+    def fold(self, limit: int, hold: bool = True) -> bool:
+        assert not hold and self.held  # held once per round, then sliced
         self.slices += 1
         return self.slices >= 3  # done after three slices
 
