@@ -491,6 +491,16 @@ LABELS = {"create/delete": "CREATE, then DELETE, of {n:,} new A sets (alternatel
 # What the profile says, kept with the tables it explains (figures from the runs of 2026-12-02;
 # the one-off SQLite comparison is described in full, so it can be repeated).
 NOTES = """\
+**On a quiet machine** (03:05-03:10 UTC, load 0.3 to 1.9, after merging main), the same
+tools: `python -m bench._scale_insync --names 1000000 --no-write` (this branch): create/delete
+INSYNC p50 33.6 ms, p99 36.7, server CPU 30.0 ms per batch; upsert p50 46.9, p99 56.9, CPU
+41.7, no wrong answer: **the create/delete goal is met on the 1M-name zone, the upsert one is
+not** (6.9 ms over). `--names 200000 --batches 30 --no-write`, main then this branch, one
+after the other (main run from a `git archive` copy, so without the C UDP helper built: that
+changes DNS between batches, not the batch path): main create/delete 37.7 / 58.6 / 36.3,
+upsert 56.5 / 198.7 / 55.0; apply2 29.8 / 37.1 / 28.0 and 39.7 / 44.8 / 34.7 (p50 / p99 /
+server CPU ms).
+
 **The tail (apply2, 2026-12-02 02:35-03:05 UTC).** Each accepted batch's log line now carries
 its stages (`control: accepted change ... (xml, store, commit, to the index ms)`), and every
 collection of the cyclic GC that takes over 2 ms (and every full one) has its own line
