@@ -13,6 +13,7 @@ fresh reader of the store gets.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from unittest import mock
@@ -123,3 +124,22 @@ def test_a_change_after_the_import_voids_the_hand_off(make, tmp_path):  # noqa: 
     assert not store._prebuilt  # nothing left to hand over
     assert [e.kind for e in store.snapshot()][-1] is EntryKind.SNAPSHOT
     _same_answers(index, _reference(store), _questions(store))
+
+
+def test_the_inline_decode_of_plain_sets_equals_the_general_one():
+    """`sqlcore._decode_all` writes a plain set's slots itself: the result is the set that was
+    stored, as `_decode` rebuilds it, key and all; other sets go through `_decode`."""
+    from authd.model.records import AliasTarget, RecordKey
+    from authd.store import sqlcore
+
+    sets = [RecordSet(f"h{i}.{ORIGIN}", "A", 60 + i, (f"192.0.2.{i}", f"192.0.2.{i + 100}"))
+            for i in range(3)]
+    sets += [RecordSet(f"t.{ORIGIN}", "TXT", 0, ('"a b"', '"c"')),
+             RecordSet(f"w.{ORIGIN}", "A", 60, ("192.0.2.1",), set_identifier="one", weight=3),
+             RecordSet(f"al.{ORIGIN}", "A", None, (), alias=AliasTarget(f"h1.{ORIGIN}", "Z1", True))]
+    datas = sqlcore._dumps_many(sets)
+    got = sqlcore._decode_all(datas)
+    general = [sqlcore._decode(d) for d in json.loads("[" + ",".join(datas) + "]")]
+    assert got == sets == general
+    assert [rs.key for rs in got] == [rs.key for rs in sets]
+    assert all(type(rs.key) is RecordKey and hash(rs) == hash(g) for rs, g in zip(got, general, strict=True))

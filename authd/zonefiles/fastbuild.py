@@ -246,6 +246,7 @@ def from_sets(origin: str, sets: Iterable[RecordSet]) -> Zone | None:
     wires: list[bytes | None] = []
     more: dict[tuple[RecordKey, str], bytes | None] = {}
     one, add = rdatawire.one, wires.append
+    quad = rdatawire._QUAD  # "0".."255" -> the octet: the only texts of an A value it takes
     for rs in sets:
         if rs.alias is not None or rs.set_identifier is not None or rs.routing is not None \
                 or rs.weight is not None or not rs.values or rs.key in records:
@@ -255,6 +256,13 @@ def from_sets(origin: str, sets: Iterable[RecordSet]) -> Zone | None:
         t = A if rs.rtype == "A" else AAAA if rs.rtype == "AAAA" else 0
         if not t:
             add(None)
+            continue
+        if t == A and len(values) == 1:  # the bulk of a zone: `rdatawire.one`'s A, inline
+            try:
+                q1, q2, q3, q4 = values[0].split(".")
+                add(bytes((quad[q1], quad[q2], quad[q3], quad[q4])))
+            except (KeyError, ValueError):
+                add(None)
             continue
         got = one(t, values[0])  # a text not as the reader writes it: the reference's
         add(None if got is None or got[0] != values[0] else got[1])
