@@ -8,7 +8,9 @@ Two parts:
   `source.journal_since(index.seq)` whenever woken (the control API wakes in-process
   followers on every accepted change) or every `poll_interval` (replicas in other processes
   reading the SQLite file), and applies entries through the same `index.apply`, so startup
-  and runtime share one code path.
+  and runtime share one code path. A snapshot's zones reach the index already built
+  (`Follower._built`, issue 12): the zone a new store's import was handed, or one built
+  straight from the snapshot's plain record sets, so a 1M-set start skips `Zone.build`.
 
 `Propagation` answers the control API's question "which journal seq has every serving
 replica applied?" from in-process followers and from progress files that replica processes

@@ -721,7 +721,8 @@ class SQLCore:
 
     def take_built(self, entry: JournalEntry) -> Any:
         """The served zone `import_sets` was given for this SNAPSHOT entry of the last
-        `snapshot()`, once (the index that takes it changes it in place), or None: build it."""
+        `snapshot()`, once (the index that takes it changes it in place), or None: build it.
+        The next `snapshot()` drops what was not taken, so at most one is ever kept."""
         got = self._prebuilt.get(entry.zone_id)
         if got is None or got[0] is not entry:
             return None
