@@ -45,10 +45,10 @@ def _zone_dir(tmp_path: Path, serial: int = 7) -> Path:
     return d
 
 
-def _fed(store, *, build: bool) -> ServingIndex:
+def _fed(store, *, build: bool, index: ServingIndex | None = None) -> ServingIndex:
     """An index a Follower bootstraps from the store's next snapshot; `build=False`: with
     `Zone.build` refusing, so any zone it serves came another way."""
-    index = ServingIndex(rng=random.Random(1))
+    index = index if index is not None else ServingIndex(rng=random.Random(1))
     follower = Follower("primary", store, index)
     if build:
         trio.run(follower.bootstrap)
@@ -143,3 +143,23 @@ def test_the_inline_decode_of_plain_sets_equals_the_general_one():
     assert got == sets == general
     assert [rs.key for rs in got] == [rs.key for rs in sets]
     assert all(type(rs.key) is RecordKey and hash(rs) == hash(g) for rs, g in zip(got, general, strict=True))
+
+
+def test_the_metrics_hold_passes_the_built_zone_on(tmp_path):
+    """`authd serve --store` counts queries (`AuthdMetrics.count_queries` wraps the index's
+    apply): the wrapper hands the snapshot's built zone on, so the zone loads at bootstrap
+    and not, after a failed apply, from the journal's import entry with `Zone.build`."""
+    from authd.metrics import AuthdMetrics
+    from authd.store.sqlstore import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "m.sqlite3", clock=lambda: 1.0)
+    try:
+        seed_dir(store, _zone_dir(tmp_path))
+        index = ServingIndex(rng=random.Random(1))
+        AuthdMetrics().count_queries(index)
+        _fed(store, build=False, index=index)
+        zid = store.find_zone_by_name(ORIGIN).id
+        assert zid in index._by_id and index.seq == store.seq
+        _same_answers(index, _reference(store), _questions(store)[:200])
+    finally:
+        store.close()
