@@ -6,6 +6,7 @@ set -euo pipefail
 declare -A pkg=( [dig]=bind9-dnsutils [kdig]=knot-dnsutils [nsd]=nsd [knotd]=knot [kzonecheck]=knot-dnssecutils [unbound]=unbound [dnsperf]=dnsperf [promtool]=prometheus )
 pkg[pebble]=pebble  # on its own line, so other additions to the table merge cleanly
 pkg[chromium]=chromium  # headless, for the live outage page test (tests/test_outage_web.py)
+pkg[gcc]=gcc  # builds the optional C UDP loop (authd/dns/_fastudp.c) in make venv
 missing=()
 for tool in "${!pkg[@]}"; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then missing+=("${pkg[$tool]}"); fi

@@ -359,3 +359,39 @@ def test_a_wildcard_added_to_a_zone_without_one_is_synthesised():
         got = index.respond(wire, tcp=False)
         assert got in reference_wires(ref, wire, False)
         assert [rr.to_text() for rr in dns.message.from_wire(got).answer[0]] == ["192.0.2.99"]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(record_sets(), max_size=14), soas(), st.lists(questions(), min_size=1, max_size=30))
+def test_udp_read_answers_as_the_reference(sets, soa_rs, asked):
+    """`CompiledAnswers.udp_read` (the C UDP loop's entry: the question read in C, the zone
+    found in C) shares `respond`'s decision: its answer, spliced as `_spliced` writes it (the
+    C loop's rule), is one of the reference pipeline's responses, asked twice (the second
+    time an owner's answer comes back as bytes, kept for the exact table)."""
+    from authd.dns.wire import read_query
+
+    base = [soa_rs, RecordSet(Z, "NS", 300, ("ns1.c.test.",)),
+            RecordSet("ns1.c.test.", "A", 300, ("192.0.2.1",))]
+    contents = {rs.key: rs for rs in base + sets}
+    index = ServingIndex(rng=random.Random(7).random)
+    ref = ServingIndex(cache=False)
+    for ix in (index, ref):
+        ix.apply(snapshot(contents.values()))
+    compiled = index.compiled
+    assert compiled is not None
+    zones = compiled.table.zones
+    for wire, _ in asked * 2:
+        q = read_query(wire)
+        if q is None or q[4]:  # the C loop reads questions without EDNS only
+            continue
+        k, qend, qtype = q[0], q[2], q[3]
+        zone = next((zones[k[j:]] for j in range(len(k)) if k[j:] in zones), None)
+        got = compiled.udp_read(wire, k, qtype, qend, zone)
+        if type(got) is tuple:
+            got = compiled._spliced(wire, qend, 0, got)
+        if got is None:
+            assert compiled.declined is wire  # the pipeline's: `respond` will not read it again
+            continue
+        want = reference_wires(ref, wire, False)
+        assert got in want, (dns.message.from_wire(wire).question, shown(got),
+                             [shown(w) for w in want])

@@ -11,6 +11,8 @@
   fallback drops one datagram, a KeyboardInterrupt stops the loop after the batch is sent;
   ECONNREFUSED from an earlier reply's ICMP does not stop it; it is not reentrant; no
   reference or memory leaks over 100,000 datagrams.
+- The C reader of a question alone (`read_question`) and `wire.read_query` are one reader:
+  hypothesis-generated and edge-case wires get the same accept/decline and the same key.
 - A hypothesis fuzz of random and mutated datagrams (0..4200 octets) against two `authd serve`
   processes, one per loop: every reply is the same and both survive.
 """
@@ -31,6 +33,7 @@ import dns.edns
 import dns.flags
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.tsigkeyring
 import dnslib
@@ -40,6 +43,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from authd.dns.compiled import CompiledAnswers
 from authd.dns.index import ServingIndex
 from authd.dns.rrl import RrlConfig
 from authd.dns.server import serve_dns
@@ -114,6 +118,42 @@ def queries() -> list[bytes]:
                 good[:2] + b"\xff" * 30, bytes(rnd.getrandbits(8) for _ in range(40))]
         out += [good[:12] + b"\x3f" + b"a" * 70 + good[12:]]  # a label over 63 octets
         out += [q("h11.f.test.", use_edns=0) + b"\0" * 4980]  # over 4096: cut as recvfrom cuts
+        out += edge_questions(rnd)
+    return out
+
+
+def _name_wire(labels: list[bytes]) -> bytes:
+    return b"".join(bytes([len(x)]) + x for x in labels) + b"\0"
+
+
+def edge_questions(rnd: random.Random) -> list[bytes]:
+    """Questions alone at the edges of the C reader (`_fastudp.read_question`): random and
+    mixed-case names, 63-octet labels, 255-octet names and names just over each limit,
+    other classes, opcodes, QR=1, trailing octets, a compression pointer."""
+    def wire(labels: list[bytes], qtype: int = 1, qclass: int = 1, flags: int = 0x0100,
+             tail: bytes = b"") -> bytes:
+        return (rnd.getrandbits(16).to_bytes(2, "big") + flags.to_bytes(2, "big")
+                + b"\0\x01\0\0\0\0\0\0" + _name_wire(labels) + qtype.to_bytes(2, "big")
+                + qclass.to_bytes(2, "big") + tail)
+
+    zone = [b"f", b"test"]
+    letters = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+    out = []
+    for _ in range(6):  # random, mixed case (some existing names, most missing)
+        label = bytes(rnd.choice(letters) for _ in range(rnd.randint(1, 20)))
+        out.append(wire([label, *zone], qtype=rnd.choice([1, 28, 16, 15, 6, 2])))
+    out += [wire([b"H%d" % i, b"F", b"TeSt"]) for i in (3, 12, 39)]  # existing, mixed case
+    out += [wire([b"a" * 63, *zone]), wire([b"A" * 64, *zone])]  # 63 octets; 64: a bad type
+    # 255 octets in all: 3 x (63 + 1) + (54 + 1) + f (2) + test (5) + root (1); then 256
+    long = [b"x" * 63, b"Y" * 63, b"z" * 63, b"q" * 54, *zone]
+    assert len(_name_wire(long)) == 255
+    out += [wire(long), wire([b"x" * 63, b"Y" * 63, b"z" * 63, b"q" * 55, *zone])]
+    out += [wire([b"h1", *zone], qclass=3), wire([b"h1", *zone], qclass=255),  # CH, ANY
+            wire([b"h1", *zone], flags=0x0900), wire([b"h1", *zone], flags=0x2100),  # opcodes
+            wire([b"h1", *zone], flags=0x8100), wire([b"h1", *zone], flags=0x0300),  # QR, TC
+            wire([b"nx1", *zone], tail=b"\0"), wire([], qtype=6)]  # trailing octet; the root
+    ptr = wire([b"h2", *zone])
+    out.append(ptr[:12] + b"\x02h2\xc0\x0c" + ptr[-4:])  # a compression pointer in the question
     return out
 
 
@@ -175,9 +215,19 @@ async def test_the_c_loop_sends_the_python_loops_bytes_and_counts_the_same(
         host: str, rrl: RrlConfig | None, mock_clock: trio.testing.MockClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "time", lambda: WALL)
+    read: list[bytes] = []  # the questions the C loop read itself (`udp_read`)
+    udp_read = CompiledAnswers.udp_read
+
+    def counted(self: CompiledAnswers, wire: bytes, *args: object) -> bytes | None:
+        read.append(wire)
+        return udp_read(self, wire, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CompiledAnswers, "udp_read", counted)
     wires = queries()
     c_replies, c_counts, c_tally = await run_loop(True, host, wires, rrl)
+    c_read = len(read)
     py_replies, py_counts, py_tally = await run_loop(False, host, wires, rrl)
+    assert (c_read > 20) == (rrl is None) and len(read) == c_read  # the Python loop: none
     assert c_replies == py_replies
     assert c_counts == py_counts and c_tally == py_tally
     # the run took each lane: exact hits, other replies, drops
@@ -314,6 +364,138 @@ def test_a_question_alone_goes_to_the_compiled_templates_first() -> None:
         # counted as the loop counts: query after the ID + reply[2:4] + reply[6:8]; the rest
         # and the fallback count their own
         assert tally == {d[2:] + b"\x81\x80\x00\x01": 1}
+
+
+def test_a_question_c_reads_goes_to_read_with_its_key_and_other_shapes_to_direct() -> None:
+    srv, cli = _pair()
+    with srv, cli:
+        plain = dns.message.make_query("Ab.F.test.", "AAAA").to_wire()
+        pointer = plain[:12] + b"\x02Ab\xc0\x0c" + plain[-4:]  # not read in C: direct's
+        calls: list[tuple] = []
+
+        def read(wire: bytes, key: tuple, qtype: int, qend: int) -> bytes | None:
+            calls.append(("read", wire, key, qtype, qend))
+            return wire[:2] + b"read"
+
+        def direct(wire: bytes) -> bytes | None:
+            calls.append(("direct", wire))
+            return None
+
+        def rest(wire: bytes, addr: object) -> bytes:
+            calls.append(("rest", wire))
+            return wire[:2] + b"rest"
+
+        for wire in (plain, pointer):
+            cli.sendto(wire, srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 2 and time.monotonic() < deadline:
+            got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256,
+                                  direct, rest, None, b"\xff" * 4, read, 0)
+        assert [cli.recv(100) for _ in range(2)] == [plain[:2] + b"read", pointer[:2] + b"rest"]
+        assert calls == [("read", plain, (b"ab", b"f", b"test", b""), 28, len(plain)),
+                         ("direct", pointer), ("rest", pointer)]
+        # with the zone table, read gets the zone of the name's longest suffix in it
+        zones = {(b"test", b""): "test", (b"f", b"test", b""): "f", (b"ab", b"x", b""): "ab"}
+        seen: list = []
+        outside = dns.message.make_query("ab.x.y.", "A").to_wire()
+        for wire in (plain, outside):
+            cli.sendto(wire, srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 2 and time.monotonic() < deadline:
+            got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256, direct,
+                                  rest, None, b"\xff" * 4,
+                                  lambda w, k, t, e, z: seen.append((k, z)), 0, zones)
+        assert seen == [((b"ab", b"f", b"test", b""), "f"), ((b"ab", b"x", b"y", b""), None)]
+        with pytest.raises(TypeError):
+            _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256, direct, rest,
+                           None, b"", read, 0, [])
+
+
+def test_an_answer_read_returns_is_spliced_in_c_as_spliced_writes_it() -> None:
+    index = make_index()
+    compiled = index.compiled
+    assert compiled is not None
+    srv, cli = _pair()
+    with srv, cli:
+        nx = dns.message.make_query("NoSuch.F.test.", "A").to_wire()  # NXDOMAIN: C splices
+        odd = dns.message.make_query("odd.f.test.", "A").to_wire()
+        tally: dict = {}
+
+        def read(wire: bytes, key: tuple, qtype: int, qend: int) -> object:
+            if wire == odd:
+                return (1, 2, 3)  # not an answer C splices: the fallback's
+            got = compiled.udp_read(wire, key, qtype, qend)
+            assert type(got) is tuple  # (the splice is C's here)
+            return got
+
+        def fallback(wire: bytes, addr: object) -> bytes:
+            return wire[:2] + b"full"
+
+        for wire in (nx, odd):
+            cli.sendto(wire, srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 2 and time.monotonic() < deadline:
+            got += _fastudp.drain(srv.fileno(), {}, fallback, None, random.random, 256,
+                                  compiled.udp, fallback, tally, b"\xff" * 4, read,
+                                  compiled.copied)
+        spliced, full = cli.recv(600), cli.recv(600)
+        assert spliced == compiled.udp(nx)  # `_spliced`'s bytes, RD copied
+        assert dns.message.from_wire(spliced).rcode() == dns.rcode.NXDOMAIN
+        assert dnslib.DNSRecord.parse(spliced).header.rcode == 3
+        assert full == odd[:2] + b"full"
+        assert tally == {nx[2:] + spliced[2:4] + spliced[6:8]: 1}
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data())
+def test_the_c_reader_and_read_query_are_one_reader(data: st.DataObject) -> None:
+    """`_fastudp.read_question` accepts exactly what `wire.read_query` accepts without EDNS,
+    with the same key, QTYPE and qend (the two write one rule: RFC 1035 §4.1)."""
+    from authd.dns.wire import read_query
+
+    draw = data.draw
+    labels = draw(st.lists(st.one_of(
+        st.binary(min_size=1, max_size=3), st.binary(min_size=60, max_size=64),
+        st.text("aAbBzZ09-", min_size=1, max_size=20).map(str.encode)), max_size=8))
+    name = b"".join(bytes([min(len(x), 255)]) + x[:255] for x in labels) + b"\0"
+    head = draw(st.sampled_from([b"\x01\x00", b"\x00\x00", b"\x81\x00", b"\x09\x00",
+                                 b"\x03\x10", b"\x01\xff"]))
+    counts = draw(st.sampled_from([b"\0\x01\0\0\0\0\0\0", b"\0\x02\0\0\0\0\0\0",
+                                   b"\0\x01\0\0\0\0\0\x01", b"\0\x01\0\x01\0\0\0\0"]))
+    qclass = draw(st.sampled_from([b"\0\x01", b"\0\x03", b"\x01\x01"]))
+    wire = b"ID" + head + counts + name + draw(st.binary(min_size=2, max_size=2)) + qclass
+    if draw(st.booleans()):  # cut, or extended, or a byte changed
+        wire = wire[:draw(st.integers(0, len(wire)))] + draw(st.binary(max_size=3))
+    if draw(st.booleans()) and wire:
+        at = draw(st.integers(0, len(wire) - 1))
+        wire = wire[:at] + bytes([draw(st.integers(0, 255))]) + wire[at + 1:]
+    ours = _fastudp.read_question(wire)
+    theirs = read_query(wire)
+    if theirs is not None and theirs[4] == 0:  # read without EDNS: C reads it the same
+        assert ours == (theirs[0], theirs[3], theirs[2])
+    else:
+        assert ours is None
+
+
+def test_the_c_reader_at_the_limits() -> None:
+    from authd.dns.wire import read_query
+
+    wires = edge_questions(random.Random(5))
+    accepted = [w for w in wires if _fastudp.read_question(w) is not None]
+    for w in wires:
+        theirs = read_query(w)
+        assert _fastudp.read_question(w) == (None if theirs is None else
+                                             (theirs[0], theirs[3], theirs[2]))
+    assert len(accepted) >= 12  # the random ones, 63 octets, 255 octets, TC, the root
+    assert _fastudp.read_question(wires[9]) is not None  # a 63-octet label
+    assert _fastudp.read_question(wires[10]) is None  # a 64-octet label
+    assert _fastudp.read_question(wires[11]) is not None  # 255 octets
+    assert _fastudp.read_question(wires[12]) is None  # 256 octets
+    with pytest.raises(TypeError):
+        _fastudp.read_question("not bytes")  # type: ignore[arg-type]
 
 
 def test_an_entry_c_does_not_read_goes_to_the_fallback_uncounted() -> None:
@@ -455,6 +637,43 @@ def test_no_reference_or_memory_leak_over_100k_datagrams() -> None:
         assert [sys.getrefcount(o) for o in (value, picked, missed, fallback, exact)] == refs
         assert counts[b"-hit"] == counts[b"-w"] == 1750 * 24
         assert grown < 64 * 1024, f"{grown} bytes still allocated after 102,000 datagrams"
+
+
+def test_no_reference_or_memory_leak_when_c_reads_the_question() -> None:
+    srv, cli = _pair()
+    cli.setblocking(False)
+    with srv, cli:
+        reply, tally, unanswered = b"IDread", {}, b"\xff" * 4
+        zone = object()
+        zones = {(b"f", b"test", b""): zone}
+        read = lambda w, k, t, e, z: reply if k[0] == b"a" and z is zone else None  # noqa: E731
+        direct = lambda w: None  # noqa: E731
+        rest = lambda w, a: None  # noqa: E731
+        shapes = [dns.message.make_query(n, "A", id=7).to_wire()
+                  for n in ("A.f.test.", "b.F.test.", "a.f.test.")] * 20
+        objs = (reply, read, direct, rest, tally, unanswered, zone, zones)
+        refs = [sys.getrefcount(o) for o in objs]
+
+        def rounds(n: int) -> None:
+            for _ in range(n):
+                for s in shapes:
+                    cli.sendto(s, srv.getsockname())
+                got = 0
+                deadline = time.monotonic() + 10
+                while got < len(shapes) and time.monotonic() < deadline:
+                    got += _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256,
+                                          direct, rest, tally, unanswered, read, 0, zones)
+                _read_ready(cli)
+
+        rounds(50)
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        rounds(1000)  # 60,000 datagrams
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert [sys.getrefcount(o) for o in objs] == refs
+        assert sum(tally.values()) == 1050 * 40  # the two names read's replies answered
+        assert grown < 64 * 1024, f"{grown} bytes still allocated after 60,000 datagrams"
 
 
 # --- fuzz: two real `authd serve` processes, one per loop ----------------------------------

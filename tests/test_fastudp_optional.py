@@ -48,3 +48,18 @@ def test_no_fast_udp_is_documented() -> None:
     out = subprocess.run([sys.executable, "-m", "authd", "serve", "--help"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert "--no-fast-udp" in out and "recvmmsg" in out
+
+
+def test_where_a_compiler_and_python_h_are_the_helper_is_built() -> None:
+    """The build is optional, so a broken one would only show as the Python loop serving and
+    tests/test_fastudp.py skipping. Where gcc and Python.h are (as in CI: scripts/ensure-tools.sh
+    installs gcc), `make venv` must have built it."""
+    import shutil
+    import sysconfig
+
+    from authd.dns.udp_batched import AVAILABLE
+
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not shutil.which("gcc") or not header.exists():
+        pytest.skip(f"needs gcc and {header} to build authd.dns._fastudp")
+    assert AVAILABLE, "authd.dns._fastudp is not built although gcc and Python.h are: run make venv"

@@ -5,7 +5,9 @@
  * serving index's exact table (`ServingIndex.exact_udp`: query bytes after the ID -> reply
  * bytes after the ID, or a weighted `(cumulative, replies)` pair picked with the index's
  * random source), hands every other datagram to a Python callable (the Python loop's miss
- * branch, with its own exception boundary), and sends the batch's replies with one
+ * branch, with its own exception boundary; a question alone it reads itself, as
+ * `authd.dns.wire.read_query` does, and splices the answer `CompiledAnswers.udp_read` decides
+ * for it), and sends the batch's replies with one
  * sendmmsg(2). It repeats until the socket is empty or the budget is spent. What it answers
  * and counts is what `authd.dns.server.serve_udp`'s Python loop answers and counts, byte for
  * byte (tests/test_fastudp.py checks it); it only saves the per-datagram syscalls and
@@ -34,7 +36,8 @@ typedef struct {
     struct sockaddr_storage name[BATCH];
     struct iovec iov_in[BATCH];
     struct mmsghdr in[BATCH];
-    struct iovec iov_out[BATCH][2];
+    struct iovec iov_out[BATCH][3];
+    unsigned char head[BATCH][12]; /* a header C writes for `read`'s answers */
     struct mmsghdr out[BATCH];
     PyObject *keep[BATCH]; /* each reply stays alive until sendmmsg has sent it */
     int busy;              /* `drain` is not reentrant: a fallback must not call it */
@@ -161,6 +164,73 @@ count(PyObject *counts, PyObject *key)
     return rc;
 }
 
+/* The question of a query that carries it alone, read as `authd.dns.wire.read_query` reads
+ * it (the same reader, written twice: tests/test_fastudp.py checks the two against each other
+ * on generated wires, accept/decline and the key). Accepted only: at least 17 octets, QR=0
+ * and opcode QUERY (RFC 1035 §4.1.1), QDCOUNT 1 and AN/NS/AR 0, an uncompressed name of
+ * labels of at most 63 octets (RFC 1035 §4.1.4: a length over 63 is a pointer or a reserved
+ * label type) and at most 255 octets in all (RFC 1035 §2.3.4), class IN, and nothing after
+ * the question. Returns the name's key, the lowered labels (ASCII A-Z only, as bytes.lower)
+ * and the root's b"", as a new tuple, with QTYPE and qend (the offset past the question);
+ * NULL with no exception for any other shape (Python's reader then decides), NULL with an
+ * exception when memory runs out. */
+static PyObject *
+read_question(const unsigned char *data, Py_ssize_t n, int *qtype, Py_ssize_t *qend)
+{
+    static const unsigned char qd1[8] = {0, 1, 0, 0, 0, 0, 0, 0};
+    if (n < 17 || (data[2] & 0xF8) || memcmp(data + 4, qd1, 8) != 0)
+        return NULL;
+    Py_ssize_t starts[128];
+    int nlabels = 0;
+    Py_ssize_t i = 12;
+    for (;;) {
+        unsigned int length = data[i];
+        if (length == 0)
+            break;
+        if (length > 63)
+            return NULL;
+        if (nlabels == 128)  /* more labels than 255 octets can hold */
+            return NULL;
+        starts[nlabels++] = i;
+        i += (Py_ssize_t)length + 1;
+        if (i >= n)
+            return NULL;
+    }
+    if (i > 266) /* a name of at most 255 octets, the root's included */
+        return NULL;
+    Py_ssize_t end = i + 5;
+    if (end != n || data[i + 3] != 0 || data[i + 4] != 1) /* class IN; no records after */
+        return NULL;
+    PyObject *key = PyTuple_New(nlabels + 1);
+    if (key == NULL)
+        return NULL;
+    for (int j = 0; j < nlabels; j++) {
+        Py_ssize_t at = starts[j];
+        Py_ssize_t length = data[at];
+        PyObject *label = PyBytes_FromStringAndSize(NULL, length);
+        if (label == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        char *out = PyBytes_AS_STRING(label);
+        const unsigned char *in = data + at + 1;
+        for (Py_ssize_t c = 0; c < length; c++) {
+            unsigned char ch = in[c];
+            out[c] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        PyTuple_SET_ITEM(key, j, label);
+    }
+    PyObject *root = PyBytes_FromStringAndSize("", 0);
+    if (root == NULL) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, nlabels, root);
+    *qtype = data[i + 1] << 8 | data[i + 2];
+    *qend = end;
+    return key;
+}
+
 /* Send out[0:n]; a datagram the kernel refuses (full buffer, unreachable client) is dropped,
  * as the Python loop drops it on OSError from sendto. */
 static void
@@ -184,7 +254,27 @@ send_all(int fd, int n)
 typedef struct {
     PyObject *exact, *fallback, *counts, *random; /* exact, counts: NULL for None */
     PyObject *direct, *rest, *tally, *unanswered; /* direct, tally: NULL for None */
+    PyObject *read;                               /* NULL for None */
+    long copied; /* the header bits a response copies from the query (with `read`) */
+    PyObject *zones; /* NULL for None: the zone table `read` is given a zone from */
 } Loop;
+
+/* tally[data[2:] + status] += 1 */
+static int
+tally_status(const Loop *L, const unsigned char *data, Py_ssize_t len, const char *status,
+             Py_ssize_t slen)
+{
+    Py_ssize_t klen = len < 2 ? 0 : len - 2;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, klen + slen);
+    if (key == NULL)
+        return -1;
+    char *k = PyBytes_AS_STRING(key);
+    memcpy(k, data + (len - klen), (size_t)klen);
+    memcpy(k + klen, status, (size_t)slen);
+    int rc = count(L->tally, key);
+    Py_DECREF(key);
+    return rc;
+}
 
 /* tally[data[2:] + status] += 1, the status being reply[2:4] + reply[6:8], or `unanswered`
  * for an empty reply (`authd.metrics.status_of`, as the Python loop counts) */
@@ -193,7 +283,6 @@ tally_reply(const Loop *L, const unsigned char *data, Py_ssize_t len, PyObject *
 {
     const char *r = PyBytes_AS_STRING(reply);
     Py_ssize_t rlen = PyBytes_GET_SIZE(reply);
-    Py_ssize_t klen = len < 2 ? 0 : len - 2;
     Py_ssize_t a = rlen <= 2 ? 0 : (rlen < 4 ? rlen - 2 : 2); /* len(reply[2:4]) */
     Py_ssize_t b = rlen <= 6 ? 0 : (rlen < 8 ? rlen - 6 : 2); /* len(reply[6:8]) */
     const char *status = r;
@@ -202,20 +291,69 @@ tally_reply(const Loop *L, const unsigned char *data, Py_ssize_t len, PyObject *
         status = PyBytes_AS_STRING(L->unanswered);
         slen = PyBytes_GET_SIZE(L->unanswered);
     }
-    PyObject *key = PyBytes_FromStringAndSize(NULL, klen + slen);
-    if (key == NULL)
-        return -1;
-    char *k = PyBytes_AS_STRING(key);
-    memcpy(k, data + (len - klen), (size_t)klen);
-    if (rlen == 0) {
-        memcpy(k + klen, status, (size_t)slen);
-    } else {
-        memcpy(k + klen, r + 2, (size_t)a);
-        memcpy(k + klen + a, r + 6, (size_t)b);
+    char both[4];
+    if (rlen != 0) {
+        memcpy(both, r + 2, (size_t)a);
+        memcpy(both + a, r + 6, (size_t)b);
+        status = both;
     }
-    int rc = count(L->tally, key);
-    Py_DECREF(key);
-    return rc;
+    return tally_status(L, data, len, status, slen);
+}
+
+/* `read`'s answer (flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey), as
+ * `CompiledAnswers._spliced` writes it for a query without EDNS: the query's ID, the flags
+ * with the bits a response copies from the query (RD, RFC 1035 §4.1.1), QDCOUNT 1 and the
+ * counts, the question as asked, the sections; sent without a copy (three iovecs) and
+ * counted in tally by query and status as `tally_reply` counts. 0 when queued; -1 when the
+ * answer is not that shape (with or without an exception set). */
+static int
+splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize_t qend,
+       PyObject *got, int *nout)
+{
+    if (PyTuple_GET_SIZE(got) != 6)
+        return -1;
+    long v[4];
+    for (int j = 0; j < 4; j++) {
+        PyObject *n = PyTuple_GET_ITEM(got, j);
+        if (!PyLong_CheckExact(n))
+            return -1;
+        v[j] = PyLong_AsLong(n);
+        if (v[j] < 0 || v[j] > 0xFFFF)
+            return -1; /* (an overflow's exception is the caller's to clear) */
+    }
+    PyObject *body = PyTuple_GET_ITEM(got, 4);
+    if (!PyBytes_CheckExact(body))
+        return -1;
+    unsigned char *h = bufs->head[*nout];
+    long flags = v[0] | ((long)(data[2] << 8 | data[3]) & L->copied);
+    h[0] = data[0];
+    h[1] = data[1];
+    h[2] = (unsigned char)(flags >> 8);
+    h[3] = (unsigned char)flags;
+    h[4] = 0;
+    h[5] = 1;
+    for (int j = 1; j < 4; j++) {
+        h[4 + 2 * j] = (unsigned char)(v[j] >> 8);
+        h[5 + 2 * j] = (unsigned char)v[j];
+    }
+    if (L->tally != NULL) {
+        char status[4] = {(char)h[2], (char)h[3], (char)h[6], (char)h[7]};
+        if (tally_status(L, data, len, status, 4) < 0)
+            return -1;
+    }
+    struct mmsghdr *m = &bufs->out[*nout];
+    bufs->iov_out[*nout][0].iov_base = h;
+    bufs->iov_out[*nout][0].iov_len = 12;
+    bufs->iov_out[*nout][1].iov_base = (void *)(data + 12);
+    bufs->iov_out[*nout][1].iov_len = (size_t)(qend - 12);
+    bufs->iov_out[*nout][2].iov_base = PyBytes_AS_STRING(body);
+    bufs->iov_out[*nout][2].iov_len = (size_t)PyBytes_GET_SIZE(body);
+    m->msg_hdr.msg_iovlen = 3;
+    m->msg_hdr.msg_name = &bufs->name[i];
+    m->msg_hdr.msg_namelen = bufs->in[i].msg_hdr.msg_namelen;
+    Py_INCREF(body);
+    bufs->keep[(*nout)++] = body;
+    return 0;
 }
 
 /* One datagram's reply into out[*nout] (or none). Returns 0, or -1 with a BaseException
@@ -286,8 +424,71 @@ answer_one(int i, const Loop *L, int *nout)
         goto failed;
     PyObject *callee = L->fallback; /* the whole loop body */
     if (absent && L->direct != NULL && len >= 12 && data[10] == 0 && data[11] == 0) {
-        /* a query of the question alone: the compiled templates first, as the loop does */
-        reply = PyObject_CallOneArg(L->direct, wire);
+        /* a query of the question alone: the compiled templates first, as the loop does;
+         * with `read`, the question read here (Python's reader only for other shapes) */
+        PyObject *key = NULL;
+        int qtype = 0;
+        Py_ssize_t qend = 0;
+        if (L->read != NULL) {
+            key = read_question(data, len, &qtype, &qend);
+            if (key == NULL && PyErr_Occurred()) {
+                Py_DECREF(wire);
+                goto failed;
+            }
+        }
+        if (key != NULL) {
+            PyObject *args[5] = {wire, key, NULL, NULL, NULL};
+            args[2] = PyLong_FromLong(qtype);
+            args[3] = args[2] == NULL ? NULL : PyLong_FromSsize_t(qend);
+            int ok = args[3] != NULL;
+            if (ok && L->zones != NULL) {
+                /* the deepest zone holding the name: its suffixes, longest first, as
+                 * CompiledAnswers._shape_of searches table.zones */
+                Py_ssize_t size = PyTuple_GET_SIZE(key);
+                PyObject *zone = Py_None;
+                for (Py_ssize_t j = 0; j < size && ok; j++) {
+                    PyObject *suffix = PyTuple_GetSlice(key, j, size);
+                    if (suffix == NULL) {
+                        ok = 0;
+                        break;
+                    }
+                    PyObject *z = PyDict_GetItemWithError(L->zones, suffix);
+                    Py_DECREF(suffix);
+                    if (z != NULL) {
+                        zone = z;
+                        break;
+                    }
+                    if (PyErr_Occurred())
+                        ok = 0;
+                }
+                Py_INCREF(zone);
+                args[4] = zone;
+            }
+            reply = !ok ? NULL : PyObject_Vectorcall(L->read, args, L->zones != NULL ? 5 : 4,
+                                                     NULL);
+            Py_XDECREF(args[2]);
+            Py_XDECREF(args[3]);
+            Py_XDECREF(args[4]);
+            Py_DECREF(key);
+            if (reply != NULL && PyTuple_CheckExact(reply)) {
+                int rc = splice(L, i, data, len, qend, reply, nout);
+                Py_DECREF(reply);
+                if (rc == 0) {
+                    Py_DECREF(wire);
+                    return 0;
+                }
+                reply = NULL; /* not an answer C splices: the fallback answers and raises */
+                if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+                    Py_DECREF(wire);
+                    return -1;
+                }
+                PyErr_Clear();
+                callee = L->fallback;
+                goto full;
+            }
+        } else {
+            reply = PyObject_CallOneArg(L->direct, wire);
+        }
         if (reply == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
                 Py_DECREF(wire);
@@ -307,6 +508,7 @@ answer_one(int i, const Loop *L, int *nout)
             callee = L->rest;
         }
     }
+full:;
     PyObject *addr = address_of(&bufs->name[i]);
     if (addr == NULL) {
         Py_DECREF(wire);
@@ -355,14 +557,24 @@ PyDoc_STRVAR(drain_doc,
 "direct, rest, tally, unanswered (optional, together): a miss that carries the question\n"
 "alone (ARCOUNT 0) goes to direct(data) first (the compiled templates); a reply is\n"
 "counted in tally by query and status (unanswered for an empty one) and sent, None hands\n"
-"the datagram to rest(data, addr), the rest of the fallback's miss branch.");
+"the datagram to rest(data, addr), the rest of the fallback's miss branch.\n\n"
+"read, copied (optional, together; read None or a callable): for such a miss whose\n"
+"question C reads (the shape authd.dns.wire.read_query reads, without EDNS),\n"
+"read(data, key, qtype, qend) is called instead of direct(data), with the key of lowered\n"
+"labels and b\"\" (read_question's). It returns what direct does, or the answer\n"
+"(flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey) that C splices as\n"
+"CompiledAnswers._spliced does: the ID, flags | (the query's flags & copied), the counts,\n"
+"the question, the sections; counted in tally as direct's replies are.\n\n"
+"zones (optional, a dict or None): with it, read also gets the zone: zones[suffix] for the\n"
+"name's longest suffix in it (None when none is), as read(data, key, qtype, qend, zone).");
 
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 && nargs != 10) {
+    if (nargs != 6 && nargs != 10 && nargs != 12 && nargs != 13) {
         PyErr_SetString(PyExc_TypeError, "drain(fd, exact, fallback, counts, random, budget"
-                        "[, direct, rest, tally, unanswered]) takes 6 or 10 arguments");
+                        "[, direct, rest, tally, unanswered[, read, copied[, zones]]]) takes "
+                        "6, 10, 12 or 13 arguments");
         return NULL;
     }
     long lfd = PyLong_AsLong(args[0]);
@@ -374,20 +586,32 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int fd = (int)lfd;
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
-              args[4], NULL, NULL, NULL, NULL};
+              args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
         return NULL;
-    if (nargs == 10 && args[6] != Py_None) {
+    if (nargs >= 10 && args[6] != Py_None) {
         L.direct = args[6];
         L.rest = args[7];
         L.tally = args[8] == Py_None ? NULL : args[8];
         L.unanswered = args[9];
+        L.read = nargs >= 12 && args[10] != Py_None ? args[10] : NULL;
+        if (L.read != NULL) {
+            L.copied = PyLong_AsLong(args[11]);
+            if (L.copied == -1 && PyErr_Occurred())
+                return NULL;
+            L.zones = nargs == 13 && args[12] != Py_None ? args[12] : NULL;
+            if (L.zones != NULL && !PyDict_CheckExact(L.zones)) {
+                PyErr_SetString(PyExc_TypeError, "zones must be a dict or None");
+                return NULL;
+            }
+        }
         if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
+            (L.read != NULL && !PyCallable_Check(L.read)) ||
             (L.tally != NULL && !PyDict_Check(L.tally)) || !PyBytes_CheckExact(L.unanswered)) {
-            PyErr_SetString(PyExc_TypeError, "direct and rest must be callable, tally a dict "
-                            "or None, unanswered bytes");
+            PyErr_SetString(PyExc_TypeError, "direct, rest and read must be callable, tally "
+                            "a dict or None, unanswered bytes");
             return NULL;
         }
     }
@@ -414,6 +638,8 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XINCREF(L.rest);
     Py_XINCREF(L.tally);
     Py_XINCREF(L.unanswered);
+    Py_XINCREF(L.read);
+    Py_XINCREF(L.zones);
     Py_ssize_t total = 0;
     int failed = 0;
     while (total < budget && !failed) {
@@ -464,13 +690,41 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XDECREF(L.rest);
     Py_XDECREF(L.tally);
     Py_XDECREF(L.unanswered);
+    Py_XDECREF(L.read);
+    Py_XDECREF(L.zones);
     if (failed)
         return NULL;
     return PyLong_FromSsize_t(total);
 }
 
+PyDoc_STRVAR(read_question_doc,
+"read_question(data) -> (key, qtype, qend) | None\n\n"
+"The question as drain reads it for `read`: the key of lowered labels and b\"\", QTYPE and\n"
+"the offset past the question, or None for a shape it leaves to Python's reader\n"
+"(authd.dns.wire.read_query, whose rules it repeats; tests check the two agree).");
+
+static PyObject *
+read_question_py(PyObject *module, PyObject *arg)
+{
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "read_question takes bytes");
+        return NULL;
+    }
+    int qtype = 0;
+    Py_ssize_t qend = 0;
+    PyObject *key = read_question((const unsigned char *)PyBytes_AS_STRING(arg),
+                                  PyBytes_GET_SIZE(arg), &qtype, &qend);
+    if (key == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(Nin)", key, qtype, qend);
+}
+
 static PyMethodDef methods[] = {
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL, drain_doc},
+    {"read_question", read_question_py, METH_O, read_question_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -11,4 +11,8 @@ def drain(fd: int, exact: dict[bytes, Any] | None,
           random: Callable[[], float], budget: int,
           direct: Callable[[bytes], bytes | None] | None = ...,
           rest: Callable[[bytes, Any], bytes | None] | None = ...,
-          tally: dict[bytes, int] | None = ..., unanswered: bytes = ..., /) -> int: ...
+          tally: dict[bytes, int] | None = ..., unanswered: bytes = ...,
+          read: Callable[[bytes, tuple[bytes, ...], int, int], Any] | None = ...,
+          copied: int = ..., zones: dict[tuple[bytes, ...], Any] | None = ..., /) -> int: ...
+
+def read_question(data: bytes, /) -> tuple[tuple[bytes, ...], int, int] | None: ...

@@ -40,7 +40,9 @@ Where the bytes come from, cheapest first:
 `respond` decides the two commonest answers (an owner's plain RRset; NXDOMAIN in a zone with
 no cut above the name and no `*` label anywhere) inline, and the rest in `_decide`. Where the
 time of a random name goes (mostly memory: the lookup reads ~10 objects one after the other)
-is in BENCHMARKS.md, "where a random query's time goes". Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
+is in BENCHMARKS.md, "where a random query's time goes". The C UDP loop reads a question
+without EDNS itself and calls `udp_read`, which shares `_shape_of` (the zone, the decision,
+the size check) with `respond` and leaves the splice to C. Per query only the header is built: the bits the pipeline copies from the query (RD, RFC 1035
 §4.1.1; `copied_flags` asks the pipeline which), and the EDNS OPT appended with DO echoed
 (RFC 6891 §6.1.1, RFC 3225 §3). A rendering reads the zone through a view that records which
 names it read, so a change batch forgets only the templates of the names it touches and of
@@ -109,6 +111,9 @@ _VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, s
 Shape = tuple[int, int, int, int, bytes]
 # A weighted outcome: cumulative probabilities (last 1.0) and their shapes.
 Pick = tuple[list[float], list[Shape]]
+# What `_shape_of` answers a query with: flags, ANCOUNT, NSCOUNT, ARCOUNT (without the OPT),
+# the sections, and the zone's key when it is one owner's own single answer (else None).
+Answer = tuple[int, int, int, int, bytes, "Key | None"]
 
 
 class Template:
@@ -137,6 +142,7 @@ class _Declined:
 
 
 DECLINED: Any = _Declined()
+_SEARCH: Any = _Declined()  # `_shape_of`'s "find the zone here"
 
 
 class _TracedNodes:
@@ -346,27 +352,55 @@ class CompiledAnswers:
         is answered here, so the next one is a table hit in the shell itself. A query it
         declines is remembered (`declined`), so the index's `respond`, asked next for the
         same packet object, does not read it here again."""
-        done = self.respond(wire, False)
+        return self._kept(wire, self.respond(wire, False))
+
+    def udp_read(self, wire: bytes, k: Key, qtype: int, qend: int,
+                 zone: Any = _SEARCH) -> bytes | Answer | None:
+        """`udp` for a question the C UDP loop has already read (`_fastudp.read_question`,
+        the same reader as `authd.dns.wire.read_query`, for a query without EDNS): `k` is
+        the name's key (lowered labels and the root's b""), `qend` the offset past the
+        question, `zone` the zone C found in `table.zones` by the name's suffixes, deepest
+        first (None: none; `_SEARCH`, the default: find it here). Only the lookups and the
+        decision are left (`_shape_of`): the answer is
+        returned as `_shape_of` gives it, for the C loop to splice as `_spliced` does, or as
+        the response's bytes when it goes to the exact table (`_kept`)."""
+        got = self._shape_of(wire, k, qend, qtype, 0, 0, False, zone)
+        if got is None:
+            self.declined = wire
+            return None
+        okey = got[5]
+        if okey is not None and self.keep is not None and self._seen_before(wire[2:]):
+            out = self._spliced(wire, qend, 0, got)
+            self.keep(wire[2:], out[2:], okey)
+            return out
+        return got  # the C loop splices it as `_spliced` does
+
+    def _kept(self, wire: bytes, done: tuple[bytes, Key | None] | None) -> bytes | None:
+        """What `udp` does with a response: remember a decline, keep a repeated owner's
+        answer in the exact table."""
         if done is None:
             self.declined = wire
             return None
         out, okey = done
-        if okey is not None and self.keep is not None:
-            # A doorkeeper (as TinyLFU's): a query seen once is only marked. Random names
-            # (asked once each) would otherwise fill the table, and empty it when full, for
-            # nothing; a repeated one is kept on its second answer. A slot two queries share
-            # keeps the second early (harmless); the marks start over every _SEEN_EPOCH.
-            key = wire[2:]
-            slot = hash(key) & _SEEN_MASK
-            if self._seen[slot]:
-                self.keep(key, out[2:], okey)
-            else:
-                self._seen[slot] = 1
-                self._marks += 1
-                if self._marks >= _SEEN_EPOCH:
-                    self._seen = bytearray(_SEEN_MASK + 1)
-                    self._marks = 0
+        if okey is not None and self.keep is not None and self._seen_before(wire[2:]):
+            self.keep(wire[2:], out[2:], okey)
         return out
+
+    def _seen_before(self, key: bytes) -> bool:
+        """The doorkeeper (as TinyLFU's) in front of `keep`: a query seen once is only
+        marked. Random names (asked once each) would otherwise fill the table, and empty it
+        when full, for nothing; a repeated one is kept on its second answer. A slot two
+        queries share keeps the second early (harmless); the marks start over every
+        _SEEN_EPOCH."""
+        slot = hash(key) & _SEEN_MASK
+        if self._seen[slot]:
+            return True
+        self._seen[slot] = 1
+        self._marks += 1
+        if self._marks >= _SEEN_EPOCH:
+            self._seen = bytearray(_SEEN_MASK + 1)
+            self._marks = 0
+        return False
 
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
         """The response to one query, with its zone's key when the answer is one owner's own
@@ -380,15 +414,38 @@ class CompiledAnswers:
         q = read_query(wire)
         if q is None:
             return None
-        k, low, qend, qtype, variant, payload, _ = q
+        variant = q[4]
+        got = self._shape_of(wire, q[0], q[2], q[3], variant, q[5], tcp, _SEARCH)
+        if got is None:
+            return None
+        return self._spliced(wire, q[2], variant, got), got[5]
+
+    def _spliced(self, wire: bytes, qend: int, variant: int, got: Answer) -> bytes:
+        """The response from `_shape_of`'s answer: the header with the query's ID and the
+        bits the pipeline copies (RD, RFC 1035 §4.1.1), the question as asked, the sections,
+        the OPT last with DO echoed (RFC 6891 §6.1.1, RFC 3225 §3). The C UDP loop splices
+        `udp_read`'s answers by this same rule (`splice` in authd/dns/_fastudp.c)."""
+        base, an, ns, ar, body, _ = got
+        return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns,
+                                      ar + 1 if variant else ar)
+                + wire[12:qend] + body + (_OPT[variant] if variant else b""))
+
+    def _shape_of(self, wire: bytes, k: Key, qend: int, qtype: int, variant: int,
+                  payload: int, tcp: bool, zone: Any = _SEARCH) -> Answer | None:
+        """`respond` after the query is read (by `read_query`, or by the C UDP loop's
+        reader for `udp_read`): the zone, the decision and the size check, written once
+        for both; None: the pipeline's. `variant` and `payload` are `read_query`'s EDNS
+        fields (0, 0 without EDNS); `zone` the zone holding the name (None: none), or
+        _SEARCH to find it here."""
         if qtype in _NOT_COMPILED:
             return None
-        zones = self.table.zones
-        zone = None
-        for j in range(len(k)):
-            zone = zones.get(k[j:])
-            if zone is not None:
-                break
+        if zone is _SEARCH:  # the deepest zone holding the name (the C loop searches alike)
+            zones = self.table.zones
+            zone = None
+            for j in range(len(k)):
+                zone = zones.get(k[j:])
+                if zone is not None:
+                    break
         if zone is None or zone.dnames:  # REFUSED; DNAME substitution (RFC 6672 §3.2)
             return None  # the pipeline's
         okey: Key | None = zone.okey
@@ -421,7 +478,7 @@ class CompiledAnswers:
                 if template is None:
                     template = self._zone_template(st, Outcome.MISS)
             else:
-                template = self._decide(st, zone, k, low[12:qend], qtype, cut, node)
+                template = self._decide(st, zone, k, wire[12:qend].lower(), qtype, cut, node)
             if template is None or template is DECLINED:
                 return None
             t: Template = template  # type: ignore[assignment]
@@ -438,7 +495,7 @@ class CompiledAnswers:
                 qlen = qend - 16  # the name's wire length
                 got = t.variants.get((m, qlen))
                 if got is None:
-                    got = self._fill(st, t, low[12:qend], m, qlen)
+                    got = self._fill(st, t, wire[12:qend].lower(), m, qlen)
             if got is None:
                 return None
             if type(got[0]) is int:  # type: ignore[index]
@@ -447,23 +504,17 @@ class CompiledAnswers:
                 cumulative, shapes = got  # type: ignore[misc]
                 base, an, ns, ar, body = shapes[bisect.bisect_right(cumulative, self.random())]
                 okey = None
-        # the header with the query's ID and the bits the pipeline copies (RD, RFC 1035
-        # §4.1.1), the question as asked, the OPT last with DO echoed (RFC 6891 §6.1.1,
-        # RFC 3225 §3)
+        # the size of the response `_spliced` writes (the OPT is 11 octets)
         size = qend + len(body)
         if variant:
-            ar += 1
-            opt = _OPT[variant]
             size += 11
             limit = (TCP_LIMIT if tcp else OUR_PAYLOAD if payload > OUR_PAYLOAD
                      else payload if payload > MIN_UDP else MIN_UDP)
         else:
-            opt = b""
             limit = TCP_LIMIT if tcp else MIN_UDP
         if size > limit or size > _MAX_PTR:
             return None  # truncation is the pipeline's (RFC 2181 §9)
-        return (wire[:2] + _HEAD.pack(base | (wire[2] << 8 | wire[3]) & self.copied, 1, an, ns, ar)
-                + wire[12:qend] + body + opt, okey)
+        return base, an, ns, ar, body, okey
 
     def _decide(self, st: _ZoneState, zone: Zone, k: Key, question: bytes, qtype: int,
                 cut: Key | None, node: dict | None) -> Template | _Declined | None:

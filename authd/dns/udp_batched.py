@@ -3,7 +3,8 @@
 Trio shell (issue 12, "cut syscalls where it pays"). `serve_udp_batched` waits for the socket
 to be readable and calls `_fastudp.drain`, which receives up to 64 datagrams per recvmmsg(2),
 answers exact-table hits in C (the ID spliced before the stored reply, a weighted pair picked
-with the index's random source), and sends each batch's replies with one sendmmsg(2). Every
+with the index's random source), reads the question of any other query that carries it alone
+(`CompiledAnswers.udp_read` then only looks up, decides and splices), and sends each batch's replies with one sendmmsg(2). Every
 other datagram goes to `exchange(...)`, which is also the body of the Python loop
 `authd.dns.server.serve_udp` for one datagram: the same compiled templates, transfers, guard,
 RRL and counts, inside the same one-exchange error boundary. With RRL on, hits need the
@@ -130,6 +131,12 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     exact = None if rrl else index.exact_udp  # with RRL every reply passes the limiter
     counts = getattr(index, "query_counts", None)
     tally = getattr(index, "reply_counts", None)
+    # the question read in C for a miss of the question alone (`_fastudp.read_question`, the
+    # same reader as `wire.read_query`): Python then only looks up, decides and splices
+    compiled = getattr(index, "compiled", None)
+    read = compiled.udp_read if direct is not None and compiled is not None else None
+    copied = compiled.copied if read is not None else 0  # the header bits C's splice copies
+    table = compiled.table if read is not None else None
     drain = _fastudp.drain
     fd = sock.fileno()
     random = index.random
@@ -141,7 +148,10 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
         while True:
             clock[0] = current_time()
             clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
+            # the zones dict read again per drain (once per up to `budget` datagrams), so C
+            # never holds a table the index might one day replace rather than change in place
+            zones = table.zones if table is not None else None
             if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
-                     UNANSWERED) < budget:
+                     UNANSWERED, read, copied, zones) < budget:
                 break
             await checkpoint()

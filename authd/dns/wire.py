@@ -69,7 +69,11 @@ Read = tuple[tuple[bytes, ...], bytes, int, int, int, int, "tuple[int, str, int]
 def read_query(wire: bytes, allow_ecs: bool = False) -> Read | None:
     """Read the common query shape once, for every fast path (`parse_fast`, the compiled
     answers): the one place its rules are written. None when the packet is not that shape
-    (then the full parser decides). QTYPE is left to the caller (each declines its own)."""
+    (then the full parser decides). QTYPE is left to the caller (each declines its own).
+
+    The C UDP loop repeats these rules for a query without EDNS (`read_question` in
+    `authd/dns/_fastudp.c`): the same reader, so a change here is a change there, and
+    tests/test_fastudp.py checks the two against each other on generated wires."""
     n = len(wire)
     if n < 17 or wire[2] & 0xF8:  # QR=1 or opcode != QUERY: not ours to shortcut
         return None
