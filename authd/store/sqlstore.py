@@ -104,7 +104,8 @@ class SQLiteStore(SQLCore):
         self._lock = threading.RLock()
         self._pending: list[JournalEntry] = []
         self._recent: dict[int, JournalEntry] = {}  # the newest committed entries, by seq
-        self._handoff: dict[str, tuple[int, list[RecordSet]]] = {}  # see SQLCore.import_sets
+        self._handoff: dict[str, tuple[int, list[RecordSet], Any]] = {}  # see SQLCore.import_sets
+        self._prebuilt: dict[str, tuple[JournalEntry, Any]] = {}  # see SQLCore.take_built
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
