@@ -546,9 +546,11 @@ class SQLCore:
             plain: list[RecordSet] = []
             rest: list[Change] = []
             problems: list[str] = []
+            seen: set = set()
             for rs in sets:
                 if (rs.alias is None and rs.set_identifier is None and rs.routing is None
-                        and rs.weight is None and rs.key not in before):
+                        and rs.weight is None and rs.key not in before and rs.key not in seen):
+                    seen.add(rs.key)
                     plain.append(rs)
                     ttl, values = rs.ttl, rs.values
                     if (type(ttl) is int and 0 <= ttl <= MAX_TTL and values
