@@ -212,9 +212,9 @@ class QueryTally:
         self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         apply = index.apply
 
-        def apply_after_hold(entry: Any, *args: Any, **kwargs: Any) -> bool:
+        def apply_after_hold(entry: Any, built: Any = None) -> bool:
             self.hold()  # what was asked keeps the answers it got
-            return bool(apply(entry, *args, **kwargs))
+            return bool(apply(entry, built))  # built: a snapshot's prebuilt zone (replica.py)
 
         index.apply = apply_after_hold
 

@@ -25,7 +25,7 @@ class RecordingIndex:
         self.seq = 0
         self.entries: list[JournalEntry] = []
 
-    def apply(self, entry: JournalEntry) -> None:
+    def apply(self, entry: JournalEntry, built: object = None) -> None:
         assert entry.seq >= self.seq, "entries arrive in order"
         self.entries.append(entry)
         self.seq = entry.seq

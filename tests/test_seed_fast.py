@@ -144,7 +144,7 @@ def test_an_unchanged_file_is_not_read_again(tmp_path):
     store = SQLiteStore(tmp_path / "s.sqlite3")
     assert "created" in seed_dir(store, zdir)[0]
     read: list = []
-    with mock.patch.object(seed_mod, "load_zone_files", side_effect=lambda paths: read.extend(paths) or []):
+    with mock.patch.object(seed_mod, "load_zone_files", side_effect=lambda paths, **_: read.extend(paths) or []):
         lines = seed_dir(store, zdir)
     assert "the same bytes" in lines[0] and read == []
     zfile.write_text(generated(50).replace(" A ", "  A "))  # the same records, reformatted

@@ -205,10 +205,14 @@ def test_import_sets_is_the_batch_of_their_creates(store):
     for bad, message in ((RecordSet("x.imp.test.", "A", 2**31, ("192.0.2.2",)),
                           "TTL 2147483648 is out of range 0..2147483647"),
                          (RecordSet("y.imp.test.", "A", 60, ("192.0.2.3", "192.0.2.3")),
-                          "Duplicate Resource Record")):
+                          "Duplicate Resource Record"),
+                         # the same key twice: the batch's refusal, not the database's own
+                         # IntegrityError / UniqueViolation (a second plain set goes through
+                         # the batch rules against the zone holding the first)
+                         (A("ns.imp.test.", "192.0.2.9"), None)):
         with pytest.raises(InvalidChangeBatch) as info:
             store.import_sets(zone.id, [*sets, bad], "import", zone_comment="done")
-        assert message in info.value.messages
+        assert message is None or message in info.value.messages
     assert store.find_zone(zone.id).comment == "loading"
     assert {rs.rtype for rs in store.record_sets(zone.id)} == {"SOA", "NS"}
     change = store.import_sets(zone.id, sets, "import", zone_comment="done")

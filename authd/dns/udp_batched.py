@@ -29,7 +29,7 @@ from authd.dns.guard import Guard
 from authd.dns.index import ServingIndex
 from authd.dns.xfr import TransferService
 from authd.errlog import ErrorLog
-from authd.metrics import UNANSWERED
+from authd.metrics import UNANSWERED, status_of
 
 try:
     from authd.dns import _fastudp
@@ -66,6 +66,16 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
     bisect_right = bisect.bisect_right
     direct = getattr(index, "compiled_udp", None) if limit is None else None
 
+    def counted(key: bytes, reply: bytes | None) -> None:
+        if tally is not None:  # by the reply sent (`authd.metrics.status_of`; C: tally_reply)
+            status = key + status_of(reply)
+            tally[status] = tally.get(status, 0) + 1
+
+    def dropped(key: bytes, exc: Exception) -> None:
+        """The boundary of one exchange: report, count as unanswered, drop this packet only."""
+        errors.exception("udp answer", exc, trio.current_time())
+        counted(key, None)
+
     def rest(data: bytes, addr: Any) -> bytes | None:
         key = data[2:]
         try:
@@ -76,13 +86,9 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
                 reply = guarded(data, addr[0], clock[0], clock[1], tcp=False)
             else:
                 reply = respond(data, tcp=False, source=addr[0])  # routing by location
-            if tally is not None:
-                status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
-                tally[status] = tally.get(status, 0) + 1
-        except Exception as exc:  # the boundary of one exchange: drop this packet only
-            errors.exception("udp answer", exc, trio.current_time())
-            if tally is not None:
-                tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
+            counted(key, reply)
+        except Exception as exc:
+            dropped(key, exc)
             return None
         return reply
 
@@ -94,9 +100,7 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
                 reply = direct(data) if direct is not None and data[10:12] == b"\0\0" else None
                 if reply is None:
                     return rest(data, addr)
-                if tally is not None:
-                    status = key + (reply[2:4] + reply[6:8] if reply else UNANSWERED)  # status_of
-                    tally[status] = tally.get(status, 0) + 1
+                counted(key, reply)
             else:
                 if counts is not None:
                     counts[key] = counts.get(key, 0) + 1
@@ -106,10 +110,8 @@ def exchange(index: ServingIndex, errors: ErrorLog, guard: Guard | None,
                     reply = data[:2] + hit[1][bisect_right(hit[0], random())]  # type: ignore[index,arg-type]
                 if limit is not None:
                     reply = limit(reply, addr[0], clock[0])
-        except Exception as exc:  # the boundary of one exchange: drop this packet only
-            errors.exception("udp answer", exc, trio.current_time())
-            if tally is not None:
-                tally[key + UNANSWERED] = tally.get(key + UNANSWERED, 0) + 1
+        except Exception as exc:
+            dropped(key, exc)
             return None
         return reply
 

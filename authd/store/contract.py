@@ -162,11 +162,13 @@ class Store(Protocol):
         ...
 
     def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
-                    zone_comment: str | None = None) -> ChangeInfo:
+                    zone_comment: str | None = None, built: Any = None) -> ChangeInfo:
         """Fill a zone holding only what `create_zone` gave it with a zone file's sets: the
         state, journal entry and errors of `change_batch` of their CREATEs (UPSERTs for the
         apex SOA and NS), in one transaction that also sets the zone's comment to
-        `zone_comment` when given. SQL backends bulk-insert (`authd.store.sqlcore`)."""
+        `zone_comment` when given. SQL backends bulk-insert (`authd.store.sqlcore`).
+        `built`: the served zone (`authd.dns.answer.Zone`) already built from `sets`, which
+        a store may hand to its next snapshot's reader (`take_built`) instead of a rebuild."""
         ...
 
     def journal_since(self, seq: int) -> list[JournalEntry]:

@@ -235,7 +235,7 @@ class MemoryStore:
         return info
 
     def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
-                    zone_comment: str | None = None) -> ChangeInfo:
+                    zone_comment: str | None = None, built: Any = None) -> ChangeInfo:
         """Store.import_sets: here simply the batch of the sets' CREATEs (UPSERTs where the
         zone has the key, as its apex SOA and NS), and the comment with it (nothing here
         can stop between the two)."""

@@ -184,7 +184,8 @@ class PostgresStore(SQLCore):
         self._conn: psycopg.Connection[Any] | None = None
         self._pending: list[JournalEntry] = []
         self._recent: dict[int, JournalEntry] = {}
-        self._handoff: dict[str, tuple[int, list[RecordSet]]] = {}  # see SQLCore.import_sets
+        self._handoff: dict[str, tuple[int, list[RecordSet], Any]] = {}  # see SQLCore.import_sets
+        self._prebuilt: dict[str, tuple[JournalEntry, Any]] = {}  # see SQLCore.take_built
         with self._lock:
             conn = self._connection()
             with conn.transaction():

@@ -125,8 +125,31 @@ def _dumps_many(sets: Sequence[RecordSet]) -> list[str]:
 
 
 def _decode_all(datas: Sequence[str]) -> list[RecordSet]:
-    """Decode many stored sets with one json.loads call instead of one per set."""
-    return [_decode(d) for d in json.loads("[" + ",".join(datas) + "]")] if datas else []
+    """Decode many stored sets with one json.loads call instead of one per set; a plain set
+    (no identifier, weight, alias or routing: the bulk of a big zone) inline, through the
+    slots' own setters (a restart of a 1M-set store makes a million of them)."""
+    if not datas:
+        return []
+    out: list[RecordSet] = []
+    add = out.append
+    name_, rtype_, ttl_, values_, sid_, weight_, alias_, routing_, key_ = _SLOT_SETTERS
+    for d in json.loads("[" + ",".join(datas) + "]"):
+        if len(d) != 7 or d[4] is not None or d[5] is not None or d[6] is not None:
+            add(_decode(d))
+            continue
+        name, rtype, ttl, values = d[0], d[1], d[2], d[3]
+        rs = _new(RecordSet)
+        name_(rs, name)
+        rtype_(rs, rtype)
+        ttl_(rs, ttl)
+        values_(rs, tuple(values))
+        sid_(rs, None)
+        weight_(rs, None)
+        alias_(rs, None)
+        routing_(rs, None)
+        key_(rs, _tuple_new(RecordKey, (name, rtype, None)))
+        add(rs)
+    return out
 
 
 def _row_order(rs: RecordSet) -> tuple[str, str, str]:
@@ -136,6 +159,10 @@ def _row_order(rs: RecordSet) -> tuple[str, str, str]:
 
 _new = object.__new__
 _set = object.__setattr__
+_tuple_new = tuple.__new__
+# what `object.__setattr__(rs, field, v)` calls for each of RecordSet's slots, looked up once
+_SLOT_SETTERS = tuple(RecordSet.__dict__[f].__set__ for f in (
+    "name", "rtype", "ttl", "values", "set_identifier", "weight", "alias", "routing", "key"))
 
 
 def _decode(d: list[Any]) -> RecordSet:
@@ -159,6 +186,28 @@ def _decode(d: list[Any]) -> RecordSet:
     _set(rs, "routing", _decode_routing(d[7]) if len(d) > 7 else None)
     _set(rs, "key", RecordKey(name, rtype, set_id))
     return rs
+
+
+def _matched(built: Any, state: list[RecordSet]) -> Any:
+    """The served zone built from a zone file's sets, brought to the sets `import_sets` left
+    (the apex SOA's serial moved forward, RFC 1996 §2.2; another apex set as the batch rules
+    made it) through its own `update`, or None when that fails: then the index builds the
+    zone from `state`. Most sets are the very objects the zone was built from."""
+    records = built.records
+    get = records.get
+    changed = [rs for rs in state if get(rs.key) is not rs]
+    changed = [rs for rs in changed if get(rs.key) != rs]
+    fresh = sum(1 for rs in changed if rs.key not in records)
+    deletes: list[RecordKey] = []
+    if len(state) - fresh != len(records):
+        keep = {rs.key for rs in state}
+        deletes = [k for k in records if k not in keep]
+    if changed or deletes:
+        try:
+            built.update(changed, deletes)
+        except Exception:  # noqa: BLE001 - whatever it refuses, the index's own build decides
+            return None
+    return built
 
 
 def _entry(row: Sequence[Any]) -> JournalEntry:
@@ -239,7 +288,8 @@ class SQLCore:
     _clock: Callable[[], float]
     _pending: list[JournalEntry]  # appended by this write transaction, kept once it commits
     _recent: dict[int, JournalEntry]  # the newest committed entries, by seq
-    _handoff: dict[str, tuple[int, list[RecordSet]]]  # zone id -> (import seq, its sets)
+    _handoff: dict[str, tuple[int, list[RecordSet], Any]]  # zone id -> (import seq, its sets, built)
+    _prebuilt: dict[str, tuple[JournalEntry, Any]]  # zone id -> (snapshot entry, its built zone)
 
     _FOR_UPDATE = ""  # appended to the zone row read of a write that must hold its zone
     _NO_LIMIT: Any = None  # the LIMIT value that means "no limit"
@@ -467,7 +517,7 @@ class SQLCore:
     # --- importing a zone file into a new zone -----------------------------------------
 
     def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
-                    zone_comment: str | None = None) -> ChangeInfo:
+                    zone_comment: str | None = None, built: Any = None) -> ChangeInfo:
         """Fill a zone that holds only what `create_zone` gave it with a zone file's sets:
         the same result, journal entry and errors as `change_batch` of their CREATEs (and
         UPSERTs of the apex SOA and NS), in one transaction with one bulk insert
@@ -484,6 +534,9 @@ class SQLCore:
         The zone's resulting sets are handed to the next `snapshot()` of this store, which
         then does not read back and decode what was just written (issue 12: a 1M-set seed
         spent a fifth of its time there), unless the journal says the zone changed since.
+        `built` (the served zone the file was read into, `authd.zonefiles.fastbuild`) goes
+        with them, brought to the import's result first (`_matched`: the bumped SOA), and
+        the snapshot's reader takes it (`take_built`) instead of building the zone again.
         """
 
         def txn(conn: Conn) -> tuple[ChangeInfo, str, list[RecordSet]]:
@@ -493,9 +546,11 @@ class SQLCore:
             plain: list[RecordSet] = []
             rest: list[Change] = []
             problems: list[str] = []
+            seen: set = set()
             for rs in sets:
                 if (rs.alias is None and rs.set_identifier is None and rs.routing is None
-                        and rs.weight is None and rs.key not in before):
+                        and rs.weight is None and rs.key not in before and rs.key not in seen):
+                    seen.add(rs.key)
                     plain.append(rs)
                     ttl, values = rs.ttl, rs.values
                     if (type(ttl) is int and 0 <= ttl <= MAX_TTL and values
@@ -544,7 +599,9 @@ class SQLCore:
 
         with gcpause.paused(len(sets)):
             info, zid, state = self._write(txn)
-        self._handoff[zid] = (info.seq, state)
+            if built is not None:
+                built = _matched(built, state)
+        self._handoff[zid] = (info.seq, state, built)
         return info
 
     # --- changes and the journal -------------------------------------------------------
@@ -644,21 +701,39 @@ class SQLCore:
             ]
             with gcpause.paused(sum(z.record_set_count for z in zones)):
                 for z in zones:
-                    sets = self._handed_off(conn, z.id, seq, handoff)
-                    if sets is None:
+                    handed = self._handed_off(conn, z.id, seq, handoff)
+                    if handed is None:
                         rows = conn.execute("SELECT data FROM rrsets WHERE zone_id=?", (z.id,))
                         sets = []
                         while chunk := rows.fetchmany(self.SNAPSHOT_CHUNK):
                             sets += _decode_all([r[0] for r in chunk])
-                    out.append(JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "",
-                                            tuple(sets)))
+                    else:
+                        sets, built = handed
+                    entry = JournalEntry(seq, EntryKind.SNAPSHOT, z.id, z.name, z.serial, "",
+                                         tuple(sets))
+                    if handed is not None and built is not None:
+                        prebuilt[z.id] = (entry, built)
+                    out.append(entry)
             return out
 
-        return self._read(txn)
+        prebuilt: dict[str, tuple[JournalEntry, Any]] = {}
+        out = self._read(txn)
+        self._prebuilt = prebuilt
+        return out
+
+    def take_built(self, entry: JournalEntry) -> Any:
+        """The served zone `import_sets` was given for this SNAPSHOT entry of the last
+        `snapshot()`, once (the index that takes it changes it in place), or None: build it.
+        The next `snapshot()` drops what was not taken, so at most one is ever kept."""
+        got = self._prebuilt.get(entry.zone_id)
+        if got is None or got[0] is not entry:
+            return None
+        del self._prebuilt[entry.zone_id]
+        return got[1]
 
     @staticmethod
-    def _handed_off(conn: Conn, zone_id: str, seq: int,
-                    handoff: dict[str, tuple[int, list[RecordSet]]]) -> list[RecordSet] | None:
+    def _handed_off(conn: Conn, zone_id: str, seq: int, handoff: dict[str, tuple[int, list[RecordSet], Any]]
+                    ) -> tuple[list[RecordSet], Any] | None:
         """The sets `import_sets` left for this zone, if no journal entry after that import
         (by any process) touched the zone up to `seq`; else None: read the store."""
         handed = handoff.get(zone_id)
@@ -666,7 +741,7 @@ class SQLCore:
             return None
         later = conn.execute("SELECT 1 FROM journal WHERE seq>? AND seq<=? AND zone_id=? LIMIT 1",
                              (handed[0], seq, zone_id)).fetchone()
-        return None if later else handed[1]
+        return None if later else (handed[1], handed[2])
 
     # --- resources ---------------------------------------------------------------------
 

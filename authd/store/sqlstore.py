@@ -105,7 +105,8 @@ class SQLiteStore(SQLCore):
         self._lock = threading.RLock()
         self._pending: list[JournalEntry] = []
         self._recent: dict[int, JournalEntry] = {}  # the newest committed entries, by seq
-        self._handoff: dict[str, tuple[int, list[RecordSet]]] = {}  # see SQLCore.import_sets
+        self._handoff: dict[str, tuple[int, list[RecordSet], Any]] = {}  # see SQLCore.import_sets
+        self._prebuilt: dict[str, tuple[JournalEntry, Any]] = {}  # see SQLCore.take_built
         self.last_commit_ms = 0.0  # the newest write's COMMIT (its fsync, any checkpoint)
         self._checkpointer: checkpointer.IdleCheckpointer | None = None
         if readonly:

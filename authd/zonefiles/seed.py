@@ -16,6 +16,8 @@ changes survive restarts:
 The hash covers the record sets, not the file bytes, so reformatting a file changes nothing.
 Beside it the comment keeps the digest of the master file's bytes (`seed_dir`): a file with
 the same bytes is not parsed again at all, which is most of a restart on a big zone.
+A master file is read straight into its served zone (`authd.zonefiles.fastbuild`), which
+goes with an import to the store's next snapshot, so the index need not build it again.
 A new zone goes into the store as one bulk insert (`import_sets`: SQLite and PostgreSQL,
 `authd.store.sqlcore`), and the digests are written in that same transaction: a crash
 mid-seed leaves a zone holding only its SOA and NS and no digest, which the next start
@@ -165,7 +167,7 @@ def seed_dir(store: SeedableStore, directory: str | Path) -> list[str]:
                 continue
             digests[str(p)] = digest
         todo.append(p)
-    zones = load_zone_files(todo)
+    zones = load_zone_files(todo, build=True)  # a master file read into its served zone
     for z in zones:
         if z.origin in kept:
             raise ZoneLoadError(z.source, f"zone {z.origin} is also defined in {kept[z.origin]}")
@@ -207,7 +209,9 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) 
     if verb != "re-imported (file changed)" and bulk is not None:
         # the zone holds only its apex: one bulk import with the batch's result and rules,
         # the digests recorded in the same transaction (`SQLCore.import_sets`)
-        info = bulk(existing.id, zone.record_sets, f"import {zone.source}", zone_comment=final)
+        # and the served zone the file was read into goes along, for the index (`take_built`)
+        info = bulk(existing.id, zone.record_sets, f"import {zone.source}", zone_comment=final,
+                    built=zone.take_built())
         return (f"zone {zone.origin} ({existing.id}): {verb} from {zone.source}, "
                 f"{len(zone.record_sets)} record sets, change {info.id}")
     current = {rs.key: rs for rs in store.record_sets(existing.id)}
