@@ -8,8 +8,8 @@ time in the profile of a 200,000-name load, issue 12). None of those objects for
 reference counting frees whatever the load drops. So the collector waits until the load is
 done, and after a big one `gc.freeze()` moves what it built out of the collector's sight, so
 later collections (which the server's own allocations still trigger) stay cheap. A serving
-node goes one step further (`hold`, `due`): it runs its collections itself, between change
-batches, never inside one.
+node goes one step further (`hold`, `due`, `FULL_EVERY`): it runs its collections itself,
+between change batches, never inside one.
 """
 
 from __future__ import annotations
@@ -47,19 +47,17 @@ def paused(size: int = 0) -> Iterator[None]:
 # collection mid-batch walks the batch's ~50k live objects (24-40 ms seen on a loaded
 # 2-core machine, 224 ms once), and the first full one after the load's freeze walked every
 # set changed since (608 ms on a 200k-name zone; `authd.gcwatch`'s log lines). A node instead
-# collects once a second, between batches, the generations that hold what is new since the
-# previous tick, and freezes what survived: every object is walked by the collector once,
-# each pause is one second's survivors (3,500 objects after 500 UPSERTs, 6,000 after 1,000
-# CREATEs, in process; collecting them takes about a millisecond), and no full collection
-# is ever needed. (Collecting young objects every second and freezing every 5 s still
-# paused 35-218 ms on the loaded machine: 5 s of survivors.)
+# collects once a second, between batches: the young generations (what is new since the
+# previous tick: 3,500 objects after 500 UPSERTs, 6,000 after 1,000 CREATEs, in process), and
+# every FULL_EVERY-th time the old one as well, which holds only what survived since the
+# load's freeze (the zones loaded at startup stay frozen, out of every collection's sight).
 #
-# The price of freezing survivors: an object frozen alive that later becomes part of an
-# unreachable cycle is never collected (reference counting frees everything else). The
-# node's long-lived data (zones, record sets, answers) forms no cycles; what can be frozen
-# alive and cyclic is what is in flight at a tick (a trio task, an HTTP connection), as the
-# node's freeze after its load always did with what was alive then.
+# Survivors are not frozen at each tick: an object frozen alive that later becomes part of an
+# unreachable cycle is never collected, and what is alive at a tick includes what is in
+# flight (a trio task, an HTTP connection, an exception and its traceback), which often dies
+# as a cycle; frozen every second, a long-running node would keep a little of it each time.
 
+FULL_EVERY = 20  # the old generation every 20th collection, as CPython's threshold2 (20)
 YOUNG = 700  # net new tracked objects before a collection is worth running (CPython's own)
 
 

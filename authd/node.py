@@ -265,15 +265,18 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
 
 async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0) -> None:
     """The node's cyclic collections (`authd.gcpause.due`), each once no change batch is in
-    flight, so a batch's INSYNC never waits for one; the survivors are then frozen."""
+    flight, so a batch's INSYNC never waits for one: the young generations at a tick, and
+    every `gcpause.FULL_EVERY`-th time all of them, so a cycle that dies after reaching the
+    oldest generation is freed too (only the load's heap is frozen, once, at startup)."""
+    collections = 0
     while True:
         await trio.sleep(every)
         if not gcpause.due(gc.get_count()[0]):
             continue
         while busy():
             await trio.sleep(0.005)  # a batch is being applied: right after it
-        gc.collect(1)
-        gc.freeze()
+        collections += 1
+        gc.collect(2 if collections % gcpause.FULL_EVERY == 0 else 1)
 
 
 def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:

@@ -7,7 +7,7 @@ import gc
 
 import trio
 
-from authd import node
+from authd import gcpause, node
 
 
 async def test_the_collector_runs_after_the_batch_in_flight(autojump_clock, monkeypatch):
@@ -22,9 +22,12 @@ async def test_the_collector_runs_after_the_batch_in_flight(autojump_clock, monk
         assert calls == []
         in_flight[0] = False
         await trio.sleep(0.1)
-        assert calls == [1, "freeze"]  # young and middle generations, then what survived
+        assert calls == [1]  # the young and middle generations; nothing frozen
         await trio.sleep(1.0)
-        assert calls == [1, "freeze", 1, "freeze"]  # and once a second after that
+        assert calls == [1, 1]  # and once a second after that
+        await trio.sleep(gcpause.FULL_EVERY - 2)
+        # every FULL_EVERY-th collection is a full one: a cycle that died old is freed too
+        assert calls == [1] * (gcpause.FULL_EVERY - 1) + [2]
         nursery.cancel_scope.cancel()
 
 
