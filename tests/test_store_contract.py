@@ -15,6 +15,7 @@ from authd.store.contract import (
     HostedZoneNotEmpty,
     InvalidChangeBatch,
     InvalidInput,
+    NewZone,
     NoSuchChange,
     NoSuchHostedZone,
 )
@@ -230,6 +231,28 @@ def test_import_sets_is_the_batch_of_their_creates(store):
     store.import_sets(other.id, [A("a.imp2.test.")])  # no zone_comment: the comment stays
     z2 = store.find_zone(other.id)
     assert z2.comment == "kept" and z2.record_set_count == 3 and z2.serial == 2  # RFC 1996 §2.2
+
+
+def test_import_sets_can_create_the_zone_in_the_same_transaction(store):
+    """import_sets(create=...): the zone and its sets appear together (its creation's
+    SNAPSHOT and the import's CHANGE in one transaction), and a refused import leaves no
+    zone behind, so the name can be created again."""
+    sets = [A("a.new.test."), RecordSet("v6.new.test.", "AAAA", 60, ("2001:db8::1",))]
+    bad = RecordSet("x.new.test.", "A", 2**31, ("192.0.2.2",))
+    with pytest.raises(InvalidChangeBatch):
+        store.import_sets("Z0NEW0TEST", [*sets, bad], "import",
+                          create=NewZone("new.test", "ref-new", "loading"))
+    assert [z for z in store.list_zones() if z.name == "new.test."] == []
+    change = store.import_sets("Z0NEW0TEST", sets, "import", zone_comment="done",
+                               create=NewZone("new.test", "ref-new", "loading"))
+    z = store.find_zone("Z0NEW0TEST")
+    assert z.name == "new.test." and z.comment == "done" and z.record_set_count == 4
+    entries = [e for e in store.journal_since(0) if e.zone_id == "Z0NEW0TEST"]
+    if not isinstance(store, MemoryStore):  # one transaction: nothing of a refused try
+        assert [e.kind for e in entries] == [EntryKind.SNAPSHOT, EntryKind.CHANGE]
+    assert entries[-1].seq == change.seq and set(sets) <= set(entries[-1].puts)
+    with pytest.raises(HostedZoneAlreadyExists):
+        store.import_sets("Z0NEW1TEST", sets, create=NewZone("new.test", "ref-other"))
 
 
 def test_record_sets_page_matches_the_listing(store):

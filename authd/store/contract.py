@@ -54,6 +54,16 @@ class ChangeInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NewZone:
+    """`import_sets(create=...)`: the zone to create in the import's own transaction, as
+    `create_zone(name, caller_reference, comment, zone_id)` would (zone_id is the import's)."""
+
+    name: str
+    caller_reference: str
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
     """A stored document that is not a record set: a health check, its status, a resource's
     tags, a reusable delegation set, a CIDR collection. One generic contract for all of them,
@@ -162,11 +172,15 @@ class Store(Protocol):
         ...
 
     def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
-                    zone_comment: str | None = None, built: Any = None) -> ChangeInfo:
+                    zone_comment: str | None = None, built: Any = None,
+                    create: NewZone | None = None) -> ChangeInfo:
         """Fill a zone holding only what `create_zone` gave it with a zone file's sets: the
         state, journal entry and errors of `change_batch` of their CREATEs (UPSERTs for the
         apex SOA and NS), in one transaction that also sets the zone's comment to
         `zone_comment` when given. SQL backends bulk-insert (`authd.store.sqlcore`).
+        With `create`, that transaction first creates the zone (id `zone_id`), so no reader
+        of the store (another node on the same database, a replica) ever sees it holding only
+        its apex, and a crash mid-import leaves no zone at all.
         `built`: the served zone (`authd.dns.answer.Zone`) already built from `sets`, which
         a store may hand to its next snapshot's reader (`take_built`) instead of a rebuild."""
         ...

@@ -29,6 +29,8 @@ from authd.store.contract import (
     ChangeInfo,
     ChangeStatus,
     HostedZone,
+    InvalidChangeBatch,
+    NewZone,
     Resource,
     StoreError,
     check_expected_version,
@@ -235,10 +237,22 @@ class MemoryStore:
         return info
 
     def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
-                    zone_comment: str | None = None, built: Any = None) -> ChangeInfo:
+                    zone_comment: str | None = None, built: Any = None,
+                    create: NewZone | None = None) -> ChangeInfo:
         """Store.import_sets: here simply the batch of the sets' CREATEs (UPSERTs where the
         zone has the key, as its apex SOA and NS), and the comment with it (nothing here
-        can stop between the two)."""
+        can stop between the two). With `create`, the zone is created first, and deleted
+        again if the import is refused (no other process reads this store)."""
+        if create is not None:
+            for rs in sets:  # refuse before creating, as one transaction would
+                if problems := rs.problems():
+                    raise InvalidChangeBatch(problems)
+            self.create_zone(create.name, create.caller_reference, create.comment, zone_id)
+            try:
+                return self.import_sets(zone_id, sets, comment, zone_comment=zone_comment)
+            except Exception:  # nothing of the import was written: the zone holds its apex only
+                self.delete_zone(zone_id)  # journaled, so in-process followers drop it too
+                raise
         z = self._find(zone_id)
         present = {rs.key for rs in z.all_sets()}
         info = self.change_batch(z.id, [

@@ -44,6 +44,7 @@ from authd.store.contract import (
     ChangeStatus,
     HostedZone,
     InvalidChangeBatch,
+    NewZone,
     Resource,
     check_expected_version,
 )
@@ -404,26 +405,32 @@ class SQLCore:
     ) -> tuple[HostedZone, ChangeInfo]:
         origin = common.origin_of(name)
         zid = zone_id or rules.zone_id_for(origin)
-        soa, ns = rules.default_apex(origin)
-        serial = rules.soa_serial(soa)
 
         def txn(conn: Conn) -> tuple[HostedZone, ChangeInfo]:
-            self._lock_writers(conn)  # zone creations serialise here, so the clash check is exact
-            clash = conn.execute(
-                "SELECT id FROM zones WHERE id=? OR name=? OR caller_reference=?",
-                (zid, origin, caller_reference),
-            ).fetchone()
-            if clash:
-                raise common.zone_exists(origin, clash[0])
-            conn.execute(
-                "INSERT INTO zones VALUES (?, ?, ?, ?, ?, 2)",
-                (zid, origin, caller_reference, comment, serial),
-            )
-            self._put(conn, zid, (soa, ns))
-            info = self._journal(conn, EntryKind.SNAPSHOT, zid, origin, serial, comment, (soa, ns), ())
+            info = self._create_in(conn, origin, zid, caller_reference, comment)
             return self._find(conn, zid), info
 
         return self._write(txn)
+
+    def _create_in(self, conn: Conn, origin: str, zid: str, caller_reference: str,
+                   comment: str) -> ChangeInfo:
+        """`create_zone`'s writes, inside the caller's transaction (`import_sets` with
+        `create` runs them in its own, so the zone appears already filled)."""
+        soa, ns = rules.default_apex(origin)
+        serial = rules.soa_serial(soa)
+        self._lock_writers(conn)  # zone creations serialise here, so the clash check is exact
+        clash = conn.execute(
+            "SELECT id FROM zones WHERE id=? OR name=? OR caller_reference=?",
+            (zid, origin, caller_reference),
+        ).fetchone()
+        if clash:
+            raise common.zone_exists(origin, clash[0])
+        conn.execute(
+            "INSERT INTO zones VALUES (?, ?, ?, ?, ?, 2)",
+            (zid, origin, caller_reference, comment, serial),
+        )
+        self._put(conn, zid, (soa, ns))
+        return self._journal(conn, EntryKind.SNAPSHOT, zid, origin, serial, comment, (soa, ns), ())
 
     def update_zone_comment(self, zone_id: str, comment: str) -> HostedZone:
         """Route 53 UpdateHostedZoneComment. Not journaled: DNS answers do not change."""
@@ -517,7 +524,8 @@ class SQLCore:
     # --- importing a zone file into a new zone -----------------------------------------
 
     def import_sets(self, zone_id: str, sets: Sequence[RecordSet], comment: str = "", *,
-                    zone_comment: str | None = None, built: Any = None) -> ChangeInfo:
+                    zone_comment: str | None = None, built: Any = None,
+                    create: NewZone | None = None) -> ChangeInfo:
         """Fill a zone that holds only what `create_zone` gave it with a zone file's sets:
         the same result, journal entry and errors as `change_batch` of their CREATEs (and
         UPSERTs of the apex SOA and NS), in one transaction with one bulk insert
@@ -540,6 +548,9 @@ class SQLCore:
         """
 
         def txn(conn: Conn) -> tuple[ChangeInfo, str, list[RecordSet]]:
+            if create is not None:  # the zone is created by this same transaction
+                self._create_in(conn, common.origin_of(create.name), zone_id,
+                                create.caller_reference, create.comment)
             zone = self._find(conn, zone_id, lock=True)
             before = {rs.key: rs for rs in _decode_all([r[0] for r in conn.execute(
                 "SELECT data FROM rrsets WHERE zone_id=?", (zone.id,))])}

@@ -37,7 +37,15 @@ from authd import gcpause
 from authd.model import changes as rules
 from authd.model.records import RecordSet
 from authd.store.common import listing_keys
-from authd.store.contract import Action, Change, ChangeInfo, HostedZone, NoSuchHostedZone, Store
+from authd.store.contract import (
+    Action,
+    Change,
+    ChangeInfo,
+    HostedZone,
+    NewZone,
+    NoSuchHostedZone,
+    Store,
+)
 from authd.zonefiles.zonefile import (
     LoadedZone,
     ZoneLoadError,
@@ -192,20 +200,27 @@ def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) 
             store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
         return f"zone {zone.origin} ({existing.id}): {zone.source} unchanged, keeping the store's contents"
     final = zone_comment(zone, digest, file_digest)
+    bulk = getattr(store, "import_sets", None)
     if existing is None:
         zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
-        # no digest yet: only the transaction that fills the zone records it, so a crash
-        # before that leaves a zone the next start imports again (not one it calls seeded)
-        existing, _ = store.create_zone(
-            zone.origin, caller_reference=f"zonefile:{zone.origin}:{digest}",
-            comment=f"loading from {zone.source}", zone_id=zid,
-        )
+        new = NewZone(zone.origin, f"zonefile:{zone.origin}:{digest}", f"loading from {zone.source}")
+        if bulk is not None:
+            # created and filled in one transaction: no other node on the same database (nor
+            # a replica) ever serves the zone holding only its apex while the import runs, and
+            # a crash mid-import leaves no zone at all
+            info = bulk(zid, zone.record_sets, f"import {zone.source}", zone_comment=final,
+                        built=zone.take_built(), create=new)
+            return (f"zone {zone.origin} ({zid}): created from {zone.source}, "
+                    f"{len(zone.record_sets)} record sets, change {info.id}")
+        # no digest yet: only the batch that fills the zone records it, so a crash before
+        # that leaves a zone the next start imports again (not one it calls seeded)
+        existing, _ = store.create_zone(new.name, caller_reference=new.caller_reference,
+                                        comment=new.comment, zone_id=zid)
         verb = "created"
     elif existing.record_set_count == 2 and recorded_hash(existing.comment) is None:
-        verb = "imported (the zone held only its SOA and NS)"  # e.g. a start that crashed
+        verb = "imported (the zone held only its SOA and NS)"  # a start that crashed, before
     else:
         verb = "re-imported (file changed)"
-    bulk = getattr(store, "import_sets", None)
     if verb != "re-imported (file changed)" and bulk is not None:
         # the zone holds only its apex: one bulk import with the batch's result and rules,
         # the digests recorded in the same transaction (`SQLCore.import_sets`)
