@@ -29,6 +29,7 @@ ALIAS_TYPES = frozenset(
     {"A", "AAAA", "CAA", "CNAME", "DS", "HTTPS", "MX", "NAPTR", "PTR", "SPF", "SRV", "SVCB", "TXT"}
 )
 MAX_WEIGHT = 255
+MAX_TTL = 2**31 - 1  # RFC 2181 §8: a TTL is an unsigned 31-bit number
 
 
 class RecordError(ValueError):
@@ -333,8 +334,8 @@ class RecordSet:
         else:
             if self.ttl is None:
                 out.append("A record set must have a TTL unless it is an alias")
-            elif not 0 <= self.ttl <= 2**31 - 1:
-                out.append(f"TTL {self.ttl} is out of range 0..2147483647")
+            elif not 0 <= self.ttl <= MAX_TTL:
+                out.append(f"TTL {self.ttl} is out of range 0..{MAX_TTL}")
             if not self.values:
                 out.append("A record set must have at least one resource record")
             if len(set(self.values)) != len(self.values):

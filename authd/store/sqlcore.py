@@ -29,6 +29,7 @@ from authd import gcpause
 from authd.model import changes as rules
 from authd.model.journal import EntryKind, JournalEntry, resource_entry
 from authd.model.records import (
+    MAX_TTL,
     AliasTarget,
     GeoLocation,
     RecordKey,
@@ -49,7 +50,6 @@ from authd.store.contract import (
     check_expected_version,
 )
 
-MAX_TTL = 2**31 - 1  # RFC 2181 §8, the bound `RecordSet.problems` checks
 RECENT_ENTRIES = 64  # committed journal entries kept in memory for in-process followers
 RECENT_MAX_PUTS = 10_000  # bigger entries are read back from the store when a follower asks
 
