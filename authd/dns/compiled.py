@@ -29,10 +29,11 @@ Where the bytes come from, cheapest first:
   rendered at load (`WireRRset.tails`), so the sections are a pointer to the question before
   each; nothing is kept per name;
 - an owner's CNAME followed one step (to data, to a name without the type, to no name, out
-  of the zone): rendered once by the reference's own `Renderer` (the CNAME RR written from
-  its wire rdata: building its dnspython rdata cost ~100 us a first query), or, to a target
-  whose RRset has load-time tails, spliced from them as `Renderer` would write it; kept per
-  owner and type;
+  of the zone): written once without the pipeline, from the CNAME's wire rdata (building its
+  dnspython rdata cost ~100 us a first query): the CNAME alone or with the negative SOA by
+  `_cname_body`, which compresses as `Renderer` does (RFC 1035 §4.1.4; ~25 -> ~18 us an
+  owner's first query), a target whose RRset has load-time tails spliced from them, other
+  targets by `Renderer`; kept per owner and type;
 - everything else (NXDOMAIN, NODATA, wildcards, referrals, aliases, weighted sets, longer
   chains): rendered by the reference pipeline itself (`answer.answer`, with a representative
   query: ID 0, no flags, no EDNS, the lowered question) the first time a (template,
@@ -221,7 +222,7 @@ class _ZoneState:
     the zone's NXDOMAIN and NODATA; `deps` says which templates read which names."""
 
     __slots__ = ("zone", "soa", "nxdomain", "nodata", "owners", "wild", "cuts", "deps",
-                 "qtypes", "wildcards")
+                 "qtypes", "wildcards", "soa_parts")
 
     def __init__(self, zone: Zone | None):
         self.zone = zone
@@ -240,6 +241,9 @@ class _ZoneState:
         self.wild: dict[Key, dict[int, Template | _Declined]] = {}
         self.cuts: dict[Key, Template | _Declined] = {}
         self.deps: dict[Key, list[tuple[int, Key, int]]] = {}  # (a list: memory; repeats harmless)
+        # the negative SOA's names and fixed bytes for `_cname_body`, with the RRset they
+        # were read from (a new SOA object, each accepted batch, reads them again)
+        self.soa_parts: tuple[object, _SoaParts | None] | None = None
 
 
 _OWNER, _WILDCARD, _CUT = 0, 1, 2
@@ -582,7 +586,7 @@ class CompiledAnswers:
                   fixed: bool) -> Template | _Declined:
         """A new template and its first variant, rendered for this question (`fixed`: an
         owner's own answer, the same bytes for every spelling of its name)."""
-        rendered = self._direct(st.zone, question, k) if fixed else None
+        rendered = self._direct(st, question, k) if fixed else None
         if rendered is not None:
             self.stats["direct"] += 1
         else:
@@ -619,13 +623,14 @@ class CompiledAnswers:
                     st.deps.setdefault(r, []).append((kind, key, qtype))
             t.reads = _NOTHING  # registered: the template need not keep them
 
-    def _direct(self, zone: Zone, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
+    def _direct(self, st: _ZoneState, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
         """An owner's CNAME followed one step as `answer.solve` follows it (RFC 1034 §4.3.2
         step 3a, one restart), rendered by the reference's own renderer without the rest of
         the pipeline: to a plain RRset of the asked type (HIT), out of the zone (FOLLOW: the
         chain so far), to a name without the type (NODATA) or to no name (NXDOMAIN; RFC 2308
         §2.1, the CNAME in the answer, the SOA in authority). None for every other shape
         (cuts, wildcards, further CNAMEs, aliases and weighted sets: the pipeline's)."""
+        zone: Zone = st.zone  # type: ignore[assignment]
         node = zone.nodes[k]
         qtype = question[-4] << 8 | question[-3]
         cname = node.get(_CNAME)
@@ -670,7 +675,10 @@ class CompiledAnswers:
                 return None  # wildcard synthesis (or a wildcard ENT): the pipeline's
             rcode = 3  # NXDOMAIN
         reads.add(okey)  # the SOA
-        reply = _DirectReply([cname.rrset], labels, [negative], rcode)  # type: ignore[union-attr]
+        parts = st.soa_parts
+        if parts is None or parts[0] is not negative:
+            parts = st.soa_parts = (negative, _SoaParts.of(negative))
+        reply = _DirectReply([cname.rrset], labels, [negative], rcode, parts[1])  # type: ignore[union-attr]
         return [(1.0, reply)], suffixes, reads
 
     def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
@@ -730,12 +738,18 @@ class _DirectReply:
     owner's CNAME (its target's labels given, read from its wire rdata), then the rest."""
 
     def __init__(self, answer: list, target: tuple[bytes, ...], authority: list = (),  # type: ignore[assignment]
-                 rcode: int = 0):
+                 rcode: int = 0, soa: _SoaParts | None = None):
         self.answer, self.authority, self.rcode = answer, list(authority), rcode
         self.target = target
+        self.soa = soa  # the negative SOA's parts, when `authority` holds it
         self.outcome = (Outcome.MISS if rcode else Outcome.NODATA) if authority else Outcome.HIT
 
     def to_wire(self, limit: int, question: bytes = b"") -> bytes:
+        if len(self.answer) == 1 and (not self.authority or self.soa is not None):
+            # the CNAME alone (out of the zone), or with the negative SOA (NXDOMAIN, NODATA)
+            body = _cname_body(question, self.answer[0], self.target, self.soa)
+            return (b"\x00\x00" + _HEAD.pack(_QR_AA | self.rcode, 1, 1, 1 if self.soa else 0, 0)
+                    + question + body)
         if not self.authority and len(self.answer) == 2 and self.answer[1].tails \
                 and question[0] and self.target:  # (neither name the root)
             return self._splice(question)
@@ -797,6 +811,96 @@ class _DirectReply:
             out += owner + tail
         out[2:12] = _HEAD.pack(_QR_AA, 1, 1 + len(data.tails), 0, 0)
         return bytes(out)
+
+
+class _SoaParts:
+    """A zone's negative SOA as `Renderer.rrset` reads it, for `_cname_body`: the owner, the
+    MNAME and RNAME (labels as stored, and their lowered suffixes: `Renderer.comp`'s keys),
+    the RR's type, class and TTL, and the five fixed fields (RFC 1035 §3.3.13)."""
+
+    __slots__ = ("owner", "head", "mname", "rname", "fixed")
+
+    def __init__(self, owner: tuple, head: bytes, mname: tuple, rname: tuple, fixed: bytes):
+        self.owner, self.head, self.mname, self.rname, self.fixed = owner, head, mname, rname, fixed
+
+    @staticmethod
+    def of(rrset: Any) -> _SoaParts | None:
+        """From the SOA's wire rdata (uncompressed, case kept: no dnspython rdata read);
+        None for anything else (the renderer writes it)."""
+        wires = getattr(rrset, "wires", ())
+        if rrset.rdtype != _SOA or len(wires) != 1:
+            return None
+        wire = wires[0]
+        names = []
+        i = 0
+        for _ in range(2):
+            start = i
+            while i < len(wire) and wire[i]:
+                i += wire[i] + 1
+            i += 1
+            labels = _wire_labels(wire[start:i]) if i <= len(wire) else None
+            if labels is None:
+                return None
+            names.append(_spelled(labels))
+        if len(wire) - i != 20:
+            return None
+        head = (_SOA.to_bytes(2, "big") + rrset.rdclass.to_bytes(2, "big")
+                + rrset.ttl.to_bytes(4, "big"))
+        return _SoaParts(_spelled(rrset.name.labels[:-1]), head, names[0], names[1], wire[i:])
+
+
+def _spelled(labels: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], list[tuple[bytes, ...]]]:
+    """A name's labels and the lowered suffix `Renderer.name` looks up before each."""
+    lowered = tuple(map(bytes.lower, labels))
+    return labels, [lowered[i:] for i in range(len(lowered))]
+
+
+def _put_name(out: bytearray, base: int, comp: dict, name: tuple) -> None:
+    """`Renderer.name` into `out`, whose first octet is at `base` in the message: each suffix
+    a pointer to where it was written before, else its label, remembered (RFC 1035 §4.1.4)."""
+    labels, suffixes = name
+    for i in range(len(labels)):
+        ptr = comp.get(suffixes[i])
+        if ptr is not None:
+            out += (0xC000 | ptr).to_bytes(2, "big")
+            return
+        pos = base + len(out)
+        if pos < _MAX_PTR:
+            comp[suffixes[i]] = pos
+        label = labels[i]
+        out.append(len(label))
+        out += label
+    out.append(0)
+
+
+def _cname_body(question: bytes, cname: Any, target: tuple[bytes, ...],
+                soa: _SoaParts | None) -> bytes:
+    """The sections of a CNAME owner's answer that is its CNAME alone or the CNAME and the
+    negative SOA in authority, as `Renderer` writes them after this (lowered) question, without
+    it: the owner is the question's name (a pointer to it, RFC 1035 §4.1.4), the target and the
+    SOA's names compressed against the question's suffixes and every name written before."""
+    comp: dict[tuple[bytes, ...], int] = {}
+    labels = question_key(question)[:-1]
+    at = 12
+    for i in range(len(labels)):
+        comp[labels[i:]] = at
+        at += len(labels[i]) + 1
+    base = 12 + len(question)
+    out = bytearray(_PTR_QNAME if labels else b"\x00")
+    out += (b"\x00\x05" + cname.rdclass.to_bytes(2, "big") + cname.ttl.to_bytes(4, "big")
+            + b"\x00\x00")
+    rdata = len(out)
+    _put_name(out, base, comp, _spelled(target))
+    out[rdata - 2:rdata] = (len(out) - rdata).to_bytes(2, "big")
+    if soa is not None:
+        _put_name(out, base, comp, soa.owner)
+        out += soa.head + b"\x00\x00"
+        rdata = len(out)
+        _put_name(out, base, comp, soa.mname)
+        _put_name(out, base, comp, soa.rname)
+        out += soa.fixed
+        out[rdata - 2:rdata] = (len(out) - rdata).to_bytes(2, "big")
+    return bytes(out)
 
 
 def _shape(outcomes: list, question: bytes) -> Shape | Pick:
