@@ -190,3 +190,29 @@ def test_cname_owners_are_written_without_the_renderer(monkeypatch, name, qtype,
     assert got in reference_wires(ref, wire)
     reply = dns.message.from_wire(got)
     assert (reply.rcode(), len(reply.answer), len(reply.authority)) == (rcode, 1, ns)
+
+
+def test_nodata_and_a_known_cname_owner_are_decided_without_decide(monkeypatch):
+    """NODATA at an owner and a CNAME owner's answer once its template is made are decided
+    inline in `_shape_of` (no `_decide`, no lowered question), and still equal the reference."""
+    index = ServingIndex(rng=lambda: 0.5)
+    ref = ServingIndex(cache=False)
+    for ix in (index, ref):
+        ix.apply(snapshot("c.test.", zone_sets()))
+    first = [dns.message.make_query(n, "A").to_wire() for n in ("gone.c.test.", "out.c.test.")]
+    for wire in first:  # makes the owners' templates
+        assert index.compiled.respond(wire, False) is not None
+    calls: list = []
+    real = index.compiled._decide
+    monkeypatch.setattr(index.compiled, "_decide", lambda *a: calls.append(a) or real(*a))
+    asked = [dns.message.make_query(n, t).to_wire() for n, t in
+             [("a.c.test.", "AAAA"), ("A.c.TEST.", "TXT"), ("ns1.c.test.", "MX"),
+              ("GONE.c.test.", "A"), ("out.C.test.", "A")]]
+    for wire in asked:
+        got = index.compiled.respond(wire, False)
+        assert got is not None and got[0] in reference_wires(ref, wire)
+    assert calls == []
+    # a question `_shape_of` does not decide inline still goes there: the zone's apex NS
+    wire = dns.message.make_query("c.test.", "NS").to_wire()
+    index.compiled.respond(wire, False)
+    assert len(calls) == 1

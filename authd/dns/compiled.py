@@ -38,8 +38,9 @@ Where the bytes come from, cheapest first:
   chains): rendered by the reference pipeline itself (`answer.answer`, with a representative
   query: ID 0, no flags, no EDNS, the lowered question) the first time a (template,
   suffix, L) is met, and checked then to have the outcome the decision expected.
-`respond` decides the two commonest answers (an owner's plain RRset; NXDOMAIN in a zone with
-no cut above the name and no `*` label anywhere) inline, and the rest in `_decide`. Where the
+`respond` decides the commonest answers inline (an owner's plain RRset; NXDOMAIN in a zone
+with no cut above the name and no `*` label anywhere; NODATA at an owner; an owner's CNAME
+once its template is made), and the rest in `_decide`. Where the
 time of a random name goes (mostly memory: the lookup reads ~10 objects one after the other)
 is in BENCHMARKS.md, "where a random query's time goes". The C UDP loop reads a question
 without EDNS itself and calls `udp_read`, which shares `_shape_of` (the zone, the decision,
@@ -412,9 +413,8 @@ class CompiledAnswers:
         other answers), or None: not compiled, ask the pipeline.
 
         The query is read by `authd.dns.wire.read_query`, as `parse_fast` reads it (one
-        reader of the query's shape for every fast path). The two commonest answers, an
-        owner's own plain RRset and NXDOMAIN in a zone without cuts or wildcards, are decided
-        here; every other shape by `_decide`."""
+        reader of the query's shape for every fast path). The commonest answers are decided
+        in `_shape_of` (see the module's notes); every other shape by `_decide`."""
         q = read_query(wire)
         if q is None:
             return None
@@ -474,14 +474,23 @@ class CompiledAnswers:
             st = self._last
             if st.zone is not zone:
                 st = self._state(zone)
-            template: Template | _Declined | None
-            if node is None and cut is None and not st.wildcards and k not in zone.existing:
-                # NXDOMAIN (RFC 2308 §2.1): no name, no cut above it, no wildcard to
-                # synthesise from (RFC 4592 §2.1.1)
-                template = st.nxdomain if st.soa is zone.negative_soa else None
-                if template is None:
-                    template = self._zone_template(st, Outcome.MISS)
-            else:
+            template: Template | _Declined | None = None
+            if cut is None:  # the commonest shapes, decided here as `_decide` decides them
+                if node is None:
+                    if not st.wildcards and k not in zone.existing:
+                        # NXDOMAIN (RFC 2308 §2.1): no name, no cut above it, no wildcard to
+                        # synthesise from (RFC 4592 §2.1.1)
+                        template = st.nxdomain if st.soa is zone.negative_soa else None
+                        if template is None:
+                            template = self._zone_template(st, Outcome.MISS)
+                elif entry is None:
+                    if _CNAME in node:  # the owner's CNAME, its template once made
+                        template = st.owners.get((k, qtype))
+                    else:  # the owner without the type: NODATA (RFC 2308 §2.2)
+                        template = st.nodata if st.soa is zone.negative_soa else None
+                        if template is None:
+                            template = self._zone_template(st, Outcome.NODATA)
+            if template is None:
                 template = self._decide(st, zone, k, wire[12:qend].lower(), qtype, cut, node)
             if template is None or template is DECLINED:
                 return None
