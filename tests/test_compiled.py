@@ -395,3 +395,29 @@ def test_udp_read_answers_as_the_reference(sets, soa_rs, asked):
         want = reference_wires(ref, wire, False)
         assert got in want, (dns.message.from_wire(wire).question, shown(got),
                              [shown(w) for w in want])
+
+
+def test_udp_read_keeps_an_owner_answer_on_its_second_asking():
+    """The C loop's entry (`udp_read`) runs the doorkeeper too: an owner's answer is only
+    marked the first time, and on the second comes back as the response's bytes, kept in the
+    exact table (so the third is a table hit in C); an NXDOMAIN is never kept."""
+    from authd.dns.wire import read_query
+
+    index = ServingIndex(rng=lambda: 0.5)
+    ref = ServingIndex(cache=False)
+    for ix in (index, ref):
+        ix.apply(snapshot(zone_sets()))
+    compiled = index.compiled
+    zone = next(iter(compiled.table.zones.values()))
+    for name, kept in [("a.c.test.", True), ("cn.c.test.", True), ("nope.c.test.", False)]:
+        wire = dns.message.make_query(name, "A", use_edns=False).to_wire()
+        q = read_query(wire)
+        compiled._seen = bytearray(len(compiled._seen))  # no mark shared with another name
+        first = compiled.udp_read(wire, q[0], q[3], q[2], zone)
+        assert type(first) is tuple and wire[2:] not in index.exact_udp
+        second = compiled.udp_read(wire, q[0], q[3], q[2], zone)
+        if kept:
+            assert second == ref.respond(wire, tcp=False)
+            assert index.exact_udp[wire[2:]] == second[2:]
+        else:
+            assert type(second) is tuple and wire[2:] not in index.exact_udp
