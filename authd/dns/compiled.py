@@ -484,23 +484,25 @@ class CompiledAnswers:
             st = self._last
             if st.zone is not zone:
                 st = self._state(zone)
-            template: Template | _Declined | None = None
-            if cut is None:  # the commonest shapes, decided here as `_decide` decides them
-                if node is None:
-                    if not st.wildcards and k not in zone.existing:
-                        # NXDOMAIN (RFC 2308 §2.1): no name, no cut above it, no wildcard to
-                        # synthesise from (RFC 4592 §2.1.1)
-                        template = st.nxdomain if st.soa is zone.negative_soa else None
-                        if template is None:
-                            template = self._zone_template(st, Outcome.MISS)
-                elif entry is None:
-                    if _CNAME in node:  # the owner's CNAME, its template once made
-                        template = st.owners.get((k, qtype))
-                    else:  # the owner without the type: NODATA (RFC 2308 §2.2)
-                        template = st.nodata if st.soa is zone.negative_soa else None
-                        if template is None:
-                            template = self._zone_template(st, Outcome.NODATA)
-            if template is None:
+            # the commonest shapes decided here, as `_decide` decides them
+            template: Template | _Declined | None
+            if node is None and cut is None and not st.wildcards and k not in zone.existing:
+                # NXDOMAIN (RFC 2308 §2.1): no name, no cut above it, no wildcard to
+                # synthesise from (RFC 4592 §2.1.1)
+                template = st.nxdomain if st.soa is zone.negative_soa else None
+                if template is None:
+                    template = self._zone_template(st, Outcome.MISS)
+            elif entry is None and node is not None:  # (a node: no cut at or above it)
+                if _CNAME in node:  # the owner's CNAME, its template once made
+                    template = st.owners.get((k, qtype))
+                    if template is None:
+                        template = self._decide(st, zone, k, wire[12:qend].lower(), qtype,
+                                                cut, node)
+                else:  # the owner without the type: NODATA (RFC 2308 §2.2)
+                    template = st.nodata if st.soa is zone.negative_soa else None
+                    if template is None:
+                        template = self._zone_template(st, Outcome.NODATA)
+            else:
                 template = self._decide(st, zone, k, wire[12:qend].lower(), qtype, cut, node)
             if template is None or template is DECLINED:
                 return None
@@ -667,7 +669,7 @@ class CompiledAnswers:
         reads = {k, target}
         suffixes = _NOTHING  # a fixed template keeps none (one spelling of one name)
         if not zone.contains(target):
-            return [(1.0, _DirectReply([cname.rrset], labels))], suffixes, reads  # type: ignore[union-attr]
+            return [(1.0, _DirectReply([cname.rrset], labels, qlabels=k[:-1]))], suffixes, reads  # type: ignore[union-attr]
         okey = zone.okey
         for j in range(len(target) - len(okey)):
             if target[j:] in zone.cuts:
@@ -697,7 +699,7 @@ class CompiledAnswers:
         parts = st.soa_parts
         if parts is None or parts[0] is not negative:
             parts = st.soa_parts = (negative, _SoaParts.of(negative))
-        reply = _DirectReply([cname.rrset], labels, [negative], rcode, parts[1])  # type: ignore[union-attr]
+        reply = _DirectReply([cname.rrset], labels, [negative], rcode, parts[1], k[:-1])  # type: ignore[union-attr]
         return [(1.0, reply)], suffixes, reads
 
     def _fill(self, st: _ZoneState, t: Template, question: bytes, m: Key,
@@ -757,18 +759,27 @@ class _DirectReply:
     owner's CNAME (its target's labels given, read from its wire rdata), then the rest."""
 
     def __init__(self, answer: list, target: tuple[bytes, ...], authority: list = (),  # type: ignore[assignment]
-                 rcode: int = 0, soa: _SoaParts | None = None):
+                 rcode: int = 0, soa: _SoaParts | None = None, qlabels: Key | None = None):
         self.answer, self.authority, self.rcode = answer, list(authority), rcode
         self.target = target
         self.soa = soa  # the negative SOA's parts, when `authority` holds it
+        self.qlabels = qlabels  # the question's lowered labels (without the root's)
         self.outcome = (Outcome.MISS if rcode else Outcome.NODATA) if authority else Outcome.HIT
 
+    def written(self, question: bytes) -> Shape | None:
+        """The shape of the CNAME alone (out of the zone) or with the negative SOA (NXDOMAIN,
+        NODATA), by `_cname_body`; None for the others (`to_wire`)."""
+        if len(self.answer) != 1 or (self.authority and self.soa is None):
+            return None
+        labels = self.qlabels if self.qlabels is not None else question_key(question)[:-1]
+        return (_QR_AA | self.rcode, 1, 1 if self.soa else 0, 0,
+                _cname_body(question, labels, self.answer[0], self.target, self.soa))
+
     def to_wire(self, limit: int, question: bytes = b"") -> bytes:
-        if len(self.answer) == 1 and (not self.authority or self.soa is not None):
-            # the CNAME alone (out of the zone), or with the negative SOA (NXDOMAIN, NODATA)
-            body = _cname_body(question, self.answer[0], self.target, self.soa)
-            return (b"\x00\x00" + _HEAD.pack(_QR_AA | self.rcode, 1, 1, 1 if self.soa else 0, 0)
-                    + question + body)
+        shape = self.written(question)
+        if shape is not None:
+            base, an, ns, ar, body = shape
+            return b"\x00\x00" + _HEAD.pack(base, 1, an, ns, ar) + question + body
         if not self.authority and len(self.answer) == 2 and self.answer[1].tails \
                 and question[0] and self.target:  # (neither name the root)
             return self._splice(question)
@@ -892,15 +903,14 @@ def _put_name(out: bytearray, base: int, comp: dict, name: tuple) -> None:
     out.append(0)
 
 
-def _cname_body(question: bytes, cname: Any, target: tuple[bytes, ...],
+def _cname_body(question: bytes, labels: Key, cname: Any, target: tuple[bytes, ...],
                 soa: _SoaParts | None) -> bytes:
     """The sections of a CNAME owner's answer that is its CNAME alone or the CNAME and the
     negative SOA in authority, as `Renderer` writes them after this (lowered) question, without
     it: the owner is the question's name (a pointer to it, RFC 1035 §4.1.4), the target and the
     SOA's names compressed against the question's suffixes and every name written before."""
     comp: dict[tuple[bytes, ...], int] = {}
-    labels = question_key(question)[:-1]
-    at = 12
+    at = 12  # `labels`: the question's, lowered, without the root's
     for i in range(len(labels)):
         comp[labels[i:]] = at
         at += len(labels[i]) + 1
@@ -926,6 +936,11 @@ def _shape(outcomes: list, question: bytes) -> Shape | Pick:
     """The sections of each outcome as rendered, with its header's flags and counts."""
     shapes: list[Shape] = []
     for _, reply in outcomes:
+        if type(reply) is _DirectReply:
+            written = reply.written(question)
+            if written is not None:
+                shapes.append(written)
+                continue
         full = (reply.to_wire(TCP_LIMIT, question) if type(reply) is _DirectReply
                 else reply.to_wire(TCP_LIMIT))
         shapes.append(((full[2] << 8 | full[3]) & ~_RD_CD, full[6] << 8 | full[7],
