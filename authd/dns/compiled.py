@@ -31,7 +31,7 @@ Where the bytes come from, cheapest first:
 - an owner's CNAME followed one step (to data, to a name without the type, to no name, out
   of the zone): written once without the pipeline, from the CNAME's wire rdata (building its
   dnspython rdata cost ~100 us a first query): the CNAME alone or with the negative SOA by
-  `_cname_body`, which compresses as `Renderer` does (RFC 1035 §4.1.4; ~25 -> ~18 us an
+  `_cname_body`, which compresses as `Renderer` does (RFC 1035 §4.1.4; ~20 -> ~13 us an
   owner's first query), a target whose RRset has load-time tails spliced from them, other
   targets by `Renderer`; kept per owner and type;
 - everything else (NXDOMAIN, NODATA, wildcards, referrals, aliases, weighted sets, longer
