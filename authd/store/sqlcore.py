@@ -189,7 +189,7 @@ def _decode(d: list[Any]) -> RecordSet:
     return rs
 
 
-def _matched(built: Any, state: list[RecordSet]) -> Any:
+def _matched(built: Any, state: Sequence[RecordSet]) -> Any:
     """The served zone built from a zone file's sets, brought to the sets `import_sets` left
     (the apex SOA's serial moved forward, RFC 1996 §2.2; another apex set as the batch rules
     made it) through its own `update`, or None when that fails: then the index builds the
@@ -543,8 +543,8 @@ class SQLCore:
         then does not read back and decode what was just written (issue 12: a 1M-set seed
         spent a fifth of its time there), unless the journal says the zone changed since.
         `built` (the served zone the file was read into, `authd.zonefiles.fastbuild`) goes
-        with them, brought to the import's result first (`_matched`: the bumped SOA), and
-        the snapshot's reader takes it (`take_built`) instead of building the zone again.
+        with them, and the snapshot's reader takes it (`take_built`, which brings it to the
+        import's result: the bumped SOA, `_matched`) instead of building the zone again.
         """
 
         def txn(conn: Conn) -> tuple[ChangeInfo, str, list[RecordSet]]:
@@ -610,8 +610,9 @@ class SQLCore:
 
         with gcpause.paused(len(sets)):
             info, zid, state = self._write(txn)
-            if built is not None:
-                built = _matched(built, state)
+        # `built` is brought to `state` by `take_built`, not here: a node may be answering DNS
+        # from it while this runs in a thread (`zonefiles.seed.Seeding.early`), so it changes
+        # only in the thread that serves it, at the moment the store's snapshot replaces it
         self._handoff[zid] = (info.seq, state, built)
         return info
 
@@ -734,13 +735,15 @@ class SQLCore:
 
     def take_built(self, entry: JournalEntry) -> Any:
         """The served zone `import_sets` was given for this SNAPSHOT entry of the last
-        `snapshot()`, once (the index that takes it changes it in place), or None: build it.
-        The next `snapshot()` drops what was not taken, so at most one is ever kept."""
+        `snapshot()`, brought to the entry's sets (`_matched`), once (the index that takes
+        it changes it in place), or None: build it. The next `snapshot()` drops what was not
+        taken, so at most one is ever kept."""
         got = self._prebuilt.get(entry.zone_id)
         if got is None or got[0] is not entry:
             return None
         del self._prebuilt[entry.zone_id]
-        return got[1]
+        with gcpause.paused(len(entry.puts)):
+            return _matched(got[1], entry.puts)
 
     @staticmethod
     def _handed_off(conn: Conn, zone_id: str, seq: int, handoff: dict[str, tuple[int, list[RecordSet], Any]]
