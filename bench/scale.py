@@ -80,6 +80,7 @@ class Result:
     api_seconds: float | None = None
     api_cpu: float | None = None
     api_peak_mb: int | None = None
+    api_rss_mb: int | None = None
 
 
 def _family(pid: int) -> list[int]:
@@ -149,12 +150,13 @@ def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: flo
         cpu = cpu_seconds(proc.pid) if seconds is not None else None
         mem = rss_mb(proc.pid) if seconds is not None else None
         peak = rss_mb(proc.pid, "VmHWM") if seconds is not None else None
-        api = api_cpu = api_peak = None
+        api = api_cpu = api_peak = api_rss = None
         if api_port is not None and seconds is not None:
             while time.perf_counter() - start < limit and proc.poll() is None:
                 if _accepting(api_port):
                     api = time.perf_counter() - start
                     api_cpu, api_peak = cpu_seconds(proc.pid), rss_mb(proc.pid, "VmHWM")
+                    api_rss = rss_mb(proc.pid)
                     break
                 time.sleep(0.05)
     finally:
@@ -162,9 +164,9 @@ def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: flo
     shown = (f"{seconds:.1f} s ({cpu:.1f} s CPU), {mem} MB (peak {peak} MB)" if seconds is not None
              else f"no answer within {limit:.0f} s")
     if api is not None:
-        shown += f"; change API open at {api:.1f} s ({api_cpu:.1f} s CPU, peak {api_peak} MB)"
+        shown += f"; change API open at {api:.1f} s ({api_cpu:.1f} s CPU), {api_rss} MB (peak {api_peak} MB)"
     print(f"  {label} ({names:,} names): {shown}", flush=True)
-    return Result(label, names, seconds, mem, " ".join(cmd), cpu, peak, api, api_cpu, api_peak)
+    return Result(label, names, seconds, mem, " ".join(cmd), cpu, peak, api, api_cpu, api_peak, api_rss)
 
 
 def main(argv: list[str]) -> int:
@@ -331,21 +333,25 @@ def write_section(results: list[Result], args: argparse.Namespace) -> None:
         "from process start to the first answer (an SOA query polled every 0.2 s); CPU is the "
         "server's own user + system time up to then (less stretched than the wall time by the "
         "rest of the machine's load); memory is the server's resident set then, and its peak. "
-        "`authd-store` seeds a new SQLite file from the zone file; `authd-restart` starts again "
+        "`authd-store` seeds a new SQLite file from the zone file (it answers DNS from the file "
+        "while the import runs, and opens the change API once it has committed: the last "
+        "column, waited for before the next run); `authd-restart` starts again "
         "on that file (unchanged zone: the index comes from the store's snapshot). Other work "
         "on the machine shares its 2 cores.",
         "",
-        "| names | server | first answer | CPU | RSS | peak RSS | vs NSD (time) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| names | server | first answer | CPU | RSS | peak RSS | vs NSD (time) | change API open |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         nsd = by.get(("nsd", r.names))
         ratio = (f"{r.seconds / nsd.seconds:.1f}x" if r.seconds and nsd and nsd.seconds else "—")
         shown = f"{r.seconds:.1f} s" if r.seconds is not None else f"> {args.limit:.0f} s"
         cpu = f"{r.cpu:.1f} s" if r.cpu is not None else "—"
+        api = (f"{r.api_seconds:.1f} s ({r.api_cpu:.1f} s CPU; {r.api_rss_mb} MB, peak {r.api_peak_mb} MB)"
+               if r.api_seconds is not None else "—")
         lines.append(f"| {r.names:,} | {r.server} | {shown} | {cpu} | "
                      f"{r.rss_mb if r.rss_mb is not None else '—'} MB | "
-                     f"{r.peak_mb if r.peak_mb is not None else '—'} MB | {ratio} |")
+                     f"{r.peak_mb if r.peak_mb is not None else '—'} MB | {ratio} | {api} |")
     lines += ["", NOTES]
     lines += ["", "Commands (`$WORK` is a temporary directory):", "", "```"]
     lines += [f"# {r.server}, {r.names:,} names\n{shown_command(r.command)}" for r in results]

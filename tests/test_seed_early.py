@@ -48,9 +48,10 @@ def test_prepare_writes_nothing_and_run_seeds_as_seed_dir_does(make, tmp_path): 
     assert store.list_zones() == [] and store.journal_since(0) == []
     ids = [e.zone_id for e, _ in seeding.entries()]
     assert all(built is not None for _, built in seeding.entries())  # master files: prebuilt
+    count = sum(len(p.zone.record_sets) for p in seeding.imports)
     lines = seeding.run(store)
-    assert seeding.seconds > 0 and seeding.record_sets == sum(
-        len(p.zone.record_sets) for p in seeding.imports)
+    assert seeding.seconds > 0 and seeding.record_sets == count > 0
+    assert seeding.imports == []  # nothing of the files is kept once they are in the store
     clean = make("clean")
     assert lines == seed_dir(clean, zdir)
     assert ids == [z.id for z in store.list_zones()] == [z.id for z in clean.list_zones()]

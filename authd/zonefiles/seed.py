@@ -206,9 +206,13 @@ class Seeding:
     """`prepare_seed`'s result: the log lines of what is done, and the new zones' imports."""
 
     lines: list[str]
-    imports: list[PendingImport]
+    imports: list[PendingImport]  # emptied by `run`: a node keeps no zone file's text alive
     other_zones: bool  # the store holds zones no import creates
     seconds: float = 0.0  # the imports' wall time, once run
+    record_sets: int = 0  # in the imports
+
+    def __post_init__(self) -> None:
+        self.record_sets = sum(len(p.zone.record_sets) for p in self.imports)
 
     @property
     def early(self) -> bool:
@@ -216,10 +220,6 @@ class Seeding:
         store holds nothing else an index would serve (a new store). Otherwise a node
         runs the imports first and serves the store's snapshot, as `seed_dir` does."""
         return bool(self.imports) and not self.other_zones
-
-    @property
-    def record_sets(self) -> int:
-        return sum(len(p.zone.record_sets) for p in self.imports)
 
     def entries(self) -> list[tuple[JournalEntry, Any]]:
         """(SNAPSHOT entry, its built zone or None) per import, for `ServingIndex.apply`."""
@@ -229,7 +229,10 @@ class Seeding:
         """The imports, one transaction each; returns their log lines. Blocking: a node runs
         it in a thread (SQLite's and PostgreSQL's C code releases the GIL)."""
         t = time.perf_counter()
-        lines = [p.run(store) for p in self.imports]
+        lines: list[str] = []
+        while self.imports:
+            lines.append(self.imports[0].run(store))
+            del self.imports[0]  # its file's text and sets: the store's snapshot has them now
         self.seconds = time.perf_counter() - t
         return lines
 
