@@ -600,12 +600,18 @@ class SQLCore:
             info = self._journal(
                 conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, deletes, encoded,
             )
-            for key in deletes:
-                before.pop(key, None)
-            before.update((rs.key, rs) for rs in puts)
+            # the zone's sets now: the plain ones are new keys (`seen`), so only the few the
+            # batch rules planned can replace or delete one the zone held (no dict of them all)
+            replaced = {rs.key for rs in planned}
+            state = [rs for key, rs in before.items() if key not in replaced and key not in deletes]
+            if replaced.isdisjoint(seen):  # always, as the rules refuse a set a plain one holds
+                state += plain
+            else:  # as the puts leave it: the planned set in place of the plain one
+                state += [rs for rs in plain if rs.key not in replaced]
+            state += planned
             # in the order the rrsets table keeps its rows (the primary key), so a restart
             # that reads them back gives the index the same sequence
-            state = sorted(before.values(), key=_row_order)
+            state.sort(key=_row_order)
             return info, zone.id, state
 
         with gcpause.paused(len(sets)):
