@@ -43,7 +43,7 @@ from authd.model.limits import Limits
 from authd.store.memstore import MemoryStore
 from authd.store.replica import Follower, Propagation, progress_dir
 from authd.store.sqlstore import SQLiteStore
-from authd.zonefiles.seed import seed_dir
+from authd.zonefiles.seed import Seeding, prepare_seed, seed_dir
 
 log = logging.getLogger("authd.node")
 
@@ -124,6 +124,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     if cfg.control is not None:
         check_listen(cfg.control[0], cfg.credentials)
     status_dir: Path | None
+    seeding: Seeding | None = None  # a new store's imports, run while DNS answers
     pg = _is_postgres(cfg.store_path)
     if pg:
         from authd.store.pgstore import PostgresStore
@@ -143,8 +144,13 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     else:
         store = SQLiteStore(cfg.store_path) if cfg.store_path else MemoryStore(instant_insync=False)
         if cfg.zones_dir:
-            for line in seed_dir(store, cfg.zones_dir):
+            seeding = prepare_seed(store, cfg.zones_dir)
+            for line in seeding.lines:
                 log.info("seed: %s", line)
+            if not seeding.early:  # the imports first; DNS then serves the store's snapshot
+                for line in seeding.run(store):
+                    log.info("seed: %s", line)
+                seeding = None
         status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
         if status_dir is not None:
             status_dir.mkdir(exist_ok=True)
@@ -187,11 +193,14 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             if app is not None:
                 app.settle = follower.wait_applied  # answer a change once this index has it
                 app.serving_index = index  # TestDNSAnswer asks the index DNS is served from
+            if seeding is not None:  # a new store: answer from the files while it is seeded
+                host, port = await _serve_while_seeding(nursery, seeding, store, index, cfg)
             await nursery.start(follower.run)
             if prime is not None:
                 prime()  # the state the snapshot left (zones load one by one: not before)
-            host, port = await nursery.start(functools.partial(
-                serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
+            if seeding is None:
+                host, port = await nursery.start(functools.partial(
+                    serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
             primary = ServingReplica(name, host, port, index, follower)
             log.info("%s: DNS on %s port %d, store %s", name, host, port,
                      store.path if pg else cfg.store_path or "in memory")  # pg: no password in logs
@@ -243,6 +252,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 if cfg.control is not None:
                     node.control_url = await nursery.start(serve_control, app, cfg.control[0], cfg.control[1])
                     log.info("control API (Route 53 2013-04-01) on %s", node.control_url)
+            if seeding is not None:
+                log.info("%s: store seeded: %d record sets in %.1f s, change API open", name,
+                         seeding.record_sets, seeding.seconds)
             if pg:
                 assert peers is not None and link is not None
                 node.name = peers.own = link.name = cfg.node_name or f"authd-{host}-{port}"
@@ -261,6 +273,26 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             watch.uninstall()
             gcpause.release()
         store.close()
+
+
+async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: Any,
+                               index: ServingIndex, cfg: NodeConfig) -> tuple[str, int]:
+    """A new store's first start (`Seeding.early`): DNS answers from the zones the files were
+    read into while their imports run in a thread; returns once they have committed. The
+    change API opens only after this (no change can race the import), and the follower's
+    bootstrap then replaces each zone by the store's snapshot of it (the same sets, the SOA
+    serial the import moved forward, RFC 1996 §2.2). A crash before the commit leaves no zone:
+    the next start seeds again."""
+    for entry, built in seeding.entries():
+        index.apply(entry, built)
+    host, port = await nursery.start(functools.partial(
+        serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
+    log.info("primary: DNS on %s port %d answering from the zone files while the store is seeded "
+             "(%d record sets; the change API opens once they are committed)", host, port,
+             seeding.record_sets)
+    for line in await trio.to_thread.run_sync(seeding.run, store):
+        log.info("seed: %s", line)
+    return host, port
 
 
 async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0) -> None:

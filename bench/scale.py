@@ -30,6 +30,7 @@ import os
 import platform
 import random
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,11 @@ class Result:
     command: str
     cpu: float | None = None  # the server's user + system CPU seconds up to the first answer
     peak_mb: int | None = None  # its peak resident set (VmHWM)
+    # the store runs: to the change API's port accepting (a new store's import committed)
+    api_seconds: float | None = None
+    api_cpu: float | None = None
+    api_peak_mb: int | None = None
+    api_rss_mb: int | None = None
 
 
 def _family(pid: int) -> list[int]:
@@ -112,8 +118,19 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _accepting(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: float,
-                   cwd: Path | None = None) -> Result:
+                   cwd: Path | None = None, api_port: int | None = None) -> Result:
+    """Start `cmd`, time its first DNS answer and then, with `api_port`, the moment its
+    change API accepts connections (a new store answers DNS from the file while it is
+    seeded, and opens the API once the import committed)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     query = dns.message.make_query(ORIGIN, "SOA")
@@ -133,12 +150,23 @@ def time_to_answer(cmd: list[str], port: int, label: str, names: int, limit: flo
         cpu = cpu_seconds(proc.pid) if seconds is not None else None
         mem = rss_mb(proc.pid) if seconds is not None else None
         peak = rss_mb(proc.pid, "VmHWM") if seconds is not None else None
+        api = api_cpu = api_peak = api_rss = None
+        if api_port is not None and seconds is not None:
+            while time.perf_counter() - start < limit and proc.poll() is None:
+                if _accepting(api_port):
+                    api = time.perf_counter() - start
+                    api_cpu, api_peak = cpu_seconds(proc.pid), rss_mb(proc.pid, "VmHWM")
+                    api_rss = rss_mb(proc.pid)
+                    break
+                time.sleep(0.05)
     finally:
         stop(proc)
     shown = (f"{seconds:.1f} s ({cpu:.1f} s CPU), {mem} MB (peak {peak} MB)" if seconds is not None
              else f"no answer within {limit:.0f} s")
+    if api is not None:
+        shown += f"; change API open at {api:.1f} s ({api_cpu:.1f} s CPU), {api_rss} MB (peak {api_peak} MB)"
     print(f"  {label} ({names:,} names): {shown}", flush=True)
-    return Result(label, names, seconds, mem, " ".join(cmd), cpu, peak)
+    return Result(label, names, seconds, mem, " ".join(cmd), cpu, peak, api, api_cpu, api_peak, api_rss)
 
 
 def main(argv: list[str]) -> int:
@@ -189,13 +217,15 @@ def main(argv: list[str]) -> int:
                   flush=True)
             for server in servers:
                 port = free_port()
+                api_port = None
                 if server == "authd":
                     cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
                            f"127.0.0.1:{port}", "--control", "off", "--log-level", "WARNING"]
                 elif server in ("authd-store", "authd-restart"):  # restart: the same store file
+                    api_port = free_port()  # waited for too: the restart needs a committed seed
                     cmd = [sys.executable, "-m", "authd", "serve", "--zones", str(zdir), "--listen",
                            f"127.0.0.1:{port}", "--store", str(work / f"store-{n}.sqlite3"),
-                           "--control", f"127.0.0.1:{free_port()}", "--log-level", "WARNING"]
+                           "--control", f"127.0.0.1:{api_port}", "--log-level", "WARNING"]
                 elif server == "nsd" and nsd:
                     d = work / f"nsd-{n}"
                     d.mkdir()
@@ -221,7 +251,8 @@ def main(argv: list[str]) -> int:
                 else:
                     print(f"  {server}: skipped (missing tool or unknown name)")
                     continue
-                results.append(time_to_answer(cmd, port, server, n, args.limit, cwd=ROOT))
+                results.append(time_to_answer(cmd, port, server, n, args.limit, cwd=ROOT,
+                                              api_port=api_port))
             if n == args.qps_names:  # issue 12's query mixes (bench/_scale_qps.py)
                 mixes = _scale_qps.run_mixes(zdir, zfile, ORIGIN, args.qps_servers.split(","),
                                              args.qps_duration, work, args.limit)
@@ -302,21 +333,25 @@ def write_section(results: list[Result], args: argparse.Namespace) -> None:
         "from process start to the first answer (an SOA query polled every 0.2 s); CPU is the "
         "server's own user + system time up to then (less stretched than the wall time by the "
         "rest of the machine's load); memory is the server's resident set then, and its peak. "
-        "`authd-store` seeds a new SQLite file from the zone file; `authd-restart` starts again "
+        "`authd-store` seeds a new SQLite file from the zone file (it answers DNS from the file "
+        "while the import runs, and opens the change API once it has committed: the last "
+        "column, waited for before the next run); `authd-restart` starts again "
         "on that file (unchanged zone: the index comes from the store's snapshot). Other work "
         "on the machine shares its 2 cores.",
         "",
-        "| names | server | first answer | CPU | RSS | peak RSS | vs NSD (time) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| names | server | first answer | CPU | RSS | peak RSS | vs NSD (time) | change API open |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         nsd = by.get(("nsd", r.names))
         ratio = (f"{r.seconds / nsd.seconds:.1f}x" if r.seconds and nsd and nsd.seconds else "—")
         shown = f"{r.seconds:.1f} s" if r.seconds is not None else f"> {args.limit:.0f} s"
         cpu = f"{r.cpu:.1f} s" if r.cpu is not None else "—"
+        api = (f"{r.api_seconds:.1f} s ({r.api_cpu:.1f} s CPU; {r.api_rss_mb} MB, peak {r.api_peak_mb} MB)"
+               if r.api_seconds is not None else "—")
         lines.append(f"| {r.names:,} | {r.server} | {shown} | {cpu} | "
                      f"{r.rss_mb if r.rss_mb is not None else '—'} MB | "
-                     f"{r.peak_mb if r.peak_mb is not None else '—'} MB | {ratio} |")
+                     f"{r.peak_mb if r.peak_mb is not None else '—'} MB | {ratio} | {api} |")
     lines += ["", NOTES]
     lines += ["", "Commands (`$WORK` is a temporary directory):", "", "```"]
     lines += [f"# {r.server}, {r.names:,} names\n{shown_command(r.command)}" for r in results]

@@ -164,3 +164,23 @@ def test_a_crash_mid_seed_leaves_no_half_seeded_zone(make, tmp_path):
     assert got[:3] == want[:3]  # sets, serial, count (the journal also has the first SOA/NS)
     assert "the same bytes" in seed_dir(again, zdir)[0]
     again.close()
+
+
+def test_an_import_in_chunks_writes_the_rows_and_journal_of_one_in_a_piece(tmp_path, monkeypatch):
+    """`import_sets` encodes and inserts `IMPORT_CHUNK` sets at a time and keeps each chunk's
+    encodings joined: the rrsets rows and the journal row's text are byte for byte those of
+    an import in one piece."""
+    zone = parse_master(generated(300), "g.test.zone", "g.test.")
+
+    def rows(chunk: int, name: str) -> tuple[list, list]:
+        monkeypatch.setattr(SQLCore, "IMPORT_CHUNK", chunk)
+        store = SQLiteStore(tmp_path / f"{name}.sqlite3", clock=lambda: 1.0)
+        seed_store(store, [zone])
+        got = (store._conn.execute("SELECT * FROM rrsets ORDER BY zone_id, name, rtype, set_id").fetchall(),
+               store._conn.execute("SELECT * FROM journal ORDER BY seq").fetchall())
+        store.close()
+        return got
+
+    whole, chunked = rows(1 << 20, "whole"), rows(7, "chunked")
+    assert len(whole[0]) == len(zone.record_sets)
+    assert chunked == whole

@@ -189,7 +189,7 @@ def _decode(d: list[Any]) -> RecordSet:
     return rs
 
 
-def _matched(built: Any, state: list[RecordSet]) -> Any:
+def _matched(built: Any, state: Sequence[RecordSet]) -> Any:
     """The served zone built from a zone file's sets, brought to the sets `import_sets` left
     (the apex SOA's serial moved forward, RFC 1996 §2.2; another apex set as the batch rules
     made it) through its own `update`, or None when that fails: then the index builds the
@@ -543,8 +543,8 @@ class SQLCore:
         then does not read back and decode what was just written (issue 12: a 1M-set seed
         spent a fifth of its time there), unless the journal says the zone changed since.
         `built` (the served zone the file was read into, `authd.zonefiles.fastbuild`) goes
-        with them, brought to the import's result first (`_matched`: the bumped SOA), and
-        the snapshot's reader takes it (`take_built`) instead of building the zone again.
+        with them, and the snapshot's reader takes it (`take_built`, which brings it to the
+        import's result: the bumped SOA, `_matched`) instead of building the zone again.
         """
 
         def txn(conn: Conn) -> tuple[ChangeInfo, str, list[RecordSet]]:
@@ -588,8 +588,15 @@ class SQLCore:
                 planned, deletes, serial, net_new = (soa,), (), rules.soa_serial(soa), 0
             if deletes:
                 self._delete_sets(conn, zone.id, deletes)
-            encoded = _dumps_many(plain)
-            self._insert_new(conn, zone.id, plain, encoded, common.listing_keys(plain))
+            # in chunks, each chunk's encodings kept joined: the journal row's text is the
+            # same (`_journal` joins its parts with ","), without a million strings and their
+            # listing keys alive at once (about 170 MB of a 1M-set seed's peak)
+            encoded: list[str] = []
+            for i in range(0, len(plain), self.IMPORT_CHUNK):
+                chunk = plain[i:i + self.IMPORT_CHUNK]
+                texts = _dumps_many(chunk)
+                self._insert_new(conn, zone.id, chunk, texts, common.listing_keys(chunk))
+                encoded.append(",".join(texts))
             encoded += self._put(conn, zone.id, planned)
             conn.execute(
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+?, "
@@ -600,18 +607,25 @@ class SQLCore:
             info = self._journal(
                 conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, deletes, encoded,
             )
-            for key in deletes:
-                before.pop(key, None)
-            before.update((rs.key, rs) for rs in puts)
+            # the zone's sets now: the plain ones are new keys (`seen`), so only the few the
+            # batch rules planned can replace or delete one the zone held (no dict of them all)
+            replaced = {rs.key for rs in planned}
+            state = [rs for key, rs in before.items() if key not in replaced and key not in deletes]
+            if replaced.isdisjoint(seen):  # always, as the rules refuse a set a plain one holds
+                state += plain
+            else:  # as the puts leave it: the planned set in place of the plain one
+                state += [rs for rs in plain if rs.key not in replaced]
+            state += planned
             # in the order the rrsets table keeps its rows (the primary key), so a restart
             # that reads them back gives the index the same sequence
-            state = sorted(before.values(), key=_row_order)
+            state.sort(key=_row_order)
             return info, zone.id, state
 
         with gcpause.paused(len(sets)):
             info, zid, state = self._write(txn)
-            if built is not None:
-                built = _matched(built, state)
+        # `built` is brought to `state` by `take_built`, not here: a node may be answering DNS
+        # from it while this runs in a thread (`zonefiles.seed.Seeding.early`), so it changes
+        # only in the thread that serves it, at the moment the store's snapshot replaces it
         self._handoff[zid] = (info.seq, state, built)
         return info
 
@@ -693,6 +707,7 @@ class SQLCore:
         return self._reads(self._head_seq)
 
     SNAPSHOT_CHUNK = 1 << 16  # rows per json.loads: a 1M-set zone never is one string
+    IMPORT_CHUNK = 1 << 16  # sets encoded and inserted at a time by `import_sets`
 
     def snapshot(self) -> list[JournalEntry]:
         """One RESOURCE entry per journaled resource, then one SNAPSHOT per zone, all read in
@@ -734,13 +749,15 @@ class SQLCore:
 
     def take_built(self, entry: JournalEntry) -> Any:
         """The served zone `import_sets` was given for this SNAPSHOT entry of the last
-        `snapshot()`, once (the index that takes it changes it in place), or None: build it.
-        The next `snapshot()` drops what was not taken, so at most one is ever kept."""
+        `snapshot()`, brought to the entry's sets (`_matched`), once (the index that takes
+        it changes it in place), or None: build it. The next `snapshot()` drops what was not
+        taken, so at most one is ever kept."""
         got = self._prebuilt.get(entry.zone_id)
         if got is None or got[0] is not entry:
             return None
         del self._prebuilt[entry.zone_id]
-        return got[1]
+        with gcpause.paused(len(entry.puts)):
+            return _matched(got[1], entry.puts)
 
     @staticmethod
     def _handed_off(conn: Conn, zone_id: str, seq: int, handoff: dict[str, tuple[int, list[RecordSet], Any]]

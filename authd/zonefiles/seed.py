@@ -18,10 +18,16 @@ Beside it the comment keeps the digest of the master file's bytes (`seed_dir`): 
 the same bytes is not parsed again at all, which is most of a restart on a big zone.
 A master file is read straight into its served zone (`authd.zonefiles.fastbuild`), which
 goes with an import to the store's next snapshot, so the index need not build it again.
-A new zone goes into the store as one bulk insert (`import_sets`: SQLite and PostgreSQL,
-`authd.store.sqlcore`), and the digests are written in that same transaction: a crash
-mid-seed leaves a zone holding only its SOA and NS and no digest, which the next start
-imports again.
+A new zone is created and filled in one transaction (`import_sets(create=...)`: SQLite and
+PostgreSQL, `authd.store.sqlcore`), with the digests: a crash mid-seed leaves no zone at all,
+which the next start creates and imports again.
+
+`seed_dir` is `prepare_seed` (read the files, decide, and do every change to zones the store
+already has) then `Seeding.run` (the new zones' imports). A node seeding a NEW store runs the
+two apart (`Seeding.early`): it answers DNS from the zones the files were read into
+(`Seeding.entries`) while the imports run in a thread, and opens the change API once they
+have committed. The answers are the files' content, already on disk; other nodes on the same
+database see a zone only at its commit, and a crash before it leaves no zone (issue 12).
 """
 
 from __future__ import annotations
@@ -29,12 +35,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from authd import gcpause
 from authd.model import changes as rules
+from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordSet
 from authd.store.common import listing_keys
 from authd.store.contract import (
@@ -152,6 +161,86 @@ def seed_dir(store: SeedableStore, directory: str | Path) -> list[str]:
     again: a restart on a million-name zone then costs the store's snapshot, not a parse and a
     hash of the whole zone (issue 12). Every file that is read is read and checked before any
     zone is seeded, so a bad file still changes nothing."""
+    seeding = prepare_seed(store, directory)
+    return seeding.lines + seeding.run(store)
+
+
+@dataclass
+class PendingImport:
+    """A zone the store does not have, to be created and filled from its file in one
+    transaction (`import_sets(create=...)`), decided by `prepare_seed`."""
+
+    zone: LoadedZone
+    zone_id: str
+    file_digest: str | None
+    built: Any = field(default=None, repr=False)  # the served zone the file was read into
+
+    def entry(self) -> JournalEntry:
+        """The SNAPSHOT an index serves the file's zone from until the import commits (seq 0:
+        the store's own snapshot, at the import's seq, replaces it)."""
+        soa = next((rs for rs in self.zone.record_sets
+                    if rs.rtype == "SOA" and rs.name == self.zone.origin), None)
+        serial = rules.soa_serial(soa) if soa is not None else 0
+        return JournalEntry(0, EntryKind.SNAPSHOT, self.zone_id, self.zone.origin, serial, "",
+                            self.zone.record_sets)
+
+    def run(self, store: SeedableStore) -> str:
+        with gcpause.paused(len(self.zone.record_sets)):
+            zone = self.zone
+            digest = content_hash(zone.record_sets)
+            new = NewZone(zone.origin, f"zonefile:{zone.origin}:{digest}", f"loading from {zone.source}")
+            # created and filled in one transaction: no other node on the same database (nor
+            # a replica) ever serves the zone holding only its apex while the import runs, and
+            # a crash mid-import leaves no zone at all
+            info = store.import_sets(  # type: ignore[attr-defined]
+                self.zone_id, zone.record_sets, f"import {zone.source}",
+                zone_comment=zone_comment(zone, digest, self.file_digest), built=self.built,
+                create=new)
+            self.built = None
+            return (f"zone {zone.origin} ({self.zone_id}): created from {zone.source}, "
+                    f"{len(zone.record_sets)} record sets, change {info.id}")
+
+
+@dataclass
+class Seeding:
+    """`prepare_seed`'s result: the log lines of what is done, and the new zones' imports."""
+
+    lines: list[str]
+    imports: list[PendingImport]  # emptied by `run`: a node keeps no zone file's text alive
+    other_zones: bool  # the store holds zones no import creates
+    seconds: float = 0.0  # the imports' wall time, once run
+    record_sets: int = 0  # in the imports
+
+    def __post_init__(self) -> None:
+        self.record_sets = sum(len(p.zone.record_sets) for p in self.imports)
+
+    @property
+    def early(self) -> bool:
+        """DNS may answer from the files' zones before `run`: there are imports, and the
+        store holds nothing else an index would serve (a new store). Otherwise a node
+        runs the imports first and serves the store's snapshot, as `seed_dir` does."""
+        return bool(self.imports) and not self.other_zones
+
+    def entries(self) -> list[tuple[JournalEntry, Any]]:
+        """(SNAPSHOT entry, its built zone or None) per import, for `ServingIndex.apply`."""
+        return [(p.entry(), p.built) for p in self.imports]
+
+    def run(self, store: SeedableStore) -> list[str]:
+        """The imports, one transaction each; returns their log lines. Blocking: a node runs
+        it in a thread (SQLite's and PostgreSQL's C code releases the GIL)."""
+        t = time.perf_counter()
+        lines: list[str] = []
+        while self.imports:
+            lines.append(self.imports[0].run(store))
+            del self.imports[0]  # its file's text and sets: the store's snapshot has them now
+        self.seconds = time.perf_counter() - t
+        return lines
+
+
+def prepare_seed(store: SeedableStore, directory: str | Path) -> Seeding:
+    """`seed_dir` up to the new zones' imports: every file read and checked, every zone the
+    store has brought to its file, and the imports of the zones it lacks left to
+    `Seeding.run` (where the store has `import_sets`; without it they are seeded here)."""
     lines: list[str] = []
     todo: list[Path] = []
     kept: dict[str, str] = {}  # origin -> the file left unread
@@ -179,7 +268,25 @@ def seed_dir(store: SeedableStore, directory: str | Path) -> list[str]:
     for z in zones:
         if z.origin in kept:
             raise ZoneLoadError(z.source, f"zone {z.origin} is also defined in {kept[z.origin]}")
-    return lines + [seed_zone(store, z, digests.get(z.source)) for z in zones]
+    imports: list[PendingImport] = []
+    bulk = getattr(store, "import_sets", None) is not None
+    for z in zones:
+        if bulk and _absent(store, z.origin):
+            zid = rules.zone_id_from_aliases(z.origin, z.record_sets) or rules.zone_id_for(z.origin)
+            imports.append(PendingImport(z, zid, digests.get(z.source), z.take_built()))
+        else:
+            lines.append(seed_zone(store, z, digests.get(z.source)))
+    creating = {p.zone.origin for p in imports}
+    other = any(zone.name not in creating for zone in store.list_zones())
+    return Seeding(lines, imports, other)
+
+
+def _absent(store: SeedableStore, origin: str) -> bool:
+    try:
+        store.find_zone_by_name(origin)
+    except NoSuchHostedZone:
+        return True
+    return False
 
 
 def seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None = None) -> str:
@@ -190,28 +297,23 @@ def seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None = 
 
 
 def _seed_zone(store: SeedableStore, zone: LoadedZone, file_digest: str | None) -> str:
-    digest = content_hash(zone.record_sets)
     try:
         existing = store.find_zone_by_name(zone.origin)
     except NoSuchHostedZone:
         existing = None
+    bulk = getattr(store, "import_sets", None)
+    if existing is None and bulk is not None:  # the import hashes the sets itself
+        zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
+        return PendingImport(zone, zid, file_digest, zone.take_built()).run(store)
+    digest = content_hash(zone.record_sets)
     if existing is not None and recorded_hash(existing.comment) == digest:
         if file_digest is not None and recorded_hash(existing.comment, FILE_TAG) != file_digest:
             store.update_zone_comment(existing.id, zone_comment(zone, digest, file_digest))
         return f"zone {zone.origin} ({existing.id}): {zone.source} unchanged, keeping the store's contents"
     final = zone_comment(zone, digest, file_digest)
-    bulk = getattr(store, "import_sets", None)
     if existing is None:
         zid = rules.zone_id_from_aliases(zone.origin, zone.record_sets) or rules.zone_id_for(zone.origin)
         new = NewZone(zone.origin, f"zonefile:{zone.origin}:{digest}", f"loading from {zone.source}")
-        if bulk is not None:
-            # created and filled in one transaction: no other node on the same database (nor
-            # a replica) ever serves the zone holding only its apex while the import runs, and
-            # a crash mid-import leaves no zone at all
-            info = bulk(zid, zone.record_sets, f"import {zone.source}", zone_comment=final,
-                        built=zone.take_built(), create=new)
-            return (f"zone {zone.origin} ({zid}): created from {zone.source}, "
-                    f"{len(zone.record_sets)} record sets, change {info.id}")
         # no digest yet: only the batch that fills the zone records it, so a crash before
         # that leaves a zone the next start imports again (not one it calls seeded)
         existing, _ = store.create_zone(new.name, caller_reference=new.caller_reference,
