@@ -7,7 +7,9 @@ plain dict per query, keyed by bytes they already hold (None when metrics are of
   a change), which reads the reply's rcode and answer count there, a dict lookup;
 - any other query: `ServingIndex.reply_counts[query_after_id + status]`, the status being the
   reply's flags and ANCOUNT octets (`UNANSWERED` when nothing was sent), so the fold never
-  answers a query again (a flood of random names cost ~10 us per query when it did).
+  answers a query again (a flood of random names cost ~10 us per query when it did);
+- or, for a reply that is not NOERROR to a question the loop read itself, only
+  `ServingIndex.type_counts[QTYPE << 5 | rcode]`: no name, one key per type and rcode.
 `QueryTally.fold` turns those counts into (type, rcode) totals once a second and at every
 scrape; before the index applies a change they are only held (copied, pinned to the replies
 sent), so every query is classified by the answer it actually got and a change batch does
@@ -206,6 +208,11 @@ class QueryTally:
         self._slow: dict[bytes, tuple[bytes | None, int]] = {}
         index.query_counts = {}
         index.reply_counts = {}
+        # (QTYPE << 5 | rcode) -> replies, for a loop that read the question itself and sent
+        # a reply that is not NOERROR: no name is needed then (only NOERROR can be an empty
+        # answer or had records), so a flood of random NXDOMAIN names can be counted in a
+        # few keys instead of one per query, and folded as it is held (`hold`)
+        index.type_counts = {}
         # What was counted before each change the index applied, held in order until the
         # next fold: (query + status octets, how often), as two lists (`hold`)
         self._held: list[tuple[list[bytes], list[int]]] = []
@@ -243,6 +250,14 @@ class QueryTally:
         the cyclic collector, which the node's young collection then walked while the round
         was folded (4-36 ms a tick under `bench._scale_qps`'s random names, collecting
         nothing); bytes and ints are not tracked."""
+        types: dict[int, int] = self.index.type_counts
+        if types:  # nothing to classify nor to pin: straight into the totals
+            totals = self._totals
+            for code, n in types.items():
+                totals[code] = totals.get(code, 0) + n
+            types.clear()  # in place: the server loops hold this dict
+            if len(totals) > TOTALS_CAP:
+                self._merge_unnamed_types()
         counts: dict[bytes, int] = self.index.query_counts
         replies: dict[bytes, int] = self.index.reply_counts
         if not counts and not replies:
