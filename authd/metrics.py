@@ -7,7 +7,9 @@ plain dict per query, keyed by bytes they already hold (None when metrics are of
   a change), which reads the reply's rcode and answer count there, a dict lookup;
 - any other query: `ServingIndex.reply_counts[query_after_id + status]`, the status being the
   reply's flags and ANCOUNT octets (`UNANSWERED` when nothing was sent), so the fold never
-  answers a query again (a flood of random names cost ~10 us per query when it did).
+  answers a query again (a flood of random names cost ~10 us per query when it did);
+- or, for a reply that is not NOERROR to a question the loop read itself, only
+  `ServingIndex.type_counts[QTYPE << 5 | rcode]`: no name, one key per type and rcode.
 `QueryTally.fold` turns those counts into (type, rcode) totals once a second and at every
 scrape; before the index applies a change they are only held (copied, pinned to the replies
 sent), so every query is classified by the answer it actually got and a change batch does
@@ -206,9 +208,14 @@ class QueryTally:
         self._slow: dict[bytes, tuple[bytes | None, int]] = {}
         index.query_counts = {}
         index.reply_counts = {}
+        # (QTYPE << 5 | rcode) -> replies, for a loop that read the question itself and sent
+        # a reply that is not NOERROR: no name is needed then (only NOERROR can be an empty
+        # answer or had records), so a flood of random NXDOMAIN names can be counted in a
+        # few keys instead of one per query, and folded as it is held (`hold`)
+        index.type_counts = {}
         # What was counted before each change the index applied, held in order until the
-        # next fold: [(exact-table hits as (query, status, n)), (query + status, n)]
-        self._held: list[tuple[list[tuple[bytes, bytes, int]], list[tuple[bytes, int]]]] = []
+        # next fold: (query + status octets, how often), as two lists (`hold`)
+        self._held: list[tuple[list[bytes], list[int]]] = []
         self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         apply = index.apply
 
@@ -236,29 +243,44 @@ class QueryTally:
         counts, not a fold: a change batch's apply is not made to wait for classifying
         thousands of distinct queries (5,000 random names held ~15 ms of each batch's
         INSYNC; issue 12). The next `fold` (once a second, at a scrape) classifies them, in
-        the order they were held, so its totals are what folding here would have given."""
+        the order they were held, so its totals are what folding here would have given.
+
+        Held as two lists, the keys (query + status) and their counts, not as (key, count)
+        tuples: a flood of random names held 100,000 tuples a second, each one tracked by
+        the cyclic collector, which the node's young collection then walked while the round
+        was folded (4-36 ms a tick under `bench._scale_qps`'s random names, collecting
+        nothing); bytes and ints are not tracked."""
+        types: dict[int, int] = self.index.type_counts
+        if types:  # nothing to classify nor to pin: straight into the totals
+            totals = self._totals
+            for code, n in types.items():
+                totals[code] = totals.get(code, 0) + n
+            types.clear()  # in place: the server loops hold this dict
+            if len(totals) > TOTALS_CAP:
+                self._merge_unnamed_types()
         counts: dict[bytes, int] = self.index.query_counts
         replies: dict[bytes, int] = self.index.reply_counts
         if not counts and not replies:
             return
-        hits: list[tuple[bytes, bytes, int]] = []
+        keys: list[bytes] = []
+        ns: list[int] = []
         if counts:
-            items = list(counts.items())
-            counts.clear()  # in place: the server loops hold this dict
             exact = self.index.exact_udp
-            for key, n in items:
+            for key, n in counts.items():
                 hit = exact.get(key)
                 if hit is None:  # forgotten since (the table was full): answer it again
-                    hits.append((key, status_of(self.index.respond(b"\0\0" + key, tcp=True)), n))
+                    keys.append(key + status_of(self.index.respond(b"\0\0" + key, tcp=True)))
                 else:  # the reply after its ID (a weighted set: one of its outcomes)
                     reply = hit if hit.__class__ is bytes else hit[1][0]
-                    hits.append((key, reply[0:2] + reply[4:6], n))
-        held = list(replies.items())  # a copy in C; cleared in place, as the loops hold the dict
+                    keys.append(key + reply[0:2] + reply[4:6])
+                ns.append(n)
+            counts.clear()  # in place: the server loops hold this dict
+        keys += replies  # copies in C; cleared in place, as the loops hold the dict
+        ns += replies.values()
         replies.clear()
-        self._held.append((hits, held))
+        self._held.append((keys, ns))
         if len(self._held) > MAX_HELD:  # changes faster than the folds: fold the oldest now
-            oldest_hits, oldest_replies = self._held[0]
-            self.fold(len(oldest_hits) + len(oldest_replies) - self._at, hold=False)
+            self.fold(len(self._held[0][0]) - self._at, hold=False)
 
     def fold(self, limit: int | None = None, hold: bool = True) -> bool:
         """Fold what the loops counted since the last fold into the totals, oldest first.
@@ -272,12 +294,13 @@ class QueryTally:
             self.hold()
         count = self._count
         while self._held:
-            hits, replies = self._held[0]
-            at, end, split = self._at, len(hits) + len(replies), len(hits)
+            keys, ns = self._held[0]
+            at, end = self._at, len(keys)
             stop = end if limit is None else min(end, at + limit)
-            if at < split:
-                count([(key + status, n) for key, status, n in hits[at:stop]])
-            count(replies[max(0, at - split):max(0, stop - split)])
+            if at == 0 and stop == end:
+                count(zip(keys, ns, strict=True))
+            else:
+                count(zip(keys[at:stop], ns[at:stop], strict=True))
             if stop < end:
                 self._at = stop
                 return False
@@ -296,30 +319,37 @@ class QueryTally:
         bare OPT, RFC 6891 §6.1.2) is read in place: the (name, type) pair is the octets
         between the header and QCLASS with the name lower-cased, a dict key of bytes (no
         text is made). Anything else goes to dnspython, a few thousand of them cached.
-        One loop with its names bound locally: it runs once per distinct query."""
+        One loop with its names bound locally: it runs once per distinct query, so its
+        common case (a reply to that shape) is tested first and reads each octet once."""
         totals = self._totals
+        get = totals.get
         remembered = self.had_records
         young, old, half = remembered.young, remembered.old, remembered.half
         slow = self._slow
         for k, n in items:
-            end = len(k) - 8  # QTYPE's offset with no additional records
-            rcode = _DROPPED if k[-4] == 0xFF and k[-4:] == UNANSWERED else k[-3] & 0x0F
-            counts = k[2:10]
-            if rcode == 1 or rcode == _DROPPED:  # FORMERR, or none sent: maybe unreadable
-                end = 0
-            elif counts != _QD1_AR0:
-                if counts == _QD1_AR1 and k[-15:-12] == _PLAIN_OPT and k[-6:-4] == b"\0\0":
-                    end -= 11
+            rcode = k[-3] & 0x0F
+            if rcode == 1 or rcode == 15 and k[-4:] == UNANSWERED:  # FORMERR, or none sent:
+                end = 0  # maybe unreadable (no reply carries rcode 15 with flags 0xFFFF)
+                if rcode == 15:
+                    rcode = _DROPPED
+            else:
+                counts = k[2:10]
+                if counts == _QD1_AR0:
+                    end = len(k) - 8  # QTYPE's offset with no additional records
+                elif counts == _QD1_AR1 and k[-15:-12] == _PLAIN_OPT and k[-6:-4] == b"\0\0":
+                    end = len(k) - 19
                 else:
                     end = 0
             # the name ends at the root label, not at a compression pointer (RFC 1035 §4.1.4)
             if end > 10 and not k[end - 1] and (end == 11 or k[end - 2] < 0xC0) and end < 266:
-                qtype = k[end] << 8 | k[end + 1]
-                code = qtype << 5 | rcode
-                totals[code] = totals.get(code, 0) + n
+                code = (k[end] << 8 | k[end + 1]) << 5 | rcode
+                totals[code] = get(code, 0) + n
                 if rcode:  # only NOERROR can be an empty answer
                     continue
-                pair = k[10:end].lower() + k[end:end + 2]
+                qtype = code >> 5
+                # the same octets in one slice when QTYPE holds no ASCII capital (below 65,
+                # HTTPS: A, AAAA, CNAME, MX, TXT...), which `lower` would change
+                pair = k[10:end + 2].lower() if qtype < 0x41 else k[10:end].lower() + k[end:end + 2]
             else:
                 query = k[:-4]
                 got = slow.get(query)
@@ -329,7 +359,7 @@ class QueryTally:
                         slow[query] = got
                 pair, qtype = got  # type: ignore[assignment]
                 code = qtype << 5 | rcode
-                totals[code] = totals.get(code, 0) + n
+                totals[code] = get(code, 0) + n
                 if rcode or pair is None:
                     continue
             if k[-2] or k[-1]:  # ANCOUNT: it had records (`Remembered.add`, inline)

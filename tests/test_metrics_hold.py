@@ -170,3 +170,37 @@ def test_a_fold_in_slices_gives_the_totals_of_one_fold() -> None:
     assert dict(sliced[1].by_type_rcode) == dict(whole[1].by_type_rcode) == {
         ("A", "NOERROR"): 13, ("A", "NXDOMAIN"): 20}
     assert dict(sliced[1].empty) == dict(whole[1].empty) == {("h.k.test.", "A"): 2}
+
+
+def test_counts_by_type_and_rcode_give_the_totals_of_counts_by_query() -> None:
+    """A loop may count a reply that is not NOERROR by (QTYPE << 5 | rcode) alone
+    (`index.type_counts`): the totals are those of the same replies counted by query, the
+    dict is emptied in place when held, and nothing of it is remembered as having records."""
+    def counted() -> tuple[ServingIndex, QueryTally]:
+        index = ServingIndex()
+        index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+        return index, QueryTally(index)
+
+    by_query, by_type = counted(), counted()
+    types = by_type[0].type_counts
+    for name, rdtype in [(f"x{i}.k.test.", "A") for i in range(30)] + [
+            ("y.k.test.", "AAAA"), ("out.of.zone.", "A"), ("h.k.test.", "A")]:
+        wire = dns.message.make_query(name, rdtype).to_wire()
+        for index, _tally in (by_query, by_type):
+            reply = index.respond(wire, tcp=False)
+            assert reply is not None
+            rcode = reply[3] & 0x0F
+            if index is by_type[0] and rcode:
+                code = dns.message.from_wire(wire).question[0].rdtype << 5 | rcode
+                types[code] = types.get(code, 0) + 1
+            else:
+                status = wire[2:] + reply[2:4] + reply[6:8]
+                index.reply_counts[status] = index.reply_counts.get(status, 0) + 1
+    assert len(types) == 3 and not by_type[0].reply_counts.keys() - {
+        k for k in by_query[0].reply_counts if k[-3] & 0x0F == 0}
+    by_type[1].hold()
+    assert not types and by_type[0].type_counts is types  # cleared in place
+    assert by_query[1].fold() and by_type[1].fold()
+    assert dict(by_type[1].by_type_rcode) == dict(by_query[1].by_type_rcode) == {
+        ("A", "NXDOMAIN"): 30, ("AAAA", "NXDOMAIN"): 1, ("A", "REFUSED"): 1, ("A", "NOERROR"): 1}
+    assert len(by_type[1].had_records) == len(by_query[1].had_records) == 1  # h.k.test. A
