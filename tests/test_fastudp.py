@@ -49,7 +49,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authd.dns.compiled import CompiledAnswers
+from authd.dns.compiled import CompiledAnswers, name_key
 from authd.dns.index import ServingIndex
 from authd.dns.rrl import RrlConfig
 from authd.dns.server import serve_dns, serve_udp
@@ -599,6 +599,36 @@ def test_a_question_c_reads_goes_to_read_with_its_key_and_other_shapes_to_direct
         with pytest.raises(TypeError):
             _fastudp.drain(srv.fileno(), {}, rest, None, random.random, 256, direct, rest,
                            None, b"", read, 0, [])
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few-zones", "many-zones"])
+def test_read_gets_the_zone_the_python_search_finds(many: bool) -> None:
+    """C's zone search (`find_zone`: a few zones compared label by label, more by slicing)
+    gives `read` the zone `CompiledAnswers._shape_of` finds: the deepest served suffix."""
+    origins = ["f.test.", "a.f.test.", "b.a.f.test.", "test.", "x.y."] + (
+        [f"z{i}.example." for i in range(9)] if many else [])
+    zones: dict = {name_key(o): o for o in origins}
+    assert (len(zones) > 8) == many
+    rnd = random.Random(4)
+    names = [".".join(rnd.choice(["b", "a", "f", "test", "x", "y", "q", "z3", "example"])
+                      for _ in range(rnd.randint(1, 5))) + "." for _ in range(150)]
+    names += ["q.A.F.test.", "b.a.F.TEST.", "a.f.test.", "f.test.", "test.", "."]
+    srv, cli = _pair()
+    with srv, cli:
+        seen: list = []
+        for name in names:
+            cli.sendto(dns.message.make_query(name, "A").to_wire(), srv.getsockname())
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < len(names) and time.monotonic() < deadline:
+            got += _fastudp.drain(srv, {}, lambda w, a: None, None, random.random, 256,
+                                  lambda w: None, lambda w, a: None, None, b"\xff" * 4,
+                                  lambda w, k, t, e, z: seen.append((k, z)), 0, zones)
+        assert len(seen) == len(names)
+        for k, z in seen:
+            want = next((zones[k[j:]] for j in range(len(k)) if k[j:] in zones), None)
+            assert z == want, (k, z, want)
+        assert {z for _, z in seen} >= {"f.test.", "a.f.test.", "b.a.f.test.", "test.", None}
 
 
 def test_an_answer_read_returns_is_spliced_in_c_as_spliced_writes_it() -> None:

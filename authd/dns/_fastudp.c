@@ -377,6 +377,64 @@ splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize
 /* Attribute names `answer_plain` reads (interned once, at import). */
 static PyObject *s_dnames, *s_cuts, *s_nodes, *s_okey, *s_rrset, *s_tails, *s_fileno;
 
+/* The deepest zone holding the name (borrowed; Py_None when none does), as
+ * CompiledAnswers._shape_of searches table.zones: the key's suffixes, longest first. A
+ * table of a few zones keyed by tuples of bytes (as ZoneTable keeps it) is searched by
+ * comparing each zone's key with the name's last labels, which is the dict's own tuple
+ * equality without a slice and a hash per suffix; any other table by slicing. NULL with an
+ * exception set on failure. */
+#define FEW_ZONES 8
+static PyObject *
+find_zone(PyObject *zones, PyObject *key)
+{
+    Py_ssize_t size = PyTuple_GET_SIZE(key);
+    if (PyDict_GET_SIZE(zones) <= FEW_ZONES) {
+        PyObject *zkey, *zone, *best = Py_None;
+        Py_ssize_t pos = 0, best_len = -1;
+        int plain = 1;
+        while (plain && PyDict_Next(zones, &pos, &zkey, &zone)) {
+            if (!PyTuple_CheckExact(zkey)) {
+                plain = 0;
+                break;
+            }
+            Py_ssize_t m = PyTuple_GET_SIZE(zkey);
+            if (m > size || m <= best_len)
+                continue;
+            int same = 1;
+            for (Py_ssize_t j = m - 1; j >= 0 && same; j--) { /* the root's b"" first */
+                PyObject *a = PyTuple_GET_ITEM(zkey, j);
+                PyObject *b = PyTuple_GET_ITEM(key, size - m + j);
+                if (!PyBytes_CheckExact(a)) {
+                    plain = 0;
+                    same = 0;
+                } else if (a != b) {
+                    same = PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b) &&
+                           memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b),
+                                  (size_t)PyBytes_GET_SIZE(a)) == 0;
+                }
+            }
+            if (same && plain) {
+                best = zone;
+                best_len = m;
+            }
+        }
+        if (plain)
+            return best;
+    }
+    for (Py_ssize_t j = 0; j < size; j++) {
+        PyObject *suffix = PyTuple_GetSlice(key, j, size);
+        if (suffix == NULL)
+            return NULL;
+        PyObject *z = PyDict_GetItemWithError(zones, suffix);
+        Py_DECREF(suffix);
+        if (z != NULL)
+            return z;
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return Py_None;
+}
+
 /* An owner's own plain RRset, decided and spliced here as `CompiledAnswers._shape_of`'s first
  * branch and `udp_read` do it, for a question `read_question` read (no EDNS): QTYPE not in
  * the compiled path's excluded types, `zone` (the deepest zone holding the name) without a
@@ -399,10 +457,34 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
     int rc = -1, t;
     PyObject *dnames = NULL, *cuts = NULL, *okey = NULL, *nodes = NULL, *node = NULL;
     PyObject *entry = NULL, *rrset = NULL, *tails = NULL, *after = NULL;
+    /* the lookups first, the rarer conditions after: a missing name (NXDOMAIN, which read
+     * then decides) costs one attribute and one dict lookup here */
     if ((t = PySet_Contains(P->excluded, qtype)) != 0) {
         rc = t < 0 ? -1 : 0;
         goto done;
     }
+    if ((nodes = PyObject_GetAttr(zone, s_nodes)) == NULL)
+        goto done;
+    rc = 0;
+    if (!PyDict_CheckExact(nodes))
+        goto done;
+    node = PyDict_GetItemWithError(nodes, key); /* (tuple and bytes keys: no Python runs) */
+    if (node == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(node);
+    if (!PyDict_CheckExact(node))
+        goto done;
+    entry = PyDict_GetItemWithError(node, qtype);
+    if (entry == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(entry);
+    if (Py_TYPE(entry) != P->type)
+        goto done;
+    rc = -1;
     if ((dnames = PyObject_GetAttr(zone, s_dnames)) == NULL)
         goto done;
     if ((t = PyObject_IsTrue(dnames)) != 0) {
@@ -432,28 +514,6 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
             }
         }
     }
-    if ((nodes = PyObject_GetAttr(zone, s_nodes)) == NULL)
-        goto done;
-    rc = 0;
-    if (!PyDict_CheckExact(nodes))
-        goto done;
-    node = PyDict_GetItemWithError(nodes, key); /* (tuple and bytes keys: no Python runs) */
-    if (node == NULL) {
-        rc = PyErr_Occurred() ? -1 : 0;
-        goto done;
-    }
-    Py_INCREF(node);
-    if (!PyDict_CheckExact(node))
-        goto done;
-    entry = PyDict_GetItemWithError(node, qtype);
-    if (entry == NULL) {
-        rc = PyErr_Occurred() ? -1 : 0;
-        goto done;
-    }
-    Py_INCREF(entry);
-    if (Py_TYPE(entry) != P->type)
-        goto done;
-    rc = -1;
     if ((rrset = PyObject_GetAttr(entry, s_rrset)) == NULL ||
         (tails = PyObject_GetAttr(rrset, s_tails)) == NULL)
         goto done;
@@ -608,9 +668,7 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
         return 0;
     }
     /* a miss (or an entry the C code does not read): the Python loop's miss branch */
-    PyObject *wire = PyBytes_FromStringAndSize((const char *)data, len);
-    if (wire == NULL)
-        goto failed;
+    PyObject *wire = NULL; /* the datagram as bytes, made when Python is called with it */
     PyObject *callee = L->fallback; /* the whole loop body */
     if (absent && L->direct != NULL && len >= 12 && data[10] == 0 && data[11] == 0) {
         /* a query of the question alone: the compiled templates first, as the loop does;
@@ -621,34 +679,20 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
         if (L->read != NULL) {
             key = read_question(data, len, &qtype, &qend);
             if (key == NULL && PyErr_Occurred()) {
-                Py_DECREF(wire);
+                Py_XDECREF(wire);
                 goto failed;
             }
         }
         if (key != NULL) {
-            PyObject *args[5] = {wire, key, NULL, NULL, NULL};
+            PyObject *args[5] = {NULL, key, NULL, NULL, NULL};
             args[2] = PyLong_FromLong(qtype);
             args[3] = args[2] == NULL ? NULL : PyLong_FromSsize_t(qend);
             int ok = args[3] != NULL;
             if (ok && L->zones != NULL) {
-                /* the deepest zone holding the name: its suffixes, longest first, as
-                 * CompiledAnswers._shape_of searches table.zones */
-                Py_ssize_t size = PyTuple_GET_SIZE(key);
-                PyObject *zone = Py_None;
-                for (Py_ssize_t j = 0; j < size && ok; j++) {
-                    PyObject *suffix = PyTuple_GetSlice(key, j, size);
-                    if (suffix == NULL) {
-                        ok = 0;
-                        break;
-                    }
-                    PyObject *z = PyDict_GetItemWithError(L->zones, suffix);
-                    Py_DECREF(suffix);
-                    if (z != NULL) {
-                        zone = z;
-                        break;
-                    }
-                    if (PyErr_Occurred())
-                        ok = 0;
+                PyObject *zone = find_zone(L->zones, key);
+                if (zone == NULL) {
+                    ok = 0;
+                    zone = Py_None;
                 }
                 Py_INCREF(zone);
                 args[4] = zone;
@@ -660,7 +704,7 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
                         Py_DECREF(args[3]);
                         Py_DECREF(args[4]);
                         Py_DECREF(key);
-                        Py_DECREF(wire);
+                        Py_XDECREF(wire);
                         return 0;
                     }
                     if (done < 0) { /* read decides it again, and raises as it would */
@@ -669,13 +713,16 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
                             Py_DECREF(args[3]);
                             Py_DECREF(args[4]);
                             Py_DECREF(key);
-                            Py_DECREF(wire);
+                            Py_XDECREF(wire);
                             return -1;
                         }
                         PyErr_Clear();
                     }
                 }
             }
+            if (ok && (args[0] = wire = PyBytes_FromStringAndSize((const char *)data, len))
+                          == NULL)
+                ok = 0;
             bufs->ran = 1;
             reply = !ok ? NULL : PyObject_Vectorcall(L->read, args, L->zones != NULL ? 5 : 4,
                                                      NULL);
@@ -687,12 +734,12 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
                 int rc = splice(L, i, data, len, qend, reply, nout);
                 Py_DECREF(reply);
                 if (rc == 0) {
-                    Py_DECREF(wire);
+                    Py_XDECREF(wire);
                     return 0;
                 }
                 reply = NULL; /* not an answer C splices: the fallback answers and raises */
                 if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
-                    Py_DECREF(wire);
+                    Py_XDECREF(wire);
                     return -1;
                 }
                 PyErr_Clear();
@@ -701,16 +748,17 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
             }
         } else {
             bufs->ran = 1;
-            reply = PyObject_CallOneArg(L->direct, wire);
+            wire = PyBytes_FromStringAndSize((const char *)data, len);
+            reply = wire == NULL ? NULL : PyObject_CallOneArg(L->direct, wire);
         }
         if (reply == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-                Py_DECREF(wire);
+                Py_XDECREF(wire);
                 return -1;
             }
             PyErr_Clear(); /* the fallback answers it again, and reports what it raises */
         } else if (PyBytes_CheckExact(reply)) {
-            Py_DECREF(wire);
+            Py_XDECREF(wire);
             if (L->tally != NULL && tally_reply(L, data, len, reply) < 0) {
                 Py_DECREF(reply);
                 goto failed;
@@ -725,14 +773,16 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
         }
     }
 full:;
+    if (wire == NULL && (wire = PyBytes_FromStringAndSize((const char *)data, len)) == NULL)
+        goto failed;
     PyObject *addr = address_of(&bufs->name[i]);
     if (addr == NULL) {
-        Py_DECREF(wire);
+        Py_XDECREF(wire);
         goto failed;
     }
     bufs->ran = 1;
     reply = PyObject_CallFunctionObjArgs(callee, wire, addr, NULL);
-    Py_DECREF(wire);
+    Py_XDECREF(wire);
     Py_DECREF(addr);
     if (reply == NULL)
         goto failed;
