@@ -6,8 +6,9 @@
  * bytes after the ID, or a weighted `(cumulative, replies)` pair picked with the index's
  * random source), hands every other datagram to a Python callable (the Python loop's miss
  * branch, with its own exception boundary; a question alone it reads itself, as
- * `authd.dns.wire.read_query` does, and splices the answer `CompiledAnswers.udp_read` decides
- * for it), and sends the batch's replies with one
+ * `authd.dns.wire.read_query` does, answers an owner's own plain RRset itself as
+ * `CompiledAnswers._shape_of`'s first branch does (`answer_plain`), and splices the answer
+ * `CompiledAnswers.udp_read` decides for any other), and sends the batch's replies with one
  * sendmmsg(2). It repeats until the socket is empty or the budget is spent. What it answers
  * and counts is what `authd.dns.server.serve_udp`'s Python loop answers and counts, byte for
  * byte (tests/test_fastudp.py checks it); it only saves the per-datagram syscalls and
@@ -30,6 +31,8 @@
 #define BATCH 64
 /* as the Python loop's recvfrom(4096): a longer datagram is cut to its first 4096 octets */
 #define RECV_SIZE 4096
+/* the longest reply `answer_plain` writes: a UDP message without EDNS (RFC 1035 §4.2.1) */
+#define PLAIN_MAX 512
 
 typedef struct {
     unsigned char buf[BATCH][RECV_SIZE];
@@ -39,8 +42,10 @@ typedef struct {
     struct iovec iov_out[BATCH][3];
     unsigned char head[BATCH][12]; /* a header C writes for `read`'s answers */
     struct mmsghdr out[BATCH];
-    PyObject *keep[BATCH]; /* each reply stays alive until sendmmsg has sent it */
+    PyObject *keep[BATCH]; /* each reply stays alive until sendmmsg has sent it (or NULL) */
+    unsigned char plain[BATCH][PLAIN_MAX]; /* the replies `answer_plain` writes */
     int busy;              /* `drain` is not reentrant: a fallback must not call it */
+    int ran;               /* Python code that might close the socket ran for a datagram */
 } Buffers;
 
 /* One set of buffers per thread: a fallback runs Python code, which may let another thread
@@ -237,7 +242,7 @@ static void
 send_all(int fd, int n)
 {
     int off = 0;
-    while (off < n) {
+    while (off < n && fd >= 0) { /* (a closed socket: every send fails, EBADF) */
         int sent = sendmmsg(fd, bufs->out + off, (unsigned int)(n - off), MSG_DONTWAIT);
         if (sent > 0)
             off += sent;
@@ -250,6 +255,16 @@ send_all(int fd, int n)
         Py_CLEAR(bufs->keep[i]);
 }
 
+/* What `answer_plain` is given (the `plain` argument of `drain`). */
+typedef struct {
+    PyTypeObject *type;  /* authd.dns.answer.Plain */
+    PyObject *excluded;  /* the QTYPEs the compiled path leaves to the pipeline (a set) */
+    PyObject *seen;      /* the doorkeeper, seen(query after the ID) -> bool */
+    PyObject *keep;      /* keep(query after the ID, reply after the ID, zone key), or NULL */
+    long flags;          /* the header flags of the answer (QR|AA) */
+    Py_ssize_t limit;    /* the longest response (at most PLAIN_MAX) */
+} PlainRule;
+
 /* What one `drain` call answers with (borrowed references, held by the call). */
 typedef struct {
     PyObject *exact, *fallback, *counts, *random; /* exact, counts: NULL for None */
@@ -257,6 +272,9 @@ typedef struct {
     PyObject *read;                               /* NULL for None */
     long copied; /* the header bits a response copies from the query (with `read`) */
     PyObject *zones; /* NULL for None: the zone table `read` is given a zone from */
+    PyObject *sock;  /* NULL for a bare fd: the socket, whose fileno() is read per batch */
+    int has_plain;   /* with `plain` (and zones): an owner's own plain RRset answered here */
+    PlainRule plain;
 } Loop;
 
 /* tally[data[2:] + status] += 1 */
@@ -356,12 +374,248 @@ splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize
     return 0;
 }
 
-/* One datagram's reply into out[*nout] (or none). Returns 0, or -1 with a BaseException
- * that is not an Exception set (KeyboardInterrupt, SystemExit): the loop then stops. An
- * Exception from the fallback is the fallback's to report (it has the Python loop's
- * boundary); one that still escapes it costs only this datagram. */
+/* Attribute names `answer_plain` reads (interned once, at import). */
+static PyObject *s_dnames, *s_cuts, *s_nodes, *s_okey, *s_rrset, *s_tails, *s_fileno;
+
+/* The deepest zone holding the name (borrowed; Py_None when none does), as
+ * CompiledAnswers._shape_of searches table.zones: the key's suffixes, longest first. A
+ * table of a few zones keyed by tuples of bytes (as ZoneTable keeps it) is searched by
+ * comparing each zone's key with the name's last labels, which is the dict's own tuple
+ * equality without a slice and a hash per suffix; any other table by slicing. NULL with an
+ * exception set on failure. */
+#define FEW_ZONES 8
+static PyObject *
+find_zone(PyObject *zones, PyObject *key)
+{
+    Py_ssize_t size = PyTuple_GET_SIZE(key);
+    if (PyDict_GET_SIZE(zones) <= FEW_ZONES) {
+        PyObject *zkey, *zone, *best = Py_None;
+        Py_ssize_t pos = 0, best_len = -1;
+        int plain = 1;
+        while (plain && PyDict_Next(zones, &pos, &zkey, &zone)) {
+            if (!PyTuple_CheckExact(zkey)) {
+                plain = 0;
+                break;
+            }
+            Py_ssize_t m = PyTuple_GET_SIZE(zkey);
+            if (m > size || m <= best_len)
+                continue;
+            int same = 1;
+            for (Py_ssize_t j = m - 1; j >= 0 && same; j--) { /* the root's b"" first */
+                PyObject *a = PyTuple_GET_ITEM(zkey, j);
+                PyObject *b = PyTuple_GET_ITEM(key, size - m + j);
+                if (!PyBytes_CheckExact(a)) {
+                    plain = 0;
+                    same = 0;
+                } else if (a != b) {
+                    same = PyBytes_GET_SIZE(a) == PyBytes_GET_SIZE(b) &&
+                           memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b),
+                                  (size_t)PyBytes_GET_SIZE(a)) == 0;
+                }
+            }
+            if (same && plain) {
+                best = zone;
+                best_len = m;
+            }
+        }
+        if (plain)
+            return best;
+    }
+    for (Py_ssize_t j = 0; j < size; j++) {
+        PyObject *suffix = PyTuple_GetSlice(key, j, size);
+        if (suffix == NULL)
+            return NULL;
+        PyObject *z = PyDict_GetItemWithError(zones, suffix);
+        Py_DECREF(suffix);
+        if (z != NULL)
+            return z;
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return Py_None;
+}
+
+/* An owner's own plain RRset, decided and spliced here as `CompiledAnswers._shape_of`'s first
+ * branch and `udp_read` do it, for a question `read_question` read (no EDNS): QTYPE not in
+ * the compiled path's excluded types, `zone` (the deepest zone holding the name) without a
+ * DNAME (RFC 6672 §3.2), no cut at or above the name (RFC 1034 §4.3.2 step 3b),
+ * zone.nodes[key][qtype] a `Plain` whose rrset has load-time `tails`, and the response within
+ * the limit (512 octets without EDNS, RFC 1035 §4.2.1). The response: the ID, QR|AA with the
+ * bits copied from the query (RD, RFC 1035 §4.1.1), QDCOUNT 1, ANCOUNT len(tails), the
+ * question as asked, then per tail a pointer to the question's name (RFC 1035 §4.1.4) and the
+ * tail. On its second sight (`seen(ekey)`, the doorkeeper `udp_read` asks) it goes to
+ * keep(ekey, response after the ID, zone.okey), the exact table, as `udp_read` keeps it.
+ * Counted in tally as `splice` counts. Every object is read through the C API with a new
+ * reference held while used: a Python call (seen, keep, a property) may change the zone.
+ * Returns 1 when queued, 0 when the answer is not that shape (read decides it), -1 with an
+ * exception set (read is then asked, and decides and raises as it would have). */
 static int
-answer_one(int i, const Loop *L, int *nout)
+answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize_t qend,
+             PyObject *key, PyObject *qtype, PyObject *zone, PyObject *ekey, int *nout)
+{
+    const PlainRule *P = &L->plain;
+    int rc = -1, t;
+    PyObject *dnames = NULL, *cuts = NULL, *okey = NULL, *nodes = NULL, *node = NULL;
+    PyObject *entry = NULL, *rrset = NULL, *tails = NULL, *after = NULL;
+    /* the lookups first, the rarer conditions after: a missing name (NXDOMAIN, which read
+     * then decides) costs one attribute and one dict lookup here */
+    if ((t = PySet_Contains(P->excluded, qtype)) != 0) {
+        rc = t < 0 ? -1 : 0;
+        goto done;
+    }
+    if ((nodes = PyObject_GetAttr(zone, s_nodes)) == NULL)
+        goto done;
+    rc = 0;
+    if (!PyDict_CheckExact(nodes))
+        goto done;
+    node = PyDict_GetItemWithError(nodes, key); /* (tuple and bytes keys: no Python runs) */
+    if (node == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(node);
+    if (!PyDict_CheckExact(node))
+        goto done;
+    entry = PyDict_GetItemWithError(node, qtype);
+    if (entry == NULL) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(entry);
+    if (Py_TYPE(entry) != P->type)
+        goto done;
+    rc = -1;
+    if ((dnames = PyObject_GetAttr(zone, s_dnames)) == NULL)
+        goto done;
+    if ((t = PyObject_IsTrue(dnames)) != 0) {
+        rc = t < 0 ? -1 : 0;
+        goto done;
+    }
+    if ((cuts = PyObject_GetAttr(zone, s_cuts)) == NULL ||
+        (okey = PyObject_GetAttr(zone, s_okey)) == NULL)
+        goto done;
+    if (!PyTuple_CheckExact(okey)) {
+        rc = 0;
+        goto done;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(key);
+    if ((t = PyObject_IsTrue(cuts)) < 0)
+        goto done;
+    if (t) { /* the deepest suffix first, as _shape_of: a cut at or above the name */
+        for (Py_ssize_t j = size - PyTuple_GET_SIZE(okey) - 1; j >= 0; j--) {
+            PyObject *suffix = PyTuple_GetSlice(key, j, size);
+            if (suffix == NULL)
+                goto done;
+            int in = PySequence_Contains(cuts, suffix);
+            Py_DECREF(suffix);
+            if (in != 0) { /* a referral: read's */
+                rc = in < 0 ? -1 : 0;
+                goto done;
+            }
+        }
+    }
+    if ((rrset = PyObject_GetAttr(entry, s_rrset)) == NULL ||
+        (tails = PyObject_GetAttr(rrset, s_tails)) == NULL)
+        goto done;
+    rc = 0;
+    if (!PyTuple_CheckExact(tails) || PyTuple_GET_SIZE(tails) == 0)
+        goto done;
+    Py_ssize_t an = PyTuple_GET_SIZE(tails), total = qend;
+    for (Py_ssize_t j = 0; j < an; j++) {
+        PyObject *tail = PyTuple_GET_ITEM(tails, j);
+        if (!PyBytes_CheckExact(tail))
+            goto done;
+        total += 2 + PyBytes_GET_SIZE(tail);
+        if (total > P->limit)
+            goto done; /* truncation is the pipeline's (RFC 2181 §9) */
+    }
+    /* decided: ours */
+    unsigned char *out = bufs->plain[*nout];
+    long flags = P->flags | ((long)(data[2] << 8 | data[3]) & L->copied);
+    out[0] = data[0];
+    out[1] = data[1];
+    out[2] = (unsigned char)(flags >> 8);
+    out[3] = (unsigned char)flags;
+    out[4] = 0;
+    out[5] = 1;
+    out[6] = (unsigned char)(an >> 8);
+    out[7] = (unsigned char)an;
+    memset(out + 8, 0, 4);
+    memcpy(out + 12, data + 12, (size_t)(qend - 12));
+    unsigned char *at = out + qend;
+    for (Py_ssize_t j = 0; j < an; j++) {
+        PyObject *tail = PyTuple_GET_ITEM(tails, j);
+        at[0] = 0xC0;
+        at[1] = 0x0C;
+        memcpy(at + 2, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+        at += 2 + PyBytes_GET_SIZE(tail);
+    }
+    struct mmsghdr *m = &bufs->out[*nout];
+    if (P->keep != NULL) { /* `udp_read`: keep an owner's own answer on its second sight */
+        rc = -1;
+        PyObject *seen = PyObject_CallOneArg(P->seen, ekey);
+        if (seen == NULL)
+            goto done;
+        t = PyObject_IsTrue(seen);
+        Py_DECREF(seen);
+        if (t < 0)
+            goto done;
+        if (t) {
+            after = PyBytes_FromStringAndSize((const char *)out + 2, total - 2);
+            if (after == NULL)
+                goto done;
+            PyObject *kept = PyObject_CallFunctionObjArgs(P->keep, ekey, after, okey, NULL);
+            if (kept == NULL)
+                goto done;
+            Py_DECREF(kept);
+        }
+    }
+    if (L->tally != NULL) {
+        char status[4] = {(char)out[2], (char)out[3], (char)out[6], (char)out[7]};
+        if (tally_status(L, data, len, status, 4) < 0) {
+            rc = -1;
+            goto done;
+        }
+    }
+    if (after != NULL) { /* the ID, then the bytes the exact table holds: as a hit is sent */
+        bufs->iov_out[*nout][0].iov_base = (void *)data;
+        bufs->iov_out[*nout][0].iov_len = 2;
+        bufs->iov_out[*nout][1].iov_base = PyBytes_AS_STRING(after);
+        bufs->iov_out[*nout][1].iov_len = (size_t)PyBytes_GET_SIZE(after);
+        m->msg_hdr.msg_iovlen = 2;
+        bufs->keep[*nout] = after;
+        after = NULL;
+    } else {
+        bufs->iov_out[*nout][0].iov_base = out;
+        bufs->iov_out[*nout][0].iov_len = (size_t)total;
+        m->msg_hdr.msg_iovlen = 1;
+        bufs->keep[*nout] = NULL;
+    }
+    m->msg_hdr.msg_name = &bufs->name[i];
+    m->msg_hdr.msg_namelen = bufs->in[i].msg_hdr.msg_namelen;
+    (*nout)++;
+    rc = 1;
+done:
+    Py_XDECREF(dnames);
+    Py_XDECREF(cuts);
+    Py_XDECREF(okey);
+    Py_XDECREF(nodes);
+    Py_XDECREF(node);
+    Py_XDECREF(entry);
+    Py_XDECREF(rrset);
+    Py_XDECREF(tails);
+    Py_XDECREF(after);
+    return rc;
+}
+
+/* One datagram's reply into out[*nout] (or none). Returns 0, or -1 with an exception set
+ * that ends the loop: a BaseException that is not an Exception (KeyboardInterrupt,
+ * SystemExit), or the TypeError of a reply that is not bytes-like (the Python loop's
+ * sendto(reply) raises it out of the loop). An Exception from the fallback is the
+ * fallback's to report (it has the Python loop's boundary); one that still escapes it costs
+ * only this datagram. `ekey` is set to data[2:] (the exact table's key) when made. */
+static int
+answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
 {
     PyObject *exact = L->exact, *counts = L->counts, *random = L->random;
     int absent = 0; /* not in the exact table at all (not merely an entry C does not read) */
@@ -376,11 +630,10 @@ answer_one(int i, const Loop *L, int *nout)
         PyObject *key = PyBytes_FromStringAndSize((const char *)data + idlen, len - idlen);
         if (key == NULL)
             goto failed;
+        *ekey = key; /* the caller's to release */
         PyObject *hit = PyDict_GetItemWithError(exact, key); /* borrowed */
-        if (hit == NULL && PyErr_Occurred()) {
-            Py_DECREF(key);
+        if (hit == NULL && PyErr_Occurred())
             goto failed;
-        }
         absent = hit == NULL;
         if (hit != NULL && PyBytes_CheckExact(hit)) {
             Py_INCREF(hit);
@@ -392,19 +645,15 @@ answer_one(int i, const Loop *L, int *nout)
             if (reply == NULL) {
                 /* not the pair the index stores, or random() raised: the fallback answers
                  * it and raises, counts and reports as the Python loop does */
-                if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
-                    Py_DECREF(key);
+                if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception))
                     return -1;
-                }
                 PyErr_Clear();
             }
         }
         if (reply != NULL && counts != NULL && count(counts, key) < 0) {
             Py_CLEAR(reply);
-            Py_DECREF(key);
             goto failed;
         }
-        Py_DECREF(key);
     }
     if (reply != NULL) { /* data[:2] + hit, without a copy */
         struct mmsghdr *m = &bufs->out[*nout];
@@ -419,9 +668,7 @@ answer_one(int i, const Loop *L, int *nout)
         return 0;
     }
     /* a miss (or an entry the C code does not read): the Python loop's miss branch */
-    PyObject *wire = PyBytes_FromStringAndSize((const char *)data, len);
-    if (wire == NULL)
-        goto failed;
+    PyObject *wire = NULL; /* the datagram as bytes, made when Python is called with it */
     PyObject *callee = L->fallback; /* the whole loop body */
     if (absent && L->direct != NULL && len >= 12 && data[10] == 0 && data[11] == 0) {
         /* a query of the question alone: the compiled templates first, as the loop does;
@@ -432,38 +679,51 @@ answer_one(int i, const Loop *L, int *nout)
         if (L->read != NULL) {
             key = read_question(data, len, &qtype, &qend);
             if (key == NULL && PyErr_Occurred()) {
-                Py_DECREF(wire);
+                Py_XDECREF(wire);
                 goto failed;
             }
         }
         if (key != NULL) {
-            PyObject *args[5] = {wire, key, NULL, NULL, NULL};
+            PyObject *args[5] = {NULL, key, NULL, NULL, NULL};
             args[2] = PyLong_FromLong(qtype);
             args[3] = args[2] == NULL ? NULL : PyLong_FromSsize_t(qend);
             int ok = args[3] != NULL;
             if (ok && L->zones != NULL) {
-                /* the deepest zone holding the name: its suffixes, longest first, as
-                 * CompiledAnswers._shape_of searches table.zones */
-                Py_ssize_t size = PyTuple_GET_SIZE(key);
-                PyObject *zone = Py_None;
-                for (Py_ssize_t j = 0; j < size && ok; j++) {
-                    PyObject *suffix = PyTuple_GetSlice(key, j, size);
-                    if (suffix == NULL) {
-                        ok = 0;
-                        break;
-                    }
-                    PyObject *z = PyDict_GetItemWithError(L->zones, suffix);
-                    Py_DECREF(suffix);
-                    if (z != NULL) {
-                        zone = z;
-                        break;
-                    }
-                    if (PyErr_Occurred())
-                        ok = 0;
+                PyObject *zone = find_zone(L->zones, key);
+                if (zone == NULL) {
+                    ok = 0;
+                    zone = Py_None;
                 }
                 Py_INCREF(zone);
                 args[4] = zone;
+                if (ok && L->has_plain && zone != Py_None && *ekey != NULL) {
+                    int done = answer_plain(L, i, data, len, qend, key, args[2], zone, *ekey,
+                                            nout);
+                    if (done > 0) {
+                        Py_DECREF(args[2]);
+                        Py_DECREF(args[3]);
+                        Py_DECREF(args[4]);
+                        Py_DECREF(key);
+                        Py_XDECREF(wire);
+                        return 0;
+                    }
+                    if (done < 0) { /* read decides it again, and raises as it would */
+                        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                            Py_DECREF(args[2]);
+                            Py_DECREF(args[3]);
+                            Py_DECREF(args[4]);
+                            Py_DECREF(key);
+                            Py_XDECREF(wire);
+                            return -1;
+                        }
+                        PyErr_Clear();
+                    }
+                }
             }
+            if (ok && (args[0] = wire = PyBytes_FromStringAndSize((const char *)data, len))
+                          == NULL)
+                ok = 0;
+            bufs->ran = 1;
             reply = !ok ? NULL : PyObject_Vectorcall(L->read, args, L->zones != NULL ? 5 : 4,
                                                      NULL);
             Py_XDECREF(args[2]);
@@ -474,12 +734,12 @@ answer_one(int i, const Loop *L, int *nout)
                 int rc = splice(L, i, data, len, qend, reply, nout);
                 Py_DECREF(reply);
                 if (rc == 0) {
-                    Py_DECREF(wire);
+                    Py_XDECREF(wire);
                     return 0;
                 }
                 reply = NULL; /* not an answer C splices: the fallback answers and raises */
                 if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
-                    Py_DECREF(wire);
+                    Py_XDECREF(wire);
                     return -1;
                 }
                 PyErr_Clear();
@@ -487,41 +747,60 @@ answer_one(int i, const Loop *L, int *nout)
                 goto full;
             }
         } else {
-            reply = PyObject_CallOneArg(L->direct, wire);
+            bufs->ran = 1;
+            wire = PyBytes_FromStringAndSize((const char *)data, len);
+            reply = wire == NULL ? NULL : PyObject_CallOneArg(L->direct, wire);
         }
         if (reply == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-                Py_DECREF(wire);
+                Py_XDECREF(wire);
                 return -1;
             }
             PyErr_Clear(); /* the fallback answers it again, and reports what it raises */
         } else if (PyBytes_CheckExact(reply)) {
-            Py_DECREF(wire);
+            Py_XDECREF(wire);
             if (L->tally != NULL && tally_reply(L, data, len, reply) < 0) {
                 Py_DECREF(reply);
                 goto failed;
             }
             goto send;
         } else {
-            Py_DECREF(reply); /* None: the rest of the miss branch answers */
+            /* None: the rest of the miss branch answers; anything else the whole body
+             * answers again, which counts and sends it (or reports it) as the loop does */
+            callee = reply == Py_None ? L->rest : L->fallback;
+            Py_DECREF(reply);
             reply = NULL;
-            callee = L->rest;
         }
     }
 full:;
+    if (wire == NULL && (wire = PyBytes_FromStringAndSize((const char *)data, len)) == NULL)
+        goto failed;
     PyObject *addr = address_of(&bufs->name[i]);
     if (addr == NULL) {
-        Py_DECREF(wire);
+        Py_XDECREF(wire);
         goto failed;
     }
+    bufs->ran = 1;
     reply = PyObject_CallFunctionObjArgs(callee, wire, addr, NULL);
-    Py_DECREF(wire);
+    Py_XDECREF(wire);
     Py_DECREF(addr);
     if (reply == NULL)
         goto failed;
-    if (!PyBytes_CheckExact(reply)) { /* None: nothing to send */
+    if (reply == Py_None) { /* nothing to send */
         Py_DECREF(reply);
         return 0;
+    }
+    if (!PyBytes_CheckExact(reply)) {
+        /* the Python loop passes any reply to sendto: a bytes-like one is sent, anything
+         * else raises TypeError there, out of the loop; so here */
+        PyObject *b = PyObject_CheckBuffer(reply) ? PyBytes_FromObject(reply) : NULL;
+        if (b == NULL && !PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "a bytes-like object is required, not '%.200s'",
+                         Py_TYPE(reply)->tp_name);
+        Py_DECREF(reply);
+        if (b == NULL)
+            return -1;
+        reply = b;
     }
 send:;
     struct mmsghdr *m = &bufs->out[*nout];
@@ -542,18 +821,34 @@ failed:
     return -1;
 }
 
+static int
+answer_one(int i, const Loop *L, int *nout)
+{
+    PyObject *ekey = NULL;
+    int rc = answer_with_key(i, L, nout, &ekey);
+    Py_XDECREF(ekey);
+    return rc;
+}
+
 PyDoc_STRVAR(drain_doc,
-"drain(fd, exact, fallback, counts, random, budget) -> int\n\n"
-"Receive, answer and send datagrams on the non-blocking UDP socket fd until it is empty\n"
-"or `budget` is spent; returns the budget spent: datagrams received, plus receives that\n"
-"failed (ECONNREFUSED), as the Python loop spends it. Less than `budget` means the socket\n"
-"was empty, so wait for it to be readable.\n\n"
+"drain(sock, exact, fallback, counts, random, budget) -> int\n\n"
+"Receive, answer and send datagrams on the non-blocking UDP socket `sock` (a socket, whose\n"
+"fileno() is read before each receive and send, or a bare fd) until it is empty or\n"
+"`budget` is spent; returns the budget spent: datagrams received, plus receives that\n"
+"failed, as the Python loop spends it (a receive error other than EAGAIN costs one and\n"
+"the loop goes on, as authd.dns.server.serve_udp's `except OSError: continue`; a closed\n"
+"socket fails each receive with EBADF, so its budget is spent and the caller's next wait\n"
+"on it raises). Less than `budget` means the socket was empty, so wait for it to be\n"
+"readable.\n\n"
 "exact: the exact table (query after the ID -> reply after the ID, or a weighted\n"
 "(cumulative, replies) pair picked with random()); None sends every datagram to fallback.\n"
 "fallback(data, addr) -> bytes | None answers any other datagram; it must catch its own\n"
 "exceptions (an Exception that escapes drops the datagram; any other BaseException is\n"
-"raised after the batch's replies are sent). counts: None, or the dict that counts exact\n"
-"hits by query bytes after the ID.\n\n"
+"raised after the batch's replies are sent, and so is the TypeError of a reply that is\n"
+"not bytes-like, as the Python loop's sendto raises it; a bytes-like one is sent). counts:\n"
+"None, or the dict that counts exact hits by query bytes after the ID. When the socket is\n"
+"closed by a fallback, the rest of the batch is not answered (the Python loop would not\n"
+"have received it).\n\n"
 "direct, rest, tally, unanswered (optional, together): a miss that carries the question\n"
 "alone (ARCOUNT 0) goes to direct(data) first (the compiled templates); a reply is\n"
 "counted in tally by query and status (unanswered for an empty one) and sent, None hands\n"
@@ -566,31 +861,66 @@ PyDoc_STRVAR(drain_doc,
 "CompiledAnswers._spliced does: the ID, flags | (the query's flags & copied), the counts,\n"
 "the question, the sections; counted in tally as direct's replies are.\n\n"
 "zones (optional, a dict or None): with it, read also gets the zone: zones[suffix] for the\n"
-"name's longest suffix in it (None when none is), as read(data, key, qtype, qend, zone).");
+"name's longest suffix in it (None when none is), as read(data, key, qtype, qend, zone).\n\n"
+"plain (optional, with zones; None or (Plain, excluded, seen, keep, flags, limit)): an\n"
+"owner's own plain RRset is answered in C, as CompiledAnswers._shape_of's first branch and\n"
+"udp_read answer it (QTYPE not in `excluded`, no DNAME in the zone, no cut at or above the\n"
+"name, zone.nodes[key][qtype] of type Plain with rrset.tails, the response at most\n"
+"`limit` octets): flags | (the query's flags & copied), ANCOUNT len(tails), the question,\n"
+"each tail after a pointer to the question's name; when seen(query after the ID) is true\n"
+"and keep is not None, keep(query after the ID, reply after the ID, zone.okey) is called\n"
+"first. Counted in tally as read's answers are. Anything else goes to read.");
+
+/* The socket's fd now: L->sock's fileno() (-1 once closed), or the bare fd. -2 with an
+ * exception set. */
+static int
+current_fd(PyObject *sock, int fd)
+{
+    if (sock == NULL)
+        return fd;
+    PyObject *got = PyObject_CallMethodNoArgs(sock, s_fileno);
+    if (got == NULL)
+        return -2;
+    long n = PyLong_AsLong(got);
+    Py_DECREF(got);
+    if (n == -1 && PyErr_Occurred())
+        return -2;
+    return n < 0 || n > INT_MAX ? -1 : (int)n;
+}
 
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 && nargs != 10 && nargs != 12 && nargs != 13) {
-        PyErr_SetString(PyExc_TypeError, "drain(fd, exact, fallback, counts, random, budget"
-                        "[, direct, rest, tally, unanswered[, read, copied[, zones]]]) takes "
-                        "6, 10, 12 or 13 arguments");
+    if (nargs != 6 && nargs != 10 && nargs != 12 && nargs != 13 && nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "drain(sock, exact, fallback, counts, random, budget"
+                        "[, direct, rest, tally, unanswered[, read, copied[, zones[, plain]]]])"
+                        " takes 6, 10, 12, 13 or 14 arguments");
         return NULL;
     }
-    long lfd = PyLong_AsLong(args[0]);
-    if (lfd == -1 && PyErr_Occurred())
-        return NULL;
-    if (lfd < 0 || lfd > INT_MAX) {
-        PyErr_SetString(PyExc_ValueError, "fd out of range");
-        return NULL;
+    int fd = -1;
+    PyObject *sock = NULL;
+    if (PyLong_Check(args[0])) {
+        long lfd = PyLong_AsLong(args[0]);
+        if (lfd == -1 && PyErr_Occurred())
+            return NULL;
+        if (lfd < 0 || lfd > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "fd out of range");
+            return NULL;
+        }
+        fd = (int)lfd;
+    } else {
+        sock = args[0]; /* a socket: its fd read before each receive and send */
+        if (current_fd(sock, 0) == -2)
+            return NULL;
     }
-    int fd = (int)lfd;
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
-              args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL};
+              args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL, sock, 0,
+              {NULL, NULL, NULL, NULL, 0, 0}};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
         return NULL;
+    PyObject *plain = NULL;
     if (nargs >= 10 && args[6] != Py_None) {
         L.direct = args[6];
         L.rest = args[7];
@@ -601,11 +931,12 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             L.copied = PyLong_AsLong(args[11]);
             if (L.copied == -1 && PyErr_Occurred())
                 return NULL;
-            L.zones = nargs == 13 && args[12] != Py_None ? args[12] : NULL;
+            L.zones = nargs >= 13 && args[12] != Py_None ? args[12] : NULL;
             if (L.zones != NULL && !PyDict_CheckExact(L.zones)) {
                 PyErr_SetString(PyExc_TypeError, "zones must be a dict or None");
                 return NULL;
             }
+            plain = nargs == 14 && args[13] != Py_None && L.zones != NULL ? args[13] : NULL;
         }
         if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
             (L.read != NULL && !PyCallable_Check(L.read)) ||
@@ -614,6 +945,29 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                             "a dict or None, unanswered bytes");
             return NULL;
         }
+    }
+    if (plain != NULL) {
+        PyObject *type, *excluded, *seen, *keep, *flags, *limit;
+        if (!PyTuple_CheckExact(plain) ||
+            !PyArg_UnpackTuple(plain, "plain", 6, 6, &type, &excluded, &seen, &keep, &flags,
+                               &limit))
+            goto bad_plain;
+        if (!PyType_Check(type) || !PyAnySet_Check(excluded) || !PyCallable_Check(seen) ||
+            (keep != Py_None && !PyCallable_Check(keep)))
+            goto bad_plain;
+        L.plain.flags = PyLong_AsLong(flags);
+        L.plain.limit = PyLong_AsSsize_t(limit);
+        if (PyErr_Occurred())
+            return NULL;
+        if (L.plain.flags < 0 || L.plain.flags > 0xFFFF)
+            goto bad_plain;
+        L.plain.type = (PyTypeObject *)type;
+        L.plain.excluded = excluded;
+        L.plain.seen = seen;
+        L.plain.keep = keep == Py_None ? NULL : keep;
+        if (L.plain.limit > PLAIN_MAX)
+            L.plain.limit = PLAIN_MAX; /* longer ones stay read's */
+        L.has_plain = 1;
     }
     if ((exact != NULL && !PyDict_Check(exact)) || (counts != NULL && !PyDict_Check(counts))) {
         PyErr_SetString(PyExc_TypeError, "exact and counts must be dicts or None");
@@ -630,16 +984,13 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     bufs->busy = 1;
-    Py_INCREF(fallback); /* the fallback may drop the last other references to these */
-    Py_XINCREF(exact);
-    Py_XINCREF(counts);
-    Py_INCREF(random);
-    Py_XINCREF(L.direct);
-    Py_XINCREF(L.rest);
-    Py_XINCREF(L.tally);
-    Py_XINCREF(L.unanswered);
-    Py_XINCREF(L.read);
-    Py_XINCREF(L.zones);
+    /* the fallback may drop the last other references to these */
+    PyObject *held[] = {fallback, exact, counts, random, L.direct, L.rest, L.tally,
+                        L.unanswered, L.read, L.zones, sock, (PyObject *)L.plain.type,
+                        L.plain.excluded, L.plain.seen, L.plain.keep};
+    const int nheld = (int)(sizeof held / sizeof held[0]);
+    for (int j = 0; j < nheld; j++)
+        Py_XINCREF(held[j]);
     Py_ssize_t total = 0;
     int failed = 0;
     while (total < budget && !failed) {
@@ -649,7 +1000,17 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             bufs->in[i].msg_hdr.msg_controllen = 0;
             bufs->in[i].msg_hdr.msg_flags = 0;
         }
-        int n = recvmmsg(fd, bufs->in, want, MSG_DONTWAIT, NULL);
+        int now = current_fd(sock, fd);
+        if (now == -2) {
+            failed = 1;
+            break;
+        }
+        int n;
+        if (now < 0) { /* closed: each receive fails with EBADF, as sock.recvfrom does */
+            n = -1;
+            errno = EBADF;
+        } else
+            n = recvmmsg(now, bufs->in, want, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
@@ -658,43 +1019,48 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                     failed = 1;
                 continue;
             }
-            if (errno == EBADF || errno == ENOTSOCK || errno == EINVAL || errno == EFAULT) {
-                PyErr_SetFromErrno(PyExc_OSError); /* not a socket we can serve */
-                failed = 1;
-                break;
-            }
-            total += 1; /* e.g. ECONNREFUSED from an earlier send's ICMP: as the loop, go on */
+            /* as the Python loop's `except OSError: continue` (ECONNREFUSED from an earlier
+             * send's ICMP, EBADF on a closed socket, ...): one of the budget, and go on */
+            total += 1;
             continue;
         }
         if (n == 0)
             break;
         int nout = 0;
         for (int i = 0; i < n; i++) {
+            bufs->ran = 0;
             if (answer_one(i, &L, &nout) < 0) {
                 failed = 1; /* what is left of this batch is dropped */
                 break;
             }
+            if (bufs->ran && sock != NULL && i + 1 < n) {
+                int open = current_fd(sock, fd);
+                if (open == -2) {
+                    failed = 1;
+                    break;
+                }
+                if (open < 0)
+                    break; /* closed: the Python loop would not have received the rest */
+            }
         }
         PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb); /* sendmmsg runs no Python, but keep it clean */
-        send_all(fd, nout);
+        PyErr_Fetch(&type, &value, &tb); /* keep the loop's exception while sending */
+        now = current_fd(sock, fd);
+        PyErr_Clear();
+        send_all(now, nout);
         PyErr_Restore(type, value, tb);
         total += n;
     }
     bufs->busy = 0;
-    Py_DECREF(fallback);
-    Py_XDECREF(exact);
-    Py_XDECREF(counts);
-    Py_DECREF(random);
-    Py_XDECREF(L.direct);
-    Py_XDECREF(L.rest);
-    Py_XDECREF(L.tally);
-    Py_XDECREF(L.unanswered);
-    Py_XDECREF(L.read);
-    Py_XDECREF(L.zones);
+    for (int j = 0; j < nheld; j++)
+        Py_XDECREF(held[j]);
     if (failed)
         return NULL;
     return PyLong_FromSsize_t(total);
+bad_plain:
+    PyErr_SetString(PyExc_TypeError, "plain must be None or (type, set, callable, callable "
+                    "or None, flags, limit)");
+    return NULL;
 }
 
 PyDoc_STRVAR(read_question_doc,
@@ -744,6 +1110,13 @@ PyInit__fastudp(void)
     }
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
         return NULL;
+    static const char *names[] = {"dnames", "cuts", "nodes", "okey", "rrset", "tails",
+                                  "fileno"};
+    PyObject **slots[] = {&s_dnames, &s_cuts, &s_nodes, &s_okey, &s_rrset, &s_tails,
+                          &s_fileno};
+    for (int j = 0; j < 7; j++)
+        if (*slots[j] == NULL && (*slots[j] = PyUnicode_InternFromString(names[j])) == NULL)
+            return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

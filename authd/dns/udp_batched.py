@@ -3,13 +3,16 @@
 Trio shell (issue 12, "cut syscalls where it pays"). `serve_udp_batched` waits for the socket
 to be readable and calls `_fastudp.drain`, which receives up to 64 datagrams per recvmmsg(2),
 answers exact-table hits in C (the ID spliced before the stored reply, a weighted pair picked
-with the index's random source), reads the question of any other query that carries it alone
-(`CompiledAnswers.udp_read` then only looks up, decides and splices), and sends each batch's replies with one sendmmsg(2). Every
+with the index's random source), reads the question of any other query that carries it alone,
+answers an owner's own plain RRset from the zone itself (`CompiledAnswers._shape_of`'s first
+branch, with `udp_read`'s doorkeeper and exact-table keeper: `_plain_rule`), leaves any other
+such question to `CompiledAnswers.udp_read` (which then only looks up, decides and splices),
+and sends each batch's replies with one sendmmsg(2). Every
 other datagram goes to `exchange(...)`, which is also the body of the Python loop
 `authd.dns.server.serve_udp` for one datagram: the same compiled templates, transfers, guard,
 RRL and counts, inside the same one-exchange error boundary. With RRL on, hits need the
 limiter too, so then every datagram goes through `exchange`. tests/test_fastudp.py checks
-that both loops send the same bytes and count the same.
+that both loops send the same bytes and count the same, and end alike on a closed socket.
 
 `authd.dns._fastudp` is optional (built by setup.py when a compiler is there); `AVAILABLE`
 says whether it is, and `authd serve --no-fast-udp` keeps the Python loop.
@@ -25,6 +28,11 @@ from typing import Any, NamedTuple
 
 import trio
 
+from authd.dns.answer import MIN_UDP, Plain
+
+# the compiled path's own constants, read rather than restated: C's plain answers are its
+# first branch's (tests/test_fastudp.py checks them against the Python loop byte for byte)
+from authd.dns.compiled import _MAX_PTR, _NOT_COMPILED, _QR_AA, CompiledAnswers
 from authd.dns.guard import Guard
 from authd.dns.index import ServingIndex
 from authd.dns.xfr import TransferService
@@ -140,20 +148,31 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     copied = compiled.copied if read is not None else 0  # the header bits C's splice copies
     table = compiled.table if read is not None else None
     drain = _fastudp.drain
-    fd = sock.fileno()
     random = index.random
     wait_readable = trio.lowlevel.wait_readable
     checkpoint = trio.lowlevel.checkpoint
     current_time = trio.current_time
-    while True:
-        await wait_readable(sock)
-        while True:
-            clock[0] = current_time()
-            clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
-            # the zones dict read again per drain (once per up to `budget` datagrams), so C
-            # never holds a table the index might one day replace rather than change in place
-            zones = table.zones if table is not None else None
-            if drain(fd, exact, answer, counts, random, budget, direct, rest, tally,
-                     UNANSWERED, read, copied, zones) < budget:
-                break
+    while True:  # as the Python loop: wait, then at most `budget` datagrams, then yield
+        await wait_readable(sock)  # (raises once the socket is closed, as there)
+        clock[0] = current_time()
+        clock[1] = int(time.time())  # cookie timestamps are wall-clock seconds (RFC 9018 §4.2)
+        # the zones dict and the compiled answers' keeper read again per drain (once per up
+        # to `budget` datagrams), so C never holds what the index might replace
+        zones = table.zones if table is not None else None
+        plain = _plain_rule(compiled) if zones is not None else None
+        # `sock` itself: C reads its fileno() per batch, so a closed socket is never read
+        # through a stale (maybe reused) fd number
+        if drain(sock, exact, answer, counts, random, budget, direct, rest, tally,
+                 UNANSWERED, read, copied, zones, plain) >= budget:
             await checkpoint()
+
+
+def _plain_rule(compiled: CompiledAnswers) -> tuple:
+    """What C needs to answer an owner's own plain RRset itself as
+    `CompiledAnswers._shape_of`'s first branch and `udp_read` do (`answer_plain` in
+    _fastudp.c): the entry's type, the QTYPEs the compiled path leaves to the pipeline, the
+    doorkeeper and the exact table's keeper (`udp_read` keeps a repeated owner's answer),
+    the answer's flags, and the longest response without EDNS (RFC 1035 §4.2.1; within
+    `_MAX_PTR`, so every pointer to the question is writable)."""
+    return (Plain, _NOT_COMPILED, compiled._seen_before, compiled.keep, _QR_AA,
+            min(MIN_UDP, _MAX_PTR))
