@@ -51,15 +51,24 @@ ORIGIN = "big.test."
 
 
 def generate_zone(n: int, seed: int = 1) -> str:
-    """N names: A for each, AAAA for every 4th, a CNAME instead of data for every 10th."""
+    """N names: A for each, AAAA for every 4th, a CNAME instead of data for every 10th, to a
+    random other name of the zone that has an A (as a `www` CNAME to a host is written).
+
+    The targets are the owners' full names, random suffix included: until 2026-12-02 they
+    lacked it (`h0001234.big.test.`), so every CNAME dangled and each CNAME question of the
+    query mixes measured a CNAME + NXDOMAIN answer."""
     rnd = random.Random(seed)
+    names = [f"h{i:07d}-{rnd.getrandbits(20):05x}" for i in range(n)]
+    pick = random.Random(seed + 1)
     out = [f"$ORIGIN {ORIGIN}", "$TTL 300",
            f"@ IN SOA ns1.{ORIGIN} hostmaster.{ORIGIN} 1 7200 3600 1209600 300",
            "@ IN NS ns1", "ns1 IN A 192.0.2.53"]
-    for i in range(n):
-        name = f"h{i:07d}-{rnd.getrandbits(20):05x}"
+    for i, name in enumerate(names):
         if i % 10 == 9:
-            out.append(f"{name} 600 IN CNAME h{rnd.randrange(n):07d}.{ORIGIN}")
+            j = pick.randrange(n)
+            if j % 10 == 9:  # a CNAME owner: its neighbour has the A
+                j -= 1
+            out.append(f"{name} 600 IN CNAME {names[j]}.{ORIGIN}")
             continue
         out.append(f"{name} IN A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
         if i % 4 == 0:
