@@ -43,6 +43,7 @@ from authd.dns.answer import (
     TCP_LIMIT,
     Key,
     Outcome,
+    Prepared,
     Query,
     Reply,
     Zone,
@@ -55,6 +56,7 @@ from authd.dns.answer import (
     key_of,
     make_query_wire,
 )
+from authd.dns.answer import prepare as prepare_sets
 from authd.dns.compiled import CompiledAnswers
 from authd.dns.geo import GeoMap
 from authd.dns.wire import parse_fast
@@ -203,6 +205,8 @@ class ServingIndex:
         self.transfers: TransferView | None = None
         # journaled resources by kind and id (see `_apply_resource`)
         self.resources: dict[str, dict[str, dict]] = {}
+        # the in-flight change batch's sets, compiled while the store commits it (`prepare`)
+        self._prepared: Prepared | None = None
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -247,7 +251,8 @@ class ServingIndex:
             )
         else:
             zone = self._by_id[entry.zone_id]
-            zone.update(entry.puts, entry.deletes)  # raises before any change
+            prepared, self._prepared = self._prepared, None
+            zone.update(entry.puts, entry.deletes, prepared)  # raises before any change
             self._forget_answers(zone.okey)
             if self.compiled is not None:
                 self.compiled.changed(zone, entry.puts, entry.deletes)
@@ -263,6 +268,17 @@ class ServingIndex:
         for hook in self.on_applied:
             hook(entry)
         return True
+
+    def prepare(self, puts: Iterable[RecordSet]) -> None:
+        """Compile an accepted batch's plain sets ahead of its `apply` (`answer.prepare`),
+        called by the control API while the store's thread commits the batch (the COMMIT's
+        write and fsync release the GIL): the apply then only mutates. Nothing is served
+        from them before that apply, and a batch that never arrives (its commit failed)
+        leaves them to be dropped by the next apply or prepare. Never raises."""
+        try:
+            self._prepared = prepare_sets(puts)
+        except Exception:  # noqa: BLE001 - a hint only: the apply compiles what is missing
+            self._prepared = None
 
     def enable_transfers(self, history: int) -> TransferView:
         """Start keeping what secondaries get (`authd.dns.xfr`), from the zones served now on."""
