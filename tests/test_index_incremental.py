@@ -237,3 +237,20 @@ def test_index_uses_the_stores_zone_id_rule_for_names_with_hyphens():
         "ns.us-east-1.ex-ample. a.us-east-1.ex-ample. 1 2 3 4 5",)),), "test")
     assert zone_id_for(zone) == changes.zone_id_for("us-east-1.ex-ample.") == "Z0US0EAST010EX0AMPLE"
     assert snapshot_entries([zone])[0].zone_id == "Z0US0EAST010EX0AMPLE"
+
+
+def test_a_prepare_cut_short_by_its_budget_leaves_the_rest_to_the_apply():
+    """`answer.prepare` asks `over()` every 32 sets and stops when it says so; the apply
+    compiles what was left and serves the whole batch."""
+    from authd.dns.answer import prepare
+
+    sets = [RecordSet(f"n{i}.inc.test.", "A", 60, (f"192.0.2.{i + 1}",)) for i in range(100)]
+    calls = []
+    got = prepare(sets, lambda: calls.append(1) or len(calls) > 2)
+    assert len(calls) == 3 and set(got) == {rs.key for rs in sets[:64]}
+    index = fresh({rs.key: rs for rs in BASE})
+    index._prepared = got
+    index.apply(entry(1, EntryKind.CHANGE, sets))
+    for rs in (sets[0], sets[99]):
+        reply = dns.message.from_wire(index.respond(dns.message.make_query(rs.name, "A").to_wire(), tcp=False))
+        assert [rd.address for rrset in reply.answer for rd in rrset] == list(rs.values)

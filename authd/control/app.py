@@ -446,7 +446,7 @@ class ControlAPI:
         extra = {}
         prepare = getattr(self.serving_index, "prepare", None) if self.settle is not None else None
         if prepare is not None:
-            extra["planned"] = self._prepare_during_commit(prepare)
+            extra["planned"] = self._prepare_during_commit(prepare, self.store)
         try:
             info = await self.call(self.store.change_batch, zone_id, changes, comment,
                                    max_record_sets=self.limits["MAX_RRSETS_BY_ZONE"], **extra)
@@ -469,7 +469,7 @@ class ControlAPI:
         return 200, X.document("ChangeResourceRecordSetsResponse", inner), []
 
     @staticmethod
-    def _prepare_during_commit(prepare: Callable[[Any], None]) -> Callable[[Any], None]:
+    def _prepare_during_commit(prepare: Callable[[Any, float | None], None], store: Any) -> Callable[[Any], None]:
         """The store's `planned` hook (Store.change_batch): from the store's worker thread,
         right before its COMMIT, hand the batch's puts to the trio thread, which compiles
         them for the serving index (`ServingIndex.prepare`) while the COMMIT writes and
@@ -477,12 +477,16 @@ class ControlAPI:
         the response is sent sooner (issue 12). The callback runs before the thread's
         result is delivered (trio runs `run_sync_soon` callbacks in order); were it ever
         late, the apply would compile the sets itself. Nothing is served from them before
-        the committed entry is applied."""
+        the committed entry is applied. The compile stops after about as long as the last
+        COMMIT took (`last_commit_ms`, SQLite): past the COMMIT's end it would only hold up
+        the store's thread, which needs the GIL to return, and the apply compiles the rest."""
         token = trio.lowlevel.current_trio_token()
 
         def planned(puts: Any) -> None:
+            last = getattr(store, "last_commit_ms", None)
+            budget = last / 1e3 if last else None
             with contextlib.suppress(trio.RunFinishedError):  # shutting down: no apply either
-                token.run_sync_soon(prepare, puts)
+                token.run_sync_soon(prepare, puts, budget)
 
         return planned
 

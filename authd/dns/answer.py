@@ -616,15 +616,18 @@ Prepared = dict[RecordKey, tuple[RecordSet, "Plain | AliasTo"]]
 _NO_PREPARED: Prepared = {}
 
 
-def prepare(puts: Iterable[RecordSet]) -> Prepared:
+def prepare(puts: Iterable[RecordSet], over: Callable[[], bool] | None = None) -> Prepared:
     """Compile a change batch's plain sets (no set identifier) ahead of `Zone.update`, as it
     would compile them, so that the work can overlap the store's commit (issue 12). What does
     not compile is left out (`update` compiles it again and raises there, where a failure
-    is handled); nothing here raises or changes any zone."""
+    is handled); nothing here raises or changes any zone. `over()`: asked every 32 sets,
+    True stops the work and leaves the rest to `update` (the shell's time budget)."""
     puts = list(puts)
     one = _compiled if len(puts) <= _CACHED_BATCH else _compile_set
     out: Prepared = {}
-    for rs in puts:
+    for i, rs in enumerate(puts):
+        if over is not None and not i & 31 and over():
+            break
         if rs.set_identifier is None:
             try:
                 out[rs.key] = (rs, one(rs))
