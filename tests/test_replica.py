@@ -62,9 +62,56 @@ async def test_follower_snapshot_then_journal_same_apply_path(autojump_clock):
         assert index.entries[-1].change_id == info.id
         assert trio.current_time() < 0.001  # woken, not polled
         info2 = store.change_batch(zone.id, [A("c.example.test.")])
-        await follower.wait_applied(info2.seq)  # nobody wakes it: the poll finds it
+        await applied_by_the_loop(follower, info2.seq)  # nobody wakes it: the poll finds it
         assert 0.9 < trio.current_time() <= 1.01
         nursery.cancel_scope.cancel()
+
+
+async def applied_by_the_loop(follower: Follower, seq: int) -> None:
+    """Wait for the follow loop itself to apply `seq` (`wait_applied` would apply what the
+    store holds in memory at once)."""
+    async with follower.applied:
+        while follower.index.seq < seq:
+            await follower.applied.wait()
+
+
+class CountingStore(SQLiteStore):
+    """A SQLite store that counts its journal reads."""
+
+    reads = 0
+
+    def journal_since(self, seq, limit=None):
+        self.reads += 1
+        return super().journal_since(seq, limit)
+
+
+async def test_wait_applied_applies_what_this_process_committed_without_the_loop(tmp_path, autojump_clock):
+    """The control API's settle: the batch it just committed is applied from the store's
+    memory, in order, with no journal read and no wake-up of the follow loop; the loop
+    then finds nothing new to apply, and what another process wrote still comes through
+    the journal."""
+    store = CountingStore(tmp_path / "s.db")
+    zone, _ = store.create_zone("example.test", "r")
+    index = RecordingIndex()
+    follower = Follower("primary", store, index, poll_interval=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(follower.run)
+        reads = store.reads
+        first = store.change_batch(zone.id, [A("a.example.test.")])
+        second = store.change_batch(zone.id, [A("b.example.test.")])
+        await follower.wait_applied(second.seq)  # not woken: no loop iteration ran
+        assert trio.current_time() == 0.0 and store.reads == reads
+        assert [e.seq for e in index.entries[-2:]] == [first.seq, second.seq]
+        assert [e.change_id for e in index.entries[-2:]] == [first.id, second.id]
+        other = SQLiteStore(tmp_path / "s.db")  # another process's writer: not in memory here
+        third = other.change_batch(zone.id, [A("c.example.test.")])
+        fourth = store.change_batch(zone.id, [A("d.example.test.")])
+        await follower.wait_applied(fourth.seq)  # seq 3 is not held: the loop reads the journal
+        assert [e.seq for e in index.entries[-2:]] == [third.seq, fourth.seq]
+        assert len(index.entries) == len({e.seq for e in index.entries}), "each entry applied once"
+        other.close()
+        nursery.cancel_scope.cancel()
+    store.close()
 
 
 async def test_delayed_replica_lags_and_propagation_waits(autojump_clock):

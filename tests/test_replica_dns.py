@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from dns.message import from_wire, make_query
+from dns.rcode import NXDOMAIN
 
 from authd.node import NodeConfig, run_node
 from tests.control_helpers import client
@@ -223,4 +225,39 @@ async def test_cli_change_on_the_store_file_waits_for_running_servers(tmp_path, 
         assert time.monotonic() - start >= 1.0, "waited for the delayed replica"
         assert "INSYNC" in capsys.readouterr().err
         assert await dig(node.replicas[0], "via-file.api.aws") == ("NOERROR", ["192.0.2.66"])
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_primary_compiles_a_batch_while_the_store_commits_it(tmp_path):
+    """The control API hands an accepted batch's puts to the serving index before the
+    store's COMMIT (`ServingIndex.prepare`, run in the trio thread), the index serves
+    nothing of them until the committed entry is applied, and the apply serves the very
+    entries compiled then; the change answers INSYNC and dig sees it."""
+    need_dig()
+    cfg = NodeConfig(store_path=str(tmp_path / "authd.db"), zones_dir=ZONES, dns_port=0,
+                     control=("127.0.0.1", 0))
+    async with trio.open_nursery() as nursery:
+        node = await nursery.start(run_node, cfg)
+        index = node.primary.index
+        seen = []
+        real = index.prepare
+
+        def prepare(puts, budget):
+            asked = index.respond(make_query("early.api.aws.", "A").to_wire(), tcp=False)
+            real(puts)  # no budget here: the assertions below need every set prepared
+            seen.append((index.seq, list(puts), dict(index._prepared), asked, budget))
+
+        index.prepare = prepare
+        out = await boto(node.control_url, "change_resource_record_sets", HostedZoneId="Z0API0AWS",
+                         ChangeBatch={"Changes": [create("early.api.aws."), create("late.api.aws.")]})
+        assert out["ChangeInfo"]["Status"] == "INSYNC"
+        ((seq_then, puts, prepared, asked, budget),) = seen
+        assert budget is not None and 0 < budget < 10, "about the store's last COMMIT, in seconds"
+        assert seq_then < index.seq, "prepared before the apply"
+        assert from_wire(asked).rcode() == NXDOMAIN, "not served before the apply"
+        rs = next(rs for rs in puts if rs.name == "early.api.aws.")
+        entry = prepared[rs.key][1]
+        zone = index._by_id["Z0API0AWS"]
+        assert zone.nodes[entry.key][1] is entry, "the apply served what was compiled ahead"
+        assert await dig(node.primary, "early.api.aws") == ("NOERROR", ["192.0.2.77"])
         nursery.cancel_scope.cancel()

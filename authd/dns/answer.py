@@ -433,11 +433,14 @@ class Zone:
                 zone.dnames.add(k)
         return zone
 
-    def update(self, puts: Iterable[RecordSet], deletes: Iterable[RecordKey]) -> None:
+    def update(self, puts: Iterable[RecordSet], deletes: Iterable[RecordKey],
+               prepared: Prepared | None = None) -> None:
         """Apply one change batch in place: deletes, then puts (a put replaces its key).
 
         Everything that can fail (compiling rdata, the zone keeping a usable SOA) happens
         before the first mutation, so a ValueError (or a dnspython error) changes nothing.
+        `prepared` (from `prepare`): plain sets compiled ahead of time, used for the very
+        objects they were compiled from (compiling is a function of the set alone).
         """
         records, weighted, okey = self.records, self.weighted, self.okey
         # The batch's effect on the record sets, not yet applied, and which set identifiers
@@ -474,6 +477,7 @@ class Zone:
         # a big batch compiles each of its sets once: the shared cache would only churn (and
         # hashing a RecordSet to look it up is a fifth of compiling it), as in `_build`
         one = _compiled if len(touched) <= _CACHED_BATCH else _compile_set
+        ready = prepared.get if prepared else _NO_PREPARED.get
         for gk, what in touched.items():
             old = weighted.get(gk)
             entry: Entry | None
@@ -482,7 +486,11 @@ class Zone:
                 if rs is None and gk[1] != "SOA":
                     gone.append(gk)
                     continue
-                entry = one(rs) if rs is not None else None
+                if rs is None:
+                    entry = None
+                else:
+                    pair = ready(what)
+                    entry = pair[1] if pair is not None and pair[0] is rs else one(rs)
                 ids = None
                 if type(entry) is Plain:  # the bulk of a batch: its owner's key is at hand
                     t = _rdtype(gk[1])
@@ -601,6 +609,31 @@ class Zone:
     def contains(self, k: Key) -> bool:
         n = len(self.okey)
         return len(k) >= n and k[len(k) - n:] == self.okey
+
+
+# a plain set's key -> (that very set, its compiled entry): `prepare`'s result
+Prepared = dict[RecordKey, tuple[RecordSet, "Plain | AliasTo"]]
+_NO_PREPARED: Prepared = {}
+
+
+def prepare(puts: Iterable[RecordSet], over: Callable[[], bool] | None = None) -> Prepared:
+    """Compile a change batch's plain sets (no set identifier) ahead of `Zone.update`, as it
+    would compile them, so that the work can overlap the store's commit (issue 12). What does
+    not compile is left out (`update` compiles it again and raises there, where a failure
+    is handled); nothing here raises or changes any zone. `over()`: asked every 32 sets,
+    True stops the work and leaves the rest to `update` (the shell's time budget)."""
+    puts = list(puts)
+    one = _compiled if len(puts) <= _CACHED_BATCH else _compile_set
+    out: Prepared = {}
+    for i, rs in enumerate(puts):
+        if over is not None and not i & 31 and over():
+            break
+        if rs.set_identifier is None:
+            try:
+                out[rs.key] = (rs, one(rs))
+            except Exception:  # noqa: BLE001, S112 - update compiles it again and says why
+                continue
+    return out
 
 
 def _touch(touched: dict[GroupKey, RecordKey | set[str | None]], gk: GroupKey,

@@ -28,6 +28,7 @@ import bisect
 import ipaddress
 import logging
 import random
+import time
 from collections import deque as _drain
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from authd.dns.answer import (
     TCP_LIMIT,
     Key,
     Outcome,
+    Prepared,
     Query,
     Reply,
     Zone,
@@ -55,6 +57,7 @@ from authd.dns.answer import (
     key_of,
     make_query_wire,
 )
+from authd.dns.answer import prepare as prepare_sets
 from authd.dns.compiled import CompiledAnswers
 from authd.dns.geo import GeoMap
 from authd.dns.wire import parse_fast
@@ -203,6 +206,8 @@ class ServingIndex:
         self.transfers: TransferView | None = None
         # journaled resources by kind and id (see `_apply_resource`)
         self.resources: dict[str, dict[str, dict]] = {}
+        # the in-flight change batch's sets, compiled while the store commits it (`prepare`)
+        self._prepared: Prepared | None = None
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -247,7 +252,8 @@ class ServingIndex:
             )
         else:
             zone = self._by_id[entry.zone_id]
-            zone.update(entry.puts, entry.deletes)  # raises before any change
+            prepared, self._prepared = self._prepared, None
+            zone.update(entry.puts, entry.deletes, prepared)  # raises before any change
             self._forget_answers(zone.okey)
             if self.compiled is not None:
                 self.compiled.changed(zone, entry.puts, entry.deletes)
@@ -263,6 +269,20 @@ class ServingIndex:
         for hook in self.on_applied:
             hook(entry)
         return True
+
+    def prepare(self, puts: Iterable[RecordSet], budget: float | None = None) -> None:
+        """Compile an accepted batch's plain sets ahead of its `apply` (`answer.prepare`),
+        called by the control API while the store's thread commits the batch (the COMMIT's
+        write and fsync release the GIL): the apply then only mutates. Nothing is served
+        from them before that apply, and a batch that never arrives (its commit failed)
+        leaves them to be dropped by the next apply or prepare. `budget`: seconds to spend at
+        most (about the commit's duration), the rest is compiled by the apply. Never raises."""
+        try:
+            deadline = None if budget is None else time.perf_counter() + budget
+            self._prepared = prepare_sets(
+                puts, None if deadline is None else lambda: time.perf_counter() > deadline)
+        except Exception:  # noqa: BLE001 - a hint only: the apply compiles what is missing
+            self._prepared = None
 
     def enable_transfers(self, history: int) -> TransferView:
         """Start keeping what secondaries get (`authd.dns.xfr`), from the zones served now on."""

@@ -164,6 +164,13 @@ class Store(Protocol):
 
         The accepted batch bumps the SOA serial and appends one journal entry, in the same
         durable transaction.
+
+        The built-in stores also take `planned=fn`: `fn(puts)` is called, in the calling
+        thread, with the accepted batch's puts (the very objects its journal entry will
+        carry) once the rules have passed and just before the durable commit, so a caller
+        may compile what the serving index will need while the commit waits on the disk
+        (`authd.control.app`). It is a hint only: the commit may still fail, and nothing may
+        be served from it before the entry is applied.
         """
         ...
 

@@ -217,14 +217,18 @@ class MemoryStore:
     def change_batch(
         self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
         max_record_sets: int | None = None,
+        planned: Callable[[Sequence[RecordSet]], None] | None = None,
     ) -> ChangeInfo:
         """Apply all or none; see Store.change_batch. `limits=False` lifts the per-request
         size limits, for importing zone files only. `max_record_sets`: the zone's
-        MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one)."""
+        MAX_RRSETS_BY_ZONE quota (None: none; the control API passes its configured one).
+        `planned(puts)`: called with the accepted batch's puts before they are applied."""
         z = self._find(zone_id)
         puts, deletes, serial, _ = common.plan(
             z.id, z.name, changes, z, limits=limits, resource=self._resource_doc,
             record_set_count=z.count, max_record_sets=max_record_sets)
+        if planned is not None:
+            planned(puts)
         self._invalidate()
         for key in deletes:
             z.delete(key)
@@ -276,6 +280,12 @@ class MemoryStore:
             raise StoreError("this MemoryStore keeps no journal (keep_journal=False)")
         # seqs are dense from 1, so entry seq s sits at index s - 1
         return self._journal[max(seq, 0):]
+
+    def recent_entries(self, after: int, upto: int) -> list[JournalEntry] | None:
+        """The entries after..upto, as `journal_since` has them (None without a journal)."""
+        if not self._keep_journal or upto > len(self._journal):
+            return None
+        return self._journal[max(after, 0):upto]
 
     def snapshot(self) -> list[JournalEntry]:
         resources = [

@@ -203,10 +203,33 @@ class Follower:
         return built
 
     async def wait_applied(self, seq: int) -> None:
-        """Return once this follower's index has applied `seq`."""
+        """Return once this follower's index has applied `seq`.
+
+        A follower with no delay first applies, right here, what this process committed up
+        to `seq` and its store still holds in memory (`recent_entries`): the control API
+        waits so for the batch it just committed, which then needs no wake-up of the follow
+        loop and no journal read in the store's thread (issue 12's INSYNC path). The loop
+        still reads the journal after every wake, so entries other processes wrote are
+        never missed; it finds these applied already."""
+        if self.index.seq < seq and not self.line.delay:
+            await self._catch_up(seq)
         async with self.applied:
             while self.index.seq < seq:
                 await self.applied.wait()
+
+    async def _catch_up(self, seq: int) -> None:
+        recent = getattr(self.source, "recent_entries", None)
+        entries = recent(self.index.seq, seq) if recent is not None else None
+        if not entries:
+            return
+        for entry in entries:
+            if entry.seq > self.index.seq:
+                self._apply(entry)
+        # observed, as the loop observes what it reads: one that failed is logged once
+        self.line.observed_seq = max(self.line.observed_seq, entries[-1].seq)
+        self._write_progress()
+        async with self.applied:
+            self.applied.notify_all()
 
     def _write_progress(self) -> None:
         if self.progress_path is None:

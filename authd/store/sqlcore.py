@@ -494,11 +494,14 @@ class SQLCore:
     def change_batch(
         self, zone_id: str, changes: Sequence[Change], comment: str = "", *, limits: bool = True,
         max_record_sets: int | None = None,
+        planned: Callable[[Sequence[RecordSet]], None] | None = None,
     ) -> ChangeInfo:
         """Apply all or none, in one transaction holding the zone (the backend's lock); see
         Store.change_batch. `limits=False` lifts the per-request size limits, for importing
         zone files only. `max_record_sets`: the zone's MAX_RRSETS_BY_ZONE quota (None: none;
-        the control API passes its configured one)."""
+        the control API passes its configured one). `planned(puts)`: called with the
+        accepted batch's puts (the journal entry's own objects) once everything is written,
+        right before the COMMIT, in the calling thread (see Store.change_batch)."""
 
         def txn(conn: Conn) -> ChangeInfo:
             zone = self._find(conn, zone_id, lock=True)
@@ -515,9 +518,12 @@ class SQLCore:
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+? WHERE id=?",
                 (serial, net_new, zone.id),
             )
-            return self._journal(
+            info = self._journal(
                 conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, deletes, encoded,
             )
+            if planned is not None:
+                planned(puts)
+            return info
 
         return self._write(txn)
 
@@ -700,6 +706,21 @@ class SQLCore:
             return [self._recent.get(r[0]) or _entry(r) for r in rows]
 
         return self._reads(txn)
+
+    def recent_entries(self, after: int, upto: int) -> list[JournalEntry] | None:
+        """The committed entries after..upto (seqs `after`+1 to `upto`) from this process's
+        memory when it holds every one of them, else None (ask `journal_since`). No statement
+        and no lock, only dict lookups (atomic under the GIL), so the trio thread may call it
+        while the store's worker thread commits: a seq is in `_recent` only once committed,
+        and one missing (another process wrote it, or a PostgreSQL sequence gap) gives None."""
+        recent = self._recent
+        out = []
+        for s in range(after + 1, upto + 1):
+            entry = recent.get(s)
+            if entry is None:
+                return None
+            out.append(entry)
+        return out
 
     @property
     def seq(self) -> int:
