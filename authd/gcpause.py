@@ -87,3 +87,18 @@ def release() -> None:
     _holders -= 1
     if _holders == 0 and _was_enabled:
         gc.enable()
+
+
+def trim() -> bool:
+    """Give freed heap pages back to the system after a big transient peak (a new store's
+    import: its rows' encodings and the journal's text are freed at its end, but glibc keeps
+    the pages they sat in). glibc's malloc_trim(3); False where the C library has none."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError, TypeError):
+        return False

@@ -292,6 +292,7 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
              seeding.record_sets)
     for line in await trio.to_thread.run_sync(seeding.run, store):
         log.info("seed: %s", line)
+    gcpause.trim()  # the import's encodings are freed: give their pages back
     return host, port
 
 

@@ -54,3 +54,35 @@ def test_hold_stops_automatic_collection_until_the_last_release():
     finally:
         gcpause.release()
     assert gc.isenabled()
+
+
+_TRIM_SCRIPT = r'''
+import os
+from authd import gcpause
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+keep, junk = [], []
+for i in range(200_000):  # 200 MB of malloc'd (not pymalloc) blocks
+    junk.append(i.to_bytes(4, "little") * 250)
+    if i % 1000 == 0:
+        keep.append(i.to_bytes(4, "big") * 250)  # pins pages all through the heap
+del junk
+freed = rss()
+ok = gcpause.trim()
+print(freed, rss(), ok)
+'''
+
+
+def test_trim_gives_freed_pages_back() -> None:
+    """What a new store's seed leaves behind (its encodings freed, the index kept) stays
+    resident until trimmed: 1590 -> 1491 MB at 1M names (bench scale, authd-store)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _TRIM_SCRIPT], capture_output=True, text=True,
+                         check=True).stdout.split()
+    freed, after, ok = int(out[0]), int(out[1]), out[2] == "True"
+    if not ok and after >= freed:
+        pytest.skip("the C library has no malloc_trim (not glibc)")
+    assert freed > 150 << 20  # freed but still resident: the pinned heap
+    assert after < freed - (100 << 20)
