@@ -287,7 +287,7 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
         index.apply(entry, built)
     host, port = await nursery.start(functools.partial(
         serve_dns, index, cfg.dns_host, cfg.dns_port, **cfg.dns_options))
-    log.info("primary: DNS on %s port %d answering from the zone files while the store is seeded "
+    log.info("primary: DNS on %s port %d, answering from the zone files while the store is seeded "
              "(%d record sets; the change API opens once they are committed)", host, port,
              seeding.record_sets)
     for line in await trio.to_thread.run_sync(seeding.run, store):

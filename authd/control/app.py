@@ -469,7 +469,7 @@ class ControlAPI:
         return 200, X.document("ChangeResourceRecordSetsResponse", inner), []
 
     @staticmethod
-    def _prepare_during_commit(prepare: Callable[[Any, float | None], None], store: Any) -> Callable[[Any], None]:
+    def _prepare_during_commit(prepare: Callable[..., None], store: Any) -> Callable[[Any], None]:
         """The store's `planned` hook (Store.change_batch): from the store's worker thread,
         right before its COMMIT, hand the batch's puts to the trio thread, which compiles
         them for the serving index (`ServingIndex.prepare`) while the COMMIT writes and
@@ -482,11 +482,15 @@ class ControlAPI:
         the store's thread, which needs the GIL to return, and the apply compiles the rest."""
         token = trio.lowlevel.current_trio_token()
 
+        def compile_for(puts: Any, budget: float | None) -> None:  # on the trio thread
+            deadline = None if budget is None else time.perf_counter() + budget
+            prepare(puts, None if deadline is None else lambda: time.perf_counter() > deadline)
+
         def planned(puts: Any) -> None:
             last = getattr(store, "last_commit_ms", None)
             budget = last / 1e3 if last else None
             with contextlib.suppress(trio.RunFinishedError):  # shutting down: no apply either
-                token.run_sync_soon(prepare, puts, budget)
+                token.run_sync_soon(compile_for, puts, budget)
 
         return planned
 

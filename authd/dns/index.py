@@ -28,7 +28,6 @@ import bisect
 import ipaddress
 import logging
 import random
-import time
 from collections import deque as _drain
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -270,17 +269,16 @@ class ServingIndex:
             hook(entry)
         return True
 
-    def prepare(self, puts: Iterable[RecordSet], budget: float | None = None) -> None:
+    def prepare(self, puts: Iterable[RecordSet], over: Callable[[], bool] | None = None) -> None:
         """Compile an accepted batch's plain sets ahead of its `apply` (`answer.prepare`),
         called by the control API while the store's thread commits the batch (the COMMIT's
         write and fsync release the GIL): the apply then only mutates. Nothing is served
         from them before that apply, and a batch that never arrives (its commit failed)
-        leaves them to be dropped by the next apply or prepare. `budget`: seconds to spend at
-        most (about the commit's duration), the rest is compiled by the apply. Never raises."""
+        leaves them to be dropped by the next apply or prepare. `over()`, asked as the sets
+        are compiled, says the time the caller allowed (about the commit's duration) is
+        spent: the rest is compiled by the apply. No clock of its own. Never raises."""
         try:
-            deadline = None if budget is None else time.perf_counter() + budget
-            self._prepared = prepare_sets(
-                puts, None if deadline is None else lambda: time.perf_counter() > deadline)
+            self._prepared = prepare_sets(puts, over)
         except Exception:  # noqa: BLE001 - a hint only: the apply compiles what is missing
             self._prepared = None
 
