@@ -375,19 +375,11 @@ class CompiledAnswers:
             return None
         okey = got[5]
         if okey is not None and self.keep is not None:
-            # `_seen_before`, inline (the C loop's every owner answer passes here), on the
-            # key `keep` takes
-            key = wire[2:]
-            slot = hash(key) & _SEEN_MASK
-            if self._seen[slot]:
+            key = wire[2:]  # the key `keep` takes, sliced once
+            if self._seen_before(key):
                 out = self._spliced(wire, qend, 0, got)
                 self.keep(key, out[2:], okey)
                 return out
-            self._seen[slot] = 1
-            self._marks += 1
-            if self._marks >= _SEEN_EPOCH:
-                self._seen = bytearray(_SEEN_MASK + 1)
-                self._marks = 0
         return got  # the C loop splices it as `_spliced` does
 
     def _kept(self, wire: bytes, done: tuple[bytes, Key | None] | None) -> bytes | None:
