@@ -97,12 +97,12 @@ _OPT = {1: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00
         2: b"\x00\x00\x29" + OUR_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x80\x00\x00\x00"}
 # `parse_fast`'s uncached types (OPT, TKEY, TSIG, IXFR, AXFR and 0), ANY (RFC 8482) and DS (the
 # parent side of a cut, RFC 4035 §3.1.4.1): the pipeline's
-_NOT_COMPILED = frozenset({0, 41, 249, 250, 251, 252, _ANY, _DS})
-_QR_AA = 0x8400
+NOT_COMPILED = frozenset({0, 41, 249, 250, 251, 252, _ANY, _DS})
+QR_AA = 0x8400  # the header flags of an authoritative answer (RFC 1035 §4.1.1)
 _PTR_QNAME = b"\xc0\x0c"  # RFC 1035 §4.1.4: a pointer to the question's name
-_MAX_PTR = 0x3FFF
+MAX_PTR = 0x3FFF  # a response past this might need pointers the renderer would not write
 _NOTHING: frozenset = frozenset()
-_NO_VARIANTS: dict = {}  # never written: fixed templates keep their one shape apart  # a response past this might need pointers the renderer would not write
+_NO_VARIANTS: dict = {}  # never written: fixed templates keep their one shape apart
 # `udp`'s doorkeeper: 64 KiB of marks (stays in a core's L2), started over after 16,384
 # marks (at most a quarter set, so a new query finds its slot already marked 1 time in 4)
 _SEEN_MASK = 0xFFFF
@@ -376,7 +376,7 @@ class CompiledAnswers:
         okey = got[5]
         if okey is not None and self.keep is not None:
             key = wire[2:]  # the key `keep` takes, sliced once
-            if self._seen_before(key):
+            if self.seen_before(key):
                 out = self._spliced(wire, qend, 0, got)
                 self.keep(key, out[2:], okey)
                 return out
@@ -389,11 +389,11 @@ class CompiledAnswers:
             self.declined = wire
             return None
         out, okey = done
-        if okey is not None and self.keep is not None and self._seen_before(wire[2:]):
+        if okey is not None and self.keep is not None and self.seen_before(wire[2:]):
             self.keep(wire[2:], out[2:], okey)
         return out
 
-    def _seen_before(self, key: bytes) -> bool:
+    def seen_before(self, key: bytes) -> bool:
         """The doorkeeper (as TinyLFU's) in front of `keep`: a query seen once is only
         marked. Random names (asked once each) would otherwise fill the table, and empty it
         when full, for nothing; a repeated one is kept on its second answer. A slot two
@@ -443,7 +443,7 @@ class CompiledAnswers:
         for both; None: the pipeline's. `variant` and `payload` are `read_query`'s EDNS
         fields (0, 0 without EDNS); `zone` the zone holding the name (None: none), or
         _SEARCH to find it here."""
-        if qtype in _NOT_COMPILED:
+        if qtype in NOT_COMPILED:
             return None
         if zone is _SEARCH:  # the deepest zone holding the name (the C loop searches alike)
             zones = self.table.zones
@@ -470,7 +470,7 @@ class CompiledAnswers:
             # §4.1.4); nothing is kept per name
             tails = entry.rrset.tails  # type: ignore[union-attr]
             an = len(tails)
-            base, ns, ar = _QR_AA, 0, 0
+            base, ns, ar = QR_AA, 0, 0
             body = _PTR_QNAME + (tails[0] if an == 1 else _PTR_QNAME.join(tails))
         else:
             st = self._last
@@ -529,7 +529,7 @@ class CompiledAnswers:
                      else payload if payload > MIN_UDP else MIN_UDP)
         else:
             limit = TCP_LIMIT if tcp else MIN_UDP
-        if size > limit or size > _MAX_PTR:
+        if size > limit or size > MAX_PTR:
             return None  # truncation is the pipeline's (RFC 2181 §9)
         return base, an, ns, ar, body, okey
 
@@ -764,7 +764,7 @@ class _DirectReply:
         if len(self.answer) != 1 or (self.authority and self.soa is None):
             return None
         labels = self.qlabels if self.qlabels is not None else question_key(question)[:-1]
-        return (_QR_AA | self.rcode, 1, 1 if self.soa else 0, 0,
+        return (QR_AA | self.rcode, 1, 1 if self.soa else 0, 0,
                 _cname_body(question, labels, self.answer[0], self.target, self.soa))
 
     def to_wire(self, limit: int, question: bytes = b"") -> bytes:
@@ -789,7 +789,7 @@ class _DirectReply:
         out[at:at + 2] = (len(out) - at - 2).to_bytes(2, "big")
         an = 1 + sum(r.rrset(x) for x in self.answer[1:])
         ns = sum(r.rrset(x) for x in self.authority)
-        r.out[2:12] = _HEAD.pack(_QR_AA | self.rcode, 1, an, ns, 0)
+        r.out[2:12] = _HEAD.pack(QR_AA | self.rcode, 1, an, ns, 0)
         return bytes(r.out)
 
 
@@ -831,7 +831,7 @@ class _DirectReply:
         owner = (0xC000 | here).to_bytes(2, "big")  # type: ignore[operator]
         for tail in data.tails:
             out += owner + tail
-        out[2:12] = _HEAD.pack(_QR_AA, 1, 1 + len(data.tails), 0, 0)
+        out[2:12] = _HEAD.pack(QR_AA, 1, 1 + len(data.tails), 0, 0)
         return bytes(out)
 
 
@@ -887,7 +887,7 @@ def _put_name(out: bytearray, base: int, comp: dict, name: tuple) -> None:
             out += (0xC000 | ptr).to_bytes(2, "big")
             return
         pos = base + len(out)
-        if pos < _MAX_PTR:
+        if pos < MAX_PTR:
             comp[suffixes[i]] = pos
         label = labels[i]
         out.append(len(label))

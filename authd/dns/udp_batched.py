@@ -32,7 +32,7 @@ from authd.dns.answer import MIN_UDP, Plain
 
 # the compiled path's own constants, read rather than restated: C's plain answers are its
 # first branch's (tests/test_fastudp.py checks them against the Python loop byte for byte)
-from authd.dns.compiled import _MAX_PTR, _NOT_COMPILED, _QR_AA, CompiledAnswers
+from authd.dns.compiled import MAX_PTR, NOT_COMPILED, QR_AA, CompiledAnswers
 from authd.dns.guard import Guard
 from authd.dns.index import ServingIndex
 from authd.dns.xfr import TransferService
@@ -173,6 +173,6 @@ def _plain_rule(compiled: CompiledAnswers) -> tuple:
     _fastudp.c): the entry's type, the QTYPEs the compiled path leaves to the pipeline, the
     doorkeeper and the exact table's keeper (`udp_read` keeps a repeated owner's answer),
     the answer's flags, and the longest response without EDNS (RFC 1035 §4.2.1; within
-    `_MAX_PTR`, so every pointer to the question is writable)."""
-    return (Plain, _NOT_COMPILED, compiled._seen_before, compiled.keep, _QR_AA,
-            min(MIN_UDP, _MAX_PTR))
+    `MAX_PTR`, so every pointer to the question is writable)."""
+    return (Plain, NOT_COMPILED, compiled.seen_before, compiled.keep, QR_AA,
+            min(MIN_UDP, MAX_PTR))
