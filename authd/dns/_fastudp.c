@@ -318,6 +318,28 @@ tally_reply(const Loop *L, const unsigned char *data, Py_ssize_t len, PyObject *
     return tally_status(L, data, len, status, slen);
 }
 
+/* The 12 octets of a response's header (RFC 1035 §4.1.1): the query's ID, `flags` with the
+ * bits a response copies from the query (`copied`: RD), QDCOUNT 1, then ANCOUNT, NSCOUNT
+ * and ARCOUNT (each at most 0xFFFF: the callers check). */
+static void
+write_head(unsigned char *h, const unsigned char *query, long flags, long copied, long an,
+           long ns, long ar)
+{
+    flags |= (long)(query[2] << 8 | query[3]) & copied;
+    h[0] = query[0];
+    h[1] = query[1];
+    h[2] = (unsigned char)(flags >> 8);
+    h[3] = (unsigned char)flags;
+    h[4] = 0;
+    h[5] = 1;
+    h[6] = (unsigned char)(an >> 8);
+    h[7] = (unsigned char)an;
+    h[8] = (unsigned char)(ns >> 8);
+    h[9] = (unsigned char)ns;
+    h[10] = (unsigned char)(ar >> 8);
+    h[11] = (unsigned char)ar;
+}
+
 /* `read`'s answer (flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey), as
  * `CompiledAnswers._spliced` writes it for a query without EDNS: the query's ID, the flags
  * with the bits a response copies from the query (RD, RFC 1035 §4.1.1), QDCOUNT 1 and the
@@ -343,17 +365,7 @@ splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize
     if (!PyBytes_CheckExact(body))
         return -1;
     unsigned char *h = bufs->head[*nout];
-    long flags = v[0] | ((long)(data[2] << 8 | data[3]) & L->copied);
-    h[0] = data[0];
-    h[1] = data[1];
-    h[2] = (unsigned char)(flags >> 8);
-    h[3] = (unsigned char)flags;
-    h[4] = 0;
-    h[5] = 1;
-    for (int j = 1; j < 4; j++) {
-        h[4 + 2 * j] = (unsigned char)(v[j] >> 8);
-        h[5 + 2 * j] = (unsigned char)v[j];
-    }
+    write_head(h, data, v[0], L->copied, v[1], v[2], v[3]);
     if (L->tally != NULL) {
         char status[4] = {(char)h[2], (char)h[3], (char)h[6], (char)h[7]};
         if (tally_status(L, data, len, status, 4) < 0)
@@ -531,16 +543,7 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
     }
     /* decided: ours */
     unsigned char *out = bufs->plain[*nout];
-    long flags = P->flags | ((long)(data[2] << 8 | data[3]) & L->copied);
-    out[0] = data[0];
-    out[1] = data[1];
-    out[2] = (unsigned char)(flags >> 8);
-    out[3] = (unsigned char)flags;
-    out[4] = 0;
-    out[5] = 1;
-    out[6] = (unsigned char)(an >> 8);
-    out[7] = (unsigned char)an;
-    memset(out + 8, 0, 4);
+    write_head(out, data, P->flags, L->copied, an, 0, 0); /* (an: at most limit / 2) */
     memcpy(out + 12, data + 12, (size_t)(qend - 12));
     unsigned char *at = out + qend;
     for (Py_ssize_t j = 0; j < an; j++) {
