@@ -9,7 +9,12 @@ plain dict per query, keyed by bytes they already hold (None when metrics are of
   reply's flags and ANCOUNT octets (`UNANSWERED` when nothing was sent), so the fold never
   answers a query again (a flood of random names cost ~10 us per query when it did);
 - or, for a reply that is not NOERROR to a question the loop read itself, only
-  `ServingIndex.type_counts[QTYPE << 5 | rcode]`: no name, one key per type and rcode.
+  `ServingIndex.type_counts[QTYPE << 5 | rcode]`: no name, one key per type and rcode;
+- or, for a reply the C UDP loop sends itself (`authd.dns._fastudp`: an exact-table hit, an
+  owner's own plain RRset, a spliced template) to a question it read itself, `Census`: one
+  counter per (QTYPE slot, rcode) in a preallocated array, and for NOERROR with records the
+  (name, type) pair into a set, which the fold merges into `Remembered` in bulk (C speed):
+  no key per query to hold, nor to classify once a second (~1-2 us per distinct query).
 `QueryTally.fold` turns those counts into (type, rcode) totals once a second and at every
 scrape; before the index applies a change they are only held (copied, pinned to the replies
 sent), so every query is classified by the answer it actually got and a change batch does
@@ -46,6 +51,8 @@ Exported (names follow the Prometheus conventions: `_total` counters, base units
 from __future__ import annotations
 
 import functools
+import itertools
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -142,6 +149,33 @@ _MALFORMED = 1 << 16  # the QTYPE slot of a query dnspython does not read
 _OTHER_TYPE = _MALFORMED + 1  # the QTYPE slot "OTHER": types without a mnemonic, past a bound
 TOTALS_CAP = 1_024  # (type, rcode) totals before types without a mnemonic become "OTHER"
 _DROPPED = 16  # the rcode slot of an unanswered query (rcodes are the header's four bits)
+_ZEROS = array("Q", bytes(8 * 16 * 16))  # a cleared `Census.counts`
+_PAIR_COST = 8  # census pairs merged (`Remembered.update`) in the time of one count classified
+
+
+# The QTYPEs the C loop counts in `Census` slots (at most 16, `_fastudp.c`'s CENSUS_TYPES):
+# the common ones the compiled path answers (`compiled.NOT_COMPILED` never reach it). A reply
+# to any other QTYPE is counted by query as before.
+CENSUS_TYPES = (1, 28, 5, 15, 16, 2, 6, 12, 33, 65, 64, 257, 35, 13, 39, 99)
+CENSUS_RCODES = 16  # the header's four bits (RFC 1035 §4.1.1)
+
+
+class Census:
+    """What the C UDP loop counts itself, with no Python code per query: `counts[slot * 16 +
+    rcode]` replies of QTYPE `CENSUS_TYPES[slot]`, and `pairs`, the (name, type) pairs
+    answered NOERROR with records (the name's wire octets lowered, then QTYPE: `_count`'s
+    pair). A reply NOERROR with no records is not counted here: its empty-answer check needs
+    the name, so the loop counts it by query. `QueryTally.hold` folds the counters into the
+    totals and takes the set (a new one in its place: the loop reads `pairs` per drain)."""
+
+    def __init__(self) -> None:
+        self.types = CENSUS_TYPES
+        self.counts = array("Q", bytes(8 * 16 * CENSUS_RCODES))  # (C writes 16 slots)
+        self.pairs: set[bytes] = set()
+
+    def arg(self) -> tuple[tuple[int, ...], array, set[bytes]]:
+        """The `census` argument of `_fastudp.drain`."""
+        return self.types, self.counts, self.pairs
 
 
 class Remembered:
@@ -171,6 +205,19 @@ class Remembered:
         if len(young) >= self.half:
             self.old = young
             self.young = set()
+
+    def update(self, keys: Iterator[bytes], n: int) -> None:
+        """`add` the next `n` keys of `keys` (fewer when it ends), in their order, in set
+        operations (C speed, no bytecode per key): the young generation takes at most its
+        room per step, so it turns old exactly where adding them one by one would."""
+        while n > 0:
+            young = self.young
+            room = min(n, self.half - len(young))
+            young.update(itertools.islice(keys, room))
+            n -= room
+            if len(young) >= self.half:
+                self.old = young
+                self.young = set()
 
     def __contains__(self, key: object) -> bool:
         return key in self.young or key in self.old
@@ -213,10 +260,15 @@ class QueryTally:
         # answer or had records), so a flood of random NXDOMAIN names can be counted in a
         # few keys instead of one per query, and folded as it is held (`hold`)
         index.type_counts = {}
+        # what the C UDP loop counts itself (`Census`), folded as it is held
+        index.census = self.census = Census()
         # What was counted before each change the index applied, held in order until the
-        # next fold: (query + status octets, how often), as two lists (`hold`)
-        self._held: list[tuple[list[bytes], list[int]]] = []
+        # next fold: (query + status octets, how often), as two lists, and the census's
+        # pairs answered with records (`hold`)
+        self._held: list[tuple[list[bytes], list[int], set[bytes]]] = []
         self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
+        self._pairs: Iterator[bytes] | None = None  # the oldest generation's pairs, merging
+        self._merged = 0  # ... how many of them are merged already
         apply = index.apply
 
         def apply_after_hold(entry: Any, built: Any = None) -> bool:
@@ -251,16 +303,28 @@ class QueryTally:
         was folded (4-36 ms a tick under `bench._scale_qps`'s random names, collecting
         nothing); bytes and ints are not tracked."""
         types: dict[int, int] = self.index.type_counts
-        if types:  # nothing to classify nor to pin: straight into the totals
+        census = self.census
+        tallied = census.counts
+        if types or any(tallied):  # nothing to classify nor to pin: straight into the totals
             totals = self._totals
             for code, n in types.items():
                 totals[code] = totals.get(code, 0) + n
             types.clear()  # in place: the server loops hold this dict
+            if any(tallied):
+                kinds = census.types
+                for at, n in enumerate(tallied):
+                    if n:
+                        code = kinds[at >> 4] << 5 | at & 15
+                        totals[code] = totals.get(code, 0) + n
+                tallied[:] = _ZEROS  # in place: C writes into this array
             if len(totals) > TOTALS_CAP:
                 self._merge_unnamed_types()
         counts: dict[bytes, int] = self.index.query_counts
         replies: dict[bytes, int] = self.index.reply_counts
-        if not counts and not replies:
+        pairs = census.pairs
+        if pairs:
+            census.pairs = set()  # the loop reads it per drain: the next ones go there
+        if not counts and not replies and not pairs:
             return
         keys: list[bytes] = []
         ns: list[int] = []
@@ -278,7 +342,7 @@ class QueryTally:
         keys += replies  # copies in C; cleared in place, as the loops hold the dict
         ns += replies.values()
         replies.clear()
-        self._held.append((keys, ns))
+        self._held.append((keys, ns, pairs))
         if len(self._held) > MAX_HELD:  # changes faster than the folds: fold the oldest now
             self.fold(len(self._held[0][0]) - self._at, hold=False)
 
@@ -294,7 +358,22 @@ class QueryTally:
             self.hold()
         count = self._count
         while self._held:
-            keys, ns = self._held[0]
+            keys, ns, pairs = self._held[0]
+            if pairs:  # answered with records in this generation (C's census), merged first
+                if self._pairs is None:
+                    self._pairs = iter(pairs)
+                left = len(pairs) - self._merged
+                take = left if limit is None else min(left, limit * _PAIR_COST)
+                self.had_records.update(self._pairs, take)
+                self._merged += take
+                if take < left:
+                    return False  # the slice is spent
+                pairs.clear()
+                self._pairs, self._merged = None, 0
+                if limit is not None:
+                    limit -= -(-take // _PAIR_COST)
+                    if limit <= 0:
+                        return False
             at, end = self._at, len(keys)
             stop = end if limit is None else min(end, at + limit)
             if at == 0 and stop == end:

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +55,7 @@ from authd.dns.index import ServingIndex
 from authd.dns.rrl import RrlConfig
 from authd.dns.server import serve_dns, serve_udp
 from authd.dns.udp_batched import AVAILABLE
+from authd.metrics import QueryTally
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey, RecordSet
 
@@ -184,11 +186,23 @@ def _read_until_quiet(sock: socket.socket, quiet: float = 0.5) -> list[bytes]:
         sock.setblocking(False)
 
 
+def _counted(index: ServingIndex) -> int:
+    """Datagrams the loop has counted: every one exactly once, by its query in
+    `query_counts`, by query and status in `reply_counts`, or in the C loop's census (with a
+    `QueryTally`, whose totals and held counts then hold what a change batch's hold took)."""
+    n = sum(index.query_counts.values()) + sum(index.reply_counts.values())  # type: ignore[union-attr]
+    census = getattr(index, "census", None)
+    if census is not None:
+        tally: QueryTally = index.tally  # type: ignore[attr-defined]
+        n += sum(census.counts) + sum(tally._totals.values())  # noqa: SLF001
+        n += sum(sum(ns) for _, ns, _ in tally._held)  # noqa: SLF001
+    return n
+
+
 async def _handled(index: ServingIndex, n: int) -> None:
-    """Wait until the loop has counted n datagrams (every one is counted exactly once, by
-    its query in `query_counts` or by query and status in `reply_counts`)."""
+    """Wait until the loop has counted n datagrams (`_counted`)."""
     deadline = time.monotonic() + 30  # real time: the trio clock is frozen in these tests
-    while sum(index.query_counts.values()) + sum(index.reply_counts.values()) < n:  # type: ignore[union-attr]
+    while _counted(index) < n:
         assert time.monotonic() < deadline, "the UDP loop did not handle the datagrams"
         await trio.testing.wait_all_tasks_blocked()
         await trio.to_thread.run_sync(time.sleep, 0.002)
@@ -398,6 +412,119 @@ def generated_changes(seed: int) -> list[JournalEntry]:
             JournalEntry(4, EntryKind.CHANGE, "Z0G", G, 5, "C4",
                          tuple(RecordSet(o, "A", 30, ("10.201.0.1",)) for o in hot
                                if o in plain_a), ())]
+
+
+def tallied_index(seed: int) -> ServingIndex:
+    """`generated_index` with the metrics' `QueryTally` on it, as `authd serve` counts: the C
+    loop then counts its own replies in the census (`authd.metrics.Census`)."""
+    index = generated_index(seed)
+    index.tally = QueryTally(index)  # type: ignore[attr-defined]
+    return index
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_c_loops_census_gives_the_python_loops_totals_and_empty_answers(
+        seed: int, mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the metrics on, C counts the replies it sends itself (exact hits, plain RRsets,
+    spliced templates) by (QTYPE, rcode) and (name, type) pair, not by query: the folded
+    totals by type and rcode, and the empty answers across change batches (hot names going
+    empty, new values), are the Python loop's, which counts every reply by query."""
+    monkeypatch.setattr(time, "time", lambda: WALL)
+    wires = generated_queries(seed, 1200)
+    changes = dict(zip((24 * 12, 24 * 25, 24 * 32, 24 * 40), ([c] for c in generated_changes(seed)),
+                       strict=True))
+    owners = generated_zones(seed)[3]
+    plain_a = {o for i, o in enumerate(owners) if i % 10 in (0, 1, 2)}
+    gone = JournalEntry(5, EntryKind.CHANGE, "Z0G", G, 6, "C5", (), tuple(
+        RecordKey(o, "A", None) for o in owners[:25] if o in plain_a))  # hot names go empty
+    changes[24 * 45] = [gone]
+    seen: dict[bool, ServingIndex] = {}
+
+    def build(fast: bool) -> ServingIndex:
+        seen[fast] = tallied_index(seed)
+        return seen[fast]
+
+    c_replies, _, _ = await run_loop(True, "127.0.0.1", wires, None, lambda: build(True), changes)
+    py_replies, _, _ = await run_loop(False, "127.0.0.1", wires, None, lambda: build(False),
+                                      changes)
+    assert c_replies == py_replies
+    c_tally, py_tally = seen[True].tally, seen[False].tally  # type: ignore[attr-defined]
+    c_census = seen[True].census  # type: ignore[attr-defined]
+    assert c_census.pairs or c_tally._held  # noqa: SLF001 (C counted some itself)
+    assert not any(seen[False].census.counts)  # type: ignore[attr-defined] (the Python loop: none)
+    assert c_tally.fold() and py_tally.fold()
+    totals = dict(py_tally.by_type_rcode)
+    assert dict(c_tally.by_type_rcode) == totals and sum(totals.values()) == len(wires)
+    assert dict(c_tally.empty) == dict(py_tally.empty) and c_tally.empty  # the hot names
+    assert len(c_tally.had_records) == len(py_tally.had_records) > 100
+    assert {t for t, _ in totals} >= {"A", "AAAA", "TXT", "MX", "TYPE65000"}
+    assert {r for _, r in totals} >= {"NOERROR", "NXDOMAIN"}
+
+
+async def test_queries_answered_in_c_show_in_the_prometheus_counters() -> None:
+    """`authd_dns_queries_total{type,rcode}` counts what C answered itself (census slots:
+    exact hits, an owner's own plain RRset, NXDOMAIN and CNAME templates) as the replies say,
+    with what it does not count itself (a type without a slot, NODATA, REFUSED out of the
+    zones, which Python answers) counted by query; and a name C answered with records that
+    then goes NOERROR-empty is an empty answer."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.registry import CollectorRegistry
+
+    from authd.metrics import AuthdCollector
+
+    index = make_index()
+    tally = QueryTally(index)
+    census = index.census  # type: ignore[attr-defined]
+    asked = ([("h1.f.test.", "A")] * 4 + [("h4.f.test.", "AAAA")] * 3 + [("cn.f.test.", "A")] * 3
+             + [(f"nx{i}.f.test.", "A") for i in range(5)] + [("nx.f.test.", "MX")] * 2
+             + [("h2.f.test.", "TYPE65280"), ("other.example.", "A"), ("h8.f.test.", "MX")]
+             + [("h8.f.test.", "A")] * 2)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.setblocking(False)
+    want: Counter[tuple[str, str]] = Counter()
+
+    async def ask(client: trio.socket.SocketType, name: str, qtype: str) -> dns.message.Message:
+        q = dns.message.make_query(name, qtype)
+        await client.sendto(q.to_wire(), srv.getsockname())
+        reply = dns.message.from_wire(await client.recv(4096))
+        want[(qtype, dns.rcode.to_text(reply.rcode()))] += 1
+        return reply
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_udp, index, srv)
+        client = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with client, trio.fail_after(20):
+            for name, qtype in asked:  # one at a time: the repeats meet the exact table
+                await ask(client, name, qtype)
+            # C counted the A, AAAA and MX replies in its slots, the pairs answered with
+            # records in its set: by query only the unslotted type, NODATA and REFUSED
+            assert census.pairs == {b"\x02h1\x01f\x04test\x00\x00\x01",
+                                    b"\x02h4\x01f\x04test\x00\x00\x1c",
+                                    b"\x02cn\x01f\x04test\x00\x00\x01",
+                                    b"\x02h8\x01f\x04test\x00\x00\x01"}
+            assert sum(census.counts) == len(asked) - 3 and not index.query_counts
+            assert len(index.reply_counts) == 3
+            index.apply(JournalEntry(1, EntryKind.CHANGE, "Z0F0TEST", Z, 2, "C1", (),
+                                     (RecordKey("h8.f.test.", "A", None),)))
+            for _ in range(2):  # h8 A: NOERROR with nothing now (its AAAA stays)
+                reply = await ask(client, "h8.f.test.", "A")
+                assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+        nursery.cancel_scope.cancel()
+    srv.close()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AuthdCollector(tally, [], Counter()))
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    got = {(s.labels["type"], s.labels["rcode"]): s.value
+           for s in families["authd_dns_queries"].samples if s.name.endswith("_total")}
+    assert got == dict(want)
+    assert want[("A", "NOERROR")] == 4 + 3 + 2 + 2 and want[("A", "NXDOMAIN")] == 5
+    assert want[("MX", "NXDOMAIN")] == 2 and want[("A", "REFUSED")] == 1
+    assert want[("AAAA", "NOERROR")] == 3 and want[("TYPE65280", "NOERROR")] == 1
+    empties = {(s.labels["name"], s.labels["type"]): s.value
+               for s in families["authd_dns_empty_answers"].samples if s.name.endswith("_total")}
+    assert empties == {("h8.f.test.", "A"): 2}
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -1069,6 +1196,67 @@ def test_no_reference_or_memory_leak_when_c_answers_plain_rrsets() -> None:
         assert [sys.getrefcount(o) for o in objs] == refs
         assert keeps  # the second rounds met the doorkeeper's marks
         assert grown < 64 * 1024, f"{grown} bytes still allocated after 50,000 datagrams"
+
+
+def test_the_census_counts_c_replies_without_leaks_and_refuses_bad_arguments() -> None:
+    """`census`: every reply C sends itself counted once in its (QTYPE, rcode) slot, the
+    (name, type) pairs answered with records in the set, lowered (RFC 4343 §3), over
+    exact hits, plain RRsets and NXDOMAIN templates; no reference or memory kept per datagram
+    (the pairs' set holds the distinct pairs only); and a census of another shape refused."""
+    from authd.dns.udp_batched import _plain_rule
+    from authd.metrics import Census
+
+    index = make_index()
+    compiled = index.compiled
+    assert compiled is not None
+    census = Census()
+    srv, cli = _pair()
+    cli.setblocking(False)
+    with srv, cli:
+        shapes = ([dns.message.make_query(f"H{i}.f.test.", "A", id=i).to_wire() for i in range(20)]
+                  + [dns.message.make_query(f"nx{i}.F.test.", "MX", id=i).to_wire()
+                     for i in range(10)]
+                  + [dns.message.make_query("h4.f.test.", "AAAA", id=1).to_wire()] * 10)
+        rule = _plain_rule(compiled)
+        objs = (compiled, index.exact_udp, census.counts, census.pairs)
+        refs = [sys.getrefcount(o) for o in objs]
+
+        def rounds(n: int) -> None:
+            for _ in range(n):
+                for w in shapes:
+                    cli.sendto(w, srv.getsockname())
+                got = 0
+                deadline = time.monotonic() + 10
+                while got < len(shapes) and time.monotonic() < deadline:
+                    got += _fastudp.drain(srv, index.exact_udp, None.__init__, {}, random.random,
+                                          256, compiled.udp, None.__init__, {}, b"\xff" * 4,
+                                          compiled.udp_read, compiled.copied,
+                                          compiled.table.zones, rule, census.arg())
+                assert len(_read_ready(cli)) == len(shapes)
+
+        rounds(50)  # the exact table keeps the repeats, the set its pairs
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        rounds(1000)  # 40,000 datagrams
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert [sys.getrefcount(o) for o in objs] == refs
+        assert grown < 64 * 1024, f"{grown} bytes still allocated after 40,000 datagrams"
+        a, aaaa, mx = (census.types.index(t) * 16 for t in (1, 28, 15))
+        assert census.counts[a] == 1050 * 20 and census.counts[aaaa] == 1050 * 10
+        assert census.counts[mx + 3] == 1050 * 10  # NXDOMAIN
+        assert sum(census.counts) == 1050 * len(shapes)
+        assert census.pairs == {bytes([len(b"h%d" % i)]) + b"h%d\x01f\x04test\x00\x00\x01" % i
+                                for i in range(20)} | {b"\x02h4\x01f\x04test\x00\x00\x1c"}
+        for bad in ((census.types, bytearray(2048), census.pairs),  # not 'Q'
+                    (census.types, census.counts[:10], census.pairs),  # too short
+                    (census.types * 2, census.counts, census.pairs),  # 32 slots
+                    (census.types, census.counts, list(census.pairs)), ("no",)):
+            with pytest.raises(TypeError):
+                _fastudp.drain(srv, {}, None.__init__, None, random.random, 1, compiled.udp,
+                               None.__init__, None, b"", compiled.udp_read, 0, {}, None, bad)
+        census.counts.append(0)  # no buffer is held past a call: the array can grow
+        assert [sys.getrefcount(o) for o in objs] == refs
 
 
 # --- fuzz: two real `authd serve` processes, one per loop ----------------------------------

@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -175,17 +176,18 @@ count(PyObject *counts, PyObject *key)
  * and opcode QUERY (RFC 1035 §4.1.1), QDCOUNT 1 and AN/NS/AR 0, an uncompressed name of
  * labels of at most 63 octets (RFC 1035 §4.1.4: a length over 63 is a pointer or a reserved
  * label type) and at most 255 octets in all (RFC 1035 §2.3.4), class IN, and nothing after
- * the question. Returns the name's key, the lowered labels (ASCII A-Z only, as bytes.lower)
- * and the root's b"", as a new tuple, with QTYPE and qend (the offset past the question);
- * NULL with no exception for any other shape (Python's reader then decides), NULL with an
- * exception when memory runs out. */
-static PyObject *
-read_question(const unsigned char *data, Py_ssize_t n, int *qtype, Py_ssize_t *qend)
+ * the question. `scan_question` says whether it is that shape (1, with the labels' offsets,
+ * QTYPE and qend, the offset past the question; 0 for any other shape: Python's reader then
+ * decides); `read_question` returns the name's key, the lowered labels (ASCII A-Z only, as
+ * bytes.lower) and the root's b"", as a new tuple, with QTYPE and qend; NULL with no
+ * exception for any other shape, NULL with an exception when memory runs out. */
+static int
+scan_question(const unsigned char *data, Py_ssize_t n, Py_ssize_t *starts, int *count,
+              int *qtype, Py_ssize_t *qend)
 {
     static const unsigned char qd1[8] = {0, 1, 0, 0, 0, 0, 0, 0};
     if (n < 17 || (data[2] & 0xF8) || memcmp(data + 4, qd1, 8) != 0)
-        return NULL;
-    Py_ssize_t starts[128];
+        return 0;
     int nlabels = 0;
     Py_ssize_t i = 12;
     for (;;) {
@@ -193,18 +195,32 @@ read_question(const unsigned char *data, Py_ssize_t n, int *qtype, Py_ssize_t *q
         if (length == 0)
             break;
         if (length > 63)
-            return NULL;
+            return 0;
         if (nlabels == 128)  /* more labels than 255 octets can hold */
-            return NULL;
+            return 0;
         starts[nlabels++] = i;
         i += (Py_ssize_t)length + 1;
         if (i >= n)
-            return NULL;
+            return 0;
     }
     if (i > 266) /* a name of at most 255 octets, the root's included */
-        return NULL;
+        return 0;
     Py_ssize_t end = i + 5;
     if (end != n || data[i + 3] != 0 || data[i + 4] != 1) /* class IN; no records after */
+        return 0;
+    *count = nlabels;
+    *qtype = data[i + 1] << 8 | data[i + 2];
+    *qend = end;
+    return 1;
+}
+
+/* `scan_question`'s question as the key `read` is given (see above). */
+static PyObject *
+read_question(const unsigned char *data, Py_ssize_t n, int *qtype, Py_ssize_t *qend)
+{
+    Py_ssize_t starts[128];
+    int nlabels = 0;
+    if (!scan_question(data, n, starts, &nlabels, qtype, qend))
         return NULL;
     PyObject *key = PyTuple_New(nlabels + 1);
     if (key == NULL)
@@ -231,8 +247,6 @@ read_question(const unsigned char *data, Py_ssize_t n, int *qtype, Py_ssize_t *q
         return NULL;
     }
     PyTuple_SET_ITEM(key, nlabels, root);
-    *qtype = data[i + 1] << 8 | data[i + 2];
-    *qend = end;
     return key;
 }
 
@@ -265,6 +279,17 @@ typedef struct {
     Py_ssize_t limit;    /* the longest response (at most PLAIN_MAX) */
 } PlainRule;
 
+/* What `census_count` counts into (the `census` argument of `drain`; authd.metrics.Census). */
+#define CENSUS_TYPES 16  /* QTYPE slots */
+#define CENSUS_RCODES 16 /* the header's four bits of rcode (RFC 1035 §4.1.1) */
+typedef struct {
+    int ntypes;
+    int types[CENSUS_TYPES];    /* the QTYPE of each slot */
+    unsigned long long *counts; /* replies by [slot * CENSUS_RCODES + rcode] */
+    PyObject *pairs;            /* a set: the (name, type) pairs answered with records */
+    Py_buffer view;             /* of the counts' buffer, held for the call */
+} Census;
+
 /* What one `drain` call answers with (borrowed references, held by the call). */
 typedef struct {
     PyObject *exact, *fallback, *counts, *random; /* exact, counts: NULL for None */
@@ -275,6 +300,8 @@ typedef struct {
     PyObject *sock;  /* NULL for a bare fd: the socket, whose fileno() is read per batch */
     int has_plain;   /* with `plain` (and zones): an owner's own plain RRset answered here */
     PlainRule plain;
+    int has_census;  /* with `census`: the replies C sends itself counted there (`census_count`) */
+    Census census;
 } Loop;
 
 /* tally[data[2:] + status] += 1 */
@@ -340,6 +367,47 @@ write_head(unsigned char *h, const unsigned char *query, long flags, long copied
     h[11] = (unsigned char)ar;
 }
 
+/* Count a reply C sends itself, to a question `scan_question` accepts (`qend` past it), in
+ * the census instead of the tally: one more in its (QTYPE, rcode) slot, and for NOERROR with
+ * answer records its (name, type) pair into `pairs`: the name's wire octets lowered as
+ * bytes.lower lowers them (RFC 4343 §3: names compare without ASCII case), then QTYPE, the
+ * pair `authd.metrics.QueryTally._count` makes of the same query. Returns 1 when counted; 0
+ * when the tally counts it (a QTYPE without a slot; NOERROR without answer records, whose
+ * empty-answer check needs the name; FORMERR and rcode 15, which the fold types apart); -1
+ * with an exception set (nothing counted). */
+static int
+census_count(const Loop *L, const unsigned char *data, Py_ssize_t qend, long flags, long an)
+{
+    const Census *C = &L->census;
+    int qtype = data[qend - 4] << 8 | data[qend - 3];
+    int rcode = (int)(flags & 0x0F);
+    int slot = 0;
+    while (slot < C->ntypes && C->types[slot] != qtype)
+        slot++;
+    if (slot == C->ntypes || rcode == 1 || rcode == 15 || (rcode == 0 && an == 0))
+        return 0;
+    if (rcode == 0) {
+        Py_ssize_t nlen = qend - 4 - 12;
+        PyObject *pair = PyBytes_FromStringAndSize(NULL, nlen + 2);
+        if (pair == NULL)
+            return -1;
+        char *p = PyBytes_AS_STRING(pair);
+        const unsigned char *name = data + 12;
+        for (Py_ssize_t c = 0; c < nlen; c++) {
+            unsigned char ch = name[c];
+            p[c] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        }
+        p[nlen] = (char)data[qend - 4];
+        p[nlen + 1] = (char)data[qend - 3];
+        int rc = PySet_Add(C->pairs, pair);
+        Py_DECREF(pair);
+        if (rc < 0)
+            return -1;
+    }
+    C->counts[slot * CENSUS_RCODES + rcode] += 1;
+    return 1;
+}
+
 /* `read`'s answer (flags, ANCOUNT, NSCOUNT, ARCOUNT, sections, okey), as
  * `CompiledAnswers._spliced` writes it for a query without EDNS: the query's ID, the flags
  * with the bits a response copies from the query (RD, RFC 1035 §4.1.1), QDCOUNT 1 and the
@@ -366,7 +434,10 @@ splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize
         return -1;
     unsigned char *h = bufs->head[*nout];
     write_head(h, data, v[0], L->copied, v[1], v[2], v[3]);
-    if (L->tally != NULL) {
+    int counted = L->has_census ? census_count(L, data, qend, v[0], v[1]) : 0;
+    if (counted < 0)
+        return -1;
+    if (!counted && L->tally != NULL) {
         char status[4] = {(char)h[2], (char)h[3], (char)h[6], (char)h[7]};
         if (tally_status(L, data, len, status, 4) < 0)
             return -1;
@@ -573,7 +644,12 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
             Py_DECREF(kept);
         }
     }
-    if (L->tally != NULL) {
+    int counted = L->has_census ? census_count(L, data, qend, P->flags, an) : 0;
+    if (counted < 0) {
+        rc = -1;
+        goto done;
+    }
+    if (!counted && L->tally != NULL) {
         char status[4] = {(char)out[2], (char)out[3], (char)out[6], (char)out[7]};
         if (tally_status(L, data, len, status, 4) < 0) {
             rc = -1;
@@ -653,9 +729,21 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
                 PyErr_Clear();
             }
         }
-        if (reply != NULL && counts != NULL && count(counts, key) < 0) {
-            Py_CLEAR(reply);
-            goto failed;
+        if (reply != NULL && (counts != NULL || L->has_census)) {
+            /* a question C reads: its reply's status is in hand, so the census counts it
+             * (no key to hold); else by query, the reply read again when held */
+            int counted = 0;
+            const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(reply);
+            Py_ssize_t starts[128], qend = 0;
+            int nlabels = 0, qtype = 0;
+            if (L->has_census && PyBytes_GET_SIZE(reply) >= 6 &&
+                scan_question(data, len, starts, &nlabels, &qtype, &qend))
+                counted = census_count(L, data, qend, (long)(r[0] << 8 | r[1]),
+                                       (long)(r[4] << 8 | r[5]));
+            if (counted < 0 || (!counted && counts != NULL && count(counts, key) < 0)) {
+                Py_CLEAR(reply);
+                goto failed;
+            }
         }
     }
     if (reply != NULL) { /* data[:2] + hit, without a copy */
@@ -762,7 +850,14 @@ answer_with_key(int i, const Loop *L, int *nout, PyObject **ekey)
             PyErr_Clear(); /* the fallback answers it again, and reports what it raises */
         } else if (PyBytes_CheckExact(reply)) {
             Py_XDECREF(wire);
-            if (L->tally != NULL && tally_reply(L, data, len, reply) < 0) {
+            /* read's reply to the question C read (qend past it; 0 for direct's): the census
+             * counts it, as splice's; any other, the tally */
+            const unsigned char *r = (const unsigned char *)PyBytes_AS_STRING(reply);
+            int counted = L->has_census && qend > 0 && PyBytes_GET_SIZE(reply) >= 12
+                ? census_count(L, data, qend, (long)(r[2] << 8 | r[3]), (long)(r[6] << 8 | r[7]))
+                : 0;
+            if (counted < 0 || (!counted && L->tally != NULL &&
+                                tally_reply(L, data, len, reply) < 0)) {
                 Py_DECREF(reply);
                 goto failed;
             }
@@ -834,7 +929,8 @@ answer_one(int i, const Loop *L, int *nout)
 }
 
 PyDoc_STRVAR(drain_doc,
-"drain(sock, exact, fallback, counts, random, budget) -> int\n\n"
+"drain(sock, exact, fallback, counts, random, budget[, direct, rest, tally, unanswered\n"
+"[, read, copied[, zones[, plain[, census]]]]]) -> int\n\n"
 "Receive, answer and send datagrams on the non-blocking UDP socket `sock` (a socket, whose\n"
 "fileno() is read before each receive and send, or a bare fd) until it is empty or\n"
 "`budget` is spent; returns the budget spent: datagrams received, plus receives that\n"
@@ -872,7 +968,56 @@ PyDoc_STRVAR(drain_doc,
 "`limit` octets): flags | (the query's flags & copied), ANCOUNT len(tails), the question,\n"
 "each tail after a pointer to the question's name; when seen(query after the ID) is true\n"
 "and keep is not None, keep(query after the ID, reply after the ID, zone.okey) is called\n"
-"first. Counted in tally as read's answers are. Anything else goes to read.");
+"first. Counted in tally as read's answers are. Anything else goes to read.\n\n"
+"census (optional; None or (types, counts, pairs), authd.metrics.Census): a reply C sends\n"
+"itself to a question it reads (an exact hit, a plain RRset, read's answers) is counted\n"
+"there instead of in counts or tally: counts[slot * 16 + rcode] += 1 (an array('Q') of\n"
+"256; slot: the QTYPE's index in types, at most 16), and for NOERROR with answer records\n"
+"the (name, type) pair (the name's wire octets lowered, then QTYPE) added to the set\n"
+"pairs. A QTYPE without a slot, NOERROR without records, FORMERR and rcode 15 are counted\n"
+"as before.");
+
+/* The `census` argument, (types, counts, pairs): at most CENSUS_TYPES QTYPEs, a writable
+ * buffer of CENSUS_TYPES * CENSUS_RCODES unsigned 64-bit counters (array('Q')), a set. Its
+ * buffer is held until PyBuffer_Release (an array cannot be resized meanwhile). 0, or -1
+ * with an exception set (nothing held). */
+static int
+census_of(PyObject *arg, Census *C)
+{
+    PyObject *types, *counts, *pairs;
+    if (!PyTuple_CheckExact(arg) || PyTuple_GET_SIZE(arg) != 3)
+        goto bad;
+    types = PyTuple_GET_ITEM(arg, 0);
+    counts = PyTuple_GET_ITEM(arg, 1);
+    pairs = PyTuple_GET_ITEM(arg, 2);
+    if (!PyTuple_CheckExact(types) || PyTuple_GET_SIZE(types) > CENSUS_TYPES ||
+        !PySet_CheckExact(pairs))
+        goto bad;
+    C->ntypes = (int)PyTuple_GET_SIZE(types);
+    for (int j = 0; j < C->ntypes; j++) {
+        long t = PyLong_AsLong(PyTuple_GET_ITEM(types, j));
+        if (t == -1 && PyErr_Occurred())
+            return -1;
+        if (t < 0 || t > 0xFFFF)
+            goto bad;
+        C->types[j] = (int)t;
+    }
+    if (PyObject_GetBuffer(counts, &C->view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_ND) < 0)
+        return -1;
+    if (C->view.len != (Py_ssize_t)(CENSUS_TYPES * CENSUS_RCODES * sizeof(unsigned long long)) ||
+        C->view.itemsize != 8 || C->view.format == NULL || strcmp(C->view.format, "Q") != 0 ||
+        ((uintptr_t)C->view.buf % sizeof(unsigned long long)) != 0) {
+        PyBuffer_Release(&C->view);
+        goto bad;
+    }
+    C->counts = (unsigned long long *)C->view.buf;
+    C->pairs = pairs;
+    return 0;
+bad:
+    PyErr_Format(PyExc_TypeError, "census must be None or (a tuple of at most %d QTYPEs, "
+                 "array('Q') of %d counters, a set)", CENSUS_TYPES, CENSUS_TYPES * CENSUS_RCODES);
+    return -1;
+}
 
 /* The socket's fd now: L->sock's fileno() (-1 once closed), or the bare fd. -2 with an
  * exception set. */
@@ -894,10 +1039,10 @@ current_fd(PyObject *sock, int fd)
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 && nargs != 10 && nargs != 12 && nargs != 13 && nargs != 14) {
+    if (nargs != 6 && nargs != 10 && nargs != 12 && nargs != 13 && nargs != 14 && nargs != 15) {
         PyErr_SetString(PyExc_TypeError, "drain(sock, exact, fallback, counts, random, budget"
-                        "[, direct, rest, tally, unanswered[, read, copied[, zones[, plain]]]])"
-                        " takes 6, 10, 12, 13 or 14 arguments");
+                        "[, direct, rest, tally, unanswered[, read, copied[, zones[, plain"
+                        "[, census]]]]]) takes 6, 10, 12, 13, 14 or 15 arguments");
         return NULL;
     }
     int fd = -1;
@@ -918,7 +1063,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
               args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL, sock, 0,
-              {NULL, NULL, NULL, NULL, 0, 0}};
+              {NULL, NULL, NULL, NULL, 0, 0}, 0, {0, {0}, NULL, NULL, {0}}};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
@@ -939,7 +1084,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 PyErr_SetString(PyExc_TypeError, "zones must be a dict or None");
                 return NULL;
             }
-            plain = nargs == 14 && args[13] != Py_None && L.zones != NULL ? args[13] : NULL;
+            plain = nargs >= 14 && args[13] != Py_None && L.zones != NULL ? args[13] : NULL;
         }
         if (!PyCallable_Check(L.direct) || !PyCallable_Check(L.rest) ||
             (L.read != NULL && !PyCallable_Check(L.read)) ||
@@ -986,11 +1131,14 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "drain is not reentrant");
         return NULL;
     }
+    if (nargs == 15 && args[14] != Py_None && census_of(args[14], &L.census) < 0)
+        return NULL;
+    L.has_census = L.census.counts != NULL;
     bufs->busy = 1;
     /* the fallback may drop the last other references to these */
     PyObject *held[] = {fallback, exact, counts, random, L.direct, L.rest, L.tally,
                         L.unanswered, L.read, L.zones, sock, (PyObject *)L.plain.type,
-                        L.plain.excluded, L.plain.seen, L.plain.keep};
+                        L.plain.excluded, L.plain.seen, L.plain.keep, L.census.pairs};
     const int nheld = (int)(sizeof held / sizeof held[0]);
     for (int j = 0; j < nheld; j++)
         Py_XINCREF(held[j]);
@@ -1055,6 +1203,8 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         total += n;
     }
     bufs->busy = 0;
+    if (L.has_census)
+        PyBuffer_Release(&L.census.view);
     for (int j = 0; j < nheld; j++)
         Py_XDECREF(held[j]);
     if (failed)

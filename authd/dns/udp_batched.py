@@ -141,6 +141,7 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
     exact = None if rrl else index.exact_udp  # with RRL every reply passes the limiter
     counts = getattr(index, "query_counts", None)
     tally = getattr(index, "reply_counts", None)
+    census = getattr(index, "census", None)  # what C counts itself (`authd.metrics.Census`)
     # the question read in C for a miss of the question alone (`_fastudp.read_question`, the
     # same reader as `wire.read_query`): Python then only looks up, decides and splices
     compiled = getattr(index, "compiled", None)
@@ -162,8 +163,10 @@ async def serve_udp_batched(index: ServingIndex, sock: socket.socket, errors: Er
         plain = _plain_rule(compiled) if zones is not None else None
         # `sock` itself: C reads its fileno() per batch, so a closed socket is never read
         # through a stale (maybe reused) fd number
+        # the census's set of pairs read per drain too: each hold takes it, leaving a new one
         if drain(sock, exact, answer, counts, random, budget, direct, rest, tally,
-                 UNANSWERED, read, copied, zones, plain) >= budget:
+                 UNANSWERED, read, copied, zones, plain,
+                 census.arg() if census is not None else None) >= budget:
             await checkpoint()
 
 
