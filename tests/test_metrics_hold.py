@@ -17,12 +17,14 @@ import dns.message
 import dns.rcode
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import authd.metrics
 from authd.dns.index import ServingIndex
 from authd.dns.server import serve_udp
 from authd.dns.udp_batched import AVAILABLE as FAST_UDP
-from authd.metrics import MAX_HELD, QueryTally
+from authd.metrics import MAX_HELD, QueryTally, Remembered
 from authd.model.journal import EntryKind, JournalEntry
 from authd.model.records import RecordKey, RecordSet
 
@@ -210,3 +212,72 @@ def test_counts_by_type_and_rcode_give_the_totals_of_counts_by_query() -> None:
     assert dict(by_type[1].by_type_rcode) == dict(by_query[1].by_type_rcode) == {
         ("A", "NXDOMAIN"): 30, ("AAAA", "NXDOMAIN"): 1, ("A", "REFUSED"): 1, ("A", "NOERROR"): 1}
     assert len(by_type[1].had_records) == len(by_query[1].had_records) == 1  # h.k.test. A
+
+
+def _pair(name: str, qtype: int = 1) -> bytes:
+    """A census pair as C makes it: the lowered name's wire octets, then QTYPE."""
+    wire = b"".join(bytes([len(x)]) + x.encode() for x in name.rstrip(".").split("."))
+    return wire + b"\0" + qtype.to_bytes(2, "big")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=30), max_size=8), st.integers(2, 12))
+def test_remembered_update_is_add_in_order(batches: list[list[int]], cap: int) -> None:
+    """`Remembered.update` (set operations, C speed) leaves the generations `add` one by one
+    leaves, however the keys are split into calls (at the cap too)."""
+    one, bulk = Remembered(cap), Remembered(cap)
+    for batch in batches:
+        keys = [b"k%d" % k for k in dict.fromkeys(batch)]  # a set's keys: no repeats
+        for k in keys:
+            one.add(k)
+        it = iter(keys)
+        bulk.update(it, 3)  # a slice, then the rest
+        bulk.update(it, len(keys))
+        assert (bulk.young, bulk.old) == (one.young, one.old)
+
+
+def test_the_census_is_folded_as_held_and_its_pairs_before_the_generations_keys() -> None:
+    """What the C loop counts itself (`Census`, as tests/test_fastudp.py checks C fills it):
+    the counters go into the totals at each hold and are zeroed in place; the pairs answered
+    with records are taken with the generation (a new set in their place) and merged before
+    its keys, in slices too, so a name C answered with records that goes empty after the
+    next change is an empty answer, and one that was empty before getting records is not."""
+    index = ServingIndex()
+    index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+    results = []
+    for limit in (None, 3):
+        index = ServingIndex()
+        index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+        tally = QueryTally(index)
+        census = index.census
+        counts = census.counts
+        a = census.types.index(1) * 16
+        empty = b"\x81\x80\x00\x00"  # NOERROR, no answer records: counted by query
+        late = dns.message.make_query("late.k.test.", "A").to_wire()[2:]
+        index.reply_counts[late + empty] = 2  # empty first: then it gets records
+        counts[a] += 40  # NOERROR A ...
+        census.pairs.update(_pair(f"n{i}.k.test.") for i in range(39))  # ... for 39 names
+        census.pairs.add(_pair("h.k.test."))
+        tally.hold()
+        assert not census.pairs and not any(counts)  # a new set; zeroed in place
+        assert tally.by_type_rcode == {("A", "NOERROR"): 40}  # folded as held
+        counts[a + 3] += 5  # NXDOMAIN A: no pairs
+        counts[a] += 1
+        census.pairs.add(_pair("late.k.test."))
+        tally.hold()
+        h = dns.message.make_query("H.k.TEST.", "A").to_wire()[2:]  # any spelling
+        index.reply_counts[h + empty] = 3
+        index.reply_counts[late + empty] = 1
+        tally.hold()
+        if limit is None:
+            assert tally.fold() is True
+        else:
+            calls = 0
+            while not tally.fold(limit, hold=False):
+                calls += 1
+                assert calls < 100
+            assert calls >= 2
+        results.append((dict(tally.by_type_rcode), dict(tally.empty), len(tally.had_records)))
+    assert results[0] == results[1] == (
+        {("A", "NOERROR"): 47, ("A", "NXDOMAIN"): 5},
+        {("h.k.test.", "A"): 3, ("late.k.test.", "A"): 1}, 41)
