@@ -1081,6 +1081,49 @@ def test_an_owners_plain_rrset_is_answered_in_c_as_udp_read_answers_it() -> None
                            None, b"", read, 0, {}, ("not", "a", "rule"))
 
 
+def test_the_c_doorkeeper_marks_and_counts_as_seen_before(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """C runs `CompiledAnswers.seen_before` itself on its marks (`doorkeeper`): over plain
+    answers to many spellings of the same names, some asked again, and past several epochs
+    (a small one here), it keeps exactly the queries Python's doorkeeper keeps, and leaves
+    the same marks and count behind."""
+    import authd.dns.compiled as compiled_module
+    from authd.dns.udp_batched import _plain_rule
+
+    monkeypatch.setattr(compiled_module, "_SEEN_EPOCH", 50)
+    index, ref = make_index(), make_index()
+    compiled, reference = index.compiled, ref.compiled
+    assert compiled is not None and reference is not None
+    rnd = random.Random(4)
+    wires = []
+    for _ in range(600):
+        name = _mixed_case(rnd, f"h{rnd.randrange(40)}.f.test.")
+        wires.append(dns.message.make_query(name, "A", id=rnd.getrandbits(16)).to_wire())
+        if rnd.random() < 0.3:
+            wires.append(rnd.choice(wires))  # asked again
+    kept: list[bytes] = []
+    rule = _plain_rule(compiled)
+    rule = rule[:2] + ((compiled.doorkeeper[0], 50),) + (lambda k, r, z: kept.append(k),) + rule[4:]
+    srv, cli = _pair()
+    cli.setblocking(False)
+    with srv, cli:
+        for at in range(0, len(wires), 50):
+            batch = wires[at:at + 50]
+            for w in batch:
+                cli.sendto(w, srv.getsockname())
+            got = 0
+            deadline = time.monotonic() + 10
+            while got < len(batch) and time.monotonic() < deadline:
+                got += _fastudp.drain(srv, {}, None.__init__, None, random.random, 256,
+                                      compiled.udp, None.__init__, None, b"\xff" * 4,
+                                      compiled.udp_read, compiled.copied, compiled.table.zones,
+                                      rule)
+            assert len(_read_ready(cli)) == len(batch)  # all answered in C
+    want = [w[2:] for w in wires if reference.seen_before(w[2:])]
+    assert kept == want and 20 < len(want) < len(wires) // 2
+    assert compiled._seen == reference._seen  # noqa: SLF001 (the marks and their count)
+
+
 def test_a_closed_socket_ends_both_loops_alike() -> None:
     """A socket closed under the loop (here by the answering itself): the Python loop's
     recvfrom fails with EBADF, which costs one of the budget each (`except OSError:

@@ -273,7 +273,9 @@ send_all(int fd, int n)
 typedef struct {
     PyTypeObject *type;  /* authd.dns.answer.Plain */
     PyObject *excluded;  /* the QTYPEs the compiled path leaves to the pipeline (a set) */
-    PyObject *seen;      /* the doorkeeper, seen(query after the ID) -> bool */
+    PyObject *seen;      /* the doorkeeper, seen(query after the ID) -> bool; or NULL, and: */
+    PyObject *marks;     /* its marks, run here (`doorkeeper`), with */
+    long epoch;          /* the count of marks that starts them over */
     PyObject *keep;      /* keep(query after the ID, reply after the ID, zone key), or NULL */
     long flags;          /* the header flags of the answer (QR|AA) */
     Py_ssize_t limit;    /* the longest response (at most PLAIN_MAX) */
@@ -457,6 +459,36 @@ splice(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py_ssize
     return 0;
 }
 
+/* `CompiledAnswers.seen_before` run here, on its marks (a bytearray: a power of two of
+ * marks, then their count in two octets, big-endian): 1 when the key's slot (its hash, as
+ * Python's hash() gives it, masked) is marked; else marks it and counts the mark, starting
+ * the marks over (in place) at `epoch`, and 0; -1 with an exception set. */
+static int
+doorkeeper(PyObject *marks, long epoch, PyObject *key)
+{
+    Py_hash_t h = PyObject_Hash(key);
+    if (h == -1)
+        return -1;
+    Py_ssize_t size = PyByteArray_GET_SIZE(marks);
+    if (size < 3 || ((size - 2) & (size - 3)) != 0) { /* changed under us: none of ours */
+        PyErr_SetString(PyExc_ValueError, "doorkeeper marks must be 2**k + 2 octets");
+        return -1;
+    }
+    unsigned char *m = (unsigned char *)PyByteArray_AS_STRING(marks);
+    size_t slot = (size_t)h & (size_t)(size - 3);
+    if (m[slot])
+        return 1;
+    m[slot] = 1;
+    long n = (long)(m[size - 2] << 8 | m[size - 1]) + 1;
+    if (n >= epoch) {
+        memset(m, 0, (size_t)size);
+        n = 0;
+    }
+    m[size - 2] = (unsigned char)(n >> 8);
+    m[size - 1] = (unsigned char)n;
+    return 0;
+}
+
 /* Attribute names `answer_plain` reads (interned once, at import). */
 static PyObject *s_dnames, *s_cuts, *s_nodes, *s_okey, *s_rrset, *s_tails, *s_fileno;
 
@@ -627,11 +659,15 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
     struct mmsghdr *m = &bufs->out[*nout];
     if (P->keep != NULL) { /* `udp_read`: keep an owner's own answer on its second sight */
         rc = -1;
-        PyObject *seen = PyObject_CallOneArg(P->seen, ekey);
-        if (seen == NULL)
-            goto done;
-        t = PyObject_IsTrue(seen);
-        Py_DECREF(seen);
+        if (P->marks != NULL) {
+            t = doorkeeper(P->marks, P->epoch, ekey);
+        } else {
+            PyObject *seen = PyObject_CallOneArg(P->seen, ekey);
+            if (seen == NULL)
+                goto done;
+            t = PyObject_IsTrue(seen);
+            Py_DECREF(seen);
+        }
         if (t < 0)
             goto done;
         if (t) {
@@ -967,6 +1003,7 @@ PyDoc_STRVAR(drain_doc,
 "name, zone.nodes[key][qtype] of type Plain with rrset.tails, the response at most\n"
 "`limit` octets): flags | (the query's flags & copied), ANCOUNT len(tails), the question,\n"
 "each tail after a pointer to the question's name; when seen(query after the ID) is true\n"
+"(seen: a callable, or CompiledAnswers.doorkeeper's (marks, epoch), run in C alike)\n"
 "and keep is not None, keep(query after the ID, reply after the ID, zone.okey) is called\n"
 "first. Counted in tally as read's answers are. Anything else goes to read.\n\n"
 "census (optional; None or (types, counts, pairs), authd.metrics.Census): a reply C sends\n"
@@ -1063,7 +1100,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
               args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL, sock, 0,
-              {NULL, NULL, NULL, NULL, 0, 0}, 0, {0, {0}, NULL, NULL, {0}}};
+              {NULL, NULL, NULL, NULL, 0, NULL, 0, 0}, 0, {0, {0}, NULL, NULL, {0}}};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
@@ -1100,7 +1137,20 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             !PyArg_UnpackTuple(plain, "plain", 6, 6, &type, &excluded, &seen, &keep, &flags,
                                &limit))
             goto bad_plain;
-        if (!PyType_Check(type) || !PyAnySet_Check(excluded) || !PyCallable_Check(seen) ||
+        if (PyTuple_CheckExact(seen) && PyTuple_GET_SIZE(seen) == 2 &&
+            PyByteArray_CheckExact(PyTuple_GET_ITEM(seen, 0)) &&
+            PyLong_CheckExact(PyTuple_GET_ITEM(seen, 1))) { /* (marks, epoch): run here */
+            Py_ssize_t size = PyByteArray_GET_SIZE(PyTuple_GET_ITEM(seen, 0));
+            L.plain.marks = PyTuple_GET_ITEM(seen, 0);
+            L.plain.epoch = PyLong_AsLong(PyTuple_GET_ITEM(seen, 1));
+            if ((L.plain.epoch == -1 && PyErr_Occurred()) || L.plain.epoch < 1 ||
+                L.plain.epoch > 0xFFFF || size < 3 || ((size - 2) & (size - 3)) != 0) {
+                PyErr_Clear();
+                goto bad_plain;
+            }
+        } else if (!PyCallable_Check(seen))
+            goto bad_plain;
+        if (!PyType_Check(type) || !PyAnySet_Check(excluded) ||
             (keep != Py_None && !PyCallable_Check(keep)))
             goto bad_plain;
         L.plain.flags = PyLong_AsLong(flags);
@@ -1111,7 +1161,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto bad_plain;
         L.plain.type = (PyTypeObject *)type;
         L.plain.excluded = excluded;
-        L.plain.seen = seen;
+        L.plain.seen = L.plain.marks != NULL ? NULL : seen;
         L.plain.keep = keep == Py_None ? NULL : keep;
         if (L.plain.limit > PLAIN_MAX)
             L.plain.limit = PLAIN_MAX; /* longer ones stay read's */
@@ -1138,7 +1188,8 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* the fallback may drop the last other references to these */
     PyObject *held[] = {fallback, exact, counts, random, L.direct, L.rest, L.tally,
                         L.unanswered, L.read, L.zones, sock, (PyObject *)L.plain.type,
-                        L.plain.excluded, L.plain.seen, L.plain.keep, L.census.pairs};
+                        L.plain.excluded, L.plain.seen, L.plain.keep, L.census.pairs,
+                        L.plain.marks};
     const int nheld = (int)(sizeof held / sizeof held[0]);
     for (int j = 0; j < nheld; j++)
         Py_XINCREF(held[j]);
@@ -1211,8 +1262,8 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     return PyLong_FromSsize_t(total);
 bad_plain:
-    PyErr_SetString(PyExc_TypeError, "plain must be None or (type, set, callable, callable "
-                    "or None, flags, limit)");
+    PyErr_SetString(PyExc_TypeError, "plain must be None or (type, set, callable or (marks, "
+                    "epoch), callable or None, flags, limit)");
     return NULL;
 }
 

@@ -104,9 +104,13 @@ MAX_PTR = 0x3FFF  # a response past this might need pointers the renderer would 
 _NOTHING: frozenset = frozenset()
 _NO_VARIANTS: dict = {}  # never written: fixed templates keep their one shape apart
 # `udp`'s doorkeeper: 64 KiB of marks (stays in a core's L2), started over after 16,384
-# marks (at most a quarter set, so a new query finds its slot already marked 1 time in 4)
+# marks (at most a quarter set, so a new query finds its slot already marked 1 time in 4);
+# the count of marks in the two octets after them (big-endian), so the C UDP loop, which
+# marks the same bytearray itself (`doorkeeper` in authd/dns/_fastudp.c), counts alike
 _SEEN_MASK = 0xFFFF
 _SEEN_EPOCH = 1 << 14
+_SEEN_COUNT = _SEEN_MASK + 1  # the count's offset
+_NO_MARKS = bytes(_SEEN_COUNT + 2)
 _VARIANTS_PER_TEMPLATE = 4096  # (suffix, L) pairs kept per template; past it, start over
 
 # A rendered outcome: (header flags without RD/CD, ANCOUNT, NSCOUNT, ARCOUNT, sections).
@@ -286,8 +290,7 @@ class CompiledAnswers:
         self.copied = copied_flags()
         # the last packet `udp` declined (see `udp`)
         self.declined: bytes | None = None
-        self._seen = bytearray(_SEEN_MASK + 1)  # `udp`'s doorkeeper marks
-        self._marks = 0
+        self._seen = bytearray(_NO_MARKS)  # `udp`'s doorkeeper marks, then their count
 
     # --- keeping up with the zones -----------------------------------------------------------
 
@@ -398,16 +401,25 @@ class CompiledAnswers:
         marked. Random names (asked once each) would otherwise fill the table, and empty it
         when full, for nothing; a repeated one is kept on its second answer. A slot two
         queries share keeps the second early (harmless); the marks start over every
-        _SEEN_EPOCH."""
+        _SEEN_EPOCH. The C UDP loop runs this same rule on the same marks (`doorkeeper`)."""
+        seen = self._seen
         slot = hash(key) & _SEEN_MASK
-        if self._seen[slot]:
+        if seen[slot]:
             return True
-        self._seen[slot] = 1
-        self._marks += 1
-        if self._marks >= _SEEN_EPOCH:
-            self._seen = bytearray(_SEEN_MASK + 1)
-            self._marks = 0
+        seen[slot] = 1
+        n = (seen[_SEEN_COUNT] << 8 | seen[_SEEN_COUNT + 1]) + 1
+        if n >= _SEEN_EPOCH:
+            seen[:] = _NO_MARKS  # in place: the C loop may hold this bytearray
+            n = 0
+        seen[_SEEN_COUNT] = n >> 8
+        seen[_SEEN_COUNT + 1] = n & 0xFF
         return False
+
+    @property
+    def doorkeeper(self) -> tuple[bytearray, int]:
+        """`seen_before`'s state for the C UDP loop to run it itself: the marks (a mask's
+        worth, then their count in two octets, big-endian) and how many start them over."""
+        return self._seen, _SEEN_EPOCH
 
     def respond(self, wire: bytes, tcp: bool) -> tuple[bytes, Key | None] | None:
         """The response to one query, with its zone's key when the answer is one owner's own

@@ -174,8 +174,9 @@ def _plain_rule(compiled: CompiledAnswers) -> tuple:
     """What C needs to answer an owner's own plain RRset itself as
     `CompiledAnswers._shape_of`'s first branch and `udp_read` do (`answer_plain` in
     _fastudp.c): the entry's type, the QTYPEs the compiled path leaves to the pipeline, the
-    doorkeeper and the exact table's keeper (`udp_read` keeps a repeated owner's answer),
+    doorkeeper's marks (C runs `seen_before` on them itself) and the exact table's keeper
+    (`udp_read` keeps a repeated owner's answer),
     the answer's flags, and the longest response without EDNS (RFC 1035 §4.2.1; within
     `MAX_PTR`, so every pointer to the question is writable)."""
-    return (Plain, NOT_COMPILED, compiled.seen_before, compiled.keep, QR_AA,
+    return (Plain, NOT_COMPILED, compiled.doorkeeper, compiled.keep, QR_AA,
             min(MIN_UDP, MAX_PTR))
