@@ -36,7 +36,10 @@ random NXDOMAIN: `python -m bench._fold`), and keeps:
   exact and a mass of names going empty does not make a series each;
 - (type, rcode) totals: past `TOTALS_CAP` of them, types without a mnemonic (`TYPEnnn`) are
   counted as type `OTHER`, so a flood of random QTYPEs makes no series each;
-- a few thousand unusual query shapes (cookies, odd octets) classified by dnspython.
+- a few thousand unusual query shapes (cookies, odd octets) classified by dnspython;
+- `Census.pairs` (per held generation, until folded): the distinct (name, type) pairs
+  answered with records, which the zones bound (a flood of random missing names makes
+  none; its counts are the census's fixed 256 counters).
 
 Exported (names follow the Prometheus conventions: `_total` counters, base units):
 - `authd_dns_queries_total{type,rcode}`;

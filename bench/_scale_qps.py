@@ -49,7 +49,8 @@ class MixResult:
     result: Result
 
 
-def query_files(zone_text: str, origin: str, work: Path, seed: int = 3) -> dict[str, Path]:
+def query_files(zone_text: str, origin: str, work: Path, seed: int = 3,
+                lines_per_file: int = LINES) -> dict[str, Path]:
     """One dnsperf query file per mix, from the zone's own names."""
     a_names, aaaa_names, cnames = [], [], []
     for line in zone_text.splitlines():
@@ -66,12 +67,12 @@ def query_files(zone_text: str, origin: str, work: Path, seed: int = 3) -> dict[
 
     owners = a_names + cnames
     lines: dict[str, list[str]] = {
-        "random existing names": [f"{rnd.choice(owners)} A" for _ in range(LINES)],
-        "random NXDOMAIN": [nx() for _ in range(LINES)],
+        "random existing names": [f"{rnd.choice(owners)} A" for _ in range(lines_per_file)],
+        "random NXDOMAIN": [nx() for _ in range(lines_per_file)],
         "cached": [f"{name} A" for name in a_names[:10]],
     }
     mixed = []
-    for _ in range(LINES):
+    for _ in range(lines_per_file):
         r = rnd.random()
         if r < 0.6:
             mixed.append(f"{rnd.choice(a_names)} A")
@@ -299,6 +300,67 @@ def notes(results: list[MixResult], loops: list[tuple[str, float]],
     return out
 
 
+def ab(trees: list[str], names: int, queries: int, rounds: int, control: bool,
+       work: Path) -> dict[str, dict[str, list[float]]]:
+    """A/B of authd source trees (each with its C helper built in place): every tree served
+    at once, pinned to CPU 0 (idle but the one asked), dnsperf on CPU 1 sending each mix's
+    `queries` queries once (`-n 1`, a fresh draw per round, the same for every tree), the
+    trees' order alternating per round; the server's CPU-seconds per mix from /proc,
+    including the fold of its counts (read 1.5 s after the last reply). Returns queries per
+    CPU-second by tree and mix, a value per round; the first round meets every name first."""
+    import time
+
+    from bench.dns import tree_cpu
+    from bench.scale import ORIGIN, generate_zone
+
+    taskset, dnsperf = find_tool("taskset"), find_tool("dnsperf")
+    if taskset is None or dnsperf is None:
+        raise SystemExit("the A/B needs taskset and dnsperf")
+    zdir = work / "zones"
+    zdir.mkdir()
+    zfile = zdir / f"{ORIGIN}zone"
+    zfile.write_text(generate_zone(names))
+    procs: dict[str, subprocess.Popen] = {}
+    ports: dict[str, int] = {}
+    out: dict[str, dict[str, list[float]]] = {t: {m: [] for m in MIXES} for t in trees}
+    try:
+        for tree in trees:
+            ports[tree] = free_port()
+            cmd = [taskset, "-c", "0", sys.executable, "-m", "authd", "serve", "--zones",
+                   str(zdir), "--listen", f"127.0.0.1:{ports[tree]}", "--workers", "1",
+                   "--control", f"127.0.0.1:{free_port()}" if control else "off",
+                   "--log-level", "WARNING"]
+            procs[tree] = subprocess.Popen(cmd, cwd=tree, env=dict(os.environ, PYTHONPATH=tree),
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for tree in trees:
+            wait_answering(ports[tree], procs[tree], tree, qname=f"ns1.{ORIGIN}", qtype="A",
+                           timeout=300)
+        for r in range(rounds):
+            rw = work / f"round{r}"
+            rw.mkdir()
+            files = query_files(zfile.read_text(), ORIGIN, rw, seed=100 + r,
+                                lines_per_file=queries)
+            for mix in MIXES:
+                for tree in trees if r % 2 == 0 else trees[::-1]:
+                    times = str(queries // 10) if mix == "cached" else "1"  # 10 lines there
+                    perf = [taskset, "-c", "1", dnsperf, "-s", "127.0.0.1", "-p",
+                            str(ports[tree]), "-d", str(files[mix]), "-n", times, "-c", "4",
+                            "-q", "100"]
+                    time.sleep(1.2)  # (a measurement's pause: the previous fold lands)
+                    before = tree_cpu(procs[tree].pid)
+                    res = run_dnsperf(perf, mix, tree, procs[tree].pid)
+                    time.sleep(1.5)  # the once-a-second fold of these counts
+                    cpu = tree_cpu(procs[tree].pid) - before
+                    out[tree][mix].append(res.completed / cpu if cpu > 0 else 0.0)
+                    print(f"  round {r} {mix:22s} {tree}: {res.completed:,} in {cpu:.2f} "
+                          f"CPU-s, {out[tree][mix][-1]:,.0f} q/CPU-s, lost {res.lost}, "
+                          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    return out
+
+
 def main(argv: list[str]) -> int:
     """`python -m bench._scale_qps`: the query mixes alone (`python -m bench scale` runs them
     after its loading measurements)."""
@@ -315,7 +377,26 @@ def main(argv: list[str]) -> int:
                     help="servers to run; authd-control is authd with the change API on, "
                          "authd-pyudp authd with --no-fast-udp (default: %(default)s)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    ap.add_argument("--ab", metavar="TREE,TREE", help="A/B of authd source trees instead "
+                    "(`ab`): a fixed number of queries per mix, rounds alternating; prints only")
+    ap.add_argument("--queries", type=int, default=150_000, help="with --ab: queries per mix "
+                    "and round (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5, help="with --ab (default: %(default)s)")
+    ap.add_argument("--control", action="store_true", help="with --ab: the change API on, so "
+                    "metrics count every query (as authd-control)")
     args = ap.parse_args(argv)
+    if args.ab:
+        import statistics
+        import tempfile
+
+        trees = args.ab.split(",")
+        with tempfile.TemporaryDirectory(prefix="bench-scale-ab-") as tmp:
+            got = ab(trees, args.names, args.queries, args.rounds, args.control, Path(tmp))
+        print("median q/CPU-s over the rounds after the first, and each tree / the first:")
+        for mix in MIXES:
+            meds = [statistics.median(got[t][mix][1:] or got[t][mix]) for t in trees]
+            print(f"  {mix:22s} " + "  ".join(f"{m:9,.0f} ({m / meds[0]:.3f})" for m in meds))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-scale-qps-") as tmp:
         work = Path(tmp)
         zdir = work / "zones"
