@@ -154,6 +154,7 @@ TOTALS_CAP = 1_024  # (type, rcode) totals before types without a mnemonic becom
 _DROPPED = 16  # the rcode slot of an unanswered query (rcodes are the header's four bits)
 _ZEROS = array("Q", bytes(8 * 16 * 16))  # a cleared `Census.counts`
 _PAIR_COST = 8  # census pairs merged (`Remembered.update`) in the time of one count classified
+_NO_PAIRS: frozenset[bytes] = frozenset()  # a generation without census pairs
 
 
 # The QTYPEs the C loop counts in `Census` slots (at most 16, `_fastudp.c`'s CENSUS_TYPES):
@@ -268,7 +269,7 @@ class QueryTally:
         # What was counted before each change the index applied, held in order until the
         # next fold: (query + status octets, how often), as two lists, and the census's
         # pairs answered with records (`hold`)
-        self._held: list[tuple[list[bytes], list[int], set[bytes]]] = []
+        self._held: list[tuple[list[bytes], list[int], set[bytes] | frozenset[bytes]]] = []
         self._at = 0  # counts of the oldest held generation folded already (`fold(limit)`)
         self._pairs: Iterator[bytes] | None = None  # the oldest generation's pairs, merging
         self._merged = 0  # ... how many of them are merged already
@@ -345,9 +346,12 @@ class QueryTally:
         keys += replies  # copies in C; cleared in place, as the loops hold the dict
         ns += replies.values()
         replies.clear()
-        self._held.append((keys, ns, pairs))
+        # (an empty set is not the loop's: the next pairs would join this generation early)
+        self._held.append((keys, ns, pairs if pairs else _NO_PAIRS))
         if len(self._held) > MAX_HELD:  # changes faster than the folds: fold the oldest now
-            self.fold(len(self._held[0][0]) - self._at, hold=False)
+            keys, _, pairs = self._held[0]
+            self.fold(len(keys) - self._at + -(-(len(pairs) - self._merged) // _PAIR_COST),
+                      hold=False)
 
     def fold(self, limit: int | None = None, hold: bool = True) -> bool:
         """Fold what the loops counted since the last fold into the totals, oldest first.
@@ -373,10 +377,8 @@ class QueryTally:
                     return False  # the slice is spent
                 pairs.clear()
                 self._pairs, self._merged = None, 0
-                if limit is not None:
-                    limit -= -(-take // _PAIR_COST)
-                    if limit <= 0:
-                        return False
+                if limit is not None:  # (0 left: the keys wait, or an empty one goes)
+                    limit = max(0, limit + (-take // _PAIR_COST))
             at, end = self._at, len(keys)
             stop = end if limit is None else min(end, at + limit)
             if at == 0 and stop == end:

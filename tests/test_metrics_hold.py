@@ -281,3 +281,27 @@ def test_the_census_is_folded_as_held_and_its_pairs_before_the_generations_keys(
     assert results[0] == results[1] == (
         {("A", "NOERROR"): 47, ("A", "NXDOMAIN"): 5},
         {("h.k.test.", "A"): 3, ("late.k.test.", "A"): 1}, 41)
+
+
+def test_held_census_pairs_stay_bounded_and_in_their_own_generation() -> None:
+    """Generations holding census pairs are folded whole past MAX_HELD too, and one held
+    with no pairs does not share the set the loop goes on adding to (its pairs would be
+    merged a generation early)."""
+    index = ServingIndex()
+    index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0K0TEST", Z, 1, "", tuple(zone())))
+    tally = QueryTally(index)
+    census = index.census
+    key = dns.message.make_query("g.k.test.", "A").to_wire()[2:]
+    reply = index.respond(b"\0\0" + key, tcp=False)
+    assert reply is not None and reply[7] == 1  # NOERROR, one answer record
+    for i in range(MAX_HELD + 5):
+        census.pairs.add(_pair(f"p{i}.k.test."))
+        tally.hold()  # pairs only
+        index.reply_counts[key + reply[2:4] + reply[6:8]] = 1
+        tally.hold()  # keys only: not the loop's (now empty) set
+        assert all(held is not census.pairs for _, _, held in tally._held)  # noqa: SLF001
+    assert len(tally._held) == MAX_HELD  # noqa: SLF001
+    assert len(tally.had_records) >= 5  # the oldest generations, folded as they overflowed
+    assert tally.fold() is True
+    assert len(tally.had_records) == MAX_HELD + 5 + 1  # every pair, and g.k.test. A
+    assert tally.by_type_rcode[("A", "NOERROR")] == MAX_HELD + 5
