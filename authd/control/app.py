@@ -193,7 +193,10 @@ class ControlAPI:
         self.limits = limits or Limits()  # Route 53's quotas, `authd serve --limit NAME=VALUE`
         self.serving_index: Any = None  # the node's primary ServingIndex, for TestDNSAnswer
         self.settle = settle
-        self.in_flight = 0  # change batches between their request and their response
+        # change batches between the start of their request and their response's last byte
+        # sent; `batch_answered` is set (and replaced) each time the count drops back to 0
+        self.in_flight = 0
+        self.batch_answered = trio.Event()
         self.credentials = credentials or sigv4.DEFAULT_CREDENTIALS
         self.applied_seq = applied_seq
         self.max_body = max_body
@@ -225,6 +228,23 @@ class ControlAPI:
                         "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
+        # A change batch counts as in flight until its response is sent, not only until it is
+        # built: the node's collector (`authd.node._collect_between_batches`) runs once this
+        # drops to 0, and a collection between the apply and the send would land inside the
+        # client's INSYNC time (issue 12).
+        batch = scope["method"] == "POST" and self._RRSET.fullmatch(request_path(scope).rstrip("/")) is not None
+        if batch:
+            self.in_flight += 1
+        try:
+            await self._respond(scope, receive, send)
+        finally:
+            if batch:
+                self.in_flight -= 1
+                if self.in_flight == 0:
+                    self.batch_answered.set()
+                    self.batch_answered = trio.Event()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         req_id = X.request_id()
         try:
             status, body, headers = await self._handle(scope, receive, req_id)
@@ -433,13 +453,6 @@ class ControlAPI:
         return 200, X.document("ListHostedZonesByNameResponse", inner), []
 
     async def change_batch(self, zone_id: str, body: bytes) -> Response:
-        self.in_flight += 1  # the node's collector waits for it (authd.node)
-        try:
-            return await self._change_batch(zone_id, body)
-        finally:
-            self.in_flight -= 1
-
-    async def _change_batch(self, zone_id: str, body: bytes) -> Response:
         t0 = time.perf_counter()
         comment, changes = X.parse_change_batch_xml(body)
         t1 = time.perf_counter()
