@@ -309,7 +309,9 @@ async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0,
     """The node's cyclic collections (`authd.gcpause.due`), each once no change batch is in
     flight, so a batch's INSYNC never waits for one: the young generations at a tick, and
     every `gcpause.FULL_EVERY`-th time all of them, so a cycle that dies after reaching the
-    oldest generation is freed too (only the load's heap is frozen, once, at startup).
+    oldest generation is freed too (only the load's heap is frozen, once, at startup); a
+    full one also waits until `FULL_EVERY` ticks' time has passed since the last, so
+    batches coming faster than one a second do not make the full walks more frequent.
 
     A tick comes `every` seconds, or as soon as a change batch has been answered
     (`answered()` returns once one has: `ControlAPI.batch_answered`): what a batch left is
@@ -318,6 +320,7 @@ async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0,
     any moment, and a collection already running when a request came in (5 to 150 ms for the
     full one on a loaded 2-core machine) delayed that batch: the INSYNC tail of issue 12."""
     collections = 0
+    last_full = trio.current_time()
     while True:
         if answered is None:
             await trio.sleep(every)
@@ -329,7 +332,12 @@ async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0,
         while busy():
             await trio.sleep(0.005)  # a batch is being applied: right after it
         collections += 1
-        gc.collect(2 if collections % gcpause.FULL_EVERY == 0 else 1)
+        since = trio.current_time() - last_full
+        full = collections >= gcpause.FULL_EVERY and since >= (gcpause.FULL_EVERY - 0.5) * every
+        if full:
+            collections = 0
+            last_full = trio.current_time()
+        gc.collect(2 if full else 1)
 
 
 def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:

@@ -96,3 +96,24 @@ async def test_the_collector_runs_right_after_a_batch_is_answered(autojump_clock
         await trio.sleep(1.5)
         assert len(calls) == 2  # and the tick still comes when no batch does
         nursery.cancel_scope.cancel()
+
+
+async def test_batches_faster_than_the_tick_do_not_bring_full_collections_sooner(autojump_clock, monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(gc, "get_count", lambda: (10_000, 0, 0))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(generation) or 0)
+    answered = [trio.Event()]
+
+    async def wait_answered() -> None:
+        await answered[0].wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._collect_between_batches, lambda: False, 1.0, wait_answered)
+        for _ in range(5 * gcpause.FULL_EVERY):  # five batches a second, for FULL_EVERY seconds
+            await trio.sleep(0.2)
+            answered[0].set()
+            answered[0] = trio.Event()
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert len(calls) >= 5 * gcpause.FULL_EVERY  # a young collection after each batch
+    assert calls.count(2) == 1  # but one full one in FULL_EVERY seconds, as with the tick alone
