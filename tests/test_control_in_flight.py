@@ -31,6 +31,7 @@ async def _call(app: ControlAPI, scope: dict[str, Any], body: bytes) -> list[tup
     chunks = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
+        sent.append(("receive", app.in_flight))  # a body still arriving is not in flight
         return chunks.pop(0) if chunks else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -48,14 +49,14 @@ async def test_a_batch_is_in_flight_until_its_response_is_sent():
     answered = app.batch_answered
     body = batch_xml("CREATE", [RecordSet("inflight.example.test.", "A", 60, ("192.0.2.7",))])
     sent = await _call(app, _scope("POST", f"/2013-04-01/hostedzone/{zone.id}/rrset/", body), body)
-    assert sent == [("http.response.start", 1), ("http.response.body", 1)]
+    assert sent == [("receive", 0), ("http.response.start", 1), ("http.response.body", 1)]
     assert app.in_flight == 0
     assert answered.is_set() and not app.batch_answered.is_set()  # a fresh event for the next one
     # any other request leaves both alone
     info = store.find_zone(zone.id)
     answered = app.batch_answered
     sent = await _call(app, _scope("GET", f"/2013-04-01/hostedzone/{info.id}", b""), b"")
-    assert sent == [("http.response.start", 0), ("http.response.body", 0)]
+    assert sent == [("receive", 0), ("http.response.start", 0), ("http.response.body", 0)]
     assert not answered.is_set()
 
 
@@ -67,5 +68,16 @@ async def test_a_refused_batch_is_answered_too():
     answered = app.batch_answered
     body = batch_xml("DELETE", [RecordSet("missing.example.test.", "A", 60, ("192.0.2.7",))])
     sent = await _call(app, _scope("POST", f"/2013-04-01/hostedzone/{zone.id}/rrset", body), body)
-    assert sent == [("http.response.start", 1), ("http.response.body", 1)]
+    assert sent == [("receive", 0), ("http.response.start", 1), ("http.response.body", 1)]
     assert app.in_flight == 0 and answered.is_set()
+
+
+async def test_a_batch_handled_outside_an_asgi_call_is_answered_when_it_returns():
+    store = MemoryStore()
+    seed_store(store, load_zone_dir(ZONES))
+    zone = store.find_zone_by_name("example.test.")
+    app = ControlAPI(store)
+    answered = app.batch_answered
+    body = batch_xml("CREATE", [RecordSet("direct.example.test.", "A", 60, ("192.0.2.8",))])
+    status, _, _ = await app.change_batch(zone.id, body)
+    assert status == 200 and app.in_flight == 0 and answered.is_set()

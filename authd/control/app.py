@@ -20,6 +20,7 @@ always the received body's (`authd.control.sigv4`). Log lines are escaped by `au
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import re
 import time
@@ -48,6 +49,11 @@ from authd.model.records import (
 from authd.store.contract import ChangeInfo, ChangeStatus, Store, StoreError
 
 log = logging.getLogger("authd.control")
+
+# Set by `ControlAPI.__call__` for its request: a change batch handled inside adds itself here,
+# and is counted answered (out of `in_flight`) once its response has been sent.
+_ANSWERED_BY_CALLER: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "authd_control_answered_by_caller", default=None)
 
 API = "/2013-04-01"
 MAX_BODY = 2 * 1024 * 1024  # a full 1,000-record batch is well under 1 MiB of XML
@@ -228,21 +234,26 @@ class ControlAPI:
                         "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
-        # A change batch counts as in flight until its response is sent, not only until it is
-        # built: the node's collector (`authd.node._collect_between_batches`) runs once this
-        # drops to 0, and a collection between the apply and the send would land inside the
-        # client's INSYNC time (issue 12).
-        batch = scope["method"] == "POST" and self._RRSET.fullmatch(request_path(scope).rstrip("/")) is not None
-        if batch:
-            self.in_flight += 1
+        # A change batch counts as in flight from its signed body's arrival (`change_batch`)
+        # until its response is sent, not only until it is built: the node's collector
+        # (`authd.node._collect_between_batches`) runs once this drops to 0, and a collection
+        # between the apply and the send would land inside the client's INSYNC time (issue
+        # 12). A body still arriving does not count: a client trickling one must not hold
+        # the node's collections and metrics folds off.
+        sent_here = [0]
+        token = _ANSWERED_BY_CALLER.set(sent_here)
         try:
             await self._respond(scope, receive, send)
         finally:
-            if batch:
-                self.in_flight -= 1
-                if self.in_flight == 0:
-                    self.batch_answered.set()
-                    self.batch_answered = trio.Event()
+            _ANSWERED_BY_CALLER.reset(token)
+            if sent_here[0]:
+                self._answered(sent_here[0])
+
+    def _answered(self, batches: int) -> None:
+        self.in_flight -= batches
+        if self.in_flight == 0:
+            self.batch_answered.set()
+            self.batch_answered = trio.Event()
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         req_id = X.request_id()
@@ -453,6 +464,17 @@ class ControlAPI:
         return 200, X.document("ListHostedZonesByNameResponse", inner), []
 
     async def change_batch(self, zone_id: str, body: bytes) -> Response:
+        self.in_flight += 1  # the node's collector waits for it (authd.node)
+        sent_here = _ANSWERED_BY_CALLER.get()
+        if sent_here is not None:  # the ASGI call counts it answered once the response is sent
+            sent_here[0] += 1
+            return await self._change_batch(zone_id, body)
+        try:
+            return await self._change_batch(zone_id, body)
+        finally:
+            self._answered(1)
+
+    async def _change_batch(self, zone_id: str, body: bytes) -> Response:
         t0 = time.perf_counter()
         comment, changes = X.parse_change_batch_xml(body)
         t1 = time.perf_counter()
