@@ -276,11 +276,13 @@ class SQLiteStore(SQLCore):
         """Copy the whole WAL back into the database file now and restart the log (`PRAGMA
         wal_checkpoint(RESTART)`, which waits for readers and for an idle checkpoint in
         progress), for the end of a big write that is not on a batch's path: a new store's
-        import. Its log holds the whole zone (~100,000 pages for 1M names); left to the
-        idle thread, that checkpoint, and the kernel writing its ~400 MB back, ran under
-        the first change batches, whose COMMITs' fsyncs queued behind it (in one run on
-        the 1M-name zone the first ~15 UPSERT batches had a store stage of 35-45 ms and a
-        COMMIT of 8-16 ms, the later ones 24-36 and 4-5). The next COMMIT writes from the start of the log and cuts the file to `LOG_LIMIT`.
+        import. Its log holds the whole zone (~100,000 pages for 1M names). Left to the idle
+        thread, that checkpoint and the kernel's write-back of its ~400 MB may still run when
+        the first change batches come, and their COMMITs' fsyncs queue behind it; here it
+        is done first (in the 1M-name runs of 2026-12-03 the idle thread had finished
+        it already: RESTART found every frame copied, in 0.0 s, so what this buys there is the order,
+        and the 414 MB log file cut back). The next COMMIT writes from the start of the log
+        and cuts the file to `LOG_LIMIT`.
         Returns (frames in the log, frames checkpointed). Durability is unchanged: the
         checkpoint copies committed pages only and syncs the database file."""
         with self._lock:
