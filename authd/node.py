@@ -27,7 +27,8 @@ import functools
 import gc
 import logging
 import random
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             # and no collection inside a batch at all: this node runs them between batches
             gcpause.hold()
             busy = (lambda: app.in_flight > 0) if app is not None else (lambda: False)
-            nursery.start_soon(_collect_between_batches, busy)
+            answered = (lambda: app.batch_answered.wait()) if app is not None else None
+            nursery.start_soon(_collect_between_batches, busy, 1.0, answered)
             node = Node(store, propagation, primary, replicas, app, peers=peers, link=link)
             if metrics is not None:
                 metrics.start()
@@ -292,24 +294,50 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
              seeding.record_sets)
     for line in await trio.to_thread.run_sync(seeding.run, store):
         log.info("seed: %s", line)
+    reset_log = getattr(store, "reset_log", None)  # SQLite: the import's whole zone is in the WAL
+    if reset_log is not None:
+        t = time.perf_counter()
+        frames, _ = await trio.to_thread.run_sync(reset_log)
+        log.info("seed: the import's log (%d pages) checkpointed before the change API opens, "
+                 "in %.1f s", frames, time.perf_counter() - t)
     gcpause.trim()  # the import's encodings are freed: give their pages back
     return host, port
 
 
-async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0) -> None:
+async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0,
+                                   answered: Callable[[], Awaitable[None]] | None = None) -> None:
     """The node's cyclic collections (`authd.gcpause.due`), each once no change batch is in
     flight, so a batch's INSYNC never waits for one: the young generations at a tick, and
     every `gcpause.FULL_EVERY`-th time all of them, so a cycle that dies after reaching the
-    oldest generation is freed too (only the load's heap is frozen, once, at startup)."""
+    oldest generation is freed too (only the load's heap is frozen, once, at startup); a
+    full one also waits until `FULL_EVERY` ticks' time has passed since the last, so
+    batches coming faster than one a second do not make the full walks more frequent.
+
+    A tick comes `every` seconds, or as soon as a change batch has been answered
+    (`answered()` returns once one has: `ControlAPI.batch_answered`): what a batch left is
+    collected right after its response is sent, when the next batch is least likely to be
+    arriving (its client is reading this one's INSYNC). On a clock of its own a tick fell at
+    any moment, and a collection already running when a request came in (5 to 150 ms for the
+    full one on a loaded 2-core machine) delayed that batch: the INSYNC tail of issue 12."""
     collections = 0
+    last_full = trio.current_time()
     while True:
-        await trio.sleep(every)
+        if answered is None:
+            await trio.sleep(every)
+        else:
+            with trio.move_on_after(every):
+                await answered()
         if not gcpause.due(gc.get_count()[0]):
             continue
         while busy():
             await trio.sleep(0.005)  # a batch is being applied: right after it
         collections += 1
-        gc.collect(2 if collections % gcpause.FULL_EVERY == 0 else 1)
+        since = trio.current_time() - last_full
+        full = collections >= gcpause.FULL_EVERY and since >= (gcpause.FULL_EVERY - 0.5) * every
+        if full:
+            collections = 0
+            last_full = trio.current_time()
+        gc.collect(2 if full else 1)
 
 
 def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:

@@ -531,10 +531,16 @@ full one after the load's freeze took 608 ms. What changed:
   WAL whether or not a checkpoint copied it yet (`tests/test_checkpointer.py`,
   `tests/test_crash.py`).
 - **Collections between batches, never inside one** (`authd.gcpause.hold`/`due`,
-  `authd.node._collect_between_batches`): automatic collection is off after the load; once a
-  second, when no change batch is in flight, generations 0-1 are collected and the survivors
-  frozen, so each object is walked once and no full collection is needed (the cost: a cycle
-  frozen alive and dropped later is never freed).
+  `authd.node._collect_between_batches`): automatic collection is off after the load; when
+  no change batch is in flight, generations 0-1 are collected, and all of them every 20th
+  time (at most once in 20 s). Since 2026-12-03 a collection runs right after a batch's
+  response is sent (`ControlAPI.batch_answered`), and at a once-a-second tick otherwise: on
+  the tick alone its phase was random against the requests, and a collection already running
+  when a batch came in (a full one took 36-430 ms on the loaded 1M-name node) sat inside
+  that batch's INSYNC; a batch counts as in flight until its response is sent.
+- A new store's import has its WAL checkpointed and restarted before the change API opens
+  (`SQLiteStore.reset_log`; `journal_size_limit` then cuts the 414 MB log file of a 1M-name
+  import back to 8 MB), and a batch's puts of keys the zone holds are UPDATEs, not upserts.
 - The metrics fold's slices wait while a batch is in flight (the store thread waited for the
   GIL after each SQLite call while the fold classified queries).
 - The apply: the SOA's negative copy is made from its packed wire (MINIMUM is the last 32

@@ -34,6 +34,10 @@ def test_batches_on_a_tiny_zone_reach_insync_and_answer_their_new_state(tmp_path
     assert "INSYNC p99 of a 100-change batch under 50 ms on the 300-name zone, upsert" in text
     assert "UPSERT of 50 existing A owners" in text  # an UPSERT counts twice (Route 53)
     assert str(tmp_path) not in text and "$WORK" in text
+    # the new store's import left its log checkpointed before the change API opened
+    # (`SQLiteStore.reset_log`), so the batches did not run beside that checkpoint
+    log = (tmp_path / "authd-insync.log").read_text()
+    assert log.index("checkpointed before the change API opens") < log.index("store seeded:")
 
     # the same store again: a restart on it (as `bench scale` reuses the authd-store load's)
     again = _scale_insync.run(zdir, zfile, ORIGIN, tmp_path, batches=2, changes=10, limit=60,

@@ -295,3 +295,52 @@ def test_changes_module_is_pure():
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
     assert not imported & {"trio", "socket", "time", "sqlite3", "asyncio"}
+
+
+class _Base:
+    def __init__(self, sets: list[RecordSet]):
+        self.sets = sets
+
+    def at(self, name: str) -> list[RecordSet]:
+        return [rs for rs in self.sets if rs.name == name]
+
+    def get(self, name: str, rtype: str) -> list[RecordSet]:
+        return [rs for rs in self.at(name) if rs.rtype == rtype]
+
+
+def test_others_at_counts_what_the_batch_leaves_at_the_name_and_type():
+    """`_Overlay.others_at` is `len(sets(...)) > 1`, with shortcuts for a new name and for an
+    UPSERT replacing the one set there; each case against the long way."""
+    plain = RecordSet("p.example.test.", "A", 60, ("192.0.2.1",))
+    w1 = RecordSet("w.example.test.", "A", 60, ("192.0.2.2",), set_identifier="one", weight=1)
+    w2 = RecordSet("w.example.test.", "A", 60, ("192.0.2.3",), set_identifier="two", weight=1)
+    cases = [
+        ([plain], [plain.replace(values=("192.0.2.9",))], False),  # replaced in place
+        ([], [plain], False),  # a new name
+        ([w1], [w1.replace(weight=5)], False),  # one weighted set, replaced
+        ([w1], [w2], True),  # a second identifier beside the first
+        ([w1, w2], [w1.replace(weight=5)], True),  # one of two replaced: still two
+        ([w1], [RecordSet("w.example.test.", "A", 60, ("192.0.2.4",))], True),  # plain beside weighted
+    ]
+    for base, written, want in cases:
+        overlay = rules._Overlay(_Base(base))
+        for rs in written:
+            overlay.write(rs.key, rs)
+        rs = written[-1]
+        assert overlay.others_at(rs.name, rs.rtype) is want, (base, written)
+        assert (len(overlay.sets(rs.name, rs.rtype)) > 1) is want
+    overlay = rules._Overlay(_Base([w1, w2]))
+    overlay.write(w2.key, None)  # deleted: w1 is alone again
+    overlay.write(w1.key, w1.replace(weight=3))
+    assert overlay.others_at(w1.name, "A") is False
+
+
+def test_batch_size_counts_records_and_characters_an_upsert_twice():
+    sets = [RecordSet("a.example.test.", "A", 60, ("192.0.2.1",)),
+            RecordSet("b.example.test.", "TXT", 60, ('"one"', '"three"')),
+            RecordSet("c.example.test.", "A", alias=AliasTarget("a.example.test.", "Z1"))]
+    batch = [Change(Action.CREATE, sets[0]), Change(Action.UPSERT, sets[1]), Change(Action.UPSERT, sets[2]),
+             Change(Action.DELETE, sets[1])]
+    want_records = sum((2 if ch.action is Action.UPSERT else 1) * max(1, len(ch.rrset.values)) for ch in batch)
+    want_chars = sum((2 if ch.action is Action.UPSERT else 1) * sum(len(v) for v in ch.rrset.values) for ch in batch)
+    assert rules.batch_size(batch) == (want_records, want_chars) == (1 + 4 + 2 + 2, 9 + 24 + 0 + 12)

@@ -65,3 +65,28 @@ def test_idle_thread_checkpoints_the_committed_batches(tmp_path, monkeypatch):
     assert len(reopened.record_sets(zone.id)) == 3 * 200 + 2
     reopened.close()
     store.close()
+
+
+def test_reset_log_copies_an_import_back_and_the_next_commit_cuts_the_file(tmp_path, monkeypatch):
+    """A new store's import leaves the whole zone in the WAL; `reset_log` (the node calls it
+    before the change API opens) copies it into the database file, and the next COMMIT starts
+    the log again and cuts the file to `LOG_LIMIT`, so batches do not run beside that
+    checkpoint or append to a log the size of the zone."""
+    monkeypatch.setattr(checkpointer, "IDLE", 3600.0)  # only reset_log checkpoints here
+    monkeypatch.setattr(checkpointer, "LOG_LIMIT", 64 * 1024)
+    db = tmp_path / "a.db"
+    wal = tmp_path / "a.db-wal"
+    store = SQLiteStore(db)
+    zone, _ = store.create_zone("example.test", "r")
+    for k in range(10):
+        _batch(store, zone.id, k)
+    big = wal.stat().st_size
+    assert big > 8 * 64 * 1024 and _names_in_main_file(db, tmp_path) == 0
+    frames, copied = store.reset_log()
+    assert frames == copied > 0
+    assert _names_in_main_file(db, tmp_path) == 10 * 200  # all of it in the database file
+    _batch(store, zone.id, 10, n=5)  # the next commit restarts the log ...
+    assert wal.stat().st_size <= 64 * 1024  # ... and cuts the file back
+    assert len(store.record_sets(zone.id)) == 10 * 200 + 5 + 2
+    store.close()
+    assert len(SQLiteStore(db, readonly=True).record_sets(zone.id)) == 10 * 200 + 5 + 2

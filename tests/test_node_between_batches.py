@@ -72,3 +72,48 @@ async def test_the_fold_waits_for_the_batch_in_flight(autojump_clock):
         await trio.sleep(0.1)
         assert metrics.tally.slices == 3
         nursery.cancel_scope.cancel()
+
+
+async def test_the_collector_runs_right_after_a_batch_is_answered(autojump_clock, monkeypatch):
+    """Not at its own once-a-second tick, whose phase is random against the requests: right
+    after a batch's response is sent, before the next batch is likely to come."""
+    calls: list[float] = []
+    monkeypatch.setattr(gc, "get_count", lambda: (10_000, 0, 0))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(trio.current_time()) or 0)
+    answered = [trio.Event()]
+
+    async def wait_answered() -> None:
+        await answered[0].wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._collect_between_batches, lambda: False, 1.0, wait_answered)
+        await trio.sleep(0.3)
+        start = trio.current_time()
+        answered[0].set()
+        answered[0] = trio.Event()
+        await trio.sleep(0.01)
+        assert calls == [start]  # at once, not at the next second
+        await trio.sleep(1.5)
+        assert len(calls) == 2  # and the tick still comes when no batch does
+        nursery.cancel_scope.cancel()
+
+
+async def test_batches_faster_than_the_tick_do_not_bring_full_collections_sooner(autojump_clock, monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(gc, "get_count", lambda: (10_000, 0, 0))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(generation) or 0)
+    answered = [trio.Event()]
+
+    async def wait_answered() -> None:
+        await answered[0].wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node._collect_between_batches, lambda: False, 1.0, wait_answered)
+        for _ in range(5 * gcpause.FULL_EVERY):  # five batches a second, for FULL_EVERY seconds
+            await trio.sleep(0.2)
+            answered[0].set()
+            answered[0] = trio.Event()
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert len(calls) >= 5 * gcpause.FULL_EVERY  # a young collection after each batch
+    assert calls.count(2) == 1  # but one full one in FULL_EVERY seconds, as with the tick alone

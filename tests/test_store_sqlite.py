@@ -104,3 +104,50 @@ def test_racing_writers_exactly_one_wins_each_round(tmp_path):
         assert first.get_record_sets(zone.id, "_lock.example.test.", "TXT")[0].values == (wins[0],)
     first.close()
     second.close()
+
+
+def _rows(store: SQLiteStore) -> list[tuple]:
+    return store._conn.execute("SELECT * FROM rrsets ORDER BY zone_id, name, rtype, set_id").fetchall()
+
+
+def _mixed_batches(store: SQLiteStore) -> None:
+    zone, _ = store.create_zone("example.test", "r")
+    a = [RecordSet(f"h{i}.example.test.", "A", 60, (f"192.0.2.{i + 1}",)) for i in range(6)]
+    store.change_batch(zone.id, [Change(Action.CREATE, rs) for rs in a])
+    store.change_batch(zone.id, [
+        Change(Action.UPSERT, a[0].replace(values=("198.51.100.1",))),  # held: updated in place
+        Change(Action.UPSERT, RecordSet("h9.example.test.", "A", 60, ("198.51.100.9",))),  # new
+        Change(Action.DELETE, a[1]),
+        Change(Action.CREATE, a[1].replace(ttl=300)),  # held, deleted and created: updated
+        Change(Action.DELETE, a[2]),
+        Change(Action.CREATE, RecordSet("h3.example.test.", "AAAA", 60, ("2001:db8::3",))),  # new type
+    ])
+
+
+def test_puts_of_held_keys_update_their_rows_as_the_upsert_did(tmp_path, monkeypatch):
+    """`_put_planned` updates the rows of keys the zone holds and inserts only new ones: the
+    table ends as `_put`'s INSERT ... ON CONFLICT DO UPDATE leaves it, sort keys included."""
+    fast = SQLiteStore(tmp_path / "fast.db", clock=lambda: 1.0)
+    _mixed_batches(fast)
+    with monkeypatch.context() as m:
+        m.setattr(SQLiteStore, "_put_planned", lambda self, conn, zid, sets, held: self._put(conn, zid, sets))
+        plain = SQLiteStore(tmp_path / "plain.db", clock=lambda: 1.0)
+        _mixed_batches(plain)
+    assert _rows(fast) == _rows(plain)
+    zone = fast.find_zone_by_name("example.test.")
+    got = {(rs.name, rs.rtype): rs for rs in fast.record_sets(zone.id)}
+    assert got[("h0.example.test.", "A")].values == ("198.51.100.1",)
+    assert got[("h1.example.test.", "A")].ttl == 300 and ("h2.example.test.", "A") not in got
+    assert zone.record_set_count == 2 + 6 + 1  # SOA and NS, the six, h9 (h2 A gone, h3 AAAA new)
+    fast.close()
+    plain.close()
+
+
+def test_an_update_that_finds_no_row_falls_back_to_the_upsert(tmp_path, monkeypatch):
+    store = SQLiteStore(tmp_path / "a.db")
+    zone, _ = store.create_zone("example.test", "r")
+    # the plan's view claims every key is held, so the new set's UPDATE finds no row
+    monkeypatch.setattr("authd.store.sqlcore._View.held", lambda self, sets: [True] * len(sets))
+    store.change_batch(zone.id, [Change(Action.CREATE, RecordSet("new.example.test.", "A", 60, ("192.0.2.1",)))])
+    assert [rs.values for rs in store.get_record_sets(zone.id, "new.example.test.", "A")] == [("192.0.2.1",)]
+    store.close()

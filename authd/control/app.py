@@ -20,6 +20,7 @@ always the received body's (`authd.control.sigv4`). Log lines are escaped by `au
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import re
 import time
@@ -48,6 +49,11 @@ from authd.model.records import (
 from authd.store.contract import ChangeInfo, ChangeStatus, Store, StoreError
 
 log = logging.getLogger("authd.control")
+
+# Set by `ControlAPI.__call__` for its request: a change batch handled inside adds itself here,
+# and is counted answered (out of `in_flight`) once its response has been sent.
+_ANSWERED_BY_CALLER: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "authd_control_answered_by_caller", default=None)
 
 API = "/2013-04-01"
 MAX_BODY = 2 * 1024 * 1024  # a full 1,000-record batch is well under 1 MiB of XML
@@ -193,7 +199,10 @@ class ControlAPI:
         self.limits = limits or Limits()  # Route 53's quotas, `authd serve --limit NAME=VALUE`
         self.serving_index: Any = None  # the node's primary ServingIndex, for TestDNSAnswer
         self.settle = settle
-        self.in_flight = 0  # change batches between their request and their response
+        # change batches between the start of their request and their response's last byte
+        # sent; `batch_answered` is set (and replaced) each time the count drops back to 0
+        self.in_flight = 0
+        self.batch_answered = trio.Event()
         self.credentials = credentials or sigv4.DEFAULT_CREDENTIALS
         self.applied_seq = applied_seq
         self.max_body = max_body
@@ -225,6 +234,28 @@ class ControlAPI:
                         "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body})
             return
+        # A change batch counts as in flight from its signed body's arrival (`change_batch`)
+        # until its response is sent, not only until it is built: the node's collector
+        # (`authd.node._collect_between_batches`) runs once this drops to 0, and a collection
+        # between the apply and the send would land inside the client's INSYNC time (issue
+        # 12). A body still arriving does not count: a client trickling one must not hold
+        # the node's collections and metrics folds off.
+        sent_here = [0]
+        token = _ANSWERED_BY_CALLER.set(sent_here)
+        try:
+            await self._respond(scope, receive, send)
+        finally:
+            _ANSWERED_BY_CALLER.reset(token)
+            if sent_here[0]:
+                self._answered(sent_here[0])
+
+    def _answered(self, batches: int) -> None:
+        self.in_flight -= batches
+        if self.in_flight == 0:
+            self.batch_answered.set()
+            self.batch_answered = trio.Event()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         req_id = X.request_id()
         try:
             status, body, headers = await self._handle(scope, receive, req_id)
@@ -434,10 +465,14 @@ class ControlAPI:
 
     async def change_batch(self, zone_id: str, body: bytes) -> Response:
         self.in_flight += 1  # the node's collector waits for it (authd.node)
+        sent_here = _ANSWERED_BY_CALLER.get()
+        if sent_here is not None:  # the ASGI call counts it answered once the response is sent
+            sent_here[0] += 1
+            return await self._change_batch(zone_id, body)
         try:
             return await self._change_batch(zone_id, body)
         finally:
-            self.in_flight -= 1
+            self._answered(1)
 
     async def _change_batch(self, zone_id: str, body: bytes) -> Response:
         t0 = time.perf_counter()

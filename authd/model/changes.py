@@ -327,10 +327,17 @@ def batch_size(changes: Iterable[Change]) -> tuple[int, int]:
     1,000 alias flips is bounded like any other.
     """
     records = chars = 0
+    upsert = Action.UPSERT
     for ch in changes:
-        weight = 2 if ch.action is Action.UPSERT else 1
-        records += weight * max(1, len(ch.rrset.values))
-        chars += weight * sum(len(v) for v in ch.rrset.values)
+        values = ch.rrset.values
+        n = len(values)
+        size = len(values[0]) if n == 1 else sum(map(len, values))  # most sets hold one value
+        if ch.action is upsert:
+            records += 2 * (n or 1)
+            chars += 2 * size
+        else:
+            records += n or 1
+            chars += size
     return records, chars
 
 
@@ -398,8 +405,11 @@ class _Overlay:
     def others_at(self, name: str, rtype: str) -> bool:
         """Whether (name, type) holds more than one set, given that this batch wrote one
         there: `len(self.sets(...)) > 1`, without building the list when only the batch's
-        own set is there (a new name)."""
-        if not self.base_at(name, rtype) and len(self._written_at.get((name, rtype), ())) <= 1:
+        own set is there (a new name), or when it replaced the one set there (an UPSERT of a
+        plain set: the same set identifier on both sides)."""
+        base = self.base_at(name, rtype)
+        written = self._written_at.get((name, rtype), _NOTHING)
+        if len(written) <= 1 and (not base or (len(base) == 1 and base.keys() == written.keys())):
             return False
         return len(self.sets(name, rtype)) > 1
 

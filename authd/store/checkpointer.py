@@ -31,6 +31,12 @@ IDLE = 0.05  # seconds without a commit before the log is checkpointed
 # SQLite's own checkpoint at COMMIT stays on past this many pages (64 MB of 4 KB pages), so the
 # log stays bounded if this thread never gets an idle moment (a steady stream of batches)
 BACKSTOP_PAGES = 16_000
+# Bytes the WAL file is cut back to when the log restarts after a checkpoint (SQLite's
+# `journal_size_limit`): a store's first import leaves a log the size of the zone (414 MB for
+# a 1M-name one), and without a limit the file keeps that size for as long as the store is
+# open. Four times a 1,000-change batch (~510 pages of 4 KB), so ordinary batches overwrite
+# blocks the file already has and their fsync moves no file size.
+LOG_LIMIT = 8 * 1024 * 1024
 
 
 class IdleCheckpointer:

@@ -274,6 +274,16 @@ class _View:
     def get(self, name: str, rtype: str) -> list[RecordSet]:
         return [rs for rs in self.at(name) if rs.rtype == rtype]
 
+    def held(self, sets: Sequence[RecordSet]) -> list[bool]:
+        """For each set, whether the zone held its key when the batch began (its name was
+        prefetched: every put's is, `common.batch_names`)."""
+        by_name = self._by_name
+        out = []
+        for rs in sets:
+            key = rs.key
+            out.append(any(old.key == key for old in by_name.get(key.name) or self.at(key.name)))
+        return out
+
 
 def _resource_doc(conn: Conn, kind: str, rid: str) -> dict[str, Any] | None:
     """For the batch rules, inside the batch's transaction: a resource's document, or None
@@ -337,6 +347,12 @@ class SQLCore:
     def _put(self, conn: Any, zone_id: str, sets: Sequence[RecordSet]) -> list[str]:
         """Write (upsert) the sets; returns their encodings, which the journal row reuses."""
         raise NotImplementedError
+
+    def _put_planned(self, conn: Any, zone_id: str, sets: Sequence[RecordSet],
+                     held: Callable[[Sequence[RecordSet]], list[bool]]) -> list[str]:
+        """A batch's puts, knowing which keys the zone holds (`held(sets)`): a backend may
+        update those rows in place and insert only the rest. The default is `_put`."""
+        return self._put(conn, zone_id, sets)
 
     def _insert_new(self, conn: Any, zone_id: str, sets: Sequence[RecordSet],
                     encoded: Sequence[str], sort_keys: Sequence[str]) -> None:
@@ -513,7 +529,7 @@ class SQLCore:
                 record_set_count=zone.record_set_count, max_record_sets=max_record_sets)
             if deletes:
                 self._delete_sets(conn, zone.id, deletes)
-            encoded = self._put(conn, zone.id, puts)
+            encoded = self._put_planned(conn, zone.id, puts, view.held)
             conn.execute(
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+? WHERE id=?",
                 (serial, net_new, zone.id),
