@@ -43,6 +43,7 @@ from authd.model.limits import Limits
 from authd.store.memstore import MemoryStore
 from authd.store.replica import Follower, Propagation, progress_dir
 from authd.store.sqlstore import SQLiteStore
+from authd.store.walwatch import DataVersion, WalWatch, serve_wal_watch
 from authd.zonefiles.seed import Seeding, prepare_seed, seed_dir
 
 log = logging.getLogger("authd.node")
@@ -62,6 +63,8 @@ class NodeConfig:
     replica_mode: bool = False
     replica_name: str = "replica"
     poll_interval: float = 0.05  # how often file followers look for new journal entries
+    idle_poll: float = 0.5  # the ceiling that wait backs off to while nothing comes (IdlePoll)
+    wal_watch: bool = True  # SQLite: wake followers on any process's commit (inotify, Linux)
     seed: int | None = None
     node_name: str | None = None  # PostgreSQL store: this node's name (default authd-HOST-PORT)
     node_timeout: float = 10.0  # PostgreSQL store: a node silent this long stops counting
@@ -168,8 +171,13 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         call = pgnodes.TolerantCall(call, link, lambda: min(f.applied_seq for f in propagation.followers))
 
     watch = None
+    probe: DataVersion | None = None
     try:
         async with trio.open_nursery() as nursery:
+            wal = None
+            if isinstance(store, SQLiteStore):
+                probe = DataVersion(store.path)  # an idle look is one PRAGMA, not a journal query
+                wal = WalWatch.open(store.path) if cfg.wal_watch else None
             name = cfg.replica_name if cfg.replica_mode else "primary"
             index = new_index()
             metrics = None
@@ -182,6 +190,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             prime = _watch_empty(index, cfg.watch_empty, cfg.watch_log) if cfg.watch_empty else None
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
+                idle_poll=cfg.idle_poll, probe=probe,
                 delay=cfg.propagation_delay if cfg.replica_mode or pg else 0.0,  # a late node
                 # every index serving a store file reports its progress there, so that
                 # `authd change --store FILE --wait` waits for the running servers too
@@ -210,7 +219,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 delay = cfg.replica_delays[i - 1] if i - 1 < len(cfg.replica_delays) else cfg.propagation_delay
                 r_index = new_index()
                 r_follower = Follower(f"replica-{i}", store, r_index, call=call, delay=delay,
-                                      poll_interval=cfg.poll_interval,
+                                      poll_interval=cfg.poll_interval, idle_poll=cfg.idle_poll,
+                                      probe=probe,
                                       progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
                 propagation.add(r_follower)
                 if metrics is not None:
@@ -221,6 +231,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                     **{**cfg.dns_options, "transfers": None}))  # secondaries follow the primary
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
+
+            if wal is not None:  # another process's commit wakes every follower at once
+                await nursery.start(serve_wal_watch, wal, propagation.wake_all)
 
             # The zones just loaded live as long as the process: move them out of the cyclic
             # GC's reach, so a full collection does not rescan a million record sets. Collect
