@@ -79,9 +79,9 @@ class IdlePoll:
         """The wait after a look: `active` if it was busy, else twice the last, up to `idle`.
 
         `expecting`: woken by a write that the look did not see committed yet (inotify reports
-        a WAL frame's write, the commit is visible only after its fsync): look again soon,
-        1 ms, then a quarter later each time (a commit's fsync takes a few ms: a look lands
-        soon after it), up to `active`."""
+        a WAL frame's write, the commit is visible only after its fsync), or `settling` from
+        such a wake-up: look again soon, 1 ms, then a quarter later each time (a commit's
+        fsync takes a few ms: a look lands soon after it), up to `active`."""
         if expecting:
             self._settle = min(self.active, self._settle * 1.25 if self._settle else self.SETTLE)
             self.interval = self.active
@@ -89,6 +89,11 @@ class IdlePoll:
         self._settle = 0.0
         self.interval = self.active if busy else min(self.idle, self.interval * 2)
         return self.interval
+
+    @property
+    def settling(self) -> bool:
+        """Looking again soon after a wake-up that found nothing yet (see `after`)."""
+        return 0.0 < self._settle < self.active
 
 
 class DelayLine:
@@ -215,7 +220,7 @@ class Follower:
             self.line.observe(entries, now)
             await self._apply_due(now)
             timeout = self.poll.after(busy=woken or bool(entries) or bool(len(self.line)),
-                                      expecting=woken and not changed)
+                                      expecting=(woken or self.poll.settling) and not changed)
             nxt = self.line.next_due()
             if nxt is not None:
                 timeout = min(timeout, max(0.0, nxt - trio.current_time()))
