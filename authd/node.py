@@ -23,6 +23,7 @@ through LISTEN/NOTIFY (polling as the fallback), and registers with a heartbeat 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -128,6 +129,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         check_listen(cfg.control[0], cfg.credentials)
     status_dir: Path | None
     seeding: Seeding | None = None  # a new store's imports, run while DNS answers
+    unwinding: list[trio.Event] = []  # threads a stop left running (see _in_thread)
     pg = _is_postgres(cfg.store_path)
     if pg:
         from authd.store.pgstore import PostgresStore
@@ -147,13 +149,21 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     else:
         store = SQLiteStore(cfg.store_path) if cfg.store_path else MemoryStore(instant_insync=False)
         if cfg.zones_dir:
-            seeding = prepare_seed(store, cfg.zones_dir)
-            for line in seeding.lines:
-                log.info("seed: %s", line)
-            if not seeding.early:  # the imports first; DNS then serves the store's snapshot
-                for line in seeding.run(store):
+            # in threads a Ctrl-C does not wait for: reading a 1M-name file takes seconds, and
+            # its parse (pure Python) would hold a stop for all of them (no grace: nothing to
+            # roll back that a crash would not; a write under way is interrupted all the same)
+            try:
+                seeding = await _in_thread(prepare_seed, store, cfg.zones_dir, store=store,
+                                           unwinding=unwinding, grace=0.0)
+                for line in seeding.lines:
                     log.info("seed: %s", line)
-                seeding = None
+                if not seeding.early:  # the imports first; DNS then serves the store's snapshot
+                    for line in await _in_thread(seeding.run, store, store=store, unwinding=unwinding):
+                        log.info("seed: %s", line)
+                    seeding = None
+            except BaseException:
+                _close_unless_unwinding(store, unwinding)
+                raise
         status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
         if status_dir is not None:
             status_dir.mkdir(exist_ok=True)
@@ -203,7 +213,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 app.settle = follower.wait_applied  # answer a change once this index has it
                 app.serving_index = index  # TestDNSAnswer asks the index DNS is served from
             if seeding is not None:  # a new store: answer from the files while it is seeded
-                host, port = await _serve_while_seeding(nursery, seeding, store, index, cfg)
+                host, port = await _serve_while_seeding(nursery, seeding, store, index, cfg, unwinding)
             await nursery.start(follower.run)
             if prime is not None:
                 prime()  # the state the snapshot left (zones load one by one: not before)
@@ -285,11 +295,61 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         if watch is not None:
             watch.uninstall()
             gcpause.release()
-        store.close()
+        if probe is not None:
+            probe.close()
+        _close_unless_unwinding(store, unwinding)
+
+
+STOP_GRACE = 0.5  # seconds a stop waits for an interrupted store call to roll back
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any, store: Any, unwinding: list[trio.Event],
+                     grace: float = STOP_GRACE) -> Any:
+    """`fn(*args)` in a worker thread that a cancellation (Ctrl-C) does not wait for.
+
+    Cancelled, it interrupts `store` (`SQLiteStore.interrupt`: the statement under way fails
+    and its transaction rolls back, so a half-done import never commits) and keeps
+    interrupting (a statement started after an interrupt is not interrupted by it) until the
+    thread returns, for at most `grace` seconds. A thread still running then is abandoned:
+    its event joins `unwinding`, and the node leaves the store to the process exit instead of
+    closing it under that thread; the file's last commit is intact, as after a crash."""
+    done = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def body() -> Any:
+        try:
+            return fn(*args)
+        finally:
+            with contextlib.suppress(trio.RunFinishedError):  # the node is gone already
+                token.run_sync_soon(done.set)
+
+    try:
+        return await trio.to_thread.run_sync(body, abandon_on_cancel=True)
+    except trio.Cancelled:
+        interrupt = getattr(store, "interrupt", None)
+        with trio.move_on_after(grace, shield=True):
+            while not done.is_set():
+                if interrupt is not None:
+                    interrupt()
+                with trio.move_on_after(0.02):
+                    await done.wait()
+        if not done.is_set():
+            unwinding.append(done)
+        raise
+
+
+def _close_unless_unwinding(store: Any, unwinding: list[trio.Event]) -> None:
+    if any(not e.is_set() for e in unwinding):
+        log.warning("store %s: left to the process exit, not closed: an interrupted seed still runs "
+                    "in a thread (what it had not committed is lost, as in a crash; the next start "
+                    "seeds again)", getattr(store, "path", "in memory"))
+        return
+    store.close()
 
 
 async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: Any,
-                               index: ServingIndex, cfg: NodeConfig) -> tuple[str, int]:
+                               index: ServingIndex, cfg: NodeConfig,
+                               unwinding: list[trio.Event]) -> tuple[str, int]:
     """A new store's first start (`Seeding.early`): DNS answers from the zones the files were
     read into while their imports run in a thread; returns once they have committed. The
     change API opens only after this (no change can race the import), and the follower's
@@ -303,7 +363,7 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
     log.info("primary: DNS on %s port %d, answering from the zone files while the store is seeded "
              "(%d record sets; the change API opens once they are committed)", host, port,
              seeding.record_sets)
-    for line in await trio.to_thread.run_sync(seeding.run, store):
+    for line in await _in_thread(seeding.run, store, store=store, unwinding=unwinding):
         log.info("seed: %s", line)
     gcpause.trim()  # the import's encodings are freed: give their pages back
     return host, port
