@@ -15,6 +15,11 @@ Two shapes:
   journal, serves DNS, and reports its progress in `<db>.replicas/<name>.seq` so the
   primary's GetChange waits for it too.
 
+Followers of a SQLite file look at its data version before its journal, back off to
+`idle_poll` while nothing comes, and are woken by any process's commit to its WAL
+(`authd.store.walwatch`). A stop (Ctrl-C) while a new store is seeded does not wait for the
+seed: its threads are interrupted and abandoned (`_in_thread`), and nothing uncommitted stays.
+
 With a PostgreSQL store (`store_path` = `postgresql://...`) every node is a peer: any of
 them seeds (one at a time), serves DNS and the change API, learns of new journal entries
 through LISTEN/NOTIFY (polling as the fallback), and registers with a heartbeat in the

@@ -208,3 +208,19 @@ def test_interrupt_stops_a_long_write_and_nothing_of_it_is_committed(tmp_path):
     assert store.find_zone_by_name("example.test.").id == zone.id
     store.close()
     store.interrupt()  # closed: nothing to interrupt, no error
+
+
+async def test_a_follower_reporting_progress_keeps_its_heartbeat_however_long_the_idle_poll(
+        tmp_path, autojump_clock):
+    store = MemoryStore()
+    path = tmp_path / "replica-1.seq"
+    follower = Follower("replica-1", store, RecordingIndex(), poll_interval=30, idle_poll=60,
+                        progress_path=path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(follower.run)
+        await trio.sleep(1)
+        written = follower._last_progress
+        await trio.sleep(8)  # past the 1 s heartbeat: the next look is at most 5 s away
+        assert follower._last_progress > written
+        assert follower.journal_reads >= 2  # looked within 5 s, not 30
+        nursery.cancel_scope.cancel()

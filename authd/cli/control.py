@@ -380,8 +380,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
                    "once (inotify on the -wal file), so the poll is only the fallback")
     g.add_argument("--idle-poll", type=float, default=0.5, metavar="SECONDS",
                    help="the idle poll: the ceiling the wait between looks backs off to while no "
-                   "journal entry comes (never below --poll-interval). Without inotify it bounds how "
-                   "late an idle node sees another process's write")
+                   "journal entry comes (never below --poll-interval; a node that reports progress "
+                   "to a store file still looks every 5 s). Without inotify it bounds how late an "
+                   "idle node sees another process's write")
     g.add_argument("--node-name", default=None,
                    help="PostgreSQL store: this node's name in the nodes table and `authd nodes` "
                    "(default authd-HOST-PORT; a restarted node takes its old row over)")

@@ -124,6 +124,7 @@ class DelayLine:
 
 
 _UNSEEN = object()
+HEARTBEAT_WAIT = 5.0  # the longest wait of a follower that reports progress in a file
 
 
 async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
@@ -224,8 +225,11 @@ class Follower:
             nxt = self.line.next_due()
             if nxt is not None:
                 timeout = min(timeout, max(0.0, nxt - trio.current_time()))
-            if self.progress_path is not None and trio.current_time() - self._last_progress > 1.0:
-                self._write_progress()  # heartbeat: an idle replica is still a live replica
+            if self.progress_path is not None:
+                if trio.current_time() - self._last_progress > 1.0:
+                    self._write_progress()  # heartbeat: an idle replica is still a live replica
+                # however long the idle poll, well within Propagation's stale_after (10 s)
+                timeout = min(timeout, HEARTBEAT_WAIT)
             with trio.move_on_after(timeout):
                 await self._wake.wait()
             woken = self._wake.is_set()
