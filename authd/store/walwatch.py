@@ -67,7 +67,8 @@ class DataVersion:
         self.path = Path(path)
         self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                      check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=100")
+        # the trio thread waits this long at most; busy, the follower reads the journal instead
+        self._conn.execute("PRAGMA busy_timeout=10")
 
     def __call__(self) -> int:
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
