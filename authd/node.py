@@ -15,6 +15,11 @@ Two shapes:
   journal, serves DNS, and reports its progress in `<db>.replicas/<name>.seq` so the
   primary's GetChange waits for it too.
 
+Followers of a SQLite file look at its data version before its journal, back off to
+`idle_poll` while nothing comes, and are woken by any process's commit to its WAL
+(`authd.store.walwatch`). A stop (Ctrl-C) while a new store is seeded does not wait for the
+seed: its threads are interrupted and abandoned (`_in_thread`), and nothing uncommitted stays.
+
 With a PostgreSQL store (`store_path` = `postgresql://...`) every node is a peer: any of
 them seeds (one at a time), serves DNS and the change API, learns of new journal entries
 through LISTEN/NOTIFY (polling as the fallback), and registers with a heartbeat in the
@@ -23,6 +28,7 @@ through LISTEN/NOTIFY (polling as the fallback), and registers with a heartbeat 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -44,6 +50,7 @@ from authd.model.limits import Limits
 from authd.store.memstore import MemoryStore
 from authd.store.replica import Follower, Propagation, progress_dir
 from authd.store.sqlstore import SQLiteStore
+from authd.store.walwatch import DataVersion, WalWatch, serve_wal_watch
 from authd.zonefiles.seed import Seeding, prepare_seed, seed_dir
 
 log = logging.getLogger("authd.node")
@@ -63,6 +70,8 @@ class NodeConfig:
     replica_mode: bool = False
     replica_name: str = "replica"
     poll_interval: float = 0.05  # how often file followers look for new journal entries
+    idle_poll: float = 0.5  # the ceiling that wait backs off to while nothing comes (IdlePoll)
+    wal_watch: bool = True  # SQLite: wake followers on any process's commit (inotify, Linux)
     seed: int | None = None
     node_name: str | None = None  # PostgreSQL store: this node's name (default authd-HOST-PORT)
     node_timeout: float = 10.0  # PostgreSQL store: a node silent this long stops counting
@@ -126,6 +135,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         check_listen(cfg.control[0], cfg.credentials)
     status_dir: Path | None
     seeding: Seeding | None = None  # a new store's imports, run while DNS answers
+    unwinding: list[trio.Event] = []  # threads a stop left running (see _in_thread)
     pg = _is_postgres(cfg.store_path)
     if pg:
         from authd.store.pgstore import PostgresStore
@@ -145,13 +155,21 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
     else:
         store = SQLiteStore(cfg.store_path) if cfg.store_path else MemoryStore(instant_insync=False)
         if cfg.zones_dir:
-            seeding = prepare_seed(store, cfg.zones_dir)
-            for line in seeding.lines:
-                log.info("seed: %s", line)
-            if not seeding.early:  # the imports first; DNS then serves the store's snapshot
-                for line in seeding.run(store):
+            # in threads a Ctrl-C does not wait for: reading a 1M-name file takes seconds, and
+            # its parse (pure Python) would hold a stop for all of them (no grace: nothing to
+            # roll back that a crash would not; a write under way is interrupted all the same)
+            try:
+                seeding = await _in_thread(prepare_seed, store, cfg.zones_dir, store=store,
+                                           unwinding=unwinding, grace=0.0)
+                for line in seeding.lines:
                     log.info("seed: %s", line)
-                seeding = None
+                if not seeding.early:  # the imports first; DNS then serves the store's snapshot
+                    for line in await _in_thread(seeding.run, store, store=store, unwinding=unwinding):
+                        log.info("seed: %s", line)
+                    seeding = None
+            except BaseException:
+                _close_unless_unwinding(store, unwinding)
+                raise
         status_dir = progress_dir(cfg.store_path) if cfg.store_path else None
         if status_dir is not None:
             status_dir.mkdir(exist_ok=True)
@@ -169,8 +187,13 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         call = pgnodes.TolerantCall(call, link, lambda: min(f.applied_seq for f in propagation.followers))
 
     watch = None
+    probe: DataVersion | None = None
     try:
         async with trio.open_nursery() as nursery:
+            wal = None
+            if isinstance(store, SQLiteStore):
+                probe = DataVersion(store.path)  # an idle look is one PRAGMA, not a journal query
+                wal = WalWatch.open(store.path) if cfg.wal_watch else None
             name = cfg.replica_name if cfg.replica_mode else "primary"
             index = new_index()
             metrics = None
@@ -183,6 +206,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
             prime = _watch_empty(index, cfg.watch_empty, cfg.watch_log) if cfg.watch_empty else None
             follower = Follower(
                 name, store, index, call=call, poll_interval=cfg.poll_interval,
+                idle_poll=cfg.idle_poll, probe=probe,
                 delay=cfg.propagation_delay if cfg.replica_mode or pg else 0.0,  # a late node
                 # every index serving a store file reports its progress there, so that
                 # `authd change --store FILE --wait` waits for the running servers too
@@ -195,7 +219,7 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 app.settle = follower.wait_applied  # answer a change once this index has it
                 app.serving_index = index  # TestDNSAnswer asks the index DNS is served from
             if seeding is not None:  # a new store: answer from the files while it is seeded
-                host, port = await _serve_while_seeding(nursery, seeding, store, index, cfg)
+                host, port = await _serve_while_seeding(nursery, seeding, store, index, cfg, unwinding)
             await nursery.start(follower.run)
             if prime is not None:
                 prime()  # the state the snapshot left (zones load one by one: not before)
@@ -211,7 +235,8 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                 delay = cfg.replica_delays[i - 1] if i - 1 < len(cfg.replica_delays) else cfg.propagation_delay
                 r_index = new_index()
                 r_follower = Follower(f"replica-{i}", store, r_index, call=call, delay=delay,
-                                      poll_interval=cfg.poll_interval,
+                                      poll_interval=cfg.poll_interval, idle_poll=cfg.idle_poll,
+                                      probe=probe,
                                       progress_path=(status_dir / f"replica-{i}.seq") if status_dir else None)
                 propagation.add(r_follower)
                 if metrics is not None:
@@ -222,6 +247,9 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
                     **{**cfg.dns_options, "transfers": None}))  # secondaries follow the primary
                 replicas.append(ServingReplica(f"replica-{i}", r_host, r_port, r_index, r_follower))
                 log.info("replica-%d: DNS on %s port %d, propagation delay %.2fs", i, r_host, r_port, delay)
+
+            if wal is not None:  # another process's commit wakes every follower at once
+                await nursery.start(serve_wal_watch, wal, propagation.wake_all)
 
             # The zones just loaded live as long as the process: move them out of the cyclic
             # GC's reach, so a full collection does not rescan a million record sets. Collect
@@ -274,11 +302,61 @@ async def run_node(cfg: NodeConfig, *, task_status: trio.TaskStatus[Node] = trio
         if watch is not None:
             watch.uninstall()
             gcpause.release()
-        store.close()
+        if probe is not None:
+            probe.close()
+        _close_unless_unwinding(store, unwinding)
+
+
+STOP_GRACE = 0.5  # seconds a stop waits for an interrupted store call to roll back
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any, store: Any, unwinding: list[trio.Event],
+                     grace: float = STOP_GRACE) -> Any:
+    """`fn(*args)` in a worker thread that a cancellation (Ctrl-C) does not wait for.
+
+    Cancelled, it interrupts `store` (`SQLiteStore.interrupt`: the statement under way fails
+    and its transaction rolls back, so a half-done import never commits) and keeps
+    interrupting (a statement started after an interrupt is not interrupted by it) until the
+    thread returns, for at most `grace` seconds. A thread still running then is abandoned:
+    its event joins `unwinding`, and the node leaves the store to the process exit instead of
+    closing it under that thread; the file's last commit is intact, as after a crash."""
+    done = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def body() -> Any:
+        try:
+            return fn(*args)
+        finally:
+            with contextlib.suppress(trio.RunFinishedError):  # the node is gone already
+                token.run_sync_soon(done.set)
+
+    try:
+        return await trio.to_thread.run_sync(body, abandon_on_cancel=True)
+    except trio.Cancelled:
+        interrupt = getattr(store, "interrupt", None)
+        with trio.move_on_after(grace, shield=True):
+            while not done.is_set():
+                if interrupt is not None:
+                    interrupt()
+                with trio.move_on_after(0.02):
+                    await done.wait()
+        if not done.is_set():
+            unwinding.append(done)
+        raise
+
+
+def _close_unless_unwinding(store: Any, unwinding: list[trio.Event]) -> None:
+    if any(not e.is_set() for e in unwinding):
+        log.warning("store %s: left to the process exit, not closed: an interrupted seed still runs "
+                    "in a thread (what it had not committed is lost, as in a crash; the next start "
+                    "seeds again)", getattr(store, "path", "in memory"))
+        return
+    store.close()
 
 
 async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: Any,
-                               index: ServingIndex, cfg: NodeConfig) -> tuple[str, int]:
+                               index: ServingIndex, cfg: NodeConfig,
+                               unwinding: list[trio.Event]) -> tuple[str, int]:
     """A new store's first start (`Seeding.early`): DNS answers from the zones the files were
     read into while their imports run in a thread; returns once they have committed. The
     change API opens only after this (no change can race the import), and the follower's
@@ -292,7 +370,7 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
     log.info("primary: DNS on %s port %d, answering from the zone files while the store is seeded "
              "(%d record sets; the change API opens once they are committed)", host, port,
              seeding.record_sets)
-    for line in await trio.to_thread.run_sync(seeding.run, store):
+    for line in await _in_thread(seeding.run, store, store=store, unwinding=unwinding):
         log.info("seed: %s", line)
     reset_log = getattr(store, "reset_log", None)  # SQLite: the import's whole zone is in the WAL
     if reset_log is not None:

@@ -372,8 +372,17 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--replica-name", default=None,
                    help="this replica's name in logs and progress files (default replica-<port>)")
     g.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS",
-                   help="how often a replica process looks for new journal entries (default 0.05; "
-                   "with PostgreSQL 1.0, a fallback: LISTEN/NOTIFY wakes nodes at once)")
+                   help="the active poll: how often a follower looks for new journal entries while "
+                   "they keep coming (default 0.05; with PostgreSQL 1.0, a fallback: LISTEN/NOTIFY "
+                   "wakes nodes at once). While none come the wait doubles up to --idle-poll, and "
+                   "is back to this at the first entry; a look at an unchanged SQLite file is one "
+                   "PRAGMA data_version, and on Linux a commit by any process wakes followers at "
+                   "once (inotify on the -wal file), so the poll is only the fallback")
+    g.add_argument("--idle-poll", type=float, default=0.5, metavar="SECONDS",
+                   help="the idle poll: the ceiling the wait between looks backs off to while no "
+                   "journal entry comes (never below --poll-interval; a node that reports progress "
+                   "to a store file still looks every 5 s). Without inotify it bounds how late an "
+                   "idle node sees another process's write")
     g.add_argument("--node-name", default=None,
                    help="PostgreSQL store: this node's name in the nodes table and `authd nodes` "
                    "(default authd-HOST-PORT; a restarted node takes its old row over)")
@@ -469,6 +478,7 @@ def cmd_serve_node(args: argparse.Namespace) -> int:
         replica_name=args.replica_name or f"replica-{host}-{port}",
         poll_interval=args.poll_interval if args.poll_interval is not None else (
             1.0 if str(args.store or "").startswith(("postgresql://", "postgres://")) else 0.05),
+        idle_poll=args.idle_poll,
         node_name=args.node_name,
         node_timeout=args.node_timeout,
         seed=args.seed,

@@ -4,11 +4,16 @@ changes, and how the control API learns that a change is INSYNC.
 Two parts:
 - `DelayLine` (pure core): holds journal entries until `observed_at + delay`, in order. It
   models a replica that hears of changes late (eventual consistency, an injectable delay).
+- `IdlePoll` (pure core): how long the follower waits between looks: `active` seconds while
+  entries come, doubling on every idle look up to the `idle` ceiling, fast again at once on
+  activity, so an idle node costs next to nothing.
 - `Follower` (trio shell): at start applies `source.snapshot()` to the index, then reads
   `source.journal_since(index.seq)` whenever woken (the control API wakes in-process
-  followers on every accepted change) or every `poll_interval` (replicas in other processes
-  reading the SQLite file), and applies entries through the same `index.apply`, so startup
-  and runtime share one code path. A snapshot's zones reach the index already built
+  followers on every accepted change; `authd.store.walwatch` wakes them on any process's
+  commit to a SQLite file) or at each poll (`IdlePoll`), and applies entries through the same
+  `index.apply`, so startup and runtime share one code path. With a `probe` (a store's
+  cheap "data version", `walwatch.DataVersion`) a look whose version is unchanged skips the
+  journal query. A snapshot's zones reach the index already built
   (`Follower._built`, issue 12): the zone a new store's import was handed, or one built
   straight from the snapshot's plain record sets, so a 1M-set start skips `Zone.build`.
 
@@ -53,6 +58,44 @@ class JournalSource(Protocol):
     def journal_since(self, seq: int) -> list[JournalEntry]: ...
 
 
+class IdlePoll:
+    """The follower's wait between looks at the journal (pure: the caller keeps the time).
+
+    Args:
+        active: the wait after a look that found something (or a wake-up).
+        idle: the ceiling the wait doubles up to while looks find nothing; never below
+            `active` (a PostgreSQL node's 1 s fallback poll stays 1 s).
+    """
+
+    SETTLE = 0.001  # the first re-look after a wake-up that found nothing committed yet
+
+    def __init__(self, active: float = 0.05, idle: float = 0.5):
+        self.active = active
+        self.idle = max(idle, active)
+        self.interval = active
+        self._settle = 0.0
+
+    def after(self, busy: bool, expecting: bool = False) -> float:
+        """The wait after a look: `active` if it was busy, else twice the last, up to `idle`.
+
+        `expecting`: woken by a write that the look did not see committed yet (inotify reports
+        a WAL frame's write, the commit is visible only after its fsync), or `settling` from
+        such a wake-up: look again soon, 1 ms, then a quarter later each time (a commit's
+        fsync takes a few ms: a look lands soon after it), up to `active`."""
+        if expecting:
+            self._settle = min(self.active, self._settle * 1.25 if self._settle else self.SETTLE)
+            self.interval = self.active
+            return self._settle
+        self._settle = 0.0
+        self.interval = self.active if busy else min(self.idle, self.interval * 2)
+        return self.interval
+
+    @property
+    def settling(self) -> bool:
+        """Looking again soon after a wake-up that found nothing yet (see `after`)."""
+        return 0.0 < self._settle < self.active
+
+
 class DelayLine:
     """Entries become due `delay` seconds after they were first observed, in seq order."""
 
@@ -80,6 +123,10 @@ class DelayLine:
         return len(self._queue)
 
 
+_UNSEEN = object()
+HEARTBEAT_WAIT = 5.0  # the longest wait of a follower that reports progress in a file
+
+
 async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
@@ -92,9 +139,13 @@ class Follower:
         source: the store (or a read-only view of it).
         index: the serving index to feed (`apply(entry)`, `seq`).
         delay: propagation delay in seconds (0 for the primary).
-        poll_interval: how often to look for new entries when nobody wakes us.
+        poll_interval: how often to look for new entries when nobody wakes us and entries
+            keep coming.
+        idle_poll: the ceiling that wait backs off to while nothing comes (`IdlePoll`).
         call: runs a blocking store call (the control API's worker thread); default inline.
         progress_path: if set, the applied seq is written there after each apply.
+        probe: returns the store's data version, cheaply, in the trio thread; a look at an
+            unchanged version reads no journal. None: every look reads it.
     """
 
     def __init__(
@@ -105,12 +156,16 @@ class Follower:
         *,
         delay: float = 0.0,
         poll_interval: float = 0.05,
+        idle_poll: float = 0.5,
         call: Callable[..., Awaitable[Any]] = _inline,
         progress_path: Path | None = None,
+        probe: Callable[[], object] | None = None,
     ):
         self.name, self.source, self.index = name, source, index
         self.line = DelayLine(delay)
-        self.poll_interval = poll_interval
+        self.poll = IdlePoll(poll_interval, idle_poll)
+        self.probe = probe
+        self.journal_reads = 0  # journal queries made by the follow loop (tests count them)
         self.call = call
         self.progress_path = progress_path
         self._wake = trio.Event()
@@ -124,6 +179,10 @@ class Follower:
     @delay.setter
     def delay(self, value: float) -> None:
         self.line.delay = value
+
+    @property
+    def poll_interval(self) -> float:
+        return self.poll.active
 
     @property
     def applied_seq(self) -> int:
@@ -145,20 +204,44 @@ class Follower:
         """Bootstrap, then follow forever. `task_status.started()` once the snapshot is in."""
         await self.bootstrap()
         task_status.started()
+        seen: object = _UNSEEN  # the first look reads the journal, whatever the version says
+        woken = False
         while True:
             self._wake = trio.Event()
-            entries = await self.call(self.source.journal_since, self.line.observed_seq)
+            # the version is read before the journal: a commit between the two changes it
+            # again, so the next look reads what this one missed
+            version = self._version()
+            entries: list[JournalEntry] = []
+            changed = version is None or version != seen
+            if changed:
+                entries = await self.call(self.source.journal_since, self.line.observed_seq)
+                self.journal_reads += 1
+                seen = version
             now = trio.current_time()
             self.line.observe(entries, now)
             await self._apply_due(now)
-            timeout = self.poll_interval
+            timeout = self.poll.after(busy=woken or bool(entries) or bool(len(self.line)),
+                                      expecting=(woken or self.poll.settling) and not changed)
             nxt = self.line.next_due()
             if nxt is not None:
                 timeout = min(timeout, max(0.0, nxt - trio.current_time()))
-            if self.progress_path is not None and trio.current_time() - self._last_progress > 1.0:
-                self._write_progress()  # heartbeat: an idle replica is still a live replica
+            if self.progress_path is not None:
+                if trio.current_time() - self._last_progress > 1.0:
+                    self._write_progress()  # heartbeat: an idle replica is still a live replica
+                # however long the idle poll, well within Propagation's stale_after (10 s)
+                timeout = min(timeout, HEARTBEAT_WAIT)
             with trio.move_on_after(timeout):
                 await self._wake.wait()
+            woken = self._wake.is_set()
+
+    def _version(self) -> Any:
+        if self.probe is None:
+            return None
+        try:
+            return self.probe()
+        except Exception as exc:  # noqa: BLE001 - e.g. the file went away: read the journal
+            log.debug("%s: data version probe failed (%s): reading the journal", self.name, exc)
+            return None
 
     async def _apply_due(self, now: float) -> None:
         due = self.line.due(now)

@@ -21,6 +21,7 @@ threading, the schema and its migration, the transactions and the SQLite dialect
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -152,7 +153,11 @@ class SQLiteStore(SQLCore):
             try:
                 result = fn(self._conn)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # an interrupted INSERT/UPDATE/DELETE has had its transaction rolled back by
+                # SQLite already (sqlite.org/c3ref/interrupt.html): a second ROLLBACK would
+                # fail and hide why the write stopped
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 self._pending = []
                 raise
             t = time.perf_counter()
@@ -162,6 +167,15 @@ class SQLiteStore(SQLCore):
                 self._checkpointer.committed()
             self._committed()
             return result
+
+    def interrupt(self) -> None:
+        """Make the statement running in another thread fail now (`sqlite3.OperationalError:
+        interrupted`, from sqlite3_interrupt), so a stop need not wait for a long import:
+        its transaction rolls back and nothing of it is committed. Safe from any thread,
+        without the lock; a no-op when nothing runs (a statement started later is not
+        interrupted: a caller that must stop a loop of statements calls it again)."""
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
+            self._conn.interrupt()
 
     def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
