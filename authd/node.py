@@ -290,9 +290,9 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
     log.info("primary: DNS on %s port %d, answering from the zone files while the store is seeded "
              "(%d record sets; the change API opens once they are committed)", host, port,
              seeding.record_sets)
+    # each import's big `gcpause.paused` gives the pages its encodings held back as it ends
     for line in await trio.to_thread.run_sync(seeding.run, store):
         log.info("seed: %s", line)
-    gcpause.trim()  # the import's encodings are freed: give their pages back
     return host, port
 
 
