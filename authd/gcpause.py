@@ -14,9 +14,11 @@ between change batches, never inside one.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 BIG = 50_000  # records in a load past which what it built is frozen afterwards
 
@@ -26,7 +28,10 @@ def paused(size: int = 0) -> Iterator[None]:
     """No automatic collection inside; nested pauses leave it to the outermost one.
 
     Args:
-        size: how many records the load handles; at least `BIG` freezes its objects after.
+        size: how many records the load handles; at least `BIG` freezes its objects after
+            and gives the heap pages its transients held back (`trim`), however it ends: a
+            big load's peak is mostly what it frees at its end (a new store's import: its
+            rows' encodings and journal parts), which glibc would otherwise keep resident.
     """
     if not gc.isenabled():
         yield
@@ -35,9 +40,12 @@ def paused(size: int = 0) -> Iterator[None]:
     try:
         yield
     finally:
-        if size >= BIG:
-            gc.freeze()
-        gc.enable()
+        try:
+            if size >= BIG:
+                gc.freeze()
+                trim()
+        finally:
+            gc.enable()
 
 
 # --- between batches: a serving node's collections on its own schedule (issue 12) ---------
@@ -90,15 +98,22 @@ def release() -> None:
 
 
 def trim() -> bool:
-    """Give freed heap pages back to the system after a big transient peak (a new store's
-    import: its rows' encodings and the journal's text are freed at its end, but glibc keeps
-    the pages they sat in). glibc's malloc_trim(3); False where the C library has none."""
+    """Give freed heap pages back to the system after a big transient peak (the end of a
+    big `paused`). glibc's malloc_trim(3); False where the C library has none."""
+    trim_ = _malloc_trim()
+    return bool(trim_(0)) if trim_ is not None else False
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """libc's malloc_trim, looked up once, or None."""
     import ctypes
     import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.malloc_trim(0))
+        fn = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
     except (OSError, AttributeError, TypeError):
-        return False
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn

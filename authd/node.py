@@ -378,7 +378,6 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
         frames, _ = await trio.to_thread.run_sync(reset_log)
         log.info("seed: the import's log (%d pages) checkpointed before the change API opens, "
                  "in %.1f s", frames, time.perf_counter() - t)
-    gcpause.trim()  # the import's encodings are freed: give their pages back
     return host, port
 
 

@@ -48,6 +48,8 @@ def test_prepare_writes_nothing_and_run_seeds_as_seed_dir_does(make, tmp_path): 
     assert store.list_zones() == [] and store.journal_since(0) == []
     ids = [e.zone_id for e, _ in seeding.entries()]
     assert all(built is not None for _, built in seeding.entries())  # master files: prebuilt
+    # nor the files' text while the imports wait (`LoadedZone.lines` reads it for errors)
+    assert all(p.zone.lines == {} and p.zone.record_sets for p in seeding.imports)
     count = sum(len(p.zone.record_sets) for p in seeding.imports)
     lines = seeding.run(store)
     assert seeding.seconds > 0 and seeding.record_sets == count > 0

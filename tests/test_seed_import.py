@@ -167,9 +167,10 @@ def test_a_crash_mid_seed_leaves_no_half_seeded_zone(make, tmp_path):
 
 
 def test_an_import_in_chunks_writes_the_rows_and_journal_of_one_in_a_piece(tmp_path, monkeypatch):
-    """`import_sets` encodes and inserts `IMPORT_CHUNK` sets at a time and keeps each chunk's
-    encodings joined: the rrsets rows and the journal row's text are byte for byte those of
-    an import in one piece."""
+    """`import_sets` encodes and inserts `IMPORT_CHUNK` sets at a time: the rrsets rows and
+    the journal row's text (an entry of at most `JOURNAL_PART` puts, in one row) are byte for
+    byte those of an import in one piece. Bigger entries are kept in parts, one per chunk:
+    tests/test_store_journal_parts.py."""
     zone = parse_master(generated(300), "g.test.zone", "g.test.")
 
     def rows(chunk: int, name: str) -> tuple[list, list]:

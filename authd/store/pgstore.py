@@ -7,7 +7,7 @@ The operations (batch flow, journal, resources, the JSON row encoding) are the o
 SQLiteStore runs, in `authd.store.sqlcore`; this module keeps the connection, the schema, the
 transactions, the locks and the PostgreSQL statements (arrays for bulk reads and writes).
 
-Tables are SQLite's (`zones`, `rrsets`, `journal`, `resources`, same columns, same JSON
+Tables are SQLite's (`zones`, `rrsets`, `journal`, `journal_parts`, `resources`, same columns, same JSON
 encodings, see `authd.store.sqlcore`), plus `journal_head` (one row: the newest journal seq) and
 `nodes` (see `authd.store.pgnodes`). Text that is sorted is `COLLATE "C"`, so listings come out in
 Route 53's byte order whatever the database's locale.
@@ -24,7 +24,9 @@ Concurrency (issue 15: two nodes accepting conflicting batches at once give exac
   winner, but by aborting the loser with a serialization failure that we would have to
   retry and re-plan, and under contention a 1,000-change batch could keep losing.
 - The journal seq is assigned by `UPDATE journal_head SET seq = seq + 1 RETURNING seq`, as
-  the transaction's last step before COMMIT. That row lock is held until COMMIT or ROLLBACK,
+  the transaction's last step before COMMIT (a zone import of more than one journal part
+  takes it before writing its sets, whose parts are keyed by it; a creating import holds the
+  row from its start anyway, `_lock_writers`). That row lock is held until COMMIT or ROLLBACK,
   so the next writer cannot take seq N+1 until the transaction holding N has ended: commits
   happen in seq order, and a rolled-back transaction rolls its increment back too. There are
   no gaps and no overtaking: PostgreSQL makes a commit visible before it releases the
@@ -95,6 +97,12 @@ CREATE TABLE IF NOT EXISTS journal (
     comment TEXT NOT NULL,
     puts TEXT NOT NULL,
     deletes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal_parts (
+    seq BIGINT NOT NULL,
+    part INTEGER NOT NULL,
+    puts TEXT NOT NULL,
+    PRIMARY KEY (seq, part)
 );
 CREATE TABLE IF NOT EXISTS journal_head (
     one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),

@@ -14,8 +14,9 @@ and why, are documented in `authd.store.sqlstore` and `authd.store.pgstore`.
 
 Tables (both backends): `zones`, `rrsets` (one row per record set; `data` is `_dumps`),
 `journal` (seq, kind, zone, serial, change id, time, comment, puts and deletes as JSON; a
-RESOURCE row keeps `[kind, id, doc]` in `puts`) and `resources` (kind, id, JSON, version,
-journaled).
+RESOURCE row keeps `[kind, id, doc]` in `puts`; a big entry keeps `PARTS` there and its puts
+in `journal_parts`, seq and part number to a JSON array) and `resources` (kind, id, JSON,
+version, journaled).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter
 from typing import Any, Protocol
 
 from authd import gcpause
@@ -131,10 +133,15 @@ def _decode_all(datas: Sequence[str]) -> list[RecordSet]:
     slots' own setters (a restart of a 1M-set store makes a million of them)."""
     if not datas:
         return []
+    return _decode_rows(json.loads("[" + ",".join(datas) + "]"))
+
+
+def _decode_rows(rows: list[list[Any]]) -> list[RecordSet]:
+    """`_decode` of every decoded JSON row, a plain set inline (see `_decode_all`)."""
     out: list[RecordSet] = []
     add = out.append
     name_, rtype_, ttl_, values_, sid_, weight_, alias_, routing_, key_ = _SLOT_SETTERS
-    for d in json.loads("[" + ",".join(datas) + "]"):
+    for d in rows:
         if len(d) != 7 or d[4] is not None or d[5] is not None or d[6] is not None:
             add(_decode(d))
             continue
@@ -158,6 +165,7 @@ def _row_order(rs: RecordSet) -> tuple[str, str, str]:
     return (rs.name, rs.rtype, rs.set_identifier or "")
 
 
+_KEY = attrgetter("key")
 _new = object.__new__
 _set = object.__setattr__
 _tuple_new = tuple.__new__
@@ -211,17 +219,37 @@ def _matched(built: Any, state: Sequence[RecordSet]) -> Any:
     return built
 
 
-def _entry(row: Sequence[Any]) -> JournalEntry:
+# A journal row whose puts are too many for one text (a zone import: 1M sets made one
+# ~100 MB string, joined, bound and copied by the driver at once, issue 12) keeps this in
+# `puts`, and the puts themselves in `journal_parts` (seq, part, a JSON array of up to
+# `SQLCore.JOURNAL_PART` encodings each), read back one part at a time. Not JSON: a reader
+# that predates the parts fails on it instead of reading the entry as empty.
+PARTS = "parts"
+
+
+def _entry(conn: Conn, row: Sequence[Any]) -> JournalEntry:
     """A journal row (seq, kind, zone_id, zone_name, serial, change_id, puts, deletes)."""
     seq, kind, zone_id, zone_name, serial, change_id, puts, deletes = row
     if kind == EntryKind.RESOURCE.value:
         rkind, rid, doc = json.loads(puts)
         return resource_entry(seq, rkind, rid, doc)
+    sets = _parted_puts(conn, seq) if puts == PARTS else _decode_rows(json.loads(puts))
     return JournalEntry(
-        seq, EntryKind(kind), zone_id, zone_name, serial, change_id,
-        tuple(_decode(d) for d in json.loads(puts)),
+        seq, EntryKind(kind), zone_id, zone_name, serial, change_id, tuple(sets),
         tuple(RecordKey(*k) for k in json.loads(deletes)),
     )
+
+
+def _parted_puts(conn: Conn, seq: int) -> list[RecordSet]:
+    """The puts of a journal entry kept in `journal_parts`, one statement and one
+    `json.loads` per part (never the whole entry's text at once)."""
+    out: list[RecordSet] = []
+    part = 0
+    while (row := conn.execute("SELECT puts FROM journal_parts WHERE seq=? AND part=?",
+                               (seq, part)).fetchone()) is not None:
+        out += _decode_rows(json.loads(row[0]))
+        part += 1
+    return out
 
 
 # --- the connection a backend hands to a transaction -------------------------------------
@@ -610,25 +638,44 @@ class SQLCore:
                 planned, deletes, serial, net_new = (soa,), (), rules.soa_serial(soa), 0
             if deletes:
                 self._delete_sets(conn, zone.id, deletes)
-            # in chunks, each chunk's encodings kept joined: the journal row's text is the
-            # same (`_journal` joins its parts with ","), without a million strings and their
-            # listing keys alive at once (about 170 MB of a 1M-set seed's peak)
-            encoded: list[str] = []
+            # in chunks (issue 12): each chunk's sets encoded, inserted and, when the entry
+            # is kept in parts (`PARTS`), written as one part of its puts, then dropped, so no
+            # million encodings, nor the one text of them all, are ever alive at once. The
+            # journal row goes first for its seq (in PostgreSQL that takes the head row,
+            # which a creating import holds since `_create_in` anyway).
+            parted = len(plain) + len(planned) > self.JOURNAL_PART
+            kept: list[str] = []  # the encodings of an entry small enough for one row
+            if parted:
+                seq, change_id, now = self._append(
+                    conn, EntryKind.CHANGE.value, zone.id, zone.name, serial, comment, PARTS,
+                    json.dumps([list(k) for k in deletes]))
+            part = 0
             for i in range(0, len(plain), self.IMPORT_CHUNK):
                 chunk = plain[i:i + self.IMPORT_CHUNK]
                 texts = _dumps_many(chunk)
                 self._insert_new(conn, zone.id, chunk, texts, common.listing_keys(chunk))
-                encoded.append(",".join(texts))
-            encoded += self._put(conn, zone.id, planned)
+                if parted:
+                    self._journal_part(conn, seq, part, texts)
+                    part += 1
+                else:
+                    kept += texts
+                del chunk, texts
+            texts = self._put(conn, zone.id, planned)
             conn.execute(
                 "UPDATE zones SET serial=?, record_set_count=record_set_count+?, "
                 "comment=COALESCE(?, comment) WHERE id=?",
                 (serial, net_new + len(plain), zone_comment, zone.id),
             )
             puts = (*plain, *planned)
-            info = self._journal(
-                conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment, puts, deletes, encoded,
-            )
+            if parted:
+                if texts:
+                    self._journal_part(conn, seq, part, texts)
+                info = self._journaled(seq, change_id, now, EntryKind.CHANGE, zone.id, zone.name,
+                                       serial, comment, puts, deletes)
+            else:
+                info = self._journal(conn, EntryKind.CHANGE, zone.id, zone.name, serial, comment,
+                                     puts, deletes, kept + texts)
+            del kept, texts
             # the zone's sets now: the plain ones are new keys (`seen`), so only the few the
             # batch rules planned can replace or delete one the zone held (no dict of them all)
             replaced = {rs.key for rs in planned}
@@ -639,8 +686,14 @@ class SQLCore:
                 state += [rs for rs in plain if rs.key not in replaced]
             state += planned
             # in the order the rrsets table keeps its rows (the primary key), so a restart
-            # that reads them back gives the index the same sequence
-            state.sort(key=_row_order)
+            # that reads them back gives the index the same sequence: the sets' own keys
+            # order so (text compared by code point, as SQLite compares UTF-8 bytes) and make
+            # no tuple per set; `_row_order` only where a plain and an identified set share
+            # a name and type (None and a text do not compare)
+            try:
+                state.sort(key=_KEY)
+            except TypeError:
+                state.sort(key=_row_order)
             return info, zone.id, state
 
         with gcpause.paused(len(sets)):
@@ -678,13 +731,35 @@ class SQLCore:
         deletes: Sequence[RecordKey],
         encoded_puts: Sequence[str] | None = None,
     ) -> ChangeInfo:
+        """One journal entry; more than `JOURNAL_PART` puts go to `journal_parts` (`PARTS`)."""
         if encoded_puts is None:
             encoded_puts = [_dumps(rs) for rs in puts]
+        step = self.JOURNAL_PART
+        parted = len(encoded_puts) > step
         seq, change_id, now = self._append(
             conn, kind.value, zone_id, zone_name, serial, comment,
-            "[" + ",".join(encoded_puts) + "]", json.dumps([list(k) for k in deletes]),
+            PARTS if parted else "[" + ",".join(encoded_puts) + "]",
+            json.dumps([list(k) for k in deletes]),
         )
-        # kept for in-process followers once the transaction commits (see _committed)
+        if parted:
+            for part, i in enumerate(range(0, len(encoded_puts), step)):
+                self._journal_part(conn, seq, part, encoded_puts[i:i + step])
+        return self._journaled(seq, change_id, now, kind, zone_id, zone_name, serial, comment,
+                               puts, deletes)
+
+    JOURNAL_PART = 1 << 16  # puts per `journal_parts` row; an entry with more is kept in parts
+
+    @staticmethod
+    def _journal_part(conn: Conn, seq: int, part: int, encoded: Sequence[str]) -> None:
+        """Part `part` (from 0) of journal entry `seq`'s puts: a JSON array of `encoded`."""
+        conn.execute("INSERT INTO journal_parts VALUES (?, ?, ?)",
+                     (seq, part, "[" + ",".join(encoded) + "]"))
+
+    def _journaled(self, seq: int, change_id: str, now: float, kind: EntryKind, zone_id: str,
+                   zone_name: str, serial: int, comment: str, puts: Sequence[RecordSet],
+                   deletes: Sequence[RecordKey]) -> ChangeInfo:
+        """The appended entry, kept for in-process followers once the transaction commits
+        (see _committed), and its ChangeInfo."""
         self._pending.append(
             JournalEntry(seq, kind, zone_id, zone_name, serial, change_id, tuple(puts), tuple(deletes))
         )
@@ -719,7 +794,7 @@ class SQLCore:
                 "SELECT seq, kind, zone_id, zone_name, serial, change_id, puts, deletes "
                 "FROM journal WHERE seq>? AND seq<=? ORDER BY seq", (seq, seqs[-1]),
             ).fetchall()
-            return [self._recent.get(r[0]) or _entry(r) for r in rows]
+            return [self._recent.get(r[0]) or _entry(conn, r) for r in rows]
 
         return self._reads(txn)
 

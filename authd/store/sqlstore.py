@@ -10,7 +10,8 @@ atomic commit). Restarting on the same file gives the same state.
 Tables: `zones` (id, name, caller reference, comment, serial, count), `rrsets` (one row per
 record set, keyed by zone, name, type, set identifier), `journal` (seq, kind, zone,
 serial, change id, time, comment, the puts and deletes as JSON; a RESOURCE row keeps
-`[kind, id, doc]` in `puts`) and `resources` (kind, id, JSON document, version). Followers in other
+`[kind, id, doc]` in `puts`; an entry with more puts than one part holds `parts` there and its
+puts in `journal_parts`, see `authd.store.sqlcore.PARTS`) and `resources` (kind, id, JSON document, version). Followers in other
 processes open the same file read-only and poll `journal_since(seq)` (WAL readers never
 block the writer). Several writer processes are safe too: BEGIN IMMEDIATE serialises them.
 
@@ -75,6 +76,12 @@ CREATE TABLE IF NOT EXISTS journal (
     puts TEXT NOT NULL,
     deletes TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal_parts (  -- the puts of a journal row whose puts are 'parts'
+    seq INTEGER NOT NULL,
+    part INTEGER NOT NULL,         -- from 0
+    puts TEXT NOT NULL,            -- a JSON array of up to SQLCore.JOURNAL_PART encodings
+    PRIMARY KEY (seq, part)
+);
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL,            -- "healthcheck", "healthcheck-status", "tags", ...
     id TEXT NOT NULL,
@@ -130,7 +137,9 @@ class SQLiteStore(SQLCore):
             self._migrate()
 
     def _migrate(self) -> None:
-        """Files written before `sort_key` existed get it filled in once."""
+        """Files written before `sort_key` existed get it filled in once. Files written
+        before `journal_parts` existed get the (empty) table from SCHEMA's `IF NOT EXISTS`:
+        their journal rows keep all their puts in `puts`, which readers still decode."""
         cols = {r[1] for r in self._conn.execute("PRAGMA table_info(rrsets)")}
         if "sort_key" not in cols:
             self._conn.execute("ALTER TABLE rrsets ADD COLUMN sort_key TEXT NOT NULL DEFAULT ''")

@@ -33,11 +33,14 @@ database see a zone only at its commit, and a crash before it leaves no zone (is
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,21 +81,65 @@ def content_hash(record_sets: Iterable[RecordSet]) -> str:
     """The first 16 hex digits of the SHA-256 of the sets' Route 53 JSON, sorted by
     `route53_sort_key`: `json.dumps([rs.to_route53() ...], sort_keys=True)`, written out by
     hand for plain sets (a million-set zone has a million of them; `tests/test_seed_fast.py`
-    checks the two agree byte for byte) and hashed in pieces."""
-    digest = hashlib.sha256()
-    # changes.listing_key orders as route53_sort_key does (its docstring), and strings sort faster
+    checks the two agree byte for byte) and hashed in pieces.
+
+    The order costs no key object per set (a million listing keys and their index list were
+    ~150 MB of a 1M-name seed's peak, issue 12): the sets are sorted by their own `key`
+    tuples (name order), which for most zones already is Route 53's order, and each group of
+    4,096 is checked against its `changes.listing_key`s as it is hashed. A zone where the two
+    orders part (a child name, `www` beside `www-2`) is hashed again in `_listing_order`."""
     sets = list(record_sets)
-    keys = listing_keys(sets)
-    ordered = [sets[i] for i in sorted(range(len(sets)), key=keys.__getitem__)]
+    try:
+        ordered = sorted(sets, key=_KEY)
+    except TypeError:  # a plain and an identified set under one name and type: no key order
+        ordered = None
+    if ordered is not None:
+        digest = _digest(ordered, check=True)
+        if digest is not None:
+            return digest
+        del ordered
+    return _digest(_listing_order(sets), check=False) or ""
+
+
+_KEY = attrgetter("key")
+_GROUP = 4096
+
+
+def _digest(ordered: list[RecordSet], check: bool) -> str | None:
+    """The hash of `ordered` in that order; with `check`, None as soon as two of them are
+    not in strictly increasing `listing_key` order."""
+    digest = hashlib.sha256()
     first = True
-    for i in range(0, len(ordered), 4096):
-        group = ordered[i:i + 4096]
+    last = ""
+    for i in range(0, len(ordered), _GROUP):
+        group = ordered[i:i + _GROUP]
+        if check:
+            keys = listing_keys(group)
+            if not last < keys[0] or any(a >= b for a, b in pairwise(keys)):
+                return None
+            last = keys[-1]
         chunk = _plain_chunk(group) or [
             _plain_json(rs) or json.dumps(rs.to_route53(), sort_keys=True) for rs in group]
         digest.update((("[" if first else ", ") + ", ".join(chunk)).encode())
         first = False
     digest.update(("[]" if first else "]").encode())
     return digest.hexdigest()[:16]
+
+
+def _listing_order(sets: list[RecordSet], run: int = 1 << 16) -> list[RecordSet]:
+    """`sets` in `changes.listing_key` order (stable), with the keys of one run of `run`
+    sets alive at a time: each run is sorted by its keys, then the runs are merged, each
+    set's key made again as the merge reaches it."""
+    runs = []
+    for i in range(0, len(sets), run):
+        part = sets[i:i + run]
+        keys = listing_keys(part)
+        runs.append([part[j] for j in sorted(range(len(part)), key=keys.__getitem__)])
+        del keys
+    if len(runs) == 1:
+        return runs[0]
+    key = rules.listing_key
+    return list(heapq.merge(*runs, key=lambda rs: key(rs.name, rs.rtype, rs.set_identifier)))
 
 
 def _plain_chunk(sets: list[RecordSet]) -> list[str] | None:
@@ -273,7 +320,11 @@ def prepare_seed(store: SeedableStore, directory: str | Path) -> Seeding:
     for z in zones:
         if bulk and _absent(store, z.origin):
             zid = rules.zone_id_from_aliases(z.origin, z.record_sets) or rules.zone_id_for(z.origin)
-            imports.append(PendingImport(z, zid, digests.get(z.source), z.take_built()))
+            built = z.take_built()
+            # without its `lines`: they keep the file's whole text for error messages (44 MB
+            # at 1M names), and the file was checked whole as it was read; an import's own
+            # refusals (`InvalidChangeBatch`) name sets, not lines
+            imports.append(PendingImport(replace(z, lines={}), zid, digests.get(z.source), built))
         else:
             lines.append(seed_zone(store, z, digests.get(z.source)))
     creating = {p.zone.origin for p in imports}
