@@ -41,11 +41,15 @@ async def _call(app: ControlAPI, scope: dict[str, Any], body: bytes) -> list[tup
     return sent
 
 
-async def test_a_batch_is_in_flight_until_its_response_is_sent():
+def _seeded_api() -> tuple[MemoryStore, Any, ControlAPI]:
+    """A change API on a memory store holding the test zones, and the example.test. zone."""
     store = MemoryStore()
     seed_store(store, load_zone_dir(ZONES))
-    zone = store.find_zone_by_name("example.test.")
-    app = ControlAPI(store)
+    return store, store.find_zone_by_name("example.test."), ControlAPI(store)
+
+
+async def test_a_batch_is_in_flight_until_its_response_is_sent():
+    store, zone, app = _seeded_api()
     answered = app.batch_answered
     body = batch_xml("CREATE", [RecordSet("inflight.example.test.", "A", 60, ("192.0.2.7",))])
     sent = await _call(app, _scope("POST", f"/2013-04-01/hostedzone/{zone.id}/rrset/", body), body)
@@ -61,10 +65,7 @@ async def test_a_batch_is_in_flight_until_its_response_is_sent():
 
 
 async def test_a_refused_batch_is_answered_too():
-    store = MemoryStore()
-    seed_store(store, load_zone_dir(ZONES))
-    zone = store.find_zone_by_name("example.test.")
-    app = ControlAPI(store)
+    store, zone, app = _seeded_api()
     answered = app.batch_answered
     body = batch_xml("DELETE", [RecordSet("missing.example.test.", "A", 60, ("192.0.2.7",))])
     sent = await _call(app, _scope("POST", f"/2013-04-01/hostedzone/{zone.id}/rrset", body), body)
@@ -73,10 +74,7 @@ async def test_a_refused_batch_is_answered_too():
 
 
 async def test_a_batch_handled_outside_an_asgi_call_is_answered_when_it_returns():
-    store = MemoryStore()
-    seed_store(store, load_zone_dir(ZONES))
-    zone = store.find_zone_by_name("example.test.")
-    app = ControlAPI(store)
+    store, zone, app = _seeded_api()
     answered = app.batch_answered
     body = batch_xml("CREATE", [RecordSet("direct.example.test.", "A", 60, ("192.0.2.8",))])
     status, _, _ = await app.change_batch(zone.id, body)
