@@ -38,4 +38,7 @@ def test_a_rejected_batch_leaves_no_cycle_behind(tmp_path):
         finally:
             gc.enable()
     store.close()
-    assert alive == []
+    # A cycle would keep all five. The last one may still be referenced, for a moment, by the
+    # worker thread that raised it: trio's thread cache delivers the outcome to the trio thread
+    # before that thread's frame returns, so the reply can reach us first (seen once in CI).
+    assert len(alive) <= 1, alive
