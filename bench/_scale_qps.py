@@ -13,8 +13,21 @@ not hold cost before `authd.dns.compiled` (the full pipeline, then the table). `
 is the default `authd serve`: the change API on (no store file), so metrics count every query.
 `authd-pyudp` is authd with `--no-fast-udp`: the Python UDP loop (one recvfrom/sendto per
 datagram) instead of the C helper's recvmmsg/sendmmsg batches (`authd.dns.udp_batched`).
-Each server is started once and runs the mixes in that order, so authd meets every random name
-with nothing rendered (its templates from earlier mixes stay, as they would in service).
+All servers are started once, up front (each idles on CPU 0 while another is measured), and the
+measurement runs in R rounds (`--rounds`, default 3): in each round, for each mix in the order
+above, every server gets one dnsperf pass of `duration / R` seconds (at least 3 s), the servers'
+order rotated by one per round so that no server always goes first. In the first round each
+server meets the mixes in that order, so authd meets every random name with nothing rendered
+(its templates from earlier mixes stay, as they would in service); later rounds measure a warmed
+server (the same query files again: its compiled answers and caches already hold those names).
+A pass's CPU time is the server's from the start of that pass to the start of its next one
+(or, for its last, 1.5 s after the last pass of the run): it takes in the once-a-second fold of
+the pass's counts (authd-control), which lands while another server is measured, and the
+server's idle CPU between its passes (next to nothing). The figure per (mix, server) is the
+median over the rounds of queries per server CPU-second, shown with the spread (min-max); the
+ratios are of the medians. Running the servers interleaved, at the same times, matters here:
+one pass per server, one server after the other, gave authd / NSD from 0.69x to 0.82x for the
+same code on this shared 2-core vm.
 Query files hold 500,000 lines (dnsperf cycles them), drawn with a fixed seed.
 
 Results go to the "authd at scale: queries" section of BENCHMARKS.md.
@@ -26,27 +39,71 @@ import datetime
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from authd.localnet import find_tool, free_port, stop, wait_answering
 from bench._report import write_section
-from bench.dns import Result, run_dnsperf
+from bench.dns import Result, run_dnsperf, tree_cpu
 
 SECTION = "## authd at scale: queries (issue 12)"
 MIXES = ["random existing names", "realistic mix", "random NXDOMAIN", "cached"]
 LINES = 500_000
+ROUNDS = 3
+MIN_PASS = 3.0  # seconds: the shortest dnsperf pass a round gets
+FOLD_WAIT = 1.5  # seconds after the last pass: the last once-a-second fold of counts lands
 # goals of issue 12, as ratios to NSD in queries per server CPU-second
 GOALS = {"realistic mix": 0.8, "random NXDOMAIN": 0.6, "cached": 0.9}
 
 
 @dataclass
 class MixResult:
+    """One (mix, server) cell: a pass per round in `passes` (in round order); `result` is the
+    pass whose queries per CPU-second is the median (the lower middle one for an even count),
+    so readers of `result` see the median; `per_cpu_second` is the exact median."""
     mix: str
     server: str
     result: Result
+    passes: list[Result] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.passes:
+            self.passes = [self.result]
+
+    @property
+    def per_cpu_second(self) -> float:
+        return statistics.median(p.per_cpu_second for p in self.passes)
+
+    @property
+    def qps(self) -> float:
+        return statistics.median(p.qps for p in self.passes)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """(min, max) of queries per CPU-second over the rounds."""
+        values = [p.per_cpu_second for p in self.passes]
+        return min(values), max(values)
+
+
+def median_pass(passes: list[Result]) -> Result:
+    """The pass at the (lower) median of queries per CPU-second."""
+    return sorted(passes, key=lambda p: p.per_cpu_second)[(len(passes) - 1) // 2]
+
+
+def pass_seconds(duration: float, rounds: int) -> float:
+    """Seconds of one dnsperf pass: the per-mix duration shared out over the rounds, at least
+    `MIN_PASS`."""
+    return max(MIN_PASS, round(duration / max(1, rounds), 1))
+
+
+def server_order(servers: list[str], rnd: int) -> list[str]:
+    """The servers in round `rnd`'s order: rotated by one per round."""
+    k = rnd % len(servers) if servers else 0
+    return servers[k:] + servers[:k]
 
 
 def query_files(zone_text: str, origin: str, work: Path, seed: int = 3,
@@ -133,44 +190,98 @@ def server_command(server: str, zdir: Path, zfile: Path, origin: str, port: int,
     return [taskset, "-c", "0", *cmd]
 
 
-def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration: int,
-              work: Path, startup_limit: float = 300.0) -> list[MixResult]:
-    """Every mix against every server that can run here; a missing tool is skipped by name."""
+def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration: float,
+              work: Path, startup_limit: float = 300.0, rounds: int = ROUNDS) -> list[MixResult]:
+    """Every mix against every server that can run here, in `rounds` rounds of
+    `pass_seconds(duration, rounds)` per pass (see the module's docstring); a missing tool is
+    skipped by name. All servers run for the whole measurement and are stopped by PID at the
+    end, on an error or Ctrl-C too."""
     dnsperf, taskset = find_tool("dnsperf"), find_tool("taskset")
     if dnsperf is None or taskset is None:
         print("  query mixes skipped: need dnsperf and taskset (Debian dnsperf, util-linux)")
         return []
+    rounds = max(1, rounds)
+    seconds = pass_seconds(duration, rounds)
     files = query_files(zfile.read_text(), origin, work)
     probe = next(line.split()[0] for line in files["cached"].read_text().splitlines())
-    out: list[MixResult] = []
-    for server in servers:
-        port = free_port()
-        cmd = server_command(server, zdir, zfile, origin, port, work)
-        if cmd is None:
-            print(f"  {server}: skipped (missing tool)")
-            continue
-        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_answering(port, proc, server, qname=probe, qtype="A", timeout=startup_limit)
-            for mix in MIXES:
-                perf = [taskset, "-c", "1", dnsperf, "-s", "127.0.0.1", "-p", str(port),
-                        "-d", str(files[mix]), "-l", str(duration), "-c", "4", "-q", "100"]
-                res = run_dnsperf(perf, mix, server, proc.pid)
-                res.server_cmd = " ".join(cmd).replace(str(work), "$WORK").replace(
-                    sys.executable, "python")
-                res.command = res.command.replace(str(work), "$WORK")
-                out.append(MixResult(mix, server, res))
-                print(f"  {mix:22s} {server:11s} {res.qps:9,.0f} qps  "
+    procs: dict[str, subprocess.Popen] = {}
+    ports: dict[str, int] = {}
+    cmds: dict[str, list[str]] = {}
+    passes: dict[tuple[str, str], list[Result]] = {}
+    try:
+        for server in servers:
+            port = free_port()
+            cmd = server_command(server, zdir, zfile, origin, port, work)
+            if cmd is None:
+                print(f"  {server}: skipped (missing tool)")
+                continue
+            ports[server], cmds[server] = port, cmd
+            procs[server] = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent,
+                                             stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
+        for server, proc in procs.items():
+            wait_answering(ports[server], proc, server, qname=probe, qtype="A",
+                           timeout=startup_limit)
+        running = list(procs)
+        print(f"  {len(running)} servers up (pids "
+              + ", ".join(f"{s} {p.pid}" for s, p in procs.items())
+              + f"); {rounds} rounds of {seconds:g} s per mix and server", flush=True)
+        # per server: its last pass and the server's CPU time at that pass's start
+        last: dict[str, tuple[Result, float]] = {}
+
+        def close(server: str, cpu_now: float) -> None:
+            if server in last:
+                res, cpu_then = last.pop(server)
+                res.cpu_s = cpu_now - cpu_then
+                print(f"    {res.label:22s} {server:14s} {res.qps:9,.0f} qps  "
                       f"{res.per_cpu_second:9,.0f} q/CPU-s  lost {res.lost}", flush=True)
-        finally:
+
+        for rnd in range(rounds):
+            print(f"  round {rnd + 1}/{rounds}, load {os.getloadavg()[0]:.2f}", flush=True)
+            for mix in MIXES:
+                for server in server_order(running, rnd):
+                    pid = procs[server].pid
+                    start = tree_cpu(pid)
+                    close(server, start)
+                    perf = [taskset, "-c", "1", dnsperf, "-s", "127.0.0.1", "-p",
+                            str(ports[server]), "-d", str(files[mix]), "-l", f"{seconds:g}",
+                            "-c", "4", "-q", "100"]
+                    res = run_dnsperf(perf, mix, server, pid)
+                    res.server_cmd = " ".join(cmds[server]).replace(str(work), "$WORK").replace(
+                        sys.executable, "python")
+                    res.command = res.command.replace(str(work), "$WORK")
+                    passes.setdefault((mix, server), []).append(res)
+                    last[server] = (res, start)
+        time.sleep(FOLD_WAIT)  # (the last passes' once-a-second fold of counts lands)
+        for server in running:
+            close(server, tree_cpu(procs[server].pid))
+    finally:
+        for proc in procs.values():
             stop(proc)
+    out = [MixResult(mix, server, median_pass(p), p)
+           for mix in MIXES for server in servers if (p := passes.get((mix, server)))]
+    for r in out:
+        lo, hi = r.spread
+        print(f"  {r.mix:22s} {r.server:14s} median {r.per_cpu_second:9,.0f} q/CPU-s "
+              f"({lo:,.0f}-{hi:,.0f}), {r.qps:9,.0f} qps", flush=True)
     return out
 
 
-def report(results: list[MixResult], names: int, duration: int) -> list[str]:
-    """The section's lines: the table, the goals, the commands."""
-    by = {(r.mix, r.server): r.result for r in results}
+def _ratio(a: MixResult | None, b: MixResult | None, fmt: str = ".2f") -> str:
+    """a / b of the medians of queries per CPU-second, or a dash."""
+    if a is None or b is None or not b.per_cpu_second:
+        return "—"
+    return f"{a.per_cpu_second / b.per_cpu_second:{fmt}}x"
+
+
+def report(results: list[MixResult], names: int, duration: float,
+           rounds: int | None = None) -> list[str]:
+    """The section's lines: the table (per cell the median over the rounds and the spread,
+    min-max; ratios of the medians), the goals, the commands."""
+    by = {(r.mix, r.server): r for r in results}
+    if rounds is None:
+        rounds = max((len(r.passes) for r in results), default=1)
+    seconds = pass_seconds(duration, rounds)
     servers = [s for s in ("authd", "authd-pyudp", "authd-control", "authd-pipeline", "nsd",
                            "knot")
                if any(r.server == s for r in results)]
@@ -182,8 +293,12 @@ def report(results: list[MixResult], names: int, duration: int) -> list[str]:
         f"load average {os.getloadavg()[0]:.1f} at the end (other sessions share the cores: "
         "queries per server CPU-second is the figure that does not depend on the share the "
         f"server got). Zone: {names:,} names (`bench.scale.generate_zone`). Each server pinned "
-        f"to CPU 0 (one process or worker), dnsperf on CPU 1, {duration} s per mix, "
-        "`-c 4 -q 100`; mixes as in `bench/_scale_qps.py`.",
+        f"to CPU 0 (one process or worker; all started up front, idle while another is "
+        f"measured), dnsperf on CPU 1, `-c 4 -q 100`; {rounds} rounds, each a {seconds:g} s "
+        "pass per mix and server, the servers' order rotated per round. Each cell is the "
+        "median over the rounds of queries per server CPU-second, the spread (min-max) in "
+        "brackets; the first round meets the names with nothing rendered, later ones a warmed "
+        "server. Ratios are of the medians; mixes as in `bench/_scale_qps.py`.",
         "",
         "| mix | " + " | ".join(f"{s} q/CPU-s" for s in servers) + " | authd / NSD | "
         "authd / Knot | authd-control / NSD | authd / authd-pipeline | authd qps | NSD qps |",
@@ -193,23 +308,29 @@ def report(results: list[MixResult], names: int, duration: int) -> list[str]:
     for mix in MIXES:
         row = [by.get((mix, s)) for s in servers]
         a, n, k = by.get((mix, "authd")), by.get((mix, "nsd")), by.get((mix, "knot"))
-        rn = a.per_cpu_second / n.per_cpu_second if a and n and n.per_cpu_second else None
-        rk = a.per_cpu_second / k.per_cpu_second if a and k and k.per_cpu_second else None
-        c = by.get((mix, "authd-control"))
-        rc = c.per_cpu_second / n.per_cpu_second if c and n and n.per_cpu_second else None
-        p = by.get((mix, "authd-pipeline"))
-        rp = a.per_cpu_second / p.per_cpu_second if a and p and p.per_cpu_second else None
-        lines.append(f"| {mix} | " + " | ".join(f"{r.per_cpu_second:,.0f}" if r else "—" for r in row)
-                     + f" | {f'{rn:.2f}x' if rn else '—'} | {f'{rk:.2f}x' if rk else '—'} | "
-                     f"{f'{rc:.2f}x' if rc else '—'} | "
-                     f"{f'{rp:.1f}x' if rp else '—'} | "
+        c, p = by.get((mix, "authd-control")), by.get((mix, "authd-pipeline"))
+        cells = []
+        for r in row:
+            if r is None:
+                cells.append("—")
+            else:
+                lo, hi = r.spread
+                cells.append(f"{r.per_cpu_second:,.0f} ({lo:,.0f}-{hi:,.0f})"
+                             if len(r.passes) > 1 else f"{r.per_cpu_second:,.0f}")
+        lines.append(f"| {mix} | " + " | ".join(cells)
+                     + f" | {_ratio(a, n)} | {_ratio(a, k)} | {_ratio(c, n)} | "
+                     f"{_ratio(a, p, '.1f')} | "
                      f"{f'{a.qps:,.0f}' if a else '—'} | {f'{n.qps:,.0f}' if n else '—'} |")
-        if mix in GOALS and rn is not None:
+        if mix in GOALS and a and n and n.per_cpu_second:
+            rn = a.per_cpu_second / n.per_cpu_second
+            lo = a.spread[0] / n.spread[1] if n.spread[1] else 0.0
+            hi = a.spread[1] / n.spread[0] if n.spread[0] else 0.0
             goals.append(f"- {'met' if rn >= GOALS[mix] else '**not met**'}: {mix} ≥ "
-                         f"{GOALS[mix]}× NSD per CPU-second: {rn:.2f}×")
+                         f"{GOALS[mix]}× NSD per CPU-second: {rn:.2f}× (medians; "
+                         f"{lo:.2f}×-{hi:.2f}× from the spreads)")
     lines += ["", "Goals (issue 12):", "", *goals, "", "Commands (`$WORK` is a temporary "
-              "directory; the server is started once and runs the mixes in the order above):",
-              "", "```"]
+              "directory; every server is started once and runs each round's mixes in the "
+              "order above; the client command is the same in every round):", "", "```"]
     seen = set()
     for r in results:
         if r.server not in seen:
@@ -220,7 +341,15 @@ def report(results: list[MixResult], names: int, duration: int) -> list[str]:
     return lines
 
 
-def write(results: list[MixResult], names: int, duration: int, extra: list[str] = ()) -> Path:
+def table(results: list[MixResult], names: int, duration: float) -> str:
+    """The report's table and goals, to print (as `--no-write` runs do)."""
+    lines = report(results, names, duration)
+    start = next(i for i, line in enumerate(lines) if line.startswith("| mix |"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("Commands ("))
+    return "\n".join(lines[start:end]).rstrip()
+
+
+def write(results: list[MixResult], names: int, duration: float, extra: list[str] = ()) -> Path:
     lines = report(results, names, duration)
     if extra:
         at = lines.index("Goals (issue 12):")
@@ -261,7 +390,7 @@ def notes(results: list[MixResult], loops: list[tuple[str, float]],
           memory: tuple[int, int, float] | None) -> list[str]:
     """What the figures say about the floor (measured in the same run)."""
     out = []
-    by = {(r.mix, r.server): r.result.per_cpu_second for r in results}
+    by = {(r.mix, r.server): r.per_cpu_second for r in results}  # medians over the rounds
     if loops:
         bare = dict(loops)
         floor, cfloor = bare.get("recvfrom", 0.0), bare.get("C mmsg", 0.0)
@@ -371,8 +500,9 @@ def main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m bench._scale_qps", description=__doc__.split("\n\n")[0])
     ap.add_argument("--names", type=int, default=200_000, help="zone size (default: %(default)s)")
-    ap.add_argument("--duration", type=int, default=10,
-                    help="seconds of dnsperf per mix and server (default: %(default)s)")
+    ap.add_argument("--duration", type=float, default=10,
+                    help="seconds of dnsperf per mix and server, shared out over the rounds "
+                         f"(at least {MIN_PASS:g} s a pass) (default: %(default)s)")
     ap.add_argument("--servers", default="authd,authd-pyudp,authd-control,authd-pipeline,nsd,knot",
                     help="servers to run; authd-control is authd with the change API on, "
                          "authd-pyudp authd with --no-fast-udp (default: %(default)s)")
@@ -381,7 +511,8 @@ def main(argv: list[str]) -> int:
                     "(`ab`): a fixed number of queries per mix, rounds alternating; prints only")
     ap.add_argument("--queries", type=int, default=150_000, help="with --ab: queries per mix "
                     "and round (default: %(default)s)")
-    ap.add_argument("--rounds", type=int, default=5, help="with --ab (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds of the mixes, each server "
+                    f"a pass per mix and round (default: {ROUNDS}; with --ab: 5)")
     ap.add_argument("--control", action="store_true", help="with --ab: the change API on, so "
                     "metrics count every query (as authd-control)")
     args = ap.parse_args(argv)
@@ -391,7 +522,7 @@ def main(argv: list[str]) -> int:
 
         trees = args.ab.split(",")
         with tempfile.TemporaryDirectory(prefix="bench-scale-ab-") as tmp:
-            got = ab(trees, args.names, args.queries, args.rounds, args.control, Path(tmp))
+            got = ab(trees, args.names, args.queries, args.rounds or 5, args.control, Path(tmp))
         print("median q/CPU-s over the rounds after the first, and each tree / the first:")
         for mix in MIXES:
             meds = [statistics.median(got[t][mix][1:] or got[t][mix]) for t in trees]
@@ -403,7 +534,10 @@ def main(argv: list[str]) -> int:
         zdir.mkdir()
         zfile = zdir / f"{ORIGIN}zone"
         zfile.write_text(generate_zone(args.names))
-        results = run_mixes(zdir, zfile, ORIGIN, args.servers.split(","), args.duration, work)
+        results = run_mixes(zdir, zfile, ORIGIN, args.servers.split(","), args.duration, work,
+                            rounds=args.rounds or ROUNDS)
+        if results:
+            print(table(results, args.names, args.duration), flush=True)
         from bench import _udp_loop
 
         loops = _udp_loop.measure(args.duration) if results else []

@@ -17,7 +17,8 @@ the server's own CPU time up to then is read from /proc, and its peak resident s
 
 Results go to the "authd at scale: loading big zones" section of BENCHMARKS.md with the
 exact commands. The query mixes of issue 12 (queries per server CPU-second against NSD and Knot)
-run on the `--qps-names` zone, in `bench/_scale_qps.py`; then the INSYNC latency of 1,000-change
+run on the `--qps-names` zone, in `bench/_scale_qps.py` (every server started up front, then
+`--rounds` rounds with the servers' order rotated, the median reported); then the INSYNC latency of 1,000-change
 batches through the change API on the `--insync-names` zone (the biggest), in
 `bench/_scale_insync.py`.
 """
@@ -190,8 +191,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--qps-names", type=int, default=200_000,
                     help="zone size (one of --names) the query mixes run on; 0: none "
                          "(default: %(default)s)")
-    ap.add_argument("--qps-duration", type=int, default=10,
-                    help="seconds of dnsperf per query mix and server (default: %(default)s)")
+    ap.add_argument("--qps-duration", type=float, default=10,
+                    help="seconds of dnsperf per query mix and server, shared out over the "
+                         "--rounds (at least 3 s a pass) (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=_scale_qps.ROUNDS,
+                    help="rounds of the query mixes: in each, every server a dnsperf pass per "
+                         "mix, the servers' order rotated per round; the median over the rounds "
+                         "is reported (default: %(default)s)")
     ap.add_argument("--qps-servers", default="authd,authd-pyudp,authd-control,authd-pipeline,nsd,knot",
                     help="servers the query mixes run against (default: %(default)s)")
     ap.add_argument("--insync-names", type=int, default=None,
@@ -264,7 +270,9 @@ def main(argv: list[str]) -> int:
                                               api_port=api_port))
             if n == args.qps_names:  # issue 12's query mixes (bench/_scale_qps.py)
                 mixes = _scale_qps.run_mixes(zdir, zfile, ORIGIN, args.qps_servers.split(","),
-                                             args.qps_duration, work, args.limit)
+                                             args.qps_duration, work, args.limit, args.rounds)
+                if mixes:
+                    print(_scale_qps.table(mixes, n, args.qps_duration), flush=True)
                 if mixes and not args.no_write:
                     from bench import _udp_loop
 
