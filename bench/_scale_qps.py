@@ -226,18 +226,21 @@ def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration
         print(f"  {len(running)} servers up (pids "
               + ", ".join(f"{s} {p.pid}" for s, p in procs.items())
               + f"); {rounds} rounds of {seconds:g} s per mix and server", flush=True)
-        # per server: its last pass and the server's CPU time at that pass's start
-        last: dict[str, tuple[Result, float]] = {}
+        # per server: its last pass, that pass's round and the server's CPU time at its start
+        last: dict[str, tuple[Result, int, float]] = {}
 
         def close(server: str, cpu_now: float) -> None:
+            """The server's last pass gets its CPU time, up to now (printed then, so a pass's
+            line comes once the server's next pass starts)."""
             if server in last:
-                res, cpu_then = last.pop(server)
+                res, rnd, cpu_then = last.pop(server)
                 res.cpu_s = cpu_now - cpu_then
-                print(f"    {res.label:22s} {server:14s} {res.qps:9,.0f} qps  "
+                print(f"    round {rnd + 1} {res.label:22s} {server:14s} {res.qps:9,.0f} qps  "
                       f"{res.per_cpu_second:9,.0f} q/CPU-s  lost {res.lost}", flush=True)
 
         for rnd in range(rounds):
-            print(f"  round {rnd + 1}/{rounds}, load {os.getloadavg()[0]:.2f}", flush=True)
+            print(f"  round {rnd + 1}/{rounds} starts, order {', '.join(server_order(running, rnd))}, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
             for mix in MIXES:
                 for server in server_order(running, rnd):
                     pid = procs[server].pid
@@ -251,7 +254,7 @@ def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration
                         sys.executable, "python")
                     res.command = res.command.replace(str(work), "$WORK")
                     passes.setdefault((mix, server), []).append(res)
-                    last[server] = (res, start)
+                    last[server] = (res, rnd, start)
         time.sleep(FOLD_WAIT)  # (the last passes' once-a-second fold of counts lands)
         for server in running:
             close(server, tree_cpu(procs[server].pid))
