@@ -23,7 +23,8 @@ server (the same query files again: its compiled answers and caches already hold
 A pass's CPU time is the server's from the start of that pass to the start of its next one
 (or, for its last, 1.5 s after the last pass of the run): it takes in the once-a-second fold of
 the pass's counts (authd-control), which lands while another server is measured, and the
-server's idle CPU between its passes (next to nothing). The figure per (mix, server) is the
+server's idle CPU between its passes (next to nothing: 0.02 s per 15 s idle for
+authd-control, none measurable for the others, on 2026-12-04). The figure per (mix, server) is the
 median over the rounds of queries per server CPU-second, shown with the spread (min-max); the
 ratios are of the medians. Running the servers interleaved, at the same times, matters here:
 one pass per server, one server after the other, gave authd / NSD from 0.69x to 0.82x for the
