@@ -201,6 +201,7 @@ def run_mixes(zdir: Path, zfile: Path, origin: str, servers: list[str], duration
     if dnsperf is None or taskset is None:
         print("  query mixes skipped: need dnsperf and taskset (Debian dnsperf, util-linux)")
         return []
+    servers = list(dict.fromkeys(servers))  # a name twice would start a process kept by no key
     rounds = max(1, rounds)
     seconds = pass_seconds(duration, rounds)
     files = query_files(zfile.read_text(), origin, work)
