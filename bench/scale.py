@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--qps-names", type=int, default=200_000,
                     help="zone size (one of --names) the query mixes run on; 0: none "
                          "(default: %(default)s)")
-    ap.add_argument("--qps-duration", type=float, default=10,
+    ap.add_argument("--qps-duration", type=float, default=15,
                     help="seconds of dnsperf per query mix and server, shared out over the "
                          "--rounds (at least 3 s a pass) (default: %(default)s)")
     ap.add_argument("--rounds", type=int, default=_scale_qps.ROUNDS,
