@@ -295,7 +295,7 @@ class SQLiteStore(SQLCore):
 
         return self._read(txn)
 
-    def reset_log(self) -> tuple[int, int]:
+    def reset_log(self, big_only: bool = False) -> tuple[int, int] | None:
         """Copy the whole WAL back into the database file now and restart the log (`PRAGMA
         wal_checkpoint(RESTART)`, which waits for readers and for an idle checkpoint in
         progress), for the end of a big write that is not on a batch's path: a new store's
@@ -307,8 +307,20 @@ class SQLiteStore(SQLCore):
         and the 414 MB log file cut back). The next COMMIT writes from the start of the log
         and cuts the file to `LOG_LIMIT`.
         Returns (frames in the log, frames checkpointed). Durability is unchanged: the
-        checkpoint copies committed pages only and syncs the database file."""
+        checkpoint copies committed pages only and syncs the database file.
+
+        With `big_only` (the end of every seed, `zonefiles.seed.Seeding.run`: a new zone's
+        import or a changed file's re-import) it first runs a PASSIVE checkpoint, which
+        copies what the idle thread would have and says how many frames the log holds since
+        it last started again, and restarts the log only if they are more than the file is
+        cut back to (`LOG_LIMIT`); otherwise returns None, having waited for nobody. A
+        restart whose files are unchanged writes a handful of pages and pays one PASSIVE."""
         with self._lock:
+            if big_only:
+                _busy, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                page = self._conn.execute("PRAGMA page_size").fetchone()[0]
+                if frames * page <= checkpointer.LOG_LIMIT:
+                    return None
             _busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             return frames, copied
 
