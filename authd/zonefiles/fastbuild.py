@@ -218,15 +218,18 @@ def build(origin: str, got: Gathered) -> Zone | None:
     # values of one type whose duplicates differ only in a name's case (RFC 4343) stay as
     # written in the record set, and the RRset keeps the first: as `Zone.build` does
     soa_rrset, neg = _soas(origin, org, soa)
-    zone = Zone(org, okey, nodes, set(), set(), soa_rrset, neg, records, {}, {})
+    # every owner exists (all are inside the zone, or `closer` is set), so `existing` starts
+    # as the owners in one table of its final size, from the keys' stored hashes; grown one
+    # `add` at a time it was resized up to the end, and its last resize (the old table of 1M
+    # names beside the new one) set a restart's peak resident set (issue 12)
+    zone = Zone(org, okey, nodes, set(nodes), set(), soa_rrset, neg, records, {}, {})
     existing, kids, cuts = zone.existing, zone.kids, zone.cuts
     for k, nd in nodes.items():
-        parent = k[1:]
-        if len(k) > n and parent in existing and k not in existing:
-            existing.add(k)  # the usual case, inline: a name whose parent exists (`_add_name`)
+        if len(k) > n:  # one more name below its parent, which exists or is an empty
+            parent = k[1:]  # non-terminal made now (with its own missing ancestors)
             kids[parent] = kids.get(parent, 0) + 1
-        else:
-            zone._add_name(k)
+            if parent not in existing:
+                zone._add_name(parent)
         if NS in nd and k != okey:
             cuts.add(k)
     return zone
