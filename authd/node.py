@@ -33,7 +33,6 @@ import functools
 import gc
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,14 +369,9 @@ async def _serve_while_seeding(nursery: trio.Nursery, seeding: Seeding, store: A
     log.info("primary: DNS on %s port %d, answering from the zone files while the store is seeded "
              "(%d record sets; the change API opens once they are committed)", host, port,
              seeding.record_sets)
+    # the imports, then (SQLite) their log checkpointed and restarted (`Seeding.run`)
     for line in await _in_thread(seeding.run, store, store=store, unwinding=unwinding):
         log.info("seed: %s", line)
-    reset_log = getattr(store, "reset_log", None)  # SQLite: the import's whole zone is in the WAL
-    if reset_log is not None:
-        t = time.perf_counter()
-        frames, _ = await trio.to_thread.run_sync(reset_log)
-        log.info("seed: the import's log (%d pages) checkpointed before the change API opens, "
-                 "in %.1f s", frames, time.perf_counter() - t)
     return host, port
 
 

@@ -90,3 +90,53 @@ def test_reset_log_copies_an_import_back_and_the_next_commit_cuts_the_file(tmp_p
     assert len(store.record_sets(zone.id)) == 10 * 200 + 5 + 2
     store.close()
     assert len(SQLiteStore(db, readonly=True).record_sets(zone.id)) == 10 * 200 + 5 + 2
+
+
+def _zone_file(directory, n: int, address: str) -> None:
+    lines = ["$ORIGIN example.test.", "$TTL 300",
+             "@ SOA ns1 hostmaster 1 3600 600 86400 300", "@ NS ns1", "ns1 A 192.0.2.53"]
+    lines += [f"n{i} A {address}" for i in range(n)]
+    (directory / "example.test.zone").write_text("\n".join(lines) + "\n")
+
+
+def test_every_seed_that_wrote_a_big_log_restarts_it(tmp_path, monkeypatch):
+    """`Seeding.run` ends every seed with `reset_log(big_only=True)`: a restart that
+    re-imports a changed file (`prepare_seed`, a `change_batch` of the whole zone) leaves
+    its log checkpointed and restarted as a new store's import does, so the next commit cuts
+    the file back; a restart with the file unchanged writes (almost) nothing and leaves the
+    log alone."""
+    from authd.zonefiles.seed import seed_dir
+
+    monkeypatch.setattr(checkpointer, "IDLE", 3600.0)  # only reset_log checkpoints here
+    monkeypatch.setattr(checkpointer, "LOG_LIMIT", 64 * 1024)
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    db = tmp_path / "a.db"
+    wal = tmp_path / "a.db-wal"
+    _zone_file(zones, 2000, "192.0.2.1")
+    store = SQLiteStore(db)
+    lines = seed_dir(store, zones)
+    assert any("created from" in line for line in lines)
+    assert "checkpointed before the change API opens" in lines[-1]  # a new store's import
+    store.close()
+
+    _zone_file(zones, 2000, "192.0.2.2")  # every set changed: re-imported by change_batch
+    store = SQLiteStore(db)
+    lines = seed_dir(store, zones)
+    assert "re-imported (file changed)" in lines[0]
+    assert "checkpointed before the change API opens" in lines[-1]
+    lone = tmp_path / "lone.db"  # the new addresses are in the database file alone
+    shutil.copyfile(db, lone)
+    conn = sqlite3.connect(lone)
+    assert conn.execute("SELECT COUNT(*) FROM rrsets WHERE data LIKE '%192.0.2.2\"%'").fetchone()[0] == 2000
+    conn.close()
+    zone = store.find_zone_by_name("example.test.")
+    _batch(store, zone.id, 0, n=5)  # the next commit restarts the log and cuts the file back
+    assert wal.stat().st_size <= 64 * 1024
+    store.close()
+
+    store = SQLiteStore(db)
+    lines = seed_dir(store, zones)  # unchanged: nothing written, the log is left alone
+    assert len(lines) == 1 and "unchanged" in lines[0]
+    assert store.reset_log(big_only=True) is None
+    store.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from authd.model.records import RecordSet
 from authd.store.contract import Action, Change, InvalidChangeBatch
 from authd.store.memstore import MemoryStore
@@ -143,11 +145,17 @@ def test_puts_of_held_keys_update_their_rows_as_the_upsert_did(tmp_path, monkeyp
     plain.close()
 
 
-def test_an_update_that_finds_no_row_falls_back_to_the_upsert(tmp_path, monkeypatch):
+def test_an_update_that_finds_no_row_fails_the_batch_and_writes_nothing(tmp_path, monkeypatch):
+    """Under BEGIN IMMEDIATE the plan's view cannot go stale, so an update that finds fewer
+    rows than planned is a bug: the batch fails and rolls back (it used to write every set
+    again with `_put`, which hid it)."""
     store = SQLiteStore(tmp_path / "a.db")
     zone, _ = store.create_zone("example.test", "r")
+    seq = store.seq
     # the plan's view claims every key is held, so the new set's UPDATE finds no row
     monkeypatch.setattr("authd.store.sqlcore._View.held", lambda self, sets: [True] * len(sets))
-    store.change_batch(zone.id, [Change(Action.CREATE, RecordSet("new.example.test.", "A", 60, ("192.0.2.1",)))])
-    assert [rs.values for rs in store.get_record_sets(zone.id, "new.example.test.", "A")] == [("192.0.2.1",)]
+    with pytest.raises(AssertionError, match="2 of the batch's keys are held, but 1 rows were updated"):
+        store.change_batch(zone.id, [Change(Action.CREATE, RecordSet("new.example.test.", "A", 60, ("192.0.2.1",)))])
+    assert store.get_record_sets(zone.id, "new.example.test.", "A") == []
+    assert store.seq == seq and store.get_zone(zone.id).serial == zone.serial  # nothing committed
     store.close()

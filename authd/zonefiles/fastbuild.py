@@ -21,7 +21,7 @@ build itself (types without a fast wire form, escaped names) is compiled by the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import dns.name
@@ -78,7 +78,9 @@ class Gathered:
     what a zone build needs besides: the wire forms the reader made (A, AAAA)."""
 
     sets: dict[RecordKey, RecordSet]
-    wires: list[bytes | None]  # of each set's first value, in the order of `sets`
+    # of each set's first value, in the order of `sets`: a list (`gather`), or made one at a
+    # time as `build` reaches the set (`from_sets`), which may fill `more` for it just before
+    wires: Iterable[bytes | None]
     more: dict[tuple[RecordKey, str], bytes | None]  # of the other values of a set
 
 
@@ -216,15 +218,18 @@ def build(origin: str, got: Gathered) -> Zone | None:
     # values of one type whose duplicates differ only in a name's case (RFC 4343) stay as
     # written in the record set, and the RRset keeps the first: as `Zone.build` does
     soa_rrset, neg = _soas(origin, org, soa)
-    zone = Zone(org, okey, nodes, set(), set(), soa_rrset, neg, records, {}, {})
+    # every owner exists (all are inside the zone, or `closer` is set), so `existing` starts
+    # as the owners in one table of its final size, from the keys' stored hashes; grown one
+    # `add` at a time it was resized up to the end, and its last resize (the old table of 1M
+    # names beside the new one) set a restart's peak resident set (issue 12)
+    zone = Zone(org, okey, nodes, set(nodes), set(), soa_rrset, neg, records, {}, {})
     existing, kids, cuts = zone.existing, zone.kids, zone.cuts
     for k, nd in nodes.items():
-        parent = k[1:]
-        if len(k) > n and parent in existing and k not in existing:
-            existing.add(k)  # the usual case, inline: a name whose parent exists (`_add_name`)
+        if len(k) > n:  # one more name below its parent, which exists or is an empty
+            parent = k[1:]  # non-terminal made now (with its own missing ancestors)
             kids[parent] = kids.get(parent, 0) + 1
-        else:
-            zone._add_name(k)
+            if parent not in existing:
+                zone._add_name(parent)
         if NS in nd and k != okey:
             cuts.add(k)
     return zone
@@ -241,32 +246,45 @@ def from_sets(origin: str, sets: Iterable[RecordSet]) -> Zone | None:
     or the zone needs the reference check. The A and AAAA wire forms are made here
     (`rdatawire.one`), since no reader made them; the values are canonical already (the
     store wrote them), so `tests/test_fastbuild.py` checks the answers against the reference.
+
+    The wire forms are made as `build` reaches each set (`_wires`), not as a list first: that
+    list held a 4-byte `bytes` per A set (~56 MB at 1M names) beside the whole zone being
+    built, and set a restart's peak resident set (VmHWM), issue 12. `build` copies each one
+    into its RRset's tail at once, so one is alive at a time.
     """
     records: dict[RecordKey, RecordSet] = {}
-    wires: list[bytes | None] = []
-    more: dict[tuple[RecordKey, str], bytes | None] = {}
-    one, add = rdatawire.one, wires.append
-    quad = rdatawire._QUAD  # "0".."255" -> the octet: the only texts of an A value it takes
     for rs in sets:
         if rs.alias is not None or rs.set_identifier is not None or rs.routing is not None \
                 or rs.weight is not None or not rs.values or rs.key in records:
             return None
-        rk, values = rs.key, rs.values
-        records[rk] = rs
-        t = A if rs.rtype == "A" else AAAA if rs.rtype == "AAAA" else 0
+        records[rs.key] = rs
+    more: dict[tuple[RecordKey, str], bytes | None] = {}
+    return build(origin, Gathered(records, _wires(records, more), more))
+
+
+def _wires(records: dict[RecordKey, RecordSet], more: dict[tuple[RecordKey, str], bytes | None]
+           ) -> Iterator[bytes | None]:
+    """The wire form of each set's first value (None: not A or AAAA, or a text the reference
+    writes otherwise), in the order of `records`; the other values' go into `more` before
+    their set's is yielded, so `build`, which takes the set and then its wire, finds them."""
+    one = rdatawire.one
+    quad = rdatawire._QUAD  # "0".."255" -> the octet: the only texts of an A value it takes
+    for rk, rs in records.items():
+        rtype, values = rs.rtype, rs.values
+        t = A if rtype == "A" else AAAA if rtype == "AAAA" else 0
         if not t:
-            add(None)
+            yield None
             continue
         if t == A and len(values) == 1:  # the bulk of a zone: `rdatawire.one`'s A, inline
             try:
                 q1, q2, q3, q4 = values[0].split(".")
-                add(bytes((quad[q1], quad[q2], quad[q3], quad[q4])))
+                wire: bytes | None = bytes((quad[q1], quad[q2], quad[q3], quad[q4]))
             except (KeyError, ValueError):
-                add(None)
+                wire = None
+            yield wire
             continue
-        got = one(t, values[0])  # a text not as the reader writes it: the reference's
-        add(None if got is None or got[0] != values[0] else got[1])
         for v in values[1:]:
             got = one(t, v)
             more[(rk, v)] = None if got is None or got[0] != v else got[1]
-    return build(origin, Gathered(records, wires, more))
+        got = one(t, values[0])  # a text not as the reader writes it: the reference's
+        yield None if got is None or got[0] != values[0] else got[1]
