@@ -70,9 +70,9 @@ class Batch:
     insync_ms: float  # request sent -> INSYNC seen
     cpu_s: float  # the server's CPU seconds in that window (10 ms ticks)
     polls: int  # GetChange calls needed (0: the response itself said INSYNC)
+    wrong: list[str] = field(default_factory=list)  # what answered other than expected
     sys_s: float = 0.0  # of `cpu_s`, the kernel's share (page faults, fsync, sends)
     minflt: int = 0  # the server's minor page faults in that window
-    wrong: list[str] = field(default_factory=list)  # what answered other than expected
 
 
 @dataclass
