@@ -203,8 +203,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--insync-names", type=int, default=None,
                     help="zone size (one of --names) the 1,000-change batches run on, timed to "
                          "INSYNC; 0: none (default: the biggest of --names)")
-    ap.add_argument("--insync-batches", type=int, default=30,
-                    help="change batches per shape (create/delete, upsert) (default: %(default)s)")
+    ap.add_argument("--insync-batches", type=int, default=100,
+                    help="change batches per shape (create/delete, upsert) (default: %(default)s: a p99 of "
+                         "fewer is their maximum)")
     ap.add_argument("--insync-only", action="store_true",
                     help="run only the change batches: no loading, no query mixes")
     args = ap.parse_args(argv)
