@@ -6,12 +6,14 @@ test_replica_idle_process.py."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import struct
 import threading
 
 import pytest
 import trio
+import trio.testing
 
 from authd.model.records import RecordSet
 from authd.store.contract import Action, Change
@@ -224,3 +226,42 @@ async def test_a_follower_reporting_progress_keeps_its_heartbeat_however_long_th
         assert follower._last_progress > written
         assert follower.journal_reads >= 2  # looked within 5 s, not 30
         nursery.cancel_scope.cancel()
+
+
+async def test_a_burst_of_wal_writes_wakes_the_followers_at_its_start_and_once_after(tmp_path, mock_clock):
+    """A commit writes its WAL frames one by one: the watch wakes at the first write, reads
+    nothing while it waits `coalesce` (the kernel coalesces what comes meanwhile), and then
+    wakes once for all the rest, not once per write (issue 12: ~50 wake-ups a batch)."""
+    from authd.store.walwatch import serve_wal_watch
+
+    db = tmp_path / "a.db"
+    writer = SQLiteStore(db)
+    other = SQLiteStore(db)
+    zone, _ = other.create_zone("example.test", "r")
+    watch = WalWatch.open(db)  # after the writes above: none of theirs is pending
+    if watch is None:
+        pytest.skip("no inotify here")
+    calls: list[float] = []
+    woke = trio.Event()
+
+    def on_change() -> None:
+        calls.append(trio.current_time())
+        woke.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_wal_watch, watch, on_change, coalesce=1.0))
+        other.change_batch(zone.id, [Change(Action.CREATE, RecordSet("a.example.test.", "A", 60, ("192.0.2.1",)))])
+        await woke.wait()  # the first write's wake-up (the fd is real: wait for its event)
+        assert len(calls) == 1
+        woke = trio.Event()
+        for k in range(5):  # five more commits, many WAL writes, while the watch waits
+            other.change_batch(zone.id, [Change(Action.CREATE, RecordSet(f"b{k}.example.test.", "A", 60, ("192.0.2.2",)))])
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(calls) == 1  # nothing read during the wait
+        mock_clock.jump(1.0)
+        await woke.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(calls) == 2 and calls[1] - calls[0] >= 1.0  # all of them: one wake-up
+        nursery.cancel_scope.cancel()
+    other.close()
+    writer.close()

@@ -125,15 +125,30 @@ class WalWatch:
         os.close(self.fd)
 
 
+# After a wake-up, the watch waits this long before reading again. A commit writes its WAL
+# frames one write(2) at a time, each an IN_MODIFY: read as they came, a 500-page commit woke
+# the trio thread ~50 times (3,000-4,000 wake-ups in 64 batches of issue 12's bench, each an
+# epoll round, a read, a parse and every follower's look), on the thread that was compiling
+# the same batch for its index; a checkpoint's page writes to the database file, in the
+# same directory, woke it as often. Events left unread meanwhile are coalesced by the kernel
+# (identical ones into one, inotify(7)), so a burst costs a wake-up at its start and one at
+# most every COALESCE after; the last write's is read at most COALESCE late, and a follower
+# woken before the commit was visible keeps looking on its own (`IdlePoll.after`, settling).
+COALESCE = 0.002
+
+
 async def serve_wal_watch(watch: WalWatch, on_change: Callable[[], object], *,
+                          coalesce: float = COALESCE,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Call `on_change()` after every burst of writes to the WAL; never returns. Closes the
-    watch when cancelled."""
+    """Call `on_change()` after a burst of writes to the WAL begins, and again at most every
+    `coalesce` seconds while it lasts (see COALESCE); never returns. Closes the watch when
+    cancelled."""
     try:
         task_status.started()
         while True:
             await trio.lowlevel.wait_readable(watch.fd)
             if watch.drain():
                 on_change()
+            await trio.sleep(coalesce)  # (a checkpoint's writes to the file itself burst too)
     finally:
         watch.close()
