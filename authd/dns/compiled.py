@@ -561,7 +561,8 @@ class CompiledAnswers:
             if qtype in node or _CNAME in node:
                 template = st.owners.get((k, qtype))
                 if template is None:
-                    template = st.owners[(k, qtype)] = self._template(st, question, k, None, True)
+                    template = st.owners[(k, qtype)] = self._template(st, question, k, None, True,
+                                                                       node)
                     st.qtypes.add(qtype)
                     self._note_deps(st, template, _OWNER, k, qtype)
                 return template
@@ -608,10 +609,11 @@ class CompiledAnswers:
         return st.nodata
 
     def _template(self, st: _ZoneState, question: bytes, k: Key, expect: Outcome | None,
-                  fixed: bool) -> Template | _Declined:
+                  fixed: bool, node: dict | None = None) -> Template | _Declined:
         """A new template and its first variant, rendered for this question (`fixed`: an
-        owner's own answer, the same bytes for every spelling of its name)."""
-        rendered = self._direct(st, question, k) if fixed else None
+        owner's own answer, the same bytes for every spelling of its name; `node`: its data,
+        when the caller has it)."""
+        rendered = self._direct(st, question, k, node) if fixed else None
         if rendered is not None:
             self.stats["direct"] += 1
         else:
@@ -648,7 +650,8 @@ class CompiledAnswers:
                     st.deps.setdefault(r, []).append((kind, key, qtype))
             t.reads = _NOTHING  # registered: the template need not keep them
 
-    def _direct(self, st: _ZoneState, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
+    def _direct(self, st: _ZoneState, question: bytes, k: Key,
+                node: dict | None = None) -> tuple[list, set[Key], set[Key]] | None:
         """An owner's CNAME followed one step as `answer.solve` follows it (RFC 1034 §4.3.2
         step 3a, one restart), rendered by the reference's own renderer without the rest of
         the pipeline: to a plain RRset of the asked type (HIT), out of the zone (FOLLOW: the
@@ -656,7 +659,8 @@ class CompiledAnswers:
         §2.1, the CNAME in the answer, the SOA in authority). None for every other shape
         (cuts, wildcards, further CNAMEs, aliases and weighted sets: the pipeline's)."""
         zone: Zone = st.zone  # type: ignore[assignment]
-        node = zone.nodes[k]
+        if node is None:
+            node = zone.nodes[k]
         qtype = question[-4] << 8 | question[-3]
         cname = node.get(_CNAME)
         if qtype in node or qtype == _NS or type(cname) is not Plain:
@@ -675,9 +679,11 @@ class CompiledAnswers:
         if not zone.contains(target):
             return [(1.0, _DirectReply([cname.rrset], labels, qlabels=k[:-1]))], suffixes, reads  # type: ignore[union-attr]
         okey = zone.okey
-        for j in range(len(target) - len(okey)):
-            if target[j:] in zone.cuts:
-                return None
+        cuts = zone.cuts
+        if cuts:  # a cut at or above the target: a referral's (most zones have none)
+            for j in range(len(target) - len(okey)):
+                if target[j:] in cuts:
+                    return None
         tnode = zone.nodes.get(target)
         negative = zone.negative_soa
         if tnode is not None:
