@@ -44,6 +44,11 @@ def names(draw, origin: str) -> str:
     return ".".join(labels) + "." + origin
 
 
+def swapped(name: str) -> str:
+    """The name with every other letter's case swapped (a target spelled as no owner is)."""
+    return "".join(ch.swapcase() if i % 2 else ch for i, ch in enumerate(name))
+
+
 @st.composite
 def zones(draw) -> tuple[str, list[RecordSet], list[str]]:
     """An origin, its record sets, and the CNAME owners among them."""
@@ -55,7 +60,8 @@ def zones(draw) -> tuple[str, list[RecordSet], list[str]]:
         f"{mname} {rname} {draw(st.integers(1, 9))} 7200 900 1209600 "
         f"{draw(st.sampled_from([30, 600]))}",)),
         (origin, "NS"): RecordSet(origin, "NS", 300, (f"ns1.{origin}",))}
-    owners = []
+    owners: list[str] = []
+    with_data: list[str] = []  # owners of an A or TXT set (no name in their rdata)
     for _ in range(draw(st.integers(1, 12))):
         name = draw(inside)
         kind = draw(st.sampled_from(["cname", "cname", "cname", "a", "txt", "mx", "wild",
@@ -63,15 +69,21 @@ def zones(draw) -> tuple[str, list[RecordSet], list[str]]:
         if any(k[0].lower() == name.lower() for k in sets):
             continue  # one kind per owner (a CNAME owner holds nothing else, RFC 1034 §3.6.2)
         if kind == "cname":
+            # an owner with data drawn too (as a spelling of its own): the CNAME and the
+            # target's RRset spliced (`_DirectReply._spliced`), most CNAMEs in service
             target = draw(st.one_of(inside, inside, st.sampled_from(OUTSIDE), st.just(origin),
-                                    st.just(mname), st.just(rname)))
+                                    st.just(mname), st.just(rname),
+                                    *([st.sampled_from(with_data).map(swapped)] * 2
+                                      if with_data else [])))
             sets[(name, "CNAME")] = RecordSet(name, "CNAME", draw(st.sampled_from([60, 600])),
                                               (target,))
             owners.append(name)
         elif kind == "a":
             sets[(name, "A")] = RecordSet(name, "A", 60, ("192.0.2.1", "192.0.2.2"))
+            with_data.append(name)
         elif kind == "txt":
             sets[(name, "TXT")] = RecordSet(name, "TXT", 60, ('"t"',))
+            with_data.append(name)
         elif kind == "mx":
             sets[(name, "MX")] = RecordSet(name, "MX", 60, (f"10 {draw(anywhere)}",))
         elif kind == "wild":

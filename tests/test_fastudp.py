@@ -565,6 +565,60 @@ async def test_random_existing_names_of_a_generated_zone_get_the_python_loops_by
     assert any(dns.message.from_wire(w).flags & dns.flags.TC for w in c_replies)
 
 
+async def test_a_cname_owners_made_template_is_sent_by_c(
+        mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a CNAME owner's fixed template is made, C sends its answer itself (`answer_plain`'s
+    CNAME branch), for each new spelling (a new exact-table key, so no table hit): Python's
+    `_shape_of` decides only the first question of each owner and type, and the replies and
+    counts are the Python loop's (a CNAME to data, one to a missing name, one out of the zone;
+    A and AAAA asked)."""
+    monkeypatch.setattr(time, "time", lambda: WALL)
+    decided: list[list[tuple[bytes, ...]]] = []  # the names `_shape_of` decided, per run
+    shape_of = CompiledAnswers._shape_of
+
+    def counted(self: CompiledAnswers, wire: bytes, k: tuple[bytes, ...], *args: object,
+                **kw: object) -> object:
+        decided[-1].append(k)
+        return shape_of(self, wire, k, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CompiledAnswers, "_shape_of", counted)
+    origin = "cn.test."
+    sets = _soa(origin) + [
+        RecordSet(f"data.{origin}", "A", 60, ("10.0.0.1", "10.0.0.2")),
+        RecordSet(f"data.{origin}", "AAAA", 60, ("2001:db8::1",)),
+        RecordSet(f"www.{origin}", "CNAME", 60, (f"Data.{origin}",)),
+        RecordSet(f"gone.{origin}", "CNAME", 60, (f"missing.{origin}",)),
+        RecordSet(f"away.{origin}", "CNAME", 60, ("elsewhere.example.",))]
+
+    def build() -> ServingIndex:
+        index = ServingIndex(rng=random.Random(3).random)
+        index.apply(JournalEntry(0, EntryKind.SNAPSHOT, "Z0CN", origin, 1, "", tuple(sets)))
+        index.query_counts = {}
+        index.reply_counts = {}
+        return index
+
+    rnd = random.Random(5)
+    wires = []
+    for owner in ("www", "gone", "away"):
+        for qtype in ("A", "AAAA"):
+            for _ in range(8):  # eight spellings (0x20), each asked once
+                m = dns.message.make_query(_mixed_case(rnd, f"{owner}.{origin}"), qtype,
+                                           use_edns=None)
+                m.id = rnd.getrandbits(16)
+                wires.append(m.to_wire())
+    decided.append([])
+    c_replies, c_counts, c_tally = await run_loop(True, "127.0.0.1", wires, None, build)
+    decided.append([])
+    py_replies, py_counts, py_tally = await run_loop(False, "127.0.0.1", wires, None, build)
+    assert c_replies == py_replies and len(c_replies) == len(wires)
+    assert c_counts == py_counts and c_tally == py_tally
+    rcodes = {dns.message.from_wire(w).rcode() for w in c_replies}
+    assert rcodes == {dns.rcode.NOERROR, dns.rcode.NXDOMAIN}
+    # C: one decision per owner and type (the template made); Python: every question
+    assert len(decided[0]) == 6, decided[0]
+    assert len(decided[1]) == len(wires)
+
+
 # --- drain itself -------------------------------------------------------------------------
 
 

@@ -279,6 +279,9 @@ typedef struct {
     PyObject *keep;      /* keep(query after the ID, reply after the ID, zone key), or NULL */
     long flags;          /* the header flags of the answer (QR|AA) */
     Py_ssize_t limit;    /* the longest response (at most PLAIN_MAX) */
+    /* with these (NULL: not given), a CNAME owner's compiled answer too, once made: */
+    PyObject *states;       /* CompiledAnswers._states: zone key -> _ZoneState */
+    PyTypeObject *template; /* authd.dns.compiled.Template */
 } PlainRule;
 
 /* What `census_count` counts into (the `census` argument of `drain`; authd.metrics.Census). */
@@ -491,6 +494,7 @@ doorkeeper(PyObject *marks, long epoch, PyObject *key)
 
 /* Attribute names `answer_plain` reads (interned once, at import). */
 static PyObject *s_dnames, *s_cuts, *s_nodes, *s_okey, *s_rrset, *s_tails, *s_fileno;
+static PyObject *s_zone, *s_owners, *s_fixed, *s_shape, *s_cname_type; /* (the int 5) */
 
 /* The deepest zone holding the name (borrowed; Py_None when none does), as
  * CompiledAnswers._shape_of searches table.zones: the key's suffixes, longest first. A
@@ -572,6 +576,10 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
     int rc = -1, t;
     PyObject *dnames = NULL, *cuts = NULL, *okey = NULL, *nodes = NULL, *node = NULL;
     PyObject *entry = NULL, *rrset = NULL, *tails = NULL, *after = NULL;
+    PyObject *st = NULL, *stzone = NULL, *owners = NULL, *tkey = NULL, *tmpl = NULL;
+    PyObject *fixed = NULL, *shape = NULL;
+    int cname = 0; /* the owner holds a CNAME, not the type */
+    long flags = P->flags, ns = 0, ar = 0;
     /* the lookups first, the rarer conditions after: a missing name (NXDOMAIN, which read
      * then decides) costs one attribute and one dict lookup here */
     if ((t = PySet_Contains(P->excluded, qtype)) != 0) {
@@ -592,12 +600,17 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
     if (!PyDict_CheckExact(node))
         goto done;
     entry = PyDict_GetItemWithError(node, qtype);
+    if (entry == NULL && !PyErr_Occurred() && P->states != NULL) {
+        /* no RRset of the type: a CNAME owner's answer is its template's, if made */
+        entry = PyDict_GetItemWithError(node, s_cname_type);
+        cname = entry != NULL;
+    }
     if (entry == NULL) {
         rc = PyErr_Occurred() ? -1 : 0;
         goto done;
     }
     Py_INCREF(entry);
-    if (Py_TYPE(entry) != P->type)
+    if (!cname && Py_TYPE(entry) != P->type)
         goto done;
     rc = -1;
     if ((dnames = PyObject_GetAttr(zone, s_dnames)) == NULL)
@@ -629,32 +642,101 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
             }
         }
     }
-    if ((rrset = PyObject_GetAttr(entry, s_rrset)) == NULL ||
-        (tails = PyObject_GetAttr(rrset, s_tails)) == NULL)
-        goto done;
-    rc = 0;
-    if (!PyTuple_CheckExact(tails) || PyTuple_GET_SIZE(tails) == 0)
-        goto done;
-    Py_ssize_t an = PyTuple_GET_SIZE(tails), total = qend;
-    for (Py_ssize_t j = 0; j < an; j++) {
-        PyObject *tail = PyTuple_GET_ITEM(tails, j);
-        if (!PyBytes_CheckExact(tail))
+    Py_ssize_t an, total = qend;
+    unsigned char *out = bufs->plain[*nout];
+    if (cname) {
+        /* `_shape_of`'s CNAME branch: the zone's state (`_states[okey]`, of this very zone),
+         * its `owners[(key, qtype)]`, a fixed Template whose shape is one outcome
+         * (flags, ANCOUNT, NSCOUNT, ARCOUNT, sections); anything else is read's (which makes
+         * the template, or picks among weighted outcomes) */
+        st = PyDict_GetItemWithError(P->states, okey);
+        if (st == NULL) {
+            rc = PyErr_Occurred() ? -1 : 0;
             goto done;
-        total += 2 + PyBytes_GET_SIZE(tail);
+        }
+        Py_INCREF(st);
+        if ((stzone = PyObject_GetAttr(st, s_zone)) == NULL)
+            goto done;
+        rc = 0;
+        if (stzone != zone)
+            goto done;
+        rc = -1;
+        if ((owners = PyObject_GetAttr(st, s_owners)) == NULL)
+            goto done;
+        rc = 0;
+        if (!PyDict_CheckExact(owners))
+            goto done;
+        rc = -1;
+        if ((tkey = PyTuple_Pack(2, key, qtype)) == NULL)
+            goto done;
+        tmpl = PyDict_GetItemWithError(owners, tkey); /* (tuple, bytes, int: no Python runs) */
+        if (tmpl == NULL) {
+            rc = PyErr_Occurred() ? -1 : 0;
+            goto done;
+        }
+        Py_INCREF(tmpl);
+        rc = 0;
+        if (Py_TYPE(tmpl) != P->template)
+            goto done;
+        rc = -1;
+        if ((fixed = PyObject_GetAttr(tmpl, s_fixed)) == NULL ||
+            (shape = PyObject_GetAttr(tmpl, s_shape)) == NULL)
+            goto done;
+        rc = 0;
+        if (fixed != Py_True || !PyTuple_CheckExact(shape) || PyTuple_GET_SIZE(shape) != 5)
+            goto done;
+        long v[4];
+        for (int j = 0; j < 4; j++) {
+            PyObject *n = PyTuple_GET_ITEM(shape, j);
+            if (!PyLong_CheckExact(n))
+                goto done; /* a weighted pick's (cumulative, shapes): read's */
+            v[j] = PyLong_AsLong(n);
+            if (v[j] < 0 || v[j] > 0xFFFF) {
+                PyErr_Clear();
+                goto done;
+            }
+        }
+        PyObject *body = PyTuple_GET_ITEM(shape, 4);
+        if (!PyBytes_CheckExact(body))
+            goto done;
+        total += PyBytes_GET_SIZE(body);
         if (total > P->limit)
             goto done; /* truncation is the pipeline's (RFC 2181 §9) */
-    }
-    /* decided: ours */
-    unsigned char *out = bufs->plain[*nout];
-    write_head(out, data, P->flags, L->copied, an, 0, 0); /* (an: at most limit / 2) */
-    memcpy(out + 12, data + 12, (size_t)(qend - 12));
-    unsigned char *at = out + qend;
-    for (Py_ssize_t j = 0; j < an; j++) {
-        PyObject *tail = PyTuple_GET_ITEM(tails, j);
-        at[0] = 0xC0;
-        at[1] = 0x0C;
-        memcpy(at + 2, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
-        at += 2 + PyBytes_GET_SIZE(tail);
+        /* decided: ours */
+        flags = v[0];
+        an = v[1];
+        ns = v[2];
+        ar = v[3];
+        write_head(out, data, flags, L->copied, an, ns, ar);
+        memcpy(out + 12, data + 12, (size_t)(qend - 12));
+        memcpy(out + qend, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+    } else {
+        if ((rrset = PyObject_GetAttr(entry, s_rrset)) == NULL ||
+            (tails = PyObject_GetAttr(rrset, s_tails)) == NULL)
+            goto done;
+        rc = 0;
+        if (!PyTuple_CheckExact(tails) || PyTuple_GET_SIZE(tails) == 0)
+            goto done;
+        an = PyTuple_GET_SIZE(tails);
+        for (Py_ssize_t j = 0; j < an; j++) {
+            PyObject *tail = PyTuple_GET_ITEM(tails, j);
+            if (!PyBytes_CheckExact(tail))
+                goto done;
+            total += 2 + PyBytes_GET_SIZE(tail);
+            if (total > P->limit)
+                goto done; /* truncation is the pipeline's (RFC 2181 §9) */
+        }
+        /* decided: ours */
+        write_head(out, data, flags, L->copied, an, 0, 0); /* (an: at most limit / 2) */
+        memcpy(out + 12, data + 12, (size_t)(qend - 12));
+        unsigned char *at = out + qend;
+        for (Py_ssize_t j = 0; j < an; j++) {
+            PyObject *tail = PyTuple_GET_ITEM(tails, j);
+            at[0] = 0xC0;
+            at[1] = 0x0C;
+            memcpy(at + 2, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+            at += 2 + PyBytes_GET_SIZE(tail);
+        }
     }
     struct mmsghdr *m = &bufs->out[*nout];
     if (P->keep != NULL) { /* `udp_read`: keep an owner's own answer on its second sight */
@@ -680,7 +762,7 @@ answer_plain(const Loop *L, int i, const unsigned char *data, Py_ssize_t len, Py
             Py_DECREF(kept);
         }
     }
-    int counted = L->has_census ? census_count(L, data, qend, P->flags, an) : 0;
+    int counted = L->has_census ? census_count(L, data, qend, flags, an) : 0;
     if (counted < 0) {
         rc = -1;
         goto done;
@@ -720,6 +802,13 @@ done:
     Py_XDECREF(rrset);
     Py_XDECREF(tails);
     Py_XDECREF(after);
+    Py_XDECREF(st);
+    Py_XDECREF(stzone);
+    Py_XDECREF(owners);
+    Py_XDECREF(tkey);
+    Py_XDECREF(tmpl);
+    Py_XDECREF(fixed);
+    Py_XDECREF(shape);
     return rc;
 }
 
@@ -1100,7 +1189,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Loop L = {args[1] == Py_None ? NULL : args[1], args[2], args[3] == Py_None ? NULL : args[3],
               args[4], NULL, NULL, NULL, NULL, NULL, 0, NULL, sock, 0,
-              {NULL, NULL, NULL, NULL, 0, NULL, 0, 0}, 0, {0, {0}, NULL, NULL, {0}}};
+              {NULL, NULL, NULL, NULL, 0, NULL, 0, 0, NULL, NULL}, 0, {0, {0}, NULL, NULL, {0}}};
     PyObject *exact = L.exact, *fallback = L.fallback, *counts = L.counts, *random = L.random;
     Py_ssize_t budget = PyLong_AsSsize_t(args[5]);
     if (budget == -1 && PyErr_Occurred())
@@ -1132,11 +1221,17 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (plain != NULL) {
-        PyObject *type, *excluded, *seen, *keep, *flags, *limit;
+        PyObject *type, *excluded, *seen, *keep, *flags, *limit, *states = NULL, *tmpl = NULL;
         if (!PyTuple_CheckExact(plain) ||
-            !PyArg_UnpackTuple(plain, "plain", 6, 6, &type, &excluded, &seen, &keep, &flags,
-                               &limit))
+            !PyArg_UnpackTuple(plain, "plain", 6, 8, &type, &excluded, &seen, &keep, &flags,
+                               &limit, &states, &tmpl))
             goto bad_plain;
+        if (states != NULL && states != Py_None) { /* with the templates' type */
+            if (!PyDict_CheckExact(states) || tmpl == NULL || !PyType_Check(tmpl))
+                goto bad_plain;
+            L.plain.states = states;
+            L.plain.template = (PyTypeObject *)tmpl;
+        }
         if (PyTuple_CheckExact(seen) && PyTuple_GET_SIZE(seen) == 2 &&
             PyByteArray_CheckExact(PyTuple_GET_ITEM(seen, 0)) &&
             PyLong_CheckExact(PyTuple_GET_ITEM(seen, 1))) { /* (marks, epoch): run here */
@@ -1189,7 +1284,7 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *held[] = {fallback, exact, counts, random, L.direct, L.rest, L.tally,
                         L.unanswered, L.read, L.zones, sock, (PyObject *)L.plain.type,
                         L.plain.excluded, L.plain.seen, L.plain.keep, L.census.pairs,
-                        L.plain.marks};
+                        L.plain.marks, L.plain.states, (PyObject *)L.plain.template};
     const int nheld = (int)(sizeof held / sizeof held[0]);
     for (int j = 0; j < nheld; j++)
         Py_XINCREF(held[j]);
@@ -1315,10 +1410,12 @@ PyInit__fastudp(void)
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
         return NULL;
     static const char *names[] = {"dnames", "cuts", "nodes", "okey", "rrset", "tails",
-                                  "fileno"};
+                                  "fileno", "zone", "owners", "fixed", "shape"};
     PyObject **slots[] = {&s_dnames, &s_cuts, &s_nodes, &s_okey, &s_rrset, &s_tails,
-                          &s_fileno};
-    for (int j = 0; j < 7; j++)
+                          &s_fileno, &s_zone, &s_owners, &s_fixed, &s_shape};
+    if (s_cname_type == NULL && (s_cname_type = PyLong_FromLong(5)) == NULL)
+        return NULL;
+    for (int j = 0; j < 11; j++)
         if (*slots[j] == NULL && (*slots[j] = PyUnicode_InternFromString(names[j])) == NULL)
             return NULL;
     PyObject *m = PyModule_Create(&module);

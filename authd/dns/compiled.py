@@ -561,7 +561,8 @@ class CompiledAnswers:
             if qtype in node or _CNAME in node:
                 template = st.owners.get((k, qtype))
                 if template is None:
-                    template = st.owners[(k, qtype)] = self._template(st, question, k, None, True)
+                    template = st.owners[(k, qtype)] = self._template(st, question, k, None, True,
+                                                                       node)
                     st.qtypes.add(qtype)
                     self._note_deps(st, template, _OWNER, k, qtype)
                 return template
@@ -608,10 +609,11 @@ class CompiledAnswers:
         return st.nodata
 
     def _template(self, st: _ZoneState, question: bytes, k: Key, expect: Outcome | None,
-                  fixed: bool) -> Template | _Declined:
+                  fixed: bool, node: dict | None = None) -> Template | _Declined:
         """A new template and its first variant, rendered for this question (`fixed`: an
-        owner's own answer, the same bytes for every spelling of its name)."""
-        rendered = self._direct(st, question, k) if fixed else None
+        owner's own answer, the same bytes for every spelling of its name; `node`: its data,
+        when the caller has it)."""
+        rendered = self._direct(st, question, k, node) if fixed else None
         if rendered is not None:
             self.stats["direct"] += 1
         else:
@@ -648,7 +650,8 @@ class CompiledAnswers:
                     st.deps.setdefault(r, []).append((kind, key, qtype))
             t.reads = _NOTHING  # registered: the template need not keep them
 
-    def _direct(self, st: _ZoneState, question: bytes, k: Key) -> tuple[list, set[Key], set[Key]] | None:
+    def _direct(self, st: _ZoneState, question: bytes, k: Key,
+                node: dict | None = None) -> tuple[list, set[Key], set[Key]] | None:
         """An owner's CNAME followed one step as `answer.solve` follows it (RFC 1034 §4.3.2
         step 3a, one restart), rendered by the reference's own renderer without the rest of
         the pipeline: to a plain RRset of the asked type (HIT), out of the zone (FOLLOW: the
@@ -656,7 +659,8 @@ class CompiledAnswers:
         §2.1, the CNAME in the answer, the SOA in authority). None for every other shape
         (cuts, wildcards, further CNAMEs, aliases and weighted sets: the pipeline's)."""
         zone: Zone = st.zone  # type: ignore[assignment]
-        node = zone.nodes[k]
+        if node is None:
+            node = zone.nodes[k]
         qtype = question[-4] << 8 | question[-3]
         cname = node.get(_CNAME)
         if qtype in node or qtype == _NS or type(cname) is not Plain:
@@ -675,15 +679,17 @@ class CompiledAnswers:
         if not zone.contains(target):
             return [(1.0, _DirectReply([cname.rrset], labels, qlabels=k[:-1]))], suffixes, reads  # type: ignore[union-attr]
         okey = zone.okey
-        for j in range(len(target) - len(okey)):
-            if target[j:] in zone.cuts:
-                return None
+        cuts = zone.cuts
+        if cuts:  # a cut at or above the target: a referral's (most zones have none)
+            for j in range(len(target) - len(okey)):
+                if target[j:] in cuts:
+                    return None
         tnode = zone.nodes.get(target)
         negative = zone.negative_soa
         if tnode is not None:
             data = tnode.get(qtype)
             if type(data) is Plain:
-                return [(1.0, _DirectReply([cname.rrset, data.rrset], labels))], suffixes, reads  # type: ignore[union-attr]
+                return [(1.0, _DirectReply([cname.rrset, data.rrset], labels, qlabels=k[:-1]))], suffixes, reads  # type: ignore[union-attr]
             if data is not None or _CNAME in tnode:
                 return None
             rcode = 0  # NODATA at the target (RFC 2308 §2.2)
@@ -774,6 +780,9 @@ class _DirectReply:
         """The shape of the CNAME alone (out of the zone) or with the negative SOA (NXDOMAIN,
         NODATA), by `_cname_body`; None for the others (`to_wire`)."""
         if len(self.answer) != 1 or (self.authority and self.soa is None):
+            if not self.authority and len(self.answer) == 2 and self.answer[1].tails \
+                    and question[0] and self.target:  # (neither name the root)
+                return self._spliced(question)
             return None
         labels = self.qlabels if self.qlabels is not None else question_key(question)[:-1]
         return (QR_AA | self.rcode, 1, 1 if self.soa else 0, 0,
@@ -784,9 +793,6 @@ class _DirectReply:
         if shape is not None:
             base, an, ns, ar, body = shape
             return b"\x00\x00" + _HEAD.pack(base, 1, an, ns, ar) + question + body
-        if not self.authority and len(self.answer) == 2 and self.answer[1].tails \
-                and question[0] and self.target:  # (neither name the root)
-            return self._splice(question)
         labels = tuple(question_key(question)[:-1])
         r = Renderer(bytes(12), question, labels)
         # the CNAME RR as `Renderer.rrset` writes one (owner, then the target, each
@@ -805,46 +811,41 @@ class _DirectReply:
         return bytes(r.out)
 
 
-    def _splice(self, question: bytes) -> bytes:
-        """`to_wire` for the commonest CNAME answer, the owner's CNAME and then its target's
+    def _spliced(self, question: bytes) -> Shape:
+        """`written` for the commonest CNAME answer, the owner's CNAME and then its target's
         RRset with no name in its rdata (load-time `tails`), spliced as `Renderer` writes
         it: the owner a pointer to the question, the target compressed against the question
         name's suffixes only (RFC 1035 §4.1.4: the deepest one that ends it), each target RR
-        a pointer to the target. A CNAME owner's first query cost ~45 us through `Renderer`."""
-        qlabels = question_key(question)[:-1]  # the question is the lowered one
+        a pointer to the target. A CNAME owner's first query cost ~45 us through `Renderer`.
+
+        The deepest suffix of the target that is also a suffix of the question's name is
+        their longest common run of trailing labels (a suffix of a matching suffix matches
+        too), so it is found from the end, label by label, without a table of offsets."""
+        qlabels = self.qlabels  # the question's lowered labels, without the root's
+        if qlabels is None:
+            qlabels = question_key(question)[:-1]
         target = self.target
-        tlow = tuple(map(bytes.lower, target))
-        # offsets of the question name's suffixes (none for the root: never in `comp`)
-        offsets: dict[tuple[bytes, ...], int] = {}
-        at = 12
-        for i in range(len(qlabels)):
-            offsets[qlabels[i:]] = at
-            at += len(qlabels[i]) + 1
-        cname, data = self.answer
-        out = bytearray(12) + question
-        out += (b"\xc0\x0c\x00\x05" + cname.rdclass.to_bytes(2, "big")
-                + cname.ttl.to_bytes(4, "big") + b"\x00\x00")
-        rdata = len(out)
-        here: int | None = None  # where the target starts (its RRs' owners point there)
-        for i in range(len(target)):
-            ptr = offsets.get(tlow[i:])
-            if ptr is not None:
-                out += (0xC000 | ptr).to_bytes(2, "big")
-                if here is None:
-                    here = ptr
-                break
-            if here is None:
-                here = len(out)
-            out.append(len(target[i]))
-            out += target[i]
+        nq, nt = len(qlabels), len(target)
+        c = 0  # trailing labels shared (compared lowered, written as stored)
+        while c < nt and c < nq and target[nt - 1 - c].lower() == qlabels[nq - 1 - c]:
+            c += 1
+        head = nt - c  # the target's labels written out before any pointer
+        name = b"".join([bytes((len(label),)) + label for label in target[:head]])
+        rdata_at = 12 + len(question) + 12  # the CNAME RR's rdata, after the question
+        if c:
+            ptr = 12 + nq - c + sum(map(len, qlabels[:nq - c]))  # where that suffix starts
+            name += (0xC000 | ptr).to_bytes(2, "big")
+            here = rdata_at if head else ptr  # where the target starts
         else:
-            out.append(0)
-        out[rdata - 2:rdata] = (len(out) - rdata).to_bytes(2, "big")
-        owner = (0xC000 | here).to_bytes(2, "big")  # type: ignore[operator]
-        for tail in data.tails:
-            out += owner + tail
-        out[2:12] = _HEAD.pack(QR_AA, 1, 1 + len(data.tails), 0, 0)
-        return bytes(out)
+            name += b"\x00"
+            here = rdata_at
+        cname, data = self.answer
+        tails = data.tails
+        owner = (0xC000 | here).to_bytes(2, "big")
+        body = (b"\xc0\x0c\x00\x05" + cname.rdclass.to_bytes(2, "big")
+                + cname.ttl.to_bytes(4, "big") + len(name).to_bytes(2, "big") + name
+                + owner + owner.join(tails))
+        return QR_AA, 1 + len(tails), 0, 0, body
 
 
 class _SoaParts:

@@ -5,7 +5,8 @@ to be readable and calls `_fastudp.drain`, which receives up to 64 datagrams per
 answers exact-table hits in C (the ID spliced before the stored reply, a weighted pair picked
 with the index's random source), reads the question of any other query that carries it alone,
 answers an owner's own plain RRset from the zone itself (`CompiledAnswers._shape_of`'s first
-branch, with `udp_read`'s doorkeeper and exact-table keeper: `_plain_rule`), leaves any other
+branch, with `udp_read`'s doorkeeper and exact-table keeper: `_plain_rule`) and a CNAME owner's
+answer from its fixed template once made (its CNAME branch), leaves any other
 such question to `CompiledAnswers.udp_read` (which then only looks up, decides and splices),
 and sends each batch's replies with one sendmmsg(2). Every
 other datagram goes to `exchange(...)`, which is also the body of the Python loop
@@ -32,7 +33,7 @@ from authd.dns.answer import MIN_UDP, Plain
 
 # the compiled path's own constants, read rather than restated: C's plain answers are its
 # first branch's (tests/test_fastudp.py checks them against the Python loop byte for byte)
-from authd.dns.compiled import MAX_PTR, NOT_COMPILED, QR_AA, CompiledAnswers
+from authd.dns.compiled import MAX_PTR, NOT_COMPILED, QR_AA, CompiledAnswers, Template
 from authd.dns.guard import Guard
 from authd.dns.index import ServingIndex
 from authd.dns.xfr import TransferService
@@ -177,6 +178,8 @@ def _plain_rule(compiled: CompiledAnswers) -> tuple:
     doorkeeper's marks (C runs `seen_before` on them itself) and the exact table's keeper
     (`udp_read` keeps a repeated owner's answer),
     the answer's flags, and the longest response without EDNS (RFC 1035 §4.2.1; within
-    `MAX_PTR`, so every pointer to the question is writable)."""
+    `MAX_PTR`, so every pointer to the question is writable); then the zones' template
+    states and the templates' type, so C also sends a CNAME owner's answer once its fixed
+    template is made (`_shape_of`'s CNAME branch: `_states[okey].owners[(name, qtype)]`)."""
     return (Plain, NOT_COMPILED, compiled.doorkeeper, compiled.keep, QR_AA,
-            min(MIN_UDP, MAX_PTR))
+            min(MIN_UDP, MAX_PTR), compiled._states, Template)
