@@ -43,8 +43,9 @@ class GcWatch:
         self.total_ms[gen] += ms
         self.longest_ms = max(self.longest_ms, ms)
         if gen == 2 or ms > SLOW_MS:
-            log.info("gc: generation %d collection took %.1f ms (%d collected, %d uncollectable)",
-                      gen, ms, info.get("collected", 0), info.get("uncollectable", 0))
+            log.info("gc: generation %d collection took %.1f ms (%d collected, %d uncollectable; "
+                     "%d objects frozen)", gen, ms, info.get("collected", 0),
+                     info.get("uncollectable", 0), gc.get_freeze_count())
 
     def uninstall(self) -> None:
         if self in gc.callbacks:

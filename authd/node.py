@@ -382,7 +382,9 @@ async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0,
     every `gcpause.FULL_EVERY`-th time all of them, so a cycle that dies after reaching the
     oldest generation is freed too (only the load's heap is frozen, once, at startup); a
     full one also waits until `FULL_EVERY` ticks' time has passed since the last, so
-    batches coming faster than one a second do not make the full walks more frequent.
+    batches coming faster than one a second do not make the full walks more frequent, and
+    what survives it is frozen (`gcpause.freeze_after_full`), so the next one does not walk
+    it again.
 
     A tick comes `every` seconds, or as soon as a change batch has been answered
     (`answered()` returns once one has: `ControlAPI.batch_answered`): what a batch left is
@@ -409,6 +411,8 @@ async def _collect_between_batches(busy: Callable[[], bool], every: float = 1.0,
             collections = 0
             last_full = trio.current_time()
         gc.collect(2 if full else 1)
+        if full:
+            gcpause.freeze_after_full()
 
 
 def _watch_empty(index: ServingIndex, names: list[tuple[str, str]], path: str | None) -> Any:
