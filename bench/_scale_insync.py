@@ -541,6 +541,39 @@ LABELS = {"create/delete": "CREATE, then DELETE, of {n:,} new A sets (alternatel
 # What the profile says, kept with the tables it explains (figures from the runs of 2026-12-02;
 # the one-off SQLite comparison is described in full, so it can be repeated).
 NOTES = """\
+**2026-12-04 (the session's own runs, all 1M names, 100 batches per shape, `--restart`: a
+first server seeds the store, a second is measured on it, as in the full run).**
+- A restart is not slower per batch than a first start: four alternating runs (01:38-01:41
+  UTC, load 1.2-2.3), seeded / restarted server CPU per batch create-delete 38.0, 35.5 /
+  27.0, 42.0 ms, upsert 39.5, 45.0 / 37.0, 48.0; in process (the index built by
+  `fastbuild.from_sets` against the file's build) the stages cost the same.
+- Where an UPSERT's CPU goes in the server (the main-thread column): main thread ~17-19 ms
+  (XML 3.5-4, the compile during the COMMIT ~3, the apply ~5-6, HTTP and the loop the rest),
+  the store's thread ~18-23 (batch rules ~5, the SELECT of the names' sets and their decode
+  ~5, the UPDATE of 500 random rows ~5, the COMMIT's CPU), and ~8-9 ms of it in the kernel:
+  SQLite writes each WAL frame as two pwrite(2)s (header, page), 500 random rows are ~510
+  frames, and reads the rows' pages with pread(2) (strace -c over 40 batches: 105,730
+  pwrite64 and 83,721 pread64, the checkpoints' included). A 16 or 64 MB page cache, or
+  `mmap_size`, moved CPU from the kernel to SQLite's user time and gained under 2 ms (the
+  store alone, in process, three alternations, load ~0.9).
+- The WAL watch woke the trio thread for every page write: 3,000-4,000 wake-ups in 64 batches
+  (~50 a batch, each an epoll round, a read of the events and every follower's look), on the
+  thread compiling the batch; it now reads at most every 2 ms after a wake-up
+  (`walwatch.COALESCE`; the kernel coalesces the events left unread), which took ~2 ms of
+  system time off an UPSERT (three alternations at 200k names, load 1.0-1.5).
+- Full collections walked every set the batches had changed since the start (39.5 ms after
+  60 batches, 351.6 after 200): what survives one is now frozen (`gcpause.freeze_after_full`).
+  All collections of these runs found no cycles ("0 collected").
+- The tail: of the 100 UPSERTs of a quiet run (02:04 UTC, load 1.0), the server's own stages
+  (xml + store + to the index) were p50 34.3 / p99 53.0 / max 56.8 ms, the worst ones with
+  the store's part at 36-42 ms against 24 at the median and their COMMIT not longer (5-6 ms):
+  the spread is CPU (cache misses on random rows of a 1M-row table), not the disk. With the
+  batches back to back (`--warm 0`), 2 of 100 COMMITs took ~100 ms (the VM's disk); a
+  checkpoint right after each COMMIT (IDLE 1 ms) put its system time into the next UPSERT
+  (43.2 ms CPU against 36.3), so IDLE stays 50 ms. Quiet runs of this command at 02:04-02:12
+  UTC: create/delete p99 45.8 / 46.4 / 43.2 ms, upsert 54.9 / 56.7 / 48.5: at the goal's
+  edge, and over it in two of three.
+
 **On a quiet machine** (03:05-03:10 UTC, load 0.3 to 1.9, after merging main), the same
 tools: `python -m bench._scale_insync --names 1000000 --no-write` (this branch): create/delete
 INSYNC p50 33.6 ms, p99 36.7, server CPU 30.0 ms per batch; upsert p50 46.9, p99 56.9, CPU
