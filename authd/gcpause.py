@@ -89,7 +89,8 @@ def freeze_after_full() -> None:
 
 def due(young: int) -> bool:
     """Whether a node's collector task collects (generations 0 and 1, or every
-    FULL_EVERY-th time all three and then freezes) at this tick. `young`: `gc.get_count()[0]`, the net allocations since the last collection."""
+    FULL_EVERY-th time all three and then freezes) at this tick. `young`:
+    `gc.get_count()[0]`, the net allocations since the last collection."""
     return young >= YOUNG
 
 

@@ -780,7 +780,8 @@ def main(argv: list[str]) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--names", type=int, default=1_000_000, help="zone size (default: %(default)s)")
     ap.add_argument("--batches", type=int, default=100,
-                    help="batches per shape (create/delete, upsert) (default: %(default)s: a p99 of fewer is their maximum)")
+                    help="batches per shape (create/delete, upsert) (default: %(default)s: "
+                         "a p99 of fewer is their maximum)")
     ap.add_argument("--changes", type=int, default=1000,
                     help="changes per batch (Route 53's most per request: 1,000) (default: %(default)s)")
     ap.add_argument("--limit", type=float, default=300.0,

@@ -120,7 +120,8 @@ async def test_batches_faster_than_the_tick_do_not_bring_full_collections_sooner
     assert calls.count(2) == 1  # but one full one in FULL_EVERY seconds, as with the tick alone
 
 
-async def test_what_survives_a_full_collection_is_frozen_and_a_young_one_freezes_nothing(autojump_clock, monkeypatch):
+async def test_what_survives_a_full_collection_is_frozen_and_a_young_one_freezes_nothing(
+        autojump_clock, monkeypatch):
     """A full collection's survivors are frozen (the next full one would walk every set the
     batches changed again, 351 ms on the 1M-name zone after 200 batches); a young one's are
     not (what is in flight at a tick may die in a cycle later)."""

@@ -228,6 +228,10 @@ async def test_a_follower_reporting_progress_keeps_its_heartbeat_however_long_th
         nursery.cancel_scope.cancel()
 
 
+def _create(name: str) -> Change:
+    return Change(Action.CREATE, RecordSet(name, "A", 60, ("192.0.2.1",)))
+
+
 async def test_a_burst_of_wal_writes_wakes_the_followers_at_its_start_and_once_after(tmp_path, mock_clock):
     """A commit writes its WAL frames one by one: the watch wakes at the first write, reads
     nothing while it waits `coalesce` (the kernel coalesces what comes meanwhile), and then
@@ -250,12 +254,12 @@ async def test_a_burst_of_wal_writes_wakes_the_followers_at_its_start_and_once_a
 
     async with trio.open_nursery() as nursery:
         await nursery.start(functools.partial(serve_wal_watch, watch, on_change, coalesce=1.0))
-        other.change_batch(zone.id, [Change(Action.CREATE, RecordSet("a.example.test.", "A", 60, ("192.0.2.1",)))])
+        other.change_batch(zone.id, [_create("a.example.test.")])
         await woke.wait()  # the first write's wake-up (the fd is real: wait for its event)
         assert len(calls) == 1
         woke = trio.Event()
         for k in range(5):  # five more commits, many WAL writes, while the watch waits
-            other.change_batch(zone.id, [Change(Action.CREATE, RecordSet(f"b{k}.example.test.", "A", 60, ("192.0.2.2",)))])
+            other.change_batch(zone.id, [_create(f"b{k}.example.test.")])
         await trio.testing.wait_all_tasks_blocked()
         assert len(calls) == 1  # nothing read during the wait
         mock_clock.jump(1.0)
