@@ -573,6 +573,13 @@ first server seeds the store, a second is measured on it, as in the full run).**
   (43.2 ms CPU against 36.3), so IDLE stays 50 ms. Quiet runs of this command at 02:04-02:12
   UTC: create/delete p99 45.8 / 46.4 / 43.2 ms, upsert 54.9 / 56.7 / 48.5: at the goal's
   edge, and over it in two of three.
+- After the full run (02:44-03:10 UTC, load 0.1-1.2), the same 1M command: a 16 MB page
+  cache on the writer's connection against main, alternating, UPSERT p50 / p99 / CPU 44.5 /
+  57.6 / 43.6 and 40.9 / 55.2 / 39.7 ms against 47.5 / 62.7 / 47.8 and 39.4 / 56.4 / 39.9
+  (system time 6 against 8-10 ms, the total the same: not kept); the server pinned to one
+  core (`taskset -c 0`, the client on the other) 40.3 / 56.2 / 48.7 against 41.6 / 49.9 /
+  48.8 unpinned, both runs well above the full run's 38.3 / 55.9 / 39.2: the machine's own
+  speed moves by a quarter within the hour.
 
 **On a quiet machine** (03:05-03:10 UTC, load 0.3 to 1.9, after merging main), the same
 tools: `python -m bench._scale_insync --names 1000000 --no-write` (this branch): create/delete
