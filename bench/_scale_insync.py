@@ -577,7 +577,7 @@ first server seeds the store, a second is measured on it, as in the full run).**
   cache on the writer's connection against main, alternating, UPSERT p50 / p99 / CPU 44.5 /
   57.6 / 43.6 and 40.9 / 55.2 / 39.7 ms against 47.5 / 62.7 / 47.8 and 39.4 / 56.4 / 39.9
   (system time 6 against 8-10 ms, the total the same: not kept); the server pinned to one
-  core (`taskset -c 0`, the client on the other) 40.3 / 56.2 / 48.7 against 41.6 / 49.9 /
+  core (`taskset -c 0`, the client on the other) 56.2 / 75.0 / 48.7 against 49.9 / 68.9 /
   48.8 unpinned, both runs well above the full run's 38.3 / 55.9 / 39.2: the machine's own
   speed moves by a quarter within the hour.
 
